@@ -1,0 +1,217 @@
+//! The shared vocabulary: accounts, attribute names and values, the desired state.
+//!
+//! No I/O here. The in-memory model is kept lean because an app can have millions of users:
+//! an app has at most 10 attribute names, so an account's attributes refer to names by a
+//! one-byte index into [`Names`] instead of carrying a string per name.
+
+use std::fmt;
+
+/// A user account id (`To_Account`): non-empty, at most 32 bytes once validated.
+pub type Account = Box<str>;
+
+/// Index of an attribute name in a [`Names`] table.
+pub type NameIdx = u8;
+
+/// Limits of the API that the loader, the planner and the emulator share.
+pub mod limits {
+    /// Attribute names per app (slots `"0"`..`"9"`).
+    pub const MAX_ATTRIBUTE_NAMES: usize = 10;
+    /// Bytes in a name or a value (UTF-8).
+    pub const MAX_ATTR_BYTES: usize = 50;
+    /// Bytes in an account id.
+    pub const MAX_ACCOUNT_BYTES: usize = 32;
+    /// Accounts per request.
+    pub const MAX_BATCH: usize = 100;
+}
+
+/// The attribute names a run knows: the declared names first, in declared order, then any
+/// name only the store knows (a name dropped from `attributes` that still has values to remove).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Names {
+    names: Vec<String>,
+    declared: usize,
+}
+
+impl Names {
+    pub fn new(declared: &[String]) -> Self {
+        Names {
+            names: declared.to_vec(),
+            declared: declared.len(),
+        }
+    }
+
+    pub fn declared_len(&self) -> usize {
+        self.declared
+    }
+
+    pub fn is_declared(&self, idx: NameIdx) -> bool {
+        (idx as usize) < self.declared
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    pub fn get(&self, idx: NameIdx) -> &str {
+        &self.names[idx as usize]
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<NameIdx> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| i as NameIdx)
+    }
+
+    /// The index of `name`, adding it after the known names when it is new.
+    ///
+    /// # Panics
+    /// When more than 255 distinct names are interned, which validated input cannot reach
+    /// (10 declared names plus at most 10 store slots).
+    pub fn intern(&mut self, name: &str) -> NameIdx {
+        if let Some(i) = self.index_of(name) {
+            return i;
+        }
+        assert!(
+            self.names.len() < u8::MAX as usize,
+            "too many attribute names"
+        );
+        self.names.push(name.to_owned());
+        (self.names.len() - 1) as NameIdx
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (NameIdx, &str)> {
+        self.names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i as NameIdx, n.as_str()))
+    }
+}
+
+/// The attributes of one account: at most one value per name, kept sorted by name index.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Attrs(Vec<(NameIdx, Box<str>)>);
+
+impl Attrs {
+    pub fn new() -> Self {
+        Attrs(Vec::new())
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        Attrs(Vec::with_capacity(n))
+    }
+
+    /// Sets `name` to `value`, replacing an earlier value.
+    pub fn insert(&mut self, name: NameIdx, value: Box<str>) {
+        match self.0.binary_search_by_key(&name, |(n, _)| *n) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (name, value)),
+        }
+    }
+
+    pub fn get(&self, name: NameIdx) -> Option<&str> {
+        self.0
+            .binary_search_by_key(&name, |(n, _)| *n)
+            .ok()
+            .map(|i| &*self.0[i].1)
+    }
+
+    pub fn remove(&mut self, name: NameIdx) -> Option<Box<str>> {
+        self.0
+            .binary_search_by_key(&name, |(n, _)| *n)
+            .ok()
+            .map(|i| self.0.remove(i).1)
+    }
+
+    pub fn contains(&self, name: NameIdx) -> bool {
+        self.get(name).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (NameIdx, &str)> + '_ {
+        self.0.iter().map(|(n, v)| (*n, &**v))
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = NameIdx> + '_ {
+        self.0.iter().map(|(n, _)| *n)
+    }
+
+    /// A debug view with the names spelled out.
+    pub fn display<'a>(&'a self, names: &'a Names) -> impl fmt::Display + 'a {
+        struct D<'a>(&'a Attrs, &'a Names);
+        impl fmt::Display for D<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("{")?;
+                for (i, (n, v)) in self.0.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{}: {:?}", self.1.get(n), v)?;
+                }
+                f.write_str("}")
+            }
+        }
+        D(self, names)
+    }
+}
+
+impl fmt::Debug for Attrs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<(NameIdx, Box<str>)> for Attrs {
+    fn from_iter<I: IntoIterator<Item = (NameIdx, Box<str>)>>(iter: I) -> Self {
+        let mut attrs = Attrs::new();
+        for (n, v) in iter {
+            attrs.insert(n, v);
+        }
+        attrs
+    }
+}
+
+/// The desired state `D`: every account of the users files with its merged attributes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Desired {
+    /// The declared attribute names (`attributes` of the project file).
+    pub names: Names,
+    /// Sorted by account, each account once.
+    pub accounts: Vec<(Account, Attrs)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attrs_stay_sorted_and_unique() {
+        let mut a = Attrs::new();
+        a.insert(3, "c".into());
+        a.insert(1, "a".into());
+        a.insert(3, "d".into());
+        assert_eq!(a.iter().collect::<Vec<_>>(), vec![(1, "a"), (3, "d")]);
+        assert_eq!(a.remove(1).as_deref(), Some("a"));
+        assert_eq!(a.get(1), None);
+    }
+
+    #[test]
+    fn names_intern_after_declared() {
+        let mut n = Names::new(&["sex".into(), "city".into()]);
+        assert_eq!(n.intern("city"), 1);
+        assert_eq!(n.intern("old"), 2);
+        assert!(!n.is_declared(2));
+        assert_eq!(n.get(2), "old");
+    }
+}
