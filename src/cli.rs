@@ -1,1 +1,205 @@
-//! Placeholder.
+//! The command line: clap definitions only. Doc comments are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::render::Format;
+
+/// Manage the user attributes of a Tencent Cloud Chat app as code.
+///
+/// Keep the desired attributes in YAML, review `timattr plan`, then `timattr apply`.
+#[derive(Debug, Parser)]
+#[command(name = "timattr", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// The project file.
+    #[arg(
+        short = 'c',
+        long = "config",
+        global = true,
+        default_value = "timattr.yaml"
+    )]
+    pub config: PathBuf,
+    /// More logging on stderr (-v info, -vv debug, -vvv trace). RUST_LOG is honoured too.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// When to use colours (NO_COLOR is honoured).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the project and users files. No network, no state writes.
+    ///
+    /// Example: timattr validate -c timattr.yaml
+    Validate,
+    /// Show what apply would change: desired files against the last-applied state.
+    ///
+    /// Needs no network and no secret. Example: timattr plan --format markdown --out plan.gz
+    Plan(PlanArgs),
+    /// Apply the changes: attribute names, then set batches, then remove batches.
+    ///
+    /// Example: timattr apply --auto-approve
+    Apply(ApplyArgs),
+    /// Compare the live attributes of every managed user with the last-applied state.
+    ///
+    /// Exits 2 when something drifted. Example: timattr drift --fix
+    Drift(DriftArgs),
+    /// Adopt an existing app: record the live values of the desired users as last-applied.
+    ///
+    /// Example: timattr import
+    Import,
+    /// Inspect, back up and restore the state store.
+    ///
+    /// Example: timattr state export --out backup.jsonl.gz
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Print a UserSig made from the secret (for debugging with curl).
+    ///
+    /// Example: TIM_SECRET_KEY=... timattr usersig --identifier administrator
+    Usersig(UsersigArgs),
+    /// Run the local emulator of the API family until stopped.
+    ///
+    /// Example: TIM_SECRET_KEY=devkey timattr emulator --listen 127.0.0.1:8080 --sdkappid 1400000000
+    Emulator(EmulatorArgs),
+    /// Print the JSON Schema of the project file or of a users file.
+    ///
+    /// Example: timattr schema users > users.schema.json
+    Schema(SchemaArgs),
+    /// Print shell completions.
+    ///
+    /// Example: timattr completions bash > /etc/bash_completion.d/timattr
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct PlanArgs {
+    /// Also save the plan (gzip JSON with the state's lineage and serial) for `apply FILE`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ApplyArgs {
+    /// A plan saved with `plan --out`: applied exactly, without asking again.
+    pub planfile: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Print the plan and the requests it would send; send and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow removing values from more than `max_removal_percent` of the managed users.
+    #[arg(long)]
+    pub allow_mass_removal: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct DriftArgs {
+    /// Re-apply the last-applied values of what drifted.
+    #[arg(long)]
+    pub fix: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum StateCommand {
+    /// List the managed accounts.
+    List,
+    /// Show one account's last-applied attributes.
+    Show { account: String },
+    /// Write a backup: gzip-compressed JSON lines.
+    Export {
+        /// File to write (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Replace the store's content with a backup.
+    Restore {
+        file: PathBuf,
+        /// Accept another lineage or an older serial.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show one line per apply, import, fix or restore.
+    History,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct UsersigArgs {
+    /// Identifier to sign for (default: the project's admin).
+    #[arg(long)]
+    pub identifier: Option<String>,
+    /// Validity in seconds.
+    #[arg(long, default_value_t = 86_400)]
+    pub expire: u64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// The app's SDKAppID.
+    #[arg(long, default_value_t = 1_400_000_000)]
+    pub sdkappid: u32,
+    /// The app admin account.
+    #[arg(long, default_value = "administrator")]
+    pub admin: String,
+    /// Delay before each answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Share of requests answered with an injected fault (91000, 60007 or HTTP 502), 0..=1.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_rate: f64,
+    /// JSON file the data is kept in.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Environment variable holding the key.
+    #[arg(long, default_value = "TIM_SECRET_KEY")]
+    pub secret_env: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SchemaArgs {
+    #[arg(value_enum, default_value_t = SchemaKind::Project)]
+    pub kind: SchemaKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    Project,
+    Users,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
+}

@@ -1,1 +1,295 @@
-//! Placeholder.
+//! The pure three-way diff of desired `D` against last-applied `L`, and the batching of a plan
+//! into requests. No I/O, no clock, deterministic order.
+//!
+//! Per account and attribute name (DESIGN.md §3):
+//! - a name in `D` whose value differs from `L` (or is absent from `L`) is **set**;
+//! - a name in `L` but not in `D` is **removed**;
+//! - an account in `L` but not in `D` loses all its `L` names and leaves the store;
+//! - names and accounts in neither `D` nor `L` are never touched.
+
+mod batch;
+
+use std::collections::BTreeMap;
+
+use crate::model::{limits, Account, Attrs, Desired, NameIdx, Names};
+
+pub use batch::{Batch, BatchKind};
+
+/// What happens to an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    /// Not in the store yet.
+    Add,
+    /// In the store and in the files, with different values.
+    Change,
+    /// In the store but no longer in the files: it leaves the store.
+    Remove,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Add => "add",
+            Action::Change => "change",
+            Action::Remove => "remove",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "add" => Some(Action::Add),
+            "change" => Some(Action::Change),
+            "remove" => Some(Action::Remove),
+            _ => None,
+        }
+    }
+
+    /// `+`, `~` or `-`, as in the text plan.
+    pub fn sign(self) -> char {
+        match self {
+            Action::Add => '+',
+            Action::Change => '~',
+            Action::Remove => '-',
+        }
+    }
+}
+
+/// The change to one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub account: Account,
+    pub action: Action,
+    /// Names to set, with their new values.
+    pub set: Attrs,
+    /// Names to remove.
+    pub remove: Vec<NameIdx>,
+    /// The last-applied attributes.
+    pub before: Attrs,
+}
+
+impl Change {
+    /// The account's managed attributes once the change is applied.
+    pub fn after(&self) -> Attrs {
+        let mut after = self.before.clone();
+        for n in &self.remove {
+            after.remove(*n);
+        }
+        for (n, v) in self.set.iter() {
+            after.insert(n, v.into());
+        }
+        after
+    }
+
+    /// Attribute values this change touches (sets plus removes).
+    pub fn values(&self) -> usize {
+        self.set.len() + self.remove.len()
+    }
+}
+
+/// A plan: a value, built by [`diff`], rendered by `render`, run by `apply`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Every name the plan mentions: declared names first, then names only `L` knew.
+    pub names: Names,
+    /// Attribute-name slots to configure before any value is set (slot → name), as far as the
+    /// store knows the app's slots; apply re-reads the app's slots and may pick other free ones.
+    pub attribute_names: BTreeMap<u8, String>,
+    /// Sorted by account.
+    pub changes: Vec<Change>,
+    /// Accounts of `D` ∪ `L` that need nothing.
+    pub unchanged: usize,
+    /// Accounts in `L` (the managed accounts before this plan).
+    pub managed: usize,
+}
+
+/// The counts of a plan, as its summary line and JSON `summary` show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub remove: usize,
+    pub unchanged: usize,
+    /// Attribute values set or removed.
+    pub values: usize,
+    pub requests: usize,
+    /// Accounts that lose at least one value (for the mass-removal rule).
+    pub accounts_losing_values: usize,
+}
+
+impl Summary {
+    pub fn users(&self) -> usize {
+        self.add + self.change + self.remove
+    }
+}
+
+/// Why no plan can be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("the app would need {needed} attribute names but has only 10 slots (configured: {configured}; new: {new}); attribute names can never be deleted, so drop names from `attributes` instead")]
+    TooManySlots {
+        needed: usize,
+        configured: String,
+        new: String,
+    },
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.attribute_names.is_empty()
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary {
+            unchanged: self.unchanged,
+            ..Summary::default()
+        };
+        let (mut sets, mut removes) = (0, 0);
+        for c in &self.changes {
+            match c.action {
+                Action::Add => s.add += 1,
+                Action::Change => s.change += 1,
+                Action::Remove => s.remove += 1,
+            }
+            s.values += c.values();
+            sets += usize::from(!c.set.is_empty());
+            removes += usize::from(!c.remove.is_empty());
+        }
+        s.accounts_losing_values = removes;
+        s.requests = usize::from(!self.attribute_names.is_empty())
+            + sets.div_ceil(limits::MAX_BATCH)
+            + removes.div_ceil(limits::MAX_BATCH);
+        s
+    }
+
+    /// Whether the plan removes values from more than `max_percent` of the managed accounts
+    /// (only when at least 10 accounts are managed).
+    pub fn is_mass_removal(&self, max_percent: f64) -> bool {
+        if self.managed < 10 {
+            return false;
+        }
+        let losing = self.summary().accounts_losing_values as f64;
+        losing * 100.0 / self.managed as f64 > max_percent
+    }
+}
+
+/// Assigns free slots to the declared names the app does not have yet.
+///
+/// Existing slots keep their numbers (renaming a slot would relabel other people's values);
+/// new names take the lowest free slots in declared order.
+pub fn assign_slots(
+    declared: &[String],
+    configured: &BTreeMap<u8, String>,
+) -> Result<BTreeMap<u8, String>, PlanError> {
+    let new: Vec<&String> = declared
+        .iter()
+        .filter(|n| !configured.values().any(|c| c == *n))
+        .collect();
+    let free: Vec<u8> = (0..limits::MAX_ATTRIBUTE_NAMES as u8)
+        .filter(|s| !configured.contains_key(s))
+        .collect();
+    if new.len() > free.len() {
+        return Err(PlanError::TooManySlots {
+            needed: configured.len() + new.len(),
+            configured: join(configured.values()),
+            new: join(new.iter().copied()),
+        });
+    }
+    Ok(free.into_iter().zip(new.into_iter().cloned()).collect())
+}
+
+fn join<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = names.map(|s| s.as_str()).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// The plan that takes `L` (`last`, sorted by account) to `D`.
+///
+/// `names` must be the table `last` was decoded with (the declared names first, so indices of
+/// `desired` are valid in it). `slots` are the attribute-name slots the store knows.
+pub fn diff(
+    desired: Desired,
+    last: Vec<(Account, Attrs)>,
+    names: Names,
+    slots: &BTreeMap<u8, String>,
+) -> Result<Plan, PlanError> {
+    debug_assert!(desired.accounts.windows(2).all(|w| w[0].0 < w[1].0));
+    debug_assert!(last.windows(2).all(|w| w[0].0 < w[1].0));
+    let declared: Vec<String> = (0..names.declared_len())
+        .map(|i| names.get(i as NameIdx).to_owned())
+        .collect();
+    let attribute_names = assign_slots(&declared, slots)?;
+    let managed = last.len();
+    let mut changes = Vec::new();
+    let mut unchanged = 0;
+    let mut d = desired.accounts.into_iter().peekable();
+    let mut l = last.into_iter().peekable();
+    loop {
+        let order = match (d.peek(), l.peek()) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((da, _)), Some((la, _))) => da.cmp(la),
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                let (account, attrs) = d.next().expect("peeked");
+                if attrs.is_empty() {
+                    unchanged += 1;
+                } else {
+                    changes.push(Change {
+                        account,
+                        action: Action::Add,
+                        set: attrs,
+                        remove: Vec::new(),
+                        before: Attrs::new(),
+                    });
+                }
+            }
+            std::cmp::Ordering::Greater => {
+                let (account, before) = l.next().expect("peeked");
+                changes.push(Change {
+                    account,
+                    action: Action::Remove,
+                    set: Attrs::new(),
+                    remove: before.names().collect(),
+                    before,
+                });
+            }
+            std::cmp::Ordering::Equal => {
+                let (account, want) = d.next().expect("peeked");
+                let (_, before) = l.next().expect("peeked");
+                let set: Attrs = want
+                    .iter()
+                    .filter(|(n, v)| before.get(*n) != Some(*v))
+                    .map(|(n, v)| (n, v.into()))
+                    .collect();
+                let remove: Vec<NameIdx> = before.names().filter(|n| !want.contains(*n)).collect();
+                if set.is_empty() && remove.is_empty() {
+                    unchanged += 1;
+                } else {
+                    changes.push(Change {
+                        account,
+                        action: Action::Change,
+                        set,
+                        remove,
+                        before,
+                    });
+                }
+            }
+        }
+    }
+    Ok(Plan {
+        names,
+        attribute_names,
+        changes,
+        unchanged,
+        managed,
+    })
+}
+
+#[cfg(test)]
+mod tests;

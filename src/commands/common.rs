@@ -1,0 +1,151 @@
+//! What several commands share: loading settings and desired state, opening the store,
+//! making a plan, saved plan files, the step summary.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::cli::Global;
+use crate::model::{Desired, Names};
+use crate::plan::Plan;
+use crate::render::json::StateRef;
+use crate::settings::Settings;
+use crate::store::Store;
+use crate::{Error, Result};
+
+/// What every command starts from.
+pub struct Context {
+    pub global: Global,
+}
+
+impl Context {
+    pub fn new(global: Global) -> Self {
+        Context { global }
+    }
+
+    pub fn settings(&self) -> Result<Settings> {
+        Ok(crate::settings::load(&self.global.config)?)
+    }
+
+    /// Settings and the validated desired state.
+    pub fn load(&self) -> Result<(Settings, Desired)> {
+        let settings = self.settings()?;
+        let desired = crate::desired::load_users(&settings)?;
+        Ok((settings, desired))
+    }
+
+    /// Progress and notes on stderr, unless `--quiet`.
+    pub fn note(&self, msg: impl std::fmt::Display) {
+        if !self.global.quiet {
+            eprintln!("{msg}");
+        }
+    }
+}
+
+/// The existing store of this app, if any (never creates one).
+pub fn open_existing_store(settings: &Settings) -> Result<Option<Store>> {
+    let store = Store::open_existing(&settings.state_dir)?;
+    if let Some(store) = &store {
+        store.check_belongs(settings.sdkappid, settings.endpoint.host())?;
+    }
+    Ok(store)
+}
+
+/// The store of this app, created when missing.
+pub fn open_store(settings: &Settings) -> Result<Store> {
+    Ok(Store::open(
+        &settings.state_dir,
+        settings.sdkappid,
+        settings.endpoint.host(),
+    )?)
+}
+
+/// Diffs `desired` against the store (or an empty `L` when there is none).
+pub fn make_plan(
+    settings: &Settings,
+    desired: Desired,
+    store: Option<&Store>,
+) -> Result<(Plan, StateRef)> {
+    let mut names = Names::new(&settings.attributes);
+    let (last, slots, lineage, serial) = match store {
+        Some(store) => (
+            store.load_last_applied(&mut names)?,
+            store.meta().slots.clone(),
+            Some(store.meta().lineage.clone()),
+            store.meta().serial,
+        ),
+        None => (Vec::new(), Default::default(), None, 0),
+    };
+    let managed = last.len();
+    let plan =
+        crate::plan::diff(desired, last, names, &slots).map_err(|e| Error::msg(e.to_string()))?;
+    let state = StateRef {
+        lineage,
+        serial,
+        sdkappid: settings.sdkappid,
+        endpoint_host: settings.endpoint.host().to_owned(),
+        attributes: settings.attributes.clone(),
+        managed,
+    };
+    Ok((plan, state))
+}
+
+/// Writes a saved plan: gzip-compressed JSON.
+pub fn save_plan(path: &Path, plan: &Plan, state: &StateRef) -> Result<()> {
+    let ctx = || format!("cannot write plan file {}", path.display());
+    let file = std::fs::File::create(path).map_err(|e| Error::io(ctx(), e))?;
+    let mut gz = flate2::write::GzEncoder::new(
+        std::io::BufWriter::new(file),
+        flate2::Compression::default(),
+    );
+    crate::render::json::write_plan(&mut gz, plan, Some(state)).map_err(|e| Error::io(ctx(), e))?;
+    gz.finish()
+        .and_then(|mut w| w.flush())
+        .map_err(|e| Error::io(ctx(), e))
+}
+
+/// Reads a saved plan.
+pub fn read_plan(path: &Path) -> Result<(Plan, StateRef)> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("cannot read plan file {}", path.display()), e))?;
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::io::BufReader::new(file))
+        .read_to_end(&mut bytes)
+        .map_err(|e| {
+            Error::msg(format!(
+                "{} is not a saved plan (gzip JSON from `timattr plan --out`): {e}",
+                path.display()
+            ))
+        })?;
+    crate::render::json::read_saved(&bytes)
+        .map_err(|e| Error::msg(format!("{}: {e}", path.display())))
+}
+
+/// Appends markdown to the file named by `GITHUB_STEP_SUMMARY`, when set.
+pub fn append_step_summary(markdown: &str) {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let result = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(markdown.as_bytes()));
+    if let Err(e) = result {
+        tracing::warn!("cannot append to GITHUB_STEP_SUMMARY: {e}");
+    }
+}
+
+/// Stdout, buffered and locked, for data.
+pub fn stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
+    std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())
+}
+
+/// Maps an output error: a closed pipe (`| head`) is not a failure of the command.
+pub fn output_result(r: std::io::Result<()>) -> Result<()> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::io("cannot write output", e)),
+    }
+}

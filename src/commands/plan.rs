@@ -1,0 +1,53 @@
+//! `timattr validate` and `timattr plan`.
+
+use std::io::Write;
+
+use super::common::{self, Context};
+use super::Exit;
+use crate::cli::PlanArgs;
+use crate::render::{self, Format};
+use crate::Result;
+
+pub fn validate(ctx: &Context) -> Result<Exit> {
+    let (settings, desired) = ctx.load()?;
+    let values: usize = desired.accounts.iter().map(|(_, a)| a.len()).sum();
+    ctx.note(format!(
+        "{}: valid ({} users, {} attribute values, {} attribute names).",
+        settings.project_file.display(),
+        desired.accounts.len(),
+        values,
+        settings.attributes.len()
+    ));
+    Ok(Exit::Ok)
+}
+
+pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<Exit> {
+    let (settings, desired) = ctx.load()?;
+    let store = common::open_existing_store(&settings)?;
+    let (plan, state) = common::make_plan(&settings, desired, store.as_ref())?;
+    drop(store);
+    if let Some(out) = &args.out {
+        common::save_plan(out, &plan, &state)?;
+        ctx.note(format!(
+            "Saved the plan to {}; apply it with `timattr apply {}`.",
+            out.display(),
+            out.display()
+        ));
+    }
+    let rate = settings.apply.rate_limit;
+    let mut out = common::stdout();
+    let written = match args.format {
+        Format::Text => {
+            render::text::write_plan(&mut out, &plan, rate, super::stdout_style(&ctx.global))
+        }
+        Format::Json => render::json::write_plan(&mut out, &plan, None),
+        Format::Markdown => render::markdown::write_plan(&mut out, &plan, rate),
+    };
+    common::output_result(written.and_then(|()| out.flush()))?;
+    common::append_step_summary(&render::markdown::plan_markdown(&plan, rate));
+    Ok(if args.detailed_exitcode && !plan.is_empty() {
+        Exit::Changes
+    } else {
+        Exit::Ok
+    })
+}

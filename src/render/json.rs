@@ -1,0 +1,221 @@
+//! The JSON plan (`--format json`), streamed one change at a time, and its saved form
+//! (`plan --out`), which adds the state's lineage and serial so `apply FILE` can refuse a
+//! stale plan.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Attrs, Names};
+use crate::plan::{Action, Change, Plan};
+
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a saved plan records about the store it was made against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRef {
+    /// `null` when there was no store yet.
+    pub lineage: Option<String>,
+    pub serial: u64,
+    pub sdkappid: u32,
+    pub endpoint_host: String,
+    /// The declared attribute names at planning time, in order.
+    pub attributes: Vec<String>,
+    /// Managed accounts at planning time (for the mass-removal rule).
+    pub managed: usize,
+}
+
+fn write_attrs(w: &mut impl Write, attrs: &Attrs, names: &Names) -> io::Result<()> {
+    w.write_all(b"{")?;
+    for (i, (n, v)) in attrs.iter().enumerate() {
+        if i > 0 {
+            w.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *w, names.get(n))?;
+        w.write_all(b":")?;
+        serde_json::to_writer(&mut *w, v)?;
+    }
+    w.write_all(b"}")
+}
+
+/// One element of `changes`.
+pub fn write_change(w: &mut impl Write, change: &Change, names: &Names) -> io::Result<()> {
+    w.write_all(b"{\"account\":")?;
+    serde_json::to_writer(&mut *w, &*change.account)?;
+    write!(w, ",\"action\":\"{}\",\"set\":", change.action.as_str())?;
+    write_attrs(w, &change.set, names)?;
+    w.write_all(b",\"remove\":[")?;
+    for (i, n) in change.remove.iter().enumerate() {
+        if i > 0 {
+            w.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *w, names.get(*n))?;
+    }
+    w.write_all(b"],\"before\":")?;
+    write_attrs(w, &change.before, names)?;
+    w.write_all(b",\"after\":")?;
+    write_attrs(w, &change.after(), names)?;
+    w.write_all(b"}")
+}
+
+/// The plan as one JSON document (DESIGN.md §4); with `state`, the saved-plan form.
+pub fn write_plan(w: &mut impl Write, plan: &Plan, state: Option<&StateRef>) -> io::Result<()> {
+    let s = plan.summary();
+    write!(
+        w,
+        "{{\"format_version\":{FORMAT_VERSION},\"summary\":{{\"add\":{},\"change\":{},\"remove\":{},\"unchanged\":{},\"requests\":{}}}",
+        s.add, s.change, s.remove, s.unchanged, s.requests
+    )?;
+    if let Some(state) = state {
+        w.write_all(b",\"state\":")?;
+        serde_json::to_writer(&mut *w, state)?;
+    }
+    w.write_all(b",\"attribute_names\":{\"set\":")?;
+    let slots: BTreeMap<String, &str> = plan
+        .attribute_names
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.as_str()))
+        .collect();
+    serde_json::to_writer(&mut *w, &slots)?;
+    w.write_all(b"},\"changes\":[")?;
+    for (i, change) in plan.changes.iter().enumerate() {
+        w.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+        write_change(w, change, &plan.names)?;
+    }
+    w.write_all(b"\n]}\n")
+}
+
+#[derive(Deserialize)]
+struct PlanDoc {
+    format_version: u32,
+    summary: SummaryDoc,
+    state: Option<StateRef>,
+    attribute_names: SlotsDoc,
+    changes: Vec<ChangeDoc>,
+}
+
+#[derive(Deserialize)]
+struct SummaryDoc {
+    unchanged: usize,
+}
+
+#[derive(Deserialize)]
+struct SlotsDoc {
+    set: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct ChangeDoc {
+    account: String,
+    action: String,
+    set: BTreeMap<String, String>,
+    remove: Vec<String>,
+    before: BTreeMap<String, String>,
+}
+
+/// Reads a saved plan back. Errors are phrased for the user.
+pub fn read_saved(bytes: &[u8]) -> Result<(Plan, StateRef), String> {
+    let doc: PlanDoc =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a timattr plan file: {e}"))?;
+    if doc.format_version != FORMAT_VERSION {
+        return Err(format!(
+            "plan file format {} is not supported (expected {FORMAT_VERSION})",
+            doc.format_version
+        ));
+    }
+    let state = doc.state.ok_or(
+        "not a saved plan: it has no state reference (make it with `timattr plan --out FILE`)",
+    )?;
+    let mut names = Names::new(&state.attributes);
+    let attrs = |m: BTreeMap<String, String>, names: &mut Names| -> Attrs {
+        m.into_iter()
+            .map(|(n, v)| (names.intern(&n), v.into_boxed_str()))
+            .collect()
+    };
+    let mut changes = Vec::with_capacity(doc.changes.len());
+    for c in doc.changes {
+        let action = Action::parse(&c.action)
+            .ok_or_else(|| format!("unknown action {:?} for {}", c.action, c.account))?;
+        let set = attrs(c.set, &mut names);
+        let before = attrs(c.before, &mut names);
+        let remove = c.remove.iter().map(|n| names.intern(n)).collect();
+        changes.push(Change {
+            account: c.account.into_boxed_str(),
+            action,
+            set,
+            remove,
+            before,
+        });
+    }
+    if !changes.windows(2).all(|w| w[0].account < w[1].account) {
+        return Err("changes are not sorted by account, or an account appears twice".into());
+    }
+    let mut attribute_names = BTreeMap::new();
+    for (slot, name) in doc.attribute_names.set {
+        let slot: u8 = slot
+            .parse()
+            .ok()
+            .filter(|s| *s < 10)
+            .ok_or_else(|| format!("bad attribute slot {slot:?}"))?;
+        attribute_names.insert(slot, name);
+    }
+    let plan = Plan {
+        names,
+        attribute_names,
+        changes,
+        unchanged: doc.summary.unchanged,
+        managed: state.managed,
+    };
+    Ok((plan, state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Desired;
+
+    #[test]
+    fn json_has_the_designed_fields_and_round_trips() {
+        let names = Names::new(&["city".into(), "tier".into()]);
+        let a = |p: &[(u8, &str)]| -> Attrs { p.iter().map(|(n, v)| (*n, (*v).into())).collect() };
+        let plan = crate::plan::diff(
+            Desired {
+                names: names.clone(),
+                accounts: vec![("u1".into(), a(&[(0, "x")]))],
+            },
+            vec![("u1".into(), a(&[(0, "y"), (1, "gold")]))],
+            names,
+            &[(0, "city".into())].into(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        write_plan(&mut out, &plan, None).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v["summary"],
+            serde_json::json!({"add":0,"change":1,"remove":0,"unchanged":0,"requests":3})
+        );
+        assert_eq!(v["attribute_names"]["set"], serde_json::json!({"1":"tier"}));
+        assert_eq!(
+            v["changes"][0],
+            serde_json::json!({"account":"u1","action":"change","set":{"city":"x"},"remove":["tier"],
+                "before":{"city":"y","tier":"gold"},"after":{"city":"x"}})
+        );
+        assert!(read_saved(&out).unwrap_err().contains("no state reference"));
+
+        let state = StateRef {
+            lineage: Some("abc".into()),
+            serial: 7,
+            sdkappid: 1,
+            endpoint_host: "h".into(),
+            attributes: vec!["city".into(), "tier".into()],
+            managed: 1,
+        };
+        let mut saved = Vec::new();
+        write_plan(&mut saved, &plan, Some(&state)).unwrap();
+        let (back, st) = read_saved(&saved).unwrap();
+        assert_eq!(st, state);
+        assert_eq!(back, plan);
+    }
+}
