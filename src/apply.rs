@@ -1,1 +1,251 @@
-//! Placeholder.
+//! Runs a plan's batches through the limiter and reports each batch outcome to a [`Sink`].
+//!
+//! Apply does not know the store exists: the command's sink records each confirmed batch, so
+//! "record only what the server confirmed" lives in one obvious place. Scheduling stops at the
+//! first fatal error or interrupt; batches already in flight finish and are reported.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::api::{wire, ApiError, Client, ErrorClass};
+use crate::limiter::{Limiter, RetryPolicy};
+use crate::plan::{Batch, BatchKind, Plan};
+
+/// Counters shared by every request of a run.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+impl Stats {
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+}
+
+/// Everything a run of requests shares.
+#[derive(Clone)]
+pub struct Runner {
+    pub client: Client,
+    pub limiter: Arc<Limiter>,
+    pub retry: RetryPolicy,
+    pub stats: Arc<Stats>,
+}
+
+impl Runner {
+    pub fn new(client: Client, rate_limit: u32, concurrency: usize) -> Runner {
+        Runner {
+            client,
+            limiter: Limiter::new(rate_limit, concurrency),
+            retry: RetryPolicy::default(),
+            stats: Arc::new(Stats::default()),
+        }
+    }
+
+    /// Sends one request through the limiter, retrying what the API says may be retried.
+    pub async fn call<T, F, Fut>(&self, mut send: F) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        let mut waited_a_minute = false;
+        loop {
+            self.limiter.send_slot().await;
+            attempts += 1;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let err = match send().await {
+                Ok(v) => {
+                    self.limiter.success().await;
+                    return Ok(v);
+                }
+                Err(e) => e,
+            };
+            let delay = match err.class() {
+                ErrorClass::Retry if self.retry.may_retry(attempts, started) => {
+                    self.retry.backoff(attempts)
+                }
+                ErrorClass::SlowDown if self.retry.may_retry(attempts, started) => {
+                    self.limiter.slow_down().await;
+                    self.retry.backoff(attempts)
+                }
+                ErrorClass::RetryAfterMinute if !waited_a_minute => {
+                    waited_a_minute = true;
+                    Duration::from_secs(60)
+                }
+                // RegenerateSig was already retried once by the client with a new sig.
+                _ => return Err(err),
+            };
+            tracing::debug!(command = err.command, error = %err, ?delay, "retrying");
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Makes sure the app has every declared attribute name: reads the configured slots
+    /// first so existing names keep their numbers, then sets the missing names into free
+    /// slots. Returns the app's slots afterwards and how many names were configured.
+    pub async fn configure_names(
+        &self,
+        declared: &[String],
+    ) -> crate::Result<(BTreeMap<u8, String>, usize)> {
+        let mut slots = self.call(|| self.client.get_attr_name()).await?;
+        let missing = crate::plan::assign_slots(declared, &slots)
+            .map_err(|e| crate::Error::msg(e.to_string()))?;
+        if !missing.is_empty() {
+            self.call(|| self.client.set_attr_name(&missing)).await?;
+            slots.extend(missing.clone());
+        }
+        Ok((slots, missing.len()))
+    }
+}
+
+/// Receives each batch outcome, in the order they complete.
+pub trait Sink {
+    /// An `Err` (e.g. the store could not be written) stops the scheduling of new batches.
+    fn done(
+        &mut self,
+        plan: &Plan,
+        batch: &Batch,
+        outcome: &Result<(), ApiError>,
+    ) -> crate::Result<()>;
+}
+
+/// How a run of batches ended.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub batches_ok: usize,
+    pub batches_failed: usize,
+    pub batches_not_sent: usize,
+    pub interrupted: bool,
+    /// The first fatal API error, if any.
+    pub fatal: Option<ApiError>,
+    /// The first error of the sink, if any.
+    pub sink_error: Option<crate::Error>,
+}
+
+/// The request body of one batch.
+fn request(plan: &Plan, batch: &Batch) -> Request {
+    match batch.kind {
+        BatchKind::SetAttr => Request::Set(
+            batch
+                .changes
+                .iter()
+                .map(|&i| {
+                    let c = &plan.changes[i];
+                    wire::UserAttrs {
+                        to_account: c.account.to_string(),
+                        attrs: c
+                            .set
+                            .iter()
+                            .map(|(n, v)| (plan.names.get(n).to_owned(), v.to_owned()))
+                            .collect(),
+                    }
+                })
+                .collect(),
+        ),
+        BatchKind::RemoveAttr => Request::Remove(
+            batch
+                .changes
+                .iter()
+                .map(|&i| {
+                    let c = &plan.changes[i];
+                    wire::UserAttrNames {
+                        to_account: c.account.to_string(),
+                        attrs: c
+                            .remove
+                            .iter()
+                            .map(|n| plan.names.get(*n).to_owned())
+                            .collect(),
+                    }
+                })
+                .collect(),
+        ),
+    }
+}
+
+enum Request {
+    Set(Vec<wire::UserAttrs>),
+    Remove(Vec<wire::UserAttrNames>),
+}
+
+/// Sends `batches` of `plan` in order, at most `concurrency` in flight, reporting each outcome
+/// to `sink`. Stops scheduling at the first fatal error, sink error or when `interrupt`
+/// completes; what is in flight then still finishes and is reported.
+pub async fn run(
+    runner: &Runner,
+    plan: Arc<Plan>,
+    batches: Arc<Vec<Batch>>,
+    sink: &mut dyn Sink,
+    interrupt: impl Future<Output = ()>,
+) -> Report {
+    let mut report = Report::default();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Result<(), ApiError>)>();
+    let mut next = 0;
+    let mut in_flight = 0usize;
+    let mut stop = false;
+    tokio::pin!(interrupt);
+    let mut interrupted = false;
+    loop {
+        if in_flight == 0 && (stop || next >= batches.len()) {
+            break;
+        }
+        tokio::select! {
+            biased;
+            Some((index, outcome)) = rx.recv() => {
+                in_flight -= 1;
+                let batch = &batches[index];
+                match &outcome {
+                    Ok(()) => report.batches_ok += 1,
+                    Err(e) => {
+                        report.batches_failed += 1;
+                        if report.fatal.is_none() {
+                            tracing::error!(error = %e, "batch failed");
+                        }
+                        stop = true;
+                    }
+                }
+                if let Err(e) = sink.done(&plan, batch, &outcome) {
+                    stop = true;
+                    report.sink_error.get_or_insert(e);
+                }
+                if let Err(e) = outcome {
+                    report.fatal.get_or_insert(e);
+                }
+            }
+            () = &mut interrupt, if !interrupted => {
+                interrupted = true;
+                report.interrupted = true;
+                stop = true;
+            }
+            permit = runner.limiter.in_flight(), if !stop && next < batches.len() => {
+                let index = next;
+                next += 1;
+                in_flight += 1;
+                let body = request(&plan, &batches[index]);
+                let runner = runner.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let outcome = match &body {
+                        Request::Set(users) => runner.call(|| runner.client.set_attr(users)).await,
+                        Request::Remove(users) => runner.call(|| runner.client.remove_attr(users)).await,
+                    };
+                    drop(permit);
+                    let _ = tx.send((index, outcome));
+                });
+            }
+        }
+    }
+    report.batches_not_sent = batches.len() - next;
+    report
+}

@@ -1,1 +1,206 @@
-//! Placeholder.
+//! Pacing and retrying, with no domain types.
+//!
+//! [`Limiter`] keeps one run under the API's limit: at most `rate` sends in any window of
+//! [`WINDOW`] (one second plus a margin, because requests that leave exactly in time can
+//! arrive closer together), and at most `concurrency` requests in flight. When the server says
+//! "too frequent" the allowed rate is halved, then it recovers by one request per second for
+//! every success.
+//!
+//! [`RetryPolicy`] gives exponential backoff with jitter, bounded in attempts and time.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
+
+/// The window the rate is counted over: one second plus a margin for arrival jitter.
+pub const WINDOW: Duration = Duration::from_millis(1025);
+
+/// Shared by every request of a run.
+#[derive(Debug)]
+pub struct Limiter {
+    max_rate: u32,
+    in_flight: Arc<Semaphore>,
+    window: Mutex<Window>,
+}
+
+#[derive(Debug)]
+struct Window {
+    sends: VecDeque<Instant>,
+    /// The rate currently allowed (≤ `max_rate`), lowered by slow-down answers.
+    rate: f64,
+    last_slow_down: Option<Instant>,
+}
+
+impl Limiter {
+    pub fn new(rate: u32, concurrency: usize) -> Arc<Limiter> {
+        let rate = rate.max(1);
+        Arc::new(Limiter {
+            max_rate: rate,
+            in_flight: Arc::new(Semaphore::new(concurrency.max(1))),
+            window: Mutex::new(Window {
+                sends: VecDeque::with_capacity(rate as usize + 1),
+                rate: f64::from(rate),
+                last_slow_down: None,
+            }),
+        })
+    }
+
+    /// Waits for a free in-flight slot. Held for a request's whole life, retries included.
+    pub async fn in_flight(&self) -> OwnedSemaphorePermit {
+        self.in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
+    /// Waits until one more send fits in the window, and counts it. Call right before each
+    /// attempt (retries too).
+    pub async fn send_slot(&self) {
+        loop {
+            let wait = {
+                let mut w = self.window.lock().await;
+                let now = Instant::now();
+                while w
+                    .sends
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+                {
+                    w.sends.pop_front();
+                }
+                let allowed = w.rate.floor().max(1.0) as usize;
+                if w.sends.len() < allowed {
+                    w.sends.push_back(now);
+                    return;
+                }
+                // The oldest send of the last `allowed` leaves the window first.
+                let oldest = w.sends[w.sends.len() - allowed];
+                WINDOW.saturating_sub(now.duration_since(oldest))
+            };
+            tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+        }
+    }
+
+    /// The server said "too frequent": halve the allowed rate (once per window at most).
+    pub async fn slow_down(&self) {
+        let mut w = self.window.lock().await;
+        let now = Instant::now();
+        if w.last_slow_down
+            .is_some_and(|t| now.duration_since(t) < WINDOW)
+        {
+            return;
+        }
+        w.last_slow_down = Some(now);
+        w.rate = (w.rate / 2.0).max(1.0);
+        tracing::info!(rate = w.rate, "server asked to slow down");
+    }
+
+    /// A request succeeded: recover towards the full rate.
+    pub async fn success(&self) {
+        let mut w = self.window.lock().await;
+        if w.rate < f64::from(self.max_rate) {
+            // Roughly +1 req/s per second of successes at the current rate.
+            w.rate = (w.rate + 1.0 / w.rate.max(1.0) * 2.0).min(f64::from(self.max_rate));
+        }
+    }
+
+    /// The rate currently allowed.
+    pub async fn current_rate(&self) -> f64 {
+        self.window.lock().await.rate
+    }
+}
+
+/// Exponential backoff with full jitter, bounded in attempts and in total time.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    pub base: Duration,
+    pub max_delay: Duration,
+    /// No retry starts once this much time has passed since the first attempt.
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            base: Duration::from_millis(100),
+            max_delay: Duration::from_secs(10),
+            max_elapsed: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before retry number `retry` (1 for the first retry).
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(16))
+            .min(self.max_delay);
+        // Full jitter keeps many retrying batches from arriving together again.
+        let jitter = rand::random::<f64>();
+        exp.mul_f64(0.5 + jitter / 2.0)
+    }
+
+    /// Whether another attempt may start after `attempts` attempts, `started` ago.
+    pub fn may_retry(&self, attempts: u32, started: Instant) -> bool {
+        attempts < self.max_attempts && started.elapsed() < self.max_elapsed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy::default();
+        for retry in 1..20 {
+            let d = p.backoff(retry);
+            assert!(d <= p.max_delay, "{d:?}");
+            assert!(d >= p.base / 2);
+        }
+        assert!(p.backoff(6) > p.backoff(1));
+        assert!(!p.may_retry(8, Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_more_than_rate_in_a_window() {
+        let limiter = Limiter::new(10, 4);
+        let start = tokio::time::Instant::now();
+        let mut sends = Vec::new();
+        for _ in 0..35 {
+            limiter.send_slot().await;
+            sends.push(start.elapsed());
+        }
+        for (i, t) in sends.iter().enumerate() {
+            let in_window = sends[i..].iter().filter(|u| **u - *t < WINDOW).count();
+            assert!(
+                in_window <= 10,
+                "{in_window} sends within a window at {t:?}"
+            );
+        }
+        // 35 sends at 10 per window need at least three full windows.
+        assert!(*sends.last().unwrap() >= WINDOW * 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slows_down_then_recovers() {
+        let limiter = Limiter::new(100, 4);
+        limiter.slow_down().await;
+        assert_eq!(limiter.current_rate().await, 50.0);
+        // A second answer within the same window does not halve again.
+        limiter.slow_down().await;
+        assert_eq!(limiter.current_rate().await, 50.0);
+        for _ in 0..2000 {
+            limiter.success().await;
+        }
+        assert_eq!(limiter.current_rate().await, 100.0);
+    }
+}

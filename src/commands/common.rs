@@ -149,3 +149,86 @@ pub fn output_result(r: std::io::Result<()>) -> Result<()> {
         Err(e) => Err(Error::io("cannot write output", e)),
     }
 }
+
+/// A client for the project's endpoint, and the in-process emulator behind `endpoint: embedded`
+/// (stop it with [`Connection::close`] so its data is saved).
+pub struct Connection {
+    pub client: crate::api::Client,
+    pub embedded: Option<crate::emulator::Running>,
+}
+
+impl Connection {
+    pub async fn open(settings: &Settings) -> Result<Connection> {
+        use crate::api::{Client, ClientConfig, Secret};
+        use crate::settings::Endpoint;
+        let (base_url, secret, embedded) = match &settings.endpoint {
+            Endpoint::Embedded => {
+                let running = crate::emulator::start(crate::emulator::Config {
+                    listen: ([127, 0, 0, 1], 0).into(),
+                    sdkappid: settings.sdkappid,
+                    admin: settings.admin.clone(),
+                    key: Secret::new(crate::api::DEMO_SECRET_KEY.to_owned()),
+                    latency: std::time::Duration::ZERO,
+                    fault_rate: 0.0,
+                    data: Some(settings.state_dir.join("embedded-emulator.json")),
+                    rate_limit: 100,
+                })
+                .await
+                .map_err(|e| Error::msg(format!("cannot start the embedded emulator: {e}")))?;
+                let base = running.base_url();
+                (
+                    base,
+                    Secret::new(crate::api::DEMO_SECRET_KEY.to_owned()),
+                    Some(running),
+                )
+            }
+            Endpoint::Url { base, .. } => (base.clone(), secret_from_env(settings)?, None),
+        };
+        let client = Client::new(ClientConfig {
+            base_url,
+            sdkappid: settings.sdkappid,
+            identifier: settings.admin.clone(),
+            secret,
+            timeout: std::time::Duration::from_secs(30),
+        })?;
+        Ok(Connection { client, embedded })
+    }
+
+    /// Stops the embedded emulator, saving its data.
+    pub async fn close(self) -> Result<()> {
+        if let Some(running) = self.embedded {
+            running.stop().await.map_err(|e| {
+                Error::msg(format!(
+                    "the embedded emulator could not save its data: {e}"
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The SecretKey, from the environment variable the project names.
+pub fn secret_from_env(settings: &Settings) -> Result<crate::api::Secret> {
+    match std::env::var(&settings.secret_env) {
+        Ok(v) if !v.is_empty() => Ok(crate::api::Secret::new(v)),
+        _ => Err(Error::msg(format!(
+            "the SecretKey is not set: export {} with the app's key from the Chat console (it is read only from the environment)",
+            settings.secret_env
+        ))),
+    }
+}
+
+/// A multi-threaded runtime for commands that talk to the API.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the async runtime", e))
+}
+
+/// Completes on the first Ctrl-C (never, if the signal cannot be watched).
+pub async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
