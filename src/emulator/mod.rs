@@ -1,1 +1,1 @@
-//! Placeholder.
+//! Placeholder (emulator in progress).
