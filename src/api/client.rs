@@ -1,0 +1,456 @@
+//! The HTTP client: one POST per call, one usersig reused until close to its expiry.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::codes::code;
+use super::wire::{self, command};
+use super::{usersig, ApiError, ApiErrorKind, Secret};
+
+/// A sig is valid this long; one is made per client and reused, not one per request.
+const SIG_LIFETIME: u64 = 7 * 24 * 3600;
+/// Sign anew when less than this is left, so a sig never expires in flight.
+const SIG_RENEW_BEFORE: u64 = 3600;
+
+/// Where and as whom the client talks.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// `scheme://host[:port]`, without a path.
+    pub base_url: String,
+    pub sdkappid: u32,
+    /// The app admin account sent as `identifier`.
+    pub identifier: String,
+    /// The console SecretKey.
+    pub secret: Secret,
+    /// Per-request timeout (connect + send + answer).
+    pub timeout: Duration,
+}
+
+/// The API client. Cheap to clone; clones share the connection pool and the usersig.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base_url: String,
+    sdkappid: u32,
+    identifier: String,
+    secret: Secret,
+    sig: Mutex<Option<CachedSig>>,
+}
+
+#[derive(Clone)]
+struct CachedSig {
+    sig: Secret,
+    valid_until: u64,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.base_url)
+            .field("sdkappid", &self.inner.sdkappid)
+            .field("identifier", &self.inner.identifier)
+            .field("secret", &self.inner.secret)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Client {
+    pub fn new(cfg: ClientConfig) -> Result<Client, ApiError> {
+        let bad = |why: String| ApiError::new("client", ApiErrorKind::Connect(why));
+        let base_url = cfg.base_url.trim_end_matches('/').to_owned();
+        let parsed = reqwest::Url::parse(&base_url)
+            .map_err(|e| bad(format!("invalid endpoint URL {base_url:?}: {e}")))?;
+        let mut builder = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout)
+            .user_agent(concat!("timattr/", env!("CARGO_PKG_VERSION")));
+        // A proxy from the environment must not intercept the loopback emulator.
+        let host = parsed.host_str().unwrap_or_default();
+        let loopback = host == "localhost"
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if loopback {
+            builder = builder.no_proxy();
+        }
+        let http = builder
+            .build()
+            .map_err(|e| bad(format!("cannot build the HTTP client: {}", e.without_url())))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base_url,
+                sdkappid: cfg.sdkappid,
+                identifier: cfg.identifier,
+                secret: cfg.secret,
+                sig: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Sets attribute-name slots (`0..=9` → name); other slots keep their names.
+    pub async fn set_attr_name(&self, slots: &BTreeMap<u8, String>) -> Result<(), ApiError> {
+        let req = wire::AttrNames {
+            attr_names: slots
+                .iter()
+                .map(|(slot, name)| (slot.to_string(), name.clone()))
+                .collect(),
+        };
+        self.call::<_, wire::Empty>(command::SET_ATTR_NAME, &req)
+            .await
+            .map(drop)
+    }
+
+    /// The app's attribute-name slots; unset slots are absent.
+    pub async fn get_attr_name(&self) -> Result<BTreeMap<u8, String>, ApiError> {
+        let cmd = command::GET_ATTR_NAME;
+        let resp: wire::AttrNames = self.call(cmd, &wire::Empty {}).await?;
+        resp.attr_names
+            .into_iter()
+            .map(|(slot, name)| match slot.parse::<u8>() {
+                Ok(n) => Ok((n, name)),
+                Err(_) => Err(ApiError::new(
+                    cmd,
+                    ApiErrorKind::Decode(format!("attribute slot {slot:?} is not a number")),
+                )),
+            })
+            .collect()
+    }
+
+    /// Upserts the given attribute values of each user.
+    pub async fn set_attr(&self, users: &[wire::UserAttrs]) -> Result<(), ApiError> {
+        #[derive(Serialize)]
+        struct Req<'a> {
+            #[serde(rename = "UserAttrs")]
+            user_attrs: &'a [wire::UserAttrs],
+        }
+        self.call::<_, wire::Empty>(command::SET_ATTR, &Req { user_attrs: users })
+            .await
+            .map(drop)
+    }
+
+    /// The attributes of each account, keyed by account (the server may answer in any order).
+    pub async fn get_attr(
+        &self,
+        accounts: &[String],
+    ) -> Result<HashMap<String, BTreeMap<String, String>>, ApiError> {
+        let resp: wire::UserAttrsList = self
+            .call(command::GET_ATTR, &accounts_req(accounts))
+            .await?;
+        Ok(resp
+            .user_attrs
+            .into_iter()
+            .map(|u| (u.to_account, u.attrs))
+            .collect())
+    }
+
+    /// Removes the named attributes of each user.
+    pub async fn remove_attr(&self, users: &[wire::UserAttrNames]) -> Result<(), ApiError> {
+        #[derive(Serialize)]
+        struct Req<'a> {
+            #[serde(rename = "UserAttrs")]
+            user_attrs: &'a [wire::UserAttrNames],
+        }
+        self.call::<_, wire::Empty>(command::REMOVE_ATTR, &Req { user_attrs: users })
+            .await
+            .map(drop)
+    }
+
+    /// The tags of each account, keyed by account.
+    pub async fn get_tag(
+        &self,
+        accounts: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, ApiError> {
+        let resp: wire::UserTagsList = self.call(command::GET_TAG, &accounts_req(accounts)).await?;
+        Ok(resp
+            .user_tags
+            .into_iter()
+            .map(|u| (u.to_account, u.tags))
+            .collect())
+    }
+
+    pub async fn add_tag(&self, users: &[wire::UserTags]) -> Result<(), ApiError> {
+        self.call::<_, wire::Empty>(command::ADD_TAG, &tags_req(users))
+            .await
+            .map(drop)
+    }
+
+    pub async fn remove_tag(&self, users: &[wire::UserTags]) -> Result<(), ApiError> {
+        self.call::<_, wire::Empty>(command::REMOVE_TAG, &tags_req(users))
+            .await
+            .map(drop)
+    }
+
+    pub async fn remove_all_tags(&self, accounts: &[String]) -> Result<(), ApiError> {
+        self.call::<_, wire::Empty>(command::REMOVE_ALL_TAGS, &accounts_req(accounts))
+            .await
+            .map(drop)
+    }
+
+    /// Makes the client use `sig` as if it were valid until `valid_until` (Unix seconds).
+    /// For tests of the 70001 path: a sig the client trusts but the server finds expired.
+    #[doc(hidden)]
+    pub fn use_sig_until(&self, sig: String, valid_until: u64) {
+        *self.lock_sig() = Some(CachedSig {
+            sig: Secret::new(sig),
+            valid_until,
+        });
+    }
+
+    fn lock_sig(&self) -> std::sync::MutexGuard<'_, Option<CachedSig>> {
+        // The guarded value is replaced whole, so a poisoned lock still holds a consistent one.
+        self.inner.sig.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current sig, signing a new one when there is none, it is close to expiry, or it is
+    /// `rejected` (the one the server just called expired; other tasks may have renewed already).
+    fn sig(&self, rejected: Option<&Secret>) -> Secret {
+        let now = now_unix();
+        let mut cached = self.lock_sig();
+        let usable = cached.as_ref().filter(|c| {
+            c.valid_until > now + SIG_RENEW_BEFORE && rejected.map_or(true, |r| *r != c.sig)
+        });
+        if let Some(c) = usable {
+            return c.sig.clone();
+        }
+        let i = &self.inner;
+        let sig = Secret::new(usersig::generate(
+            i.sdkappid,
+            &i.secret,
+            &i.identifier,
+            SIG_LIFETIME,
+            now,
+        ));
+        *cached = Some(CachedSig {
+            sig: sig.clone(),
+            valid_until: now + SIG_LIFETIME,
+        });
+        sig
+    }
+
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        cmd: &'static str,
+        req: &Req,
+    ) -> Result<Resp, ApiError> {
+        let body = serde_json::to_vec(req).map_err(|e| {
+            ApiError::new(cmd, ApiErrorKind::Decode(format!("encoding request: {e}")))
+        })?;
+        let sig = self.sig(None);
+        match self.send(cmd, &body, &sig).await {
+            Err(e) if e.code() == Some(code::SIG_EXPIRED) => {
+                tracing::debug!(
+                    command = cmd,
+                    "usersig expired; signing a new one and resending once"
+                );
+                let fresh = self.sig(Some(&sig));
+                self.send(cmd, &body, &fresh).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send<Resp: DeserializeOwned>(
+        &self,
+        cmd: &'static str,
+        body: &[u8],
+        sig: &Secret,
+    ) -> Result<Resp, ApiError> {
+        let i = &self.inner;
+        let err = |kind| ApiError::new(cmd, kind);
+        // Logged instead of the real URL, whose query carries the usersig.
+        let endpoint = format!("{}/v4/all_member_push/{cmd}", i.base_url);
+        let sdkappid = i.sdkappid.to_string();
+        let random = rand::random::<u32>().to_string();
+        let url = reqwest::Url::parse_with_params(
+            &endpoint,
+            [
+                ("sdkappid", sdkappid.as_str()),
+                ("identifier", i.identifier.as_str()),
+                ("usersig", sig.expose()),
+                ("random", random.as_str()),
+                ("contenttype", "json"),
+            ],
+        )
+        .map_err(|e| err(ApiErrorKind::Connect(format!("invalid endpoint URL: {e}"))))?;
+        tracing::debug!(command = cmd, url = %endpoint, bytes = body.len(), "POST");
+        let resp = i
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|e| err(network_kind(e)))?;
+        let status = resp.status();
+        if status != reqwest::StatusCode::OK {
+            tracing::debug!(command = cmd, url = %endpoint, status = status.as_u16(), "HTTP failure");
+            return Err(err(ApiErrorKind::Http(status.as_u16())));
+        }
+        let bytes = resp.bytes().await.map_err(|e| err(network_kind(e)))?;
+        let st: wire::Status = serde_json::from_slice(&bytes).map_err(|e| {
+            err(ApiErrorKind::Decode(format!(
+                "response is not the API's JSON: {e}"
+            )))
+        })?;
+        if !st.is_ok() {
+            tracing::debug!(command = cmd, code = st.error_code, "FAIL");
+            return Err(err(ApiErrorKind::Code {
+                code: st.error_code,
+                info: self.scrub(&st.error_info, sig),
+            }));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| err(ApiErrorKind::Decode(format!("response fields: {e}"))))
+    }
+
+    /// The server's ErrorInfo, with anything secret replaced, before it can reach a message.
+    fn scrub(&self, info: &str, sig: &Secret) -> String {
+        let mut out = info.to_owned();
+        for s in [sig.expose(), self.inner.secret.expose()] {
+            if !s.is_empty() {
+                out = out.replace(s, "(redacted)");
+            }
+        }
+        out
+    }
+}
+
+fn accounts_req(accounts: &[String]) -> impl Serialize + '_ {
+    #[derive(Serialize)]
+    struct Req<'a> {
+        #[serde(rename = "To_Account")]
+        to_account: &'a [String],
+    }
+    Req {
+        to_account: accounts,
+    }
+}
+
+fn tags_req(users: &[wire::UserTags]) -> impl Serialize + '_ {
+    #[derive(Serialize)]
+    struct Req<'a> {
+        #[serde(rename = "UserTags")]
+        user_tags: &'a [wire::UserTags],
+    }
+    Req { user_tags: users }
+}
+
+/// Sorts a transport failure; the URL (with the sig in its query) is dropped first.
+fn network_kind(e: reqwest::Error) -> ApiErrorKind {
+    if e.is_timeout() {
+        return ApiErrorKind::Timeout;
+    }
+    let e = e.without_url();
+    let mut why = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        why.push_str(": ");
+        why.push_str(&s.to_string());
+        source = s.source();
+    }
+    if e.is_decode() {
+        ApiErrorKind::Decode(why)
+    } else {
+        ApiErrorKind::Connect(why)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "super-secret-key-value";
+
+    fn client() -> Client {
+        Client::new(ClientConfig {
+            base_url: "http://127.0.0.1:9/".into(),
+            sdkappid: 1_400_000_000,
+            identifier: "admin".into(),
+            secret: Secret::new(KEY.into()),
+            timeout: Duration::from_secs(1),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn debug_prints_never_show_key_or_sig() {
+        let c = client();
+        let sig = c.sig(None);
+        let cfg = ClientConfig {
+            base_url: "http://x".into(),
+            sdkappid: 1,
+            identifier: "admin".into(),
+            secret: Secret::new(KEY.into()),
+            timeout: Duration::from_secs(1),
+        };
+        for text in [format!("{c:?}"), format!("{cfg:?}"), format!("{cfg:#?}")] {
+            assert!(!text.contains(KEY), "{text}");
+            assert!(!text.contains(sig.expose()), "{text}");
+            assert!(text.contains("(redacted)"), "{text}");
+        }
+        assert_eq!(c.inner.base_url, "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn one_sig_is_reused_until_rejected() {
+        let c = client();
+        let a = c.sig(None);
+        assert_eq!(c.sig(None), a);
+        let d = usersig::verify(
+            a.expose(),
+            1_400_000_000,
+            "admin",
+            &Secret::new(KEY.into()),
+            now_unix(),
+        )
+        .expect("own sig verifies");
+        assert_eq!(d.expire, SIG_LIFETIME);
+        // Nearly expired: renewed before use.
+        c.use_sig_until("old".into(), now_unix() + 10);
+        assert_ne!(c.sig(None).expose(), "old");
+        // Rejected by the server: renewed even though the client thought it valid.
+        c.use_sig_until("old".into(), now_unix() + SIG_LIFETIME);
+        let old = c.sig(None);
+        assert_eq!(old.expose(), "old");
+        assert_ne!(c.sig(Some(&old)).expose(), "old");
+    }
+
+    #[test]
+    fn scrub_removes_sig_and_key_from_server_text() {
+        let c = client();
+        let sig = c.sig(None);
+        let info = format!("bad sig {} for key {KEY}", sig.expose());
+        assert_eq!(
+            c.scrub(&info, &sig),
+            "bad sig (redacted) for key (redacted)"
+        );
+    }
+
+    #[tokio::test]
+    async fn connection_errors_never_show_the_sig() {
+        let c = client();
+        let e = c.get_attr_name().await.expect_err("port 9 is closed");
+        assert_eq!(e.class(), super::super::ErrorClass::Retry, "{e}");
+        let text = format!("{e} {e:?}");
+        assert!(!text.contains("usersig"), "{text}");
+        assert!(!text.contains(c.sig(None).expose()), "{text}");
+    }
+}
