@@ -20,6 +20,7 @@
 //! - [`apply`] runs a plan's batches through the limiter and reports each batch outcome to a sink.
 //! - [`drift`] compares live attributes with last-applied.
 //! - [`emulator`] is the server side of the API family, for offline use and tests.
+//! - [`schema`] holds the JSON Schemas of the project and users files, for editors.
 //! - [`commands`] holds one thin orchestrator per subcommand; [`cli`] the clap definitions.
 
 pub mod api;
@@ -35,6 +36,7 @@ pub mod limiter;
 pub mod model;
 pub mod plan;
 pub mod render;
+pub mod schema;
 pub mod settings;
 pub mod store;
 

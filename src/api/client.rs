@@ -225,7 +225,7 @@ impl Client {
         let now = now_unix();
         let mut cached = self.lock_sig();
         let usable = cached.as_ref().filter(|c| {
-            c.valid_until > now + SIG_RENEW_BEFORE && rejected.map_or(true, |r| *r != c.sig)
+            c.valid_until > now + SIG_RENEW_BEFORE && rejected.is_none_or(|r| *r != c.sig)
         });
         if let Some(c) = usable {
             return c.sig.clone();

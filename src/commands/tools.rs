@@ -1,20 +1,71 @@
 //! `timattr usersig`, `emulator`, `schema` and `completions`.
 
-use super::common::Context;
+use super::common::{self, Context};
 use super::Exit;
 use crate::cli::{CompletionsArgs, EmulatorArgs, SchemaArgs, UsersigArgs};
 use crate::{Error, Result};
 
-pub fn usersig(_ctx: &Context, _args: &UsersigArgs) -> Result<Exit> {
-    Err(Error::msg("usersig is not built yet"))
+pub fn usersig(ctx: &Context, args: &UsersigArgs) -> Result<Exit> {
+    let settings = ctx.settings()?;
+    let key = match settings.endpoint {
+        crate::settings::Endpoint::Embedded => {
+            crate::api::Secret::new(crate::api::DEMO_SECRET_KEY.to_owned())
+        }
+        _ => common::secret_from_env(&settings)?,
+    };
+    let identifier = args.identifier.as_deref().unwrap_or(&settings.admin);
+    if identifier.is_empty() || identifier.len() > crate::model::limits::MAX_ACCOUNT_BYTES {
+        return Err(Error::msg(
+            "--identifier must be 1 to 32 bytes (an app admin account)",
+        ));
+    }
+    let now = crate::store::now_unix();
+    // Printing the sig is this command's whole purpose; it goes to stdout only, never to logs.
+    println!(
+        "{}",
+        crate::api::usersig::generate(settings.sdkappid, &key, identifier, args.expire, now)
+    );
+    Ok(Exit::Ok)
 }
 
-pub fn emulator(_ctx: &Context, _args: &EmulatorArgs) -> Result<Exit> {
-    Err(Error::msg("emulator is not built yet"))
+pub fn emulator(ctx: &Context, args: &EmulatorArgs) -> Result<Exit> {
+    if !(0.0..=1.0).contains(&args.fault_rate) {
+        return Err(Error::msg("--fault-rate must be between 0 and 1"));
+    }
+    let key = match std::env::var(&args.secret_env) {
+        Ok(k) if !k.is_empty() => crate::api::Secret::new(k),
+        _ => {
+            ctx.note(format!(
+                "{} is not set: using the demo key of `endpoint: embedded`.",
+                args.secret_env
+            ));
+            crate::api::Secret::new(crate::api::DEMO_SECRET_KEY.to_owned())
+        }
+    };
+    let cfg = crate::emulator::Config {
+        listen: args.listen,
+        sdkappid: args.sdkappid,
+        admin: args.admin.clone(),
+        key,
+        latency: std::time::Duration::from_millis(args.latency_ms),
+        fault_rate: args.fault_rate,
+        data: args.data.clone(),
+        rate_limit: 100,
+    };
+    common::runtime()?
+        .block_on(crate::emulator::run_until_ctrl_c(cfg))
+        .map_err(|e| Error::msg(format!("emulator: {e}")))?;
+    Ok(Exit::Ok)
 }
 
-pub fn schema(_args: &SchemaArgs) -> Result<Exit> {
-    Err(Error::msg("schema is not built yet"))
+pub fn schema(args: &SchemaArgs) -> Result<Exit> {
+    let schema = match args.kind {
+        crate::cli::SchemaKind::Project => crate::schema::project(),
+        crate::cli::SchemaKind::Users => crate::schema::users(),
+    };
+    let text = serde_json::to_string_pretty(&schema).expect("a schema serializes");
+    println!("{text}");
+    Ok(Exit::Ok)
 }
 
 pub fn completions(args: &CompletionsArgs) -> Result<Exit> {

@@ -1,0 +1,103 @@
+//! JSON Schemas of the project file and of users files (`timattr schema project|users`), so
+//! editors validate and complete them through the `# yaml-language-server: $schema=...` line.
+//!
+//! They mirror the loader's rules in `desired`; `tests/schema.rs` keeps the two in sync.
+
+use serde_json::{json, Value};
+
+use crate::model::limits;
+
+/// The regions of DESIGN.md §1.
+pub const REGIONS: [&str; 7] = [
+    "china",
+    "singapore",
+    "seoul",
+    "frankfurt",
+    "silicon-valley",
+    "jakarta",
+    "tokyo",
+];
+
+pub fn project() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://timattr.dev/schema/project.json",
+        "title": "timattr project file (timattr.yaml)",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["app", "attributes", "users"],
+        "properties": {
+            "app": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["sdkappid", "admin"],
+                "properties": {
+                    "sdkappid": {"type": "integer", "minimum": 0, "maximum": u32::MAX,
+                        "description": "SDKAppID of the Chat app"},
+                    "admin": {"type": "string", "minLength": 1, "maxLength": limits::MAX_ACCOUNT_BYTES,
+                        "description": "app admin account used as `identifier`"},
+                    "region": {"enum": REGIONS, "description": "region of the app; picks the API host"},
+                    "endpoint": {"type": "string",
+                        "description": "overrides region: https://host[:port], http:// only for loopback, or `embedded` for the built-in emulator",
+                        "anyOf": [{"const": "embedded"}, {"pattern": "^https?://"}]},
+                    "secret_env": {"type": "string", "minLength": 1, "default": "TIM_SECRET_KEY",
+                        "description": "name of the environment variable holding the SecretKey"}
+                },
+                "anyOf": [{"required": ["region"]}, {"required": ["endpoint"]}]
+            },
+            "attributes": {
+                "type": "array",
+                "maxItems": limits::MAX_ATTRIBUTE_NAMES,
+                "uniqueItems": true,
+                "items": {"type": "string", "minLength": 1, "maxLength": limits::MAX_ATTR_BYTES},
+                "description": "the app's attribute names (at most 10, each at most 50 bytes)"
+            },
+            "users": {
+                "type": "array", "minItems": 1,
+                "items": {"type": "string", "minLength": 1},
+                "description": "glob patterns of users files, relative to this file"
+            },
+            "state": {"type": "string", "minLength": 1, "default": "state",
+                "description": "sled directory of the last-applied state, relative to this file"},
+            "apply": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "rate_limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 100},
+                    "concurrency": {"type": "integer", "minimum": 1, "default": 16},
+                    "max_removal_percent": {"type": "number", "minimum": 0, "maximum": 100, "default": 10}
+                }
+            }
+        }
+    })
+}
+
+pub fn users() -> Value {
+    let attrs = json!({
+        "type": "object",
+        "maxProperties": limits::MAX_ATTRIBUTE_NAMES,
+        "propertyNames": {"minLength": 1, "maxLength": limits::MAX_ATTR_BYTES},
+        "additionalProperties": {"type": "string", "maxLength": limits::MAX_ATTR_BYTES,
+            "description": "a string of at most 50 UTF-8 bytes: quote numbers and booleans"}
+    });
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://timattr.dev/schema/users.json",
+        "title": "timattr users file",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["users"],
+        "properties": {
+            "defaults": {"description": "merged under every user of this file", "anyOf": [attrs, {"type": "null"}]},
+            "users": {
+                "description": "account id → attributes",
+                "anyOf": [
+                    {"type": "object",
+                     "propertyNames": {"minLength": 1, "maxLength": limits::MAX_ACCOUNT_BYTES},
+                     "additionalProperties": {"anyOf": [attrs, {"type": "null"}]}},
+                    {"type": "null"}
+                ]
+            }
+        }
+    })
+}
