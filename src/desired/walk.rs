@@ -179,6 +179,9 @@ where
         d.help = p.help;
         out.push(d);
     }
+    // Problems are found in walk order (a repeated key only at the end of its map): report
+    // them in file order.
+    out.sort_by_key(|d| (d.line, d.column));
     if more > 0 {
         out.push(more_problems(file, more));
     }
