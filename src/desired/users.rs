@@ -449,8 +449,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
         self.string(v)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let n = self.walk.node()?;
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         self.found(n, Found::Map)
     }
 }

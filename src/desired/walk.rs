@@ -234,8 +234,8 @@ impl Found {
 }
 
 /// `visit_*` methods for the kinds a visitor does not expect: each enters its node and hands
-/// it to the visitor's `found(node, Found)`. Collections are left unread: serde_yaml skips
-/// their content without following aliases. YAML tags end the walk with an error.
+/// it to the visitor's `found(node, Found)`. The content of collections is skipped with
+/// `IgnoredAny`, which does not follow aliases. YAML tags end the walk with an error.
 macro_rules! visit_other_kinds {
     () => {
         fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
@@ -270,8 +270,13 @@ macro_rules! visit_other_kinds {
             let n = self.walk.node()?;
             self.found(n, $crate::desired::walk::Found::Null)
         }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _seq: A) -> Result<Self::Value, A::Error> {
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
             let n = self.walk.node()?;
+            // Skipped unread: `IgnoredAny` does not follow aliases.
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
             self.found(n, $crate::desired::walk::Found::List)
         }
         fn visit_enum<A: serde::de::EnumAccess<'de>>(
