@@ -1,0 +1,457 @@
+//! One users file: its YAML walked once, straight into lean entries (account, [`Attrs`]).
+//!
+//! The walker builds the model while it reads (no intermediate `serde_yaml::Value`), and
+//! records every problem of the file as it goes instead of stopping at the first one.
+//! Rules (DESIGN.md §1): top-level keys `defaults` and `users` only; values are YAML strings
+//! of at most 50 bytes; names are declared in the project file; account ids are 1..=32 bytes;
+//! `defaults` are merged under every user of the same file, the user's values winning.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+
+use super::walk::{visit_other_kinds, Found, KeySeed, Problem, Walk};
+use crate::model::{limits, Account, Attrs, Names};
+
+/// One account of a users file, with where it came from (for duplicate reports).
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub account: Account,
+    pub attrs: Attrs,
+    /// Index of the file in the run's list of users files.
+    pub file: u32,
+    /// Ordinal of the account's key node in its file.
+    pub key: u32,
+}
+
+/// Walks a users file: entries in document order, `defaults` already merged.
+pub(crate) fn walk(
+    text: &str,
+    names: &Names,
+    file: u32,
+    walk: &mut Walk,
+) -> Result<Vec<Entry>, serde_yaml::Error> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    UsersFile { walk, names, file }.deserialize(de)
+}
+
+/// Whose attributes a map holds, for messages.
+#[derive(Clone, Copy)]
+enum Owner<'a> {
+    Defaults,
+    Account(&'a str),
+}
+
+impl fmt::Display for Owner<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Owner::Defaults => f.write_str("in `defaults`"),
+            Owner::Account(a) => write!(f, "for account {a:?}"),
+        }
+    }
+}
+
+fn declared_list(names: &Names) -> String {
+    let list: Vec<&str> = names.iter().map(|(_, n)| n).collect();
+    if list.is_empty() {
+        "the project file declares no attributes".to_owned()
+    } else {
+        format!("declared attributes: {}", list.join(", "))
+    }
+}
+
+struct UsersFile<'w> {
+    walk: &'w mut Walk,
+    names: &'w Names,
+    file: u32,
+}
+
+impl<'de> DeserializeSeed<'de> for UsersFile<'_> {
+    type Value = Vec<Entry>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl UsersFile<'_> {
+    fn found<E: de::Error>(self, node: u32, found: Found) -> Result<Vec<Entry>, E> {
+        // An empty file is a users file without users (not an error: the plan's mass-removal
+        // safety is what guards against an emptied file).
+        if !matches!(found, Found::Null) {
+            self.walk.problem(
+                Problem::new(
+                    node,
+                    format!(
+                        "a users file must be a map with `users` (and optionally `defaults`), not {}",
+                        found.describe()
+                    ),
+                )
+                .help("users:\n    u1: {name: \"value\"}"),
+            );
+        }
+        Ok(Vec::new())
+    }
+}
+
+impl<'de> Visitor<'de> for UsersFile<'_> {
+    type Value = Vec<Entry>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map with `users` and optionally `defaults`")
+    }
+
+    visit_other_kinds!();
+
+    fn visit_str<E: de::Error>(self, _v: &str) -> Result<Self::Value, E> {
+        let n = self.walk.node()?;
+        self.found(n, Found::Str)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let top = self.walk.node()?;
+        let mut defaults: Option<(u32, Attrs)> = None;
+        let mut users: Option<(u32, Vec<Entry>)> = None;
+        while let Some((key, name)) = map.next_key_seed(KeySeed {
+            walk: &mut *self.walk,
+        })? {
+            match &*name {
+                "defaults" | "users" => {
+                    let seen = if name == "defaults" {
+                        defaults.as_ref().map(|d| d.0)
+                    } else {
+                        users.as_ref().map(|u| u.0)
+                    };
+                    if let Some(first) = seen {
+                        self.walk.problem(
+                            Problem::new(key, format!("`{name}` appears twice")).first_at(first),
+                        );
+                        map.next_value::<IgnoredAny>()?;
+                    } else if name == "defaults" {
+                        let attrs = map.next_value_seed(AttrsSeed {
+                            walk: &mut *self.walk,
+                            names: self.names,
+                            owner: Owner::Defaults,
+                        })?;
+                        defaults = Some((key, attrs));
+                    } else {
+                        let entries = map.next_value_seed(UsersMap {
+                            walk: &mut *self.walk,
+                            names: self.names,
+                            file: self.file,
+                        })?;
+                        users = Some((key, entries));
+                    }
+                }
+                other => {
+                    self.walk.problem(
+                        Problem::new(key, format!("unknown key `{other}` in a users file"))
+                            .help("a users file has only `users` and optionally `defaults`"),
+                    );
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let Some((_, mut entries)) = users else {
+            self.walk.problem(
+                Problem::new(top, "this users file has no `users` key")
+                    .help("users:\n    u1: {name: \"value\"}"),
+            );
+            return Ok(Vec::new());
+        };
+        if let Some((_, defaults)) = defaults {
+            if !defaults.is_empty() {
+                for e in &mut entries {
+                    for (n, v) in defaults.iter() {
+                        if !e.attrs.contains(n) {
+                            e.attrs.insert(n, v.into());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(entries)
+    }
+}
+
+/// The `users` map: account → attributes.
+struct UsersMap<'w> {
+    walk: &'w mut Walk,
+    names: &'w Names,
+    file: u32,
+}
+
+impl<'de> DeserializeSeed<'de> for UsersMap<'_> {
+    type Value = Vec<Entry>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl UsersMap<'_> {
+    fn found<E: de::Error>(self, node: u32, found: Found) -> Result<Vec<Entry>, E> {
+        // `users:` with nothing under it: a file that manages no account (yet).
+        if !matches!(found, Found::Null) {
+            self.walk.problem(
+                Problem::new(
+                    node,
+                    format!(
+                        "`users` must be a map of account: {{name: value}}, not {}",
+                        found.describe()
+                    ),
+                )
+                .help("users:\n    u1: {name: \"value\"}"),
+            );
+        }
+        Ok(Vec::new())
+    }
+}
+
+impl<'de> Visitor<'de> for UsersMap<'_> {
+    type Value = Vec<Entry>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of account: {name: value}")
+    }
+
+    visit_other_kinds!();
+
+    fn visit_str<E: de::Error>(self, _v: &str) -> Result<Self::Value, E> {
+        let n = self.walk.node()?;
+        self.found(n, Found::Str)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        self.walk.node()?;
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some((key, account)) = map.next_key_seed(KeySeed {
+            walk: &mut *self.walk,
+        })? {
+            let valid = check_account(&account, key, self.walk);
+            let attrs = map.next_value_seed(AttrsSeed {
+                walk: &mut *self.walk,
+                names: self.names,
+                owner: Owner::Account(&account),
+            })?;
+            if valid {
+                entries.push(Entry {
+                    account: Box::from(&*account),
+                    attrs,
+                    file: self.file,
+                    key,
+                });
+            }
+        }
+        Ok(entries)
+    }
+}
+
+fn check_account(account: &str, key: u32, walk: &mut Walk) -> bool {
+    if account.is_empty() {
+        walk.problem(Problem::new(key, "account id is empty"));
+        false
+    } else if account.len() > limits::MAX_ACCOUNT_BYTES {
+        walk.problem(Problem::new(
+            key,
+            format!(
+                "account id {account:?} is {} bytes long; at most {} bytes are allowed",
+                account.len(),
+                limits::MAX_ACCOUNT_BYTES
+            ),
+        ));
+        false
+    } else {
+        true
+    }
+}
+
+/// A map of attribute name → value (an account's, or `defaults`).
+struct AttrsSeed<'w, 'o> {
+    walk: &'w mut Walk,
+    names: &'w Names,
+    owner: Owner<'o>,
+}
+
+impl<'de> DeserializeSeed<'de> for AttrsSeed<'_, '_> {
+    type Value = Attrs;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl AttrsSeed<'_, '_> {
+    fn found<E: de::Error>(self, node: u32, found: Found) -> Result<Attrs, E> {
+        // `u1:` with nothing (or `u1: {}`): a managed account without attributes of its own.
+        if !matches!(found, Found::Null) {
+            let message = match self.owner {
+                Owner::Defaults => format!(
+                    "`defaults` must be a map of name: value, not {}",
+                    found.describe()
+                ),
+                Owner::Account(a) => format!(
+                    "the attributes of account {a:?} must be a map of name: value, not {}",
+                    found.describe()
+                ),
+            };
+            self.walk
+                .problem(Problem::new(node, message).help("write e.g. u1: {city: \"Paris\"}"));
+        }
+        Ok(Attrs::new())
+    }
+}
+
+impl<'de> Visitor<'de> for AttrsSeed<'_, '_> {
+    type Value = Attrs;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of attribute name: value")
+    }
+
+    visit_other_kinds!();
+
+    fn visit_str<E: de::Error>(self, _v: &str) -> Result<Self::Value, E> {
+        let n = self.walk.node()?;
+        self.found(n, Found::Str)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        self.walk.node()?;
+        let mut attrs = Attrs::with_capacity(self.names.declared_len().min(4));
+        // Where each name was first set, to point at it from a repetition.
+        let mut first_at = [0u32; limits::MAX_ATTRIBUTE_NAMES];
+        while let Some((key, name)) = map.next_key_seed(KeySeed {
+            walk: &mut *self.walk,
+        })? {
+            let idx = self
+                .names
+                .index_of(&name)
+                .filter(|&i| self.names.is_declared(i));
+            let value = map.next_value_seed(ValueSeed {
+                walk: &mut *self.walk,
+                owner: self.owner,
+                name: &name,
+            })?;
+            let Some(idx) = idx else {
+                let p = if name.len() > limits::MAX_ATTR_BYTES {
+                    Problem::new(
+                        key,
+                        format!(
+                            "attribute name {name:?} {} is {} bytes long; at most {} bytes are allowed",
+                            self.owner,
+                            name.len(),
+                            limits::MAX_ATTR_BYTES
+                        ),
+                    )
+                } else {
+                    Problem::new(
+                        key,
+                        format!(
+                            "attribute {name:?} {} is not declared in the project file's `attributes`",
+                            self.owner
+                        ),
+                    )
+                };
+                self.walk.problem(p.help(declared_list(self.names)));
+                continue;
+            };
+            let slot = usize::from(idx);
+            if attrs.contains(idx) {
+                self.walk.problem(
+                    Problem::new(
+                        key,
+                        format!("attribute {name:?} is set twice {}", self.owner),
+                    )
+                    .first_at(first_at.get(slot).copied().unwrap_or(0)),
+                );
+                continue;
+            }
+            if let Some(v) = value {
+                if let Some(at) = first_at.get_mut(slot) {
+                    *at = key;
+                }
+                attrs.insert(idx, v);
+            }
+        }
+        Ok(attrs)
+    }
+}
+
+/// One attribute value: a YAML string of at most 50 bytes.
+struct ValueSeed<'w, 'o> {
+    walk: &'w mut Walk,
+    owner: Owner<'o>,
+    name: &'o str,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
+    type Value = Option<Box<str>>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl ValueSeed<'_, '_> {
+    fn found<E: de::Error>(self, node: u32, found: Found) -> Result<Option<Box<str>>, E> {
+        let name = self.name;
+        let quoted = match found.text() {
+            Some(text) => format!("quote it: {name}: \"{text}\""),
+            None => match found {
+                Found::Null => format!("quote it ({name}: \"\") or remove the line"),
+                _ => format!("quote it, e.g. {name}: \"...\""),
+            },
+        };
+        self.walk.problem(
+            Problem::new(
+                node,
+                format!(
+                    "value of {name:?} {} is {}; {quoted}",
+                    self.owner,
+                    found.describe()
+                ),
+            )
+            .help("attribute values are strings"),
+        );
+        Ok(None)
+    }
+
+    fn string<E: de::Error>(self, v: &str) -> Result<Option<Box<str>>, E> {
+        let node = self.walk.node()?;
+        if v.len() > limits::MAX_ATTR_BYTES {
+            self.walk.problem(Problem::new(
+                node,
+                format!(
+                    "value of {:?} {} is {} bytes long; at most {} bytes (UTF-8) are allowed",
+                    self.name,
+                    self.owner,
+                    v.len(),
+                    limits::MAX_ATTR_BYTES
+                ),
+            ));
+            return Ok(None);
+        }
+        Ok(Some(Box::from(v)))
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
+    type Value = Option<Box<str>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    visit_other_kinds!();
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        self.string(v)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let n = self.walk.node()?;
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        self.found(n, Found::Map)
+    }
+}
