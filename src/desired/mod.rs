@@ -256,10 +256,3 @@ fn report_duplicates(
     }
 }
 
-/// Loads the users files.
-pub fn load_users(
-    settings: &crate::settings::Settings,
-) -> Result<crate::model::Desired, crate::diag::Diagnostics> {
-    let _ = settings;
-    Err(crate::diag::Diagnostics::default())
-}
