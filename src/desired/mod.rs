@@ -255,4 +255,3 @@ fn report_duplicates(
         }
     }
 }
-
