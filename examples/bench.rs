@@ -1000,6 +1000,16 @@ impl Bench {
                     .against("ceiling", CEILING)
                     .target(Target::AtLeast(0.95)),
                 );
+                let requests = p.accounts.div_ceil(100);
+                let window_secs = (requests.div_ceil(100) - 1) as f64 + 0.040;
+                self.figures.push(
+                    Figure::new(
+                        format!("drift throughput, 40 ms latency ({} accounts)", p.accounts),
+                        rate,
+                        "accounts/s",
+                    )
+                    .against("sliding-window ceiling", p.accounts as f64 / window_secs),
+                );
             }
         }
         Ok(())
