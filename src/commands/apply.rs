@@ -78,7 +78,7 @@ pub fn apply(ctx: &Context, args: &ApplyArgs) -> Result<Exit> {
         confirm()?;
     }
     let runtime = common::runtime()?;
-    runtime.block_on(execute(ctx, &settings, &mut store, plan))
+    runtime.block_on(execute(ctx, &settings, &mut store, plan, "apply"))
 }
 
 fn check_same_app(settings: &Settings, state: &StateRef) -> Result<()> {
@@ -223,6 +223,7 @@ pub async fn execute(
     settings: &Settings,
     store: &mut Store,
     plan: Plan,
+    operation: &str,
 ) -> Result<Exit> {
     let started = Instant::now();
     let connection = Connection::open(settings).await?;
@@ -274,7 +275,7 @@ pub async fn execute(
         store.add_history(&HistoryEntry {
             time: crate::store::now_unix(),
             serial,
-            operation: "apply".into(),
+            operation: operation.into(),
             status: status.into(),
             accounts_set: set,
             accounts_removed: removed,
@@ -286,7 +287,8 @@ pub async fn execute(
     connection.close().await?;
     let secs = started.elapsed().as_secs_f64();
     ctx.note(format!(
-        "Apply {status}: {set} users set, {removed} users with values removed, {names_configured} attribute names configured; {} requests ({} retries) in {secs:.2} s ({:.0} users/s; store writes {:.2} ms per batch).",
+        "{} {status}: {set} users set, {removed} users with values removed, {names_configured} attribute names configured; {} requests ({} retries) in {secs:.2} s ({:.0} users/s; store writes {:.2} ms per batch).",
+        if operation == "apply" { "Apply" } else { "Fix" },
         runner.stats.requests(),
         runner.stats.retries(),
         (set + removed) as f64 / secs.max(1e-9),
