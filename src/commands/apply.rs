@@ -28,39 +28,32 @@ pub fn apply(ctx: &Context, args: &ApplyArgs) -> Result<Exit> {
         }
         None => None,
     };
+    // Refuse before touching anything: no store is created for an apply that cannot go on.
+    if saved.is_none() && !args.dry_run && !args.auto_approve && !std::io::stdin().is_terminal() {
+        return Err(Error::msg(
+            "refusing to apply without confirmation: stdin is not a terminal; review the plan and run again with --auto-approve (or apply a saved plan file)",
+        ));
+    }
+    // An existing store is opened (and locked) now; a missing one is only created once the
+    // apply is confirmed, so a refused or dry run writes nothing.
+    let existing = common::open_existing_store(&settings)?;
+    let (plan, state) = match saved {
+        Some((plan, state)) => {
+            check_not_stale(existing.as_ref(), &state)?;
+            (plan, state)
+        }
+        None => {
+            let desired = crate::desired::load_users(&settings)?;
+            let (plan, state) = common::make_plan(&settings, desired, existing.as_ref())?;
+            (plan, state)
+        }
+    };
+    print_plan(ctx, &settings, &plan)?;
     if args.dry_run {
-        let store = common::open_existing_store(&settings)?;
-        let plan = match saved {
-            Some((plan, state)) => {
-                check_not_stale(store.as_ref(), &state)?;
-                plan
-            }
-            None => {
-                let desired = crate::desired::load_users(&settings)?;
-                common::make_plan(&settings, desired, store.as_ref())?.0
-            }
-        };
-        print_plan(ctx, &settings, &plan)?;
         print_requests(&plan)?;
         ctx.note("Dry run: nothing was sent and nothing was written.");
         return Ok(Exit::Ok);
     }
-
-    let mut store = common::open_store(&settings)?;
-    let (plan, from_file) = match saved {
-        Some((plan, state)) => {
-            check_not_stale(Some(&store), &state)?;
-            (plan, true)
-        }
-        None => {
-            let desired = crate::desired::load_users(&settings)?;
-            (
-                common::make_plan(&settings, desired, Some(&store))?.0,
-                false,
-            )
-        }
-    };
-    print_plan(ctx, &settings, &plan)?;
     if plan.is_empty() {
         return Ok(Exit::Ok);
     }
@@ -74,9 +67,18 @@ pub fn apply(ctx: &Context, args: &ApplyArgs) -> Result<Exit> {
             settings.apply.max_removal_percent
         )));
     }
-    if !from_file && !args.auto_approve {
+    if args.planfile.is_none() && !args.auto_approve {
         confirm()?;
     }
+    let mut store = match existing {
+        Some(store) => store,
+        None => {
+            let store = common::open_store(&settings)?;
+            // Another process may have created and used it since we planned.
+            check_not_stale(Some(&store), &state)?;
+            store
+        }
+    };
     let runtime = common::runtime()?;
     runtime.block_on(execute(ctx, &settings, &mut store, plan, "apply"))
 }
