@@ -237,7 +237,11 @@ pub async fn execute(
     let serial = store.meta().serial + 1;
     let mut names_configured = 0;
     if !plan.attribute_names.is_empty() {
-        let (slots, configured) = match runner.configure_names(&settings.attributes).await {
+        // The names the plan was made with (a saved plan may predate the project file).
+        let declared: Vec<String> = (0..plan.names.declared_len())
+            .map(|i| plan.names.get(i as crate::model::NameIdx).to_owned())
+            .collect();
+        let (slots, configured) = match runner.configure_names(&declared).await {
             Ok(v) => v,
             Err(e) => {
                 connection.close().await?;
