@@ -195,13 +195,15 @@ fn set_attr(obj: &Map<String, Value>, data: &Data) -> Result<Request, Reject> {
                 Some(v) if v.len() <= MAX_ATTR_BYTES => {
                     out.insert(name.clone(), v.to_owned());
                 }
-                Some(v) => return reject(
-                    code::INVALID_ATTRIBUTE,
-                    format!(
+                Some(v) => {
+                    return reject(
+                        code::INVALID_ATTRIBUTE,
+                        format!(
                         "value of {name:?} for {to_account} is {} bytes; at most {MAX_ATTR_BYTES}",
                         v.len()
                     ),
-                ),
+                    )
+                }
                 None => {
                     return reject(
                         code::INVALID_ATTRIBUTE,
