@@ -493,18 +493,16 @@ async fn faults_and_latency_are_adjustable_while_running() {
     assert!(t.elapsed() >= Duration::from_millis(150));
 }
 
-fn sample(raw: &Raw) -> impl std::future::Future<Output = ()> + '_ {
-    async move {
-        with_names(raw).await;
-        for i in 0..5 {
-            let body = json!({"UserAttrs": [{"To_Account": format!("u{i}"), "Attrs": {"city": format!("c{i}")}}]});
-            assert_eq!(raw.code("im_set_attr", body).await, 0);
-        }
-        let rm = json!({"UserAttrs": [{"To_Account": "u0", "Attrs": ["city"]}]});
-        assert_eq!(raw.code("im_remove_attr", rm).await, 0);
-        let tags = json!({"UserTags": [{"To_Account": "u1", "Tags": ["vip"]}]});
-        assert_eq!(raw.code("im_add_tag", tags).await, 0);
+async fn sample(raw: &Raw) {
+    with_names(raw).await;
+    for i in 0..5 {
+        let body = json!({"UserAttrs": [{"To_Account": format!("u{i}"), "Attrs": {"city": format!("c{i}")}}]});
+        assert_eq!(raw.code("im_set_attr", body).await, 0);
     }
+    let rm = json!({"UserAttrs": [{"To_Account": "u0", "Attrs": ["city"]}]});
+    assert_eq!(raw.code("im_remove_attr", rm).await, 0);
+    let tags = json!({"UserTags": [{"To_Account": "u1", "Tags": ["vip"]}]});
+    assert_eq!(raw.code("im_add_tag", tags).await, 0);
 }
 
 #[tokio::test]
