@@ -612,3 +612,37 @@ async fn throughput_smoke_2000_requests() {
     assert_eq!(em.snapshot().users.len(), 32 * 63);
     assert_eq!(em.stats().requests["im_set_attr"], 32 * 63);
 }
+
+/// Prints the emulator's throughput; run by hand:
+/// `cargo test --release --test emulator -- --ignored --nocapture throughput_report`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, not a check"]
+async fn throughput_report() {
+    let em = start(|cfg| cfg.rate_limit = 1_000_000).await;
+    let raw = Arc::new(Raw::new(&em));
+    with_names(&raw).await;
+    let (workers, per_worker) = (32, 625);
+    let t = std::time::Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| {
+            let raw = raw.clone();
+            tokio::spawn(async move {
+                for i in 0..per_worker {
+                    let users: Vec<Value> = (0..100)
+                        .map(|u| json!({"To_Account": format!("w{w}-{u}"), "Attrs": {"city": format!("c{i}")}}))
+                        .collect();
+                    assert_eq!(raw.code("im_set_attr", json!({"UserAttrs": users})).await, 0);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let n = workers * per_worker;
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "throughput: {n} im_set_attr requests of 100 users each in {secs:.2} s = {:.0} req/s (client and server in one process, 2 worker threads)",
+        n as f64 / secs
+    );
+}
