@@ -157,6 +157,10 @@ pub struct UsersigArgs {
     /// Identifier to sign for (default: the project's admin).
     #[arg(long)]
     pub identifier: Option<String>,
+    /// SDKAppID to sign for (default: the project's); with it and --identifier no project
+    /// file is needed, and the key comes from TIM_SECRET_KEY.
+    #[arg(long)]
+    pub sdkappid: Option<u32>,
     /// Validity in seconds.
     #[arg(long, default_value_t = 86_400)]
     pub expire: u64,

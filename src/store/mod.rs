@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Account, Attrs, Names};
 
-pub(crate) use export::now_unix;
+pub use export::now_unix;
 pub use export::{ExportHeader, ExportLine};
 
 /// Bumped when the layout changes; older binaries refuse newer stores.
