@@ -276,7 +276,7 @@ fn users_happy_path_multi_file_with_defaults() {
     let (_dir, r) = load(&[
         (
             "users/a.yaml",
-            "defaults:\n  tier: free\nusers:\n  xiaojun013:\n    city: attr3\n    tier: gold\n  xiaojun012: {sex: attr1, city: attr2}\n",
+            "defaults:\n  tier: free\nusers:\n  xiaojun013:\n    city: attr3\n    tier: gold\n  xiaojun012: {sex: attr1, city: attr2}\n  xiaojun014:\n",
         ),
         // `defaults` after `users` applies all the same; `{}` and null are managed accounts.
         (
@@ -295,6 +295,7 @@ fn users_happy_path_multi_file_with_defaults() {
             "b2 {sex: \"m\"}",
             "xiaojun012 {sex: \"attr1\", city: \"attr2\", tier: \"free\"}",
             "xiaojun013 {city: \"attr3\", tier: \"gold\"}",
+            "xiaojun014 {tier: \"free\"}",
         ]
     );
     assert_eq!(

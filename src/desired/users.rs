@@ -11,7 +11,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use super::walk::{visit_other_kinds, Found, KeySeed, Problem, Walk};
-use crate::model::{limits, Account, Attrs, Names};
+use crate::model::{limits, Account, Attrs, NameIdx, Names};
 
 /// One account of a users file, with where it came from (for duplicate reports).
 #[derive(Debug)]
@@ -132,6 +132,8 @@ impl<'de> Visitor<'de> for UsersFile<'_> {
                             walk: &mut *self.walk,
                             names: self.names,
                             owner: Owner::Defaults,
+                            scratch: &mut Vec::new(),
+                            defaults: None,
                         })?;
                         defaults = Some((key, attrs));
                     } else {
@@ -139,6 +141,7 @@ impl<'de> Visitor<'de> for UsersFile<'_> {
                             walk: &mut *self.walk,
                             names: self.names,
                             file: self.file,
+                            defaults: defaults.as_ref().map(|(_, d)| d),
                         })?;
                         users = Some((key, entries));
                     }
@@ -152,15 +155,16 @@ impl<'de> Visitor<'de> for UsersFile<'_> {
                 }
             }
         }
-        let Some((_, mut entries)) = users else {
+        let Some((users_at, mut entries)) = users else {
             self.walk.problem(
                 Problem::new(top, "this users file has no `users` key")
                     .help("users:\n    u1: {name: \"value\"}"),
             );
             return Ok(Vec::new());
         };
-        if let Some((_, defaults)) = defaults {
-            if !defaults.is_empty() {
+        // `defaults` written after `users`: merged now (otherwise already merged while walking).
+        if let Some((at, defaults)) = defaults {
+            if at > users_at && !defaults.is_empty() {
                 for e in &mut entries {
                     for (n, v) in defaults.iter() {
                         if !e.attrs.contains(n) {
@@ -179,6 +183,8 @@ struct UsersMap<'w> {
     walk: &'w mut Walk,
     names: &'w Names,
     file: u32,
+    /// The file's `defaults` when written before `users`.
+    defaults: Option<&'w Attrs>,
 }
 
 impl<'de> DeserializeSeed<'de> for UsersMap<'_> {
@@ -225,6 +231,7 @@ impl<'de> Visitor<'de> for UsersMap<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         self.walk.node()?;
         let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        let mut scratch = Vec::with_capacity(self.names.declared_len());
         while let Some((key, account)) = map.next_key_seed(KeySeed {
             walk: &mut *self.walk,
         })? {
@@ -233,6 +240,8 @@ impl<'de> Visitor<'de> for UsersMap<'_> {
                 walk: &mut *self.walk,
                 names: self.names,
                 owner: Owner::Account(&account),
+                scratch: &mut scratch,
+                defaults: self.defaults,
             })?;
             if valid {
                 entries.push(Entry {
@@ -271,6 +280,11 @@ struct AttrsSeed<'w, 'o> {
     walk: &'w mut Walk,
     names: &'w Names,
     owner: Owner<'o>,
+    /// Values gathered before the account's [`Attrs`] is allocated at its exact size (a
+    /// million accounts make every spare slot count). Reused from account to account.
+    scratch: &'w mut Vec<(NameIdx, Box<str>)>,
+    /// Merged under the values of this map.
+    defaults: Option<&'w Attrs>,
 }
 
 impl<'de> DeserializeSeed<'de> for AttrsSeed<'_, '_> {
@@ -298,7 +312,7 @@ impl AttrsSeed<'_, '_> {
             self.walk
                 .problem(Problem::new(node, message).help("write e.g. u1: {city: \"Paris\"}"));
         }
-        Ok(Attrs::new())
+        Ok(self.defaults.cloned().unwrap_or_default())
     }
 }
 
@@ -318,7 +332,7 @@ impl<'de> Visitor<'de> for AttrsSeed<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         self.walk.node()?;
-        let mut attrs = Attrs::with_capacity(self.names.declared_len().min(4));
+        self.scratch.clear();
         // Where each name was first set, to point at it from a repetition.
         let mut first_at = [0u32; limits::MAX_ATTRIBUTE_NAMES];
         while let Some((key, name)) = map.next_key_seed(KeySeed {
@@ -357,7 +371,7 @@ impl<'de> Visitor<'de> for AttrsSeed<'_, '_> {
                 continue;
             };
             let slot = usize::from(idx);
-            if attrs.contains(idx) {
+            if self.scratch.iter().any(|(n, _)| *n == idx) {
                 self.walk.problem(
                     Problem::new(
                         key,
@@ -371,8 +385,20 @@ impl<'de> Visitor<'de> for AttrsSeed<'_, '_> {
                 if let Some(at) = first_at.get_mut(slot) {
                     *at = key;
                 }
-                attrs.insert(idx, v);
+                self.scratch.push((idx, v));
             }
+        }
+        if let Some(defaults) = self.defaults {
+            for (n, v) in defaults.iter() {
+                if !self.scratch.iter().any(|(m, _)| *m == n) {
+                    self.scratch.push((n, v.into()));
+                }
+            }
+        }
+        self.scratch.sort_unstable_by_key(|(n, _)| *n);
+        let mut attrs = Attrs::with_capacity(self.scratch.len());
+        for (n, v) in self.scratch.drain(..) {
+            attrs.insert(n, v);
         }
         Ok(attrs)
     }
