@@ -292,3 +292,44 @@ fn report_duplicates(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(account: &str, file: u32, key: u32) -> Entry {
+        Entry {
+            account: account.into(),
+            attrs: Attrs::new(),
+            file,
+            key,
+        }
+    }
+
+    #[test]
+    fn merge_sorts_and_keeps_the_first_file() {
+        let runs = vec![
+            vec![entry("a", 0, 1), entry("c", 0, 2)],
+            vec![entry("b", 1, 1), entry("c", 1, 5)],
+            vec![],
+            vec![entry("c", 3, 9), entry("d", 3, 10)],
+        ];
+        let (out, dups) = merge(runs);
+        let accounts: Vec<&str> = out.iter().map(|(a, _)| &**a).collect();
+        assert_eq!(accounts, ["a", "b", "c", "d"]);
+        let places: Vec<_> = dups.iter().map(|d| (d.first, d.again)).collect();
+        assert_eq!(places, [((0, 2), (1, 5)), ((0, 2), (3, 9))]);
+    }
+
+    #[test]
+    fn expand_treats_the_directory_literally() {
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join("p[1]");
+        std::fs::create_dir_all(odd.join("users")).unwrap();
+        std::fs::write(odd.join("users/a.yaml"), "").unwrap();
+        std::fs::create_dir_all(odd.join("users/sub.yaml")).unwrap();
+        let found = expand(&odd, "users/*.yaml").unwrap();
+        assert_eq!(found, [odd.join("users/a.yaml")]);
+        assert!(expand(&odd, "users/[.yaml").is_err());
+    }
+}

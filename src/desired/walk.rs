@@ -321,3 +321,47 @@ impl<'de> de::Visitor<'de> for KeySeed<'_> {
         Ok((self.walk.node()?, Cow::Owned(v.to_owned())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_stops_a_walk() {
+        let mut w = Walk::new(0);
+        for _ in 0..1000 {
+            w.node::<serde_yaml::Error>().unwrap();
+        }
+        let err = w.node::<serde_yaml::Error>().unwrap_err();
+        assert!(err.to_string().contains("alias bomb"), "{err}");
+    }
+
+    #[test]
+    fn problems_are_capped_then_counted() {
+        let mut w = Walk::new(10);
+        for i in 0..(MAX_PROBLEMS_PER_FILE as u32 + 7) {
+            w.problem(Problem::new(i, "x"));
+        }
+        assert_eq!(w.problems.len(), MAX_PROBLEMS_PER_FILE);
+        assert_eq!(w.more, 7);
+    }
+
+    #[test]
+    fn a_locating_walk_stops_at_its_target_and_records_nothing() {
+        let mut w = Walk::locating(100, 2);
+        assert_eq!(w.node::<serde_yaml::Error>().unwrap(), 0);
+        w.problem(Problem::new(0, "x"));
+        assert_eq!(w.node::<serde_yaml::Error>().unwrap(), 1);
+        assert!(w.node::<serde_yaml::Error>().is_err());
+        assert!(!w.has_problems());
+    }
+
+    #[test]
+    fn hard_errors_carry_their_location_once() {
+        let err = serde_yaml::from_str::<serde::de::IgnoredAny>("a: [1,\nb: 2\n").unwrap_err();
+        let d = hard_error(Path::new("f.yaml"), &err);
+        assert!(d.line > 0 && d.column > 0, "{d}");
+        let own = format!("at line {} column {}", d.line, d.column);
+        assert!(!d.message.contains(&own), "{}", d.message);
+    }
+}
