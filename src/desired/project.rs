@@ -730,9 +730,7 @@ mod tests {
     #[test]
     fn every_region_has_a_host() {
         assert_eq!(REGIONS.len(), 7);
-        assert!(REGIONS
-            .iter()
-            .any(|r| *r == ("china", "console.tim.qq.com")));
+        assert!(REGIONS.contains(&("china", "console.tim.qq.com")));
     }
 
     #[test]
