@@ -159,7 +159,7 @@ fn parse_file(path: &Path, file: u32, names: &Names) -> FileOutcome {
     let mut walk = Walk::new(text.len());
     let (mut entries, hard) = match users::walk(&text, names, file, &mut walk) {
         Ok(entries) => (entries, None),
-        Err(e) => (Vec::new(), Some(hard_error(path, &e))),
+        Err(e) => (Vec::new(), Some(hard_error(path, &text, &e))),
     };
     entries.sort_by(|a, b| a.account.cmp(&b.account));
     if entries.windows(2).any(|w| w[0].account == w[1].account) {

@@ -173,7 +173,8 @@ pub(crate) fn load(path: &Path) -> Result<Settings, Diagnostics> {
         )])
     })?;
     let mut walk = Walk::new(text.len());
-    let root = tree(&text, &mut walk).map_err(|e| Diagnostics(vec![hard_error(path, &e)]))?;
+    let root =
+        tree(&text, &mut walk).map_err(|e| Diagnostics(vec![hard_error(path, &text, &e)]))?;
     let settings = check(&root, path, &mut walk);
     if walk.has_problems() {
         let problems = std::mem::take(&mut walk.problems);
