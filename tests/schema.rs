@@ -478,11 +478,9 @@ fn schema_and_loader_agree() {
     check_cases(cases());
 }
 
-/// Disagreements found while writing the table above; each is a gap in `src/schema.rs` (or a
-/// choice to make in the loader). Run with `cargo test --test schema -- --ignored`.
+/// Edges where the schema once disagreed with the loader.
 #[test]
-#[ignore = "known gaps between src/schema.rs and the loader, reported for a fix in src/"]
-fn known_schema_gaps() {
+fn schema_follows_the_loader_at_the_edges() {
     check_cases(vec![
         // The loader requires an environment-variable name; the schema accepts any string.
         project(
