@@ -249,3 +249,77 @@ pub async fn run(
     report.batches_not_sent = batches.len() - next;
     report
 }
+
+/// Live attributes of some accounts, keyed by account.
+pub type LiveAttrs = std::collections::HashMap<String, BTreeMap<String, String>>;
+
+impl Runner {
+    /// Reads the live attributes of `accounts` with `im_get_attr`, 100 per request, through the
+    /// limiter. `on_chunk(first, live)` receives each answered chunk (`first` is the index of its
+    /// first account), in completion order. Stops at the first error that is not retried away.
+    pub async fn read_attrs(
+        &self,
+        accounts: &[crate::model::Account],
+        mut on_chunk: impl FnMut(usize, LiveAttrs),
+        interrupt: impl Future<Output = ()>,
+    ) -> Result<bool, ApiError> {
+        let chunks: Vec<(usize, Vec<String>)> = accounts
+            .chunks(crate::model::limits::MAX_BATCH)
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    i * crate::model::limits::MAX_BATCH,
+                    c.iter().map(|a| a.to_string()).collect(),
+                )
+            })
+            .collect();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut chunks = chunks.into_iter();
+        let mut in_flight = 0usize;
+        let mut stop = false;
+        let mut exhausted = false;
+        let mut first_error = None;
+        let mut interrupted = false;
+        tokio::pin!(interrupt);
+        loop {
+            if in_flight == 0 && (stop || exhausted) {
+                break;
+            }
+            tokio::select! {
+                biased;
+                Some((first, result)) = rx.recv() => {
+                    in_flight -= 1;
+                    match result {
+                        Ok(live) => on_chunk(first, live),
+                        Err(e) => {
+                            stop = true;
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                () = &mut interrupt, if !interrupted => {
+                    interrupted = true;
+                    stop = true;
+                }
+                permit = self.limiter.in_flight(), if !stop && !exhausted => {
+                    let Some((first, chunk)) = chunks.next() else {
+                        exhausted = true;
+                        continue;
+                    };
+                    in_flight += 1;
+                    let runner = self.clone();
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let result = runner.call(|| runner.client.get_attr(&chunk)).await;
+                        drop(permit);
+                        let _ = tx.send((first, result));
+                    });
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(!interrupted),
+        }
+    }
+}

@@ -132,16 +132,25 @@ pub struct DriftArgs {
 #[derive(Debug, Subcommand, Clone)]
 pub enum StateCommand {
     /// List the managed accounts.
+    ///
+    /// Example: timattr state list
     List,
     /// Show one account's last-applied attributes.
+    ///
+    /// Example: timattr state show xiaojun012
     Show { account: String },
     /// Write a backup: gzip-compressed JSON lines.
+    ///
+    /// Example: timattr state export --out backup.jsonl.gz
     Export {
         /// File to write (default: stdout).
         #[arg(long)]
         out: Option<PathBuf>,
     },
     /// Replace the store's content with a backup.
+    ///
+    /// Refuses another lineage or an older serial unless --force.
+    /// Example: timattr state restore backup.jsonl.gz
     Restore {
         file: PathBuf,
         /// Accept another lineage or an older serial.
@@ -149,6 +158,8 @@ pub enum StateCommand {
         force: bool,
     },
     /// Show one line per apply, import, fix or restore.
+    ///
+    /// Example: timattr state history
     History,
 }
 
@@ -157,6 +168,10 @@ pub struct UsersigArgs {
     /// Identifier to sign for (default: the project's admin).
     #[arg(long)]
     pub identifier: Option<String>,
+    /// SDKAppID to sign for (default: the project's); with it and --identifier no project
+    /// file is needed, and the key comes from TIM_SECRET_KEY.
+    #[arg(long)]
+    pub sdkappid: Option<u32>,
     /// Validity in seconds.
     #[arg(long, default_value_t = 86_400)]
     pub expire: u64,

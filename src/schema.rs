@@ -40,7 +40,7 @@ pub fn project() -> Value {
                     "endpoint": {"type": "string",
                         "description": "overrides region: https://host[:port], http:// only for loopback, or `embedded` for the built-in emulator",
                         "anyOf": [{"const": "embedded"}, {"pattern": "^https?://"}]},
-                    "secret_env": {"type": "string", "minLength": 1, "default": "TIM_SECRET_KEY",
+                    "secret_env": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "default": "TIM_SECRET_KEY",
                         "description": "name of the environment variable holding the SecretKey"}
                 },
                 "anyOf": [{"required": ["region"]}, {"required": ["endpoint"]}]
@@ -60,11 +60,11 @@ pub fn project() -> Value {
             "state": {"type": "string", "minLength": 1, "default": "state",
                 "description": "sled directory of the last-applied state, relative to this file"},
             "apply": {
-                "type": "object",
+                "type": ["object", "null"],
                 "additionalProperties": false,
                 "properties": {
                     "rate_limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 100},
-                    "concurrency": {"type": "integer", "minimum": 1, "default": 16},
+                    "concurrency": {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 16},
                     "max_removal_percent": {"type": "number", "minimum": 0, "maximum": 100, "default": 10}
                 }
             }
@@ -84,7 +84,8 @@ pub fn users() -> Value {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://timattr.dev/schema/users.json",
         "title": "timattr users file",
-        "type": "object",
+        // An empty file (no users yet) is valid; `required` only applies to objects.
+        "type": ["object", "null"],
         "additionalProperties": false,
         "required": ["users"],
         "properties": {

@@ -276,7 +276,7 @@ fn users_happy_path_multi_file_with_defaults() {
     let (_dir, r) = load(&[
         (
             "users/a.yaml",
-            "defaults:\n  tier: free\nusers:\n  xiaojun013:\n    city: attr3\n    tier: gold\n  xiaojun012: {sex: attr1, city: attr2}\n",
+            "defaults:\n  tier: free\nusers:\n  xiaojun013:\n    city: attr3\n    tier: gold\n  xiaojun012: {sex: attr1, city: attr2}\n  xiaojun014:\n",
         ),
         // `defaults` after `users` applies all the same; `{}` and null are managed accounts.
         (
@@ -295,6 +295,7 @@ fn users_happy_path_multi_file_with_defaults() {
             "b2 {sex: \"m\"}",
             "xiaojun012 {sex: \"attr1\", city: \"attr2\", tier: \"free\"}",
             "xiaojun013 {city: \"attr3\", tier: \"gold\"}",
+            "xiaojun014 {tier: \"free\"}",
         ]
     );
     assert_eq!(
@@ -551,5 +552,29 @@ fn users_alias_bombs_end_in_a_clear_error() {
         start.elapsed() < Duration::from_secs(60),
         "took {:?}",
         start.elapsed()
+    );
+}
+
+#[test]
+fn users_deep_nesting_and_junk_do_not_panic() {
+    let deep = format!(
+        "users:\n  u1: {{city: {}x{}}}\n",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let errs = users_errors(&[
+        ("users/a.yaml", &deep),
+        ("users/b.yaml", "users: {u1: {city: *nope}}\n"),
+        ("users/c.yaml", "users: {}\n---\nusers: {}\n"),
+        ("users/d.yaml", "\u{feff}users:\n\t- x\n"),
+    ]);
+    assert_eq!(
+        errs,
+        [
+            "users/a.yaml:2:14: value of \"city\" for account \"u1\" is a list; quote it, e.g. city: \"...\"",
+            "users/b.yaml:1:20: unknown anchor",
+            "users/c.yaml:2:1: deserializing from YAML containing more than one document is not supported",
+            "users/d.yaml:2:1: found character that cannot start any token, while scanning for the next token",
+        ]
     );
 }

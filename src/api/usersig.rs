@@ -25,6 +25,9 @@ pub struct Decoded {
     pub expire: u64,
     /// `TLS.sig`: base64 of the HMAC over the content lines.
     pub sig: String,
+    /// `TLS.userbuf` (base64), signed too when present. The REST API does not use it, but the
+    /// official libraries can make such sigs, and they must verify.
+    pub userbuf: Option<String>,
 }
 
 impl Decoded {
@@ -37,13 +40,20 @@ impl Decoded {
 /// `TLS.sig`: standard base64 of HMAC-SHA256(key, content lines).
 pub fn hmac_sig(sdkappid: u32, key: &Secret, identifier: &str, time: u64, expire: u64) -> String {
     STANDARD.encode(
-        mac(sdkappid, key, identifier, time, expire)
+        mac(sdkappid, key, identifier, time, expire, None)
             .finalize()
             .into_bytes(),
     )
 }
 
-fn mac(sdkappid: u32, key: &Secret, identifier: &str, time: u64, expire: u64) -> HmacSha256 {
+fn mac(
+    sdkappid: u32,
+    key: &Secret,
+    identifier: &str,
+    time: u64,
+    expire: u64,
+    userbuf: Option<&str>,
+) -> HmacSha256 {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = HmacSha256::new_from_slice(key.expose().as_bytes())
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
@@ -53,6 +63,9 @@ fn mac(sdkappid: u32, key: &Secret, identifier: &str, time: u64, expire: u64) ->
         )
         .as_bytes(),
     );
+    if let Some(b) = userbuf {
+        mac.update(format!("TLS.userbuf:{b}\n").as_bytes());
+    }
     mac
 }
 
@@ -138,6 +151,7 @@ pub fn decode(sig: &str) -> Result<Decoded, i64> {
         time: num("TLS.time").ok_or_else(bad)?,
         expire: num("TLS.expire").ok_or_else(bad)?,
         sig: text("TLS.sig").ok_or_else(bad)?,
+        userbuf: text("TLS.userbuf"),
     })
 }
 
@@ -161,9 +175,16 @@ pub fn verify(
     }
     let given = STANDARD.decode(&d.sig).map_err(|_| code::SIG_MISMATCH)?;
     // verify_slice compares in constant time.
-    mac(d.sdkappid, key, &d.identifier, d.time, d.expire)
-        .verify_slice(&given)
-        .map_err(|_| code::SIG_MISMATCH)?;
+    mac(
+        d.sdkappid,
+        key,
+        &d.identifier,
+        d.time,
+        d.expire,
+        d.userbuf.as_deref(),
+    )
+    .verify_slice(&given)
+    .map_err(|_| code::SIG_MISMATCH)?;
     Ok(d)
 }
 
@@ -198,6 +219,7 @@ mod tests {
                     time: TIME,
                     expire: EXPIRE,
                     sig: want.into(),
+                    userbuf: None,
                 }
             );
         }

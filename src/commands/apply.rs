@@ -28,39 +28,32 @@ pub fn apply(ctx: &Context, args: &ApplyArgs) -> Result<Exit> {
         }
         None => None,
     };
+    // Refuse before touching anything: no store is created for an apply that cannot go on.
+    if saved.is_none() && !args.dry_run && !args.auto_approve && !std::io::stdin().is_terminal() {
+        return Err(Error::msg(
+            "refusing to apply without confirmation: stdin is not a terminal; review the plan and run again with --auto-approve (or apply a saved plan file)",
+        ));
+    }
+    // An existing store is opened (and locked) now; a missing one is only created once the
+    // apply is confirmed, so a refused or dry run writes nothing.
+    let existing = common::open_existing_store(&settings)?;
+    let (plan, state) = match saved {
+        Some((plan, state)) => {
+            check_not_stale(existing.as_ref(), &state)?;
+            (plan, state)
+        }
+        None => {
+            let desired = crate::desired::load_users(&settings)?;
+            let (plan, state) = common::make_plan(&settings, desired, existing.as_ref())?;
+            (plan, state)
+        }
+    };
+    print_plan(ctx, &settings, &plan)?;
     if args.dry_run {
-        let store = common::open_existing_store(&settings)?;
-        let plan = match saved {
-            Some((plan, state)) => {
-                check_not_stale(store.as_ref(), &state)?;
-                plan
-            }
-            None => {
-                let desired = crate::desired::load_users(&settings)?;
-                common::make_plan(&settings, desired, store.as_ref())?.0
-            }
-        };
-        print_plan(ctx, &settings, &plan)?;
         print_requests(&plan)?;
         ctx.note("Dry run: nothing was sent and nothing was written.");
         return Ok(Exit::Ok);
     }
-
-    let mut store = common::open_store(&settings)?;
-    let (plan, from_file) = match saved {
-        Some((plan, state)) => {
-            check_not_stale(Some(&store), &state)?;
-            (plan, true)
-        }
-        None => {
-            let desired = crate::desired::load_users(&settings)?;
-            (
-                common::make_plan(&settings, desired, Some(&store))?.0,
-                false,
-            )
-        }
-    };
-    print_plan(ctx, &settings, &plan)?;
     if plan.is_empty() {
         return Ok(Exit::Ok);
     }
@@ -74,11 +67,20 @@ pub fn apply(ctx: &Context, args: &ApplyArgs) -> Result<Exit> {
             settings.apply.max_removal_percent
         )));
     }
-    if !from_file && !args.auto_approve {
+    if args.planfile.is_none() && !args.auto_approve {
         confirm()?;
     }
+    let mut store = match existing {
+        Some(store) => store,
+        None => {
+            let store = common::open_store(&settings)?;
+            // Another process may have created and used it since we planned.
+            check_not_stale(Some(&store), &state)?;
+            store
+        }
+    };
     let runtime = common::runtime()?;
-    runtime.block_on(execute(ctx, &settings, &mut store, plan))
+    runtime.block_on(execute(ctx, &settings, &mut store, plan, "apply"))
 }
 
 fn check_same_app(settings: &Settings, state: &StateRef) -> Result<()> {
@@ -223,6 +225,7 @@ pub async fn execute(
     settings: &Settings,
     store: &mut Store,
     plan: Plan,
+    operation: &str,
 ) -> Result<Exit> {
     let started = Instant::now();
     let connection = Connection::open(settings).await?;
@@ -234,7 +237,11 @@ pub async fn execute(
     let serial = store.meta().serial + 1;
     let mut names_configured = 0;
     if !plan.attribute_names.is_empty() {
-        let (slots, configured) = match runner.configure_names(&settings.attributes).await {
+        // The names the plan was made with (a saved plan may predate the project file).
+        let declared: Vec<String> = (0..plan.names.declared_len())
+            .map(|i| plan.names.get(i as crate::model::NameIdx).to_owned())
+            .collect();
+        let (slots, configured) = match runner.configure_names(&declared).await {
             Ok(v) => v,
             Err(e) => {
                 connection.close().await?;
@@ -274,7 +281,7 @@ pub async fn execute(
         store.add_history(&HistoryEntry {
             time: crate::store::now_unix(),
             serial,
-            operation: "apply".into(),
+            operation: operation.into(),
             status: status.into(),
             accounts_set: set,
             accounts_removed: removed,
@@ -286,7 +293,8 @@ pub async fn execute(
     connection.close().await?;
     let secs = started.elapsed().as_secs_f64();
     ctx.note(format!(
-        "Apply {status}: {set} users set, {removed} users with values removed, {names_configured} attribute names configured; {} requests ({} retries) in {secs:.2} s ({:.0} users/s; store writes {:.2} ms per batch).",
+        "{} {status}: {set} users set, {removed} users with values removed, {names_configured} attribute names configured; {} requests ({} retries) in {secs:.2} s ({:.0} users/s; store writes {:.2} ms per batch).",
+        if operation == "apply" { "Apply" } else { "Fix" },
         runner.stats.requests(),
         runner.stats.retries(),
         (set + removed) as f64 / secs.max(1e-9),

@@ -6,14 +6,34 @@ use crate::cli::{CompletionsArgs, EmulatorArgs, SchemaArgs, UsersigArgs};
 use crate::{Error, Result};
 
 pub fn usersig(ctx: &Context, args: &UsersigArgs) -> Result<Exit> {
-    let settings = ctx.settings()?;
-    let key = match settings.endpoint {
-        crate::settings::Endpoint::Embedded => {
-            crate::api::Secret::new(crate::api::DEMO_SECRET_KEY.to_owned())
-        }
-        _ => common::secret_from_env(&settings)?,
+    // Without a project file, --sdkappid and --identifier say everything needed.
+    let standalone =
+        args.sdkappid.is_some() && args.identifier.is_some() && !ctx.global.config.exists();
+    let (sdkappid, admin, key) = if standalone {
+        let key = match std::env::var("TIM_SECRET_KEY") {
+            Ok(k) if !k.is_empty() => crate::api::Secret::new(k),
+            _ => {
+                return Err(Error::msg(
+                    "the SecretKey is not set: export TIM_SECRET_KEY with the app's key from the Chat console",
+                ))
+            }
+        };
+        (args.sdkappid.unwrap_or_default(), String::new(), key)
+    } else {
+        let settings = ctx.settings()?;
+        let key = match settings.endpoint {
+            crate::settings::Endpoint::Embedded => {
+                crate::api::Secret::new(crate::api::DEMO_SECRET_KEY.to_owned())
+            }
+            _ => common::secret_from_env(&settings)?,
+        };
+        (
+            args.sdkappid.unwrap_or(settings.sdkappid),
+            settings.admin,
+            key,
+        )
     };
-    let identifier = args.identifier.as_deref().unwrap_or(&settings.admin);
+    let identifier = args.identifier.as_deref().unwrap_or(&admin);
     if identifier.is_empty() || identifier.len() > crate::model::limits::MAX_ACCOUNT_BYTES {
         return Err(Error::msg(
             "--identifier must be 1 to 32 bytes (an app admin account)",
@@ -23,7 +43,7 @@ pub fn usersig(ctx: &Context, args: &UsersigArgs) -> Result<Exit> {
     // Printing the sig is this command's whole purpose; it goes to stdout only, never to logs.
     println!(
         "{}",
-        crate::api::usersig::generate(settings.sdkappid, &key, identifier, args.expire, now)
+        crate::api::usersig::generate(sdkappid, &key, identifier, args.expire, now)
     );
     Ok(Exit::Ok)
 }

@@ -12,6 +12,7 @@ mod project;
 mod users;
 mod walk;
 
+use std::collections::binary_heap::{BinaryHeap, PeekMut};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -37,17 +38,14 @@ pub fn load_users(settings: &Settings) -> Result<Desired, Diagnostics> {
     let files = users_files(settings, &mut diags);
     let outcomes = parse_all(&files, &names);
 
-    let total = outcomes.iter().map(|o| o.entries.len()).sum();
-    let mut entries: Vec<Entry> = Vec::with_capacity(total);
-    let mut per_file: Vec<Vec<Diagnostic>> = Vec::with_capacity(files.len());
+    let mut runs = Vec::with_capacity(outcomes.len());
+    let mut per_file: Vec<Vec<Diagnostic>> = Vec::with_capacity(outcomes.len());
     for o in outcomes {
-        entries.extend(o.entries);
+        runs.push(o.entries);
         per_file.push(o.diags);
     }
-    // Files come in order and each file's entries are sorted, so this stable sort merges runs
-    // and keeps, among equal accounts, the earlier file first.
-    entries.sort_by(|a, b| a.account.cmp(&b.account));
-    report_duplicates(&files, &names, &mut entries, &mut per_file);
+    let (accounts, duplicates) = merge(runs);
+    report_duplicates(&files, &names, duplicates, &mut per_file);
 
     for mut file_diags in per_file {
         // Located problems in file order, the "and N more" count (line 0) last.
@@ -57,8 +55,6 @@ pub fn load_users(settings: &Settings) -> Result<Desired, Diagnostics> {
     if !diags.is_empty() {
         return Err(Diagnostics(diags));
     }
-    let accounts: Vec<(Account, Attrs)> =
-        entries.into_iter().map(|e| (e.account, e.attrs)).collect();
     Ok(Desired { names, accounts })
 }
 
@@ -163,7 +159,7 @@ fn parse_file(path: &Path, file: u32, names: &Names) -> FileOutcome {
     let mut walk = Walk::new(text.len());
     let (mut entries, hard) = match users::walk(&text, names, file, &mut walk) {
         Ok(entries) => (entries, None),
-        Err(e) => (Vec::new(), Some(hard_error(path, &e))),
+        Err(e) => (Vec::new(), Some(hard_error(path, &text, &e))),
     };
     entries.sort_by(|a, b| a.account.cmp(&b.account));
     if entries.windows(2).any(|w| w[0].account == w[1].account) {
@@ -189,37 +185,77 @@ fn parse_file(path: &Path, file: u32, names: &Names) -> FileOutcome {
     FileOutcome { entries, diags }
 }
 
-/// Reports accounts defined in more than one file (naming both places) and keeps the first.
+/// An account found in two files: where it was first, and where again.
+struct Duplicate {
+    account: Account,
+    first: (u32, u32),
+    again: (u32, u32),
+}
+
+/// The head of a file's sorted run in [`merge`]: ordered so that the max-heap yields the
+/// smallest account first and, among equal accounts, the earlier file first.
+struct Head(Entry);
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Head {}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&other.0.account, other.0.file).cmp(&(&self.0.account, self.0.file))
+    }
+}
+
+/// Merges the files' sorted runs (indexed by file) into one sorted list, each account once
+/// (the earliest file's definition kept), and lists the accounts found again in later files.
+///
+/// A k-way merge moves each entry once and touches one new account per step, which is much
+/// cheaper than sorting the concatenation (a million accounts in a hundred files).
+fn merge(runs: Vec<Vec<Entry>>) -> (Vec<(Account, Attrs)>, Vec<Duplicate>) {
+    let total = runs.iter().map(Vec::len).sum();
+    let mut runs: Vec<std::vec::IntoIter<Entry>> = runs.into_iter().map(Vec::into_iter).collect();
+    let mut heap: BinaryHeap<Head> = runs.iter_mut().filter_map(|r| r.next().map(Head)).collect();
+    let mut out: Vec<(Account, Attrs)> = Vec::with_capacity(total);
+    let mut duplicates = Vec::new();
+    // Where the last account pushed to `out` was defined.
+    let mut last_at = (0, 0);
+    while let Some(mut top) = heap.peek_mut() {
+        let next = runs.get_mut(top.0.file as usize).and_then(Iterator::next);
+        let entry = match next {
+            Some(next) => std::mem::replace(&mut top.0, next),
+            None => PeekMut::pop(top).0,
+        };
+        if out.last().is_some_and(|(a, _)| *a == entry.account) {
+            duplicates.push(Duplicate {
+                account: entry.account,
+                first: last_at,
+                again: (entry.file, entry.key),
+            });
+            continue;
+        }
+        last_at = (entry.file, entry.key);
+        out.push((entry.account, entry.attrs));
+    }
+    (out, duplicates)
+}
+
+/// Reports accounts defined in more than one file, naming both places.
 fn report_duplicates(
     files: &[PathBuf],
     names: &Names,
-    entries: &mut Vec<Entry>,
+    duplicates: Vec<Duplicate>,
     per_file: &mut [Vec<Diagnostic>],
 ) {
-    if !entries.windows(2).any(|w| w[0].account == w[1].account) {
-        return;
-    }
-    let mut pairs: Vec<(u32, u32, u32, u32, Account)> = Vec::new(); // first file/key, dup file/key
-    let mut more = 0usize;
-    entries.dedup_by(|dup, first| {
-        if dup.account != first.account {
-            return false;
-        }
-        if pairs.len() < MAX_DUPLICATE_REPORTS {
-            pairs.push((
-                first.file,
-                first.key,
-                dup.file,
-                dup.key,
-                dup.account.clone(),
-            ));
-        } else {
-            more += 1;
-        }
-        true
-    });
+    let more = duplicates.len().saturating_sub(MAX_DUPLICATE_REPORTS);
     // Locating re-reads the files: this is the error path only, and bounded by the cap.
-    let locate = |file: u32, key: u32| -> Diagnostic {
+    let locate = |(file, key): (u32, u32)| -> Diagnostic {
         let path = files
             .get(file as usize)
             .map_or(Path::new(""), |p| p.as_path());
@@ -233,14 +269,15 @@ fn report_duplicates(
             .unwrap_or((0, 0));
         Diagnostic::new(path, line, column, "")
     };
-    for (ffile, fkey, dfile, dkey, account) in pairs {
-        let first = locate(ffile, fkey);
-        let mut d = locate(dfile, dkey);
+    for dup in duplicates.into_iter().take(MAX_DUPLICATE_REPORTS) {
+        let first = locate(dup.first);
+        let mut d = locate(dup.again);
         d.message = format!(
-            "account {account:?} is defined twice (first at {})",
+            "account {:?} is defined twice (first at {})",
+            dup.account,
             first.location()
         );
-        if let Some(v) = per_file.get_mut(dfile as usize) {
+        if let Some(v) = per_file.get_mut(dup.again.0 as usize) {
             v.push(d);
         }
     }
@@ -253,5 +290,46 @@ fn report_duplicates(
                 format!("and {more} more accounts defined in more than one file"),
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(account: &str, file: u32, key: u32) -> Entry {
+        Entry {
+            account: account.into(),
+            attrs: Attrs::new(),
+            file,
+            key,
+        }
+    }
+
+    #[test]
+    fn merge_sorts_and_keeps_the_first_file() {
+        let runs = vec![
+            vec![entry("a", 0, 1), entry("c", 0, 2)],
+            vec![entry("b", 1, 1), entry("c", 1, 5)],
+            vec![],
+            vec![entry("c", 3, 9), entry("d", 3, 10)],
+        ];
+        let (out, dups) = merge(runs);
+        let accounts: Vec<&str> = out.iter().map(|(a, _)| &**a).collect();
+        assert_eq!(accounts, ["a", "b", "c", "d"]);
+        let places: Vec<_> = dups.iter().map(|d| (d.first, d.again)).collect();
+        assert_eq!(places, [((0, 2), (1, 5)), ((0, 2), (3, 9))]);
+    }
+
+    #[test]
+    fn expand_treats_the_directory_literally() {
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join("p[1]");
+        std::fs::create_dir_all(odd.join("users")).unwrap();
+        std::fs::write(odd.join("users/a.yaml"), "").unwrap();
+        std::fs::create_dir_all(odd.join("users/sub.yaml")).unwrap();
+        let found = expand(&odd, "users/*.yaml").unwrap();
+        assert_eq!(found, [odd.join("users/a.yaml")]);
+        assert!(expand(&odd, "users/[.yaml").is_err());
     }
 }

@@ -173,7 +173,8 @@ pub(crate) fn load(path: &Path) -> Result<Settings, Diagnostics> {
         )])
     })?;
     let mut walk = Walk::new(text.len());
-    let root = tree(&text, &mut walk).map_err(|e| Diagnostics(vec![hard_error(path, &e)]))?;
+    let root =
+        tree(&text, &mut walk).map_err(|e| Diagnostics(vec![hard_error(path, &text, &e)]))?;
     let settings = check(&root, path, &mut walk);
     if walk.has_problems() {
         let problems = std::mem::take(&mut walk.problems);
@@ -667,5 +668,80 @@ fn check_apply(node: &Node, apply: &mut ApplySettings, walk: &mut Walk) {
                 ),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(parse_endpoint("embedded"), Ok(Endpoint::Embedded));
+        assert_eq!(
+            parse_endpoint("https://adminapisgp.im.qcloud.com/"),
+            Ok(Endpoint::Url {
+                base: "https://adminapisgp.im.qcloud.com".into(),
+                host: "adminapisgp.im.qcloud.com".into()
+            })
+        );
+        assert_eq!(
+            parse_endpoint("http://[::1]:8080"),
+            Ok(Endpoint::Url {
+                base: "http://[::1]:8080".into(),
+                host: "::1".into()
+            })
+        );
+        for bad in [
+            "http://example.com",
+            "http://192.168.1.1:80",
+            "http://[::2]:80",
+            "https://h/path",
+            "https://h?q",
+            "https://u@h",
+            "https://h:x",
+            "https://[::1",
+            "https://:80",
+            "ws://h",
+            "",
+        ] {
+            assert!(parse_endpoint(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for h in ["localhost", "LOCALHOST", "127.0.0.1", "127.255.0.9", "::1"] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["128.0.0.1", "localhost.example.com", "::2", "0.0.0.0"] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn env_names() {
+        assert!(is_env_name("TIM_SECRET_KEY"));
+        assert!(is_env_name("_k2"));
+        assert!(!is_env_name("2K"));
+        assert!(!is_env_name(""));
+        assert!(!is_env_name("A-B"));
+    }
+
+    #[test]
+    fn every_region_has_a_host() {
+        assert_eq!(REGIONS.len(), 7);
+        assert!(REGIONS.contains(&("china", "console.tim.qq.com")));
+    }
+
+    #[test]
+    fn tree_numbers_nodes_in_document_order() {
+        let root = tree("a: [x, 1]\nb: ~\n", &mut Walk::new(100)).unwrap();
+        let Kind::Map(entries) = root.kind else {
+            panic!("not a map")
+        };
+        let ords: Vec<u32> = entries.iter().map(|(k, _, v)| k * 100 + v.ord).collect();
+        assert_eq!(root.ord, 0);
+        assert_eq!(ords, [100 + 2, 500 + 6]);
     }
 }

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use super::walk::{visit_other_kinds, Found, KeySeed, Problem, Walk};
-use crate::model::{limits, Account, Attrs, Names};
+use crate::model::{limits, Account, Attrs, NameIdx, Names};
 
 /// One account of a users file, with where it came from (for duplicate reports).
 #[derive(Debug)]
@@ -132,6 +132,8 @@ impl<'de> Visitor<'de> for UsersFile<'_> {
                             walk: &mut *self.walk,
                             names: self.names,
                             owner: Owner::Defaults,
+                            scratch: &mut Vec::new(),
+                            defaults: None,
                         })?;
                         defaults = Some((key, attrs));
                     } else {
@@ -139,6 +141,7 @@ impl<'de> Visitor<'de> for UsersFile<'_> {
                             walk: &mut *self.walk,
                             names: self.names,
                             file: self.file,
+                            defaults: defaults.as_ref().map(|(_, d)| d),
                         })?;
                         users = Some((key, entries));
                     }
@@ -152,15 +155,16 @@ impl<'de> Visitor<'de> for UsersFile<'_> {
                 }
             }
         }
-        let Some((_, mut entries)) = users else {
+        let Some((users_at, mut entries)) = users else {
             self.walk.problem(
                 Problem::new(top, "this users file has no `users` key")
                     .help("users:\n    u1: {name: \"value\"}"),
             );
             return Ok(Vec::new());
         };
-        if let Some((_, defaults)) = defaults {
-            if !defaults.is_empty() {
+        // `defaults` written after `users`: merged now (otherwise already merged while walking).
+        if let Some((at, defaults)) = defaults {
+            if at > users_at && !defaults.is_empty() {
                 for e in &mut entries {
                     for (n, v) in defaults.iter() {
                         if !e.attrs.contains(n) {
@@ -179,6 +183,8 @@ struct UsersMap<'w> {
     walk: &'w mut Walk,
     names: &'w Names,
     file: u32,
+    /// The file's `defaults` when written before `users`.
+    defaults: Option<&'w Attrs>,
 }
 
 impl<'de> DeserializeSeed<'de> for UsersMap<'_> {
@@ -225,6 +231,7 @@ impl<'de> Visitor<'de> for UsersMap<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         self.walk.node()?;
         let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        let mut scratch = Vec::with_capacity(self.names.declared_len());
         while let Some((key, account)) = map.next_key_seed(KeySeed {
             walk: &mut *self.walk,
         })? {
@@ -233,6 +240,8 @@ impl<'de> Visitor<'de> for UsersMap<'_> {
                 walk: &mut *self.walk,
                 names: self.names,
                 owner: Owner::Account(&account),
+                scratch: &mut scratch,
+                defaults: self.defaults,
             })?;
             if valid {
                 entries.push(Entry {
@@ -271,6 +280,11 @@ struct AttrsSeed<'w, 'o> {
     walk: &'w mut Walk,
     names: &'w Names,
     owner: Owner<'o>,
+    /// Values gathered before the account's [`Attrs`] is allocated at its exact size (a
+    /// million accounts make every spare slot count). Reused from account to account.
+    scratch: &'w mut Vec<(NameIdx, Box<str>)>,
+    /// Merged under the values of this map.
+    defaults: Option<&'w Attrs>,
 }
 
 impl<'de> DeserializeSeed<'de> for AttrsSeed<'_, '_> {
@@ -298,7 +312,7 @@ impl AttrsSeed<'_, '_> {
             self.walk
                 .problem(Problem::new(node, message).help("write e.g. u1: {city: \"Paris\"}"));
         }
-        Ok(Attrs::new())
+        Ok(self.defaults.cloned().unwrap_or_default())
     }
 }
 
@@ -318,9 +332,10 @@ impl<'de> Visitor<'de> for AttrsSeed<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         self.walk.node()?;
-        let mut attrs = Attrs::with_capacity(self.names.declared_len().min(4));
-        // Where each name was first set, to point at it from a repetition.
-        let mut first_at = [0u32; limits::MAX_ATTRIBUTE_NAMES];
+        self.scratch.clear();
+        // Where each name was first set (even to an invalid value), to point at it from a
+        // repetition.
+        let mut first_at = [None::<u32>; limits::MAX_ATTRIBUTE_NAMES];
         while let Some((key, name)) = map.next_key_seed(KeySeed {
             walk: &mut *self.walk,
         })? {
@@ -356,23 +371,35 @@ impl<'de> Visitor<'de> for AttrsSeed<'_, '_> {
                 self.walk.problem(p.help(declared_list(self.names)));
                 continue;
             };
-            let slot = usize::from(idx);
-            if attrs.contains(idx) {
+            let Some(seen) = first_at.get_mut(usize::from(idx)) else {
+                continue; // unreachable: declared names are at most 10
+            };
+            if let Some(first) = *seen {
                 self.walk.problem(
                     Problem::new(
                         key,
                         format!("attribute {name:?} is set twice {}", self.owner),
                     )
-                    .first_at(first_at.get(slot).copied().unwrap_or(0)),
+                    .first_at(first),
                 );
                 continue;
             }
+            *seen = Some(key);
             if let Some(v) = value {
-                if let Some(at) = first_at.get_mut(slot) {
-                    *at = key;
-                }
-                attrs.insert(idx, v);
+                self.scratch.push((idx, v));
             }
+        }
+        if let Some(defaults) = self.defaults {
+            for (n, v) in defaults.iter() {
+                if !self.scratch.iter().any(|(m, _)| *m == n) {
+                    self.scratch.push((n, v.into()));
+                }
+            }
+        }
+        self.scratch.sort_unstable_by_key(|(n, _)| *n);
+        let mut attrs = Attrs::with_capacity(self.scratch.len());
+        for (n, v) in self.scratch.drain(..) {
+            attrs.insert(n, v);
         }
         Ok(attrs)
     }
@@ -453,5 +480,90 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
         let n = self.walk.node()?;
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         self.found(n, Found::Map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Names {
+        Names::new(&["sex".into(), "city".into(), "tier".into()])
+    }
+
+    fn entries(text: &str) -> (Vec<String>, Vec<String>) {
+        let names = names();
+        let mut w = Walk::new(text.len());
+        let got = walk(text, &names, 0, &mut w).unwrap();
+        let shown = got
+            .iter()
+            .map(|e| format!("{} {}", e.account, e.attrs.display(&names)))
+            .collect();
+        (shown, w.problems.into_iter().map(|p| p.message).collect())
+    }
+
+    #[test]
+    fn defaults_merge_under_users_before_or_after() {
+        for text in [
+            "defaults: {tier: free}\nusers: {a: {tier: gold}, b: {city: x}, c: }\n",
+            "users: {a: {tier: gold}, b: {city: x}, c: }\ndefaults: {tier: free}\n",
+        ] {
+            let (got, problems) = entries(text);
+            assert!(problems.is_empty(), "{problems:?}");
+            assert_eq!(
+                got,
+                [
+                    "a {tier: \"gold\"}",
+                    "b {city: \"x\", tier: \"free\"}",
+                    "c {tier: \"free\"}"
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn account_keys_are_literal_text() {
+        let (got, _) = entries("users: {007: {}, 1.50: {}, null: {}}\n");
+        assert_eq!(got, ["007 {}", "1.50 {}", "null {}"]);
+    }
+
+    #[test]
+    fn problems_do_not_stop_the_walk() {
+        let (got, problems) =
+            entries("users:\n  a: {city: 1, city: x, nope: y}\n  \"\": {}\n  b: {sex: m}\nx: 1\n");
+        assert_eq!(got, ["a {}", "b {sex: \"m\"}"]);
+        assert_eq!(
+            problems,
+            [
+                "value of \"city\" for account \"a\" is a number; quote it: city: \"1\"",
+                "attribute \"city\" is set twice for account \"a\"",
+                "attribute \"nope\" for account \"a\" is not declared in the project file's `attributes`",
+                "account id is empty",
+                "unknown key `x` in a users file",
+            ]
+        );
+    }
+
+    #[test]
+    fn utf8_limits_count_bytes() {
+        let ok = format!("users: {{a: {{city: {}}}}}\n", "é".repeat(25)); // 50 bytes
+        assert!(entries(&ok).1.is_empty());
+        let long = format!("users: {{a: {{city: {}}}}}\n", "é".repeat(26)); // 52 bytes
+        assert_eq!(entries(&long).1.len(), 1);
+        let account = format!("users: {{{}: {{}}}}\n", "界".repeat(11)); // 33 bytes
+        assert!(entries(&account).1[0].contains("33 bytes"));
+    }
+
+    #[test]
+    fn the_walk_is_repeatable_for_locating() {
+        let text = "users:\n  a: {city: 1}\n";
+        let names = names();
+        let mut w = Walk::new(text.len());
+        walk(text, &names, 0, &mut w).unwrap();
+        let node = w.problems[0].node;
+        let at = super::super::walk::locate_node(text.len(), node, &|w: &mut Walk| {
+            walk(text, &names, 0, w).map(|_| ())
+        });
+        assert_eq!(at, (2, 13));
     }
 }

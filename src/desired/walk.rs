@@ -126,7 +126,7 @@ impl Walk {
 
 /// A hard error of serde_yaml (syntax, recursion or repetition limit, a budget overrun...)
 /// as a diagnostic at its location.
-pub(crate) fn hard_error(file: &Path, err: &serde_yaml::Error) -> Diagnostic {
+pub(crate) fn hard_error(file: &Path, text: &str, err: &serde_yaml::Error) -> Diagnostic {
     let mut message = err.to_string();
     let (line, column) = match err.location() {
         Some(loc) => {
@@ -137,9 +137,25 @@ pub(crate) fn hard_error(file: &Path, err: &serde_yaml::Error) -> Diagnostic {
             }
             (loc.line(), loc.column())
         }
-        None => (0, 0),
+        // The one error serde_yaml gives without a mark: point at the second document.
+        None => second_document(text).map_or((0, 0), |line| (line, 1)),
     };
     Diagnostic::new(file, line, column, message)
+}
+
+/// The line of a `---` that starts a second document, if any.
+fn second_document(text: &str) -> Option<usize> {
+    let mut content = false;
+    for (i, line) in text.lines().enumerate() {
+        if line.starts_with("---") && content {
+            return Some(i + 1);
+        }
+        let t = line.trim();
+        if !t.is_empty() && !t.starts_with('#') && !t.starts_with('%') && !line.starts_with("---") {
+            content = true;
+        }
+    }
+    None
 }
 
 /// Where node `target` is: walks the document again and stops there.
@@ -319,5 +335,49 @@ impl<'de> de::Visitor<'de> for KeySeed<'_> {
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
         Ok((self.walk.node()?, Cow::Owned(v.to_owned())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_stops_a_walk() {
+        let mut w = Walk::new(0);
+        for _ in 0..1000 {
+            w.node::<serde_yaml::Error>().unwrap();
+        }
+        let err = w.node::<serde_yaml::Error>().unwrap_err();
+        assert!(err.to_string().contains("alias bomb"), "{err}");
+    }
+
+    #[test]
+    fn problems_are_capped_then_counted() {
+        let mut w = Walk::new(10);
+        for i in 0..(MAX_PROBLEMS_PER_FILE as u32 + 7) {
+            w.problem(Problem::new(i, "x"));
+        }
+        assert_eq!(w.problems.len(), MAX_PROBLEMS_PER_FILE);
+        assert_eq!(w.more, 7);
+    }
+
+    #[test]
+    fn a_locating_walk_stops_at_its_target_and_records_nothing() {
+        let mut w = Walk::locating(100, 2);
+        assert_eq!(w.node::<serde_yaml::Error>().unwrap(), 0);
+        w.problem(Problem::new(0, "x"));
+        assert_eq!(w.node::<serde_yaml::Error>().unwrap(), 1);
+        assert!(w.node::<serde_yaml::Error>().is_err());
+        assert!(!w.has_problems());
+    }
+
+    #[test]
+    fn hard_errors_carry_their_location_once() {
+        let err = serde_yaml::from_str::<serde::de::IgnoredAny>("a: [1,\nb: 2\n").unwrap_err();
+        let d = hard_error(Path::new("f.yaml"), "", &err);
+        assert!(d.line > 0 && d.column > 0, "{d}");
+        let own = format!("at line {} column {}", d.line, d.column);
+        assert!(!d.message.contains(&own), "{}", d.message);
     }
 }

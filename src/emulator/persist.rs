@@ -53,9 +53,9 @@ pub(crate) fn open(snapshot: &Path) -> Result<(Data, Journal), EmulatorError> {
         Err(e) => return Err(io_err(snapshot)(e)),
     };
     let path = journal_path(snapshot);
-    let replayed = match fs::read(&path) {
-        Ok(bytes) => replay(&mut data, &bytes, &path)?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+    let (replayed, leftover) = match fs::read(&path) {
+        Ok(bytes) => (replay(&mut data, &bytes, &path)?, !bytes.is_empty()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (0, false),
         Err(e) => return Err(io_err(&path)(e)),
     };
     if let Some(dir) = snapshot.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -72,7 +72,8 @@ pub(crate) fn open(snapshot: &Path) -> Result<(Data, Journal), EmulatorError> {
         file,
         bytes: 0,
     };
-    if replayed > 0 || !snapshot.exists() {
+    // Start from an empty journal, so appends never follow a torn line and `bytes` is its length.
+    if leftover || !snapshot.exists() {
         journal.compact(&data)?;
     }
     tracing::debug!(users = data.users.len(), replayed, "emulator data loaded");
@@ -111,7 +112,11 @@ impl Journal {
         line.push(b'\n');
         // One write_all of the whole line; no fsync: surviving a killed process is the goal,
         // and the page cache does that.
-        self.file.write_all(&line)?;
+        if let Err(e) = self.file.write_all(&line) {
+            // Cut a partial line off, so the next append starts on a line of its own.
+            let _ = self.file.set_len(self.bytes);
+            return Err(e);
+        }
         self.bytes += line.len() as u64;
         Ok(())
     }

@@ -17,9 +17,11 @@ const MAX_TAGS_PER_USER: usize = 100;
 /// Tags per user in one `im_add_tag` request.
 const MAX_TAGS_PER_REQUEST: usize = 10;
 
-/// A validated write. Also the journal's line format, so replay applies exactly what was answered OK.
+/// A validated write. Also the journal's line format, so replay applies exactly what was answered OK:
+/// `{"set_attr":{"users":[...]}}`. Externally tagged, because an internally tagged enum buffers
+/// its content and then cannot read the slot numbers back from JSON's string keys.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum Op {
     SetAttrName { slots: BTreeMap<u8, String> },
     SetAttr { users: Vec<wire::UserAttrs> },

@@ -170,7 +170,8 @@ impl Store {
     }
 }
 
-pub(crate) fn now_unix() -> u64 {
+/// Now, in Unix seconds.
+pub fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

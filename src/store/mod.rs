@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Account, Attrs, Names};
 
-pub(crate) use export::now_unix;
+pub use export::now_unix;
 pub use export::{ExportHeader, ExportLine};
 
 /// Bumped when the layout changes; older binaries refuse newer stores.
@@ -406,6 +406,19 @@ mod tests {
         p.iter().map(|(n, v)| (*n, (*v).into())).collect()
     }
 
+    /// sled's flusher thread lets go of the lock shortly after the last handle is dropped.
+    fn reopen(dir: &Path) -> Store {
+        for _ in 0..100 {
+            match Store::open_existing(dir) {
+                Err(StoreError::Locked(_)) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                other => return other.unwrap().unwrap(),
+            }
+        }
+        panic!("still locked");
+    }
+
     #[test]
     fn records_batches_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
@@ -434,7 +447,7 @@ mod tests {
             )
             .unwrap();
         drop(store);
-        let store = Store::open_existing(dir.path()).unwrap().unwrap();
+        let store = reopen(dir.path());
         assert_eq!(store.meta().serial, 1);
         assert_eq!(store.meta().lineage, lineage);
         let mut n = names();

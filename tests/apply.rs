@@ -1,0 +1,324 @@
+//! `timattr apply` against the emulator on 127.0.0.1: convergence under faults, a killed
+//! apply resumed, concurrent applies, saved plans, safety rails, confirmation.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::{users, Emulator, Project};
+
+const NAMES: &[&str] = &["sex", "city", "tier"];
+
+fn project(emu: &Emulator, extra: &str) -> Project {
+    let p = Project::new(&emu.base_url(), NAMES);
+    p.write_project(NAMES, extra);
+    p
+}
+
+/// The accounts and values the store claims, from `state export`.
+fn store_claims(p: &Project) -> BTreeMap<String, BTreeMap<String, String>> {
+    use std::io::BufRead;
+    let out = p.run(&["state", "export"]).expect(0);
+    let lines = std::io::BufReader::new(flate2::read::GzDecoder::new(&out.0.stdout[..])).lines();
+    lines
+        .skip(1)
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(&l.unwrap()).unwrap();
+            (
+                v["account"].as_str().unwrap().to_owned(),
+                serde_json::from_value(v["attrs"].clone()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn assert_claims_confirmed(p: &Project, emu: &Emulator) {
+    let live = emu.attrs();
+    for (account, attrs) in store_claims(p) {
+        for (name, value) in attrs {
+            assert_eq!(
+                live.get(&account).and_then(|a| a.get(&name)),
+                Some(&value),
+                "the store claims {account}.{name}={value:?} but the server does not have it"
+            );
+        }
+    }
+}
+
+#[test]
+fn converges_exactly_under_thirty_percent_faults() {
+    let emu = Emulator::start(Duration::ZERO, 0.3);
+    let p = project(&emu, "");
+    let want = users(1_000, "");
+    p.write_users_map("a.yaml", &want);
+    // A name the tool does not manage survives.
+    emu.running().set_user_attr("user00001", "lang", "fr");
+    let run = p.run(&["apply", "--auto-approve"]).expect(0);
+    assert!(run.stderr().contains("Apply complete"), "{}", run.stderr());
+    emu.running().set_fault_rate(0.0);
+    let mut live = emu.attrs();
+    assert_eq!(
+        live.get_mut("user00001").unwrap().remove("lang").as_deref(),
+        Some("fr")
+    );
+    assert_eq!(live, want);
+    assert_eq!(store_claims(&p), want);
+    p.run(&["plan", "--detailed-exitcode"]).expect(0);
+}
+
+#[test]
+fn batches_follow_the_designed_order_and_sizes() {
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = project(&emu, "");
+    p.write_users_map("a.yaml", &users(250, ""));
+    p.run(&["apply", "--auto-approve"]).expect(0);
+    let stats = emu.running().stats();
+    let count = |c: &str| stats.requests.get(c).copied().unwrap_or(0);
+    assert_eq!(count("im_get_attr_name"), 1);
+    assert_eq!(count("im_set_attr_name"), 1);
+    assert_eq!(count("im_set_attr"), 3);
+    // Drop one name from 10 users, remove 5 users: set nothing new, remove in one batch.
+    let mut next = users(245, "");
+    for (_, attrs) in next.iter_mut().take(10) {
+        attrs.remove("tier");
+    }
+    p.write_users_map("a.yaml", &next);
+    p.run(&["apply", "--auto-approve"]).expect(0);
+    let stats = emu.running().stats();
+    let count = |c: &str| stats.requests.get(c).copied().unwrap_or(0);
+    assert_eq!(count("im_set_attr"), 3);
+    assert_eq!(count("im_remove_attr"), 1);
+    assert_eq!(
+        count("im_get_attr_name"),
+        1,
+        "slots are known after the first apply"
+    );
+    assert_eq!(emu.attrs(), next);
+}
+
+#[test]
+fn killed_apply_leaves_only_confirmed_claims_and_resumes() {
+    let emu = Emulator::start(Duration::from_millis(20), 0.0);
+    // 5 requests per second: 40 batches take about 8 s, time enough to kill mid-way.
+    let p = project(&emu, "apply:\n  rate_limit: 5\n  concurrency: 4\n");
+    let want = users(4_000, "");
+    p.write_users_map("a.yaml", &want);
+    let mut child = p
+        .cmd(&["apply", "--auto-approve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2_500));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let sent_before = emu
+        .running()
+        .stats()
+        .requests
+        .get("im_set_attr")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        sent_before > 0 && sent_before < 40,
+        "{sent_before} set batches before the kill"
+    );
+    assert_claims_confirmed(&p, &emu);
+    let claimed = store_claims(&p).len() as u64;
+    assert!(claimed <= sent_before * 100);
+
+    // The next run sends only what is left, plus at most the batches that were in flight.
+    p.write_project(NAMES, "apply:\n  rate_limit: 100\n");
+    p.run(&["apply", "--auto-approve"]).expect(0);
+    let sent_after = emu
+        .running()
+        .stats()
+        .requests
+        .get("im_set_attr")
+        .copied()
+        .unwrap();
+    let resent = sent_after - sent_before;
+    let left = 40 - claimed.div_ceil(100);
+    assert!(
+        resent <= left + 4,
+        "resent {resent} batches, {left} were left"
+    );
+    assert_eq!(emu.attrs(), want);
+    assert_eq!(store_claims(&p), want);
+}
+
+#[test]
+fn a_second_apply_is_refused_at_once_while_the_first_runs() {
+    let emu = Emulator::start(Duration::from_millis(20), 0.0);
+    let p = project(&emu, "apply:\n  rate_limit: 2\n  concurrency: 1\n");
+    p.write_users_map("a.yaml", &users(2_000, ""));
+    let mut first = p
+        .cmd(&["apply", "--auto-approve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the first one holds the store (it has sent something).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while emu.running().stats().total_requests() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let second = p.run(&["apply", "--auto-approve"]).expect(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused at once"
+    );
+    assert!(
+        second
+            .stderr()
+            .contains("state is locked by another timattr process"),
+        "{}",
+        second.stderr()
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+}
+
+#[test]
+fn saved_plan_applies_exactly_and_goes_stale() {
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = project(&emu, "");
+    let v1 = users(50, "");
+    p.write_users_map("a.yaml", &v1);
+    p.run(&["plan", "--out", "v1.plan"]).expect(0);
+    // The files change after review: the saved plan still applies what was reviewed.
+    p.write_users_map("a.yaml", &users(50, "-later"));
+    p.run(&["apply", "v1.plan"]).expect(0);
+    assert_eq!(emu.attrs(), v1);
+    // Applying the same plan again: the state moved on.
+    let stale = p.run(&["apply", "v1.plan"]).expect(1);
+    let err = stale.stderr();
+    assert!(err.contains("saved plan is stale"), "{err}");
+    assert!(
+        err.contains("serial 0") && err.contains("serial 1"),
+        "{err}"
+    );
+
+    // A plan made now, then another apply happens first: stale again.
+    p.run(&["plan", "--out", "v2.plan"]).expect(0);
+    p.run(&["apply", "--auto-approve"]).expect(0);
+    let err = p.run(&["apply", "v2.plan"]).expect(1).stderr();
+    assert!(
+        err.contains("saved plan is stale") && err.contains("serial 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn mass_removal_needs_the_flag() {
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = project(&emu, "");
+    p.write_users_map("a.yaml", &users(40, ""));
+    p.run(&["apply", "--auto-approve"]).expect(0);
+    // An emptied users file would wipe every managed user.
+    p.write_users("a.yaml", "users: {}\n");
+    let before = emu.running().stats().total_requests();
+    let err = p.run(&["apply", "--auto-approve"]).expect(1).stderr();
+    assert!(err.contains("--allow-mass-removal"), "{err}");
+    assert_eq!(
+        emu.running().stats().total_requests(),
+        before,
+        "nothing sent"
+    );
+    assert_eq!(emu.attrs().len(), 40);
+    // 4 of 40 is exactly 10%: allowed.
+    p.write_users_map("a.yaml", &users(36, ""));
+    p.run(&["apply", "--auto-approve"]).expect(0);
+    p.write_users("a.yaml", "users: {}\n");
+    p.run(&["apply", "--auto-approve", "--allow-mass-removal"])
+        .expect(0);
+    assert!(emu.attrs().is_empty());
+    assert!(store_claims(&p).is_empty());
+}
+
+#[test]
+fn refuses_without_a_terminal_or_approval_and_dry_run_sends_nothing() {
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = project(&emu, "");
+    p.write_users_map("a.yaml", &users(150, ""));
+    let err = p.run(&["apply"]).expect(1).stderr();
+    assert!(err.contains("--auto-approve"), "{err}");
+    let dry = p.run(&["apply", "--dry-run"]).expect(0);
+    let out = dry.stdout();
+    assert!(out.contains("im_set_attr"), "{out}");
+    assert!(
+        out.contains("100 accounts") && out.contains(" 50 accounts"),
+        "{out}"
+    );
+    assert_eq!(emu.running().stats().total_requests(), 0);
+    assert!(!p.state_dir().exists(), "a dry run writes nothing");
+}
+
+#[test]
+fn fatal_errors_name_the_code_and_record_nothing_unconfirmed() {
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = Project::new(&emu.base_url(), NAMES);
+    // Not the app's admin: 90009 from the first request.
+    std::fs::write(
+        p.path().join("timattr.yaml"),
+        std::fs::read_to_string(p.path().join("timattr.yaml"))
+            .unwrap()
+            .replace("admin: administrator", "admin: someone"),
+    )
+    .unwrap();
+    p.write_users_map("a.yaml", &users(10, ""));
+    let err = p.run(&["apply", "--auto-approve"]).expect(1).stderr();
+    assert!(err.contains("90009"), "{err}");
+    assert!(!err.contains(support::KEY), "the key never shows");
+    assert!(!err.contains("usersig="), "no URL query in errors: {err}");
+    // A wrong key: 70009, config problem.
+    let p = project(&emu, "");
+    p.write_users_map("a.yaml", &users(10, ""));
+    let out = p
+        .cmd(&["apply", "--auto-approve", "-vvv"])
+        .env(support::SECRET_ENV, "not-the-key")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("70009"), "{err}");
+    assert!(!err.contains("not-the-key"), "the key never shows: {err}");
+    assert!(store_claims(&p).is_empty());
+}
+
+#[test]
+fn ctrl_c_finishes_in_flight_records_and_exits_130() {
+    let emu = Emulator::start(Duration::from_millis(20), 0.0);
+    let p = project(&emu, "apply:\n  rate_limit: 5\n  concurrency: 2\n");
+    let want = users(3_000, "");
+    p.write_users_map("a.yaml", &want);
+    let child = p
+        .cmd(&["apply", "--auto-approve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2_000));
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Everything confirmed was recorded: claims equal what the server got.
+    let claims = store_claims(&p);
+    assert!(!claims.is_empty() && claims.len() < want.len());
+    assert_eq!(claims, emu.attrs());
+    let history = p.run(&["state", "history"]).expect(0).stdout();
+    assert!(history.contains("interrupted"), "{history}");
+}
