@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
 /// The window the rate is counted over: one second plus a margin for arrival jitter.
-pub const WINDOW: Duration = Duration::from_millis(1025);
+pub const WINDOW: Duration = Duration::from_millis(1010);
 
 /// Shared by every request of a run.
 #[derive(Debug)]

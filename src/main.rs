@@ -1,5 +1,9 @@
 //! The `timattr` binary: parse arguments, run, map the outcome to an exit code.
 
+// Loading a million accounts is allocation-bound; mimalloc roughly halves that cost.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     use clap::Parser;
     let cli = timattr::cli::Cli::parse();

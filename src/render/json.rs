@@ -26,37 +26,84 @@ pub struct StateRef {
     pub managed: usize,
 }
 
-fn write_attrs(w: &mut impl Write, attrs: &Attrs, names: &Names) -> io::Result<()> {
-    w.write_all(b"{")?;
-    for (i, (n, v)) in attrs.iter().enumerate() {
-        if i > 0 {
-            w.write_all(b",")?;
-        }
-        serde_json::to_writer(&mut *w, names.get(n))?;
-        w.write_all(b":")?;
-        serde_json::to_writer(&mut *w, v)?;
+/// Appends `s` as a JSON string. Most values need no escaping: copy those directly and leave
+/// the rest to serde_json (a million-change plan spends most of its rendering time here).
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
     }
-    w.write_all(b"}")
+}
+
+fn push_attrs<'a>(
+    out: &mut Vec<u8>,
+    attrs: impl Iterator<Item = (crate::model::NameIdx, &'a str)>,
+    names: &Names,
+) {
+    out.push(b'{');
+    for (i, (n, v)) in attrs.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_str(out, names.get(n));
+        out.push(b':');
+        push_str(out, v);
+    }
+    out.push(b'}');
+}
+
+/// The attributes after the change, in name order, without building them.
+fn after<'a>(change: &'a Change) -> impl Iterator<Item = (crate::model::NameIdx, &'a str)> {
+    let mut before = change.before.iter().peekable();
+    let mut set = change.set.iter().peekable();
+    std::iter::from_fn(move || loop {
+        match (before.peek().copied(), set.peek().copied()) {
+            (None, None) => return None,
+            (Some(b), Some(s)) if b.0 == s.0 => {
+                before.next();
+                return set.next();
+            }
+            (Some(b), s) if s.is_none_or(|s| b.0 < s.0) => {
+                before.next();
+                if !change.remove.contains(&b.0) {
+                    return Some(b);
+                }
+            }
+            _ => return set.next(),
+        }
+    })
+}
+
+/// Appends one element of `changes`.
+pub fn push_change(out: &mut Vec<u8>, change: &Change, names: &Names) {
+    out.extend_from_slice(b"{\"account\":");
+    push_str(out, &change.account);
+    out.extend_from_slice(b",\"action\":\"");
+    out.extend_from_slice(change.action.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"set\":");
+    push_attrs(out, change.set.iter(), names);
+    out.extend_from_slice(b",\"remove\":[");
+    for (i, n) in change.remove.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_str(out, names.get(*n));
+    }
+    out.extend_from_slice(b"],\"before\":");
+    push_attrs(out, change.before.iter(), names);
+    out.extend_from_slice(b",\"after\":");
+    push_attrs(out, after(change), names);
+    out.push(b'}');
 }
 
 /// One element of `changes`.
 pub fn write_change(w: &mut impl Write, change: &Change, names: &Names) -> io::Result<()> {
-    w.write_all(b"{\"account\":")?;
-    serde_json::to_writer(&mut *w, &*change.account)?;
-    write!(w, ",\"action\":\"{}\",\"set\":", change.action.as_str())?;
-    write_attrs(w, &change.set, names)?;
-    w.write_all(b",\"remove\":[")?;
-    for (i, n) in change.remove.iter().enumerate() {
-        if i > 0 {
-            w.write_all(b",")?;
-        }
-        serde_json::to_writer(&mut *w, names.get(*n))?;
-    }
-    w.write_all(b"],\"before\":")?;
-    write_attrs(w, &change.before, names)?;
-    w.write_all(b",\"after\":")?;
-    write_attrs(w, &change.after(), names)?;
-    w.write_all(b"}")
+    let mut buf = Vec::with_capacity(256);
+    push_change(&mut buf, change, names);
+    w.write_all(&buf)
 }
 
 /// The plan as one JSON document (DESIGN.md §4); with `state`, the saved-plan form.
@@ -79,11 +126,18 @@ pub fn write_plan(w: &mut impl Write, plan: &Plan, state: Option<&StateRef>) -> 
         .collect();
     serde_json::to_writer(&mut *w, &slots)?;
     w.write_all(b"},\"changes\":[")?;
+    // Rendered in chunks: one write per ~64 KiB instead of dozens per change.
+    let mut buf = Vec::with_capacity(1 << 17);
     for (i, change) in plan.changes.iter().enumerate() {
-        w.write_all(if i == 0 { b"\n" } else { b",\n" })?;
-        write_change(w, change, &plan.names)?;
+        buf.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+        push_change(&mut buf, change, &plan.names);
+        if buf.len() >= 1 << 16 {
+            w.write_all(&buf)?;
+            buf.clear();
+        }
     }
-    w.write_all(b"\n]}\n")
+    buf.extend_from_slice(b"\n]}\n");
+    w.write_all(&buf)
 }
 
 #[derive(Deserialize)]
@@ -174,6 +228,35 @@ pub fn read_saved(bytes: &[u8]) -> Result<(Plan, StateRef), String> {
 mod tests {
     use super::*;
     use crate::model::Desired;
+
+    #[test]
+    fn strings_are_escaped_and_after_merges_without_building() {
+        let names = Names::new(&["a".into(), "b".into(), "c".into(), "d".into()]);
+        let attrs =
+            |p: &[(u8, &str)]| -> Attrs { p.iter().map(|(n, v)| (*n, (*v).into())).collect() };
+        let change = Change {
+            account: "u\"1\n".into(),
+            action: Action::Change,
+            set: attrs(&[(1, "new \\ \u{1}"), (3, "d")]),
+            remove: vec![2],
+            before: attrs(&[(0, "keep"), (1, "old"), (2, "gone")]),
+        };
+        let mut out = Vec::new();
+        push_change(&mut out, &change, &names);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["account"], "u\"1\n");
+        assert_eq!(
+            v["after"],
+            serde_json::json!({"a": "keep", "b": "new \\ \u{1}", "d": "d"})
+        );
+        let after: Vec<_> = after(&change).map(|(n, v)| (n, v.to_owned())).collect();
+        let built: Vec<_> = change
+            .after()
+            .iter()
+            .map(|(n, v)| (n, v.to_owned()))
+            .collect();
+        assert_eq!(after, built);
+    }
 
     #[test]
     fn json_has_the_designed_fields_and_round_trips() {
