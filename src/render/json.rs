@@ -56,7 +56,7 @@ fn push_attrs<'a>(
 }
 
 /// The attributes after the change, in name order, without building them.
-fn after<'a>(change: &'a Change) -> impl Iterator<Item = (crate::model::NameIdx, &'a str)> {
+fn after(change: &Change) -> impl Iterator<Item = (crate::model::NameIdx, &str)> {
     let mut before = change.before.iter().peekable();
     let mut set = change.set.iter().peekable();
     std::iter::from_fn(move || loop {
