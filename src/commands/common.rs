@@ -60,24 +60,69 @@ pub fn open_store(settings: &Settings) -> Result<Store> {
 }
 
 /// Diffs `desired` against the store (or an empty `L` when there is none).
+///
+/// Most accounts of a large app are unchanged between two plans. While scanning the store,
+/// an account whose desired attributes encode to exactly the stored bytes is counted as
+/// unchanged without decoding anything; only the rest goes through [`crate::plan::diff`].
 pub fn make_plan(
     settings: &Settings,
     desired: Desired,
     store: Option<&Store>,
 ) -> Result<(Plan, StateRef)> {
     let mut names = Names::new(&settings.attributes);
-    let (last, slots, lineage, serial) = match store {
+    let (slots, lineage, serial) = match store {
         Some(store) => (
-            store.load_last_applied(&mut names)?,
             store.meta().slots.clone(),
             Some(store.meta().lineage.clone()),
             store.meta().serial,
         ),
-        None => (Vec::new(), Default::default(), None, 0),
+        None => (Default::default(), None, 0),
     };
-    let managed = last.len();
-    let plan =
+    let mut rest = Vec::new();
+    let mut last = Vec::new();
+    let mut same = 0;
+    let mut managed = 0;
+    if let Some(store) = store {
+        let mut wanted = desired.accounts.into_iter().peekable();
+        let mut scratch = Vec::with_capacity(256);
+        managed = store.scan(|account, stored| {
+            while let Some(d) = wanted.next_if(|(a, _)| &**a < account) {
+                rest.push(d);
+            }
+            let decode = |names: &mut Names| {
+                crate::store::decode_attrs(stored, names).map_err(|m| {
+                    crate::store::StoreError::Corrupt {
+                        path: store.path().to_path_buf(),
+                        message: m,
+                    }
+                })
+            };
+            match wanted.next_if(|(a, _)| &**a == account) {
+                Some(d) => {
+                    crate::store::encode_attrs_into(&mut scratch, &d.1, &names);
+                    if scratch == stored {
+                        same += 1;
+                    } else {
+                        last.push((account.into(), decode(&mut names)?));
+                        rest.push(d);
+                    }
+                }
+                None => last.push((account.into(), decode(&mut names)?)),
+            }
+            Ok(())
+        })?;
+        rest.extend(wanted);
+    } else {
+        rest = desired.accounts;
+    }
+    let desired = Desired {
+        names: desired.names,
+        accounts: rest,
+    };
+    let mut plan =
         crate::plan::diff(desired, last, names, &slots).map_err(|e| Error::msg(e.to_string()))?;
+    plan.unchanged += same;
+    plan.managed = managed;
     let state = StateRef {
         lineage,
         serial,

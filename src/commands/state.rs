@@ -23,17 +23,15 @@ fn existing(ctx: &Context) -> Result<(crate::settings::Settings, Store)> {
 pub fn state(ctx: &Context, cmd: &StateCommand) -> Result<Exit> {
     match cmd {
         StateCommand::List => {
-            let (settings, store) = existing(ctx)?;
-            let mut names = Names::new(&settings.attributes);
+            let (_, store) = existing(ctx)?;
             let mut out = common::stdout();
             let mut written = Ok(());
-            for item in store.last_applied(&mut names) {
-                let (account, _) = item?;
-                written = writeln!(out, "{account}");
-                if written.is_err() {
-                    break;
+            store.scan(|account, _| {
+                if written.is_ok() {
+                    written = writeln!(out, "{account}");
                 }
-            }
+                Ok(())
+            })?;
             common::output_result(written.and_then(|()| out.flush()))?;
         }
         StateCommand::Show { account } => {

@@ -10,6 +10,12 @@ const VERSION: u8 = 1;
 
 pub fn encode(attrs: &Attrs, names: &Names) -> Vec<u8> {
     let mut out = Vec::with_capacity(2 + attrs.len() * 24);
+    encode_into(&mut out, attrs, names);
+    out
+}
+
+pub fn encode_into(out: &mut Vec<u8>, attrs: &Attrs, names: &Names) {
+    out.clear();
     out.push(VERSION);
     out.push(attrs.len() as u8);
     for (n, v) in attrs.iter() {
@@ -21,7 +27,6 @@ pub fn encode(attrs: &Attrs, names: &Names) -> Vec<u8> {
         out.extend_from_slice(&(len as u16).to_le_bytes());
         out.extend_from_slice(&value[..len]);
     }
-    out
 }
 
 pub fn decode(bytes: &[u8], names: &mut Names) -> Result<Attrs, String> {

@@ -6,8 +6,8 @@ use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 
-use super::{account_key, codec, sled_err, HistoryEntry, Meta, Result, Store, StoreError};
-use super::{ACCOUNT_PREFIX, META_KEY};
+use super::META_KEY;
+use super::{blocks, codec, sled_err, HistoryEntry, Meta, Result, Store, StoreError};
 use crate::model::{Attrs, Names};
 
 /// The first line of an export.
@@ -40,29 +40,29 @@ impl Store {
             lineage: self.meta.lineage.clone(),
             serial: self.meta.serial,
             slots: self.meta.slots.clone(),
-            accounts: self.account_count() as u64,
+            accounts: self.account_count().map_err(std::io::Error::other)? as u64,
         };
         serde_json::to_writer(&mut gz, &header)?;
         gz.write_all(b"\n")?;
         let mut names = Names::default();
-        let mut count = 0;
-        for kv in self.db.scan_prefix(ACCOUNT_PREFIX) {
-            let (k, v) = kv.map_err(std::io::Error::other)?;
-            let account = String::from_utf8_lossy(&k[ACCOUNT_PREFIX.len()..]).into_owned();
-            let attrs = codec::decode(&v, &mut names).map_err(std::io::Error::other)?;
-            let line = ExportLine {
-                account,
-                attrs: attrs
-                    .iter()
-                    .map(|(n, v)| (names.get(n).to_owned(), v.to_owned()))
-                    .collect(),
-            };
-            serde_json::to_writer(&mut gz, &line)?;
-            gz.write_all(b"\n")?;
-            count += 1;
-        }
+        let count = self
+            .scan(|account, attrs| {
+                let attrs = self.decode(attrs, &mut names)?;
+                let line = ExportLine {
+                    account: account.to_owned(),
+                    attrs: attrs
+                        .iter()
+                        .map(|(n, v)| (names.get(n).to_owned(), v.to_owned()))
+                        .collect(),
+                };
+                serde_json::to_writer(&mut gz, &line)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| gz.write_all(b"\n"))
+                    .map_err(|e| StoreError::Restore(format!("cannot write the export: {e}")))
+            })
+            .map_err(std::io::Error::other)?;
         gz.finish()?.flush()?;
-        Ok(count)
+        Ok(count as u64)
     }
 
     /// Replaces the store's content with an export. Refuses another lineage or an older serial
@@ -83,7 +83,7 @@ impl Store {
                 found: header.format_version,
             });
         }
-        let has_history = self.meta.serial > 0 || self.account_count() > 0;
+        let has_history = self.meta.serial > 0 || self.account_count()? > 0;
         if !force && has_history {
             if header.lineage != self.meta.lineage {
                 return Err(StoreError::Restore(format!(
@@ -109,7 +109,7 @@ impl Store {
         }
         // Read every line before touching the store: a truncated file must not half-restore.
         let mut names = Names::default();
-        let mut accounts: Vec<(String, Attrs)> = Vec::new();
+        let mut accounts: Vec<(Box<str>, Attrs)> = Vec::new();
         for (i, line) in lines.enumerate() {
             let line = line.map_err(|e| bad(e.to_string()))?;
             if line.is_empty() {
@@ -122,7 +122,7 @@ impl Store {
                 .iter()
                 .map(|(n, v)| (names.intern(n), v.as_str().into()))
                 .collect();
-            accounts.push((l.account, attrs));
+            accounts.push((l.account.into_boxed_str(), attrs));
         }
         if accounts.len() as u64 != header.accounts {
             return Err(bad(format!(
@@ -131,12 +131,23 @@ impl Store {
                 accounts.len()
             )));
         }
+        accounts.sort_by(|a, b| a.0.cmp(&b.0));
+        if accounts.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(bad("an account appears twice".into()));
+        }
         let mut batch = sled::Batch::default();
-        for kv in self.db.scan_prefix(ACCOUNT_PREFIX).keys() {
+        for kv in self.db.scan_prefix(blocks::PREFIX).keys() {
             batch.remove(kv.map_err(|e| sled_err(&self.path, e))?);
         }
-        for (account, attrs) in &accounts {
-            batch.insert(account_key(account), codec::encode(attrs, &names));
+        let entries: blocks::Entries = accounts
+            .iter()
+            .filter(|(_, attrs)| !attrs.is_empty())
+            .map(|(account, attrs)| (account.clone(), codec::encode(attrs, &names)))
+            .collect();
+        for chunk in blocks::chunks(&entries) {
+            if let Some((first, _)) = chunk.first() {
+                batch.insert(blocks::key(first), blocks::encode(chunk));
+            }
         }
         let meta = Meta {
             format_version: super::FORMAT_VERSION,

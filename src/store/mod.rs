@@ -7,13 +7,14 @@
 //! - `meta`: format version, the sdkappid and endpoint host the store belongs to, the lineage id
 //!   made at creation, the serial (bumped once per apply that changed something), and the
 //!   attribute-name slots;
-//! - `a/<account>`: the managed attributes of one account (names spelled out, so a slot renamed
-//!   elsewhere cannot relabel our values);
+//! - `b/<first account>`: a block of consecutive accounts with their managed attributes (see
+//!   `blocks`; names are spelled out, so a slot renamed elsewhere cannot relabel our values);
 //! - `h/<sequence>`: one history entry per apply, import, fix or restore.
 //!
 //! sled's file lock keeps a second process out; it dies with its process, so a killed CI job
 //! leaves no stale lock.
 
+mod blocks;
 mod codec;
 mod export;
 
@@ -31,7 +32,6 @@ pub use export::{ExportHeader, ExportLine};
 pub const FORMAT_VERSION: u32 = 1;
 
 const META_KEY: &[u8] = b"meta";
-const ACCOUNT_PREFIX: &[u8] = b"a/";
 const HISTORY_PREFIX: &[u8] = b"h/";
 
 #[derive(Debug, thiserror::Error)]
@@ -222,70 +222,161 @@ impl Store {
         &self.path
     }
 
-    /// The last-applied attributes of every managed account, in account order. Names the
-    /// table does not know yet are added to it.
-    pub fn last_applied<'a>(
-        &'a self,
-        names: &'a mut Names,
-    ) -> impl Iterator<Item = Result<(Account, Attrs)>> + 'a {
-        self.db.scan_prefix(ACCOUNT_PREFIX).map(move |kv| {
-            let (k, v) = kv.map_err(|e| sled_err(&self.path, e))?;
-            let account = std::str::from_utf8(&k[ACCOUNT_PREFIX.len()..])
-                .map_err(|_| self.corrupt("an account key is not UTF-8"))?;
-            let attrs = codec::decode(&v, names).map_err(|m| self.corrupt(&m))?;
-            Ok((account.into(), attrs))
-        })
+    /// Visits every managed account in account order with its encoded attributes, without
+    /// decoding them (compare with [`encode_attrs`], decode with [`decode_attrs`]). Returns the
+    /// number of accounts.
+    pub fn scan(&self, mut f: impl FnMut(&str, &[u8]) -> Result<()>) -> Result<usize> {
+        let mut n = 0;
+        let mut failed = None;
+        for kv in self.db.scan_prefix(blocks::PREFIX) {
+            let (_, block) = kv.map_err(|e| sled_err(&self.path, e))?;
+            n += blocks::for_each(&block, |account, attrs| {
+                f(account, attrs).map_err(|e| {
+                    failed = Some(e);
+                    String::new()
+                })
+            })
+            .map_err(|m| failed.take().unwrap_or_else(|| self.corrupt(&m)))?;
+        }
+        Ok(n)
     }
 
-    /// Every managed account, collected (for the planner, which merges two sorted lists).
+    /// Every managed account with its last-applied attributes, in account order. Names the
+    /// table does not know yet are added to it.
     pub fn load_last_applied(&self, names: &mut Names) -> Result<Vec<(Account, Attrs)>> {
-        self.last_applied(names).collect()
+        let mut out = Vec::new();
+        self.scan(|account, attrs| {
+            out.push((account.into(), self.decode(attrs, names)?));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn decode(&self, attrs: &[u8], names: &mut Names) -> Result<Attrs> {
+        codec::decode(attrs, names).map_err(|m| self.corrupt(&m))
+    }
+
+    /// The key and content of the block `account` belongs in: the last block whose first
+    /// account is not after it, or else the first block. `None` when the store has no block.
+    fn block_for(&self, account: &str) -> Result<Option<(sled::IVec, sled::IVec)>> {
+        let key = blocks::key(account);
+        let found = self
+            .db
+            .range(blocks::PREFIX.to_vec()..=key)
+            .next_back()
+            .transpose()
+            .map_err(|e| sled_err(&self.path, e))?;
+        match found {
+            Some(kv) => Ok(Some(kv)),
+            None => self
+                .db
+                .scan_prefix(blocks::PREFIX)
+                .next()
+                .transpose()
+                .map_err(|e| sled_err(&self.path, e)),
+        }
+    }
+
+    /// The first key of the block after `key`, if any.
+    fn next_block_key(&self, key: &[u8]) -> Result<Option<sled::IVec>> {
+        use std::ops::Bound;
+        let next = self
+            .db
+            .range::<&[u8], _>((Bound::Excluded(key), Bound::Unbounded))
+            .next()
+            .transpose()
+            .map_err(|e| sled_err(&self.path, e))?;
+        Ok(next
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with(blocks::PREFIX)))
     }
 
     /// One account's last-applied attributes.
     pub fn account(&self, account: &str, names: &mut Names) -> Result<Option<Attrs>> {
-        let key = account_key(account);
-        match self.db.get(key).map_err(|e| sled_err(&self.path, e))? {
-            Some(v) => Ok(Some(
-                codec::decode(&v, names).map_err(|m| self.corrupt(&m))?,
-            )),
-            None => Ok(None),
+        let Some((_, block)) = self.block_for(account)? else {
+            return Ok(None);
+        };
+        let entries = blocks::decode(&block).map_err(|m| self.corrupt(&m))?;
+        match entries.binary_search_by(|(a, _)| (**a).cmp(account)) {
+            Ok(i) => Ok(Some(self.decode(&entries[i].1, names)?)),
+            Err(_) => Ok(None),
         }
     }
 
     /// Number of managed accounts.
-    pub fn account_count(&self) -> usize {
-        self.db.scan_prefix(ACCOUNT_PREFIX).count()
+    pub fn account_count(&self) -> Result<usize> {
+        let mut n = 0;
+        for kv in self.db.scan_prefix(blocks::PREFIX) {
+            let (_, block) = kv.map_err(|e| sled_err(&self.path, e))?;
+            n += blocks::count(&block).map_err(|m| self.corrupt(&m))?;
+        }
+        Ok(n)
     }
 
-    /// Writes what the API confirmed for one batch, together with `serial` and `slots`, in one
-    /// atomic step, and makes it durable before returning.
+    /// Writes what the API confirmed for one batch, together with `serial`, in one atomic
+    /// step, and makes it durable before returning.
     ///
     /// `set` values are merged into the account's recorded attributes; `removed` names are
     /// dropped, and an account left with nothing leaves the store.
     pub fn record(&mut self, record: &Record<'_>, names: &Names, serial: u64) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        // Accounts may appear in both lists (one apply sets some names and removes others).
-        let mut merged: BTreeMap<&str, Attrs> = BTreeMap::new();
-        let mut scratch = names.clone();
+        // What happens to each account, in account order (blocks are ranges of accounts).
+        let mut ops: BTreeMap<&str, (Option<&Attrs>, &[crate::model::NameIdx])> = BTreeMap::new();
         for (account, attrs) in &record.set {
-            let entry = self.merged_entry(&mut merged, account, &mut scratch)?;
-            for (n, v) in attrs.iter() {
-                entry.insert(n, v.into());
-            }
+            ops.entry(account).or_default().0 = Some(attrs);
         }
         for (account, removed) in &record.removed {
-            let entry = self.merged_entry(&mut merged, account, &mut scratch)?;
+            ops.entry(account).or_default().1 = removed;
+        }
+        let mut scratch = names.clone();
+        let mut batch = sled::Batch::default();
+        // The block being edited: its key (None for a new block), the first key after it,
+        // and its entries.
+        let mut open: Option<(Option<sled::IVec>, Option<sled::IVec>, blocks::Entries)> = None;
+        for (account, (set, removed)) in ops {
+            let inside = open.as_ref().is_some_and(|(_, next, _)| {
+                next.as_ref()
+                    .is_none_or(|n| blocks::key(account).as_slice() < n.as_ref())
+            });
+            if !inside {
+                if let Some((key, _, entries)) = open.take() {
+                    write_block(&mut batch, key, &entries);
+                }
+                open = Some(match self.block_for(account)? {
+                    Some((key, block)) => {
+                        let next = self.next_block_key(&key)?;
+                        let entries = blocks::decode(&block).map_err(|m| self.corrupt(&m))?;
+                        (Some(key), next, entries)
+                    }
+                    None => (None, None, Vec::new()),
+                });
+            }
+            let (_, _, entries) = open.as_mut().expect("a block is open");
+            let at = entries.binary_search_by(|(a, _)| (**a).cmp(account));
+            let mut attrs = match at {
+                Ok(i) => self.decode(&entries[i].1, &mut scratch)?,
+                Err(_) => Attrs::new(),
+            };
+            if let Some(set) = set {
+                for (n, v) in set.iter() {
+                    attrs.insert(n, v.into());
+                }
+            }
             for n in removed {
-                entry.remove(*n);
+                attrs.remove(*n);
+            }
+            match (at, attrs.is_empty()) {
+                (Ok(i), true) => {
+                    entries.remove(i);
+                }
+                (Ok(i), false) => entries[i].1 = codec::encode(&attrs, &scratch),
+                (Err(i), false) => {
+                    entries.insert(i, (account.into(), codec::encode(&attrs, &scratch)))
+                }
+                (Err(_), true) => {}
             }
         }
-        for (account, attrs) in &merged {
-            if attrs.is_empty() {
-                batch.remove(account_key(account));
-            } else {
-                batch.insert(account_key(account), codec::encode(attrs, &scratch));
-            }
+        if let Some((key, _, entries)) = open.take() {
+            write_block(&mut batch, key, &entries);
         }
         let mut meta = self.meta.clone();
         meta.serial = serial;
@@ -299,19 +390,6 @@ impl Store {
         self.db.flush().map_err(|e| sled_err(&self.path, e))?;
         self.meta = meta;
         Ok(())
-    }
-
-    fn merged_entry<'m, 'k>(
-        &self,
-        merged: &'m mut BTreeMap<&'k str, Attrs>,
-        account: &'k str,
-        names: &mut Names,
-    ) -> Result<&'m mut Attrs> {
-        if !merged.contains_key(account) {
-            let current = self.account(account, names)?.unwrap_or_default();
-            merged.insert(account, current);
-        }
-        Ok(merged.get_mut(account).expect("just inserted"))
     }
 
     /// Records the attribute-name slots as the app now has them, with `serial`.
@@ -365,11 +443,35 @@ impl Store {
     }
 }
 
-fn account_key(account: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(ACCOUNT_PREFIX.len() + account.len());
-    key.extend_from_slice(ACCOUNT_PREFIX);
-    key.extend_from_slice(account.as_bytes());
-    key
+/// Replaces a block in `batch` by its edited entries, split when it grew too large, under the
+/// key of its (possibly new) first account.
+fn write_block(batch: &mut sled::Batch, old_key: Option<sled::IVec>, entries: &blocks::Entries) {
+    // sled batches keep the last write per key, so a rewrite under the same key wins.
+    if let Some(key) = old_key {
+        batch.remove(key);
+    }
+    if entries.len() > blocks::MAX_ENTRIES {
+        for chunk in blocks::chunks(entries) {
+            batch.insert(blocks::key(&chunk[0].0), blocks::encode(chunk));
+        }
+    } else if let Some((first, _)) = entries.first() {
+        batch.insert(blocks::key(first), blocks::encode(entries));
+    }
+}
+
+/// Encodes attributes as the store keeps them, to compare with what [`Store::scan`] visits.
+pub fn encode_attrs(attrs: &Attrs, names: &Names) -> Vec<u8> {
+    codec::encode(attrs, names)
+}
+
+/// Encodes into `out` (cleared first), for comparisons without allocating.
+pub fn encode_attrs_into(out: &mut Vec<u8>, attrs: &Attrs, names: &Names) {
+    codec::encode_into(out, attrs, names)
+}
+
+/// Decodes what [`Store::scan`] visits; names the table does not know are added to it.
+pub fn decode_attrs(bytes: &[u8], names: &mut Names) -> Result<Attrs, String> {
+    codec::decode(bytes, names)
 }
 
 fn read_meta(db: &sled::Db, dir: &Path) -> Result<Option<Meta>> {
@@ -454,6 +556,73 @@ mod tests {
         let all = store.load_last_applied(&mut n).unwrap();
         assert_eq!(all, vec![("u1".into(), attrs(&[(1, "x")]))]);
         assert!(store.check_belongs(1400000000, "other.com").is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        /// Blocks split, merge and move their keys as accounts come and go; the store always
+        /// reads back exactly what a plain map holds.
+        #[test]
+        fn blocks_behave_like_a_map(
+            batches in proptest::collection::vec(
+                proptest::collection::vec((0u32..1500, proptest::option::of(0u8..2), proptest::bool::ANY), 1..100),
+                1..12,
+            )
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = Store::open(dir.path(), 1, "h").unwrap();
+            let names = names();
+            let mut model: BTreeMap<String, Attrs> = BTreeMap::new();
+            let values = [attrs(&[(0, "m")]), attrs(&[(0, "f"), (1, "x")])];
+            for batch in &batches {
+                let accounts: Vec<String> = batch.iter().map(|(a, _, _)| format!("u{a:05}")).collect();
+                let mut record = Record::default();
+                for ((_, set, remove), account) in batch.iter().zip(&accounts) {
+                    if let Some(v) = set {
+                        record.set.push((account.as_str(), &values[*v as usize]));
+                    } else if *remove {
+                        record.removed.push((account.as_str(), vec![0, 1]));
+                    }
+                }
+                // A batch carries each account once.
+                record.set.sort_by_key(|(a, _)| *a);
+                record.set.dedup_by_key(|(a, _)| *a);
+                record.removed.sort_by_key(|(a, _)| *a);
+                record.removed.dedup_by_key(|(a, _)| *a);
+                record.removed.retain(|(a, _)| record.set.iter().all(|(s, _)| s != a));
+                for (a, v) in &record.set {
+                    let e = model.entry(a.to_string()).or_default();
+                    for (n, val) in v.iter() {
+                        e.insert(n, val.into());
+                    }
+                }
+                for (a, _) in &record.removed {
+                    model.remove(*a);
+                }
+                store.record(&record, &names, 1).unwrap();
+            }
+            let mut n = names.clone();
+            let got: BTreeMap<String, Attrs> = store
+                .load_last_applied(&mut n)
+                .unwrap()
+                .into_iter()
+                .map(|(a, at)| (a.to_string(), at))
+                .collect();
+            proptest::prop_assert_eq!(&got, &model);
+            proptest::prop_assert_eq!(store.account_count().unwrap(), model.len());
+            for (a, at) in model.iter().take(20) {
+                let found = store.account(a, &mut n).unwrap();
+                proptest::prop_assert_eq!(found.as_ref(), Some(at));
+            }
+            proptest::prop_assert_eq!(store.account("u99999", &mut n).unwrap(), None);
+            // Every block respects its size limit and its key is its first account.
+            for kv in store.db.scan_prefix(blocks::PREFIX) {
+                let (k, v) = kv.unwrap();
+                let entries = blocks::decode(&v).unwrap();
+                proptest::prop_assert!(!entries.is_empty() && entries.len() <= blocks::MAX_ENTRIES);
+                proptest::prop_assert_eq!(&k[..], &blocks::key(&entries[0].0)[..]);
+            }
+        }
     }
 
     #[test]
