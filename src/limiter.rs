@@ -3,8 +3,9 @@
 //! [`Limiter`] keeps one run under the API's limit: at most `rate` sends in any window of
 //! [`WINDOW`] (one second plus a margin, because requests that leave exactly in time can
 //! arrive closer together), and at most `concurrency` requests in flight. When the server says
-//! "too frequent" the allowed rate is halved, then it recovers by one request per second for
-//! every success.
+//! "too frequent" the allowed rate drops by a quarter, then it recovers by half a request per
+//! second for every success: a limit hit by arrival jitter at the edge of a window should cost
+//! a few requests, not seconds.
 //!
 //! [`RetryPolicy`] gives exponential backoff with jitter, bounded in attempts and time.
 
@@ -17,7 +18,7 @@ use tokio::time::Instant;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
 /// The window the rate is counted over: one second plus a margin for arrival jitter.
-pub const WINDOW: Duration = Duration::from_millis(1010);
+pub const WINDOW: Duration = Duration::from_millis(1020);
 
 /// Shared by every request of a run.
 #[derive(Debug)]
@@ -85,7 +86,8 @@ impl Limiter {
         }
     }
 
-    /// The server said "too frequent": halve the allowed rate (once per window at most).
+    /// The server said "too frequent": lower the allowed rate by a quarter (once per window at
+    /// most).
     pub async fn slow_down(&self) {
         let mut w = self.window.lock().await;
         let now = Instant::now();
@@ -95,7 +97,7 @@ impl Limiter {
             return;
         }
         w.last_slow_down = Some(now);
-        w.rate = (w.rate / 2.0).max(1.0);
+        w.rate = (w.rate * 0.75).max(1.0);
         tracing::info!(rate = w.rate, "server asked to slow down");
     }
 
@@ -103,8 +105,7 @@ impl Limiter {
     pub async fn success(&self) {
         let mut w = self.window.lock().await;
         if w.rate < f64::from(self.max_rate) {
-            // Roughly +1 req/s per second of successes at the current rate.
-            w.rate = (w.rate + 1.0 / w.rate.max(1.0) * 2.0).min(f64::from(self.max_rate));
+            w.rate = (w.rate + 0.5).min(f64::from(self.max_rate));
         }
     }
 
@@ -194,11 +195,14 @@ mod tests {
     async fn slows_down_then_recovers() {
         let limiter = Limiter::new(100, 4);
         limiter.slow_down().await;
-        assert_eq!(limiter.current_rate().await, 50.0);
-        // A second answer within the same window does not halve again.
+        assert_eq!(limiter.current_rate().await, 75.0);
+        // A second answer within the same window does not lower it again.
         limiter.slow_down().await;
-        assert_eq!(limiter.current_rate().await, 50.0);
-        for _ in 0..2000 {
+        assert_eq!(limiter.current_rate().await, 75.0);
+        tokio::time::advance(WINDOW).await;
+        limiter.slow_down().await;
+        assert!(limiter.current_rate().await < 60.0);
+        for _ in 0..200 {
             limiter.success().await;
         }
         assert_eq!(limiter.current_rate().await, 100.0);
