@@ -67,21 +67,18 @@ impl Names {
             .map(|i| i as NameIdx)
     }
 
-    /// The index of `name`, adding it after the known names when it is new.
-    ///
-    /// # Panics
-    /// When more than 255 distinct names are interned, which validated input cannot reach
-    /// (10 declared names plus at most 10 store slots).
-    pub fn intern(&mut self, name: &str) -> NameIdx {
+    /// The index of `name`, adding it after the known names when it is new. `None` once 255
+    /// names are known: input that holds that many (a damaged store, a forged plan file) is
+    /// refused by the caller instead of panicking.
+    pub fn intern(&mut self, name: &str) -> Option<NameIdx> {
         if let Some(i) = self.index_of(name) {
-            return i;
+            return Some(i);
         }
-        assert!(
-            self.names.len() < u8::MAX as usize,
-            "too many attribute names"
-        );
+        if self.names.len() >= u8::MAX as usize {
+            return None;
+        }
         self.names.push(name.to_owned());
-        (self.names.len() - 1) as NameIdx
+        Some((self.names.len() - 1) as NameIdx)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (NameIdx, &str)> {
@@ -209,8 +206,12 @@ mod tests {
     #[test]
     fn names_intern_after_declared() {
         let mut n = Names::new(&["sex".into(), "city".into()]);
-        assert_eq!(n.intern("city"), 1);
-        assert_eq!(n.intern("old"), 2);
+        assert_eq!(n.intern("city"), Some(1));
+        assert_eq!(n.intern("old"), Some(2));
+        for i in 3..255 {
+            assert!(n.intern(&format!("n{i}")).is_some());
+        }
+        assert_eq!(n.intern("one too many"), None);
         assert!(!n.is_declared(2));
         assert_eq!(n.get(2), "old");
     }

@@ -182,18 +182,31 @@ pub fn read_saved(bytes: &[u8]) -> Result<(Plan, StateRef), String> {
         "not a saved plan: it has no state reference (make it with `timattr plan --out FILE`)",
     )?;
     let mut names = Names::new(&state.attributes);
-    let attrs = |m: BTreeMap<String, String>, names: &mut Names| -> Attrs {
+    let too_many = || "the plan names more than 255 attributes".to_owned();
+    let attrs = |m: BTreeMap<String, String>, names: &mut Names| -> Result<Attrs, String> {
         m.into_iter()
-            .map(|(n, v)| (names.intern(&n), v.into_boxed_str()))
+            .map(|(n, v)| {
+                if n.len() > u8::MAX as usize || v.len() > u16::MAX as usize {
+                    return Err(format!("attribute {n:?} is too long"));
+                }
+                Ok((names.intern(&n).ok_or_else(too_many)?, v.into_boxed_str()))
+            })
             .collect()
     };
     let mut changes = Vec::with_capacity(doc.changes.len());
     for c in doc.changes {
+        if c.account.is_empty() || c.account.len() > crate::model::limits::MAX_ACCOUNT_BYTES {
+            return Err(format!("account id {:?} is not 1 to 32 bytes", c.account));
+        }
         let action = Action::parse(&c.action)
             .ok_or_else(|| format!("unknown action {:?} for {}", c.action, c.account))?;
-        let set = attrs(c.set, &mut names);
-        let before = attrs(c.before, &mut names);
-        let remove = c.remove.iter().map(|n| names.intern(n)).collect();
+        let set = attrs(c.set, &mut names)?;
+        let before = attrs(c.before, &mut names)?;
+        let remove = c
+            .remove
+            .iter()
+            .map(|n| names.intern(n).ok_or_else(too_many))
+            .collect::<Result<_, _>>()?;
         changes.push(Change {
             account: c.account.into_boxed_str(),
             action,

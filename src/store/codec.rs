@@ -45,7 +45,10 @@ pub fn decode(bytes: &[u8], names: &mut Names) -> Result<Attrs, String> {
         let (value, r) = split(r, vlen).ok_or_else(bad)?;
         let name = std::str::from_utf8(name).map_err(|_| bad())?;
         let value = std::str::from_utf8(value).map_err(|_| bad())?;
-        attrs.insert(names.intern(name), value.into());
+        let name = names
+            .intern(name)
+            .ok_or("more than 255 distinct attribute names")?;
+        attrs.insert(name, value.into());
         rest = r;
     }
     Ok(attrs)

@@ -117,11 +117,28 @@ impl Store {
             }
             let l: ExportLine =
                 serde_json::from_str(&line).map_err(|e| bad(format!("line {}: {e}", i + 2)))?;
-            let attrs = l
-                .attrs
-                .iter()
-                .map(|(n, v)| (names.intern(n), v.as_str().into()))
-                .collect();
+            let line_no = i + 2;
+            if l.account.is_empty() || l.account.len() > crate::model::limits::MAX_ACCOUNT_BYTES {
+                return Err(bad(format!(
+                    "line {line_no}: account id {:?} is not 1 to 32 bytes",
+                    l.account
+                )));
+            }
+            let mut attrs = Attrs::with_capacity(l.attrs.len());
+            for (n, v) in &l.attrs {
+                if n.is_empty() || n.len() > u8::MAX as usize || v.len() > u16::MAX as usize {
+                    return Err(bad(format!(
+                        "line {line_no}: attribute {n:?} of {:?} is out of bounds",
+                        l.account
+                    )));
+                }
+                let n = names.intern(n).ok_or_else(|| {
+                    bad(format!(
+                        "line {line_no}: more than 255 distinct attribute names"
+                    ))
+                })?;
+                attrs.insert(n, v.as_str().into());
+            }
             accounts.push((l.account.into_boxed_str(), attrs));
         }
         if accounts.len() as u64 != header.accounts {
