@@ -243,6 +243,32 @@ mod tests {
     use crate::model::Desired;
 
     #[test]
+    fn forged_plan_files_are_refused_not_panicked_on() {
+        let state = r#""state":{"lineage":null,"serial":0,"sdkappid":1,"endpoint_host":"h","attributes":[],"managed":0}"#;
+        let doc = |changes: &str| {
+            format!(
+                r#"{{"format_version":1,"summary":{{"unchanged":0}},{state},"attribute_names":{{"set":{{}}}},"changes":[{changes}]}}"#
+            )
+        };
+        let long = format!(
+            r#"{{"account":"{}","action":"add","set":{{}},"remove":[],"before":{{}}}}"#,
+            "x".repeat(40)
+        );
+        assert!(read_saved(doc(&long).as_bytes())
+            .unwrap_err()
+            .contains("1 to 32 bytes"));
+        let names: Vec<String> = (0..300).map(|i| format!("\"n{i}\":\"v\"")).collect();
+        let many = format!(
+            r#"{{"account":"u1","action":"add","set":{{{}}},"remove":[],"before":{{}}}}"#,
+            names.join(",")
+        );
+        assert!(read_saved(doc(&many).as_bytes())
+            .unwrap_err()
+            .contains("255"));
+        assert!(read_saved(b"{not json").is_err());
+    }
+
+    #[test]
     fn strings_are_escaped_and_after_merges_without_building() {
         let names = Names::new(&["a".into(), "b".into(), "c".into(), "d".into()]);
         let attrs =
