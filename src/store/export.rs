@@ -6,7 +6,6 @@ use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 
-use super::META_KEY;
 use super::{blocks, codec, sled_err, HistoryEntry, Meta, Result, Store, StoreError};
 use crate::model::{Attrs, Names};
 
@@ -174,15 +173,7 @@ impl Store {
             serial: header.serial,
             slots: header.slots.clone(),
         };
-        batch.insert(
-            META_KEY,
-            serde_json::to_vec(&meta).expect("meta serializes"),
-        );
-        self.db
-            .apply_batch(batch)
-            .map_err(|e| sled_err(&self.path, e))?;
-        self.db.flush().map_err(|e| sled_err(&self.path, e))?;
-        self.meta = meta;
+        self.commit(batch, meta)?;
         self.add_history(&HistoryEntry {
             time: now_unix(),
             serial: header.serial,

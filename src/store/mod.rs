@@ -380,6 +380,11 @@ impl Store {
         }
         let mut meta = self.meta.clone();
         meta.serial = serial;
+        self.commit(batch, meta)
+    }
+
+    /// Writes `batch` together with `meta` in one atomic step and makes it durable.
+    fn commit(&mut self, mut batch: sled::Batch, meta: Meta) -> Result<()> {
         batch.insert(
             META_KEY,
             serde_json::to_vec(&meta).expect("meta serializes"),
@@ -401,15 +406,7 @@ impl Store {
     }
 
     fn write_meta(&mut self, meta: Meta) -> Result<()> {
-        self.db
-            .insert(
-                META_KEY,
-                serde_json::to_vec(&meta).expect("meta serializes"),
-            )
-            .map_err(|e| sled_err(&self.path, e))?;
-        self.db.flush().map_err(|e| sled_err(&self.path, e))?;
-        self.meta = meta;
-        Ok(())
+        self.commit(sled::Batch::default(), meta)
     }
 
     /// Appends a history entry.
