@@ -41,11 +41,8 @@ pub fn usersig(ctx: &Context, args: &UsersigArgs) -> Result<Exit> {
     }
     let now = crate::store::now_unix();
     // Printing the sig is this command's whole purpose; it goes to stdout only, never to logs.
-    println!(
-        "{}",
-        crate::api::usersig::generate(sdkappid, &key, identifier, args.expire, now)
-    );
-    Ok(Exit::Ok)
+    let sig = crate::api::usersig::generate(sdkappid, &key, identifier, args.expire, now);
+    print(format!("{sig}\n").as_bytes())
 }
 
 pub fn emulator(ctx: &Context, args: &EmulatorArgs) -> Result<Exit> {
@@ -84,13 +81,21 @@ pub fn schema(args: &SchemaArgs) -> Result<Exit> {
         crate::cli::SchemaKind::Users => crate::schema::users(),
     };
     let text = serde_json::to_string_pretty(&schema).expect("a schema serializes");
-    println!("{text}");
-    Ok(Exit::Ok)
+    print(format!("{text}\n").as_bytes())
 }
 
 pub fn completions(args: &CompletionsArgs) -> Result<Exit> {
     use clap::CommandFactory;
     let mut cmd = crate::cli::Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "timattr", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "timattr", &mut script);
+    print(&script)
+}
+
+/// Data to stdout; a closed pipe (`| head`) is not an error.
+fn print(bytes: &[u8]) -> Result<Exit> {
+    use std::io::Write;
+    let mut out = common::stdout();
+    common::output_result(out.write_all(bytes).and_then(|()| out.flush()))?;
     Ok(Exit::Ok)
 }
