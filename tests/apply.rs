@@ -322,3 +322,27 @@ fn ctrl_c_finishes_in_flight_records_and_exits_130() {
     let history = p.run(&["state", "history"]).expect(0).stdout();
     assert!(history.contains("interrupted"), "{history}");
 }
+
+#[test]
+fn a_store_of_another_app_or_host_is_refused() {
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = project(&emu, "");
+    p.write_users_map("a.yaml", &users(5, ""));
+    p.run(&["apply", "--auto-approve"]).expect(0);
+    let project_file = p.path().join("timattr.yaml");
+    let text = std::fs::read_to_string(&project_file).unwrap();
+    std::fs::write(&project_file, text.replace("1400000000", "1400000001")).unwrap();
+    let before = emu.running().stats().total_requests();
+    for args in [&["plan"][..], &["apply", "--auto-approve"]] {
+        let err = p.run(args).expect(1).stderr();
+        assert!(
+            err.contains("belongs to sdkappid 1400000000") && err.contains("1400000001"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        emu.running().stats().total_requests(),
+        before,
+        "nothing sent"
+    );
+}
