@@ -28,8 +28,9 @@ use crate::model::{Account, Attrs, Names};
 pub use export::now_unix;
 pub use export::{ExportHeader, ExportLine};
 
-/// Bumped when the layout changes; older binaries refuse newer stores.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped when the layout changes; older binaries refuse newer stores, and a store of an older
+/// layout is refused rather than misread (version 1 kept one sled entry per account).
+pub const FORMAT_VERSION: u32 = 2;
 
 const META_KEY: &[u8] = b"meta";
 const HISTORY_PREFIX: &[u8] = b"h/";
@@ -44,6 +45,8 @@ pub enum StoreError {
     Corrupt { path: PathBuf, message: String },
     #[error("state at {} has format version {found}, newer than this timattr understands ({FORMAT_VERSION}): upgrade timattr", path.display())]
     NewerFormat { path: PathBuf, found: u32 },
+    #[error("state at {} has format version {found}, older than this timattr's ({FORMAT_VERSION}): `timattr state export` it with the timattr that wrote it and `state restore` it here, or rebuild it with `timattr import`", path.display())]
+    OlderFormat { path: PathBuf, found: u32 },
     #[error("state at {} belongs to sdkappid {store_app} at {store_host}, but the project is sdkappid {project_app} at {project_host}: point `state` at this app's own store", path.display())]
     OtherApp {
         path: PathBuf,
@@ -484,6 +487,12 @@ fn read_meta(db: &sled::Db, dir: &Path) -> Result<Option<Meta>> {
         message: format!("metadata: {e}"),
     };
     let v: Version = serde_json::from_slice(&raw).map_err(corrupt)?;
+    if v.format_version < FORMAT_VERSION {
+        return Err(StoreError::OlderFormat {
+            path: dir.to_path_buf(),
+            found: v.format_version,
+        });
+    }
     if v.format_version > FORMAT_VERSION {
         return Err(StoreError::NewerFormat {
             path: dir.to_path_buf(),
