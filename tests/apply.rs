@@ -47,6 +47,24 @@ fn assert_claims_confirmed(p: &Project, emu: &Emulator) {
     }
 }
 
+/// Waits (bounded) until the server has answered `n` set batches, so a test interrupts an
+/// apply that is really under way however loaded the machine is.
+fn wait_for_set_batches(emu: &Emulator, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while emu
+        .running()
+        .stats()
+        .requests
+        .get("im_set_attr")
+        .copied()
+        .unwrap_or(0)
+        < n
+    {
+        assert!(Instant::now() < deadline, "the apply never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn converges_exactly_under_thirty_percent_faults() {
     let emu = Emulator::start(Duration::ZERO, 0.3);
@@ -111,7 +129,7 @@ fn killed_apply_leaves_only_confirmed_claims_and_resumes() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2_500));
+    wait_for_set_batches(&emu, 5);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let sent_before = emu
@@ -301,7 +319,7 @@ fn ctrl_c_finishes_in_flight_records_and_exits_130() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2_000));
+    wait_for_set_batches(&emu, 3);
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill")
         .args(["-INT", &pid])
