@@ -179,6 +179,69 @@ enum Request {
     Remove(Vec<wire::UserAttrNames>),
 }
 
+/// How a [`Runner::pipeline`] ended.
+struct Pipeline {
+    /// Jobs never started.
+    not_started: usize,
+    interrupted: bool,
+}
+
+impl Runner {
+    /// Starts `jobs` in order, each as its own task, at most `concurrency` at once; hands each
+    /// result to `done` in completion order. Stops starting jobs when `done` returns `false` or
+    /// `interrupt` completes, and returns once every started job has been handed over: nothing
+    /// that was sent goes unreported.
+    async fn pipeline<J, T, Fut>(
+        &self,
+        jobs: Vec<J>,
+        send: impl Fn(Runner, J) -> Fut,
+        mut done: impl FnMut(T) -> bool,
+        interrupt: impl Future<Output = ()>,
+    ) -> Pipeline
+    where
+        Fut: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let total = jobs.len();
+        let mut jobs = jobs.into_iter();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<T>();
+        let (mut started, mut in_flight) = (0, 0usize);
+        let (mut stop, mut interrupted) = (false, false);
+        tokio::pin!(interrupt);
+        while in_flight > 0 || (!stop && started < total) {
+            tokio::select! {
+                biased;
+                Some(result) = rx.recv() => {
+                    in_flight -= 1;
+                    if !done(result) {
+                        stop = true;
+                    }
+                }
+                () = &mut interrupt, if !interrupted => {
+                    interrupted = true;
+                    stop = true;
+                }
+                permit = self.limiter.in_flight(), if !stop && started < total => {
+                    let job = jobs.next().expect("fewer jobs started than there are");
+                    started += 1;
+                    in_flight += 1;
+                    let task = send(self.clone(), job);
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let result = task.await;
+                        drop(permit);
+                        let _ = tx.send(result);
+                    });
+                }
+            }
+        }
+        Pipeline {
+            not_started: total - started,
+            interrupted,
+        }
+    }
+}
+
 /// Sends `batches` of `plan` in order, at most `concurrency` in flight, reporting each outcome
 /// to `sink`. Stops scheduling at the first fatal error, sink error or when `interrupt`
 /// completes; what is in flight then still finishes and is reported.
@@ -190,63 +253,42 @@ pub async fn run(
     interrupt: impl Future<Output = ()>,
 ) -> Report {
     let mut report = Report::default();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Result<(), ApiError>)>();
-    let mut next = 0;
-    let mut in_flight = 0usize;
-    let mut stop = false;
-    tokio::pin!(interrupt);
-    let mut interrupted = false;
-    loop {
-        if in_flight == 0 && (stop || next >= batches.len()) {
-            break;
+    // A body is built when its batch is started, so only the batches in flight are in memory
+    // in their wire form.
+    let send = |runner: Runner, index: usize| {
+        let body = request(&plan, &batches[index]);
+        async move {
+            let outcome = match &body {
+                Request::Set(users) => runner.call(|| runner.client.set_attr(users)).await,
+                Request::Remove(users) => runner.call(|| runner.client.remove_attr(users)).await,
+            };
+            (index, outcome)
         }
-        tokio::select! {
-            biased;
-            Some((index, outcome)) = rx.recv() => {
-                in_flight -= 1;
-                let batch = &batches[index];
-                match &outcome {
-                    Ok(()) => report.batches_ok += 1,
-                    Err(e) => {
-                        report.batches_failed += 1;
-                        if report.fatal.is_none() {
-                            tracing::error!(error = %e, "batch failed");
-                        }
-                        stop = true;
-                    }
-                }
-                if let Err(e) = sink.done(&plan, batch, &outcome) {
-                    stop = true;
-                    report.sink_error.get_or_insert(e);
-                }
-                if let Err(e) = outcome {
-                    report.fatal.get_or_insert(e);
-                }
-            }
-            () = &mut interrupt, if !interrupted => {
-                interrupted = true;
-                report.interrupted = true;
-                stop = true;
-            }
-            permit = runner.limiter.in_flight(), if !stop && next < batches.len() => {
-                let index = next;
-                next += 1;
-                in_flight += 1;
-                let body = request(&plan, &batches[index]);
-                let runner = runner.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    let outcome = match &body {
-                        Request::Set(users) => runner.call(|| runner.client.set_attr(users)).await,
-                        Request::Remove(users) => runner.call(|| runner.client.remove_attr(users)).await,
-                    };
-                    drop(permit);
-                    let _ = tx.send((index, outcome));
-                });
+    };
+    let done = |(index, outcome): (usize, Result<(), ApiError>)| {
+        let mut go_on = true;
+        match &outcome {
+            Ok(()) => report.batches_ok += 1,
+            Err(e) => {
+                report.batches_failed += 1;
+                tracing::error!(error = %e, "batch failed");
+                go_on = false;
             }
         }
-    }
-    report.batches_not_sent = batches.len() - next;
+        if let Err(e) = sink.done(&plan, &batches[index], &outcome) {
+            report.sink_error.get_or_insert(e);
+            go_on = false;
+        }
+        if let Err(e) = outcome {
+            report.fatal.get_or_insert(e);
+        }
+        go_on
+    };
+    let ended = runner
+        .pipeline((0..batches.len()).collect(), send, done, interrupt)
+        .await;
+    report.batches_not_sent = ended.not_started;
+    report.interrupted = ended.interrupted;
     report
 }
 
@@ -256,70 +298,38 @@ pub type LiveAttrs = std::collections::HashMap<String, BTreeMap<String, String>>
 impl Runner {
     /// Reads the live attributes of `accounts` with `im_get_attr`, 100 per request, through the
     /// limiter. `on_chunk(first, live)` receives each answered chunk (`first` is the index of its
-    /// first account), in completion order. Stops at the first error that is not retried away.
+    /// first account), in completion order. Stops at the first error that is not retried away;
+    /// `Ok(false)` when interrupted.
     pub async fn read_attrs(
         &self,
         accounts: &[crate::model::Account],
         mut on_chunk: impl FnMut(usize, LiveAttrs),
         interrupt: impl Future<Output = ()>,
     ) -> Result<bool, ApiError> {
-        let chunks: Vec<(usize, Vec<String>)> = accounts
-            .chunks(crate::model::limits::MAX_BATCH)
-            .enumerate()
-            .map(|(i, c)| {
-                (
-                    i * crate::model::limits::MAX_BATCH,
-                    c.iter().map(|a| a.to_string()).collect(),
-                )
-            })
-            .collect();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut chunks = chunks.into_iter();
-        let mut in_flight = 0usize;
-        let mut stop = false;
-        let mut exhausted = false;
+        let size = crate::model::limits::MAX_BATCH;
+        let starts: Vec<usize> = (0..accounts.len()).step_by(size).collect();
+        let send = |runner: Runner, first: usize| {
+            let chunk: Vec<String> = accounts[first..(first + size).min(accounts.len())]
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            async move { (first, runner.call(|| runner.client.get_attr(&chunk)).await) }
+        };
         let mut first_error = None;
-        let mut interrupted = false;
-        tokio::pin!(interrupt);
-        loop {
-            if in_flight == 0 && (stop || exhausted) {
-                break;
+        let done = |(first, result): (usize, Result<LiveAttrs, ApiError>)| match result {
+            Ok(live) => {
+                on_chunk(first, live);
+                true
             }
-            tokio::select! {
-                biased;
-                Some((first, result)) = rx.recv() => {
-                    in_flight -= 1;
-                    match result {
-                        Ok(live) => on_chunk(first, live),
-                        Err(e) => {
-                            stop = true;
-                            first_error.get_or_insert(e);
-                        }
-                    }
-                }
-                () = &mut interrupt, if !interrupted => {
-                    interrupted = true;
-                    stop = true;
-                }
-                permit = self.limiter.in_flight(), if !stop && !exhausted => {
-                    let Some((first, chunk)) = chunks.next() else {
-                        exhausted = true;
-                        continue;
-                    };
-                    in_flight += 1;
-                    let runner = self.clone();
-                    let tx = tx.clone();
-                    tokio::spawn(async move {
-                        let result = runner.call(|| runner.client.get_attr(&chunk)).await;
-                        drop(permit);
-                        let _ = tx.send((first, result));
-                    });
-                }
+            Err(e) => {
+                first_error.get_or_insert(e);
+                false
             }
-        }
+        };
+        let ended = self.pipeline(starts, send, done, interrupt).await;
         match first_error {
             Some(e) => Err(e),
-            None => Ok(!interrupted),
+            None => Ok(!ended.interrupted),
         }
     }
 }
