@@ -67,6 +67,10 @@ pub fn apply(ctx: &Context, args: &ApplyArgs) -> Result<Exit> {
             settings.apply.max_removal_percent
         )));
     }
+    // A missing secret is found before anyone is asked to confirm.
+    if !matches!(settings.endpoint, crate::settings::Endpoint::Embedded) {
+        common::secret_from_env(&settings)?;
+    }
     if args.planfile.is_none() && !args.auto_approve {
         confirm()?;
     }
