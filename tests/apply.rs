@@ -364,3 +364,20 @@ fn a_store_of_another_app_or_host_is_refused() {
         "nothing sent"
     );
 }
+
+#[test]
+fn a_missing_secret_is_named_before_anything_happens() {
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = project(&emu, "");
+    p.write_users_map("a.yaml", &users(5, ""));
+    let out = p
+        .cmd(&["apply", "--auto-approve"])
+        .env_remove(support::SECRET_ENV)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(support::SECRET_ENV), "{err}");
+    assert!(!p.state_dir().exists());
+    assert_eq!(emu.running().stats().total_requests(), 0);
+}
