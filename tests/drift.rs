@@ -174,3 +174,21 @@ fn state_show_and_history() {
     assert_eq!(history.lines().count(), 2, "{history}");
     assert!(history.contains("apply") && history.contains("complete"));
 }
+
+#[test]
+fn import_adopts_only_the_names_each_account_has_in_the_files() {
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = Project::new(&emu.base_url(), NAMES);
+    p.write_users("a.yaml", "users:\n  u1: {city: x}\n");
+    let r = emu.running();
+    r.set_user_attr("u1", "city", "x");
+    // Another system set a declared name this file does not give u1: not ours to remove.
+    r.set_user_attr("u1", "tier", "gold");
+    p.run(&["import"]).expect(0);
+    // (The emulator's slots were never configured, so the plan still wants the names.)
+    let v = json(&p.run(&["plan", "--format", "json"]).expect(0).stdout());
+    assert_eq!(v["changes"], serde_json::json!([]), "{v}");
+    let show = p.run(&["state", "show", "u1"]).expect(0).stdout();
+    assert!(!show.contains("tier"), "{show}");
+    p.run(&["drift"]).expect(0);
+}

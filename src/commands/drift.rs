@@ -103,8 +103,9 @@ pub fn import(ctx: &Context) -> Result<Exit> {
     let mut store = common::open_store(&settings)?;
     let serial = store.meta().serial + 1;
     let names = desired.names.clone();
-    let declared: Vec<NameIdx> = (0..names.declared_len() as NameIdx).collect();
-    let accounts: Vec<Account> = desired.accounts.into_iter().map(|(a, _)| a).collect();
+    // Only the names each account has in the files are adopted: a live value of another name
+    // stays unmanaged, so the next plan leaves it alone.
+    let (accounts, wanted): (Vec<Account>, Vec<Attrs>) = desired.accounts.into_iter().unzip();
     let started = std::time::Instant::now();
     let runtime = common::runtime()?;
     let (recorded, completed, stats) = runtime.block_on(async {
@@ -134,11 +135,11 @@ pub fn import(ctx: &Context) -> Result<Exit> {
                     let end = (first + crate::model::limits::MAX_BATCH).min(accounts.len());
                     let mut set: Vec<(&str, Attrs)> = Vec::new();
                     let mut removed: Vec<(&str, Vec<NameIdx>)> = Vec::new();
-                    for account in &accounts[first..end] {
+                    for (account, want) in accounts[first..end].iter().zip(&wanted[first..end]) {
                         let values = live.get(&**account);
                         let mut have = Attrs::new();
                         let mut missing = Vec::new();
-                        for &n in &declared {
+                        for n in want.names() {
                             match values.and_then(|v| v.get(names.get(n))) {
                                 Some(v) => have.insert(n, v.as_str().into()),
                                 None => missing.push(n),
