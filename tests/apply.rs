@@ -381,3 +381,39 @@ fn a_missing_secret_is_named_before_anything_happens() {
     assert!(!p.state_dir().exists());
     assert_eq!(emu.running().stats().total_requests(), 0);
 }
+
+#[test]
+fn embedded_endpoint_survives_kill_9_with_claims_confirmed() {
+    let p = Project::new("embedded", NAMES);
+    p.write_project(NAMES, "apply:\n  rate_limit: 5\n");
+    let want = users(2_000, "");
+    p.write_users_map("a.yaml", &want);
+    let mut child = p
+        .cmd(&["apply", "--auto-approve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the server has answered a few batches: its journal grows by ~5 KB a batch.
+    let journal = p.state_dir().join("embedded-emulator.json.journal");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !journal.metadata().is_ok_and(|m| m.len() > 20_000) {
+        assert!(Instant::now() < deadline, "the apply never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let claims = store_claims(&p);
+    assert!(
+        !claims.is_empty() && claims.len() < want.len(),
+        "{} claims",
+        claims.len()
+    );
+    // The embedded server replays its journal: every claim is confirmed, so no drift.
+    p.run(&["drift"]).expect(0);
+    p.write_project(NAMES, "");
+    p.run(&["apply", "--auto-approve"]).expect(0);
+    assert_eq!(store_claims(&p), want);
+    p.run(&["drift"]).expect(0);
+    p.run(&["plan", "--detailed-exitcode"]).expect(0);
+}
