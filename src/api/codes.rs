@@ -18,13 +18,6 @@ pub enum ErrorClass {
     Fatal,
 }
 
-impl ErrorClass {
-    /// Whether sending the same request again can succeed.
-    pub fn is_retryable(self) -> bool {
-        !matches!(self, ErrorClass::Fatal)
-    }
-}
-
 /// Error codes the emulator answers with, named so both sides agree.
 pub mod code {
     pub const JSON_PARSE: i64 = 90001;

@@ -3,7 +3,7 @@
 //! This is the only module that touches the YAML crate. It owns every rule of DESIGN.md §1:
 //! the project file becomes one [`Settings`], the users files one [`Desired`]. Every problem
 //! is reported as a [`Diagnostic`] at `file:line:column`, and all problems of a run are
-//! reported together (at most [`walk::MAX_PROBLEMS_PER_FILE`] per file, then a count).
+//! reported together (at most `walk::MAX_PROBLEMS_PER_FILE` per file, then a count).
 //!
 //! Users files are parsed in parallel, one file per task, each walked once straight into the
 //! lean model (`users.rs`); files with problems are walked again to locate them (`walk.rs`).

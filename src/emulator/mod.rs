@@ -3,7 +3,7 @@
 //!
 //! It checks what the real service checks (usersig, admin, request rules of spec §2, a
 //! per-command rate limit), can add latency and inject faults, and keeps its data in memory
-//! behind one mutex, persisted as a snapshot plus a write-ahead journal ([`persist`]).
+//! behind one mutex, persisted as a snapshot plus a write-ahead journal (`persist`).
 //! It shares the wire types and codes with the client in [`crate::api`].
 
 mod persist;

@@ -226,7 +226,7 @@ impl Store {
     }
 
     /// Visits every managed account in account order with its encoded attributes, without
-    /// decoding them (compare with [`encode_attrs`], decode with [`decode_attrs`]). Returns the
+    /// decoding them (compare with [`encode_attrs_into`], decode with [`decode_attrs`]). Returns the
     /// number of accounts.
     pub fn scan(&self, mut f: impl FnMut(&str, &[u8]) -> Result<()>) -> Result<usize> {
         let mut n = 0;
@@ -459,12 +459,8 @@ fn write_block(batch: &mut sled::Batch, old_key: Option<sled::IVec>, entries: &b
     }
 }
 
-/// Encodes attributes as the store keeps them, to compare with what [`Store::scan`] visits.
-pub fn encode_attrs(attrs: &Attrs, names: &Names) -> Vec<u8> {
-    codec::encode(attrs, names)
-}
-
-/// Encodes into `out` (cleared first), for comparisons without allocating.
+/// Encodes attributes as the store keeps them into `out` (cleared first), to compare with what
+/// [`Store::scan`] visits without allocating.
 pub fn encode_attrs_into(out: &mut Vec<u8>, attrs: &Attrs, names: &Names) {
     codec::encode_into(out, attrs, names)
 }
