@@ -238,6 +238,12 @@ fn mass_removal_needs_the_flag() {
     p.run(&["apply", "--auto-approve"]).expect(0);
     // An emptied users file would wipe every managed user.
     p.write_users("a.yaml", "users: {}\n");
+    // Reviewers see it in the plan already.
+    let warned = p.run(&["plan"]).expect(0).stderr();
+    assert!(
+        warned.contains("warning") && warned.contains("--allow-mass-removal"),
+        "{warned}"
+    );
     let before = emu.running().stats().total_requests();
     let err = p.run(&["apply", "--auto-approve"]).expect(1).stderr();
     assert!(err.contains("--allow-mass-removal"), "{err}");

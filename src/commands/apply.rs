@@ -51,21 +51,19 @@ pub fn apply(ctx: &Context, args: &ApplyArgs) -> Result<Exit> {
     print_plan(ctx, &settings, &plan)?;
     if args.dry_run {
         print_requests(&plan)?;
+        if let Some(why) =
+            common::mass_removal(&plan, &settings).filter(|_| !args.allow_mass_removal)
+        {
+            ctx.note(format!("warning: apply would refuse: {why}"));
+        }
         ctx.note("Dry run: nothing was sent and nothing was written.");
         return Ok(Exit::Ok);
     }
     if plan.is_empty() {
         return Ok(Exit::Ok);
     }
-    if plan.is_mass_removal(settings.apply.max_removal_percent) && !args.allow_mass_removal {
-        let s = plan.summary();
-        return Err(Error::msg(format!(
-            "refusing to remove attribute values from {} of {} managed users ({:.1}%, more than max_removal_percent {}%): check for an emptied or mis-globbed users file; if this is intended, run again with --allow-mass-removal",
-            s.accounts_losing_values,
-            plan.managed,
-            s.accounts_losing_values as f64 * 100.0 / plan.managed.max(1) as f64,
-            settings.apply.max_removal_percent
-        )));
+    if let Some(why) = common::mass_removal(&plan, &settings).filter(|_| !args.allow_mass_removal) {
+        return Err(Error::msg(format!("refusing to apply: {why}")));
     }
     // A missing secret is found before anyone is asked to confirm.
     if !matches!(settings.endpoint, crate::settings::Endpoint::Embedded) {
@@ -161,12 +159,8 @@ fn print_requests(plan: &Plan) -> Result<()> {
     common::output_result(r.and_then(|()| out.flush()))
 }
 
+/// Asks on the terminal (`apply` has already refused a non-terminal stdin).
 fn confirm() -> Result<()> {
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::msg(
-            "refusing to apply without confirmation: stdin is not a terminal; review the plan and run again with --auto-approve (or apply a saved plan file)",
-        ));
-    }
     eprint!("\nDo you want to apply these changes? Only 'yes' will be accepted: ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();

@@ -134,6 +134,19 @@ pub fn make_plan(
     Ok((plan, state))
 }
 
+/// The mass-removal rule of DESIGN.md §4, phrased for the user, when `plan` breaks it.
+pub fn mass_removal(plan: &Plan, settings: &Settings) -> Option<String> {
+    let max = settings.apply.max_removal_percent;
+    plan.is_mass_removal(max).then(|| {
+        let losing = plan.summary().accounts_losing_values;
+        format!(
+            "this plan removes attribute values from {losing} of {} managed users ({:.1}%, more than max_removal_percent {max}%): check for an emptied or mis-globbed users file; if this is intended, apply with --allow-mass-removal",
+            plan.managed,
+            losing as f64 * 100.0 / plan.managed.max(1) as f64,
+        )
+    })
+}
+
 /// Writes a saved plan: gzip-compressed JSON.
 pub fn save_plan(path: &Path, plan: &Plan, state: &StateRef) -> Result<()> {
     let ctx = || format!("cannot write plan file {}", path.display());

@@ -48,6 +48,9 @@ pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<Exit> {
     };
     common::output_result(written.and_then(|()| out.flush()))?;
     common::append_step_summary(&render::markdown::plan_markdown(&plan, rate));
+    if let Some(why) = common::mass_removal(&plan, &settings) {
+        ctx.note(format!("warning: {why}"));
+    }
     tracing::info!(elapsed = ?started.elapsed(), "rendered");
     let exit = if args.detailed_exitcode && !plan.is_empty() {
         Exit::Changes
