@@ -123,12 +123,7 @@ fn killed_apply_leaves_only_confirmed_claims_and_resumes() {
     let p = project(&emu, "apply:\n  rate_limit: 5\n  concurrency: 4\n");
     let want = users(4_000, "");
     p.write_users_map("a.yaml", &want);
-    let mut child = p
-        .cmd(&["apply", "--auto-approve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = p.spawn(&["apply", "--auto-approve"]);
     wait_for_set_batches(&emu, 5);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -172,12 +167,7 @@ fn a_second_apply_is_refused_at_once_while_the_first_runs() {
     let emu = Emulator::start(Duration::from_millis(20), 0.0);
     let p = project(&emu, "apply:\n  rate_limit: 2\n  concurrency: 1\n");
     p.write_users_map("a.yaml", &users(2_000, ""));
-    let mut first = p
-        .cmd(&["apply", "--auto-approve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = p.spawn(&["apply", "--auto-approve"]);
     // Wait until the first one holds the store (it has sent something).
     let deadline = Instant::now() + Duration::from_secs(20);
     while emu.running().stats().total_requests() == 0 && Instant::now() < deadline {
@@ -394,12 +384,7 @@ fn embedded_endpoint_survives_kill_9_with_claims_confirmed() {
     p.write_project(NAMES, "apply:\n  rate_limit: 5\n");
     let want = users(2_000, "");
     p.write_users_map("a.yaml", &want);
-    let mut child = p
-        .cmd(&["apply", "--auto-approve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = p.spawn(&["apply", "--auto-approve"]);
     // Wait until the server has answered a few batches: its journal grows by ~5 KB a batch.
     let journal = p.state_dir().join("embedded-emulator.json.journal");
     let deadline = Instant::now() + Duration::from_secs(60);

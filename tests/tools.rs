@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use timattr::api::{usersig, Client, ClientConfig, Secret};
 
-const KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
+mod support;
+
+use support::KEY;
 
 #[test]
 fn usersig_prints_a_sig_our_verifier_accepts() {

@@ -66,9 +66,7 @@ pub fn apply(ctx: &Context, args: &ApplyArgs) -> Result<Exit> {
         return Err(Error::msg(format!("refusing to apply: {why}")));
     }
     // A missing secret is found before anyone is asked to confirm.
-    if !matches!(settings.endpoint, crate::settings::Endpoint::Embedded) {
-        common::secret_from_env(&settings)?;
-    }
+    common::project_secret(&settings)?;
     if args.planfile.is_none() && !args.auto_approve {
         confirm()?;
     }

@@ -219,7 +219,8 @@ impl Connection {
     pub async fn open(settings: &Settings) -> Result<Connection> {
         use crate::api::{Client, ClientConfig, Secret};
         use crate::settings::Endpoint;
-        let (base_url, secret, embedded) = match &settings.endpoint {
+        let secret = project_secret(settings)?;
+        let (base_url, embedded) = match &settings.endpoint {
             Endpoint::Embedded => {
                 let running = crate::emulator::start(crate::emulator::Config {
                     listen: ([127, 0, 0, 1], 0).into(),
@@ -233,14 +234,9 @@ impl Connection {
                 })
                 .await
                 .map_err(|e| Error::msg(format!("cannot start the embedded emulator: {e}")))?;
-                let base = running.base_url();
-                (
-                    base,
-                    Secret::new(crate::api::DEMO_SECRET_KEY.to_owned()),
-                    Some(running),
-                )
+                (running.base_url(), Some(running))
             }
-            Endpoint::Url { base, .. } => (base.clone(), secret_from_env(settings)?, None),
+            Endpoint::Url { base, .. } => (base.clone(), None),
         };
         let client = Client::new(ClientConfig {
             base_url,
@@ -265,14 +261,24 @@ impl Connection {
     }
 }
 
-/// The SecretKey, from the environment variable the project names.
-pub fn secret_from_env(settings: &Settings) -> Result<crate::api::Secret> {
-    match std::env::var(&settings.secret_env) {
+/// The SecretKey, from the environment variable `var` (the only place it is ever read from).
+pub fn secret_from_env(var: &str) -> Result<crate::api::Secret> {
+    match std::env::var(var) {
         Ok(v) if !v.is_empty() => Ok(crate::api::Secret::new(v)),
         _ => Err(Error::msg(format!(
-            "the SecretKey is not set: export {} with the app's key from the Chat console (it is read only from the environment)",
-            settings.secret_env
+            "the SecretKey is not set: export {var} with the app's key from the Chat console (it is read only from the environment)"
         ))),
+    }
+}
+
+/// The key the project's endpoint is signed with: the fixed demo key of `endpoint: embedded`,
+/// otherwise the SecretKey from the variable the project names.
+pub fn project_secret(settings: &Settings) -> Result<crate::api::Secret> {
+    match settings.endpoint {
+        crate::settings::Endpoint::Embedded => Ok(crate::api::Secret::new(
+            crate::api::DEMO_SECRET_KEY.to_owned(),
+        )),
+        crate::settings::Endpoint::Url { .. } => secret_from_env(&settings.secret_env),
     }
 }
 

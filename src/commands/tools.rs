@@ -10,23 +10,11 @@ pub fn usersig(ctx: &Context, args: &UsersigArgs) -> Result<Exit> {
     let standalone =
         args.sdkappid.is_some() && args.identifier.is_some() && !ctx.global.config.exists();
     let (sdkappid, admin, key) = if standalone {
-        let key = match std::env::var("TIM_SECRET_KEY") {
-            Ok(k) if !k.is_empty() => crate::api::Secret::new(k),
-            _ => {
-                return Err(Error::msg(
-                    "the SecretKey is not set: export TIM_SECRET_KEY with the app's key from the Chat console",
-                ))
-            }
-        };
+        let key = common::secret_from_env("TIM_SECRET_KEY")?;
         (args.sdkappid.unwrap_or_default(), String::new(), key)
     } else {
         let settings = ctx.settings()?;
-        let key = match settings.endpoint {
-            crate::settings::Endpoint::Embedded => {
-                crate::api::Secret::new(crate::api::DEMO_SECRET_KEY.to_owned())
-            }
-            _ => common::secret_from_env(&settings)?,
-        };
+        let key = common::project_secret(&settings)?;
         (
             args.sdkappid.unwrap_or(settings.sdkappid),
             settings.admin,
@@ -49,16 +37,13 @@ pub fn emulator(ctx: &Context, args: &EmulatorArgs) -> Result<Exit> {
     if !(0.0..=1.0).contains(&args.fault_rate) {
         return Err(Error::msg("--fault-rate must be between 0 and 1"));
     }
-    let key = match std::env::var(&args.secret_env) {
-        Ok(k) if !k.is_empty() => crate::api::Secret::new(k),
-        _ => {
-            ctx.note(format!(
-                "{} is not set: using the demo key of `endpoint: embedded`.",
-                args.secret_env
-            ));
-            crate::api::Secret::new(crate::api::DEMO_SECRET_KEY.to_owned())
-        }
-    };
+    let key = common::secret_from_env(&args.secret_env).unwrap_or_else(|_| {
+        ctx.note(format!(
+            "{} is not set: using the demo key of `endpoint: embedded`.",
+            args.secret_env
+        ));
+        crate::api::Secret::new(crate::api::DEMO_SECRET_KEY.to_owned())
+    });
     let cfg = crate::emulator::Config {
         listen: args.listen,
         sdkappid: args.sdkappid,

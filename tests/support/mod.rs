@@ -144,6 +144,15 @@ impl Project {
         c
     }
 
+    /// The binary started in the background, its output discarded.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.cmd(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         Run(self.cmd(args).output().unwrap())
     }
