@@ -62,12 +62,210 @@ pub struct Settings {
     pub attributes: Vec<String>,
     /// Users glob patterns as written.
     pub users: Vec<String>,
-    /// The sled directory, resolved against `project_dir`.
+    /// The sled directory, resolved against `project_dir` (also where `endpoint: embedded`
+    /// keeps the emulator's data when the state is in PostgreSQL).
     pub state_dir: PathBuf,
+    /// Where the state lives: `state`, overridden by `TIMATTR_STATE`.
+    pub state: StateLocation,
     pub apply: ApplySettings,
 }
 
 /// Loads the project file. Every problem is reported with `file:line:column`.
 pub fn load(path: &std::path::Path) -> Result<Settings, crate::diag::Diagnostics> {
     crate::desired::load_project(path)
+}
+
+/// Where the last-applied state lives (DESIGN.md §6, §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateLocation {
+    /// A sled directory, resolved against the project directory.
+    Sled(PathBuf),
+    /// A PostgreSQL database; `name` keys this project among others in the same database
+    /// (default `app-<sdkappid>`).
+    Postgres {
+        url: DatabaseUrl,
+        name: Option<String>,
+    },
+}
+
+/// The environment variable that overrides the project file's `state` (a path or a URL).
+pub const STATE_ENV: &str = "TIMATTR_STATE";
+
+/// A `postgres://` URL as given. It may carry a password (from `TIMATTR_STATE`), so it is only
+/// ever shown through [`DatabaseUrl::redacted`]; `Debug` redacts too.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(url.into())
+    }
+
+    /// The URL with everything the user typed, password included: only for the database client.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL without its password (`postgres://user@host/db?...`), safe to print.
+    pub fn redacted(&self) -> String {
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return "(unparsable URL)".into();
+        };
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let authority = match authority.rsplit_once('@') {
+            Some((userinfo, hosts)) => {
+                let user = userinfo.split(':').next().unwrap_or("");
+                format!("{user}@{hosts}")
+            }
+            None => authority.to_owned(),
+        };
+        // A password can also ride in the query (`?password=`).
+        let tail = match tail.split_once('?') {
+            Some((path, query)) => {
+                let kept: Vec<&str> = query
+                    .split('&')
+                    .filter(|kv| !kv.to_ascii_lowercase().starts_with("password="))
+                    .collect();
+                if kept.is_empty() {
+                    path.to_owned()
+                } else {
+                    format!("{path}?{}", kept.join("&"))
+                }
+            }
+            None => tail.to_owned(),
+        };
+        format!("{scheme}://{authority}{tail}")
+    }
+
+    /// Whether the URL itself carries a password (in the user info or the query).
+    pub fn has_password(&self) -> bool {
+        let Some((_, rest)) = self.0.split_once("://") else {
+            return false;
+        };
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let in_userinfo = rest[..authority_end]
+            .rsplit_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+        let in_query = rest.split_once('?').is_some_and(|(_, q)| {
+            q.split('&')
+                .any(|kv| kv.to_ascii_lowercase().starts_with("password="))
+        });
+        in_userinfo || in_query
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+/// Whether a `state` value names PostgreSQL rather than a sled directory.
+pub fn is_database_url(value: &str) -> bool {
+    value.starts_with("postgres://") || value.starts_with("postgresql://")
+}
+
+impl StateLocation {
+    /// The project file's `state` (a string, or the `url`/`name` map). A URL with a password is
+    /// refused: the project file is committed, the password is not.
+    pub fn from_project(
+        value: &str,
+        name: Option<String>,
+        project_dir: &std::path::Path,
+    ) -> Result<StateLocation, String> {
+        if !is_database_url(value) {
+            if name.is_some() {
+                return Err("`state.name` applies only to a PostgreSQL `url`".into());
+            }
+            return Ok(StateLocation::Sled(project_dir.join(value)));
+        }
+        let url = DatabaseUrl::new(value);
+        if url.has_password() {
+            return Err(format!(
+                "the state URL carries a password ({}): no password belongs in the project file; set PGPASSWORD, or give the whole URL in the environment variable {STATE_ENV} (e.g. from a CI secret)",
+                url.redacted()
+            ));
+        }
+        Ok(StateLocation::Postgres { url, name })
+    }
+
+    /// `TIMATTR_STATE` over the project file's choice: a URL (it may carry a password) keeps a
+    /// `name` the project file gave; a path is relative to the project directory.
+    pub fn with_env_override(
+        self,
+        env: Option<&str>,
+        project_dir: &std::path::Path,
+    ) -> StateLocation {
+        let Some(value) = env.filter(|v| !v.is_empty()) else {
+            return self;
+        };
+        if !is_database_url(value) {
+            return StateLocation::Sled(project_dir.join(value));
+        }
+        let name = match self {
+            StateLocation::Postgres { name, .. } => name,
+            StateLocation::Sled(_) => None,
+        };
+        StateLocation::Postgres {
+            url: DatabaseUrl::new(value),
+            name,
+        }
+    }
+
+    /// How the state is named in messages (never with a password).
+    pub fn describe(&self) -> String {
+        match self {
+            StateLocation::Sled(dir) => format!("state at {}", dir.display()),
+            StateLocation::Postgres { url, name } => match name {
+                Some(n) => format!("state {n:?} in {}", url.redacted()),
+                None => format!("state in {}", url.redacted()),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted_and_passwords_found() {
+        let u = DatabaseUrl::new("postgres://bob:s3cr%2Ft@db.example.com:5432/timattr?sslmode=require&password=x2");
+        assert!(u.has_password());
+        let shown = u.redacted();
+        assert_eq!(
+            shown,
+            "postgres://bob@db.example.com:5432/timattr?sslmode=require"
+        );
+        assert!(!format!("{u:?}").contains("s3cr"));
+        assert!(!DatabaseUrl::new("postgresql://bob@h/db").has_password());
+        assert!(DatabaseUrl::new("postgres://h/db?password=p").has_password());
+    }
+
+    #[test]
+    fn project_state_forms() {
+        let dir = std::path::Path::new("/p");
+        assert_eq!(
+            StateLocation::from_project("st", None, dir).unwrap(),
+            StateLocation::Sled("/p/st".into())
+        );
+        let err = StateLocation::from_project("postgres://u:pw@h/db", None, dir).unwrap_err();
+        assert!(err.contains("PGPASSWORD") && err.contains(STATE_ENV), "{err}");
+        assert!(!err.contains("pw@"), "{err}");
+        assert!(StateLocation::from_project("st", Some("x".into()), dir).is_err());
+        let pg = StateLocation::from_project("postgres://u@h/db", Some("prod".into()), dir).unwrap();
+        // The environment's URL keeps the project's name; a path replaces it.
+        match pg.clone().with_env_override(Some("postgres://u:pw@other/db"), dir) {
+            StateLocation::Postgres { url, name } => {
+                assert_eq!(url.expose(), "postgres://u:pw@other/db");
+                assert_eq!(name.as_deref(), Some("prod"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            pg.with_env_override(Some("elsewhere"), dir),
+            StateLocation::Sled("/p/elsewhere".into())
+        );
+    }
 }

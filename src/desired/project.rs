@@ -14,7 +14,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use super::walk::{hard_error, locate_node, located, KeySeed, Problem, Walk};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::limits;
-use crate::settings::{ApplySettings, Endpoint, Settings};
+use crate::settings::{ApplySettings, Endpoint, Settings, StateLocation};
 
 /// Region names of the project file and the API host of each (tim-api.md §1).
 pub(crate) const REGIONS: [(&str, &str); 7] = [
@@ -243,6 +243,7 @@ fn check(root: &Node, path: &Path, walk: &mut Walk) -> Settings {
         attributes: Vec::new(),
         users: Vec::new(),
         state_dir: project_dir.join(DEFAULT_STATE),
+        state: StateLocation::Sled(project_dir.join(DEFAULT_STATE)),
         apply: ApplySettings::default(),
     };
     if matches!(root.kind, Kind::Null) {
@@ -283,13 +284,16 @@ fn check(root: &Node, path: &Path, walk: &mut Walk) -> Settings {
         ),
     }
     if let Some(n) = top.get("state") {
-        if let Some(dir) = string(n, "`state`", walk) {
-            if dir.is_empty() {
-                walk.problem(Problem::new(n.ord, "`state` is empty"));
-            } else {
-                s.state_dir = project_dir.join(dir);
-            }
+        if let Some(state) = check_state(n, &project_dir, walk) {
+            s.state = state;
         }
+    }
+    s.state = s.state.clone().with_env_override(
+        std::env::var(crate::settings::STATE_ENV).ok().as_deref(),
+        &project_dir,
+    );
+    if let StateLocation::Sled(dir) = &s.state {
+        s.state_dir = dir.clone();
     }
     if let Some(n) = top.get("apply") {
         if !matches!(n.kind, Kind::Null) {
@@ -300,6 +304,31 @@ fn check(root: &Node, path: &Path, walk: &mut Walk) -> Settings {
 }
 
 /// The entries of a map node; reports a non-map, unknown keys and repeated keys.
+/// `state`: a sled directory, a PostgreSQL URL, or `{url, name}` (DESIGN.md §7).
+fn check_state(n: &Node, project_dir: &Path, walk: &mut Walk) -> Option<StateLocation> {
+    let (value, name) = if matches!(n.kind, Kind::Map(_)) {
+        let f = fields(n, "`state`", &["url", "name"], walk)?;
+        let Some(url) = f.get("url") else {
+            walk.problem(Problem::new(n.ord, "`state` needs a `url` (postgres://...)"));
+            return None;
+        };
+        let name = match f.get("name") {
+            Some(x) => Some(string(x, "`state.name`", walk)?.to_owned()),
+            None => None,
+        };
+        (string(url, "`state.url`", walk)?, name)
+    } else {
+        (string(n, "`state`", walk)?, None)
+    };
+    if value.is_empty() || name.as_deref() == Some("") {
+        walk.problem(Problem::new(n.ord, "`state` is empty"));
+        return None;
+    }
+    StateLocation::from_project(value, name, project_dir)
+        .map_err(|m| walk.problem(Problem::new(n.ord, m)))
+        .ok()
+}
+
 fn fields<'n>(node: &'n Node, what: &str, allowed: &[&str], walk: &mut Walk) -> Option<Fields<'n>> {
     let Kind::Map(entries) = &node.kind else {
         walk.problem(Problem::new(
