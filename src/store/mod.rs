@@ -17,6 +17,8 @@
 mod blocks;
 mod codec;
 mod export;
+pub mod interface;
+pub mod postgres;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

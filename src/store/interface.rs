@@ -1,0 +1,1 @@
+//! The store behind one interface.

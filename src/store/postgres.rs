@@ -1,0 +1,485 @@
+//! The state in PostgreSQL (DESIGN.md §7): the only module that uses the database client.
+//!
+//! Several projects share one database, keyed by `name`. Tables (created and migrated by the
+//! tool, see [`MIGRATIONS`]):
+//!
+//! - `timattr_schema`: one row, the schema version; a newer one is refused, not misread;
+//! - `timattr_projects`: per project the metadata of `Meta` (app, lineage, serial, slots);
+//! - `timattr_accounts`: one row per managed account, its attributes as a JSON object by name
+//!   (readable with plain SQL; a batch merges into it with `||` and `-` in one statement);
+//! - `timattr_history`: one row per apply, import, fix or restore;
+//! - `timattr_locks`: who holds a project's writer lock (host, pid, command, since).
+//!
+//! Writers hold a session-level `pg_advisory_lock` on their own connection, so the lock dies
+//! with the process or the connection. Every write is one statement that also checks, as a
+//! compare-and-swap, that the project is still at the lineage and serial this writer read
+//! under the lock and that the lock row is still its own: a writer that lost its lock can
+//! never overwrite another's work. Readers take no lock and read one REPEATABLE READ
+//! snapshot for their whole run.
+//!
+//! The client is async; the store's methods are synchronous. Each store drives its
+//! connection on a small runtime of its own, and a call waits for a task on it, so the store
+//! works the same from plain code and from inside another runtime.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_postgres::Client;
+
+use super::Meta;
+use crate::model::{Account, Attrs, NameIdx, Names};
+use crate::settings::DatabaseUrl;
+
+mod tls;
+
+/// The schema this binary writes. Readers also accept [`MIN_READ_VERSION`] and later.
+pub const SCHEMA_VERSION: i32 = 2;
+/// The oldest schema readers can read without a migration.
+pub const MIN_READ_VERSION: i32 = 1;
+
+/// Schema steps: `MIGRATIONS[i]` takes the tables from version `i` to `i + 1`.
+pub const MIGRATIONS: [&str; 2] = [
+    // 1: projects, accounts, history.
+    "CREATE TABLE timattr_schema (version integer NOT NULL);
+     INSERT INTO timattr_schema VALUES (0);
+     CREATE TABLE timattr_projects (
+         name text PRIMARY KEY,
+         format_version integer NOT NULL,
+         sdkappid bigint NOT NULL,
+         endpoint_host text NOT NULL,
+         lineage text NOT NULL,
+         serial bigint NOT NULL,
+         slots jsonb NOT NULL DEFAULT '{}',
+         created_at timestamptz NOT NULL DEFAULT now());
+     CREATE TABLE timattr_accounts (
+         project text NOT NULL REFERENCES timattr_projects (name) ON DELETE CASCADE,
+         account text COLLATE \"C\" NOT NULL,
+         attrs jsonb NOT NULL,
+         PRIMARY KEY (project, account));
+     CREATE TABLE timattr_history (
+         project text NOT NULL REFERENCES timattr_projects (name) ON DELETE CASCADE,
+         seq bigserial,
+         entry jsonb NOT NULL,
+         PRIMARY KEY (project, seq));",
+    // 2: the holder of each project's writer lock, so a refused writer can name it.
+    "CREATE TABLE timattr_locks (
+         project text PRIMARY KEY,
+         token text NOT NULL,
+         host text NOT NULL,
+         pid bigint NOT NULL,
+         command text NOT NULL,
+         since bigint NOT NULL);",
+];
+
+/// Serialises migrations between processes (an arbitrary constant of this tool).
+const MIGRATION_LOCK: i64 = 0x7469_6d61_7474_7201;
+
+/// How long connecting may take before the database counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reconnection attempts after a connection is lost mid-run, and the waits between them.
+const RECONNECT_BACKOFF: [u64; 5] = [200, 500, 1000, 2000, 4000];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("cannot reach PostgreSQL at {addr} (database {db:?}): {message}; check the host and port of the state URL (`state` or TIMATTR_STATE) and that the server accepts connections")]
+    Unreachable {
+        addr: String,
+        db: String,
+        message: String,
+    },
+    #[error("the state URL {url} is not usable: {message}")]
+    BadUrl { url: String, message: String },
+    #[error("{target}: {message}")]
+    Database { target: String, message: String },
+    #[error("{target} is locked by `timattr {command}` on host {host} (pid {pid}) since {since}: wait for it to finish, or let this command wait with --lock-timeout DURATION")]
+    Locked {
+        target: String,
+        command: String,
+        host: String,
+        pid: i64,
+        since: String,
+    },
+    #[error("{target}: the tables have schema version {found}, newer than this timattr understands ({SCHEMA_VERSION}): upgrade timattr")]
+    NewerSchema { target: String, found: i32 },
+    #[error("{target}: the tables have schema version {found}, older than this timattr reads: run a writer (`timattr apply`, `import` or `state restore`) of this version once to upgrade them")]
+    OlderSchema { target: String, found: i32 },
+    #[error("{target} belongs to sdkappid {store_app} at {store_host}, but the project is sdkappid {project_app} at {project_host}: give this project its own `state.name`")]
+    OtherApp {
+        target: String,
+        store_app: i64,
+        store_host: String,
+        project_app: u32,
+        project_host: String,
+    },
+    #[error("{target} is damaged: {message}; restore it from a `timattr state export` backup or rebuild it with `timattr import`")]
+    Corrupt { target: String, message: String },
+    #[error("{target}: {message}")]
+    Conflict { target: String, message: String },
+    #[error("{0}")]
+    Restore(String),
+}
+
+type Result<T, E = PgError> = std::result::Result<T, E>;
+
+/// Where a project's state lives in PostgreSQL, parsed from its URL.
+#[derive(Clone)]
+pub struct Target {
+    config: tokio_postgres::Config,
+    tls: tls::Mode,
+    /// `host:port`, for messages.
+    pub addr: String,
+    pub dbname: String,
+    /// The project's key in the database.
+    pub name: String,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.describe())
+    }
+}
+
+impl Target {
+    /// Parses `url` (libpq's URL form, `sslmode` and `sslrootcert` as libpq has them). The
+    /// password comes from the URL or else `PGPASSWORD`; the user from the URL, `PGUSER` or
+    /// the login name.
+    pub fn parse(url: &DatabaseUrl, name: &str) -> Result<Target> {
+        let bad = |message: String| PgError::BadUrl {
+            url: url.redacted(),
+            message,
+        };
+        let (rest, tls) = tls::Mode::split_from_url(url.expose()).map_err(bad)?;
+        let mut config: tokio_postgres::Config = rest
+            .parse()
+            .map_err(|e: tokio_postgres::Error| bad(e.to_string()))?;
+        if config.get_password().is_none() {
+            if let Some(p) = std::env::var_os("PGPASSWORD").filter(|p| !p.is_empty()) {
+                config.password(p.as_encoded_bytes());
+            }
+        }
+        if config.get_user().is_none() {
+            let user = std::env::var("PGUSER")
+                .or_else(|_| std::env::var("USER"))
+                .unwrap_or_else(|_| "postgres".into());
+            config.user(user);
+        }
+        if config.get_hosts().is_empty() {
+            config.host("localhost");
+        }
+        config
+            .connect_timeout(CONNECT_TIMEOUT)
+            .application_name("timattr")
+            .keepalives_idle(Duration::from_secs(30));
+        let dbname = config
+            .get_dbname()
+            .or(config.get_user())
+            .unwrap_or_default()
+            .to_owned();
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let addr = match &config.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(h) => format!("{h}:{port}"),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(p) => format!("{}:{port}", p.display()),
+        };
+        Ok(Target {
+            config,
+            tls,
+            addr,
+            dbname,
+            name: name.to_owned(),
+        })
+    }
+
+    /// `state "NAME" in PostgreSQL database "DB" at HOST:PORT`: never with a password.
+    pub fn describe(&self) -> String {
+        format!(
+            "state {:?} in PostgreSQL database {:?} at {}",
+            self.name, self.dbname, self.addr
+        )
+    }
+
+    fn db_err(&self, e: &tokio_postgres::Error) -> PgError {
+        PgError::Database {
+            target: self.describe(),
+            message: describe_error(e),
+        }
+    }
+
+    fn corrupt(&self, message: impl Into<String>) -> PgError {
+        PgError::Corrupt {
+            target: self.describe(),
+            message: message.into(),
+        }
+    }
+
+    /// The advisory-lock key of this project (FNV-1a of its name, so every binary agrees).
+    fn lock_key(&self) -> i64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in b"timattr:".iter().chain(self.name.as_bytes()) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h as i64
+    }
+
+    async fn connect(&self) -> Result<Client> {
+        let unreachable = |e: tokio_postgres::Error| PgError::Unreachable {
+            addr: self.addr.clone(),
+            db: self.dbname.clone(),
+            message: describe_error(&e),
+        };
+        let connector = self.tls.connector().map_err(|message| PgError::BadUrl {
+            url: format!("for {}", self.addr),
+            message,
+        })?;
+        let client = match connector {
+            None => {
+                let (client, conn) = self
+                    .config
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(unreachable)?;
+                tokio::spawn(drive(conn));
+                client
+            }
+            Some(tls) => {
+                let mut config = self.config.clone();
+                config.ssl_mode(self.tls.ssl_mode());
+                let (client, conn) = config.connect(tls).await.map_err(unreachable)?;
+                tokio::spawn(drive(conn));
+                client
+            }
+        };
+        Ok(client)
+    }
+}
+
+async fn drive<S, T>(conn: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(e) = conn.await {
+        tracing::debug!("database connection ended: {}", describe_error(&e));
+    }
+}
+
+/// A client error as one line: the server's message and code, or the client's own.
+fn describe_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => {
+            let mut s = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                s.push_str(": ");
+                s.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            s
+        }
+    }
+}
+
+/// Whether an error means the connection is gone (rather than a refused statement).
+fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        // admin_shutdown (pg_terminate_backend), crash_shutdown, cannot_connect_now.
+        Some(code) => code.code().starts_with("57P") || code.code().starts_with("08"),
+        None => e.as_db_error().is_none(),
+    }
+}
+
+/// The writer side of an open store: the lock it holds and who it says it is.
+#[derive(Debug, Clone)]
+struct Writer {
+    token: String,
+    command: String,
+}
+
+/// The state of one project in PostgreSQL.
+pub struct PgStore {
+    runtime: Option<tokio::runtime::Runtime>,
+    client: Arc<Client>,
+    target: Arc<Target>,
+    meta: Meta,
+    writer: Option<Writer>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("target", &self.target.describe())
+            .field("meta", &self.meta)
+            .finish()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Dropping a runtime may not block inside another runtime; the connection task ends
+        // with it, which closes the connection and so releases the lock.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("timattr-db")
+        .enable_all()
+        .build()
+        .map_err(|e| PgError::Restore(format!("cannot start the database runtime: {e}")))
+}
+
+/// Runs `f` on `rt` and waits for it from any thread, inside another runtime or not.
+fn block<T: Send + 'static>(
+    rt: &tokio::runtime::Runtime,
+    f: impl Future<Output = T> + Send + 'static,
+) -> T {
+    let task = rt.spawn(f);
+    match futures_executor::block_on(task) {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// What a writer tells the lock table and the refused writers about itself.
+pub struct WriterInfo {
+    /// The command holding the lock, e.g. `apply` or `drift --fix`.
+    pub command: String,
+    /// How long to wait for another writer's lock; `None` fails at once.
+    pub lock_timeout: Option<Duration>,
+}
+
+mod read;
+mod restore;
+mod write;
+
+impl PgStore {
+    /// Opens a project's state for reading, without creating anything: `Ok(None)` when the
+    /// database has no timattr tables or no such project yet. Everything read through it comes
+    /// from one snapshot.
+    pub fn open_existing(target: Target) -> Result<Option<PgStore>> {
+        let rt = runtime()?;
+        let target = Arc::new(target);
+        let t = target.clone();
+        let opened = block(&rt, async move {
+            let client = t.connect().await?;
+            if !read::schema_readable(&client, &t).await? {
+                return Ok(None);
+            }
+            client
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await
+                .map_err(|e| t.db_err(&e))?;
+            let meta = read::meta(&client, &t).await?;
+            Ok(meta.map(|m| (client, m)))
+        })?;
+        Ok(opened.map(|(client, meta)| PgStore {
+            runtime: Some(rt),
+            client: Arc::new(client),
+            target,
+            meta,
+            writer: None,
+        }))
+    }
+
+    /// Opens a project's state for writing: migrates the tables, takes the project's lock
+    /// (waiting up to `who.lock_timeout`), then reads the metadata — so a writer that waited
+    /// sees what the previous one wrote — creating the project when missing and refusing one
+    /// of another app.
+    pub fn open(target: Target, sdkappid: u32, host: &str, who: WriterInfo) -> Result<PgStore> {
+        let rt = runtime()?;
+        let target = Arc::new(target);
+        let t = target.clone();
+        let project_host = host.to_owned();
+        let host = host.to_owned();
+        let writer = Writer {
+            token: format!("{:032x}", rand::random::<u128>()),
+            command: who.command,
+        };
+        let w = writer.clone();
+        let (client, meta) = block(&rt, async move {
+            let client = t.connect().await?;
+            write::migrate(&client, &t).await?;
+            write::lock(&client, &t, &w, who.lock_timeout).await?;
+            let meta = write::create_project(&client, &t, sdkappid, &host).await?;
+            Ok::<_, PgError>((client, meta))
+        })?;
+        let store = PgStore {
+            runtime: Some(rt),
+            client: Arc::new(client),
+            target,
+            meta,
+            writer: Some(writer),
+        };
+        store.check_belongs(sdkappid, &project_host)?;
+        Ok(store)
+    }
+
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("the runtime lives as long as the store")
+    }
+
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Refuses a project made for another app or endpoint host.
+    pub fn check_belongs(&self, sdkappid: u32, host: &str) -> Result<()> {
+        if self.meta.sdkappid != sdkappid || self.meta.endpoint_host != host {
+            return Err(PgError::OtherApp {
+                target: self.target.describe(),
+                store_app: i64::from(self.meta.sdkappid),
+                store_host: self.meta.endpoint_host.clone(),
+                project_app: sdkappid,
+                project_host: host.to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Decodes a JSON object of strings into attributes, interning names the table lacks.
+fn attrs_from_json(json: &[u8], names: &mut Names) -> Result<Attrs, String> {
+    let map: BTreeMap<String, String> =
+        serde_json::from_slice(json).map_err(|e| format!("an account's attributes: {e}"))?;
+    let mut attrs = Attrs::with_capacity(map.len());
+    for (n, v) in map {
+        let idx: NameIdx = names
+            .intern(&n)
+            .ok_or("more than 255 distinct attribute names")?;
+        attrs.insert(idx, v.into_boxed_str());
+    }
+    Ok(attrs)
+}
+
+/// What the planner needs from the store: `L` only where it can differ from `D`.
+#[derive(Debug, Default)]
+pub struct Split {
+    /// Desired accounts whose attributes differ from (or are missing in) the store.
+    pub changed: Vec<(Account, Attrs)>,
+    /// Last-applied attributes of the changed accounts and of accounts only in the store.
+    pub last: Vec<(Account, Attrs)>,
+    /// Desired accounts the store holds exactly.
+    pub unchanged: usize,
+    /// Accounts in the store.
+    pub managed: usize,
+}
+
+#[cfg(test)]
+mod tests;
+

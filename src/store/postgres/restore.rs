@@ -1,0 +1,200 @@
+//! `state restore` into PostgreSQL: the backup is read and checked whole before one
+//! transaction replaces the project's accounts, so a truncated file changes nothing.
+
+use std::io::{BufRead, Read};
+
+use super::write::CAS;
+use super::{block, PgError, PgStore, Result};
+use crate::model::limits::MAX_ACCOUNT_BYTES;
+use crate::store::{now_unix, ExportHeader, ExportLine, HistoryEntry, FORMAT_VERSION};
+
+/// Accounts inserted per statement.
+const INSERT_CHUNK: usize = 5000;
+
+/// A backup read and checked: its header and each account's attributes as JSON text.
+struct Backup {
+    header: ExportHeader,
+    accounts: Vec<(String, String)>,
+    /// Account lines read, with or without attributes.
+    lines: usize,
+}
+
+fn bad(m: impl std::fmt::Display) -> PgError {
+    PgError::Restore(format!("the export cannot be read: {m}"))
+}
+
+fn read_backup(input: impl Read) -> Result<Backup> {
+    let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(input));
+    let mut lines = reader.lines();
+    let header_line = lines.next().ok_or_else(|| bad("it is empty"))?.map_err(bad)?;
+    let header: ExportHeader =
+        serde_json::from_str(&header_line).map_err(|e| bad(format!("header: {e}")))?;
+    let mut accounts = Vec::new();
+    let mut count = 0;
+    for (i, line) in lines.enumerate() {
+        let line = line.map_err(bad)?;
+        if line.is_empty() {
+            continue;
+        }
+        let line_no = i + 2;
+        count += 1;
+        let l: ExportLine =
+            serde_json::from_str(&line).map_err(|e| bad(format!("line {line_no}: {e}")))?;
+        if l.account.is_empty() || l.account.len() > MAX_ACCOUNT_BYTES || l.account.contains('\0') {
+            return Err(bad(format!(
+                "line {line_no}: account id {:?} is not 1 to 32 bytes without NUL",
+                l.account
+            )));
+        }
+        let out_of_bounds = |(n, v): (&String, &String)| {
+            n.is_empty() || n.len() > 255 || v.len() > usize::from(u16::MAX) || n.contains('\0') || v.contains('\0')
+        };
+        if let Some((n, _)) = l.attrs.iter().find(|kv| out_of_bounds(*kv)) {
+            return Err(bad(format!(
+                "line {line_no}: attribute {n:?} of {:?} is out of bounds",
+                l.account
+            )));
+        }
+        if !l.attrs.is_empty() {
+            let json = serde_json::to_string(&l.attrs).expect("strings serialize");
+            accounts.push((l.account, json));
+        }
+    }
+    Ok(Backup {
+        header,
+        accounts,
+        lines: count,
+    })
+}
+
+fn check_complete(backup: &mut Backup) -> Result<()> {
+    let lines = backup.lines;
+    if lines as u64 != backup.header.accounts {
+        return Err(bad(format!(
+            "the header announces {} accounts but {lines} follow (truncated?)",
+            backup.header.accounts
+        )));
+    }
+    backup.accounts.sort_by(|a, b| a.0.cmp(&b.0));
+    if backup.accounts.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err(bad("an account appears twice"));
+    }
+    Ok(())
+}
+
+impl PgStore {
+    /// Replaces the project's content with an export (of a sled store or another project).
+    /// Refuses another lineage, an older serial or another app unless `force`. Returns the
+    /// header that was restored.
+    pub fn restore(&mut self, input: impl Read, force: bool) -> Result<ExportHeader> {
+        let mut backup = read_backup(input)?;
+        check_complete(&mut backup)?;
+        let header = backup.header.clone();
+        if header.format_version > FORMAT_VERSION {
+            return Err(PgError::Restore(format!(
+                "the export has format version {}, newer than this timattr understands ({FORMAT_VERSION}): upgrade timattr",
+                header.format_version
+            )));
+        }
+        self.check_restore(&header, force)?;
+        let (lineage, base, _, token) = self.cas(self.meta.serial)?;
+        let history = serde_json::to_string(&HistoryEntry {
+            time: now_unix(),
+            serial: header.serial,
+            operation: "restore".into(),
+            status: "complete".into(),
+            accounts_set: header.accounts,
+            accounts_removed: 0,
+            names_configured: 0,
+            requests: 0,
+            retries: 0,
+        })
+        .expect("history serializes");
+        let (client, t) = (self.client.clone(), self.target.clone());
+        let new_meta = (
+            header.lineage.clone(),
+            i64::try_from(header.serial).unwrap_or(i64::MAX),
+            serde_json::to_string(&header.slots).expect("slots serialize"),
+            i64::from(header.sdkappid),
+            header.endpoint_host.clone(),
+        );
+        let matched = block(self.rt(), async move {
+            let db = |e: tokio_postgres::Error| t.db_err(&e);
+            client.batch_execute("BEGIN").await.map_err(db)?;
+            let result = async {
+                let n = client
+                    .execute(
+                        &format!("UPDATE timattr_projects SET lineage = $6, serial = $7, slots = ($8::text)::jsonb, sdkappid = $9, endpoint_host = $10 WHERE {CAS}"),
+                        &[&t.name, &lineage, &base, &base, &token, &new_meta.0, &new_meta.1, &new_meta.2, &new_meta.3, &new_meta.4],
+                    )
+                    .await?;
+                if n != 1 {
+                    return Ok(false);
+                }
+                client
+                    .execute("DELETE FROM timattr_accounts WHERE project = $1", &[&t.name])
+                    .await?;
+                for chunk in backup.accounts.chunks(INSERT_CHUNK) {
+                    let (a, j): (Vec<&str>, Vec<&str>) =
+                        chunk.iter().map(|(a, j)| (a.as_str(), j.as_str())).unzip();
+                    client
+                        .execute(
+                            "INSERT INTO timattr_accounts (project, account, attrs)
+                             SELECT $1, t.a, t.j::jsonb FROM unnest($2::text[], $3::text[]) AS t(a, j)",
+                            &[&t.name, &a, &j],
+                        )
+                        .await?;
+                }
+                client
+                    .execute(
+                        "INSERT INTO timattr_history (project, entry) VALUES ($1, ($2::text)::jsonb)",
+                        &[&t.name, &history],
+                    )
+                    .await?;
+                Ok::<_, tokio_postgres::Error>(true)
+            }
+            .await;
+            let end = if matches!(result, Ok(true)) { "COMMIT" } else { "ROLLBACK" };
+            client.batch_execute(end).await.map_err(db)?;
+            result.map_err(db)
+        })?;
+        if !matched {
+            return Err(self.conflict());
+        }
+        self.meta.lineage = header.lineage.clone();
+        self.meta.serial = header.serial;
+        self.meta.slots = header.slots.clone();
+        self.meta.sdkappid = header.sdkappid;
+        self.meta.endpoint_host = header.endpoint_host.clone();
+        Ok(header)
+    }
+
+    fn check_restore(&self, header: &ExportHeader, force: bool) -> Result<()> {
+        let has_history = self.meta.serial > 0 || self.account_count()? > 0;
+        if !force && has_history {
+            if header.lineage != self.meta.lineage {
+                return Err(PgError::Restore(format!(
+                    "the export has lineage {} but the store has lineage {}: it is another store's backup (use --force to replace this store anyway)",
+                    header.lineage, self.meta.lineage
+                )));
+            }
+            if header.serial < self.meta.serial {
+                return Err(PgError::Restore(format!(
+                    "the export has serial {} but the store is at serial {}: it is older than the store (use --force to go back anyway)",
+                    header.serial, self.meta.serial
+                )));
+            }
+        }
+        if !force
+            && (header.sdkappid != self.meta.sdkappid
+                || header.endpoint_host != self.meta.endpoint_host)
+        {
+            return Err(PgError::Restore(format!(
+                "the export belongs to sdkappid {} at {}, but this store to sdkappid {} at {} (use --force to replace it anyway)",
+                header.sdkappid, header.endpoint_host, self.meta.sdkappid, self.meta.endpoint_host
+            )));
+        }
+        Ok(())
+    }
+}
+

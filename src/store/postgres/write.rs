@@ -1,0 +1,394 @@
+//! Writing a project's state: migrations, the writer lock, recording confirmed batches
+//! (several per statement), slots, history and restore. Every write checks, in the same
+//! statement, that this writer still holds the lock and that the project is at the lineage
+//! and serial it read: the serial bump is a compare-and-swap inside the store.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::Client;
+
+use super::read::schema_version;
+use super::{
+    block, connection_lost, PgError, PgStore, Result, Target, Writer, MIGRATIONS,
+    MIGRATION_LOCK, RECONNECT_BACKOFF, SCHEMA_VERSION,
+};
+use crate::model::Names;
+use crate::store::{HistoryEntry, Meta, Record, FORMAT_VERSION};
+
+/// Creates or upgrades the tables. Concurrent first runs are serialised by a transaction-level
+/// advisory lock; a database of a newer schema is refused before anything is written.
+pub(super) async fn migrate(client: &Client, t: &Target) -> Result<()> {
+    if schema_version(client, t).await? == Some(SCHEMA_VERSION) {
+        return Ok(());
+    }
+    let db = |e: tokio_postgres::Error| t.db_err(&e);
+    client.batch_execute("BEGIN").await.map_err(db)?;
+    let result = async {
+        client
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(db)?;
+        let found = schema_version(client, t).await?.unwrap_or(0);
+        if found > SCHEMA_VERSION {
+            return Err(PgError::NewerSchema {
+                target: t.describe(),
+                found,
+            });
+        }
+        for (step, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            tracing::info!(to = step + 1, "migrating the state tables");
+            client.batch_execute(sql).await.map_err(db)?;
+            let version = step as i32 + 1;
+            client
+                .execute("UPDATE timattr_schema SET version = $1", &[&version])
+                .await
+                .map_err(db)?;
+        }
+        Ok(())
+    }
+    .await;
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    client.batch_execute(end).await.map_err(db)?;
+    result
+}
+
+/// Takes the project's writer lock on this connection, waiting up to `timeout`, and records
+/// who holds it.
+pub(super) async fn lock(
+    client: &Client,
+    t: &Target,
+    w: &Writer,
+    timeout: Option<Duration>,
+) -> Result<()> {
+    let db = |e: tokio_postgres::Error| t.db_err(&e);
+    let deadline = timeout.map(|d| Instant::now() + d);
+    let mut warned = false;
+    loop {
+        let got: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&t.lock_key()])
+            .await
+            .map_err(db)?
+            .get(0);
+        if got {
+            break;
+        }
+        let held = holder(client, t).await?;
+        match deadline {
+            Some(d) if Instant::now() < d => {
+                if !warned {
+                    tracing::warn!("{held}; waiting for it (--lock-timeout)");
+                    warned = true;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            _ => return Err(held),
+        }
+    }
+    let host = hostname();
+    let pid = i64::from(std::process::id());
+    let since = i64::try_from(crate::store::now_unix()).unwrap_or(0);
+    client
+        .execute(
+            "INSERT INTO timattr_locks (project, token, host, pid, command, since)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (project) DO UPDATE SET token = $2, host = $3, pid = $4, command = $5, since = $6",
+            &[&t.name, &w.token, &host, &pid, &w.command, &since],
+        )
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// The "locked by" error, naming the holder as its row says.
+async fn holder(client: &Client, t: &Target) -> Result<PgError> {
+    let row = client
+        .query_opt(
+            "SELECT command, host, pid, since FROM timattr_locks WHERE project = $1",
+            &[&t.name],
+        )
+        .await
+        .map_err(|e| t.db_err(&e))?;
+    let (command, host, pid, since) = match row {
+        Some(r) => (r.get(0), r.get(1), r.get(2), r.get::<_, i64>(3)),
+        None => ("(unknown)".to_owned(), "(unknown)".to_owned(), 0, 0),
+    };
+    let since = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(since).unwrap_or(0)),
+    )
+    .to_string();
+    Ok(PgError::Locked {
+        target: t.describe(),
+        command,
+        host,
+        pid,
+        since,
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "(unknown host)".into())
+}
+
+/// After a reconnection: takes the lock again, and only if no other writer held it meanwhile
+/// (the lock row still carries this writer's token).
+async fn relock(client: &Client, t: &Target, w: &Writer) -> Result<()> {
+    let db = |e: tokio_postgres::Error| t.db_err(&e);
+    let got: bool = client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&t.lock_key()])
+        .await
+        .map_err(db)?
+        .get(0);
+    let still_ours = got
+        && client
+            .query_opt(
+                "SELECT 1 FROM timattr_locks WHERE project = $1 AND token = $2",
+                &[&t.name, &w.token],
+            )
+            .await
+            .map_err(db)?
+            .is_some();
+    if !still_ours {
+        return Err(PgError::Conflict {
+            target: t.describe(),
+            message: "another writer took the lock while the connection was lost".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The project's metadata, creating the project (new lineage, serial 0) when missing.
+pub(super) async fn create_project(
+    client: &Client,
+    t: &Target,
+    sdkappid: u32,
+    host: &str,
+) -> Result<Meta> {
+    let lineage = format!("{:032x}", rand::random::<u128>());
+    let version = FORMAT_VERSION as i32;
+    client
+        .execute(
+            "INSERT INTO timattr_projects (name, format_version, sdkappid, endpoint_host, lineage, serial)
+             VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (name) DO NOTHING",
+            &[&t.name, &version, &i64::from(sdkappid), &host, &lineage],
+        )
+        .await
+        .map_err(|e| t.db_err(&e))?;
+    super::read::meta(client, t)
+        .await?
+        .ok_or_else(|| t.corrupt("the project row vanished after it was created"))
+}
+
+/// The compare-and-swap every write carries: this writer's lock row, the lineage it read and
+/// a serial of this run (`$base` before its first write, `$new` after).
+pub(super) const CAS: &str = "name = $1 AND lineage = $2 AND serial IN ($3, $4)
+    AND EXISTS (SELECT 1 FROM timattr_locks WHERE project = $1 AND token = $5)";
+
+/// One statement recording a group of batches: the CAS bumps the serial, and only when it
+/// matched are the accounts merged (`||` sets names, `-` drops them; an account left with
+/// nothing is deleted).
+fn record_sql() -> String {
+    format!(
+        "WITH cas AS (UPDATE timattr_projects SET serial = $4 WHERE {CAS} RETURNING 1),
+         input AS (SELECT t.account, t.setv::jsonb AS setv, t.rm::jsonb AS rm
+                   FROM unnest($6::text[], $7::text[], $8::text[]) AS t(account, setv, rm)),
+         merged AS (SELECT i.account,
+                       (COALESCE(a.attrs, '{{}}'::jsonb) || i.setv)
+                         - ARRAY(SELECT jsonb_array_elements_text(i.rm)) AS attrs
+                    FROM input i LEFT JOIN timattr_accounts a
+                      ON a.project = $1 AND a.account = i.account
+                    WHERE EXISTS (SELECT 1 FROM cas)),
+         up AS (INSERT INTO timattr_accounts (project, account, attrs)
+                SELECT $1, account, attrs FROM merged WHERE attrs <> '{{}}'::jsonb
+                ON CONFLICT (project, account) DO UPDATE SET attrs = EXCLUDED.attrs RETURNING 1),
+         del AS (DELETE FROM timattr_accounts a USING merged m
+                 WHERE a.project = $1 AND a.account = m.account AND m.attrs = '{{}}'::jsonb
+                 RETURNING 1)
+         SELECT (SELECT count(*) FROM cas), (SELECT count(*) FROM up), (SELECT count(*) FROM del)"
+    )
+}
+
+/// A group of records folded into one operation per account, in the order they happened:
+/// `(account, names set with values, names removed)` as JSON texts.
+fn fold(records: &[Record<'_>], names: &Names) -> Result<(Vec<String>, Vec<String>, Vec<String>)> {
+    let mut ops: BTreeMap<&str, BTreeMap<&str, Option<&str>>> = BTreeMap::new();
+    for record in records {
+        for (account, attrs) in &record.set {
+            let op = ops.entry(account).or_default();
+            for (n, v) in attrs.iter() {
+                op.insert(names.get(n), Some(v));
+            }
+        }
+        for (account, removed) in &record.removed {
+            let op = ops.entry(account).or_default();
+            for n in removed {
+                op.insert(names.get(*n), None);
+            }
+        }
+    }
+    let (mut accounts, mut sets, mut removes) = (Vec::new(), Vec::new(), Vec::new());
+    for (account, op) in ops {
+        if account.contains('\0') || op.iter().any(|(n, v)| n.contains('\0') || v.is_some_and(|v| v.contains('\0'))) {
+            return Err(PgError::Restore(format!(
+                "account {account:?} has a NUL character, which PostgreSQL cannot store"
+            )));
+        }
+        let set: BTreeMap<&str, &str> = op.iter().filter_map(|(n, v)| v.map(|v| (*n, v))).collect();
+        let rm: Vec<&str> = op.iter().filter(|(_, v)| v.is_none()).map(|(n, _)| *n).collect();
+        accounts.push(account.to_owned());
+        sets.push(serde_json::to_string(&set).expect("strings serialize"));
+        removes.push(serde_json::to_string(&rm).expect("strings serialize"));
+    }
+    Ok((accounts, sets, removes))
+}
+
+impl PgStore {
+    fn writer(&self) -> Result<&Writer> {
+        self.writer.as_ref().ok_or_else(|| PgError::Conflict {
+            target: self.target.describe(),
+            message: "this store was opened for reading".into(),
+        })
+    }
+
+    /// Runs one write, reconnecting (and re-taking the lock) once when the connection was
+    /// lost. A write whose outcome is unknown is simply repeated: every write is idempotent.
+    fn write<T, F, Fut>(&mut self, make: F) -> Result<T>
+    where
+        F: Fn(Arc<Client>, Arc<Target>) -> Fut,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut reconnected = false;
+        loop {
+            let fut = make(self.client.clone(), self.target.clone());
+            match block(self.rt(), fut) {
+                Ok(v) => return Ok(v),
+                Err(e) if connection_lost(&e) && !reconnected => {
+                    tracing::warn!(
+                        "lost the connection to {}: {}; reconnecting",
+                        self.target.describe(),
+                        super::describe_error(&e)
+                    );
+                    self.reconnect()?;
+                    reconnected = true;
+                }
+                Err(e) => return Err(self.target.db_err(&e)),
+            }
+        }
+    }
+
+    /// Connects again with backoff and re-takes the lock; gives up after a few seconds.
+    fn reconnect(&mut self) -> Result<()> {
+        let writer = self.writer()?.clone();
+        let mut last = None;
+        for wait in RECONNECT_BACKOFF {
+            std::thread::sleep(Duration::from_millis(wait));
+            let (t, w) = (self.target.clone(), writer.clone());
+            let attempt = block(self.rt(), async move {
+                let client = t.connect().await?;
+                relock(&client, &t, &w).await?;
+                Ok::<_, PgError>(client)
+            });
+            match attempt {
+                Ok(client) => {
+                    tracing::warn!("reconnected to {} and took the lock again", self.target.describe());
+                    self.client = Arc::new(client);
+                    return Ok(());
+                }
+                Err(e @ PgError::Conflict { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::warn!("reconnecting failed: {e}");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    /// The CAS parameters of a write that leaves the project at `serial`.
+    pub(super) fn cas(&self, serial: u64) -> Result<(String, i64, i64, String)> {
+        let base = i64::try_from(self.meta.serial).unwrap_or(i64::MAX);
+        let new = i64::try_from(serial).unwrap_or(i64::MAX);
+        Ok((self.meta.lineage.clone(), base, new, self.writer()?.token.clone()))
+    }
+
+    pub(super) fn conflict(&self) -> PgError {
+        PgError::Conflict {
+            target: self.target.describe(),
+            message: "the state changed under this writer (its lock, lineage or serial is no longer what it read); nothing more was recorded — run the command again".into(),
+        }
+    }
+
+    /// Records a group of confirmed batches in one atomic statement, with `serial`.
+    pub fn record(&mut self, records: &[Record<'_>], names: &Names, serial: u64) -> Result<()> {
+        let (accounts, sets, removes) = fold(records, names)?;
+        let (lineage, base, new, token) = self.cas(serial)?;
+        let sql = Arc::new(record_sql());
+        let params = Arc::new((lineage, base, new, token, accounts, sets, removes));
+        let matched: i64 = self.write(move |client, t| {
+            let (sql, p) = (sql.clone(), params.clone());
+            async move {
+                let row = client
+                    .query_one(
+                        sql.as_str(),
+                        &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4, &p.5, &p.6],
+                    )
+                    .await?;
+                Ok(row.get(0))
+            }
+        })?;
+        if matched != 1 {
+            return Err(self.conflict());
+        }
+        self.meta.serial = serial;
+        Ok(())
+    }
+
+    /// Records the attribute-name slots as the app now has them, with `serial`.
+    pub fn record_slots(&mut self, slots: &BTreeMap<u8, String>, serial: u64) -> Result<()> {
+        let (lineage, base, new, token) = self.cas(serial)?;
+        let json = serde_json::to_string(slots).expect("slots serialize");
+        let params = Arc::new((lineage, base, new, token, json));
+        let n = self.write(move |client, t| {
+            let p = params.clone();
+            async move {
+                client
+                    .execute(
+                        &format!("UPDATE timattr_projects SET slots = ($6::text)::jsonb, serial = $4 WHERE {CAS}"),
+                        &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4],
+                    )
+                    .await
+            }
+        })?;
+        if n != 1 {
+            return Err(self.conflict());
+        }
+        self.meta.slots = slots.clone();
+        self.meta.serial = serial;
+        Ok(())
+    }
+
+    /// Appends a history entry.
+    pub fn add_history(&mut self, entry: &HistoryEntry) -> Result<()> {
+        let json = Arc::new(serde_json::to_string(entry).expect("history serializes"));
+        self.write(move |client, t| {
+            let json = json.clone();
+            async move {
+                client
+                    .execute(
+                        "INSERT INTO timattr_history (project, entry) VALUES ($1, ($2::text)::jsonb)",
+                        &[&t.name, &*json],
+                    )
+                    .await
+            }
+        })?;
+        Ok(())
+    }
+}
