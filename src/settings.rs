@@ -231,7 +231,9 @@ mod tests {
 
     #[test]
     fn urls_are_redacted_and_passwords_found() {
-        let u = DatabaseUrl::new("postgres://bob:s3cr%2Ft@db.example.com:5432/timattr?sslmode=require&password=x2");
+        let u = DatabaseUrl::new(
+            "postgres://bob:s3cr%2Ft@db.example.com:5432/timattr?sslmode=require&password=x2",
+        );
         assert!(u.has_password());
         let shown = u.redacted();
         assert_eq!(
@@ -251,12 +253,19 @@ mod tests {
             StateLocation::Sled("/p/st".into())
         );
         let err = StateLocation::from_project("postgres://u:pw@h/db", None, dir).unwrap_err();
-        assert!(err.contains("PGPASSWORD") && err.contains(STATE_ENV), "{err}");
+        assert!(
+            err.contains("PGPASSWORD") && err.contains(STATE_ENV),
+            "{err}"
+        );
         assert!(!err.contains("pw@"), "{err}");
         assert!(StateLocation::from_project("st", Some("x".into()), dir).is_err());
-        let pg = StateLocation::from_project("postgres://u@h/db", Some("prod".into()), dir).unwrap();
+        let pg =
+            StateLocation::from_project("postgres://u@h/db", Some("prod".into()), dir).unwrap();
         // The environment's URL keeps the project's name; a path replaces it.
-        match pg.clone().with_env_override(Some("postgres://u:pw@other/db"), dir) {
+        match pg
+            .clone()
+            .with_env_override(Some("postgres://u:pw@other/db"), dir)
+        {
             StateLocation::Postgres { url, name } => {
                 assert_eq!(url.expose(), "postgres://u:pw@other/db");
                 assert_eq!(name.as_deref(), Some("prod"));

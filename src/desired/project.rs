@@ -309,7 +309,10 @@ fn check_state(n: &Node, project_dir: &Path, walk: &mut Walk) -> Option<StateLoc
     let (value, name) = if matches!(n.kind, Kind::Map(_)) {
         let f = fields(n, "`state`", &["url", "name"], walk)?;
         let Some(url) = f.get("url") else {
-            walk.problem(Problem::new(n.ord, "`state` needs a `url` (postgres://...)"));
+            walk.problem(Problem::new(
+                n.ord,
+                "`state` needs a `url` (postgres://...)",
+            ));
             return None;
         };
         let name = match f.get("name") {

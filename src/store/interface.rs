@@ -1,1 +1,318 @@
-//! The store behind one interface.
+//! The store behind one interface: [`State`] is either the embedded sled directory or a
+//! project in PostgreSQL, and callers never see which encoding either keeps.
+//!
+//! - Opening: readers ([`State::open_existing`]) never create anything; writers
+//!   ([`State::open`]) take the project's lock — waiting up to `--lock-timeout` — before they
+//!   read the metadata, and create the store when missing. Both refuse a store of another app.
+//! - Planning: [`State::split`] hands the planner `L` only for the accounts whose desired
+//!   attributes differ from what the store holds (each backend compares in its own encoding).
+//! - Recording: [`State::record`] writes a group of confirmed batches in one atomic step, with
+//!   the run's serial; the PostgreSQL store checks the serial as a compare-and-swap.
+//! - History, export and restore in one format for both, so a state moves between them with
+//!   `state export` and `state restore`.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use super::postgres::{PgError, PgStore, Target, WriterInfo};
+use super::{ExportHeader, HistoryEntry, Meta, Record, Store, StoreError};
+use crate::model::{Account, Attrs, Names};
+use crate::settings::StateLocation;
+
+pub use super::postgres::Split;
+
+/// A store error of either backend; each names its store (path, or database and name).
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Sled(#[from] StoreError),
+    #[error(transparent)]
+    Postgres(#[from] PgError),
+}
+
+impl From<StateError> for crate::Error {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::Sled(e) => crate::Error::Store(e),
+            StateError::Postgres(e) => crate::Error::Message(e.to_string()),
+        }
+    }
+}
+
+type Result<T, E = StateError> = std::result::Result<T, E>;
+
+/// How a command opens the state.
+#[derive(Debug, Clone, Default)]
+pub struct Opening {
+    /// `None` for a reader (no lock in PostgreSQL); the writer's command otherwise, e.g.
+    /// `apply`, named to a writer it keeps out.
+    pub writer: Option<String>,
+    /// How long to wait for a lock another process holds; `None` fails at once.
+    pub lock_timeout: Option<Duration>,
+}
+
+/// The project's name in a shared database when `state.name` is not given.
+pub fn default_name(sdkappid: u32) -> String {
+    format!("app-{sdkappid}")
+}
+
+/// An open store of last-applied state.
+#[derive(Debug)]
+pub enum State {
+    Sled(Store),
+    Postgres(PgStore),
+}
+
+fn pg_target(location: &StateLocation, sdkappid: u32) -> Option<Result<Target>> {
+    match location {
+        StateLocation::Postgres { url, name } => {
+            let name = name.clone().unwrap_or_else(|| default_name(sdkappid));
+            Some(Target::parse(url, &name).map_err(StateError::from))
+        }
+        StateLocation::Sled(_) => None,
+    }
+}
+
+/// Opens sled's directory, retrying its process lock until `timeout` has passed.
+fn sled_waiting<T>(
+    timeout: Option<Duration>,
+    mut open: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T> {
+    let deadline = timeout.map(|d| Instant::now() + d);
+    let mut warned = false;
+    loop {
+        match open() {
+            Err(StoreError::Locked(path)) if deadline.is_some_and(|d| Instant::now() < d) => {
+                if !warned {
+                    tracing::warn!(
+                        "state at {} is locked by another timattr process; waiting for it (--lock-timeout)",
+                        path.display()
+                    );
+                    warned = true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other.map_err(StateError::from),
+        }
+    }
+}
+
+impl State {
+    /// Opens an existing store without creating anything; `Ok(None)` when there is none yet.
+    /// A writer holds the lock from here on (PostgreSQL: migrating older tables first).
+    pub fn open_existing(
+        location: &StateLocation,
+        sdkappid: u32,
+        host: &str,
+        how: &Opening,
+    ) -> Result<Option<State>> {
+        let state = match pg_target(location, sdkappid) {
+            None => {
+                let StateLocation::Sled(dir) = location else {
+                    unreachable!("pg_target handles PostgreSQL")
+                };
+                sled_waiting(how.lock_timeout, || Store::open_existing(dir))?.map(State::Sled)
+            }
+            Some(target) => {
+                let target = target?;
+                match &how.writer {
+                    None => PgStore::open_existing(target)?.map(State::Postgres),
+                    Some(command) => PgStore::open_existing_writer(
+                        target,
+                        WriterInfo {
+                            command: command.clone(),
+                            lock_timeout: how.lock_timeout,
+                        },
+                    )?
+                    .map(State::Postgres),
+                }
+            }
+        };
+        if let Some(state) = &state {
+            state.check_belongs(sdkappid, host)?;
+        }
+        Ok(state)
+    }
+
+    /// Opens the store of `sdkappid`/`host` for writing, creating it (with a new lineage) when
+    /// missing, and refusing one that belongs to another app.
+    pub fn open(
+        location: &StateLocation,
+        sdkappid: u32,
+        host: &str,
+        how: &Opening,
+    ) -> Result<State> {
+        match pg_target(location, sdkappid) {
+            None => {
+                let StateLocation::Sled(dir) = location else {
+                    unreachable!("pg_target handles PostgreSQL")
+                };
+                sled_waiting(how.lock_timeout, || Store::open(dir, sdkappid, host)).map(State::Sled)
+            }
+            Some(target) => {
+                let who = WriterInfo {
+                    command: how.writer.clone().unwrap_or_else(|| "(writer)".into()),
+                    lock_timeout: how.lock_timeout,
+                };
+                Ok(State::Postgres(PgStore::open(
+                    target?, sdkappid, host, who,
+                )?))
+            }
+        }
+    }
+
+    pub fn meta(&self) -> &Meta {
+        match self {
+            State::Sled(s) => s.meta(),
+            State::Postgres(p) => p.meta(),
+        }
+    }
+
+    /// How the store is named in messages: its path, or its database and name.
+    pub fn describe(&self) -> String {
+        match self {
+            State::Sled(s) => format!("state at {}", s.path().display()),
+            State::Postgres(p) => p.target().describe(),
+        }
+    }
+
+    /// Refuses a store made for another app or endpoint host.
+    pub fn check_belongs(&self, sdkappid: u32, host: &str) -> Result<()> {
+        match self {
+            State::Sled(s) => Ok(s.check_belongs(sdkappid, host)?),
+            State::Postgres(p) => Ok(p.check_belongs(sdkappid, host)?),
+        }
+    }
+
+    /// Splits the desired accounts (sorted) into those the store holds exactly and the rest,
+    /// with `L` for the rest and for the accounts only in the store. See [`Split`].
+    pub fn split(&self, desired: Vec<(Account, Attrs)>, names: &mut Names) -> Result<Split> {
+        match self {
+            State::Sled(s) => sled_split(s, desired, names),
+            State::Postgres(p) => Ok(p.split(desired, names)?),
+        }
+    }
+
+    /// Visits every managed account id in account order; returns how many there are.
+    pub fn accounts(&self, mut f: impl FnMut(&str)) -> Result<usize> {
+        match self {
+            State::Sled(s) => Ok(s.scan(|a, _| {
+                f(a);
+                Ok(())
+            })?),
+            State::Postgres(p) => Ok(p.accounts(f)?),
+        }
+    }
+
+    /// Every managed account with its last-applied attributes, in account order.
+    pub fn load_last_applied(&self, names: &mut Names) -> Result<Vec<(Account, Attrs)>> {
+        match self {
+            State::Sled(s) => Ok(s.load_last_applied(names)?),
+            State::Postgres(p) => Ok(p.load_last_applied(names)?),
+        }
+    }
+
+    /// One account's last-applied attributes.
+    pub fn account(&self, account: &str, names: &mut Names) -> Result<Option<Attrs>> {
+        match self {
+            State::Sled(s) => Ok(s.account(account, names)?),
+            State::Postgres(p) => Ok(p.account(account, names)?),
+        }
+    }
+
+    pub fn account_count(&self) -> Result<usize> {
+        match self {
+            State::Sled(s) => Ok(s.account_count()?),
+            State::Postgres(p) => Ok(p.account_count()?),
+        }
+    }
+
+    /// Records a group of batches the API confirmed, atomically, with `serial`.
+    pub fn record(&mut self, records: &[Record<'_>], names: &Names, serial: u64) -> Result<()> {
+        match self {
+            State::Sled(s) => {
+                for record in records {
+                    s.record(record, names, serial)?;
+                }
+                Ok(())
+            }
+            State::Postgres(p) => Ok(p.record(records, names, serial)?),
+        }
+    }
+
+    /// Records the attribute-name slots as the app now has them, with `serial`.
+    pub fn record_slots(&mut self, slots: &BTreeMap<u8, String>, serial: u64) -> Result<()> {
+        match self {
+            State::Sled(s) => Ok(s.record_slots(slots, serial)?),
+            State::Postgres(p) => Ok(p.record_slots(slots, serial)?),
+        }
+    }
+
+    pub fn add_history(&mut self, entry: &HistoryEntry) -> Result<()> {
+        match self {
+            State::Sled(s) => Ok(s.add_history(entry)?),
+            State::Postgres(p) => Ok(p.add_history(entry)?),
+        }
+    }
+
+    /// Every history entry, oldest first.
+    pub fn history(&self) -> Result<Vec<HistoryEntry>> {
+        match self {
+            State::Sled(s) => Ok(s.history()?),
+            State::Postgres(p) => Ok(p.history()?),
+        }
+    }
+
+    /// Writes a backup (gzip JSON lines; the same format for both stores).
+    pub fn export(&self, out: impl Write) -> std::io::Result<u64> {
+        match self {
+            State::Sled(s) => s.export(out),
+            State::Postgres(p) => p.export(out),
+        }
+    }
+
+    /// Replaces the content with a backup of either store.
+    pub fn restore(&mut self, input: impl Read, force: bool) -> Result<ExportHeader> {
+        match self {
+            State::Sled(s) => Ok(s.restore(input, force)?),
+            State::Postgres(p) => Ok(p.restore(input, force)?),
+        }
+    }
+}
+
+/// The sled side of [`State::split`]: while scanning, an account whose desired attributes
+/// encode to exactly the stored bytes is counted as unchanged without decoding anything.
+fn sled_split(store: &Store, desired: Vec<(Account, Attrs)>, names: &mut Names) -> Result<Split> {
+    let mut split = Split::default();
+    let mut wanted = desired.into_iter().peekable();
+    let mut scratch = Vec::with_capacity(256);
+    let corrupt = |m: String| StoreError::Corrupt {
+        path: store.path().to_path_buf(),
+        message: m,
+    };
+    split.managed = store.scan(|account, stored| {
+        while let Some(d) = wanted.next_if(|(a, _)| &**a < account) {
+            split.changed.push(d);
+        }
+        match wanted.next_if(|(a, _)| &**a == account) {
+            Some(d) => {
+                super::encode_attrs_into(&mut scratch, &d.1, names);
+                if scratch == stored {
+                    split.unchanged += 1;
+                } else {
+                    let last = super::decode_attrs(stored, names).map_err(corrupt)?;
+                    split.last.push((account.into(), last));
+                    split.changed.push(d);
+                }
+            }
+            None => {
+                let last = super::decode_attrs(stored, names).map_err(corrupt)?;
+                split.last.push((account.into(), last));
+            }
+        }
+        Ok(())
+    })?;
+    split.changed.extend(wanted);
+    Ok(split)
+}

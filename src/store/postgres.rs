@@ -393,6 +393,36 @@ impl PgStore {
         }))
     }
 
+    /// Opens an existing project for writing, without creating anything: `Ok(None)` when
+    /// there are no tables or no such project. Holds the lock from here on.
+    pub fn open_existing_writer(target: Target, who: WriterInfo) -> Result<Option<PgStore>> {
+        let rt = runtime()?;
+        let target = Arc::new(target);
+        let t = target.clone();
+        let writer = Writer {
+            token: format!("{:032x}", rand::random::<u128>()),
+            command: who.command,
+        };
+        let w = writer.clone();
+        let opened = block(&rt, async move {
+            let client = t.connect().await?;
+            if !read::schema_readable(&client, &t).await? {
+                return Ok(None);
+            }
+            write::migrate(&client, &t).await?;
+            write::lock(&client, &t, &w, who.lock_timeout).await?;
+            let meta = read::meta(&client, &t).await?;
+            Ok::<_, PgError>(meta.map(|m| (client, m)))
+        })?;
+        Ok(opened.map(|(client, meta)| PgStore {
+            runtime: Some(rt),
+            client: Arc::new(client),
+            target,
+            meta,
+            writer: Some(writer),
+        }))
+    }
+
     /// Opens a project's state for writing: migrates the tables, takes the project's lock
     /// (waiting up to `who.lock_timeout`), then reads the metadata — so a writer that waited
     /// sees what the previous one wrote — creating the project when missing and refusing one
@@ -427,7 +457,9 @@ impl PgStore {
     }
 
     fn rt(&self) -> &tokio::runtime::Runtime {
-        self.runtime.as_ref().expect("the runtime lives as long as the store")
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives as long as the store")
     }
 
     pub fn meta(&self) -> &Meta {
@@ -482,4 +514,3 @@ pub struct Split {
 
 #[cfg(test)]
 mod tests;
-

@@ -68,7 +68,8 @@ pub(super) async fn meta(client: &Client, t: &Target) -> Result<Option<Meta>> {
     let serial: i64 = row.get(4);
     let slots: String = row.get(5);
     Ok(Some(Meta {
-        format_version: u32::try_from(row.get::<_, i32>(0)).map_err(|_| t.corrupt("format version"))?,
+        format_version: u32::try_from(row.get::<_, i32>(0))
+            .map_err(|_| t.corrupt("format version"))?,
         sdkappid: u32::try_from(sdkappid).map_err(|_| t.corrupt("sdkappid"))?,
         endpoint_host: row.get(2),
         lineage: row.get(3),
@@ -81,7 +82,7 @@ impl PgStore {
     /// Visits every managed account in account order with its attributes as the JSON text the
     /// database prints. The rows are read on the store's runtime while `f` runs here, so
     /// decoding overlaps the transfer. Returns the number of accounts.
-    fn rows(&self, mut f: impl FnMut(&str, &str) -> Result<()>) -> Result<usize> {
+    pub(super) fn rows(&self, mut f: impl FnMut(&str, &str) -> Result<()>) -> Result<usize> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<(String, String)>>>(8);
         let client = self.client.clone();
         let t = self.target.clone();
@@ -122,7 +123,8 @@ impl PgStore {
                         split.unchanged += 1;
                         return Ok(());
                     }
-                    let last = attrs_from_json(stored.as_bytes(), names).map_err(|m| t.corrupt(m))?;
+                    let last =
+                        attrs_from_json(stored.as_bytes(), names).map_err(|m| t.corrupt(m))?;
                     if last == d.1 {
                         split.unchanged += 1;
                     } else {
@@ -131,7 +133,8 @@ impl PgStore {
                     }
                 }
                 None => {
-                    let last = attrs_from_json(stored.as_bytes(), names).map_err(|m| t.corrupt(m))?;
+                    let last =
+                        attrs_from_json(stored.as_bytes(), names).map_err(|m| t.corrupt(m))?;
                     split.last.push((account.into(), last));
                 }
             }

@@ -26,7 +26,10 @@ fn bad(m: impl std::fmt::Display) -> PgError {
 fn read_backup(input: impl Read) -> Result<Backup> {
     let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(input));
     let mut lines = reader.lines();
-    let header_line = lines.next().ok_or_else(|| bad("it is empty"))?.map_err(bad)?;
+    let header_line = lines
+        .next()
+        .ok_or_else(|| bad("it is empty"))?
+        .map_err(bad)?;
     let header: ExportHeader =
         serde_json::from_str(&header_line).map_err(|e| bad(format!("header: {e}")))?;
     let mut accounts = Vec::new();
@@ -47,7 +50,11 @@ fn read_backup(input: impl Read) -> Result<Backup> {
             )));
         }
         let out_of_bounds = |(n, v): (&String, &String)| {
-            n.is_empty() || n.len() > 255 || v.len() > usize::from(u16::MAX) || n.contains('\0') || v.contains('\0')
+            n.is_empty()
+                || n.len() > 255
+                || v.len() > usize::from(u16::MAX)
+                || n.contains('\0')
+                || v.contains('\0')
         };
         if let Some((n, _)) = l.attrs.iter().find(|kv| out_of_bounds(*kv)) {
             return Err(bad(format!(
@@ -154,7 +161,11 @@ impl PgStore {
                 Ok::<_, tokio_postgres::Error>(true)
             }
             .await;
-            let end = if matches!(result, Ok(true)) { "COMMIT" } else { "ROLLBACK" };
+            let end = if matches!(result, Ok(true)) {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            };
             client.batch_execute(end).await.map_err(db)?;
             result.map_err(db)
         })?;
@@ -197,4 +208,3 @@ impl PgStore {
         Ok(())
     }
 }
-

@@ -12,8 +12,8 @@ use tokio_postgres::Client;
 
 use super::read::schema_version;
 use super::{
-    block, connection_lost, PgError, PgStore, Result, Target, Writer, MIGRATIONS,
-    MIGRATION_LOCK, RECONNECT_BACKOFF, SCHEMA_VERSION,
+    block, connection_lost, PgError, PgStore, Result, Target, Writer, MIGRATIONS, MIGRATION_LOCK,
+    RECONNECT_BACKOFF, SCHEMA_VERSION,
 };
 use crate::model::Names;
 use crate::store::{HistoryEntry, Meta, Record, FORMAT_VERSION};
@@ -235,13 +235,21 @@ fn fold(records: &[Record<'_>], names: &Names) -> Result<(Vec<String>, Vec<Strin
     }
     let (mut accounts, mut sets, mut removes) = (Vec::new(), Vec::new(), Vec::new());
     for (account, op) in ops {
-        if account.contains('\0') || op.iter().any(|(n, v)| n.contains('\0') || v.is_some_and(|v| v.contains('\0'))) {
+        if account.contains('\0')
+            || op
+                .iter()
+                .any(|(n, v)| n.contains('\0') || v.is_some_and(|v| v.contains('\0')))
+        {
             return Err(PgError::Restore(format!(
                 "account {account:?} has a NUL character, which PostgreSQL cannot store"
             )));
         }
         let set: BTreeMap<&str, &str> = op.iter().filter_map(|(n, v)| v.map(|v| (*n, v))).collect();
-        let rm: Vec<&str> = op.iter().filter(|(_, v)| v.is_none()).map(|(n, _)| *n).collect();
+        let rm: Vec<&str> = op
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(n, _)| *n)
+            .collect();
         accounts.push(account.to_owned());
         sets.push(serde_json::to_string(&set).expect("strings serialize"));
         removes.push(serde_json::to_string(&rm).expect("strings serialize"));
@@ -298,7 +306,10 @@ impl PgStore {
             });
             match attempt {
                 Ok(client) => {
-                    tracing::warn!("reconnected to {} and took the lock again", self.target.describe());
+                    tracing::warn!(
+                        "reconnected to {} and took the lock again",
+                        self.target.describe()
+                    );
                     self.client = Arc::new(client);
                     return Ok(());
                 }
@@ -316,7 +327,12 @@ impl PgStore {
     pub(super) fn cas(&self, serial: u64) -> Result<(String, i64, i64, String)> {
         let base = i64::try_from(self.meta.serial).unwrap_or(i64::MAX);
         let new = i64::try_from(serial).unwrap_or(i64::MAX);
-        Ok((self.meta.lineage.clone(), base, new, self.writer()?.token.clone()))
+        Ok((
+            self.meta.lineage.clone(),
+            base,
+            new,
+            self.writer()?.token.clone(),
+        ))
     }
 
     pub(super) fn conflict(&self) -> PgError {
