@@ -310,7 +310,12 @@ pub struct PgStore {
     target: Arc<Target>,
     meta: Meta,
     writer: Option<Writer>,
+    /// The record statement, prepared once per connection (keyed by the client's address):
+    /// with a distant database, each group commit is then one round trip.
+    prepared: Prepared,
 }
+
+type Prepared = Arc<std::sync::Mutex<Option<(usize, tokio_postgres::Statement)>>>;
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -390,6 +395,7 @@ impl PgStore {
             target,
             meta,
             writer: None,
+            prepared: Prepared::default(),
         }))
     }
 
@@ -420,6 +426,7 @@ impl PgStore {
             target,
             meta,
             writer: Some(writer),
+            prepared: Prepared::default(),
         }))
     }
 
@@ -451,6 +458,7 @@ impl PgStore {
             target,
             meta,
             writer: Some(writer),
+            prepared: Prepared::default(),
         };
         store.check_belongs(sdkappid, &project_host)?;
         Ok(store)

@@ -311,6 +311,9 @@ impl PgStore {
                         self.target.describe()
                     );
                     self.client = Arc::new(client);
+                    // Statements die with their connection (and a new client may reuse the
+                    // old one's address).
+                    *self.prepared.lock().expect("not poisoned") = None;
                     return Ok(());
                 }
                 Err(e @ PgError::Conflict { .. }) => return Err(e),
@@ -348,12 +351,27 @@ impl PgStore {
         let (lineage, base, new, token) = self.cas(serial)?;
         let sql = Arc::new(record_sql());
         let params = Arc::new((lineage, base, new, token, accounts, sets, removes));
+        let prepared = self.prepared.clone();
         let matched: i64 = self.write(move |client, t| {
-            let (sql, p) = (sql.clone(), params.clone());
+            let (sql, p, prepared) = (sql.clone(), params.clone(), prepared.clone());
             async move {
+                let key = Arc::as_ptr(&client) as usize;
+                let cached = prepared
+                    .lock()
+                    .expect("not poisoned")
+                    .clone()
+                    .filter(|(k, _)| *k == key);
+                let statement = match cached {
+                    Some((_, s)) => s,
+                    None => {
+                        let s = client.prepare(sql.as_str()).await?;
+                        *prepared.lock().expect("not poisoned") = Some((key, s.clone()));
+                        s
+                    }
+                };
                 let row = client
                     .query_one(
-                        sql.as_str(),
+                        &statement,
                         &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4, &p.5, &p.6],
                     )
                     .await?;
