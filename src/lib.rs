@@ -34,6 +34,7 @@ pub mod emulator;
 pub mod error;
 pub mod limiter;
 pub mod model;
+pub mod ops;
 pub mod plan;
 pub mod render;
 pub mod schema;
