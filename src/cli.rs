@@ -37,6 +37,10 @@ pub struct Global {
     /// When to use colours (NO_COLOR is honoured).
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
+    /// Wait up to DURATION (e.g. 30s, 5m) for another timattr process's lock on the state
+    /// instead of failing at once.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, global = true)]
+    pub lock_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

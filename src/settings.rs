@@ -169,6 +169,8 @@ pub struct Settings {
     pub state_dir: PathBuf,
     /// Where the state lives: `state`, overridden by `TIMATTR_STATE`.
     pub state: StateLocation,
+    /// `--lock-timeout`: how long to wait for another process's lock on the state.
+    pub lock_timeout: Option<std::time::Duration>,
     pub apply: ApplySettings,
 }
 

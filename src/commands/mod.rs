@@ -90,7 +90,9 @@ pub struct Context {
 impl Context {
     /// The project file alone: commands that do not need the users files stop here.
     pub fn settings(&self) -> Result<Settings> {
-        Ok(crate::desired::load_project(&self.global.config)?)
+        let mut settings = crate::desired::load_project(&self.global.config)?;
+        settings.lock_timeout = self.global.lock_timeout;
+        Ok(settings)
     }
 
     /// The project file and the validated desired state of its users files.

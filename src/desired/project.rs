@@ -244,6 +244,7 @@ fn check(root: &Node, path: &Path, walk: &mut Walk) -> Settings {
         users: Vec::new(),
         state_dir: project_dir.join(DEFAULT_STATE),
         state: StateLocation::Sled(project_dir.join(DEFAULT_STATE)),
+        lock_timeout: None,
         apply: ApplySettings::default(),
     };
     if matches!(root.kind, Kind::Null) {

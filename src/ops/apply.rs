@@ -13,7 +13,7 @@ use super::{saved, state};
 use crate::plan::Plan;
 use crate::render::json::StateRef;
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::interface::State;
 use crate::{Error, Result};
 
 /// What the command line asked for.
@@ -69,7 +69,13 @@ pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) 
     }
     // An existing store is opened (and locked) now; a missing one is only created once the
     // apply is confirmed, so a refused or dry run writes nothing.
-    let existing = state::open_existing(settings)?;
+    // A writer plans under its lock (PostgreSQL: waiting up to --lock-timeout first), so
+    // two applies in a row never send the same change twice; a dry run only reads.
+    let existing = if opts.dry_run {
+        state::open_existing(settings)?
+    } else {
+        state::open_existing_writer(settings, "apply")?
+    };
     let (plan, planned_at) = match saved {
         Some((plan, state)) => {
             saved::check_not_stale(existing.as_ref(), &state)?;
@@ -109,13 +115,13 @@ pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) 
 /// The store to record into, created now when missing.
 fn confirmed_store(
     settings: &Settings,
-    existing: Option<Store>,
+    existing: Option<State>,
     planned_at: &StateRef,
-) -> Result<Store> {
+) -> Result<State> {
     match existing {
         Some(store) => Ok(store),
         None => {
-            let store = state::open_or_create(settings)?;
+            let store = state::open_or_create(settings, "apply")?;
             // Another process may have created and used it since we planned.
             saved::check_not_stale(Some(&store), planned_at)?;
             Ok(store)

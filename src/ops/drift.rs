@@ -7,7 +7,7 @@ use crate::apply::Signal;
 use crate::drift::{self, AccountDrift, Report};
 use crate::model::{Account, Attrs, Desired, Names};
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::interface::State;
 use crate::{Error, Result};
 
 /// What a drift check found.
@@ -17,13 +17,19 @@ pub enum Checked {
     /// A signal stopped the reads.
     Interrupted(Signal),
     /// The report, and the store (still locked) for a fix.
-    Report(Box<Report>, Store),
+    Report(Box<Report>, State),
 }
 
 /// Compares live with last-applied for every managed account; `desired` gives the pending
-/// changes (desired ≠ last-applied) the report mentions.
-pub fn check(settings: &Settings, desired: Desired) -> Result<Checked> {
-    let Some(store) = super::state::open_existing(settings)? else {
+/// changes (desired ≠ last-applied) the report mentions. With `fix` the store is opened as a
+/// writer (holding its lock for the fix); otherwise it is only read.
+pub fn check(settings: &Settings, desired: Desired, fix: bool) -> Result<Checked> {
+    let store = if fix {
+        super::state::open_existing_writer(settings, "drift --fix")?
+    } else {
+        super::state::open_existing(settings)?
+    };
+    let Some(store) = store else {
         return Ok(Checked::NoState);
     };
     let mut names = Names::new(&settings.attributes);
@@ -76,7 +82,7 @@ fn read_drift(
 /// Sets the last-applied values of what drifted again.
 pub fn fix(
     settings: &Settings,
-    store: &mut Store,
+    store: &mut State,
     report: &Report,
     quiet: bool,
 ) -> Result<Executed> {

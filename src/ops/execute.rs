@@ -17,7 +17,8 @@ use crate::plan::{Batch, BatchKind, Plan};
 use crate::render::progress::Progress;
 use crate::render::report::ApplyTotals;
 use crate::settings::Settings;
-use crate::store::{HistoryEntry, Record, Store};
+use crate::store::interface::State;
+use crate::store::{HistoryEntry, Record};
 use crate::{Error, Result};
 
 /// Which use case runs the plan (its history entry and summary say so).
@@ -44,19 +45,26 @@ pub struct Executed {
     pub batches_not_sent: usize,
     /// The signal that stopped the run.
     pub interrupted: Option<Signal>,
-    /// What stopped the run, if an error did (everything confirmed was recorded).
+    /// What stopped the run, if an error did.
     pub error: Option<Error>,
+    /// Batches the API confirmed that the store could not record (it lost its database):
+    /// the store does not claim them, and the next apply sends them again.
+    pub unrecorded_batches: u64,
 }
 
 /// Records each group of confirmed batches in one store commit; feeds the progress display.
 struct StoreSink<'a> {
-    store: &'a mut Store,
+    store: &'a mut State,
     serial: u64,
     accounts_set: u64,
     accounts_removed: u64,
     batches: u64,
     done: Arc<AtomicU64>,
     record_time: Duration,
+    /// Set once a record failed: later groups are only counted, never claimed.
+    failed: bool,
+    unrecorded_batches: u64,
+    unrecorded_accounts: u64,
 }
 
 impl Sink for StoreSink<'_> {
@@ -71,8 +79,19 @@ impl Sink for StoreSink<'_> {
                 }
             }
         }
+        if self.failed {
+            self.unrecorded(confirmed);
+            return Ok(());
+        }
         let started = Instant::now();
-        self.store.record(&record, &plan.names, self.serial)?;
+        let recorded = self
+            .store
+            .record(std::slice::from_ref(&record), &plan.names, self.serial);
+        if let Err(e) = recorded {
+            self.failed = true;
+            self.unrecorded(confirmed);
+            return Err(e.into());
+        }
         self.record_time += started.elapsed();
         self.batches += confirmed.len() as u64;
         self.accounts_set += record.set.len() as u64;
@@ -85,12 +104,19 @@ impl Sink for StoreSink<'_> {
     }
 }
 
+impl StoreSink<'_> {
+    fn unrecorded(&mut self, confirmed: &[&Batch]) {
+        self.unrecorded_batches += confirmed.len() as u64;
+        self.unrecorded_accounts += confirmed.iter().map(|b| b.changes.len() as u64).sum::<u64>();
+    }
+}
+
 /// Runs `plan` against the API, recording as it goes. Ctrl-C and SIGTERM stop the scheduling;
 /// what is in flight finishes and is recorded. `Err` only when nothing could be run (the
 /// connection or the attribute names failed); later failures are in [`Executed::error`].
 pub fn execute(
     settings: &Settings,
-    store: &mut Store,
+    store: &mut State,
     plan: Plan,
     operation: Operation,
     quiet: bool,
@@ -122,7 +148,7 @@ pub fn execute(
 /// names were configured.
 async fn configure_names(
     runner: &Runner,
-    store: &mut Store,
+    store: &mut State,
     plan: &Plan,
     serial: u64,
 ) -> Result<u64> {
@@ -140,7 +166,7 @@ async fn configure_names(
 
 async fn run_batches(
     runner: &Runner,
-    store: &mut Store,
+    store: &mut State,
     plan: Plan,
     serial: u64,
     quiet: bool,
@@ -159,6 +185,9 @@ async fn run_batches(
         batches: 0,
         done,
         record_time: Duration::ZERO,
+        failed: false,
+        unrecorded_batches: 0,
+        unrecorded_accounts: 0,
     };
     let report = crate::apply::run(runner, plan, batches, &mut sink, interrupt).await;
     progress.finish();
@@ -184,20 +213,36 @@ async fn run_batches(
         },
         batches_not_sent: report.batches_not_sent,
         interrupted: report.interrupted,
-        error: report.sink_error.or(report.fatal.map(Error::from)),
+        error: unrecorded_error(report.sink_error, &sink).or(report.fatal.map(Error::from)),
+        unrecorded_batches: sink.unrecorded_batches,
     }
+}
+
+/// A store failure, with what the API applied that the store therefore does not claim.
+fn unrecorded_error(error: Option<Error>, sink: &StoreSink<'_>) -> Option<Error> {
+    let e = error?;
+    if sink.unrecorded_batches == 0 {
+        return Some(e);
+    }
+    Some(Error::msg(format!(
+        "{e}\nStopped sending: {} batches ({} accounts) were applied by the API but not recorded in the state, which does not claim them; the next `timattr apply` sends them again (every request is idempotent).",
+        sink.unrecorded_batches, sink.unrecorded_accounts
+    )))
 }
 
 /// Writes the history entry of a run that changed something.
 fn finish(
-    store: &mut Store,
+    store: &mut State,
     executed: &Executed,
     runner: &Runner,
     serial: u64,
     operation: Operation,
 ) -> Result<()> {
     let t = &executed.totals;
-    if t.accounts_set + t.accounts_removed == 0 && t.names_configured == 0 {
+    // A store that lost its database cannot take the entry either.
+    if executed.unrecorded_batches > 0
+        || (t.accounts_set + t.accounts_removed == 0 && t.names_configured == 0)
+    {
         return Ok(());
     }
     store.add_history(&HistoryEntry {

@@ -8,7 +8,8 @@ use super::connect::{self, Connection};
 use crate::apply::{LiveAttrs, Runner, Signal};
 use crate::model::{Account, Attrs, Desired, NameIdx, Names};
 use crate::settings::Settings;
-use crate::store::{HistoryEntry, Record, Store};
+use crate::store::interface::State;
+use crate::store::{HistoryEntry, Record};
 use crate::{Error, Result};
 
 /// What import adopts for one account.
@@ -47,7 +48,7 @@ pub struct Imported {
 }
 
 pub fn import(settings: &Settings, desired: Desired) -> Result<Imported> {
-    let mut store = super::state::open_or_create(settings)?;
+    let mut store = super::state::open_or_create(settings, "import")?;
     let serial = store.meta().serial + 1;
     let started = Instant::now();
     let names = desired.names;
@@ -86,7 +87,7 @@ pub fn import(settings: &Settings, desired: Desired) -> Result<Imported> {
 /// Records the app's slots, then reads the accounts and records each answered chunk.
 async fn read_and_record(
     runner: &Runner,
-    store: &mut Store,
+    store: &mut State,
     serial: u64,
     names: &Names,
     accounts: &[Account],
@@ -119,7 +120,7 @@ async fn read_and_record(
                 .map(|(account, a)| (*account, a.missing.clone()))
                 .collect(),
         };
-        match store.record(&record, names, serial) {
+        match store.record(std::slice::from_ref(&record), names, serial) {
             Ok(()) => recorded += record.set.len() as u64,
             Err(e) => store_error = Some(e),
         }

@@ -1,11 +1,11 @@
 //! Making a plan: desired `D` (the users files) against last-applied `L` (the store), and the
 //! mass-removal rule of DESIGN.md §4.
 
-use crate::model::{Account, Attrs, Desired, Names};
+use crate::model::{Desired, Names};
 use crate::plan::Plan;
 use crate::render::json::StateRef;
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::interface::{Split, State};
 use crate::{Error, Result};
 
 /// The plan of `desired` against the project's store (an empty `L` when there is none).
@@ -19,9 +19,9 @@ pub fn plan(settings: &Settings, desired: Desired) -> Result<(Plan, StateRef)> {
 pub fn make_plan(
     settings: &Settings,
     desired: Desired,
-    store: Option<&Store>,
+    store: Option<&State>,
 ) -> Result<(Plan, StateRef)> {
-    let names = Names::new(&settings.attributes);
+    let mut names = Names::new(&settings.attributes);
     let (slots, lineage, serial) = match store {
         Some(store) => (
             store.meta().slots.clone(),
@@ -30,23 +30,21 @@ pub fn make_plan(
         ),
         None => (Default::default(), None, 0),
     };
+    // The store hands over `L` only where it can differ from `D`.
     let split = match store {
-        Some(store) => split_unchanged(store, desired.accounts, names)?,
+        Some(store) => store.split(desired.accounts, &mut names)?,
         None => Split {
-            rest: desired.accounts,
-            last: Vec::new(),
-            names,
-            same: 0,
-            managed: 0,
+            changed: desired.accounts,
+            ..Split::default()
         },
     };
     let desired = Desired {
         names: desired.names,
-        accounts: split.rest,
+        accounts: split.changed,
     };
-    let mut plan = crate::plan::diff(desired, split.last, split.names, &slots)
+    let mut plan = crate::plan::diff(desired, split.last, names, &slots)
         .map_err(|e| Error::msg(e.to_string()))?;
-    plan.unchanged += split.same;
+    plan.unchanged += split.unchanged;
     plan.managed = split.managed;
     let state = StateRef {
         lineage,
@@ -57,69 +55,6 @@ pub fn make_plan(
         managed: split.managed,
     };
     Ok((plan, state))
-}
-
-/// The store's accounts sorted out against the desired ones.
-struct Split {
-    /// Desired accounts that need a diff.
-    rest: Vec<(Account, Attrs)>,
-    /// Last-applied attributes of the stored accounts that need a diff.
-    last: Vec<(Account, Attrs)>,
-    /// The names `last` was decoded with.
-    names: Names,
-    /// Accounts whose stored bytes equal the desired ones.
-    same: usize,
-    /// Accounts in the store.
-    managed: usize,
-}
-
-/// Most accounts of a large app are unchanged between two plans. While scanning the store, an
-/// account whose desired attributes encode to exactly the stored bytes is counted as unchanged
-/// without decoding anything; only the rest goes through [`crate::plan::diff`].
-fn split_unchanged(
-    store: &Store,
-    desired: Vec<(Account, Attrs)>,
-    mut names: Names,
-) -> Result<Split> {
-    let mut rest = Vec::new();
-    let mut last = Vec::new();
-    let mut same = 0;
-    let mut wanted = desired.into_iter().peekable();
-    let mut scratch = Vec::with_capacity(256);
-    let managed = store.scan(|account, stored| {
-        while let Some(d) = wanted.next_if(|(a, _)| &**a < account) {
-            rest.push(d);
-        }
-        let decode = |names: &mut Names| {
-            crate::store::decode_attrs(stored, names).map_err(|m| {
-                crate::store::StoreError::Corrupt {
-                    path: store.path().to_path_buf(),
-                    message: m,
-                }
-            })
-        };
-        match wanted.next_if(|(a, _)| &**a == account) {
-            Some(d) => {
-                crate::store::encode_attrs_into(&mut scratch, &d.1, &names);
-                if scratch == stored {
-                    same += 1;
-                } else {
-                    last.push((account.into(), decode(&mut names)?));
-                    rest.push(d);
-                }
-            }
-            None => last.push((account.into(), decode(&mut names)?)),
-        }
-        Ok(())
-    })?;
-    rest.extend(wanted);
-    Ok(Split {
-        rest,
-        last,
-        names,
-        same,
-        managed,
-    })
 }
 
 /// The mass-removal rule of DESIGN.md §4, phrased for the user, when `plan` breaks it.

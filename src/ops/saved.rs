@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::plan::Plan;
 use crate::render::json::StateRef;
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::interface::State;
 use crate::{Error, Result};
 
 /// Writes a saved plan.
@@ -58,7 +58,7 @@ pub fn check_same_app(settings: &Settings, state: &StateRef) -> Result<()> {
 }
 
 /// A saved plan applies only to the exact state it was made against.
-pub fn check_not_stale(store: Option<&Store>, state: &StateRef) -> Result<()> {
+pub fn check_not_stale(store: Option<&State>, state: &StateRef) -> Result<()> {
     let (lineage, serial) = match store {
         Some(s) => (Some(s.meta().lineage.as_str()), s.meta().serial),
         None => (None, 0),

@@ -7,33 +7,55 @@ use std::path::Path;
 
 use crate::model::Names;
 use crate::settings::Settings;
-use crate::store::{ExportHeader, HistoryEntry, Store};
+use crate::store::interface::{Opening, State};
+use crate::store::{ExportHeader, HistoryEntry};
 use crate::{Error, Result};
 
-/// The existing store of this app, if any (never creates one).
-pub fn open_existing(settings: &Settings) -> Result<Option<Store>> {
-    let store = Store::open_existing(&settings.state_dir)?;
-    if let Some(store) = &store {
-        store.check_belongs(settings.sdkappid, settings.endpoint.host())?;
-    }
-    Ok(store)
+/// The existing store of this app for reading, if any (never creates one). A sled
+/// directory is still opened by one process at a time; PostgreSQL readers take no lock.
+pub fn open_existing(settings: &Settings) -> Result<Option<State>> {
+    open_existing_as(settings, None)
 }
 
-/// The store of this app, created when missing.
-pub fn open_or_create(settings: &Settings) -> Result<Store> {
-    Ok(Store::open(
-        &settings.state_dir,
+/// The existing store of this app for `command` to write, holding its lock (waiting up to
+/// `--lock-timeout`), if there is one.
+pub fn open_existing_writer(settings: &Settings, command: &str) -> Result<Option<State>> {
+    open_existing_as(settings, Some(command))
+}
+
+fn open_existing_as(settings: &Settings, writer: Option<&str>) -> Result<Option<State>> {
+    let how = Opening {
+        writer: writer.map(str::to_owned),
+        lock_timeout: settings.lock_timeout,
+    };
+    Ok(State::open_existing(
+        &settings.state,
         settings.sdkappid,
         settings.endpoint.host(),
+        &how,
+    )?)
+}
+
+/// The store of this app for `command` to write, created when missing.
+pub fn open_or_create(settings: &Settings, command: &str) -> Result<State> {
+    let how = Opening {
+        writer: Some(command.to_owned()),
+        lock_timeout: settings.lock_timeout,
+    };
+    Ok(State::open(
+        &settings.state,
+        settings.sdkappid,
+        settings.endpoint.host(),
+        &how,
     )?)
 }
 
 /// The existing store of this app; its absence is an error saying how to make one.
-pub fn require(settings: &Settings) -> Result<Store> {
+pub fn require(settings: &Settings) -> Result<State> {
     open_existing(settings)?.ok_or_else(|| {
         Error::msg(format!(
-            "there is no state at {} yet: run `timattr apply` or `timattr import` first, or `timattr state restore FILE`",
-            settings.state_dir.display()
+            "there is no {} yet: run `timattr apply` or `timattr import` first, or `timattr state restore FILE`",
+            settings.state.describe()
         ))
     })
 }
@@ -43,11 +65,10 @@ pub fn require(settings: &Settings) -> Result<Store> {
 pub fn list(settings: &Settings, mut each: impl FnMut(&str) -> std::io::Result<()>) -> Result<()> {
     let store = require(settings)?;
     let mut written = Ok(());
-    store.scan(|account, _| {
+    store.accounts(|account| {
         if written.is_ok() {
             written = each(account);
         }
-        Ok(())
     })?;
     crate::render::output::written(written)
 }
@@ -103,7 +124,7 @@ pub fn export(settings: &Settings, file: Option<&Path>, out: impl Write) -> Resu
 pub fn restore(settings: &Settings, file: &Path, force: bool) -> Result<ExportHeader> {
     let input = std::fs::File::open(file)
         .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
-    let mut store = open_or_create(settings)?;
+    let mut store = open_or_create(settings, "state restore")?;
     Ok(store.restore(std::io::BufReader::new(input), force)?)
 }
 
