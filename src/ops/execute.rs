@@ -107,7 +107,10 @@ impl Sink for StoreSink<'_> {
 impl StoreSink<'_> {
     fn unrecorded(&mut self, confirmed: &[&Batch]) {
         self.unrecorded_batches += confirmed.len() as u64;
-        self.unrecorded_accounts += confirmed.iter().map(|b| b.changes.len() as u64).sum::<u64>();
+        self.unrecorded_accounts += confirmed
+            .iter()
+            .map(|b| b.changes.len() as u64)
+            .sum::<u64>();
     }
 }
 

@@ -1,0 +1,411 @@
+//! Shared state in PostgreSQL (DESIGN.md §7), with the real binary and a real database: two
+//! working directories ("runners") sharing one project's state, concurrent and killed writers,
+//! a connection cut mid-apply, schema versions, moving between sled and PostgreSQL, and a
+//! password that never shows.
+//!
+//! Each test makes its own database on 127.0.0.1:5432 (role `root`, trust auth) and drops
+//! it. Without a server they print "skipped: PostgreSQL not reachable"; under `CI=true` they
+//! fail instead.
+
+#[path = "support/postgres.rs"]
+mod pg;
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use pg::TestDb;
+use support::{users, Emulator, Project, Run};
+
+const NAMES: &[&str] = &["sex", "city", "tier"];
+
+/// A runner: a working directory of its own with the project's files, its state in `db`.
+fn runner(emu: &Emulator, db: &TestDb, extra: &str) -> Project {
+    let p = Project::new(&emu.base_url(), NAMES);
+    p.write_project(NAMES, &format!("state: {}\n{extra}", db.url()));
+    p
+}
+
+fn set_batches(emu: &Emulator) -> u64 {
+    emu.running()
+        .stats()
+        .requests
+        .get("im_set_attr")
+        .copied()
+        .unwrap_or(0)
+}
+
+fn wait_for_set_batches(emu: &Emulator, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while set_batches(emu) < n {
+        assert!(Instant::now() < deadline, "the apply never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What the store claims, from `state export`.
+fn claims(p: &Project) -> BTreeMap<String, BTreeMap<String, String>> {
+    use std::io::BufRead;
+    let out = p.run(&["state", "export"]).expect(0);
+    std::io::BufReader::new(flate2::read::GzDecoder::new(&out.0.stdout[..]))
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(&l.unwrap()).unwrap();
+            let attrs = serde_json::from_value(v["attrs"].clone()).unwrap();
+            (v["account"].as_str().unwrap().to_owned(), attrs)
+        })
+        .collect()
+}
+
+/// Every value the store claims is on the server.
+fn assert_claims_confirmed(p: &Project, emu: &Emulator) {
+    let live = emu.attrs();
+    for (account, attrs) in claims(p) {
+        for (name, value) in attrs {
+            assert_eq!(
+                live.get(&account).and_then(|a| a.get(&name)),
+                Some(&value),
+                "the store claims {account}.{name}={value:?} but the server does not have it"
+            );
+        }
+    }
+}
+
+#[test]
+fn two_runners_share_plans_applies_and_saved_plan_staleness() {
+    let Some(db) = TestDb::create() else { return };
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let a = runner(&emu, &db, "");
+    // Runner B names the database only through TIMATTR_STATE (as CI does from a secret).
+    let b = Project::new(&emu.base_url(), NAMES);
+    let b_run = |args: &[&str]| Run(b.cmd(args).env("TIMATTR_STATE", db.url()).output().unwrap());
+    let want = users(250, "");
+    a.write_users_map("u.yaml", &want);
+    b.write_users_map("u.yaml", &want);
+    a.run(&["plan", "--out", "plan.gz"]).expect(0);
+    b_run(&["plan", "--detailed-exitcode"]).expect(2);
+    a.run(&["apply", "plan.gz"]).expect(0);
+    assert_eq!(emu.attrs(), want);
+    // B sees A's apply: nothing to do, same accounts.
+    let plan = b_run(&["plan", "--detailed-exitcode"]).expect(0);
+    assert!(plan.stdout().contains("No changes."), "{}", plan.stdout());
+    assert_eq!(
+        b_run(&["state", "list"]).expect(0).stdout().lines().count(),
+        250
+    );
+    // A saved plan made before another runner's apply is stale.
+    let mut changed = want.clone();
+    changed
+        .get_mut("user00001")
+        .unwrap()
+        .insert("city".into(), "elsewhere".into());
+    a.write_users_map("u.yaml", &changed);
+    b.write_users_map("u.yaml", &changed);
+    a.run(&["plan", "--out", "plan.gz"]).expect(0);
+    b_run(&["apply", "--auto-approve"]).expect(0);
+    let stale = a.run(&["apply", "plan.gz"]).expect(1);
+    assert!(
+        stale.stderr().contains("saved plan is stale"),
+        "{}",
+        stale.stderr()
+    );
+    assert_eq!(emu.attrs(), changed);
+    assert_eq!(claims(&a), changed);
+    let history = a.run(&["state", "history"]).expect(0).stdout();
+    assert_eq!(
+        history.lines().filter(|l| l.contains("apply")).count(),
+        2,
+        "{history}"
+    );
+}
+
+#[test]
+fn a_second_writer_is_refused_naming_the_holder_or_waits_and_plans_after() {
+    let Some(db) = TestDb::create() else { return };
+    let emu = Emulator::start(Duration::from_millis(10), 0.0);
+    // 5 requests per second: 30 batches take about 6 s.
+    let a = runner(&emu, &db, "apply:\n  rate_limit: 5\n  concurrency: 2\n");
+    let b = runner(&emu, &db, "");
+    let want = users(3_000, "");
+    a.write_users_map("u.yaml", &want);
+    b.write_users_map("u.yaml", &want);
+    let mut first = a.spawn(&["apply", "--auto-approve"]);
+    wait_for_set_batches(&emu, 2);
+    let refused = b.run(&["apply", "--auto-approve"]).expect(1);
+    let err = refused.stderr();
+    assert!(
+        err.contains("is locked by `timattr apply` on host"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("(pid {})", first.id())), "{err}");
+    assert!(err.contains("--lock-timeout"), "{err}");
+    // Readers take no lock while the apply runs.
+    b.run(&["plan"]).expect(0);
+    // A waiting writer plans only once it has the lock: it finds nothing left to send.
+    let waited = b
+        .run(&["--lock-timeout", "2m", "apply", "--auto-approve"])
+        .expect(0);
+    assert!(first.wait().unwrap().success());
+    assert!(
+        waited.stdout().contains("No changes."),
+        "{}",
+        waited.stdout()
+    );
+    assert_eq!(
+        set_batches(&emu),
+        30,
+        "the waiting writer sent a change twice"
+    );
+    assert_eq!(claims(&b), want);
+}
+
+#[test]
+fn kill_9_releases_the_lock_and_another_runner_resumes() {
+    let Some(db) = TestDb::create() else { return };
+    let emu = Emulator::start(Duration::from_millis(10), 0.0);
+    let a = runner(&emu, &db, "apply:\n  rate_limit: 5\n  concurrency: 4\n");
+    let b = runner(&emu, &db, "");
+    let want = users(4_000, "");
+    a.write_users_map("u.yaml", &want);
+    b.write_users_map("u.yaml", &want);
+    let mut child = a.spawn(&["apply", "--auto-approve"]);
+    wait_for_set_batches(&emu, 5);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let sent_before = set_batches(&emu);
+    assert!(
+        sent_before < 40,
+        "{sent_before} set batches before the kill"
+    );
+    assert_claims_confirmed(&b, &emu);
+    let claimed = claims(&b).len() as u64;
+    // The lock died with the process's connection: another runner takes over (the timeout
+    // only covers the server noticing the closed socket).
+    b.run(&["--lock-timeout", "30s", "apply", "--auto-approve"])
+        .expect(0);
+    let resent = set_batches(&emu) - sent_before;
+    let left = 40 - claimed.div_ceil(100);
+    assert!(
+        resent <= left + 4,
+        "resent {resent} batches, {left} were left"
+    );
+    assert_eq!(emu.attrs(), want);
+    assert_eq!(claims(&a), want);
+}
+
+#[test]
+fn a_connection_cut_mid_apply_is_re_established_and_nothing_is_lost() {
+    let Some(db) = TestDb::create() else { return };
+    let emu = Emulator::start(Duration::from_millis(10), 0.0);
+    let a = runner(&emu, &db, "apply:\n  rate_limit: 5\n  concurrency: 2\n");
+    let want = users(3_000, "");
+    a.write_users_map("u.yaml", &want);
+    let child = a
+        .cmd(&["apply", "--auto-approve"])
+        // (the plan on stdout would fill a pipe nobody reads until the end)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_set_batches(&emu, 3);
+    assert!(
+        db.terminate_connections() >= 1,
+        "the apply had no connection"
+    );
+    let out = Run(child.wait_with_output().unwrap()).expect(0);
+    assert!(out.stderr().contains("reconnected"), "{}", out.stderr());
+    assert_eq!(emu.attrs(), want);
+    assert_eq!(claims(&a), want);
+}
+
+#[test]
+fn an_unreachable_database_fails_fast_before_any_request() {
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = Project::new(&emu.base_url(), NAMES);
+    p.write_project(
+        NAMES,
+        "state: postgres://root@127.0.0.1:1/none?sslmode=disable\n",
+    );
+    p.write_users_map("u.yaml", &users(10, ""));
+    let out = p.run(&["apply", "--auto-approve"]).expect(1);
+    assert!(
+        out.stderr()
+            .contains("cannot reach PostgreSQL at 127.0.0.1:1"),
+        "{}",
+        out.stderr()
+    );
+    assert_eq!(emu.running().stats().requests.values().sum::<u64>(), 0);
+}
+
+#[test]
+fn tables_of_a_newer_timattr_are_refused() {
+    let Some(db) = TestDb::create() else { return };
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let a = runner(&emu, &db, "");
+    a.write_users_map("u.yaml", &users(5, ""));
+    a.run(&["apply", "--auto-approve"]).expect(0);
+    db.sql("UPDATE timattr_schema SET version = 99");
+    for args in [
+        &["plan"][..],
+        &["apply", "--auto-approve"],
+        &["state", "list"],
+    ] {
+        let out = a.run(args).expect(1);
+        assert!(
+            out.stderr()
+                .contains("schema version 99, newer than this timattr"),
+            "{}",
+            out.stderr()
+        );
+    }
+}
+
+#[test]
+fn export_from_sled_and_restore_into_postgres_gives_identical_plans_and_back() {
+    let Some(db) = TestDb::create() else { return };
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let sled = Project::new(&emu.base_url(), NAMES);
+    let want = users(300, "");
+    sled.write_users_map("u.yaml", &want);
+    sled.run(&["apply", "--auto-approve"]).expect(0);
+    sled.run(&["state", "export", "--out", "backup.jsonl.gz"])
+        .expect(0);
+    let shared = runner(&emu, &db, "");
+    shared.write_users_map("u.yaml", &want);
+    std::fs::copy(
+        sled.path().join("backup.jsonl.gz"),
+        shared.path().join("backup.jsonl.gz"),
+    )
+    .unwrap();
+    shared
+        .run(&["state", "restore", "backup.jsonl.gz"])
+        .expect(0);
+    // The same edit planned against either store: the same plan.
+    let edited = users(280, "x");
+    sled.write_users_map("u.yaml", &edited);
+    shared.write_users_map("u.yaml", &edited);
+    let from_sled = sled.run(&["plan", "--format", "json"]).expect(0).stdout();
+    let from_pg = shared.run(&["plan", "--format", "json"]).expect(0).stdout();
+    assert_eq!(from_sled, from_pg);
+    assert!(
+        from_pg.contains("\"remove\": 20") || from_pg.contains("\"remove\":20"),
+        "{from_pg}"
+    );
+    // And back: PostgreSQL → a fresh sled directory.
+    shared
+        .run(&["state", "export", "--out", "back.jsonl.gz"])
+        .expect(0);
+    let again = Project::new(&emu.base_url(), NAMES);
+    again.write_users_map("u.yaml", &edited);
+    std::fs::copy(
+        shared.path().join("back.jsonl.gz"),
+        again.path().join("back.jsonl.gz"),
+    )
+    .unwrap();
+    again.run(&["state", "restore", "back.jsonl.gz"]).expect(0);
+    assert_eq!(
+        again.run(&["plan", "--format", "json"]).expect(0).stdout(),
+        from_pg
+    );
+}
+
+#[test]
+fn a_database_password_never_shows_in_output_or_logs() {
+    let Some(db) = TestDb::create() else { return };
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let role = format!("timattr_pw_{:08x}", rand::random::<u32>());
+    let password = format!("S3cret-{:016x}", rand::random::<u64>());
+    TestDb::admin(&format!(
+        "CREATE ROLE {role} LOGIN PASSWORD '{password}'; GRANT ALL ON DATABASE {} TO {role}",
+        db.name
+    ));
+    db.sql(&format!("GRANT ALL ON SCHEMA public TO {role}"));
+    let p = Project::new(&emu.base_url(), NAMES);
+    p.write_users_map("u.yaml", &users(20, ""));
+    // In the project file: refused, saying where the password goes, without repeating it.
+    let in_file = format!("postgres://{role}:{password}@127.0.0.1:5432/{}", db.name);
+    p.write_project(NAMES, &format!("state: \"{in_file}\"\n"));
+    let refused = p.run(&["plan"]).expect(1);
+    assert!(
+        refused.stderr().contains("PGPASSWORD"),
+        "{}",
+        refused.stderr()
+    );
+    // From TIMATTR_STATE and PGPASSWORD, at trace level, through success and failure.
+    p.write_project(NAMES, "");
+    let urls = [
+        format!(
+            "postgres://{role}:{password}@127.0.0.1:5432/{}?sslmode=disable",
+            db.name
+        ),
+        format!(
+            "postgres://{role}:{password}@127.0.0.1:1/{}?sslmode=disable",
+            db.name
+        ),
+    ];
+    let mut outputs = Vec::new();
+    for url in &urls {
+        for args in [
+            &["-vvv", "apply", "--auto-approve"][..],
+            &["-vvv", "state", "export"],
+            &["-vvv", "plan"],
+        ] {
+            let out = p
+                .cmd(args)
+                .env("TIMATTR_STATE", url)
+                .env("RUST_LOG", "trace")
+                .output()
+                .unwrap();
+            outputs.push(out);
+        }
+    }
+    let via_env = format!(
+        "postgres://{role}@127.0.0.1:5432/{}?sslmode=disable",
+        db.name
+    );
+    let out = p
+        .cmd(&["-vvv", "plan"])
+        .env("TIMATTR_STATE", &via_env)
+        .env("PGPASSWORD", &password)
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    outputs.push(out);
+    assert!(
+        outputs[0].status.success(),
+        "{}",
+        String::from_utf8_lossy(&outputs[0].stderr)
+    );
+    assert_eq!(outputs[3].status.code(), Some(1));
+    for out in &outputs {
+        for stream in [&out.stdout, &out.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            assert!(!text.contains(&password), "the password leaked:\n{text}");
+        }
+    }
+    let leftovers: Vec<_> = walk(p.path());
+    for file in leftovers {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&password),
+            "{}",
+            file.display()
+        );
+    }
+    drop(db);
+    TestDb::admin(&format!("DROP ROLE IF EXISTS {role}"));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
