@@ -409,3 +409,31 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_database_that_stays_away_stops_the_apply_with_nothing_unconfirmed_claimed() {
+    let Some(db) = TestDb::create() else { return };
+    let emu = Emulator::start(Duration::from_millis(10), 0.0);
+    let a = runner(&emu, &db, "apply:\n  rate_limit: 5\n  concurrency: 2\n");
+    let want = users(3_000, "");
+    a.write_users_map("u.yaml", &want);
+    let child = a
+        .cmd(&["apply", "--auto-approve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_set_batches(&emu, 3);
+    TestDb::admin(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", db.name));
+    db.terminate_connections();
+    let out = Run(child.wait_with_output().unwrap()).expect(1);
+    let err = out.stderr();
+    assert!(err.contains("applied by the API but not recorded"), "{err}");
+    let sent = set_batches(&emu);
+    assert!(sent < 30, "it kept sending: {sent} batches");
+    TestDb::admin(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", db.name));
+    assert_claims_confirmed(&a, &emu);
+    a.run(&["apply", "--auto-approve"]).expect(0);
+    assert_eq!(emu.attrs(), want);
+    assert_eq!(claims(&a), want);
+}

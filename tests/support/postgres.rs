@@ -16,7 +16,10 @@ fn execute(conninfo: &str, sql: &str) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         let driver = tokio::spawn(conn);
-        let result = client.batch_execute(sql).await.map_err(|e| e.to_string());
+        let result = client.batch_execute(sql).await.map_err(|e| match e.as_db_error() {
+            Some(db) => db.message().to_owned(),
+            None => e.to_string(),
+        });
         drop(client);
         let _ = driver.await;
         result
@@ -81,7 +84,7 @@ impl TestDb {
 
     /// Ends every other connection to this database (as an operator or a failover would).
     pub fn terminate_connections(&self) -> i64 {
-        self.count(&format!(
+        query_one_i64(ADMIN, &format!(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
             self.name
         ))
