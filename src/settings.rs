@@ -393,7 +393,7 @@ impl StateLocation {
 }
 
 #[cfg(test)]
-mod tests {
+mod state_location_tests {
     use super::*;
 
     #[test]
