@@ -1,0 +1,348 @@
+//! Benchmark of the state in PostgreSQL against sled (issue 10):
+//!
+//! - **apply through a distant database**: a first apply of N accounts (default 30,000) at
+//!   40 ms API latency, its state in PostgreSQL behind a TCP proxy that delays every byte by
+//!   half the round trip each way (default 50 ms round trip); throughput against the 10,000
+//!   accounts/s ceiling, and the most confirmed batches that waited for their record;
+//! - **cold and no-op plan of M accounts** (default 1,000,000) read from PostgreSQL, each
+//!   against the same plan with a sled store holding the same data.
+//!
+//! ```sh
+//! cargo run --release --example bench_state                          # full run, ~5 min
+//! cargo run --release --example bench_state -- --quick               # 3,000 / 20,000 accounts
+//! cargo run --release --example bench_state -- --apply 30000 --plan 1000000 --delay-ms 50
+//! ```
+//!
+//! Needs PostgreSQL on 127.0.0.1:5432 (role `root`, trust auth); the bench makes a database of
+//! its own and drops it. Every timed command is the release binary run as a child; the
+//! emulator and the proxy run in this process.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use timattr::api::Secret;
+
+const SDKAPPID: u32 = 1_400_000_000;
+const KEY_ENV: &str = "TIMATTR_BENCH_KEY";
+const KEY: &str = "bench-key-0123456789abcdef";
+const ADMIN_DB: &str = "host=127.0.0.1 port=5432 user=root dbname=test sslmode=disable";
+
+struct Opts {
+    apply: usize,
+    plan: usize,
+    delay: Duration,
+    bin: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Opts, String> {
+    let mut o = Opts {
+        apply: 30_000,
+        plan: 1_000_000,
+        delay: Duration::from_millis(50),
+        bin: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--quick" => (o.apply, o.plan) = (3_000, 20_000),
+            "--apply" => o.apply = value()?.parse().map_err(|e| format!("--apply: {e}"))?,
+            "--plan" => o.plan = value()?.parse().map_err(|e| format!("--plan: {e}"))?,
+            "--delay-ms" => {
+                o.delay = Duration::from_millis(value()?.parse().map_err(|e| format!("--delay-ms: {e}"))?)
+            }
+            "--bin" => o.bin = Some(value()?.into()),
+            other => return Err(format!("unknown argument {other:?} (see the file's doc comment)")),
+        }
+    }
+    Ok(o)
+}
+
+fn main() {
+    let result = parse_args().and_then(|o| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        run(&rt, &o)
+    });
+    if let Err(e) = result {
+        eprintln!("bench_state failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(rt: &tokio::runtime::Runtime, o: &Opts) -> Result<(), String> {
+    let bin = locate_bin(o)?;
+    let db = format!("timattr_bench_{:08x}", rand::random::<u32>());
+    admin(rt, &format!("CREATE DATABASE {db}"))?;
+    let result = scenarios(rt, o, &bin, &db);
+    let _ = admin(rt, &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+    let rows = result?;
+    println!("\n| figure | value | reference | ratio | target |\n|---|---|---|---|---|");
+    for r in rows {
+        println!("{r}");
+    }
+    Ok(())
+}
+
+fn scenarios(
+    rt: &tokio::runtime::Runtime,
+    o: &Opts,
+    bin: &Path,
+    db: &str,
+) -> Result<Vec<String>, String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut rows = apply_through_proxy(rt, o, bin, db, tmp.path())?;
+    rows.extend(plans(o, bin, db, tmp.path())?);
+    Ok(rows)
+}
+
+/// The first apply of `o.apply` accounts at 40 ms latency, state behind the delay proxy, and
+/// the same with a sled directory.
+fn apply_through_proxy(
+    rt: &tokio::runtime::Runtime,
+    o: &Opts,
+    bin: &Path,
+    db: &str,
+    tmp: &Path,
+) -> Result<Vec<String>, String> {
+    let mut cfg = timattr::emulator::Config::local(SDKAPPID, "administrator", Secret::new(KEY.into()));
+    cfg.latency = Duration::from_millis(40);
+    let emu = rt.block_on(timattr::emulator::start(cfg)).map_err(|e| e.to_string())?;
+    let proxy = rt.block_on(delay_proxy("127.0.0.1:5432".parse().unwrap(), o.delay / 2))?;
+    let url = format!("postgres://root@{proxy}/{db}?sslmode=disable");
+    let mut rows = Vec::new();
+    for (label, state) in [("PostgreSQL, 50 ms away", url.as_str()), ("sled", "state")] {
+        let dir = tmp.join(format!("apply-{}", label.split(',').next().unwrap_or(label)));
+        // Each store gets its own accounts, so both are first applies.
+        let salt = if state == "state" { "s" } else { "p" };
+        write_project(&dir, &emu.base_url(), state, o.apply, salt)?;
+        let out = timattr(bin, &dir, &["apply", "--auto-approve"])?;
+        let (rate, lag) = apply_figures(&out)?;
+        eprintln!("bench_state: apply, {label}: {rate:.0} accounts/s, at most {lag} batches awaiting their record");
+        let label = label.replace("50 ms", &format!("{} ms", o.delay.as_millis()));
+        rows.push(format!(
+            "| first apply of {} accounts, 40 ms API latency, state: {label} | {rate:.0} accounts/s | ceiling 10,000/s | {:.3} | ≥ 0.95 |",
+            o.apply,
+            rate / 10_000.0
+        ));
+        rows.push(format!(
+            "| most confirmed batches awaiting their record, state: {label} | {lag} | concurrency 16 | — | ≤ 16 |"
+        ));
+    }
+    rt.block_on(emu.stop()).map_err(|e| e.to_string())?;
+    Ok(rows)
+}
+
+/// Cold (empty store) and no-op (store holding the desired data) plans of `o.plan` accounts,
+/// PostgreSQL against sled on the same data. Best of three runs each.
+fn plans(o: &Opts, bin: &Path, db: &str, tmp: &Path) -> Result<Vec<String>, String> {
+    let url = format!("postgres://root@127.0.0.1:5432/{db}?sslmode=disable");
+    let dirs = [(tmp.join("plan-sled"), "state".to_owned()), (tmp.join("plan-pg"), url)];
+    let mut figures = Vec::new();
+    for (dir, state) in &dirs {
+        write_project(dir, "http://127.0.0.1:9", state, o.plan, "")?;
+        let cold = best_of(3, || timattr(bin, dir, &["plan", "--format", "json"]).map(|_| ()))?;
+        write_export(&dir.join("backup.jsonl.gz"), o.plan)?;
+        let restore = best_of(1, || {
+            timattr(bin, dir, &["state", "restore", "--force", "backup.jsonl.gz"]).map(|_| ())
+        })?;
+        let noop = best_of(3, || {
+            let out = timattr(bin, dir, &["plan", "--detailed-exitcode"])?;
+            if !String::from_utf8_lossy(&out.stdout).contains("No changes.") {
+                return Err("the no-op plan has changes".into());
+            }
+            Ok(())
+        })?;
+        eprintln!("bench_state: plan with {state}: cold {cold:.2} s, restore {restore:.2} s, no-op {noop:.2} s");
+        figures.push((cold, noop, restore));
+    }
+    let ((sc, sn, sr), (pc, pn, pr)) = (figures[0], figures[1]);
+    let n = o.plan;
+    Ok(vec![
+        format!("| cold plan of {n} accounts, state in PostgreSQL | {pc:.2} s | sled {sc:.2} s | {:.3} | ≤ 1.5 |", pc / sc),
+        format!("| no-op plan of {n} accounts, state in PostgreSQL | {pn:.2} s | sled {sn:.2} s | {:.3} | ≤ 1.5 |", pn / sn),
+        format!("| `state restore` of {n} accounts into PostgreSQL | {pr:.2} s | sled {sr:.2} s | {:.3} | — |", pr / sr),
+    ])
+}
+
+fn best_of(n: usize, mut f: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
+    let mut best = f64::MAX;
+    for _ in 0..n {
+        let started = Instant::now();
+        f()?;
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+/// Accounts `u{salt}{i:07}` with three to five of six names, values from small sets.
+fn account(i: usize, salt: &str) -> (String, Vec<(&'static str, String)>) {
+    const NAMES: [&str; 6] = ["sex", "city", "tier", "lang", "country", "plan"];
+    let k = 3 + i % 3;
+    let attrs = (0..k)
+        .map(|j| {
+            let n = NAMES[(i + j) % 6];
+            (n, format!("{n}{}", (i * 7 + j * 3) % (3 + j)))
+        })
+        .collect();
+    (format!("u{salt}{i:07}"), attrs)
+}
+
+fn write_project(dir: &Path, endpoint: &str, state: &str, n: usize, salt: &str) -> Result<(), String> {
+    let io = |e: std::io::Error| format!("{}: {e}", dir.display());
+    std::fs::create_dir_all(dir.join("users")).map_err(io)?;
+    let project = format!(
+        "app:\n  sdkappid: {SDKAPPID}\n  admin: administrator\n  endpoint: {endpoint}\n  secret_env: {KEY_ENV}\nattributes: [sex, city, tier, lang, country, plan]\nusers: [\"users/*.yaml\"]\nstate: \"{state}\"\n"
+    );
+    std::fs::write(dir.join("timattr.yaml"), project).map_err(io)?;
+    let files = (n / 10_000).clamp(1, 100);
+    let per = n.div_ceil(files);
+    for f in 0..files {
+        let mut yaml = String::from("users:\n");
+        for i in (f * per)..((f + 1) * per).min(n) {
+            let (a, attrs) = account(i, salt);
+            let body: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            yaml.push_str(&format!("  {a}: {{{}}}\n", body.join(", ")));
+        }
+        std::fs::write(dir.join(format!("users/f{f:03}.yaml")), yaml).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// A `state export` of exactly the desired data of [`write_project`] (salt "").
+fn write_export(path: &Path, n: usize) -> Result<(), String> {
+    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let mut gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
+    let header = serde_json::json!({
+        "format_version": 2, "sdkappid": SDKAPPID, "endpoint_host": "127.0.0.1",
+        "lineage": "bench", "serial": 1, "slots": {}, "accounts": n,
+    });
+    writeln!(gz, "{header}").map_err(|e| e.to_string())?;
+    for i in 0..n {
+        let (a, attrs) = account(i, "");
+        let attrs: serde_json::Map<String, serde_json::Value> =
+            attrs.into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
+        writeln!(gz, "{}", serde_json::json!({"account": a, "attrs": attrs})).map_err(|e| e.to_string())?;
+    }
+    gz.finish().and_then(|mut w| w.flush()).map_err(|e| e.to_string())
+}
+
+fn timattr(bin: &Path, dir: &Path, args: &[&str]) -> Result<std::process::Output, String> {
+    let out = Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .env(KEY_ENV, KEY)
+        .env_remove("TIMATTR_STATE")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running {}: {e}", bin.display()))?;
+    match out.status.code() {
+        Some(0) => Ok(out),
+        _ => Err(format!(
+            "timattr {} in {} failed: {}",
+            args.join(" "),
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )),
+    }
+}
+
+/// Accounts per second and the most batches awaiting their record, from apply's last line.
+fn apply_figures(out: &std::process::Output) -> Result<(f64, usize), String> {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err.lines().rev().find(|l| l.contains("users/s")).ok_or(format!("no summary line in {err}"))?;
+    let rate = line
+        .split(" users/s")
+        .next()
+        .and_then(|s| s.rsplit('(').next())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .ok_or(format!("no rate in {line}"))?;
+    let lag = line
+        .split("at most ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .ok_or(format!("no lag in {line}"))?;
+    Ok((rate, lag))
+}
+
+fn admin(rt: &tokio::runtime::Runtime, sql: &str) -> Result<(), String> {
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(ADMIN_DB, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("PostgreSQL at 127.0.0.1:5432: {e}"))?;
+        tokio::spawn(conn);
+        client.batch_execute(sql).await.map_err(|e| e.to_string())
+    })
+}
+
+/// A TCP proxy to `upstream` on a free loopback port that holds every chunk for `one_way`
+/// in each direction (so a round trip takes twice that longer) without limiting throughput.
+async fn delay_proxy(upstream: SocketAddr, one_way: Duration) -> Result<SocketAddr, String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pump(cr, sw, one_way));
+                tokio::spawn(pump(sr, cw, one_way));
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Copies `from` to `to`, each chunk written `delay` after it was read.
+async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, delay: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let writer = tokio::spawn(async move {
+        while let Some((due, chunk)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 || tx.send((tokio::time::Instant::now() + delay, buf[..n].to_vec())).is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+fn locate_bin(o: &Opts) -> Result<PathBuf, String> {
+    if let Some(b) = &o.bin {
+        return std::fs::canonicalize(b).map_err(|e| format!("{}: {e}", b.display()));
+    }
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    eprintln!("bench_state: cargo build --release --bin timattr");
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "--release", "--bin", "timattr", "--manifest-path"])
+        .arg(manifest_dir.join("Cargo.toml"))
+        .status()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    if !status.success() {
+        return Err("cargo build --release --bin timattr failed".into());
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest_dir.join("target"));
+    std::fs::canonicalize(target.join("release").join("timattr")).map_err(|e| e.to_string())
+}
