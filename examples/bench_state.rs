@@ -52,10 +52,15 @@ fn parse_args() -> Result<Opts, String> {
             "--apply" => o.apply = value()?.parse().map_err(|e| format!("--apply: {e}"))?,
             "--plan" => o.plan = value()?.parse().map_err(|e| format!("--plan: {e}"))?,
             "--delay-ms" => {
-                o.delay = Duration::from_millis(value()?.parse().map_err(|e| format!("--delay-ms: {e}"))?)
+                o.delay =
+                    Duration::from_millis(value()?.parse().map_err(|e| format!("--delay-ms: {e}"))?)
             }
             "--bin" => o.bin = Some(value()?.into()),
-            other => return Err(format!("unknown argument {other:?} (see the file's doc comment)")),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (see the file's doc comment)"
+                ))
+            }
         }
     }
     Ok(o)
@@ -111,14 +116,20 @@ fn apply_through_proxy(
     db: &str,
     tmp: &Path,
 ) -> Result<Vec<String>, String> {
-    let mut cfg = timattr::emulator::Config::local(SDKAPPID, "administrator", Secret::new(KEY.into()));
+    let mut cfg =
+        timattr::emulator::Config::local(SDKAPPID, "administrator", Secret::new(KEY.into()));
     cfg.latency = Duration::from_millis(40);
-    let emu = rt.block_on(timattr::emulator::start(cfg)).map_err(|e| e.to_string())?;
+    let emu = rt
+        .block_on(timattr::emulator::start(cfg))
+        .map_err(|e| e.to_string())?;
     let proxy = rt.block_on(delay_proxy("127.0.0.1:5432".parse().unwrap(), o.delay / 2))?;
     let url = format!("postgres://root@{proxy}/{db}?sslmode=disable");
     let mut rows = Vec::new();
     for (label, state) in [("PostgreSQL, 50 ms away", url.as_str()), ("sled", "state")] {
-        let dir = tmp.join(format!("apply-{}", label.split(',').next().unwrap_or(label)));
+        let dir = tmp.join(format!(
+            "apply-{}",
+            label.split(',').next().unwrap_or(label)
+        ));
         // Each store gets its own accounts, so both are first applies.
         let salt = if state == "state" { "s" } else { "p" };
         write_project(&dir, &emu.base_url(), state, o.apply, salt)?;
@@ -143,14 +154,24 @@ fn apply_through_proxy(
 /// PostgreSQL against sled on the same data. Best of three runs each.
 fn plans(o: &Opts, bin: &Path, db: &str, tmp: &Path) -> Result<Vec<String>, String> {
     let url = format!("postgres://root@127.0.0.1:5432/{db}?sslmode=disable");
-    let dirs = [(tmp.join("plan-sled"), "state".to_owned()), (tmp.join("plan-pg"), url)];
+    let dirs = [
+        (tmp.join("plan-sled"), "state".to_owned()),
+        (tmp.join("plan-pg"), url),
+    ];
     let mut figures = Vec::new();
     for (dir, state) in &dirs {
         write_project(dir, "http://127.0.0.1:9", state, o.plan, "")?;
-        let cold = best_of(3, || timattr(bin, dir, &["plan", "--format", "json"]).map(|_| ()))?;
+        let cold = best_of(3, || {
+            timattr(bin, dir, &["plan", "--format", "json"]).map(|_| ())
+        })?;
         write_export(&dir.join("backup.jsonl.gz"), o.plan)?;
         let restore = best_of(1, || {
-            timattr(bin, dir, &["state", "restore", "--force", "backup.jsonl.gz"]).map(|_| ())
+            timattr(
+                bin,
+                dir,
+                &["state", "restore", "--force", "backup.jsonl.gz"],
+            )
+            .map(|_| ())
         })?;
         let noop = best_of(3, || {
             let out = timattr(bin, dir, &["plan", "--detailed-exitcode"])?;
@@ -194,7 +215,13 @@ fn account(i: usize, salt: &str) -> (String, Vec<(&'static str, String)>) {
     (format!("u{salt}{i:07}"), attrs)
 }
 
-fn write_project(dir: &Path, endpoint: &str, state: &str, n: usize, salt: &str) -> Result<(), String> {
+fn write_project(
+    dir: &Path,
+    endpoint: &str,
+    state: &str,
+    n: usize,
+    salt: &str,
+) -> Result<(), String> {
     let io = |e: std::io::Error| format!("{}: {e}", dir.display());
     std::fs::create_dir_all(dir.join("users")).map_err(io)?;
     let project = format!(
@@ -218,7 +245,8 @@ fn write_project(dir: &Path, endpoint: &str, state: &str, n: usize, salt: &str) 
 /// A `state export` of exactly the desired data of [`write_project`] (salt "").
 fn write_export(path: &Path, n: usize) -> Result<(), String> {
     let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
-    let mut gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
+    let mut gz =
+        flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
     let header = serde_json::json!({
         "format_version": 2, "sdkappid": SDKAPPID, "endpoint_host": "127.0.0.1",
         "lineage": "bench", "serial": 1, "slots": {}, "accounts": n,
@@ -226,11 +254,16 @@ fn write_export(path: &Path, n: usize) -> Result<(), String> {
     writeln!(gz, "{header}").map_err(|e| e.to_string())?;
     for i in 0..n {
         let (a, attrs) = account(i, "");
-        let attrs: serde_json::Map<String, serde_json::Value> =
-            attrs.into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
-        writeln!(gz, "{}", serde_json::json!({"account": a, "attrs": attrs})).map_err(|e| e.to_string())?;
+        let attrs: serde_json::Map<String, serde_json::Value> = attrs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.into()))
+            .collect();
+        writeln!(gz, "{}", serde_json::json!({"account": a, "attrs": attrs}))
+            .map_err(|e| e.to_string())?;
     }
-    gz.finish().and_then(|mut w| w.flush()).map_err(|e| e.to_string())
+    gz.finish()
+        .and_then(|mut w| w.flush())
+        .map_err(|e| e.to_string())
 }
 
 fn timattr(bin: &Path, dir: &Path, args: &[&str]) -> Result<std::process::Output, String> {
@@ -257,7 +290,11 @@ fn timattr(bin: &Path, dir: &Path, args: &[&str]) -> Result<std::process::Output
 /// Accounts per second and the most batches awaiting their record, from apply's last line.
 fn apply_figures(out: &std::process::Output) -> Result<(f64, usize), String> {
     let err = String::from_utf8_lossy(&out.stderr);
-    let line = err.lines().rev().find(|l| l.contains("users/s")).ok_or(format!("no summary line in {err}"))?;
+    let line = err
+        .lines()
+        .rev()
+        .find(|l| l.contains("users/s"))
+        .ok_or(format!("no summary line in {err}"))?;
     let rate = line
         .split(" users/s")
         .next()
@@ -286,12 +323,16 @@ fn admin(rt: &tokio::runtime::Runtime, sql: &str) -> Result<(), String> {
 /// A TCP proxy to `upstream` on a free loopback port that holds every chunk for `one_way`
 /// in each direction (so a round trip takes twice that longer) without limiting throughput.
 async fn delay_proxy(upstream: SocketAddr, one_way: Duration) -> Result<SocketAddr, String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
                 let (cr, cw) = client.into_split();
@@ -305,7 +346,11 @@ async fn delay_proxy(upstream: SocketAddr, one_way: Duration) -> Result<SocketAd
 }
 
 /// Copies `from` to `to`, each chunk written `delay` after it was read.
-async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, delay: Duration) {
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
     let writer = tokio::spawn(async move {
@@ -319,7 +364,11 @@ async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp:
     });
     let mut buf = vec![0u8; 64 * 1024];
     while let Ok(n) = from.read(&mut buf).await {
-        if n == 0 || tx.send((tokio::time::Instant::now() + delay, buf[..n].to_vec())).is_err() {
+        if n == 0
+            || tx
+                .send((tokio::time::Instant::now() + delay, buf[..n].to_vec()))
+                .is_err()
+        {
             break;
         }
     }

@@ -184,6 +184,14 @@ pub enum StateCommand {
     ///
     /// Example: timattr state history
     History,
+    /// Forget accounts: they become unmanaged, and their live values stay as they are.
+    ///
+    /// Example: timattr state rm xiaojun012 xiaojun013
+    Rm {
+        /// The accounts to forget.
+        #[arg(required = true)]
+        accounts: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args, Clone)]

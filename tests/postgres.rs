@@ -424,16 +424,52 @@ fn a_database_that_stays_away_stops_the_apply_with_nothing_unconfirmed_claimed()
         .spawn()
         .unwrap();
     wait_for_set_batches(&emu, 3);
-    TestDb::admin(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", db.name));
+    TestDb::admin(&format!(
+        "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+        db.name
+    ));
     db.terminate_connections();
     let out = Run(child.wait_with_output().unwrap()).expect(1);
     let err = out.stderr();
     assert!(err.contains("applied by the API but not recorded"), "{err}");
     let sent = set_batches(&emu);
     assert!(sent < 30, "it kept sending: {sent} batches");
-    TestDb::admin(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", db.name));
+    TestDb::admin(&format!(
+        "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+        db.name
+    ));
     assert_claims_confirmed(&a, &emu);
     a.run(&["apply", "--auto-approve"]).expect(0);
     assert_eq!(emu.attrs(), want);
     assert_eq!(claims(&a), want);
+}
+
+/// `state rm` forgets accounts in either store: they leave the state (the next plan adds them
+/// again), the serial moves (saved plans go stale), and an unknown account changes nothing.
+#[test]
+fn state_rm_forgets_accounts_in_sled_and_postgres() {
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let db = TestDb::create();
+    let mut projects = vec![Project::new(&emu.base_url(), NAMES)];
+    if let Some(db) = &db {
+        projects.push(runner(&emu, db, ""));
+    }
+    for (i, p) in projects.iter().enumerate() {
+        let want = users(20, &format!("r{i}"));
+        p.write_users_map("u.yaml", &want);
+        p.run(&["apply", "--auto-approve"]).expect(0);
+        p.run(&["plan", "--out", "plan.gz"]).expect(0);
+        let refused = p.run(&["state", "rm", "user00001", "nobody"]).expect(1);
+        assert!(refused.stderr().contains("nobody"), "{}", refused.stderr());
+        p.run(&["state", "rm", "user00001", "user00002"]).expect(0);
+        let listed = p.run(&["state", "list"]).expect(0).stdout();
+        assert_eq!(listed.lines().count(), 18, "{listed}");
+        assert!(!listed.contains("user00001\n"), "{listed}");
+        // Live values stay; the next plan adds the accounts again.
+        assert_eq!(emu.attrs()["user00001"], want["user00001"]);
+        let plan = p.run(&["plan"]).expect(0).stdout();
+        assert!(plan.contains("2 to add"), "{plan}");
+        let stale = p.run(&["apply", "plan.gz"]).expect(1);
+        assert!(stale.stderr().contains("stale"), "{}", stale.stderr());
+    }
 }

@@ -1,4 +1,4 @@
-//! `timattr state list | show | export | restore | history`: the project file is enough, the
+//! `timattr state list | show | export | restore | history | rm`: the project file is enough, the
 //! users files are never read.
 
 use std::io::Write;
@@ -35,6 +35,13 @@ pub fn state(ctx: &Context, cmd: &StateCommand) -> Result<Exit> {
             ctx.note(format!(
                 "Restored {} accounts (lineage {}, serial {}).",
                 header.accounts, header.lineage, header.serial
+            ));
+        }
+        StateCommand::Rm { accounts } => {
+            let serial = state::forget(&settings, accounts)?;
+            ctx.note(format!(
+                "Forgot {} accounts (serial {serial}): they are unmanaged now, and their live values stay.",
+                accounts.len()
             ));
         }
         StateCommand::History => {

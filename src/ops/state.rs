@@ -128,6 +128,45 @@ pub fn restore(settings: &Settings, file: &Path, force: bool) -> Result<ExportHe
     Ok(store.restore(std::io::BufReader::new(input), force)?)
 }
 
+/// Forgets `accounts` (all of them managed, or nothing changes), as one write under the
+/// lock that bumps the serial. Returns the new serial.
+pub fn forget(settings: &Settings, accounts: &[String]) -> Result<u64> {
+    let mut store = open_existing_writer(settings, "state rm")?.ok_or_else(|| {
+        Error::msg(format!(
+            "there is no {} yet: nothing to forget",
+            settings.state.describe()
+        ))
+    })?;
+    let mut names = Names::new(&settings.attributes);
+    let mut unknown = Vec::new();
+    for account in accounts {
+        if store.account(account, &mut names)?.is_none() {
+            unknown.push(account.as_str());
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(Error::msg(format!(
+            "not managed (not in the state), so nothing was forgotten: {}",
+            unknown.join(", ")
+        )));
+    }
+    let serial = store.meta().serial + 1;
+    let accounts: Vec<&str> = accounts.iter().map(String::as_str).collect();
+    store.forget(&accounts, serial)?;
+    store.add_history(&HistoryEntry {
+        time: crate::store::now_unix(),
+        serial,
+        operation: "rm".into(),
+        status: "complete".into(),
+        accounts_set: 0,
+        accounts_removed: accounts.len() as u64,
+        names_configured: 0,
+        requests: 0,
+        retries: 0,
+    })?;
+    Ok(serial)
+}
+
 /// One entry per apply, import, fix or restore, oldest first.
 pub fn history(settings: &Settings) -> Result<Vec<HistoryEntry>> {
     Ok(require(settings)?.history()?)

@@ -241,6 +241,28 @@ impl State {
         }
     }
 
+    /// Forgets `accounts` (they leave the store; nothing is sent), with `serial`.
+    pub fn forget(&mut self, accounts: &[&str], serial: u64) -> Result<()> {
+        match self {
+            State::Sled(s) => {
+                // Every name an account has, removed: the account leaves the store.
+                let mut names = Names::default();
+                let mut removed = Vec::with_capacity(accounts.len());
+                for account in accounts {
+                    if let Some(attrs) = s.account(account, &mut names)? {
+                        removed.push((*account, attrs.names().collect()));
+                    }
+                }
+                let record = Record {
+                    set: Vec::new(),
+                    removed,
+                };
+                Ok(s.record(&record, &names, serial)?)
+            }
+            State::Postgres(p) => Ok(p.forget(accounts, serial)?),
+        }
+    }
+
     /// Records the attribute-name slots as the app now has them, with `serial`.
     pub fn record_slots(&mut self, slots: &BTreeMap<u8, String>, serial: u64) -> Result<()> {
         match self {

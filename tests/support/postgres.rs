@@ -16,10 +16,13 @@ fn execute(conninfo: &str, sql: &str) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         let driver = tokio::spawn(conn);
-        let result = client.batch_execute(sql).await.map_err(|e| match e.as_db_error() {
-            Some(db) => db.message().to_owned(),
-            None => e.to_string(),
-        });
+        let result = client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| match e.as_db_error() {
+                Some(db) => db.message().to_owned(),
+                None => e.to_string(),
+            });
         drop(client);
         let _ = driver.await;
         result

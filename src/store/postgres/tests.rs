@@ -362,16 +362,19 @@ fn sslmodes_encrypt_and_check_as_libpq_does() {
         eprintln!("skipped: no {snakeoil} (the server's TLS setup is not the expected one)");
         return;
     }
-    let url = |query: &str| {
-        DatabaseUrl::new(format!("postgres://root@127.0.0.1:5432/{}?{query}", db.0))
-    };
+    let url =
+        |query: &str| DatabaseUrl::new(format!("postgres://root@127.0.0.1:5432/{}?{query}", db.0));
     let encrypted = |query: &str| -> std::result::Result<bool, String> {
         let target = Target::parse(&url(query), "p").map_err(|e| e.to_string())?;
-        let store = PgStore::open(target, 1, "h", writer("apply", None)).map_err(|e| e.to_string())?;
+        let store =
+            PgStore::open(target, 1, "h", writer("apply", None)).map_err(|e| e.to_string())?;
         let client = store.client.clone();
         Ok(block(store.rt(), async move {
             client
-                .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+                .query_one(
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                    &[],
+                )
                 .await
                 .unwrap()
                 .get(0)
@@ -379,12 +382,22 @@ fn sslmodes_encrypt_and_check_as_libpq_does() {
     };
     assert_eq!(encrypted("sslmode=disable"), Ok(false));
     assert_eq!(encrypted("sslmode=require"), Ok(true));
-    assert_eq!(encrypted(""), Ok(true), "prefer encrypts when the server offers TLS");
+    assert_eq!(
+        encrypted(""),
+        Ok(true),
+        "prefer encrypts when the server offers TLS"
+    );
     // A self-signed certificate is no trusted root.
     let err = encrypted("sslmode=verify-full").unwrap_err();
-    assert!(err.contains("cannot reach PostgreSQL at 127.0.0.1:5432"), "{err}");
+    assert!(
+        err.contains("cannot reach PostgreSQL at 127.0.0.1:5432"),
+        "{err}"
+    );
     assert!(err.to_lowercase().contains("certificate"), "{err}");
     // With it as sslrootcert, verify-ca trusts the chain; verify-full also wants the name.
-    assert_eq!(encrypted(&format!("sslmode=verify-ca&sslrootcert={snakeoil}")), Ok(true));
+    assert_eq!(
+        encrypted(&format!("sslmode=verify-ca&sslrootcert={snakeoil}")),
+        Ok(true)
+    );
     assert!(encrypted(&format!("sslmode=verify-full&sslrootcert={snakeoil}")).is_err());
 }
