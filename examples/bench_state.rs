@@ -11,6 +11,7 @@
 //! cargo run --release --example bench_state                          # full run, ~5 min
 //! cargo run --release --example bench_state -- --quick               # 3,000 / 20,000 accounts
 //! cargo run --release --example bench_state -- --apply 30000 --plan 1000000 --delay-ms 50
+//! cargo run --release --example bench_state -- --plan 0          # only the apply (0 skips)
 //! ```
 //!
 //! Needs PostgreSQL on 127.0.0.1:5432 (role `root`, trust auth); the bench makes a database of
@@ -102,8 +103,13 @@ fn scenarios(
     db: &str,
 ) -> Result<Vec<String>, String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut rows = apply_through_proxy(rt, o, bin, db, tmp.path())?;
-    rows.extend(plans(o, bin, db, tmp.path())?);
+    let mut rows = Vec::new();
+    if o.apply > 0 {
+        rows.extend(apply_through_proxy(rt, o, bin, db, tmp.path())?);
+    }
+    if o.plan > 0 {
+        rows.extend(plans(o, bin, db, tmp.path())?);
+    }
     Ok(rows)
 }
 
@@ -249,7 +255,8 @@ fn write_export(path: &Path, n: usize) -> Result<(), String> {
         flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
     let header = serde_json::json!({
         "format_version": 2, "sdkappid": SDKAPPID, "endpoint_host": "127.0.0.1",
-        "lineage": "bench", "serial": 1, "slots": {}, "accounts": n,
+        "lineage": "bench", "serial": 1, "accounts": n,
+        "slots": {"0": "sex", "1": "city", "2": "tier", "3": "lang", "4": "country", "5": "plan"},
     });
     writeln!(gz, "{header}").map_err(|e| e.to_string())?;
     for i in 0..n {

@@ -125,42 +125,12 @@ impl PgStore {
             i64::from(header.sdkappid),
             header.endpoint_host.clone(),
         );
+        let cas = (lineage, base, token);
         let matched = block(self.rt(), async move {
             let db = |e: tokio_postgres::Error| t.db_err(&e);
             client.batch_execute("BEGIN").await.map_err(db)?;
-            let result = async {
-                let n = client
-                    .execute(
-                        &format!("UPDATE timattr_projects SET lineage = $6, serial = $7, slots = ($8::text)::jsonb, sdkappid = $9, endpoint_host = $10 WHERE {CAS}"),
-                        &[&t.name, &lineage, &base, &base, &token, &new_meta.0, &new_meta.1, &new_meta.2, &new_meta.3, &new_meta.4],
-                    )
-                    .await?;
-                if n != 1 {
-                    return Ok(false);
-                }
-                client
-                    .execute("DELETE FROM timattr_accounts WHERE project = $1", &[&t.name])
-                    .await?;
-                for chunk in backup.accounts.chunks(INSERT_CHUNK) {
-                    let (a, j): (Vec<&str>, Vec<&str>) =
-                        chunk.iter().map(|(a, j)| (a.as_str(), j.as_str())).unzip();
-                    client
-                        .execute(
-                            "INSERT INTO timattr_accounts (project, account, attrs)
-                             SELECT $1, t.a, t.j::jsonb FROM unnest($2::text[], $3::text[]) AS t(a, j)",
-                            &[&t.name, &a, &j],
-                        )
-                        .await?;
-                }
-                client
-                    .execute(
-                        "INSERT INTO timattr_history (project, entry) VALUES ($1, ($2::text)::jsonb)",
-                        &[&t.name, &history],
-                    )
-                    .await?;
-                Ok::<_, tokio_postgres::Error>(true)
-            }
-            .await;
+            let result =
+                replace_all(&client, &t, &cas, &new_meta, &backup.accounts, &history).await;
             let end = if matches!(result, Ok(true)) {
                 "COMMIT"
             } else {
@@ -207,4 +177,53 @@ impl PgStore {
         }
         Ok(())
     }
+}
+
+/// The new metadata of a restored project: lineage, serial, slots (JSON), sdkappid, host.
+type NewMeta = (String, i64, String, i64, String);
+
+/// Inside a transaction: the CAS on the project row, then every account replaced and the
+/// history entry added. `false` when the CAS did not match (nothing was changed).
+async fn replace_all(
+    client: &tokio_postgres::Client,
+    t: &super::Target,
+    cas: &(String, i64, String),
+    meta: &NewMeta,
+    accounts: &[(String, String)],
+    history: &str,
+) -> std::result::Result<bool, tokio_postgres::Error> {
+    let (lineage, base, token) = cas;
+    let n = client
+        .execute(
+            &format!("UPDATE timattr_projects SET lineage = $6, serial = $7, slots = ($8::text)::jsonb, sdkappid = $9, endpoint_host = $10 WHERE {CAS}"),
+            &[&t.name, lineage, base, base, token, &meta.0, &meta.1, &meta.2, &meta.3, &meta.4],
+        )
+        .await?;
+    if n != 1 {
+        return Ok(false);
+    }
+    client
+        .execute(
+            "DELETE FROM timattr_accounts WHERE project = $1",
+            &[&t.name],
+        )
+        .await?;
+    for chunk in accounts.chunks(INSERT_CHUNK) {
+        let (a, j): (Vec<&str>, Vec<&str>) =
+            chunk.iter().map(|(a, j)| (a.as_str(), j.as_str())).unzip();
+        client
+            .execute(
+                "INSERT INTO timattr_accounts (project, account, attrs)
+                 SELECT $1, t.a, t.j::jsonb FROM unnest($2::text[], $3::text[]) AS t(a, j)",
+                &[&t.name, &a, &j],
+            )
+            .await?;
+    }
+    client
+        .execute(
+            "INSERT INTO timattr_history (project, entry) VALUES ($1, ($2::text)::jsonb)",
+            &[&t.name, &history],
+        )
+        .await?;
+    Ok(true)
 }
