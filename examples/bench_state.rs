@@ -302,6 +302,7 @@ fn apply_figures(out: &std::process::Output) -> Result<(f64, usize), String> {
         .rev()
         .find(|l| l.contains("users/s"))
         .ok_or(format!("no summary line in {err}"))?;
+    eprintln!("bench_state: {line}");
     let rate = line
         .split(" users/s")
         .next()
