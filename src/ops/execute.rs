@@ -6,6 +6,7 @@
 //! batches is written in one atomic store commit. A history entry ends every run that changed
 //! something, whether it completed, failed or was stopped by a signal.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use crate::plan::{Batch, BatchKind, Plan};
 use crate::render::progress::Progress;
 use crate::render::report::ApplyTotals;
 use crate::settings::Settings;
-use crate::store::interface::State;
+use crate::store::interface::{PendingRecord, State};
 use crate::store::{HistoryEntry, Record};
 use crate::{Error, Result};
 
@@ -53,22 +54,48 @@ pub struct Executed {
 }
 
 /// Records each group of confirmed batches in one store commit; feeds the progress display.
+///
+/// With a distant database a commit takes a round trip, which would hold up the scheduling of
+/// new batches. So a group's record is sent ahead when in-flight slots are free to stand for
+/// its batches until it is durable: confirmed-but-unrecorded batches then still never number
+/// more than `concurrency`, and new requests go out while the database answers. Without free
+/// slots (or with sled) the group is recorded before `record` returns.
 struct StoreSink<'a> {
     store: &'a mut State,
+    limiter: Arc<crate::limiter::Limiter>,
     serial: u64,
+    /// Records sent ahead, oldest first, with the slots their batches hold.
+    ahead: VecDeque<Ahead>,
+    /// The kind of the last group: a new phase waits for the previous one's records.
+    kind: Option<BatchKind>,
     accounts_set: u64,
     accounts_removed: u64,
     batches: u64,
     done: Arc<AtomicU64>,
     record_time: Duration,
+    /// Most batches of records sent ahead and not yet settled.
+    max_ahead: usize,
     /// Set once a record failed: later groups are only counted, never claimed.
     failed: bool,
     unrecorded_batches: u64,
     unrecorded_accounts: u64,
 }
 
+/// A group whose record was sent ahead.
+struct Ahead {
+    pending: PendingRecord,
+    _slots: Option<tokio::sync::OwnedSemaphorePermit>,
+    batches: u64,
+    set: u64,
+    removed: u64,
+}
+
 impl Sink for StoreSink<'_> {
     fn record(&mut self, plan: &Plan, confirmed: &[&Batch]) -> Result<()> {
+        if self.failed {
+            self.unrecorded(confirmed.len() as u64, accounts_in(confirmed));
+            return Ok(());
+        }
         let mut record = Record::default();
         for batch in confirmed {
             for &i in &batch.changes {
@@ -79,38 +106,136 @@ impl Sink for StoreSink<'_> {
                 }
             }
         }
-        if self.failed {
-            self.unrecorded(confirmed);
-            return Ok(());
-        }
         let started = Instant::now();
-        let recorded = self
-            .store
-            .record(std::slice::from_ref(&record), &plan.names, self.serial);
-        if let Err(e) = recorded {
-            self.failed = true;
-            self.unrecorded(confirmed);
-            return Err(e.into());
-        }
+        let result = self.send(plan, confirmed, &record);
         self.record_time += started.elapsed();
-        self.batches += confirmed.len() as u64;
-        self.accounts_set += record.set.len() as u64;
-        self.accounts_removed += record.removed.len() as u64;
-        self.done.fetch_add(
-            (record.set.len() + record.removed.len()) as u64,
-            Ordering::Relaxed,
-        );
+        if let Err(e) = result {
+            self.fail();
+            self.unrecorded(confirmed.len() as u64, accounts_in(confirmed));
+            return Err(e);
+        }
         Ok(())
     }
 }
 
+fn accounts_in(confirmed: &[&Batch]) -> u64 {
+    confirmed.iter().map(|b| b.changes.len() as u64).sum()
+}
+
 impl StoreSink<'_> {
-    fn unrecorded(&mut self, confirmed: &[&Batch]) {
-        self.unrecorded_batches += confirmed.len() as u64;
-        self.unrecorded_accounts += confirmed
-            .iter()
-            .map(|b| b.changes.len() as u64)
-            .sum::<u64>();
+    /// Records `record` ahead when slots allow, else at once; settles what is answered.
+    fn send(&mut self, plan: &Plan, confirmed: &[&Batch], record: &Record<'_>) -> Result<()> {
+        // A remove may only follow the sets it comes after once those are durable.
+        let kind = confirmed.first().map(|b| b.kind);
+        if self.kind.is_some() && self.kind != kind {
+            self.settle_all()?;
+        }
+        self.kind = kind;
+        self.settle_answered()?;
+        let ahead = Ahead {
+            pending: PendingRecord::Done,
+            _slots: None,
+            batches: confirmed.len() as u64,
+            set: record.set.len() as u64,
+            removed: record.removed.len() as u64,
+        };
+        let slots = u32::try_from(confirmed.len())
+            .ok()
+            .filter(|_| self.store.records_ahead())
+            .and_then(|n| self.limiter.try_in_flight(n));
+        let records = std::slice::from_ref(record);
+        match slots {
+            Some(slots) => {
+                let pending = self.store.record_ahead(records, &plan.names, self.serial)?;
+                self.ahead.push_back(Ahead {
+                    pending,
+                    _slots: Some(slots),
+                    ..ahead
+                });
+                let n: u64 = self.ahead.iter().map(|a| a.batches).sum();
+                self.max_ahead = self.max_ahead.max(n as usize);
+                self.settle_answered()
+            }
+            None => {
+                self.settle_all()?;
+                self.store.record(records, &plan.names, self.serial)?;
+                self.recorded(&ahead);
+                Ok(())
+            }
+        }
+    }
+
+    /// Settles the records sent ahead that the database has answered, oldest first.
+    fn settle_answered(&mut self) -> Result<()> {
+        while self.ahead.front().is_some_and(|a| a.pending.is_answered()) {
+            self.settle_oldest()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every record sent ahead.
+    fn settle_all(&mut self) -> Result<()> {
+        while !self.ahead.is_empty() {
+            self.settle_oldest()?;
+        }
+        Ok(())
+    }
+
+    fn settle_oldest(&mut self) -> Result<()> {
+        let Some(ahead) = self.ahead.pop_front() else {
+            return Ok(());
+        };
+        let Ahead {
+            pending,
+            _slots,
+            batches,
+            set,
+            removed,
+        } = ahead;
+        let counts = Ahead {
+            pending: PendingRecord::Done,
+            _slots: None,
+            batches,
+            set,
+            removed,
+        };
+        if let Err(e) = self.store.settle(pending) {
+            self.unrecorded(batches, set + removed);
+            return Err(e.into());
+        }
+        self.recorded(&counts);
+        Ok(())
+    }
+
+    fn recorded(&mut self, a: &Ahead) {
+        self.batches += a.batches;
+        self.accounts_set += a.set;
+        self.accounts_removed += a.removed;
+        self.done.fetch_add(a.set + a.removed, Ordering::Relaxed);
+    }
+
+    /// After a failure: whatever was sent ahead is not claimed as recorded.
+    fn fail(&mut self) {
+        self.failed = true;
+        for a in std::mem::take(&mut self.ahead) {
+            self.unrecorded(a.batches, a.set + a.removed);
+        }
+    }
+
+    fn unrecorded(&mut self, batches: u64, accounts: u64) {
+        self.unrecorded_batches += batches;
+        self.unrecorded_accounts += accounts;
+    }
+
+    /// At the end of the run: every record sent ahead settled, or the first failure.
+    fn finish(&mut self) -> Option<Error> {
+        if self.failed {
+            return None;
+        }
+        let started = Instant::now();
+        let result = self.settle_all();
+        self.record_time += started.elapsed();
+        result.err().inspect(|_| self.fail())
     }
 }
 
@@ -182,7 +307,11 @@ async fn run_batches(
     let progress = Progress::start(quiet, total, done.clone(), runner.stats.clone());
     let mut sink = StoreSink {
         store,
+        limiter: runner.limiter.clone(),
         serial,
+        ahead: VecDeque::new(),
+        kind: None,
+        max_ahead: 0,
         accounts_set: 0,
         accounts_removed: 0,
         batches: 0,
@@ -192,7 +321,10 @@ async fn run_batches(
         unrecorded_batches: 0,
         unrecorded_accounts: 0,
     };
-    let report = crate::apply::run(runner, plan, batches, &mut sink, interrupt).await;
+    let mut report = crate::apply::run(runner, plan, batches, &mut sink, interrupt).await;
+    if let Some(e) = sink.finish() {
+        report.sink_error.get_or_insert(e);
+    }
     progress.finish();
     let status = if report.interrupted.is_some() {
         "interrupted"
@@ -212,7 +344,10 @@ async fn run_batches(
             elapsed: Duration::ZERO,
             batches_recorded: sink.batches,
             record_time: sink.record_time,
-            max_unrecorded: report.max_unrecorded,
+            // Answered-but-not-handed-over plus sent-ahead-but-not-settled, each at its own
+            // maximum: an upper bound (at any moment both hold in-flight slots, so their sum
+            // stays within `concurrency`).
+            max_unrecorded: report.max_unrecorded + sink.max_ahead,
         },
         batches_not_sent: report.batches_not_sent,
         interrupted: report.interrupted,

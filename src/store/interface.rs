@@ -22,6 +22,24 @@ use crate::settings::StateLocation;
 
 pub use super::postgres::Split;
 
+/// A group record sent ahead by [`State::record_ahead`], to be settled.
+#[derive(Debug)]
+pub enum PendingRecord {
+    /// Already durable.
+    Done,
+    Postgres(super::postgres::write::Pending),
+}
+
+impl PendingRecord {
+    /// Whether settling it would not wait.
+    pub fn is_answered(&self) -> bool {
+        match self {
+            PendingRecord::Done => true,
+            PendingRecord::Postgres(p) => p.is_answered(),
+        }
+    }
+}
+
 /// A store error of either backend; each names its store (path, or database and name).
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -238,6 +256,43 @@ impl State {
                 Ok(())
             }
             State::Postgres(p) => Ok(p.record(records, names, serial)?),
+        }
+    }
+
+    /// Whether [`State::record_ahead`] can leave a record under way (PostgreSQL), rather than
+    /// recording at once (sled).
+    pub fn records_ahead(&self) -> bool {
+        matches!(self, State::Postgres(_))
+    }
+
+    /// Sends a group's record ahead, without waiting for it to be durable where the store
+    /// allows (PostgreSQL: the statement goes out now, the answer is awaited by
+    /// [`State::settle`]); sled records at once. Until settled the group is not recorded.
+    pub fn record_ahead(
+        &mut self,
+        records: &[Record<'_>],
+        names: &Names,
+        serial: u64,
+    ) -> Result<PendingRecord> {
+        match self {
+            State::Sled(_) => {
+                self.record(records, names, serial)?;
+                Ok(PendingRecord::Done)
+            }
+            State::Postgres(p) => Ok(PendingRecord::Postgres(
+                p.record_ahead(records, names, serial)?,
+            )),
+        }
+    }
+
+    /// Waits until a record sent ahead is durable (or fails).
+    pub fn settle(&mut self, pending: PendingRecord) -> Result<()> {
+        match (self, pending) {
+            (_, PendingRecord::Done) => Ok(()),
+            (State::Postgres(p), PendingRecord::Postgres(pending)) => Ok(p.settle(pending)?),
+            (State::Sled(_), PendingRecord::Postgres(_)) => {
+                unreachable!("a sled store sends nothing ahead")
+            }
         }
     }
 

@@ -367,7 +367,7 @@ pub struct WriterInfo {
 
 mod read;
 mod restore;
-mod write;
+pub mod write;
 
 impl PgStore {
     /// Opens a project's state for reading, without creating anything: `Ok(None)` when the

@@ -347,42 +347,88 @@ impl PgStore {
 
     /// Records a group of confirmed batches in one atomic statement, with `serial`.
     pub fn record(&mut self, records: &[Record<'_>], names: &Names, serial: u64) -> Result<()> {
+        let params = self.record_params(records, names, serial)?;
+        self.record_now(params, serial)
+    }
+
+    fn record_params(
+        &self,
+        records: &[Record<'_>],
+        names: &Names,
+        serial: u64,
+    ) -> Result<RecordParams> {
         let (accounts, sets, removes) = fold(records, names)?;
         let (lineage, base, new, token) = self.cas(serial)?;
-        let sql = Arc::new(record_sql());
-        let params = Arc::new((lineage, base, new, token, accounts, sets, removes));
+        Ok(Arc::new((
+            lineage, base, new, token, accounts, sets, removes,
+        )))
+    }
+
+    fn record_now(&mut self, params: RecordParams, serial: u64) -> Result<()> {
         let prepared = self.prepared.clone();
         let matched: i64 = self.write(move |client, t| {
-            let (sql, p, prepared) = (sql.clone(), params.clone(), prepared.clone());
-            async move {
-                let key = Arc::as_ptr(&client) as usize;
-                let cached = prepared
-                    .lock()
-                    .expect("not poisoned")
-                    .clone()
-                    .filter(|(k, _)| *k == key);
-                let statement = match cached {
-                    Some((_, s)) => s,
-                    None => {
-                        let s = client.prepare(sql.as_str()).await?;
-                        *prepared.lock().expect("not poisoned") = Some((key, s.clone()));
-                        s
-                    }
-                };
-                let row = client
-                    .query_one(
-                        &statement,
-                        &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4, &p.5, &p.6],
-                    )
-                    .await?;
-                Ok(row.get(0))
-            }
+            record_statement(client, t, prepared.clone(), params.clone())
         })?;
         if matched != 1 {
             return Err(self.conflict());
         }
         self.meta.serial = serial;
         Ok(())
+    }
+
+    /// Sends a group's record without waiting for the database's answer; [`PgStore::settle`]
+    /// waits for it. Several can be under way at once (they go out in order on the one
+    /// connection). Until settled, the group counts as not recorded.
+    pub fn record_ahead(
+        &mut self,
+        records: &[Record<'_>],
+        names: &Names,
+        serial: u64,
+    ) -> Result<Pending> {
+        let params = self.record_params(records, names, serial)?;
+        let (client, t, prepared) = (
+            self.client.clone(),
+            self.target.clone(),
+            self.prepared.clone(),
+        );
+        let key = Arc::as_ptr(&client) as usize;
+        let handle = self
+            .rt()
+            .spawn(record_statement(client, t, prepared, params.clone()));
+        Ok(Pending {
+            handle,
+            key,
+            params,
+            serial,
+        })
+    }
+
+    /// Waits for a record sent ahead. A lost connection is re-established (once for all
+    /// records that were under way on it) and the record sent again: it is idempotent.
+    pub fn settle(&mut self, pending: Pending) -> Result<()> {
+        let answer = match futures_executor::block_on(pending.handle) {
+            Ok(answer) => answer,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        match answer {
+            Ok(1) => {
+                self.meta.serial = pending.serial;
+                Ok(())
+            }
+            Ok(_) => Err(self.conflict()),
+            Err(e) if connection_lost(&e) => {
+                if Arc::as_ptr(&self.client) as usize == pending.key {
+                    tracing::warn!(
+                        "lost the connection to {}: {}; reconnecting",
+                        self.target.describe(),
+                        super::describe_error(&e)
+                    );
+                    self.reconnect()?;
+                }
+                self.record_now(pending.params, pending.serial)
+            }
+            Err(e) => Err(self.target.db_err(&e)),
+        }
     }
 
     /// Forgets `accounts` in one statement that also bumps the serial (compare-and-swap).
@@ -452,4 +498,61 @@ impl PgStore {
         })?;
         Ok(())
     }
+}
+
+type RecordParams = Arc<(
+    String,
+    i64,
+    i64,
+    String,
+    Vec<String>,
+    Vec<String>,
+    Vec<String>,
+)>;
+
+/// A record sent ahead (see [`PgStore::record_ahead`]).
+#[derive(Debug)]
+pub struct Pending {
+    handle: tokio::task::JoinHandle<Result<i64, tokio_postgres::Error>>,
+    /// The client it was sent on.
+    key: usize,
+    params: RecordParams,
+    serial: u64,
+}
+
+impl Pending {
+    /// Whether the database has answered.
+    pub fn is_answered(&self) -> bool {
+        self.handle.is_finished()
+    }
+}
+
+/// The record statement on `client`, prepared once per connection: one round trip.
+async fn record_statement(
+    client: Arc<Client>,
+    t: Arc<Target>,
+    prepared: super::Prepared,
+    p: RecordParams,
+) -> Result<i64, tokio_postgres::Error> {
+    let key = Arc::as_ptr(&client) as usize;
+    let cached = prepared
+        .lock()
+        .expect("not poisoned")
+        .clone()
+        .filter(|(k, _)| *k == key);
+    let statement = match cached {
+        Some((_, s)) => s,
+        None => {
+            let s = client.prepare(&record_sql()).await?;
+            *prepared.lock().expect("not poisoned") = Some((key, s.clone()));
+            s
+        }
+    };
+    let row = client
+        .query_one(
+            &statement,
+            &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4, &p.5, &p.6],
+        )
+        .await?;
+    Ok(row.get(0))
 }
