@@ -59,12 +59,6 @@ impl Limiter {
             .expect("the semaphore is never closed")
     }
 
-    /// Takes `n` in-flight slots if they are free now (a store that records ahead holds them
-    /// for the batches it has not yet recorded, so those count against `concurrency` too).
-    pub fn try_in_flight(&self, n: u32) -> Option<OwnedSemaphorePermit> {
-        self.in_flight.clone().try_acquire_many_owned(n).ok()
-    }
-
     /// Waits until one more send fits in the window, and counts it. Call right before each
     /// attempt (retries too).
     pub async fn send_slot(&self) {

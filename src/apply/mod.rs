@@ -135,7 +135,24 @@ pub trait Sink {
     /// Records `confirmed` (every batch confirmed since the last call, in completion order)
     /// durably before returning. An `Err` stops the scheduling of new batches.
     fn record(&mut self, plan: &Plan, confirmed: &[&Batch]) -> crate::Result<()>;
+
+    /// [`Sink::record`], given the in-flight slots of the `confirmed` batches: a sink that
+    /// finishes recording later (e.g. a distant database answering after `record` returned)
+    /// keeps them until then, so confirmed-but-unrecorded batches stay within `concurrency`.
+    /// By default the slots are freed once `record` returns.
+    fn record_holding(
+        &mut self,
+        plan: &Plan,
+        confirmed: &[&Batch],
+        slots: Vec<Slot>,
+    ) -> crate::Result<()> {
+        let recorded = self.record(plan, confirmed);
+        drop(slots);
+        recorded
+    }
 }
+
+pub use pipeline::Slot;
 
 /// How a run of batches ended.
 #[derive(Debug, Default)]
@@ -254,8 +271,8 @@ where
             let answer = send(request(&plan, &batches[index]));
             async move { (index, answer.await) }
         };
-        let done = |answers: Vec<(usize, Result<(), ApiError>)>| {
-            hand_over(&mut report, sink, &plan, &batches, answers)
+        let done = |answers: Vec<(usize, Result<(), ApiError>)>, slots: Vec<Slot>| {
+            hand_over(&mut report, sink, &plan, &batches, answers, slots)
         };
         let ended = pipeline::run(limiter, phase, start, done, interrupt.as_mut()).await;
         report.batches_not_sent += ended.not_started;
@@ -274,13 +291,16 @@ fn hand_over(
     plan: &Plan,
     batches: &[Batch],
     answers: Vec<(usize, Result<(), ApiError>)>,
+    slots: Vec<Slot>,
 ) -> bool {
     let mut confirmed = Vec::with_capacity(answers.len());
-    for (index, outcome) in answers {
+    let mut held = Vec::with_capacity(answers.len());
+    for ((index, outcome), slot) in answers.into_iter().zip(slots) {
         match outcome {
             Ok(()) => {
                 report.batches_ok += 1;
                 confirmed.push(&batches[index]);
+                held.push(slot);
             }
             Err(e) => {
                 report.batches_failed += 1;
@@ -290,7 +310,7 @@ fn hand_over(
         }
     }
     if !confirmed.is_empty() {
-        if let Err(e) = sink.record(plan, &confirmed) {
+        if let Err(e) = sink.record_holding(plan, &confirmed, held) {
             report.sink_error.get_or_insert(e);
         }
     }
@@ -322,7 +342,7 @@ impl Runner {
             async move { (first, runner.call(|| runner.client.get_attr(&chunk)).await) }
         };
         let mut first_error = None;
-        let done = |answers: Vec<(usize, Result<LiveAttrs, ApiError>)>| {
+        let done = |answers: Vec<(usize, Result<LiveAttrs, ApiError>)>, _slots: Vec<Slot>| {
             for (first, result) in answers {
                 match result {
                     Ok(live) => on_chunk(first, live),

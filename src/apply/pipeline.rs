@@ -28,18 +28,34 @@ pub struct Ended<S> {
 /// An answer and the in-flight slot it holds until it is handed over.
 struct Answered<T> {
     result: T,
-    slot: OwnedSemaphorePermit,
+    slot: Slot,
+}
+
+/// The in-flight slot of an answered job. Until it is dropped — by whoever the answer was
+/// handed to, once done with it (for batches: recorded) — the job counts as waiting and no
+/// further job can take the slot.
+#[derive(Debug)]
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Starts `jobs` in order, each as its own task built by `send`; hands the answers to `done`
-/// in completion order, all that are waiting at once. Stops starting jobs when `done` returns
+/// in completion order, all that are waiting at once, with their in-flight slots (a slot
+/// dropped frees it for the next job). Stops starting jobs when `done` returns
 /// `false` or `interrupt` completes, and returns once every started job has been handed over:
 /// nothing that was sent goes unreported.
 pub async fn run<J, T, Fut, S>(
     limiter: &Limiter,
     jobs: Vec<J>,
     send: impl Fn(J) -> Fut,
-    mut done: impl FnMut(Vec<T>) -> bool,
+    mut done: impl FnMut(Vec<T>, Vec<Slot>) -> bool,
     mut interrupt: Pin<&mut impl Future<Output = S>>,
 ) -> Ended<S>
 where
@@ -63,15 +79,12 @@ where
                     group.push(more);
                 }
                 in_flight -= group.len();
-                let n = group.len();
-                let (results, slots): (Vec<T>, Vec<OwnedSemaphorePermit>) =
+                let (results, slots): (Vec<T>, Vec<Slot>) =
                     group.into_iter().map(|a| (a.result, a.slot)).unzip();
-                if !done(results) {
+                // `done` gets the slots too, and drops them once done with the answers.
+                if !done(results, slots) {
                     stop = true;
                 }
-                waiting.fetch_sub(n, Ordering::SeqCst);
-                // Only now may further jobs take these slots.
-                drop(slots);
             }
             s = &mut interrupt, if interrupted.is_none() => {
                 interrupted = Some(s);
@@ -88,6 +101,7 @@ where
                     let result = task.await;
                     let now = waiting.fetch_add(1, Ordering::SeqCst) + 1;
                     max_waiting.fetch_max(now, Ordering::SeqCst);
+                    let slot = Slot { _permit: slot, waiting };
                     let _ = tx.send(Answered { result, slot });
                 });
             }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::connect::{self, Connection};
-use crate::apply::{Runner, Signal, Sink};
+use crate::apply::{Runner, Signal, Sink, Slot};
 use crate::model::NameIdx;
 use crate::plan::{Batch, BatchKind, Plan};
 use crate::render::progress::Progress;
@@ -56,13 +56,12 @@ pub struct Executed {
 /// Records each group of confirmed batches in one store commit; feeds the progress display.
 ///
 /// With a distant database a commit takes a round trip, which would hold up the scheduling of
-/// new batches. So a group's record is sent ahead when in-flight slots are free to stand for
-/// its batches until it is durable: confirmed-but-unrecorded batches then still never number
-/// more than `concurrency`, and new requests go out while the database answers. Without free
-/// slots (or with sled) the group is recorded before `record` returns.
+/// new batches. So a group's record is sent ahead, and the in-flight slots of its batches are
+/// kept until it is durable: confirmed-but-unrecorded batches still never number more than
+/// `concurrency`, and the scheduler goes on while the database answers. With sled the group is
+/// recorded before `record` returns.
 struct StoreSink<'a> {
     store: &'a mut State,
-    limiter: Arc<crate::limiter::Limiter>,
     serial: u64,
     /// Records sent ahead, oldest first, with the slots their batches hold.
     ahead: VecDeque<Ahead>,
@@ -84,7 +83,6 @@ struct StoreSink<'a> {
 /// A group whose record was sent ahead.
 struct Ahead {
     pending: PendingRecord,
-    _slots: Option<tokio::sync::OwnedSemaphorePermit>,
     batches: u64,
     set: u64,
     removed: u64,
@@ -92,6 +90,15 @@ struct Ahead {
 
 impl Sink for StoreSink<'_> {
     fn record(&mut self, plan: &Plan, confirmed: &[&Batch]) -> Result<()> {
+        self.record_holding(plan, confirmed, Vec::new())
+    }
+
+    fn record_holding(
+        &mut self,
+        plan: &Plan,
+        confirmed: &[&Batch],
+        slots: Vec<Slot>,
+    ) -> Result<()> {
         if self.failed {
             self.unrecorded(confirmed.len() as u64, accounts_in(confirmed));
             return Ok(());
@@ -107,7 +114,7 @@ impl Sink for StoreSink<'_> {
             }
         }
         let started = Instant::now();
-        let result = self.send(plan, confirmed, &record);
+        let result = self.send(plan, confirmed, &record, slots);
         self.record_time += started.elapsed();
         if let Err(e) = result {
             self.fail();
@@ -124,7 +131,13 @@ fn accounts_in(confirmed: &[&Batch]) -> u64 {
 
 impl StoreSink<'_> {
     /// Records `record` ahead when slots allow, else at once; settles what is answered.
-    fn send(&mut self, plan: &Plan, confirmed: &[&Batch], record: &Record<'_>) -> Result<()> {
+    fn send(
+        &mut self,
+        plan: &Plan,
+        confirmed: &[&Batch],
+        record: &Record<'_>,
+        slots: Vec<Slot>,
+    ) -> Result<()> {
         // A remove may only follow the sets it comes after once those are durable.
         let kind = confirmed.first().map(|b| b.kind);
         if self.kind.is_some() && self.kind != kind {
@@ -134,34 +147,27 @@ impl StoreSink<'_> {
         self.settle_answered()?;
         let ahead = Ahead {
             pending: PendingRecord::Done,
-            _slots: None,
             batches: confirmed.len() as u64,
             set: record.set.len() as u64,
             removed: record.removed.len() as u64,
         };
-        let slots = u32::try_from(confirmed.len())
-            .ok()
-            .filter(|_| self.store.records_ahead())
-            .and_then(|n| self.limiter.try_in_flight(n));
         let records = std::slice::from_ref(record);
-        match slots {
-            Some(slots) => {
-                let pending = self.store.record_ahead(records, &plan.names, self.serial)?;
-                self.ahead.push_back(Ahead {
-                    pending,
-                    _slots: Some(slots),
-                    ..ahead
-                });
-                let n: u64 = self.ahead.iter().map(|a| a.batches).sum();
-                self.max_ahead = self.max_ahead.max(n as usize);
-                self.settle_answered()
-            }
-            None => {
-                self.settle_all()?;
-                self.store.record(records, &plan.names, self.serial)?;
-                self.recorded(&ahead);
-                Ok(())
-            }
+        let holding = slots.len() == confirmed.len() && self.store.records_ahead();
+        if holding {
+            // The slots are freed when the database answers, so the scheduler never waits
+            // for this sink to be called again.
+            let pending = self
+                .store
+                .record_ahead(records, &plan.names, self.serial, slots)?;
+            self.ahead.push_back(Ahead { pending, ..ahead });
+            let n: u64 = self.ahead.iter().map(|a| a.batches).sum();
+            self.max_ahead = self.max_ahead.max(n as usize);
+            self.settle_answered()
+        } else {
+            self.settle_all()?;
+            self.store.record(records, &plan.names, self.serial)?;
+            self.recorded(&ahead);
+            Ok(())
         }
     }
 
@@ -187,14 +193,12 @@ impl StoreSink<'_> {
         };
         let Ahead {
             pending,
-            _slots,
             batches,
             set,
             removed,
         } = ahead;
         let counts = Ahead {
             pending: PendingRecord::Done,
-            _slots: None,
             batches,
             set,
             removed,
@@ -307,7 +311,6 @@ async fn run_batches(
     let progress = Progress::start(quiet, total, done.clone(), runner.stats.clone());
     let mut sink = StoreSink {
         store,
-        limiter: runner.limiter.clone(),
         serial,
         ahead: VecDeque::new(),
         kind: None,
@@ -344,10 +347,9 @@ async fn run_batches(
             elapsed: Duration::ZERO,
             batches_recorded: sink.batches,
             record_time: sink.record_time,
-            // Answered-but-not-handed-over plus sent-ahead-but-not-settled, each at its own
-            // maximum: an upper bound (at any moment both hold in-flight slots, so their sum
-            // stays within `concurrency`).
-            max_unrecorded: report.max_unrecorded + sink.max_ahead,
+            // Batches count from their answer until their slot is dropped: after the record,
+            // also for records sent ahead.
+            max_unrecorded: report.max_unrecorded,
         },
         batches_not_sent: report.batches_not_sent,
         interrupted: report.interrupted,

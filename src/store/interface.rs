@@ -268,19 +268,24 @@ impl State {
     /// Sends a group's record ahead, without waiting for it to be durable where the store
     /// allows (PostgreSQL: the statement goes out now, the answer is awaited by
     /// [`State::settle`]); sled records at once. Until settled the group is not recorded.
+    ///
+    /// `hold` (e.g. the in-flight slots of the group's batches) is dropped once the store has
+    /// answered, whether or not anyone is waiting yet.
     pub fn record_ahead(
         &mut self,
         records: &[Record<'_>],
         names: &Names,
         serial: u64,
+        hold: impl Send + 'static,
     ) -> Result<PendingRecord> {
         match self {
             State::Sled(_) => {
-                self.record(records, names, serial)?;
-                Ok(PendingRecord::Done)
+                let recorded = self.record(records, names, serial);
+                drop(hold);
+                recorded.map(|()| PendingRecord::Done)
             }
             State::Postgres(p) => Ok(PendingRecord::Postgres(
-                p.record_ahead(records, names, serial)?,
+                p.record_ahead(records, names, serial, hold)?,
             )),
         }
     }

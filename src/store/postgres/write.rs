@@ -377,13 +377,14 @@ impl PgStore {
     }
 
     /// Sends a group's record without waiting for the database's answer; [`PgStore::settle`]
-    /// waits for it. Several can be under way at once (they go out in order on the one
-    /// connection). Until settled, the group counts as not recorded.
+    /// waits for it. Several can be under way at once. `hold` is dropped as soon as the
+    /// database has answered (e.g. the in-flight slots of the group's batches).
     pub fn record_ahead(
         &mut self,
         records: &[Record<'_>],
         names: &Names,
         serial: u64,
+        hold: impl Send + 'static,
     ) -> Result<Pending> {
         let params = self.record_params(records, names, serial)?;
         let (client, t, prepared) = (
@@ -392,9 +393,12 @@ impl PgStore {
             self.prepared.clone(),
         );
         let key = Arc::as_ptr(&client) as usize;
-        let handle = self
-            .rt()
-            .spawn(record_statement(client, t, prepared, params.clone()));
+        let statement = record_statement(client, t, prepared, params.clone());
+        let handle = self.rt().spawn(async move {
+            let answer = statement.await;
+            drop(hold);
+            answer
+        });
         Ok(Pending {
             handle,
             key,
