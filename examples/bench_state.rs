@@ -122,23 +122,23 @@ fn apply_through_proxy(
     db: &str,
     tmp: &Path,
 ) -> Result<Vec<String>, String> {
-    let mut cfg =
-        timattr::emulator::Config::local(SDKAPPID, "administrator", Secret::new(KEY.into()));
-    cfg.latency = Duration::from_millis(40);
-    let emu = rt
-        .block_on(timattr::emulator::start(cfg))
-        .map_err(|e| e.to_string())?;
     let proxy = rt.block_on(delay_proxy("127.0.0.1:5432".parse().unwrap(), o.delay / 2))?;
     let url = format!("postgres://root@{proxy}/{db}?sslmode=disable");
     let mut rows = Vec::new();
     for (label, state) in [("PostgreSQL, 50 ms away", url.as_str()), ("sled", "state")] {
+        // A fresh emulator per store: both applies configure the names and set every value
+        // (and one's rate window does not spill into the other's).
+        let mut cfg =
+            timattr::emulator::Config::local(SDKAPPID, "administrator", Secret::new(KEY.into()));
+        cfg.latency = Duration::from_millis(40);
+        let emu = rt
+            .block_on(timattr::emulator::start(cfg))
+            .map_err(|e| e.to_string())?;
         let dir = tmp.join(format!(
             "apply-{}",
             label.split(',').next().unwrap_or(label)
         ));
-        // Each store gets its own accounts, so both are first applies.
-        let salt = if state == "state" { "s" } else { "p" };
-        write_project(&dir, &emu.base_url(), state, o.apply, salt)?;
+        write_project(&dir, &emu.base_url(), state, o.apply, "")?;
         let out = timattr(bin, &dir, &["apply", "--auto-approve"])?;
         let (rate, lag) = apply_figures(&out)?;
         eprintln!("bench_state: apply, {label}: {rate:.0} accounts/s, at most {lag} batches awaiting their record");
@@ -151,8 +151,8 @@ fn apply_through_proxy(
         rows.push(format!(
             "| most confirmed batches awaiting their record, state: {label} | {lag} | concurrency 16 | — | ≤ 16 |"
         ));
+        rt.block_on(emu.stop()).map_err(|e| e.to_string())?;
     }
-    rt.block_on(emu.stop()).map_err(|e| e.to_string())?;
     Ok(rows)
 }
 
