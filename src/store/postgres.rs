@@ -417,16 +417,28 @@ impl PgStore {
             }
             write::migrate(&client, &t).await?;
             write::lock(&client, &t, &w, who.lock_timeout).await?;
-            let meta = read::meta(&client, &t).await?;
-            Ok::<_, PgError>(meta.map(|m| (client, m)))
+            let Some(meta) = read::meta(&client, &t).await? else {
+                return Ok(None);
+            };
+            let statement = client
+                .prepare(&write::record_sql())
+                .await
+                .map_err(|e| t.db_err(&e))?;
+            Ok::<_, PgError>(Some((client, meta, statement)))
         })?;
-        Ok(opened.map(|(client, meta)| PgStore {
-            runtime: Some(rt),
-            client: Arc::new(client),
-            target,
-            meta,
-            writer: Some(writer),
-            prepared: Prepared::default(),
+        Ok(opened.map(|(client, meta, statement)| {
+            let client = Arc::new(client);
+            let prepared = Prepared::default();
+            *prepared.lock().expect("not poisoned") =
+                Some((Arc::as_ptr(&client) as usize, statement));
+            PgStore {
+                runtime: Some(rt),
+                client,
+                target,
+                meta,
+                writer: Some(writer),
+                prepared,
+            }
         }))
     }
 
@@ -445,20 +457,28 @@ impl PgStore {
             command: who.command,
         };
         let w = writer.clone();
-        let (client, meta) = block(&rt, async move {
+        let (client, meta, statement) = block(&rt, async move {
             let client = t.connect().await?;
             write::migrate(&client, &t).await?;
             write::lock(&client, &t, &w, who.lock_timeout).await?;
             let meta = write::create_project(&client, &t, sdkappid, &host).await?;
-            Ok::<_, PgError>((client, meta))
+            // Prepared now, so that recording starts without an extra round trip.
+            let statement = client
+                .prepare(&write::record_sql())
+                .await
+                .map_err(|e| t.db_err(&e))?;
+            Ok::<_, PgError>((client, meta, statement))
         })?;
+        let client = Arc::new(client);
+        let prepared = Prepared::default();
+        *prepared.lock().expect("not poisoned") = Some((Arc::as_ptr(&client) as usize, statement));
         let store = PgStore {
             runtime: Some(rt),
-            client: Arc::new(client),
+            client,
             target,
             meta,
             writer: Some(writer),
-            prepared: Prepared::default(),
+            prepared,
         };
         store.check_belongs(sdkappid, &project_host)?;
         Ok(store)

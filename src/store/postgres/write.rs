@@ -194,7 +194,7 @@ pub(super) const CAS: &str = "name = $1 AND lineage = $2 AND serial IN ($3, $4)
 /// One statement recording a group of batches: the CAS bumps the serial, and only when it
 /// matched are the accounts merged (`||` sets names, `-` drops them; an account left with
 /// nothing is deleted).
-fn record_sql() -> String {
+pub(super) fn record_sql() -> String {
     format!(
         "WITH cas AS (UPDATE timattr_projects SET serial = $4 WHERE {CAS} RETURNING 1),
          input AS (SELECT t.account, t.setv::jsonb AS setv, t.rm::jsonb AS rm
