@@ -1,0 +1,415 @@
+//! The composite action's install script (`scripts/install-timattr.sh`) run against a local
+//! directory laid out like a GitHub release: a good archive installs, a wrong checksum fails and
+//! installs nothing, a runner without an archive falls back to `cargo install --locked` of that
+//! exact tag (a fake cargo records the call), and a cached copy is reused only when it is right.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const VERSION: &str = "0.1.0";
+const LINUX_X64: &str = "x86_64-unknown-linux-musl";
+const WINDOWS_X64: &str = "x86_64-pc-windows-msvc";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fake timattr: a script that reports `version`.
+fn fake_binary(path: &Path, version: &str) {
+    std::fs::write(path, format!("#!/bin/sh\necho \"timattr {version}\"\n")).unwrap();
+    make_executable(path);
+}
+
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(std::fs::read(path).unwrap());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {out:?}");
+}
+
+/// A release directory `base/vVERSION/` with one archive per target and SHA256SUMS.
+struct Release {
+    _tmp: tempfile::TempDir,
+    base: PathBuf,
+}
+
+impl Release {
+    fn new(targets: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("releases");
+        let dir = base.join(format!("v{VERSION}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut sums = String::new();
+        for target in targets {
+            let name = format!("timattr-{VERSION}-{target}");
+            let pkg = tmp.path().join("pkg");
+            std::fs::create_dir_all(pkg.join(&name)).unwrap();
+            let windows = target.contains("windows");
+            let exe = if windows { "timattr.exe" } else { "timattr" };
+            fake_binary(&pkg.join(&name).join(exe), VERSION);
+            let archive = if windows {
+                let file = dir.join(format!("{name}.zip"));
+                run(Command::new("zip")
+                    .arg("-qr")
+                    .arg(&file)
+                    .arg(&name)
+                    .current_dir(&pkg));
+                file
+            } else {
+                let file = dir.join(format!("{name}.tar.gz"));
+                run(Command::new("tar")
+                    .arg("-czf")
+                    .arg(&file)
+                    .arg("-C")
+                    .arg(&pkg)
+                    .arg(&name));
+                file
+            };
+            let file_name = archive.file_name().unwrap().to_string_lossy().into_owned();
+            sums.push_str(&format!("{}  {file_name}\n", sha256_hex(&archive)));
+        }
+        std::fs::write(dir.join("SHA256SUMS"), sums).unwrap();
+        Release { _tmp: tmp, base }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.base.join(format!("v{VERSION}")).join(name)
+    }
+
+    fn archive(&self, target: &str) -> PathBuf {
+        self.file(&format!("timattr-{VERSION}-{target}.tar.gz"))
+    }
+}
+
+/// One run of the script as the action's install step would run it.
+struct Runner {
+    tmp: tempfile::TempDir,
+    os: &'static str,
+    arch: &'static str,
+    env: Vec<(String, String)>,
+}
+
+impl Runner {
+    fn new(os: &'static str, arch: &'static str) -> Self {
+        Runner {
+            tmp: tempfile::tempdir().unwrap(),
+            os,
+            arch,
+            env: Vec::new(),
+        }
+    }
+
+    fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        let value = value.as_ref().to_string_lossy().into_owned();
+        self.env.push((key.to_owned(), value));
+        self
+    }
+
+    fn install_dir(&self) -> PathBuf {
+        self.tmp.path().join("tool")
+    }
+
+    fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.tmp.path().join(name)).unwrap_or_default()
+    }
+
+    fn script(&self, command: &str, release: &Release) -> Output {
+        Command::new("bash")
+            .arg(root().join("scripts/install-timattr.sh"))
+            .arg(command)
+            .current_dir(self.tmp.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.tmp.path())
+            .env("RUNNER_OS", self.os)
+            .env("RUNNER_ARCH", self.arch)
+            .env("TIMATTR_INSTALL_VERSION", VERSION)
+            .env("TIMATTR_INSTALL_BASE", &release.base)
+            .env("TIMATTR_INSTALL_DIR", self.install_dir())
+            .env("TIMATTR_INSTALL_REPOSITORY", "example-org/timattr")
+            .env("GITHUB_OUTPUT", self.tmp.path().join("github_output"))
+            .env("GITHUB_PATH", self.tmp.path().join("github_path"))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .unwrap()
+    }
+
+    fn install(&self, release: &Release) -> Output {
+        self.script("install", release)
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_ok(out: &Output) {
+    assert!(out.status.success(), "install failed:\n{}", stderr(out));
+}
+
+fn assert_fails_with(out: &Output, words: &str) {
+    assert_eq!(out.status.code(), Some(1), "expected a failure:\n{out:?}");
+    assert!(
+        stderr(out).contains(words),
+        "expected {words:?} in:\n{}",
+        stderr(out)
+    );
+}
+
+/// Runs the installed binary and returns its `--version` line.
+fn installed_version(path: &Path) -> String {
+    let out = Command::new(path).arg("--version").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn installs_the_archive_for_the_runner_and_reports_its_path() {
+    let release = Release::new(&[LINUX_X64, "aarch64-unknown-linux-musl"]);
+    let runner = Runner::new("Linux", "X64");
+    let out = runner.install(&release);
+    assert_ok(&out);
+    let bin = runner.install_dir().join("bin/timattr");
+    assert_eq!(installed_version(&bin), format!("timattr {VERSION}"));
+    let expected = format!("path={}", bin.display());
+    assert!(runner.file("github_output").lines().any(|l| l == expected));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&expected));
+    let path_dir = runner.install_dir().join("bin").display().to_string();
+    assert_eq!(runner.file("github_path").trim(), path_dir);
+    // The archive's checksum is kept beside the binary for the cache check.
+    let recorded = std::fs::read_to_string(runner.install_dir().join("archive.sha256")).unwrap();
+    assert_eq!(recorded.trim(), sha256_hex(&release.archive(LINUX_X64)));
+}
+
+#[test]
+fn a_wrong_checksum_fails_and_installs_nothing() {
+    let release = Release::new(&[LINUX_X64]);
+    // The archive on the server is not the one SHA256SUMS describes.
+    let archive = release.archive(LINUX_X64);
+    let mut bytes = std::fs::read(&archive).unwrap();
+    bytes.extend_from_slice(b"tampered");
+    std::fs::write(&archive, bytes).unwrap();
+    let runner = Runner::new("Linux", "X64");
+    let out = runner.install(&release);
+    assert_fails_with(&out, "checksum mismatch");
+    assert!(!runner.install_dir().join("bin/timattr").exists());
+    assert!(!runner.file("github_output").contains("path="));
+    assert!(runner.file("github_path").is_empty());
+}
+
+#[test]
+fn a_pinned_sha256_must_match_the_release() {
+    let release = Release::new(&[LINUX_X64]);
+    let good = sha256_hex(&release.archive(LINUX_X64));
+    let wrong = "0".repeat(64);
+    let runner = Runner::new("Linux", "X64").env("TIMATTR_INSTALL_SHA256", &wrong);
+    assert_fails_with(&runner.install(&release), "pinned sha256");
+    assert!(!runner.install_dir().join("bin/timattr").exists());
+    let runner = Runner::new("Linux", "X64").env("TIMATTR_INSTALL_SHA256", good.to_uppercase());
+    assert_ok(&runner.install(&release));
+    let runner = Runner::new("Linux", "X64").env("TIMATTR_INSTALL_SHA256", "abc");
+    assert_fails_with(&runner.install(&release), "64 hex digits");
+}
+
+/// A fake cargo that records its arguments and installs a fake binary under `--root`.
+fn fake_cargo(dir: &Path, reports: &str) -> PathBuf {
+    let cargo = dir.join("fake-cargo");
+    let log = dir.join("cargo-args");
+    std::fs::write(
+        &cargo,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\nwhile [ \"$1\" != --root ]; do shift; done\n\
+             mkdir -p \"$2/bin\"\nprintf '#!/bin/sh\\necho \"timattr {reports}\"\\n' > \"$2/bin/timattr\"\n\
+             chmod 755 \"$2/bin/timattr\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    make_executable(&cargo);
+    cargo
+}
+
+#[test]
+fn a_runner_without_an_archive_builds_that_exact_tag_with_cargo() {
+    let release = Release::new(&[LINUX_X64]);
+    let runner = Runner::new("Linux", "ARM64");
+    let cargo = fake_cargo(runner.tmp.path(), VERSION);
+    let runner = runner.env("TIMATTR_INSTALL_CARGO", &cargo);
+    let out = runner.install(&release);
+    assert_ok(&out);
+    assert!(stderr(&out).contains("cargo install --locked"));
+    let dir = runner.install_dir().display().to_string();
+    let args: Vec<String> = runner
+        .file("cargo-args")
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        args,
+        [
+            "install",
+            "--locked",
+            "--root",
+            dir.as_str(),
+            "--git",
+            "https://github.com/example-org/timattr",
+            "--tag",
+            "v0.1.0",
+            "timattr"
+        ]
+    );
+    let bin = runner.install_dir().join("bin/timattr");
+    assert!(runner
+        .file("github_output")
+        .contains(&format!("path={}", bin.display())));
+    // An OS the releases never cover takes the same path.
+    let runner = Runner::new("FreeBSD", "X64");
+    let cargo = fake_cargo(runner.tmp.path(), VERSION);
+    assert_ok(
+        &runner
+            .env("TIMATTR_INSTALL_CARGO", &cargo)
+            .install(&release),
+    );
+}
+
+#[test]
+fn the_fallback_fails_without_cargo_or_with_a_pinned_sha256() {
+    let release = Release::new(&[LINUX_X64]);
+    let runner = Runner::new("Linux", "ARM64").env("TIMATTR_INSTALL_CARGO", "/nonexistent/cargo");
+    assert_fails_with(&runner.install(&release), "no cargo");
+    // A pinned checksum promises a prebuilt archive: building from source instead would not
+    // be what was pinned.
+    let runner = Runner::new("Linux", "ARM64").env("TIMATTR_INSTALL_SHA256", "a".repeat(64));
+    assert_fails_with(&runner.install(&release), "no archive for this runner");
+    // A build that produces another version is refused.
+    let runner = Runner::new("Linux", "ARM64");
+    let cargo = fake_cargo(runner.tmp.path(), "9.9.9");
+    let runner = runner.env("TIMATTR_INSTALL_CARGO", &cargo);
+    assert_fails_with(&runner.install(&release), "expected 'timattr 0.1.0'");
+}
+
+#[test]
+fn a_release_without_checksums_or_with_a_bad_archive_fails() {
+    let release = Release::new(&[LINUX_X64]);
+    std::fs::remove_file(release.file("SHA256SUMS")).unwrap();
+    let runner = Runner::new("Linux", "X64");
+    assert_fails_with(&runner.install(&release), "cannot fetch SHA256SUMS");
+    // A listed archive that is missing on the server fails; it does not fall back to cargo.
+    let release = Release::new(&[LINUX_X64]);
+    std::fs::remove_file(release.archive(LINUX_X64)).unwrap();
+    assert_fails_with(&runner.install(&release), "cannot download");
+    // An archive whose binary reports another version is refused.
+    let release = Release::new(&[LINUX_X64]);
+    let tmp = tempfile::tempdir().unwrap();
+    let name = format!("timattr-{VERSION}-{LINUX_X64}");
+    std::fs::create_dir_all(tmp.path().join(&name)).unwrap();
+    fake_binary(&tmp.path().join(&name).join("timattr"), "0.0.9");
+    let archive = release.archive(LINUX_X64);
+    run(Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(tmp.path())
+        .arg(&name));
+    let sums = format!("{}  {name}.tar.gz\n", sha256_hex(&archive));
+    std::fs::write(release.file("SHA256SUMS"), sums).unwrap();
+    assert_fails_with(&runner.install(&release), "reports 'timattr 0.0.9'");
+}
+
+#[test]
+fn a_cached_copy_is_reused_only_when_it_is_that_version() {
+    let release = Release::new(&[LINUX_X64]);
+    let runner = Runner::new("Linux", "X64");
+    assert_ok(&runner.install(&release));
+    // Restored from the cache: no download needed, even with the release gone.
+    let gone = Release {
+        _tmp: tempfile::tempdir().unwrap(),
+        base: PathBuf::from("/nonexistent"),
+    };
+    let out = runner.install(&gone);
+    assert_ok(&out);
+    assert!(stderr(&out).contains("using the cached timattr"));
+    // A cached binary of another version is replaced by a fresh, verified download.
+    fake_binary(&runner.install_dir().join("bin/timattr"), "0.0.9");
+    assert_fails_with(&runner.install(&gone), "cannot fetch SHA256SUMS");
+    let out = runner.install(&release);
+    assert_ok(&out);
+    assert!(stderr(&out).contains("downloading"));
+    let bin = runner.install_dir().join("bin/timattr");
+    assert_eq!(installed_version(&bin), format!("timattr {VERSION}"));
+}
+
+#[test]
+fn windows_gets_the_zip_archive() {
+    if Command::new("zip").arg("-v").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "zip is missing"
+        );
+        println!("skipped: zip is not installed");
+        return;
+    }
+    let release = Release::new(&[LINUX_X64, WINDOWS_X64]);
+    let runner = Runner::new("Windows", "X64");
+    assert_ok(&runner.install(&release));
+    let bin = runner.install_dir().join("bin/timattr.exe");
+    assert_eq!(installed_version(&bin), format!("timattr {VERSION}"));
+    // Windows on ARM has no archive: cargo builds it.
+    let runner = Runner::new("Windows", "ARM64");
+    let cargo = fake_cargo(runner.tmp.path(), VERSION);
+    let out = runner
+        .env("TIMATTR_INSTALL_CARGO", &cargo)
+        .install(&release);
+    assert!(stderr(&out).contains("cargo install --locked"), "{out:?}");
+}
+
+#[test]
+fn the_version_is_exact_and_may_come_from_the_project_directory() {
+    let release = Release::new(&[LINUX_X64]);
+    let runner = Runner::new("Linux", "X64").env("TIMATTR_INSTALL_VERSION", "latest");
+    assert_fails_with(&runner.install(&release), "not an exact version");
+    let runner = Runner::new("Linux", "X64").env("TIMATTR_INSTALL_VERSION", "0.1");
+    assert_fails_with(&runner.install(&release), "not an exact version");
+    let runner = Runner::new("Linux", "X64").env("TIMATTR_INSTALL_VERSION", "");
+    assert_fails_with(&runner.install(&release), ".timattr-version");
+    let project = runner.tmp.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join(".timattr-version"), "v0.1.0\n").unwrap();
+    let runner = runner.env("TIMATTR_INSTALL_WORKDIR", &project);
+    let out = runner.script("resolve", &release);
+    assert_ok(&out);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("version=0.1.0\n"), "{said}");
+    assert!(said.contains(&format!("target={LINUX_X64}\n")), "{said}");
+    assert_ok(&runner.install(&release));
+}
+
+#[test]
+fn the_release_repository_is_the_actions_own() {
+    let release = Release::new(&[LINUX_X64]);
+    let runner = Runner::new("Linux", "ARM64")
+        .env("TIMATTR_INSTALL_REPOSITORY", "")
+        .env("GITHUB_REPOSITORY", "someone/else")
+        .env(
+            "GITHUB_ACTION_PATH",
+            "/home/runner/work/_actions/acme/timattr/v0.1.0",
+        );
+    let cargo = fake_cargo(runner.tmp.path(), VERSION);
+    let runner = runner.env("TIMATTR_INSTALL_CARGO", &cargo);
+    assert_ok(&runner.install(&release));
+    assert!(runner
+        .file("cargo-args")
+        .contains("https://github.com/acme/timattr\n"));
+    // An https base is required for anything remote.
+    let runner = Runner::new("Linux", "X64").env("TIMATTR_INSTALL_BASE", "http://example.com");
+    let out = runner.install(&release);
+    assert_fails_with(&out, "must be an https URL");
+}
