@@ -4,12 +4,14 @@
 # against a local directory laid out like a GitHub release).
 #
 #   install-timattr.sh resolve   prints (and writes to $GITHUB_OUTPUT) version=, target=, dir=
-#   install-timattr.sh install   installs into dir/bin unless a working copy is already there,
-#                                prints path= (also to $GITHUB_OUTPUT; dir/bin goes to $GITHUB_PATH)
+#   install-timattr.sh install   verifies the archive (cached in dir, or downloaded), unpacks it
+#                                into dir/bin, prints path= (also to $GITHUB_OUTPUT; dir/bin goes
+#                                to $GITHUB_PATH)
 #
 # A release vX.Y.Z holds `SHA256SUMS` (sha256sum format) and one archive per target,
 # `timattr-X.Y.Z-TARGET.tar.gz` (`.zip` on Windows) containing `timattr-X.Y.Z-TARGET/timattr[.exe]`.
-# The archive is used only when its SHA-256 matches SHA256SUMS (and the pinned sha256, if given).
+# The archive is used only when its SHA-256 matches SHA256SUMS (and the pinned sha256, if given),
+# also when it comes from the cache.
 # A target that the release has no archive for is built with `cargo install --locked` from the
 # release's tag instead. Anything else that goes wrong (no SHA256SUMS, a failed download, a
 # wrong checksum, a binary that reports another version) fails the install.
@@ -161,52 +163,65 @@ check_binary() {
         die "$1 reports '${said:-nothing}', expected 'timattr $2'"
 }
 
-# Downloads, verifies and unpacks the archive of target $2 into $3/bin.
-install_archive() {
-    local version="$1" target="$2" dir="$3" expected="$4" ext="$5"
-    local asset="timattr-$version-$target.$ext" tmp
+# Unpacks the verified archive $1 of target $2 into $3/bin, replacing what is there.
+unpack() {
+    local archive="$1" name="timattr-$2" dir="$3" ext="$4" exe="$5" tmp
     tmp="$(mktemp -d)"
     # shellcheck disable=SC2064 # expand now: tmp is local
     trap "rm -rf '$tmp'" EXIT
-    note "downloading $asset"
-    fetch "$version" "$asset" "$tmp/$asset" || die "cannot download $asset of v$version"
-    local got
-    got="$(sha256_of "$tmp/$asset")"
-    if [[ "$got" != "$expected" ]]; then
-        rm -f "$tmp/$asset"
-        die "checksum mismatch for $asset: SHA256SUMS says $expected, the download is $got; nothing installed"
-    fi
-    mkdir -p "$tmp/unpacked"
     if [[ "$ext" == zip ]]; then
         if command -v unzip >/dev/null 2>&1; then
-            unzip -q "$tmp/$asset" -d "$tmp/unpacked"
+            unzip -q "$archive" -d "$tmp"
         else
-            7z x -y -o"$tmp/unpacked" "$tmp/$asset" >/dev/null
+            7z x -y -o"$tmp" "$archive" >/dev/null
         fi
     else
-        tar -xzf "$tmp/$asset" -C "$tmp/unpacked"
+        tar -xzf "$archive" -C "$tmp"
     fi
-    local exe="timattr"
-    [[ "$ext" == zip ]] && exe="timattr.exe"
-    local unpacked="$tmp/unpacked/timattr-$version-$target/$exe"
-    [[ -f "$unpacked" && ! -L "$unpacked" ]] || die "$asset holds no timattr-$version-$target/$exe"
+    local unpacked="$tmp/$name/$exe"
+    [[ -f "$unpacked" && ! -L "$unpacked" ]] || die "${archive##*/} holds no $name/$exe"
     mkdir -p "$dir/bin"
     cp "$unpacked" "$dir/bin/$exe.new"
     chmod 755 "$dir/bin/$exe.new"
     mv -f "$dir/bin/$exe.new" "$dir/bin/$exe"
-    echo "$expected" >"$dir/archive.sha256"
 }
 
-# No archive fits this runner: build that exact version from the release's tag.
+# Makes $dir/$asset the archive whose SHA-256 is $expected: the cached copy when it matches,
+# else a fresh download, which must match.
+verified_archive() {
+    local version="$1" asset="$2" dir="$3" expected="$4"
+    if [[ -f "$dir/$asset" && "$(sha256_of "$dir/$asset")" == "$expected" ]]; then
+        note "using the cached $asset (SHA-256 verified)"
+        return
+    fi
+    rm -f "$dir/$asset"
+    note "downloading $asset"
+    fetch "$version" "$asset" "$dir/$asset.part" || die "cannot download $asset of v$version"
+    local got
+    got="$(sha256_of "$dir/$asset.part")"
+    if [[ "$got" != "$expected" ]]; then
+        rm -f "$dir/$asset.part"
+        die "checksum mismatch for $asset: expected $expected, the download is $got; nothing installed"
+    fi
+    mv -f "$dir/$asset.part" "$dir/$asset"
+}
+
+# No archive fits this runner: build that exact version from the release's tag. A build from an
+# earlier run (restored from the cache) is reused when it reports the version.
 install_from_source() {
-    local version="$1" dir="$2" cargo="${TIMATTR_INSTALL_CARGO:-cargo}"
+    local version="$1" dir="$2" exe="$3" cargo="${TIMATTR_INSTALL_CARGO:-cargo}"
+    if [[ -f "$dir/built-from-source" && -x "$dir/bin/$exe" ]] &&
+        "$dir/bin/$exe" --version 2>/dev/null | grep -qx "timattr $version"; then
+        note "using the cached build of timattr $version"
+        return
+    fi
     command -v "$cargo" >/dev/null 2>&1 ||
         die "no release archive for $(runner_os)/$(runner_arch) and no cargo to build v$version"
     local url
     url="https://github.com/$(repository)"
     note "no release archive for $(runner_os)/$(runner_arch): building v$version with cargo install --locked"
     "$cargo" install --locked --root "$dir" --git "$url" --tag "v$version" timattr
-    rm -f "$dir/archive.sha256"
+    touch "$dir/built-from-source"
 }
 
 cmd_resolve() {
@@ -217,8 +232,11 @@ cmd_resolve() {
     output dir "$(native "$(install_dir "$version")")"
 }
 
+# The archive is what gets verified, on every run: the cache (shared by every workflow run on
+# the branch) keeps the archive, and the binary is unpacked again from it only after its SHA-256
+# matched the pinned sha256 or, without one, the release's SHA256SUMS fetched now.
 cmd_install() {
-    local version dir target pinned exe=timattr ext=tar.gz
+    local version dir target pinned exe=timattr ext=tar.gz asset=""
     version="$(version)"
     dir="$(install_dir "$version")"
     target="$(release_target "$(runner_os)" "$(runner_arch)")"
@@ -228,30 +246,28 @@ cmd_install() {
         exe=timattr.exe
         ext=zip
     fi
-    # A cached copy is reused only when it runs, reports the version, and (with a pinned
-    # sha256) came from that very archive.
-    if [[ -x "$dir/bin/$exe" ]] && "$dir/bin/$exe" --version 2>/dev/null | grep -qx "timattr $version" &&
-        { [[ -z "$pinned" ]] || [[ "$(cat "$dir/archive.sha256" 2>/dev/null)" == "$pinned" ]]; }; then
-        note "using the cached timattr $version in $dir"
-    else
-        # Only our own files: the directory may be one the caller chose.
-        rm -f "$dir/bin/$exe" "$dir/archive.sha256"
-        mkdir -p "$dir"
-        local sums expected=""
+    [[ -n "$target" ]] && asset="timattr-$version-$target.$ext"
+    mkdir -p "$dir"
+    local expected="$pinned"
+    # With a pinned sha256 a cached archive needs nothing from the network.
+    if [[ -z "$pinned" || -z "$asset" || ! -f "$dir/$asset" ||
+        "$(sha256_of "$dir/$asset")" != "$pinned" ]]; then
+        local sums listed=""
         sums="$(mktemp)"
         fetch "$version" SHA256SUMS "$sums" || die "cannot fetch SHA256SUMS of release v$version"
-        if [[ -n "$target" ]]; then
-            expected="$(listed_sum "$sums" "timattr-$version-$target.$ext")"
-        fi
+        [[ -n "$asset" ]] && listed="$(listed_sum "$sums" "$asset")"
         rm -f "$sums"
-        if [[ -n "$expected" ]]; then
-            [[ -z "$pinned" || "$pinned" == "$expected" ]] ||
-                die "the pinned sha256 $pinned is not the one release v$version lists ($expected)"
-            install_archive "$version" "$target" "$dir" "$expected" "$ext"
-        else
-            [[ -z "$pinned" ]] || die "a sha256 is pinned but release v$version has no archive for this runner"
-            install_from_source "$version" "$dir"
+        if [[ -n "$pinned" && -n "$listed" && "$pinned" != "$listed" ]]; then
+            die "the pinned sha256 $pinned is not the one release v$version lists ($listed)"
         fi
+        expected="$listed"
+    fi
+    if [[ -n "$expected" ]]; then
+        verified_archive "$version" "$asset" "$dir" "$expected"
+        unpack "$dir/$asset" "$version-$target" "$dir" "$ext" "$exe"
+    else
+        [[ -z "$pinned" ]] || die "a sha256 is pinned but release v$version has no archive for this runner"
+        install_from_source "$version" "$dir" "$exe"
     fi
     check_binary "$dir/bin/$exe" "$version"
     if [[ -n "${GITHUB_PATH:-}" ]]; then

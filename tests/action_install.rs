@@ -184,9 +184,11 @@ fn installs_the_archive_for_the_runner_and_reports_its_path() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(&expected));
     let path_dir = runner.install_dir().join("bin").display().to_string();
     assert_eq!(runner.file("github_path").trim(), path_dir);
-    // The archive's checksum is kept beside the binary for the cache check.
-    let recorded = std::fs::read_to_string(runner.install_dir().join("archive.sha256")).unwrap();
-    assert_eq!(recorded.trim(), sha256_hex(&release.archive(LINUX_X64)));
+    // The verified archive stays beside the binary: the cache keeps it, to check it next time.
+    let kept = runner
+        .install_dir()
+        .join(format!("timattr-{VERSION}-{LINUX_X64}.tar.gz"));
+    assert_eq!(sha256_hex(&kept), sha256_hex(&release.archive(LINUX_X64)));
 }
 
 #[test]
@@ -201,6 +203,11 @@ fn a_wrong_checksum_fails_and_installs_nothing() {
     let out = runner.install(&release);
     assert_fails_with(&out, "checksum mismatch");
     assert!(!runner.install_dir().join("bin/timattr").exists());
+    let left: Vec<_> = std::fs::read_dir(runner.install_dir()).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "the bad download was left behind: {left:?}"
+    );
     assert!(!runner.file("github_output").contains("path="));
     assert!(runner.file("github_path").is_empty());
 }
@@ -324,27 +331,59 @@ fn a_release_without_checksums_or_with_a_bad_archive_fails() {
     assert_fails_with(&runner.install(&release), "reports 'timattr 0.0.9'");
 }
 
+/// The cache is shared by every run on a branch: what it holds is checked on every run, and the
+/// binary is always unpacked again from an archive whose SHA-256 matched.
 #[test]
-fn a_cached_copy_is_reused_only_when_it_is_that_version() {
+fn the_cached_archive_is_verified_on_every_run() {
     let release = Release::new(&[LINUX_X64]);
     let runner = Runner::new("Linux", "X64");
     assert_ok(&runner.install(&release));
-    // Restored from the cache: no download needed, even with the release gone.
+    let bin = runner.install_dir().join("bin/timattr");
+    let good_binary = std::fs::read(&bin).unwrap();
+    let cached = runner
+        .install_dir()
+        .join(format!("timattr-{VERSION}-{LINUX_X64}.tar.gz"));
+    // Restored from the cache: not downloaded again (it is gone from the server), but checked.
+    let archive = std::fs::read(release.archive(LINUX_X64)).unwrap();
+    std::fs::remove_file(release.archive(LINUX_X64)).unwrap();
+    // A poisoned cache entry: another program in place of the binary, claiming the version.
+    std::fs::write(
+        &bin,
+        "#!/bin/sh\necho \"timattr 0.1.0\"\n# not the release\n",
+    )
+    .unwrap();
+    let out = runner.install(&release);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("using the cached"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(&bin).unwrap(),
+        good_binary,
+        "not unpacked again"
+    );
+    // A tampered cached archive is not used: it is downloaded again and must match.
+    std::fs::write(release.archive(LINUX_X64), &archive).unwrap();
+    std::fs::write(&cached, b"tampered").unwrap();
+    let out = runner.install(&release);
+    assert_ok(&out);
+    assert!(stderr(&out).contains("downloading"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&bin).unwrap(), good_binary);
+    // With the archive's sha256 pinned, a cached archive needs no network at all.
     let gone = Release {
         _tmp: tempfile::tempdir().unwrap(),
         base: PathBuf::from("/nonexistent"),
     };
-    let out = runner.install(&gone);
+    let pinned = runner.env("TIMATTR_INSTALL_SHA256", sha256_hex(&cached));
+    let out = pinned.install(&gone);
     assert_ok(&out);
-    assert!(stderr(&out).contains("using the cached timattr"));
-    // A cached binary of another version is replaced by a fresh, verified download.
-    fake_binary(&runner.install_dir().join("bin/timattr"), "0.0.9");
+    assert!(stderr(&out).contains("using the cached"));
+    // Without a pin, SHA256SUMS is fetched every time: no release, no install.
+    let runner = Runner::new("Linux", "X64");
+    assert_ok(&runner.install(&release));
     assert_fails_with(&runner.install(&gone), "cannot fetch SHA256SUMS");
-    let out = runner.install(&release);
-    assert_ok(&out);
-    assert!(stderr(&out).contains("downloading"));
-    let bin = runner.install_dir().join("bin/timattr");
-    assert_eq!(installed_version(&bin), format!("timattr {VERSION}"));
 }
 
 #[test]
