@@ -607,3 +607,41 @@ fn shellcheck_passes_on_the_scripts_and_the_gitlab_jobs() {
     let out = cmd.arg("-s").arg("sh").arg(&file).output().unwrap();
     assert!(out.status.success(), "{script}\n{}", output_text(&out));
 }
+
+/// The image is built from Cargo.toml, Cargo.lock and src/ alone (.dockerignore lets nothing
+/// else in): the crate must not need another file to build.
+#[test]
+fn the_docker_context_is_enough_to_build() {
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    let allowed: Vec<&str> = ignore.lines().filter_map(|l| l.strip_prefix('!')).collect();
+    assert_eq!(allowed, ["Cargo.toml", "Cargo.lock", "src/"]);
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("COPY Cargo.toml Cargo.lock ./")
+            && dockerfile.contains("COPY src ./src")
+    );
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    assert!(!root().join("build.rs").exists() && !manifest.contains("build ="));
+    let mut stack = vec![root().join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for needle in [
+                    "include_str!(\"../../",
+                    "include_bytes!(\"../../",
+                    "concat!(env!(\"CARGO_MANIFEST_DIR\")",
+                ] {
+                    assert!(
+                        !text.contains(needle),
+                        "{} reads a file outside src/",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+}
