@@ -630,15 +630,23 @@ fn the_docker_context_is_enough_to_build() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                for needle in [
-                    "include_str!(\"../../",
-                    "include_bytes!(\"../../",
-                    "concat!(env!(\"CARGO_MANIFEST_DIR\")",
-                ] {
+                for (_, rest) in text
+                    .match_indices("include_")
+                    .map(|(i, _)| ("", &text[i..]))
+                {
+                    let Some(arg) = rest
+                        .strip_prefix("include_str!(\"")
+                        .or_else(|| text[i..].strip_prefix("include_bytes!(\""))
+                    else {
+                        continue;
+                    };
+                    let rel = arg.split('"').next().unwrap();
+                    let target = path.parent().unwrap().join(rel).canonicalize().unwrap();
                     assert!(
-                        !text.contains(needle),
-                        "{} reads a file outside src/",
-                        path.display()
+                        target.starts_with(root().join("src").canonicalize().unwrap()),
+                        "{} reads {} from outside src/",
+                        path.display(),
+                        target.display()
                     );
                 }
             }
