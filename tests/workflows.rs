@@ -630,13 +630,11 @@ fn the_docker_context_is_enough_to_build() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                for (_, rest) in text
-                    .match_indices("include_")
-                    .map(|(i, _)| ("", &text[i..]))
-                {
+                for (i, _) in text.match_indices("include_") {
+                    let rest = &text[i..];
                     let Some(arg) = rest
                         .strip_prefix("include_str!(\"")
-                        .or_else(|| text[i..].strip_prefix("include_bytes!(\""))
+                        .or_else(|| rest.strip_prefix("include_bytes!(\""))
                     else {
                         continue;
                     };
