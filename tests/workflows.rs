@@ -17,7 +17,7 @@ use serde_yaml::Value;
 
 mod workflow_steps;
 
-use workflow_steps::{node_script, step, StepRun};
+use workflow_steps::{gitlab_script, node_script, step, StepRun};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -576,36 +576,31 @@ fn hadolint_passes_and_can_fail() {
 #[test]
 fn shellcheck_passes_on_the_scripts_and_the_gitlab_jobs() {
     let gitlab = load(&root().join("examples/gitlab-ci/.gitlab-ci.yml"));
-    let mut script = String::from("#!/bin/sh\n");
-    let mut jobs_with_scripts = 0;
-    for (_, job) in gitlab.as_mapping().unwrap() {
+    // One file per job script: GitLab runs each `script` (and `after_script`) in its own shell.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (name, job) in gitlab.as_mapping().unwrap() {
         for key in ["script", "after_script"] {
-            for line in job[key].as_sequence().into_iter().flatten() {
-                script.push_str(line.as_str().unwrap());
-                script.push('\n');
-                jobs_with_scripts += 1;
-            }
+            let Some(lines) = job[key].as_sequence() else {
+                continue;
+            };
+            let text: Vec<&str> = lines.iter().map(|l| l.as_str().unwrap()).collect();
+            let file = tmp.path().join(format!(
+                "{}-{key}.sh",
+                name.as_str().unwrap().replace(['.', ':'], "_")
+            ));
+            std::fs::write(&file, format!("#!/bin/sh\n{}\n", text.join("\n"))).unwrap();
+            files.push(file.display().to_string());
         }
     }
-    assert!(jobs_with_scripts >= 8, "{jobs_with_scripts}");
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("gitlab-jobs.sh");
-    std::fs::write(&file, &script).unwrap();
+    assert!(files.len() >= 5, "{files:?}");
     let scripts = [
         "scripts/install-timattr.sh".to_owned(),
         ".ci/run".to_owned(),
     ];
-    assert_checker(
-        "shellcheck",
-        &[],
-        &scripts,
-        ("bad.sh", "#!/bin/sh\nrm -rf $DIR/\n"),
-    );
-    let Some(mut cmd) = tool("shellcheck") else {
-        return;
-    };
-    let out = cmd.arg("-s").arg("sh").arg(&file).output().unwrap();
-    assert!(out.status.success(), "{script}\n{}", output_text(&out));
+    let bad = ("bad.sh", "#!/bin/sh\nrm -rf $DIR/\n");
+    assert_checker("shellcheck", &[], &scripts, bad);
+    assert_checker("shellcheck", &["-s", "sh"], &files, bad);
 }
 
 /// The image is built from Cargo.toml, Cargo.lock and src/ alone (.dockerignore lets nothing
@@ -650,4 +645,36 @@ fn the_docker_context_is_enough_to_build() {
             }
         }
     }
+}
+
+#[test]
+fn gitlab_jobs_report_drift_and_failed_plans_by_their_exit_code() {
+    let gitlab = root().join("examples/gitlab-ci/.gitlab-ci.yml");
+    let drift = gitlab_script(&gitlab, ".drift");
+    for code in [0, 1, 2] {
+        let out = StepRun::new(&drift)
+            .env("FAKE_DRIFT_EXIT", &code.to_string())
+            .run();
+        // 2 is `allow_failure: exit_codes: [2]`: a warning, not a failed pipeline.
+        assert_eq!(out.code, code, "{}", out.log);
+        assert!(out.log.contains("drift report"), "{}", out.log);
+    }
+    let plan = gitlab_script(&gitlab, ".plan");
+    let out = StepRun::new(&plan)
+        .env(
+            "FAKE_PLAN_FAILS",
+            "users/team.yaml:3:5: value must be a string",
+        )
+        .run();
+    assert_eq!(out.code, 1, "{}", out.log);
+    assert!(out.file("out/plan.err").contains("users/team.yaml:3:5"));
+    let out = StepRun::new(&plan).env("TIMATTR_STATE", "").run();
+    assert_eq!(out.code, 1);
+    assert!(out.file("out/plan.err").contains("no TIMATTR_STATE"));
+    let out = StepRun::new(&plan).run();
+    assert_eq!(out.code, 0, "{}", out.log);
+    assert!(!out.file("out/plan.txt").is_empty() && !out.file("out/plan.md").is_empty());
+    let apply = gitlab_script(&gitlab, ".apply");
+    let out = StepRun::new(&apply).env("TIMATTR_STATE", "").run();
+    assert_eq!(out.code, 1, "{}", out.log);
 }

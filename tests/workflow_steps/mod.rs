@@ -268,3 +268,15 @@ impl NodeScript {
         String::from_utf8(out.stdout).unwrap()
     }
 }
+
+/// The `script:` of a GitLab job (a template such as `.drift` included), one line after another.
+pub fn gitlab_script(path: &Path, job: &str) -> Step {
+    let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let lines = doc[job]["script"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{}: job {job} has no script", path.display()));
+    let text: Vec<&str> = lines.iter().map(|l| l.as_str().unwrap()).collect();
+    Step {
+        text: text.join("\n"),
+    }
+}
