@@ -377,6 +377,11 @@ fn apply_checks_the_reviewed_plan_against_a_fresh_one() {
         "{}",
         out.log
     );
+    // The run's summary says so, for whoever decides on a fresh apply.
+    assert!(out
+        .file(".step_summary")
+        .contains("the reviewed plan is out of date"));
+    assert!(same.file(".step_summary").is_empty());
     let other = plan.replace("u1", "u2");
     assert_eq!(run(plan, &other).code, 1);
     let out = StepRun::new(&check).env("TIMATTR_STATE", "").run();
