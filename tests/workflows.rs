@@ -325,7 +325,7 @@ fn apply_refuses_without_a_reviewed_plan_of_the_merged_head() {
         .env("FAKE_ARTIFACT", "timattr-plan-production-h3ad")
         .run();
     assert_eq!(out.code, 0, "{}", out.log);
-    assert!(out.outputs.contains("file=reviewed/plan.gz"));
+    assert!(out.outputs.contains("file=reviewed/plan.gz\nhead=h3ad\nrun=77\n"));
     for arg in [
         "--event pull_request",
         "--commit h3ad",
