@@ -388,13 +388,15 @@ fn the_cached_archive_is_verified_on_every_run() {
 
 #[test]
 fn windows_gets_the_zip_archive() {
-    if Command::new("zip").arg("-v").output().is_err() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "zip is missing"
-        );
-        println!("skipped: zip is not installed");
-        return;
+    for program in ["zip", "unzip"] {
+        if Command::new(program).arg("-v").output().is_err() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{program} is missing"
+            );
+            println!("skipped: {program} is not installed");
+            return;
+        }
     }
     let release = Release::new(&[LINUX_X64, WINDOWS_X64]);
     let runner = Runner::new("Windows", "X64");
