@@ -22,7 +22,7 @@
 #   TIMATTR_INSTALL_SHA256       optional pinned SHA-256 of this platform's archive
 #   TIMATTR_INSTALL_REPOSITORY   owner/name of the repository with the releases; empty: derived
 #                                from the action's own checkout path, else $GITHUB_REPOSITORY
-#   TIMATTR_INSTALL_BASE         where releases are (default https://github.com/REPO/releases/download);
+#   TIMATTR_INSTALL_BASE         where releases are (default $GITHUB_SERVER_URL/REPO/releases/download);
 #                                an https URL or a local directory (a mirror, or a test fixture)
 #   TIMATTR_INSTALL_DIR          where to install (default $RUNNER_TOOL_CACHE/timattr/VERSION/OS-ARCH)
 #   TIMATTR_INSTALL_CARGO        the cargo used by the fallback (default cargo)
@@ -110,6 +110,13 @@ repository() {
     echo "$repo"
 }
 
+# The GitHub the runner belongs to (GitHub Enterprise Server has its own).
+server() {
+    local url="${GITHUB_SERVER_URL:-https://github.com}"
+    [[ "$url" == https://* ]] || die "GITHUB_SERVER_URL '$url' is not an https URL"
+    echo "${url%/}"
+}
+
 # A path the native tools of the runner understand (Windows paths under Git Bash).
 native() {
     if command -v cygpath >/dev/null 2>&1; then cygpath -w "$1"; else echo "$1"; fi
@@ -138,7 +145,10 @@ sha256_of() {
 
 # Copies release file $2 of version $1 to $3: curl for https, cp for a local directory.
 fetch() {
-    local base="${TIMATTR_INSTALL_BASE:-https://github.com/$(repository)/releases/download}"
+    local base="${TIMATTR_INSTALL_BASE:-}"
+    if [[ -z "$base" ]]; then
+        base="$(server)/$(repository)/releases/download"
+    fi
     case "$base" in
     https://*)
         curl --fail --silent --show-error --location --proto '=https' --tlsv1.2 \
@@ -218,7 +228,7 @@ install_from_source() {
     command -v "$cargo" >/dev/null 2>&1 ||
         die "no release archive for $(runner_os)/$(runner_arch) and no cargo to build v$version"
     local url
-    url="https://github.com/$(repository)"
+    url="$(server)/$(repository)"
     note "no release archive for $(runner_os)/$(runner_arch): building v$version with cargo install --locked"
     "$cargo" install --locked --root "$dir" --git "$url" --tag "v$version" timattr
     touch "$dir/built-from-source"

@@ -449,6 +449,14 @@ fn the_release_repository_is_the_actions_own() {
     assert!(runner
         .file("cargo-args")
         .contains("https://github.com/acme/timattr\n"));
+    // On GitHub Enterprise Server the releases and the source are on that server.
+    let runner = Runner::new("Linux", "ARM64").env("GITHUB_SERVER_URL", "https://ghe.example.com");
+    let cargo = fake_cargo(runner.tmp.path(), VERSION);
+    let runner = runner.env("TIMATTR_INSTALL_CARGO", &cargo);
+    assert_ok(&runner.install(&release));
+    assert!(runner
+        .file("cargo-args")
+        .contains("https://ghe.example.com/example-org/timattr\n"));
     // An https base is required for anything remote.
     let runner = Runner::new("Linux", "X64").env("TIMATTR_INSTALL_BASE", "http://example.com");
     let out = runner.install(&release);
