@@ -462,3 +462,123 @@ fn the_release_repository_is_the_actions_own() {
     let out = runner.install(&release);
     assert_fails_with(&out, "must be an https URL");
 }
+
+/// The value of a `${{ inputs.X }}` / `${{ steps.S.outputs.O }}` expression, or the literal.
+fn resolve(
+    value: &str,
+    inputs: &[(&str, String)],
+    outputs: &std::collections::HashMap<String, String>,
+) -> String {
+    let Some(expr) = value
+        .trim()
+        .strip_prefix("${{")
+        .and_then(|v| v.strip_suffix("}}"))
+    else {
+        assert!(!value.contains("${{"), "unexpected expression: {value}");
+        return value.to_owned();
+    };
+    let expr = expr.trim();
+    if let Some(name) = expr.strip_prefix("inputs.") {
+        let found = inputs.iter().find(|(k, _)| *k == name);
+        return found.unwrap_or_else(|| panic!("no input {name}")).1.clone();
+    }
+    let key = expr.strip_prefix("steps.").expect("inputs.* or steps.*");
+    outputs
+        .get(key)
+        .unwrap_or_else(|| panic!("no step output {key}"))
+        .clone()
+}
+
+/// action.yml as the runner would run it (the cache step aside): inputs reach the script under
+/// the names it reads, the resolve step's outputs feed the install step, and the action's
+/// `path` output names the installed binary.
+#[test]
+fn the_action_wires_its_inputs_outputs_and_steps() {
+    let action: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root().join("action.yml")).unwrap()).unwrap();
+    let release = Release::new(&[LINUX_X64]);
+    let runner = Runner::new("Linux", "X64");
+    let project = runner.tmp.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join(".timattr-version"), format!("{VERSION}\n")).unwrap();
+    let declared: Vec<&str> = action["inputs"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    let inputs: Vec<(&str, String)> = vec![
+        ("version", String::new()),
+        ("working-directory", project.display().to_string()),
+        ("sha256", String::new()),
+        ("repository", "acme/timattr".into()),
+        ("base-url", release.base.display().to_string()),
+        ("cache", "true".into()),
+    ];
+    let mut names: Vec<&str> = inputs.iter().map(|(k, _)| *k).collect();
+    names.sort();
+    let mut sorted = declared.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "the inputs this test feeds are the action's");
+    let mut outputs = std::collections::HashMap::new();
+    for step in action["runs"]["steps"].as_sequence().unwrap() {
+        if let Some(uses) = step["uses"].as_str() {
+            assert!(uses.starts_with("actions/cache@"), "{uses}");
+            let key = step["with"]["key"].as_str().unwrap();
+            for part in ["steps.resolve.outputs.version", "runner.os", "runner.arch"] {
+                assert!(key.contains(part), "cache key {key} lacks {part}");
+            }
+            continue;
+        }
+        run_action_step(step, &runner, &inputs, &mut outputs);
+    }
+    let path = resolve(
+        action["outputs"]["path"]["value"].as_str().unwrap(),
+        &inputs,
+        &outputs,
+    );
+    let expected = runner
+        .tmp
+        .path()
+        .join(format!("toolcache/timattr/{VERSION}/linux-x64/bin/timattr"));
+    assert_eq!(PathBuf::from(&path), expected);
+    assert_eq!(installed_version(&expected), format!("timattr {VERSION}"));
+    let version = action["outputs"]["version"]["value"].as_str().unwrap();
+    assert_eq!(resolve(version, &inputs, &outputs), VERSION);
+}
+
+/// Runs one `run:` step of action.yml as the runner would, recording its outputs.
+fn run_action_step(
+    step: &serde_yaml::Value,
+    runner: &Runner,
+    inputs: &[(&str, String)],
+    outputs: &mut std::collections::HashMap<String, String>,
+) {
+    let id = step["id"].as_str().unwrap();
+    let output_file = runner.tmp.path().join(format!("output-{id}"));
+    let mut cmd = Command::new("bash");
+    cmd.args(["--noprofile", "--norc", "-e", "-c"])
+        .arg(step["run"].as_str().unwrap())
+        .current_dir(runner.tmp.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", runner.tmp.path())
+        .env("RUNNER_OS", "Linux")
+        .env("RUNNER_ARCH", "X64")
+        .env("RUNNER_TOOL_CACHE", runner.tmp.path().join("toolcache"))
+        .env("GITHUB_ACTION_PATH", root())
+        .env("GITHUB_OUTPUT", &output_file)
+        .env("GITHUB_PATH", runner.tmp.path().join("github_path"));
+    for (k, v) in step["env"].as_mapping().unwrap() {
+        cmd.env(
+            k.as_str().unwrap(),
+            resolve(v.as_str().unwrap(), inputs, outputs),
+        );
+    }
+    let out = cmd.output().unwrap();
+    assert_ok(&out);
+    for line in std::fs::read_to_string(&output_file).unwrap().lines() {
+        let (k, v) = line.split_once('=').unwrap();
+        outputs.insert(format!("{id}.outputs.{k}"), v.to_owned());
+    }
+}
