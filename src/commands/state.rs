@@ -18,8 +18,8 @@ pub fn state(ctx: &Context, cmd: &StateCommand) -> Result<Exit> {
             output::written(out.flush())?;
         }
         StateCommand::Show { account } => {
-            let attrs = state::show(&settings, account)?;
-            output::to_stdout(|out| report::write_account(out, account, &attrs))?;
+            let shown = state::show(&settings, account)?;
+            output::to_stdout(|out| report::write_account(out, &shown))?;
         }
         StateCommand::Export { out } => {
             let mut stdout = output::stdout();

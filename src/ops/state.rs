@@ -1,13 +1,12 @@
 //! Reaching the store of a project, and the `state` use cases: list, show, export, restore,
 //! history. None of these needs the users files.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
 use crate::model::Names;
 use crate::settings::Settings;
-use crate::store::{ExportHeader, HistoryEntry, Store};
+use crate::store::{ExportHeader, ExportLine, HistoryEntry, Store};
 use crate::{Error, Result};
 
 /// The existing store of this app, if any (never creates one).
@@ -52,8 +51,8 @@ pub fn list(settings: &Settings, mut each: impl FnMut(&str) -> std::io::Result<(
     crate::render::output::written(written)
 }
 
-/// One account's last-applied attributes, name → value.
-pub fn show(settings: &Settings, account: &str) -> Result<BTreeMap<String, String>> {
+/// One account's last-applied attributes.
+pub fn show(settings: &Settings, account: &str) -> Result<ExportLine> {
     let store = require(settings)?;
     let mut names = Names::new(&settings.attributes);
     let attrs = store.account(account, &mut names)?.ok_or_else(|| {
@@ -61,10 +60,13 @@ pub fn show(settings: &Settings, account: &str) -> Result<BTreeMap<String, Strin
             "account {account:?} is not managed (it is not in the state)"
         ))
     })?;
-    Ok(attrs
-        .iter()
-        .map(|(n, v)| (names.get(n).to_owned(), v.to_owned()))
-        .collect())
+    Ok(ExportLine {
+        account: account.to_owned(),
+        attrs: attrs
+            .iter()
+            .map(|(n, v)| (names.get(n).to_owned(), v.to_owned()))
+            .collect(),
+    })
 }
 
 /// What an export wrote.

@@ -1,11 +1,10 @@
 //! Views of what a run did: the final line of an apply or a fix, the history table, one
 //! account's state.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::time::Duration;
 
-use crate::store::HistoryEntry;
+use crate::store::{ExportLine, HistoryEntry};
 
 /// The counts of an apply (or a fix), for its final line and a benchmark reading it.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,19 +70,9 @@ pub fn write_history(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result
     Ok(())
 }
 
-/// `state show`: `{"account": …, "attrs": {…}}`, pretty.
-pub fn write_account(
-    w: &mut impl Write,
-    account: &str,
-    attrs: &BTreeMap<String, String>,
-) -> io::Result<()> {
-    serde_json::to_writer_pretty(
-        &mut *w,
-        &serde_json::json!({
-            "account": account,
-            "attrs": attrs,
-        }),
-    )?;
+/// `state show`: one account as a line of `state export` has it, pretty.
+pub fn write_account(w: &mut impl Write, account: &ExportLine) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, account)?;
     writeln!(w)
 }
 
