@@ -68,7 +68,10 @@ fn main() {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("JSON plan of {n} changes (best of 3):");
     println!("  hand writer     {:>8.1} ms  {hand_bytes} bytes", ms(hand));
-    println!("  derived writer  {:>8.1} ms  {derived_bytes} bytes", ms(derived));
+    println!(
+        "  derived writer  {:>8.1} ms  {derived_bytes} bytes",
+        ms(derived)
+    );
     println!("  derived reader  {:>8.1} ms", ms(read));
     println!(
         "  hand writer is {:.1}x faster",

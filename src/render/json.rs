@@ -471,4 +471,42 @@ mod tests {
             assert_eq!(again, derived);
         }
     }
+
+    fn arb_accounts(
+    ) -> impl proptest::strategy::Strategy<Value = Vec<(crate::model::Account, Attrs)>> {
+        use proptest::prelude::*;
+        // Values with quotes, backslashes, control and bidi characters, and non-ASCII text.
+        let value = "[a\"\\\u{1}\u{1b}\n\u{202e}é中]{0,6}";
+        let attrs = proptest::collection::btree_map(0u8..3, value, 0..3).prop_map(|m| {
+            m.into_iter()
+                .map(|(n, v)| (n, v.into_boxed_str()))
+                .collect::<Attrs>()
+        });
+        proptest::collection::btree_map("[a-z\"\\\u{7}]{1,4}", attrs, 0..12).prop_map(|m| {
+            m.into_iter()
+                .map(|(a, at)| (a.into_boxed_str(), at))
+                .collect()
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_plan_written_by_hand_reads_back_as_the_derived_document(
+            desired in arb_accounts(),
+            last in arb_accounts(),
+        ) {
+            let names = Names::new(&["a".into(), "b".into(), "c".into()]);
+            let plan = crate::plan::diff(
+                Desired { names: names.clone(), accounts: desired },
+                last,
+                names,
+                &[(0, "a".into())].into(),
+            )
+            .unwrap();
+            let mut by_hand = Vec::new();
+            write_plan(&mut by_hand, &plan, None).unwrap();
+            let read: PlanDoc = serde_json::from_slice(&by_hand).unwrap();
+            proptest::prop_assert_eq!(read, PlanDoc::of_plan(&plan, None));
+        }
+    }
 }
