@@ -7,6 +7,7 @@ mod emulator;
 mod import;
 mod plan;
 mod schema;
+mod show;
 mod state;
 mod usersig;
 
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 use crate::apply::Signal;
 use crate::cli::{Cli, ColorChoice, Command, Global};
 use crate::model::Desired;
-use crate::render::Style;
+use crate::render::{PlanContext, Style};
 use crate::settings::Settings;
 use crate::{Error, Result};
 
@@ -55,7 +56,18 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-fn error_text(e: &Error) -> String {
+/// Prints a clap error or `--help`/`--version`. Usage errors exit 1, not clap's 2: exit 2
+/// means "changes present" (DESIGN.md §2), and a typo must never read as that.
+pub fn usage(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    if e.use_stderr() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+pub fn error_text(e: &Error) -> String {
     match e {
         // Diagnostics already say "file:line:col: error: ...".
         Error::Invalid(d) => d.to_string(),
@@ -73,7 +85,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Plan(args) => plan::plan(&ctx, &args),
         Command::Apply(args) => apply::apply(&ctx, &args),
         Command::Drift(args) => drift::drift(&ctx, &args),
-        Command::Import => import::import(&ctx),
+        Command::Import(args) => import::import(&ctx, &args),
+        Command::Show(args) => show::show(&ctx, &args),
         Command::State(cmd) => state::state(&ctx, &cmd),
         Command::Usersig(args) => usersig::usersig(&ctx, &args),
         Command::Emulator(args) => emulator::emulator(&ctx, &args),
@@ -91,6 +104,15 @@ impl Context {
     /// The project file alone: commands that do not need the users files stop here.
     pub fn settings(&self) -> Result<Settings> {
         Ok(crate::desired::load_project(&self.global.config)?)
+    }
+
+    /// The project file, with `--concurrency` (when given) over its `apply.concurrency`.
+    pub fn settings_with(&self, concurrency: Option<usize>) -> Result<Settings> {
+        let mut settings = self.settings()?;
+        if let Some(n) = concurrency {
+            settings.apply.concurrency = n;
+        }
+        Ok(settings)
     }
 
     /// The project file and the validated desired state of its users files.
@@ -137,6 +159,14 @@ fn init_logging(global: &Global) {
         .with_ansi(color_enabled(global.color, std::io::stderr().is_terminal()))
         .with_target(false)
         .try_init();
+}
+
+/// What the plan views need from the project.
+pub fn plan_context(settings: &Settings) -> PlanContext {
+    PlanContext {
+        rate: settings.apply.rate_limit,
+        max_removal_percent: settings.apply.max_removal_percent,
+    }
 }
 
 /// Colours only on terminals, never with `NO_COLOR` or `--color never`.

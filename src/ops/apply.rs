@@ -24,6 +24,8 @@ pub struct ApplyOptions {
     pub auto_approve: bool,
     pub dry_run: bool,
     pub allow_mass_removal: bool,
+    /// `--target` patterns: only the matching accounts are planned and applied.
+    pub targets: Vec<String>,
     /// Whether someone can be asked (stdin is a terminal).
     pub interactive: bool,
     /// No progress display.
@@ -53,9 +55,10 @@ pub enum Applied {
 }
 
 pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) -> Result<Applied> {
+    let targets = super::plan::Targets::new(&opts.targets)?;
     let saved = match &opts.planfile {
         Some(path) => {
-            let (plan, state) = saved::read(path)?;
+            let (plan, state, _) = saved::read(path)?;
             saved::check_same_app(settings, &state)?;
             Some((plan, state))
         }
@@ -77,7 +80,7 @@ pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) 
         }
         None => {
             let desired = crate::desired::load_users(settings)?;
-            super::plan::make_plan(settings, desired, existing.as_ref())?
+            super::plan::make_plan(settings, desired, existing.as_ref(), &targets)?
         }
     };
     review.show_plan(&plan)?;

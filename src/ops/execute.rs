@@ -40,8 +40,14 @@ impl Operation {
 #[derive(Debug)]
 pub struct Executed {
     pub totals: ApplyTotals,
+    /// Value batches the API confirmed (all recorded, unless the store failed).
+    pub batches_ok: usize,
+    /// Value batches the API refused or that failed after their retries.
+    pub batches_failed: usize,
     /// Batches never sent because the run stopped.
     pub batches_not_sent: usize,
+    /// The state's serial after the run (unchanged when nothing was recorded).
+    pub serial: u64,
     /// The signal that stopped the run.
     pub interrupted: Option<Signal>,
     /// What stopped the run, if an error did (everything confirmed was recorded).
@@ -113,6 +119,7 @@ pub fn execute(
         executed.totals.names_configured = names;
         executed.totals.elapsed = started.elapsed();
         finish(store, &executed, &runner, serial, operation)?;
+        executed.serial = store.meta().serial;
         connection.close().await?;
         Ok(executed)
     })
@@ -182,7 +189,10 @@ async fn run_batches(
             record_time: sink.record_time,
             max_unrecorded: report.max_unrecorded,
         },
+        batches_ok: report.batches_ok,
+        batches_failed: report.batches_failed,
         batches_not_sent: report.batches_not_sent,
+        serial,
         interrupted: report.interrupted,
         error: report.sink_error.or(report.fatal.map(Error::from)),
     }

@@ -8,19 +8,58 @@ use crate::settings::Settings;
 use crate::store::Store;
 use crate::{Error, Result};
 
-/// The plan of `desired` against the project's store (an empty `L` when there is none).
-/// Reads the store, writes nothing.
-pub fn plan(settings: &Settings, desired: Desired) -> Result<(Plan, StateRef)> {
-    let store = super::state::open_existing(settings)?;
-    make_plan(settings, desired, store.as_ref())
+/// `--target PATTERN`: globs over account ids; none means every account.
+#[derive(Debug, Clone, Default)]
+pub struct Targets {
+    patterns: Vec<glob::Pattern>,
 }
 
-/// Diffs `desired` against `store` (or an empty `L` when there is none).
+impl Targets {
+    /// Compiles the patterns; a malformed one is an error naming it.
+    pub fn new(patterns: &[String]) -> Result<Targets> {
+        let patterns = patterns
+            .iter()
+            .map(|p| {
+                glob::Pattern::new(p).map_err(|e| {
+                    Error::msg(format!(
+                        "--target {}: not a glob pattern: {e}",
+                        crate::render::quote(p)
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Targets { patterns })
+    }
+
+    /// Whether `account` is planned.
+    pub fn matches(&self, account: &str) -> bool {
+        self.patterns.is_empty() || self.patterns.iter().any(|p| p.matches(account))
+    }
+
+    fn list(&self) -> Vec<String> {
+        self.patterns
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect()
+    }
+}
+
+/// The plan of `desired` against the project's store (an empty `L` when there is none), for
+/// the accounts `targets` matches. Reads the store, writes nothing.
+pub fn plan(settings: &Settings, desired: Desired, targets: &Targets) -> Result<(Plan, StateRef)> {
+    let store = super::state::open_existing(settings)?;
+    make_plan(settings, desired, store.as_ref(), targets)
+}
+
+/// Diffs `desired` against `store` (or an empty `L` when there is none), for the accounts
+/// `targets` matches.
 pub fn make_plan(
     settings: &Settings,
-    desired: Desired,
+    mut desired: Desired,
     store: Option<&Store>,
+    targets: &Targets,
 ) -> Result<(Plan, StateRef)> {
+    desired.accounts.retain(|(a, _)| targets.matches(a));
     let names = Names::new(&settings.attributes);
     let (slots, lineage, serial) = match store {
         Some(store) => (
@@ -31,7 +70,7 @@ pub fn make_plan(
         None => (Default::default(), None, 0),
     };
     let split = match store {
-        Some(store) => split_unchanged(store, desired.accounts, names)?,
+        Some(store) => split_unchanged(store, desired.accounts, names, targets)?,
         None => Split {
             rest: desired.accounts,
             last: Vec::new(),
@@ -48,6 +87,7 @@ pub fn make_plan(
         .map_err(|e| Error::msg(e.to_string()))?;
     plan.unchanged += split.same;
     plan.managed = split.managed;
+    plan.targets = targets.list();
     let state = StateRef {
         lineage,
         serial,
@@ -80,6 +120,7 @@ fn split_unchanged(
     store: &Store,
     desired: Vec<(Account, Attrs)>,
     mut names: Names,
+    targets: &Targets,
 ) -> Result<Split> {
     let mut rest = Vec::new();
     let mut last = Vec::new();
@@ -87,6 +128,9 @@ fn split_unchanged(
     let mut wanted = desired.into_iter().peekable();
     let mut scratch = Vec::with_capacity(256);
     let managed = store.scan(|account, stored| {
+        if !targets.matches(account) {
+            return Ok(());
+        }
         while let Some(d) = wanted.next_if(|(a, _)| &**a < account) {
             rest.push(d);
         }
@@ -124,13 +168,5 @@ fn split_unchanged(
 
 /// The mass-removal rule of DESIGN.md §4, phrased for the user, when `plan` breaks it.
 pub fn mass_removal(plan: &Plan, settings: &Settings) -> Option<String> {
-    let max = settings.apply.max_removal_percent;
-    plan.is_mass_removal(max).then(|| {
-        let losing = plan.summary().accounts_losing_values;
-        format!(
-            "this plan removes attribute values from {losing} of {} managed users ({:.1}%, more than max_removal_percent {max}%): check for an emptied or mis-globbed users file; if this is intended, apply with --allow-mass-removal",
-            plan.managed,
-            losing as f64 * 100.0 / plan.managed.max(1) as f64,
-        )
-    })
+    crate::render::mass_removal(&plan.safety(settings.apply.max_removal_percent))
 }

@@ -5,29 +5,29 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use crate::plan::Plan;
-use crate::render::json::StateRef;
+use crate::plan::{Plan, Safety};
+use crate::render::json::{SafetyDoc, StateRef};
 use crate::settings::Settings;
 use crate::store::Store;
 use crate::{Error, Result};
 
-/// Writes a saved plan.
-pub fn save(path: &Path, plan: &Plan, state: &StateRef) -> Result<()> {
+/// Writes a saved plan, with its mass-removal verdict.
+pub fn save(path: &Path, plan: &Plan, state: &StateRef, safety: &Safety) -> Result<()> {
     let context = || format!("cannot write plan file {}", path.display());
     let file = std::fs::File::create(path).map_err(|e| Error::io(context(), e))?;
     let mut gz = flate2::write::GzEncoder::new(
         std::io::BufWriter::new(file),
         flate2::Compression::default(),
     );
-    crate::render::json::write_plan(&mut gz, plan, Some(state))
+    crate::render::json::write_plan(&mut gz, plan, Some(state), Some(safety))
         .map_err(|e| Error::io(context(), e))?;
     gz.finish()
         .and_then(|mut w| w.flush())
         .map_err(|e| Error::io(context(), e))
 }
 
-/// Reads a saved plan.
-pub fn read(path: &Path) -> Result<(Plan, StateRef)> {
+/// Reads a saved plan, and its mass-removal verdict when the file has one.
+pub fn read(path: &Path) -> Result<(Plan, StateRef, Option<SafetyDoc>)> {
     let file = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("cannot read plan file {}", path.display()), e))?;
     let mut bytes = Vec::new();

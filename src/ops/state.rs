@@ -1,5 +1,5 @@
 //! Reaching the store of a project, and the `state` use cases: list, show, export, restore,
-//! history. None of these needs the users files.
+//! history, rm. None of these needs the users files.
 
 use std::io::Write;
 use std::path::Path;
@@ -112,4 +112,46 @@ pub fn restore(settings: &Settings, file: &Path, force: bool) -> Result<ExportHe
 /// One entry per apply, import, fix or restore, oldest first.
 pub fn history(settings: &Settings) -> Result<Vec<HistoryEntry>> {
     Ok(require(settings)?.history()?)
+}
+
+/// Forgets `accounts`: they leave the store (and become unmanaged) in one commit with the next
+/// serial, so plans saved before are stale. Nothing is sent: their live values stay. Refuses,
+/// changing nothing, when any of them is not managed. Returns the new serial.
+pub fn rm(settings: &Settings, accounts: &[String]) -> Result<u64> {
+    let mut store = require(settings)?;
+    let mut names = Names::new(&settings.attributes);
+    let mut forgotten = Vec::with_capacity(accounts.len());
+    let mut unknown = Vec::new();
+    for account in accounts {
+        match store.account(account, &mut names)? {
+            Some(attrs) => forgotten.push((account.as_str(), attrs.names().collect::<Vec<_>>())),
+            None => unknown.push(crate::render::quote(account)),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(Error::msg(format!(
+            "not managed (not in the state), nothing was changed: {}",
+            unknown.join(", ")
+        )));
+    }
+    forgotten.sort_unstable();
+    forgotten.dedup();
+    let serial = store.meta().serial + 1;
+    let record = crate::store::Record {
+        set: Vec::new(),
+        removed: forgotten.clone(),
+    };
+    store.record(&record, &names, serial)?;
+    store.add_history(&HistoryEntry {
+        time: crate::store::now_unix(),
+        serial,
+        operation: "state-rm".into(),
+        status: "complete".into(),
+        accounts_set: 0,
+        accounts_removed: forgotten.len() as u64,
+        names_configured: 0,
+        requests: 0,
+        retries: 0,
+    })?;
+    Ok(serial)
 }

@@ -28,7 +28,8 @@ pub fn to_stdout(write: impl FnOnce(&mut Stdout) -> std::io::Result<()>) -> Resu
     written(write(&mut out).and_then(|()| out.flush()))
 }
 
-/// Appends markdown to the file named by `GITHUB_STEP_SUMMARY`, when set.
+/// Appends markdown to the file named by `GITHUB_STEP_SUMMARY`, when set, after a blank line
+/// (a heading right after the previous section's `</details>` would render as text).
 pub fn append_step_summary(markdown: &str) {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
         return;
@@ -37,7 +38,14 @@ pub fn append_step_summary(markdown: &str) {
         .create(true)
         .append(true)
         .open(&path)
-        .and_then(|mut f| f.write_all(markdown.as_bytes()));
+        .and_then(|mut f| {
+            f.write_all(b"\n")?;
+            f.write_all(markdown.as_bytes())?;
+            if !markdown.ends_with('\n') {
+                f.write_all(b"\n")?;
+            }
+            Ok(())
+        });
     if let Err(e) = result {
         tracing::warn!("cannot append to GITHUB_STEP_SUMMARY: {e}");
     }

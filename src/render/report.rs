@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
+use super::count;
 use crate::store::{ExportLine, HistoryEntry};
 
 /// The counts of an apply (or a fix), for its final line and a benchmark reading it.
@@ -33,16 +34,66 @@ pub fn apply_line(label: &str, t: &ApplyTotals) -> String {
         0.0
     };
     format!(
-        "{label} {}: {} users set, {} users with values removed, {} attribute names configured; {} requests ({} retries) in {secs:.2} s ({:.0} users/s; store writes {per_batch:.2} ms per batch; at most {} confirmed batches awaiting their record).",
+        "{label} {}: {} set, {} with values removed, {} configured; {} ({}) in {secs:.2} s ({:.0} users/s; store writes {per_batch:.2} ms per batch; at most {} confirmed batches awaiting their record).",
         t.status,
-        t.accounts_set,
-        t.accounts_removed,
-        t.names_configured,
-        t.requests,
-        t.retries,
+        count(t.accounts_set as usize, "user", "users"),
+        count(t.accounts_removed as usize, "user", "users"),
+        count(t.names_configured as usize, "attribute name", "attribute names"),
+        count(t.requests as usize, "request", "requests"),
+        count(t.retries as usize, "retry", "retries"),
         (t.accounts_set + t.accounts_removed) as f64 / secs.max(1e-9),
         t.max_unrecorded,
     )
+}
+
+/// How an apply or a fix ended, beyond its totals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome<'a> {
+    /// `Apply` or `Fix`.
+    pub label: &'a str,
+    pub totals: &'a ApplyTotals,
+    pub batches_ok: usize,
+    pub batches_failed: usize,
+    pub batches_not_sent: usize,
+    pub serial: u64,
+    /// What stopped the run (an error, a signal), already phrased.
+    pub stopped_by: Option<String>,
+}
+
+/// The batches of a stopped run: what was applied, what failed, what was not sent.
+pub fn batches_line(o: &Outcome<'_>) -> String {
+    format!(
+        "{} applied and recorded, {} failed, {} not sent",
+        count(o.batches_ok, "batch", "batches"),
+        o.batches_failed,
+        o.batches_not_sent
+    )
+}
+
+/// The result of an apply or a fix for the GitHub step summary.
+pub fn outcome_markdown(o: &Outcome<'_>) -> String {
+    let t = o.totals;
+    let mut md = format!(
+        "### timattr {}\n\n**{}** at serial {}.\n\n| users set | users with values removed | attribute names configured | batches applied | batches failed | batches not sent | requests | retries |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        o.label.to_lowercase(),
+        t.status,
+        o.serial,
+        t.accounts_set,
+        t.accounts_removed,
+        t.names_configured,
+        o.batches_ok,
+        o.batches_failed,
+        o.batches_not_sent,
+        t.requests,
+        t.retries
+    );
+    if let Some(why) = &o.stopped_by {
+        md.push_str(&format!(
+            "\n> [!WARNING]\n> Stopped: {}. Everything the API confirmed is recorded; run it again once the cause is fixed.\n",
+            super::markdown::cell(why)
+        ));
+    }
+    md
 }
 
 /// The `state history` table.
@@ -58,14 +109,29 @@ pub fn write_history(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result
             w,
             "{time}  {:>6}  {:<9}  {:<11}  {:>4}  {:>7}  {:>5}  {:>8}  {:>7}",
             h.serial,
-            h.operation,
-            h.status,
+            super::escape(&h.operation),
+            super::escape(&h.status),
             h.accounts_set,
             h.accounts_removed,
             h.names_configured,
             h.requests,
             h.retries
         )?;
+    }
+    Ok(())
+}
+
+/// `state history --format json`: the entries as one JSON array, oldest first.
+pub fn write_history_json(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, entries)?;
+    writeln!(w)
+}
+
+/// `state show --format text`: the account, then one `name: "value"` line per attribute.
+pub fn write_account_text(w: &mut impl Write, account: &ExportLine) -> io::Result<()> {
+    writeln!(w, "{}", super::escape(&account.account))?;
+    for (name, value) in &account.attrs {
+        writeln!(w, "    {}: {}", super::escape(name), super::quote(value))?;
     }
     Ok(())
 }
