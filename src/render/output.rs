@@ -37,9 +37,11 @@ pub fn append_step_summary(markdown: &str) {
     let result = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .read(true)
         .open(&path)
         .and_then(|mut f| {
-            f.write_all(b"\n")?;
+            let blank = separator(&mut f)?;
+            f.write_all(blank.as_bytes())?;
             f.write_all(markdown.as_bytes())?;
             if !markdown.ends_with('\n') {
                 f.write_all(b"\n")?;
@@ -49,4 +51,17 @@ pub fn append_step_summary(markdown: &str) {
     if let Err(e) = result {
         tracing::warn!("cannot append to GITHUB_STEP_SUMMARY: {e}");
     }
+}
+
+/// What makes a blank line between the file's last section and the next one.
+fn separator(f: &mut std::fs::File) -> std::io::Result<&'static str> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok("");
+    }
+    let mut last = [0u8; 1];
+    f.seek(SeekFrom::Start(len - 1))?;
+    f.read_exact(&mut last)?;
+    Ok(if last[0] == b'\n' { "\n" } else { "\n\n" })
 }
