@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use support::{users, Emulator, Project, Run};
@@ -99,7 +98,8 @@ fn drift_without_state_fails_also_in_json() {
 #[test]
 fn drift_fix_and_import_ask_and_a_pipe_is_refused_before_anything_changes() {
     let (emu, p) = applied(5);
-    emu.running().set_user_attr("user00001", "city", "elsewhere");
+    emu.running()
+        .set_user_attr("user00001", "city", "elsewhere");
     let before = requests(&emu);
     let run = p.run(&["drift", "--fix"]).expect(1);
     assert!(run.stderr().contains("--auto-approve"), "{}", run.stderr());
@@ -136,7 +136,10 @@ fn target_plans_and_applies_only_matching_accounts_and_a_saved_targeted_plan_too
     assert_eq!(v["targets"], serde_json::json!(["user0000*"]));
     let text = p.run(&["plan", "--target", "user0000*"]).expect(0).stdout();
     assert!(text.starts_with("Partial plan:"), "{text}");
-    assert!(text.contains("Partial plan: only accounts matching"), "{text}");
+    assert!(
+        text.contains("Partial plan: only accounts matching"),
+        "{text}"
+    );
     let md = p
         .run(&["plan", "--target", "user0000*", "--format", "markdown"])
         .expect(0)
@@ -195,7 +198,11 @@ fn state_rm_forgets_accounts_without_sending_anything() {
     let before = requests(&emu);
     let live = emu.attrs();
     let run = p.run(&["state", "rm", "user00001", "user00003"]).expect(0);
-    assert!(run.stderr().contains("Forgot 2 accounts"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("Forgot 2 accounts"),
+        "{}",
+        run.stderr()
+    );
     assert_eq!(requests(&emu), before, "nothing sent");
     assert_eq!(emu.attrs(), live, "live values untouched");
     let listed = json(&p.run(&["state", "list", "--format", "json"]).expect(0));
@@ -299,16 +306,14 @@ fn state_export_refuses_a_terminal() {
     assert!(run.0.stdout.starts_with(&[0x1f, 0x8b]));
 }
 
-fn hostile() -> BTreeMap<String, BTreeMap<String, String>> {
-    let attrs = |v: &str| -> BTreeMap<String, String> { [("city".to_owned(), v.to_owned())].into() };
-    [
-        ("esc\u{1b}[2Jx".to_owned(), attrs("v\u{1b}]0;title\u{7}")),
-        ("rtl\u{202e}gnp.exe".to_owned(), attrs("a\rb")),
-        ("c1\u{9b}31m".to_owned(), attrs("x (removed)")),
-        ("@octocat".to_owned(), attrs("<b>|`x`")),
-    ]
-    .into()
-}
+/// Account ids and values with ESC, BEL, CR, a C1 CSI, U+202E, a mention and markup, in YAML
+/// escapes (YAML itself forbids raw C1 characters).
+const HOSTILE: &str = r#"users:
+  "esc\e[2Jx": {city: "v\e]0;title\a"}
+  "rtl\u202Egnp.exe": {city: "a\rb"}
+  "c1\u009B31m": {city: "x (removed)"}
+  "@octocat": {city: "<b>|`x`"}
+"#;
 
 /// No byte or character that moves the cursor or reorders text.
 fn assert_inert(what: &str, out: &str) {
@@ -323,13 +328,8 @@ fn assert_inert(what: &str, out: &str) {
 fn hostile_ids_and_values_are_escaped_in_text_and_markdown() {
     let emu = Emulator::start(Duration::ZERO, 0.0);
     let p = Project::new(&emu.base_url(), NAMES);
-    p.write_users_map("a.yaml", &hostile());
-    let validated = p.run(&["validate"]);
-    if validated.code() != 0 {
-        // Refused at validation (file:line) is the other answer §8 allows.
-        assert_inert("validate", &validated.stderr());
-        return;
-    }
+    p.write_users("a.yaml", HOSTILE);
+    p.run(&["validate"]).expect(0);
     let text = p.run(&["plan"]).expect(0).stdout();
     assert_inert("text plan", &text);
     assert!(text.contains("esc\\x1b[2Jx"), "{text}");
@@ -343,6 +343,15 @@ fn hostile_ids_and_values_are_escaped_in_text_and_markdown() {
     assert_inert("json plan", &json.replace('\n', ""));
     p.run(&["apply", "--auto-approve"]).expect(0);
     assert_inert("state list", &p.run(&["state", "list"]).expect(0).stdout());
+    let missing = p
+        .run(&["state", "show", "no\u{1b}[2J\u{202e}body"])
+        .expect(1);
+    assert_inert("an error", &missing.stderr());
+    assert!(
+        missing.stderr().contains("no\\x1b[2J\\u{202e}body"),
+        "{}",
+        missing.stderr()
+    );
     // Drift: a deleted value and a value that reads "(removed)" cannot be confused.
     emu.running().remove_user_attr("rtl\u{202e}gnp.exe", "city");
     emu.running()

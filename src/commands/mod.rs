@@ -68,11 +68,24 @@ pub fn usage(e: &clap::Error) -> ExitCode {
 }
 
 pub fn error_text(e: &Error) -> String {
-    match e {
+    let text = match e {
         // Diagnostics already say "file:line:col: error: ...".
         Error::Invalid(d) => d.to_string(),
         other => format!("error: {other}"),
-    }
+    };
+    // Errors quote account ids, file content and server text: none of it may move the cursor
+    // (DESIGN.md §8). Line breaks and tabs of multi-line diagnostics stay.
+    text.split_inclusive(['\n', '\t'])
+        .map(|piece| {
+            let (body, end) = match piece.char_indices().last() {
+                Some((i, c @ ('\n' | '\t'))) => (&piece[..i], Some(c)),
+                _ => (piece, None),
+            };
+            let mut out = crate::render::escape(body).into_owned();
+            out.extend(end);
+            out
+        })
+        .collect()
 }
 
 /// Runs one command.

@@ -74,7 +74,7 @@ fn list(settings: &crate::settings::Settings, format: ListFormat) -> Result<()> 
             state::list(settings, |account| {
                 out.write_all(if first { b"[\n" } else { b",\n" })?;
                 first = false;
-                serde_json::to_writer(&mut out, account).map_err(std::io::Error::from)
+                crate::render::json::to_safe_writer(&mut out, &account, false)
             })?;
             output::written(out.write_all(if first { b"[]\n" } else { b"\n]\n" }))?;
         }

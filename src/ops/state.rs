@@ -57,7 +57,8 @@ pub fn show(settings: &Settings, account: &str) -> Result<ExportLine> {
     let mut names = Names::new(&settings.attributes);
     let attrs = store.account(account, &mut names)?.ok_or_else(|| {
         Error::msg(format!(
-            "account {account:?} is not managed (it is not in the state)"
+            "account {} is not managed (it is not in the state)",
+            crate::render::quote(account)
         ))
     })?;
     Ok(ExportLine {

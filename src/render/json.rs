@@ -31,16 +31,54 @@ pub struct StateRef {
     pub managed: usize,
 }
 
-/// Appends `s` as a JSON string. Most values need no escaping: copy those directly and leave
-/// the rest to serde_json (a million-change plan spends most of its rendering time here).
+/// Appends `s` as a JSON string. Most values need no escaping: copy those directly (a
+/// million-change plan spends most of its rendering time here). Besides what JSON requires,
+/// the C1 controls, bidirectional controls and line separators are written as `\uXXXX`, so a
+/// plan piped to a terminal cannot reorder text either (DESIGN.md §8).
 fn push_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    let plain = s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    if plain && (s.is_ascii() || !s.chars().any(super::is_unsafe)) {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
-    } else {
-        serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+        return;
     }
+    out.push(b'"');
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            c if super::is_unsafe(c) => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    out.push(b'"');
+}
+
+/// Writes `value` as JSON like serde does, with the non-ASCII characters of
+/// [`super::is_unsafe`] (which serde leaves raw) written as `\uXXXX` escapes. They can only
+/// occur inside strings, where the escape reads back as the same character.
+pub fn to_safe_writer(w: &mut impl Write, value: &impl Serialize, pretty: bool) -> io::Result<()> {
+    let bytes = if pretty {
+        serde_json::to_vec_pretty(value)?
+    } else {
+        serde_json::to_vec(value)?
+    };
+    let text = String::from_utf8(bytes).expect("serde_json writes UTF-8");
+    if text.is_ascii() || !text.chars().any(super::is_unsafe) {
+        return w.write_all(text.as_bytes());
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if !c.is_ascii() && super::is_unsafe(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    w.write_all(out.as_bytes())
 }
 
 fn push_attrs<'a>(
@@ -131,11 +169,11 @@ pub fn write_plan(
     }
     if let Some(state) = state {
         w.write_all(b",\"state\":")?;
-        serde_json::to_writer(&mut *w, state)?;
+        to_safe_writer(w, state, false)?;
     }
     if plan.is_partial() {
         w.write_all(b",\"targets\":")?;
-        serde_json::to_writer(&mut *w, &plan.targets)?;
+        to_safe_writer(w, &plan.targets, false)?;
     }
     w.write_all(b",\"attribute_names\":{\"set\":")?;
     let slots: BTreeMap<String, &str> = plan
@@ -143,7 +181,7 @@ pub fn write_plan(
         .iter()
         .map(|(k, v)| (k.to_string(), v.as_str()))
         .collect();
-    serde_json::to_writer(&mut *w, &slots)?;
+    to_safe_writer(w, &slots, false)?;
     w.write_all(b"},\"changes\":[")?;
     // Rendered in chunks: one write per ~64 KiB instead of dozens per change.
     let mut buf = Vec::with_capacity(1 << 17);

@@ -123,7 +123,7 @@ pub fn write_history(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result
 
 /// `state history --format json`: the entries as one JSON array, oldest first.
 pub fn write_history_json(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *w, entries)?;
+    super::json::to_safe_writer(w, &entries, true)?;
     writeln!(w)
 }
 
@@ -138,7 +138,7 @@ pub fn write_account_text(w: &mut impl Write, account: &ExportLine) -> io::Resul
 
 /// `state show`: one account as a line of `state export` has it, pretty.
 pub fn write_account(w: &mut impl Write, account: &ExportLine) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *w, account)?;
+    super::json::to_safe_writer(w, account, true)?;
     writeln!(w)
 }
 
