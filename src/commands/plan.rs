@@ -49,11 +49,9 @@ pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<Exit> {
     }
     let format = Format::from(args.format);
     write(ctx, &plan, &state, pc, format)?;
-    if format == Format::Json {
-        // The text and markdown views say it at their top; JSON readers get it on stderr too.
-        if let Some(why) = crate::ops::plan::mass_removal(&plan, &settings) {
-            ctx.note(format!("warning: apply would refuse: {why}"));
-        }
+    // The views say it at their top; stderr says it too, for a plan piped elsewhere.
+    if let Some(why) = crate::ops::plan::mass_removal(&plan, &settings) {
+        ctx.note(format!("warning: apply would refuse: {why}"));
     }
     tracing::info!(elapsed = ?started.elapsed(), "rendered");
     let exit = if args.detailed_exitcode && !plan.is_empty() {
