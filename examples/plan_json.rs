@@ -51,16 +51,16 @@ fn main() {
     let plan = plan(n);
     let (hand, hand_bytes) = best(|| {
         let mut out = Vec::with_capacity(200 * n);
-        write_plan(&mut out, &plan, None).expect("write");
+        write_plan(&mut out, &plan, None, None).expect("write");
         out.len()
     });
     let (derived, derived_bytes) = best(|| {
         let mut out = Vec::with_capacity(200 * n);
-        serde_json::to_writer(&mut out, &PlanDoc::of_plan(&plan, None)).expect("write");
+        serde_json::to_writer(&mut out, &PlanDoc::of_plan(&plan, None, None)).expect("write");
         out.len()
     });
     let mut text = Vec::new();
-    write_plan(&mut text, &plan, None).expect("write");
+    write_plan(&mut text, &plan, None, None).expect("write");
     let (read, _) = best(|| {
         let doc: PlanDoc = serde_json::from_slice(&text).expect("read");
         doc.changes.len()

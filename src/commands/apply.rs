@@ -28,7 +28,7 @@ pub fn apply(ctx: &Context, args: &ApplyArgs) -> Result<Exit> {
     };
     match crate::ops::apply::apply(&settings, &opts, &mut review)? {
         Applied::DryRun | Applied::NothingToDo => Ok(Exit::Ok),
-        Applied::Executed(executed) => conclude(ctx, Operation::Apply, executed),
+        Applied::Executed(executed) => conclude(ctx, Operation::Apply, *executed),
     }
 }
 

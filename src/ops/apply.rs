@@ -51,7 +51,7 @@ pub enum Applied {
     DryRun,
     /// The plan was empty.
     NothingToDo,
-    Executed(Executed),
+    Executed(Box<Executed>),
 }
 
 pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) -> Result<Applied> {
@@ -106,7 +106,7 @@ pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) 
     }
     let mut store = confirmed_store(settings, existing, &planned_at)?;
     let executed = execute::execute(settings, &mut store, plan, Operation::Apply, opts.quiet)?;
-    Ok(Applied::Executed(executed))
+    Ok(Applied::Executed(Box::new(executed)))
 }
 
 /// The store to record into, created now when missing.

@@ -126,37 +126,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_misspelt_secret_variable_names_the_set_one() {
-        let set = || {
-            [
-                "PATH".to_owned(),
-                "TIM_SECRET_KEY".to_owned(),
-                "HOME".to_owned(),
-            ]
-            .into_iter()
-        };
-        assert_eq!(
-            similar_variable("TIM_SECRT", set()).as_deref(),
-            Some("TIM_SECRET_KEY")
-        );
-        assert_eq!(
-            similar_variable("TIM_SECRET_KY", set()).as_deref(),
-            Some("TIM_SECRET_KEY")
-        );
-        assert_eq!(
-            similar_variable("tim_secret_key", set()).as_deref(),
-            Some("TIM_SECRET_KEY")
-        );
-        assert_eq!(similar_variable("MY_APP_TOKEN", set()), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-    }
-}
-
 /// The key the project's endpoint is signed with: the fixed demo key of `endpoint: embedded`,
 /// otherwise the SecretKey from the variable the project names.
 pub fn project_secret(settings: &Settings) -> Result<Secret> {
@@ -205,5 +174,36 @@ async fn first(listener: Option<tokio::signal::unix::Signal>) {
             s.recv().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_secret_variable_names_the_set_one() {
+        let set = || {
+            [
+                "PATH".to_owned(),
+                "TIM_SECRET_KEY".to_owned(),
+                "HOME".to_owned(),
+            ]
+            .into_iter()
+        };
+        assert_eq!(
+            similar_variable("TIM_SECRT", set()).as_deref(),
+            Some("TIM_SECRET_KEY")
+        );
+        assert_eq!(
+            similar_variable("TIM_SECRET_KY", set()).as_deref(),
+            Some("TIM_SECRET_KEY")
+        );
+        assert_eq!(
+            similar_variable("tim_secret_key", set()).as_deref(),
+            Some("TIM_SECRET_KEY")
+        );
+        assert_eq!(similar_variable("MY_APP_TOKEN", set()), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }
