@@ -385,3 +385,83 @@ fn step_summary_sections_are_separated_and_apply_reports_its_result() {
     assert!(text.contains("\n\n### timattr apply\n"), "{text}");
     assert!(text.contains("**complete** at serial 1"), "{text}");
 }
+
+/// Runs the binary on a terminal (`script`) with `answer` typed in; `None` without `script`
+/// (skipped, or failed under CI).
+fn on_terminal(p: &Project, args: &str, answer: &str) -> Option<(i32, String)> {
+    use std::io::Write;
+    let bin = env!("CARGO_BIN_EXE_timattr");
+    let child = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{bin} {args}; echo \"exit=$?\""),
+            "/dev/null",
+        ])
+        .current_dir(p.path())
+        .env(support::SECRET_ENV, support::KEY)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        if std::env::var_os("CI").is_some_and(|v| v == "true") {
+            panic!("`script` (util-linux) is needed under CI");
+        }
+        eprintln!("skipped: no `script` to give the command a terminal");
+        return None;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let code = text
+        .rsplit_once("exit=")
+        .and_then(|(_, c)| c.trim().parse().ok())
+        .unwrap_or(-1);
+    Some((code, text))
+}
+
+#[test]
+fn import_over_a_state_shows_what_it_would_adopt_and_asks() {
+    let (emu, p) = applied(3);
+    emu.running().set_user_attr("user00002", "city", "moved");
+    // Refused at the question: nothing recorded.
+    let Some((code, text)) = on_terminal(&p, "import", "no\n") else {
+        return;
+    };
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("city: \"city2\" → \"moved\""), "{text}");
+    assert!(text.contains("Do you want to record"), "{text}");
+    assert!(text.contains("nothing was recorded"), "{text}");
+    let show = json(&p.run(&["state", "show", "user00002"]).expect(0));
+    assert_eq!(show["attrs"]["city"], "city2");
+    // Accepted: recorded.
+    let (code, text) = on_terminal(&p, "import", "yes\n").unwrap();
+    assert_eq!(code, 0, "{text}");
+    let show = json(&p.run(&["state", "show", "user00002"]).expect(0));
+    assert_eq!(show["attrs"]["city"], "moved");
+}
+
+#[test]
+fn drift_fix_on_a_terminal_asks_and_no_sends_nothing() {
+    let (emu, p) = applied(3);
+    emu.running().set_user_attr("user00002", "city", "moved");
+    let before = emu.running().stats().requests.get("im_set_attr").copied();
+    let Some((code, text)) = on_terminal(&p, "drift --fix", "no\n") else {
+        return;
+    };
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("Repairs"), "{text}");
+    assert!(text.contains("fix cancelled"), "{text}");
+    assert_eq!(
+        emu.running().stats().requests.get("im_set_attr").copied(),
+        before
+    );
+    let (code, text) = on_terminal(&p, "drift --fix", "yes\n").unwrap();
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(emu.attrs()["user00002"]["city"], "city2");
+}

@@ -34,7 +34,7 @@ pub fn apply_line(label: &str, t: &ApplyTotals) -> String {
         0.0
     };
     format!(
-        "{label} {}: {} set, {} with values removed, {} configured; {} ({}) in {secs:.2} s ({:.0} users/s; store writes {per_batch:.2} ms per batch; at most {} confirmed batches awaiting their record).",
+        "{label} {}: {} set, {} with values removed, {} configured; {} ({}) in {secs:.2} s ({:.0} users/s; store writes {per_batch:.2} ms per batch; at most {} awaiting their record).",
         t.status,
         count(t.accounts_set as usize, "user", "users"),
         count(t.accounts_removed as usize, "user", "users"),
@@ -42,7 +42,7 @@ pub fn apply_line(label: &str, t: &ApplyTotals) -> String {
         count(t.requests as usize, "request", "requests"),
         count(t.retries as usize, "retry", "retries"),
         (t.accounts_set + t.accounts_removed) as f64 / secs.max(1e-9),
-        t.max_unrecorded,
+        count(t.max_unrecorded, "confirmed batch", "confirmed batches"),
     )
 }
 
@@ -169,6 +169,62 @@ mod tests {
         assert!(
             line.contains("at most 2 confirmed batches awaiting their record"),
             "{line}"
+        );
+        let one = ApplyTotals {
+            accounts_set: 1,
+            requests: 1,
+            retries: 1,
+            max_unrecorded: 1,
+            names_configured: 1,
+            ..t
+        };
+        let line = apply_line("Apply", &one);
+        assert!(
+            line.starts_with("Apply complete: 1 user set, 0 users with values removed, 1 attribute name configured; 1 request (1 retry) in"),
+            "{line}"
+        );
+        assert!(
+            line.contains("at most 1 confirmed batch awaiting"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_stopped_run_says_what_applied_failed_and_was_not_sent() {
+        let t = ApplyTotals {
+            status: "failed",
+            accounts_set: 600,
+            accounts_removed: 0,
+            names_configured: 0,
+            requests: 10,
+            retries: 4,
+            elapsed: Duration::from_secs(1),
+            batches_recorded: 6,
+            record_time: Duration::ZERO,
+            max_unrecorded: 1,
+        };
+        let o = Outcome {
+            label: "Apply",
+            totals: &t,
+            batches_ok: 6,
+            batches_failed: 4,
+            batches_not_sent: 0,
+            serial: 3,
+            stopped_by: Some("error: the API refused <x>".into()),
+        };
+        assert_eq!(
+            batches_line(&o),
+            "6 batches applied and recorded, 4 failed, 0 not sent"
+        );
+        let md = outcome_markdown(&o);
+        assert!(
+            md.starts_with("### timattr apply\n\n**failed** at serial 3."),
+            "{md}"
+        );
+        assert!(md.contains("| 600 | 0 | 0 | 6 | 4 | 0 | 10 | 4 |"), "{md}");
+        assert!(
+            md.contains("Stopped: error: the API refused &lt;x&gt;."),
+            "{md}"
         );
     }
 }
