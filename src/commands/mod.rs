@@ -74,18 +74,8 @@ pub fn error_text(e: &Error) -> String {
         other => format!("error: {other}"),
     };
     // Errors quote account ids, file content and server text: none of it may move the cursor
-    // (DESIGN.md §8). Line breaks and tabs of multi-line diagnostics stay.
-    text.split_inclusive(['\n', '\t'])
-        .map(|piece| {
-            let (body, end) = match piece.char_indices().last() {
-                Some((i, c @ ('\n' | '\t'))) => (&piece[..i], Some(c)),
-                _ => (piece, None),
-            };
-            let mut out = crate::render::escape(body).into_owned();
-            out.extend(end);
-            out
-        })
-        .collect()
+    // (DESIGN.md §8).
+    crate::render::escape_text(&text)
 }
 
 /// Runs one command.
@@ -138,7 +128,7 @@ impl Context {
     /// Progress and notes on stderr, unless `--quiet`.
     pub fn note(&self, msg: impl std::fmt::Display) {
         if !self.global.quiet {
-            eprintln!("{msg}");
+            eprintln!("{}", crate::render::escape_text(&msg.to_string()));
         }
     }
 

@@ -91,6 +91,23 @@ pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// A message of several lines (an error, a note) with [`escape`] applied to everything but
+/// its line breaks and tabs, which multi-line diagnostics need and which cannot move the
+/// cursor back.
+pub fn escape_text(text: &str) -> String {
+    text.split_inclusive(['\n', '\t'])
+        .map(|piece| {
+            let (body, end) = match piece.char_indices().last() {
+                Some((i, c @ ('\n' | '\t'))) => (&piece[..i], Some(c)),
+                _ => (piece, None),
+            };
+            let mut out = escape(body).into_owned();
+            out.extend(end);
+            out
+        })
+        .collect()
+}
+
 /// A value as the text views quote it: always in double quotes (so no value can pass for a
 /// label such as `(removed)`), quotes and backslashes escaped, and the characters of
 /// [`is_unsafe`] escaped.
@@ -108,6 +125,7 @@ pub fn quote(v: &str) -> String {
     out.push('"');
     out
 }
+
 
 /// `1 user`, `2 users`: a count with the noun that agrees with it.
 pub fn count(n: usize, one: &str, many: &str) -> String {
@@ -185,4 +203,30 @@ fn inline_diff(o: &str, n: &str, style: Style) -> String {
 /// Seconds the requests take at `rate` per second, for the summary line.
 pub fn seconds(requests: usize, rate: u32) -> f64 {
     requests as f64 / f64::from(rate.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_and_bidi_are_escaped_and_quoting_is_unambiguous() {
+        assert_eq!(escape("a\u{1b}[2Jb"), "a\\x1b[2Jb");
+        assert_eq!(
+            escape("x\u{202e}y\u{9b}z\u{7f}"),
+            "x\\u{202e}y\\u{9b}z\\x7f"
+        );
+        assert!(matches!(
+            escape("plain é 中"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(quote("(removed)"), "\"(removed)\"");
+        assert_eq!(quote("a\"b\\\r"), "\"a\\\"b\\\\\\x0d\"");
+        assert_eq!(
+            escape_text("line 1\u{1b}[A\n\tcaret\u{2066}\n"),
+            "line 1\\x1b[A\n\tcaret\\u{2066}\n"
+        );
+        assert_eq!(count(1, "user", "users"), "1 user");
+        assert_eq!(count(0, "user", "users"), "0 users");
+    }
 }
