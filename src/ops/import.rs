@@ -1,5 +1,6 @@
 //! The `import` use case: adopt an existing app by recording, for each account of the users
-//! files, the live values of the names it has there as last-applied.
+//! files, the live values of the names it has there as last-applied. Over an existing state
+//! the adoption is previewed ([`preview`]) and confirmed before anything is recorded.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

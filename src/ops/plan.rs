@@ -1,5 +1,5 @@
-//! Making a plan: desired `D` (the users files) against last-applied `L` (the store), and the
-//! mass-removal rule of DESIGN.md §4.
+//! Making a plan: desired `D` (the users files) against last-applied `L` (the store), limited
+//! to the `--target` accounts when given, and the mass-removal rule of DESIGN.md §4.
 
 use crate::model::{Account, Attrs, Desired, Names};
 use crate::plan::Plan;
