@@ -126,7 +126,6 @@ pub fn quote(v: &str) -> String {
     out
 }
 
-
 /// `1 user`, `2 users`: a count with the noun that agrees with it.
 pub fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
