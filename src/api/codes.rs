@@ -8,6 +8,9 @@
 pub enum ErrorClass {
     /// Transient: send the same request again (with backoff).
     Retry,
+    /// An answer that could not be trusted (e.g. a garbled HTTP 200): send it again a few
+    /// times at most; a server that keeps answering nonsense is a fatal error.
+    RetryFew,
     /// Rate limited: send it again, but slow the request pace down first.
     SlowDown,
     /// The usersig expired: make a new one and send again once (the client does this itself).
