@@ -319,7 +319,10 @@ mod tests {
             p.next_wait(Retry::SlowDown, Some(asked), 1, now, false),
             Some(asked)
         );
-        assert_eq!(p.next_wait(Retry::Backoff, None, p.max_attempts, now, false), None);
+        assert_eq!(
+            p.next_wait(Retry::Backoff, None, p.max_attempts, now, false),
+            None
+        );
         // Few: three attempts in all.
         assert!(p.next_wait(Retry::Few, None, 2, now, false).is_some());
         assert_eq!(p.next_wait(Retry::Few, None, 3, now, false), None);
