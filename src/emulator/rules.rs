@@ -37,9 +37,15 @@ pub(crate) enum Op {
 #[derive(Debug)]
 pub(crate) enum Request {
     Write(Op),
-    GetAttrName,
-    GetAttr(Vec<String>),
-    GetTag(Vec<String>),
+    Read(Read),
+}
+
+/// A validated read.
+#[derive(Debug)]
+pub(crate) enum Read {
+    AttrNames,
+    Attrs(Vec<String>),
+    Tags(Vec<String>),
 }
 
 /// A refusal: the code and the ErrorInfo to answer with.
@@ -71,11 +77,13 @@ pub(crate) fn parse(cmd: &str, body: &[u8], data: &Data) -> Result<Request, Reje
     }
     match cmd {
         command::SET_ATTR_NAME => set_attr_name(read(&doc, "AttrNames")?, data),
-        command::GET_ATTR_NAME => read::<wire::Empty>(&doc, "").map(|_| Request::GetAttrName),
+        command::GET_ATTR_NAME => {
+            read::<wire::Empty>(&doc, "").map(|_| Request::Read(Read::AttrNames))
+        }
         command::SET_ATTR => set_attr(&doc, data),
-        command::GET_ATTR => Ok(Request::GetAttr(accounts(&doc)?)),
+        command::GET_ATTR => Ok(Request::Read(Read::Attrs(accounts(&doc)?))),
         command::REMOVE_ATTR => remove_attr(read(&doc, "UserAttrs")?, data),
-        command::GET_TAG => Ok(Request::GetTag(accounts(&doc)?)),
+        command::GET_TAG => Ok(Request::Read(Read::Tags(accounts(&doc)?))),
         command::ADD_TAG => add_tag(user_tags(&doc)?, data),
         command::REMOVE_TAG => Ok(Request::Write(Op::RemoveTag {
             users: user_tags(&doc)?,
