@@ -272,7 +272,7 @@ mod tests {
             format!(r#"{{"ActionStatus":"OK","ErrorCode":0,"AttrNames":{{"0":["{sig}"]}}}}"#),
             format!(r#"{{"ActionStatus":"{sig}","ErrorCode":0}}"#),
             format!(r#"{{"ActionStatus":"OK","ErrorCode":0,"{sig}"#),
-            format!(r#"{sig}"#),
+            sig.to_owned(),
         ] {
             let why = malformed::<wire::AttrNames>(&body, "AttrNames");
             assert!(!why.contains(sig), "{why}");

@@ -58,8 +58,8 @@ pub(crate) async fn handle(
     let Ok(Query(auth)) = query else {
         return fail(code::MALFORMED_URL, "the query string could not be read");
     };
-    if let Err(refusal) = authenticate(&s, &auth) {
-        return refusal;
+    if let Err((code, info)) = authenticate(&s, &auth) {
+        return fail(code, info);
     }
     if !lock(&s.traffic).admit(cmd, s.rate_limit) {
         return fail(code::FREQUENCY_LIMIT, "API call frequency over the limit");
@@ -81,23 +81,24 @@ pub(crate) async fn handle(
     }
 }
 
-/// The sdkappid, usersig and admin checks, in the service's order.
-fn authenticate(s: &Shared, auth: &Auth) -> Result<(), Response> {
+/// The sdkappid, usersig and admin checks, in the service's order; a refusal is the code
+/// and the ErrorInfo to answer with.
+fn authenticate(s: &Shared, auth: &Auth) -> Result<(), (i64, &'static str)> {
     let Some(sdkappid) = &auth.sdkappid else {
-        return Err(fail(code::MISSING_SDKAPPID, "sdkappid is missing"));
+        return Err((code::MISSING_SDKAPPID, "sdkappid is missing"));
     };
     match sdkappid.parse::<u32>() {
         Ok(n) if n == s.sdkappid => {}
-        Ok(_) => return Err(fail(code::SDKAPPID_NOT_FOUND, "no such SDKAppID here")),
-        Err(_) => return Err(fail(code::MALFORMED_URL, "sdkappid is not a number")),
+        Ok(_) => return Err((code::SDKAPPID_NOT_FOUND, "no such SDKAppID here")),
+        Err(_) => return Err((code::MALFORMED_URL, "sdkappid is not a number")),
     }
     let identifier = auth.identifier.as_deref().unwrap_or("");
     let sig = auth.usersig.as_deref().unwrap_or("");
     if let Err(c) = usersig::verify(sig, s.sdkappid, identifier, &s.key, now_unix()) {
-        return Err(fail(c, "usersig check failed"));
+        return Err((c, "usersig check failed"));
     }
     if identifier != s.admin {
-        return Err(fail(code::NOT_ADMIN, "identifier is not an app admin"));
+        return Err((code::NOT_ADMIN, "identifier is not an app admin"));
     }
     Ok(())
 }
