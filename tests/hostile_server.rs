@@ -269,6 +269,42 @@ async fn transport_failures_are_retryable_and_bounded() {
     }
 }
 
+/// The log lines of the current thread, for checking what a user would see on stderr.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_server_is_announced_while_awaited() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let h = bare(Act::Hang).await;
+    let e = client(&h, Duration::from_millis(900))
+        .set_attr(&[])
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ApiErrorKind::Timeout);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let want = format!("im_set_attr: no answer from {} after 0.3 s", h.host());
+    assert!(text.contains(&want), "{text}");
+    assert_no_secrets(text.as_bytes(), &h);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_answer_is_refused_without_reading_it_all() {
     let huge = format!(

@@ -19,6 +19,9 @@ const SIG_LIFETIME: u64 = 7 * 24 * 3600;
 const SIG_RENEW_BEFORE: u64 = 3600;
 /// The longest wait for a connection; the per-request timeout bounds the whole exchange.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// An answer slower than this (or a third of the timeout, if less) is announced while it is
+/// awaited.
+const SLOW_NOTICE: Duration = Duration::from_secs(10);
 /// The largest answer read: a full `im_get_attr` of 100 users is well under 100 KB, and a
 /// hostile or broken server must not make the client buffer without bound.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
@@ -48,6 +51,8 @@ struct Inner {
     base_url: String,
     /// `host[:port]`, the only part of the URL that errors show.
     host: String,
+    /// The per-request timeout, for the slow-answer notice.
+    timeout: Duration,
     sdkappid: u32,
     identifier: String,
     secret: Secret,
@@ -118,6 +123,7 @@ impl Client {
                 http,
                 base_url,
                 host,
+                timeout: cfg.timeout,
                 sdkappid: cfg.sdkappid,
                 identifier: cfg.identifier,
                 secret: cfg.secret,
@@ -323,7 +329,32 @@ impl Client {
         }
     }
 
+    /// One exchange; an answer slower than [`SLOW_NOTICE`] is announced at `warn`, so a
+    /// hanging server is never a silent wait.
     async fn send<Resp: DeserializeOwned>(
+        &self,
+        cmd: &'static str,
+        body: &[u8],
+        sig: &Secret,
+        payload: &str,
+    ) -> Result<Resp, ApiError> {
+        let exchange = self.exchange(cmd, body, sig, payload);
+        tokio::pin!(exchange);
+        let notice = SLOW_NOTICE.min(self.inner.timeout / 3);
+        tokio::select! {
+            done = &mut exchange => return done,
+            () = tokio::time::sleep(notice) => {}
+        }
+        tracing::warn!(
+            "{cmd}: no answer from {} after {:.1} s; waiting up to {:.1} s in all",
+            self.inner.host,
+            notice.as_secs_f64(),
+            self.inner.timeout.as_secs_f64()
+        );
+        exchange.await
+    }
+
+    async fn exchange<Resp: DeserializeOwned>(
         &self,
         cmd: &'static str,
         body: &[u8],
