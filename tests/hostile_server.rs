@@ -502,4 +502,18 @@ fn a_wrong_key_and_a_fatal_code_leak_nothing_at_any_verbosity() {
         );
         assert_no_secrets(&out, &r.hostile);
     }
+    // Every crate's logs at trace, through retries and a cut answer, with the right key.
+    r.hostile.set_script(first(
+        command::SET_ATTR,
+        vec![Act::status(500, "x"), Act::ForwardThenCut, Act::Reset],
+    ));
+    let run = Run(
+        p.cmd(&["apply", "--auto-approve"])
+            .env("RUST_LOG", "trace")
+            .output()
+            .unwrap(),
+    )
+    .expect(0);
+    assert!(run.stderr().contains("TRACE"), "trace logs are on");
+    assert_no_secrets(&all_output(&run), &r.hostile);
 }
