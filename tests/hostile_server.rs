@@ -507,12 +507,11 @@ fn a_wrong_key_and_a_fatal_code_leak_nothing_at_any_verbosity() {
         command::SET_ATTR,
         vec![Act::status(500, "x"), Act::ForwardThenCut, Act::Reset],
     ));
-    let run = Run(
-        p.cmd(&["apply", "--auto-approve"])
-            .env("RUST_LOG", "trace")
-            .output()
-            .unwrap(),
-    )
+    let run = Run(p
+        .cmd(&["apply", "--auto-approve"])
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap())
     .expect(0);
     assert!(run.stderr().contains("TRACE"), "trace logs are on");
     assert_no_secrets(&all_output(&run), &r.hostile);

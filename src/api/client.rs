@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::answer::{self, Problem};
 use super::codes::code;
 use super::wire::{self, command};
-use super::{usersig, ApiError, ApiErrorKind, Secret};
+use super::{now_unix, usersig, ApiError, ApiErrorKind, Secret};
 
 /// A sig is valid this long; one is made per client and reused, not one per request.
 const SIG_LIFETIME: u64 = 7 * 24 * 3600;
@@ -74,13 +74,6 @@ impl fmt::Debug for Client {
             .field("secret", &self.inner.secret)
             .finish_non_exhaustive()
     }
-}
-
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl Client {

@@ -103,7 +103,9 @@ pub fn fix(code: i64) -> &'static str {
         90009 | 60010 => "set app.admin to an administrator account of the app",
         90020 | 90032 => "shorten or split the tags in the request",
         90033 => "check that every attribute name is configured in the app and each value is a string of at most 50 bytes",
-        91000 | 60008 | 60013 | 60014 => "temporary server problem; run the command again",
+        91000 | 60008 | 60013 | 60014 => {
+            "the server kept failing; check the service status, then run the command again later"
+        }
         60007 | 60011 | 60018 | 60019 => "lower apply.rate_limit, or wait and run the command again",
         70050 => "wait a minute, then check the SecretKey and run the command again",
         60006 | 60016 | 60020 | 70016 | 70020 => {

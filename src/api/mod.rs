@@ -16,7 +16,7 @@ pub mod usersig;
 pub mod wire;
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use client::{Client, ClientConfig};
 pub use codes::{classify, fix, meaning, ErrorClass};
@@ -25,6 +25,14 @@ pub use secret::Secret;
 /// Fixed demo key shared by `endpoint: embedded` and its in-process emulator (not a secret:
 /// the embedded emulator only listens on loopback inside the same process).
 pub const DEMO_SECRET_KEY: &str = "timattr-embedded-demo-key-0000000000000000000000000000000000000";
+
+/// Now, in Unix seconds (0 if the clock is before 1970): the clock of usersigs.
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
 
 /// A failed API call: which command, against which host, after how many attempts, and what
 /// went wrong. The host is the URL's host (and port) only: the query carries the usersig.

@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use super::faults::Fault;
 use super::rules::{self, Read, Reject, Request};
-use super::{lock, now_unix, Data, Shared};
+use super::{lock, Data, Shared};
 use crate::api::codes::code;
-use crate::api::usersig;
 use crate::api::wire::{self, command, Status};
+use crate::api::{now_unix, usersig};
 
 /// The query parameters the service reads (axum's `Query` URL-decodes them: clients may
 /// percent-encode the usersig's `*`, `-` and `_`).
