@@ -269,6 +269,54 @@ async fn transport_failures_are_retryable_and_bounded() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_http_oddities_are_sorted() {
+    let raw = |s: String| Act::Raw(s.into_bytes());
+    // A body cut short of its Content-Length, a status line that is not HTTP.
+    for act in [
+        raw(format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: 500\r\nConnection: close\r\n\r\n{}",
+            &OK[..20]
+        )),
+        raw("HELLO THERE\r\n\r\n".to_owned()),
+    ] {
+        let h = bare(act.clone()).await;
+        let e = client(&h, Duration::from_secs(5))
+            .set_attr(&[])
+            .await
+            .unwrap_err();
+        assert!(matches!(e.kind, ApiErrorKind::Connect(_)), "{act:?}: {e:?}");
+        assert_eq!(e.class(), ErrorClass::Retry);
+        assert_error_names_host(&e, &h);
+    }
+    // A chunked answer past the cap, with no length announced.
+    let chunk = "a".repeat(64 * 1024);
+    let mut chunked =
+        String::from("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    for _ in 0..80 {
+        chunked.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    chunked.push_str("0\r\n\r\n");
+    let h = bare(raw(chunked)).await;
+    let e = client(&h, Duration::from_secs(10))
+        .set_attr(&[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e.kind, ApiErrorKind::Decode(why) if why.contains("larger than")),
+        "{e:?}"
+    );
+    // A well-formed OK delimited by the connection's close is a success.
+    let h = bare(raw(format!(
+        "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{OK}"
+    )))
+    .await;
+    client(&h, Duration::from_secs(5))
+        .set_attr(&[])
+        .await
+        .unwrap();
+}
+
 /// The log lines of the current thread, for checking what a user would see on stderr.
 #[derive(Clone, Default)]
 struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);

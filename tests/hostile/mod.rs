@@ -34,6 +34,8 @@ pub enum Act {
     Hang,
     /// Send the headers at once, then the body one byte per `Duration`.
     Drip(Vec<u8>, Duration),
+    /// Write these bytes as the whole answer (status line included), then close.
+    Raw(Vec<u8>),
 }
 
 impl Act {
@@ -185,6 +187,11 @@ async fn serve(mut sock: TcpStream, s: Arc<Shared>) {
             let _ = sock.write_all(head.as_bytes()).await;
             let _ = sock.write_all(&answer[..answer.len() / 2]).await;
             let _ = sock.flush().await;
+        }
+        Act::Raw(bytes) => {
+            let _ = sock.write_all(&bytes).await;
+            let _ = sock.flush().await;
+            let _ = sock.shutdown().await;
         }
         Act::Close => {}
         Act::Reset => {
