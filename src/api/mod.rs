@@ -1,12 +1,19 @@
 //! The client of the `v4/all_member_push` API family (spec `tim-api.md`): wire types, UserSig,
 //! error codes and classes, redaction. The only module that touches reqwest.
 //!
-//! The client makes one attempt per call; pacing, retries and backoff belong to the limiter,
-//! which decides from [`ApiError::class`]. The one exception is an expired usersig (70001),
-//! which only the client can cure: it signs anew and resends that request once.
+//! The client makes one attempt per call; pacing, retries and backoff belong to the limiter
+//! ([`crate::limiter::Limiter::call`]), which decides from [`ApiError::class`] (through the
+//! limiter's `Failure` trait) and honours `Retry-After`. The one exception is an expired
+//! usersig (70001), which only the client can cure: it signs anew and resends that request once.
+//!
+//! Only a well-formed OK is a success (`answer`): the envelope, the command's payload and, for
+//! reads, exactly the accounts asked about. Anything else is an [`ApiError`] naming the command,
+//! the endpoint's host and the attempts made. Answers are read up to a size cap, redirects are
+//! not followed, and a slow answer is announced while it is awaited.
 //!
 //! Secrets never leave this module in printable form: the key and the sig are [`Secret`]s, URLs
-//! are logged without their query, and errors carry codes and meanings, never the request.
+//! are logged without their query, errors carry codes and meanings, never the request, and
+//! messages about an answer describe its shape instead of quoting it.
 
 mod answer;
 mod client;
