@@ -70,6 +70,11 @@ fn assert_code(e: &ApiError, code: i64, class: ErrorClass) {
     let text = format!("{e} | {e:?}");
     assert!(text.contains(&code.to_string()), "{text}");
     assert!(text.contains(timattr::api::meaning(code)), "{text}");
+    assert!(e.host.starts_with("127.0.0.1:"), "{e:?}");
+    assert!(
+        text.contains(&format!("from {} after 1 attempt", e.host)),
+        "{text}"
+    );
     assert!(!text.contains(KEY), "{text}");
     assert!(!text.to_lowercase().contains("usersig="), "{text}");
     assert!(!text.contains("eJ"), "looks like a sig: {text}");
