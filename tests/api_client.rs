@@ -328,7 +328,7 @@ async fn injected_faults_are_retryable_and_apply_nothing() {
             .set_attr(&[user("u1", &[("city", "x")])])
             .await
             .unwrap_err();
-        match &e.kind {
+        match &*e.kind {
             ApiErrorKind::Code { code: 91000, .. } => assert_eq!(e.class(), ErrorClass::Retry),
             ApiErrorKind::Code { code: 60007, .. } => assert_eq!(e.class(), ErrorClass::SlowDown),
             ApiErrorKind::Http(502) => assert_eq!(e.class(), ErrorClass::Retry),
@@ -350,7 +350,7 @@ async fn timeouts_and_refused_connections_are_retryable() {
     let em = emulator_with(|cfg| cfg.latency = Duration::from_millis(400)).await;
     let c = client_for(&em, |cfg| cfg.timeout = Duration::from_millis(100));
     let e = c.get_attr_name().await.unwrap_err();
-    assert_eq!(e.kind, ApiErrorKind::Timeout, "{e}");
+    assert_eq!(*e.kind, ApiErrorKind::Timeout, "{e}");
     assert_eq!(e.class(), ErrorClass::Retry);
 
     let addr = em.addr();
@@ -364,7 +364,7 @@ async fn timeouts_and_refused_connections_are_retryable() {
     })
     .unwrap();
     let e = c.get_attr_name().await.unwrap_err();
-    assert!(matches!(e.kind, ApiErrorKind::Connect(_)), "{e:?}");
+    assert!(matches!(*e.kind, ApiErrorKind::Connect(_)), "{e:?}");
     assert_eq!(e.class(), ErrorClass::Retry);
     assert!(!e.to_string().contains("usersig"), "{e}");
 }

@@ -88,7 +88,7 @@ async fn every_command_refuses_an_answer_that_is_not_a_well_formed_ok() {
             let e = r.unwrap_or_else(|| panic!("{cmd} took {body:?} as a success"));
             assert_eq!(e.command, *cmd);
             assert!(
-                matches!(e.kind, ApiErrorKind::Decode(_)),
+                matches!(*e.kind, ApiErrorKind::Decode(_)),
                 "{cmd} {body:?}: {e:?}"
             );
             assert_eq!(e.class(), ErrorClass::RetryFew, "{e}");
@@ -117,7 +117,7 @@ async fn reads_need_their_payload_for_exactly_the_accounts_asked() {
             .get_attr(&accounts)
             .await
             .expect_err(&body);
-        assert!(matches!(e.kind, ApiErrorKind::Decode(_)), "{body}: {e:?}");
+        assert!(matches!(*e.kind, ApiErrorKind::Decode(_)), "{body}: {e:?}");
     }
     let good = format!(
         r#"{{{env},"UserAttrs":[{{"To_Account":"u2","Attrs":{{}}}},{{"To_Account":"u1","Attrs":{{"city":"x"}}}}]}}"#
@@ -187,7 +187,7 @@ async fn statuses_are_sorted_and_redirects_not_followed() {
             .set_attr(&[])
             .await
             .unwrap_err();
-        assert_eq!(e.kind, ApiErrorKind::Http(status), "{e}");
+        assert_eq!(*e.kind, ApiErrorKind::Http(status), "{e}");
         assert_eq!(e.class(), class, "{e}");
         assert_error_names_host(&e, &h);
     }
@@ -201,14 +201,14 @@ async fn retry_after_is_read_from_429_and_503() {
         .set_attr(&[])
         .await
         .unwrap_err();
-    assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
     let date = httpdate(SystemTime::now() + Duration::from_secs(30));
     let h = bare(Act::with_header(503, "Retry-After", &date)).await;
     let e = client(&h, Duration::from_secs(5))
         .set_attr(&[])
         .await
         .unwrap_err();
-    let wait = e.retry_after.expect("an HTTP-date is understood");
+    let wait = e.retry_after().expect("an HTTP-date is understood");
     assert!(
         wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
         "{wait:?}"
@@ -218,7 +218,7 @@ async fn retry_after_is_read_from_429_and_503() {
         .set_attr(&[])
         .await
         .unwrap_err();
-    assert_eq!(e.retry_after, Some(Duration::from_secs(60)), "capped");
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(60)), "capped");
 }
 
 /// An IMF-fixdate, as servers send in `Retry-After`.
@@ -251,7 +251,10 @@ async fn transport_failures_are_retryable_and_bounded() {
             .get_attr_name()
             .await
             .unwrap_err();
-        assert!(matches!(e.kind, ApiErrorKind::Connect(_)), "{act:?}: {e:?}");
+        assert!(
+            matches!(*e.kind, ApiErrorKind::Connect(_)),
+            "{act:?}: {e:?}"
+        );
         assert_eq!(e.class(), ErrorClass::Retry);
         assert_error_names_host(&e, &h);
     }
@@ -263,7 +266,7 @@ async fn transport_failures_are_retryable_and_bounded() {
             .set_attr(&[])
             .await
             .unwrap_err();
-        assert_eq!(e.kind, ApiErrorKind::Timeout, "{act:?}");
+        assert_eq!(*e.kind, ApiErrorKind::Timeout, "{act:?}");
         assert_eq!(e.class(), ErrorClass::Retry);
         assert_error_names_host(&e, &h);
     }
@@ -285,7 +288,10 @@ async fn raw_http_oddities_are_sorted() {
             .set_attr(&[])
             .await
             .unwrap_err();
-        assert!(matches!(e.kind, ApiErrorKind::Connect(_)), "{act:?}: {e:?}");
+        assert!(
+            matches!(*e.kind, ApiErrorKind::Connect(_)),
+            "{act:?}: {e:?}"
+        );
         assert_eq!(e.class(), ErrorClass::Retry);
         assert_error_names_host(&e, &h);
     }
@@ -303,7 +309,7 @@ async fn raw_http_oddities_are_sorted() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e.kind, ApiErrorKind::Decode(why) if why.contains("larger than")),
+        matches!(&*e.kind, ApiErrorKind::Decode(why) if why.contains("larger than")),
         "{e:?}"
     );
     // A well-formed OK delimited by the connection's close is a success.
@@ -346,7 +352,7 @@ async fn a_hanging_server_is_announced_while_awaited() {
         .set_attr(&[])
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ApiErrorKind::Timeout);
+    assert_eq!(*e.kind, ApiErrorKind::Timeout);
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     let want = format!("im_set_attr: no answer from {} after 0.3 s", h.host());
     assert!(text.contains(&want), "{text}");
@@ -364,7 +370,7 @@ async fn a_huge_answer_is_refused_without_reading_it_all() {
         .set_attr(&[])
         .await
         .unwrap_err();
-    match &e.kind {
+    match &*e.kind {
         ApiErrorKind::Decode(why) => assert!(why.contains("larger than"), "{why}"),
         other => panic!("{other:?}"),
     }

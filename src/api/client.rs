@@ -50,7 +50,7 @@ struct Inner {
     http: reqwest::Client,
     base_url: String,
     /// `host[:port]`, the only part of the URL that errors show.
-    host: String,
+    host: Arc<str>,
     /// The per-request timeout, for the slow-answer notice.
     timeout: Duration,
     sdkappid: u32,
@@ -82,16 +82,17 @@ impl Client {
         let parsed = reqwest::Url::parse(&base_url).map_err(|e| {
             ApiError::new(
                 "client",
-                "(no host)",
-                ApiErrorKind::Connect(format!("invalid endpoint URL: {e}")),
+                ApiErrorKind::Connect(format!("invalid endpoint URL: {e}").into()),
             )
         })?;
-        let host = match (parsed.host_str(), parsed.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            (None, _) => "(no host)".to_owned(),
+        let host: Arc<str> = match (parsed.host_str(), parsed.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}").into(),
+            (Some(h), None) => h.into(),
+            (None, _) => "(no host)".into(),
         };
-        let bad = |why: String| ApiError::new("client", host.clone(), ApiErrorKind::Connect(why));
+        let bad = |why: String| {
+            ApiError::new("client", ApiErrorKind::Connect(why.into())).at(host.clone())
+        };
         let mut builder = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(CONNECT_TIMEOUT))
@@ -237,10 +238,13 @@ impl Client {
         }
         Err(self.error(
             cmd,
-            ApiErrorKind::Decode(format!(
+            ApiErrorKind::Decode(
+                format!(
                 "answer for {} accounts: {missing} asked about missing, {extra} not asked about",
                 got.len()
-            )),
+            )
+                .into(),
+            ),
         ))
     }
 
@@ -252,7 +256,7 @@ impl Client {
     }
 
     fn error(&self, cmd: &'static str, kind: ApiErrorKind) -> ApiError {
-        ApiError::new(cmd, self.inner.host.clone(), kind)
+        ApiError::new(cmd, kind).at(self.inner.host.clone())
     }
 
     /// Makes the client use `sig` as if it were valid until `valid_until` (Unix seconds).
@@ -372,7 +376,7 @@ impl Client {
         .map_err(|e| {
             self.error(
                 cmd,
-                ApiErrorKind::Connect(format!("invalid endpoint URL: {e}")),
+                ApiErrorKind::Connect(format!("invalid endpoint URL: {e}").into()),
             )
         })?;
         tracing::debug!(command = cmd, url = %endpoint, bytes = body.len(), "POST");
@@ -389,11 +393,12 @@ impl Client {
             tracing::debug!(command = cmd, url = %endpoint, status = status.as_u16(), "HTTP failure");
             let mut e = self.error(cmd, ApiErrorKind::Http(status.as_u16()));
             if matches!(status.as_u16(), 429 | 503) {
-                e.retry_after = resp
+                e.retry_after_secs = resp
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| answer::retry_after(v, SystemTime::now()));
+                    .and_then(|v| answer::retry_after(v, SystemTime::now()))
+                    .and_then(|d| u32::try_from(d.as_secs()).ok());
             }
             return Err(e);
         }
@@ -402,9 +407,15 @@ impl Client {
             Problem::Fail { code, info } => {
                 tracing::debug!(command = cmd, code, "FAIL");
                 let info = answer::scrub(&info, &[sig.expose(), i.secret.expose()]);
-                self.error(cmd, ApiErrorKind::Code { code, info })
+                self.error(
+                    cmd,
+                    ApiErrorKind::Code {
+                        code,
+                        info: info.into(),
+                    },
+                )
             }
-            Problem::Malformed(why) => self.error(cmd, ApiErrorKind::Decode(why)),
+            Problem::Malformed(why) => self.error(cmd, ApiErrorKind::Decode(why.into())),
         })
     }
 
@@ -418,7 +429,7 @@ impl Client {
         let too_large = || {
             self.error(
                 cmd,
-                ApiErrorKind::Decode(format!("answer larger than {MAX_ANSWER_BYTES} bytes")),
+                ApiErrorKind::Decode(format!("answer larger than {MAX_ANSWER_BYTES} bytes").into()),
             )
         };
         if resp
@@ -468,7 +479,7 @@ fn network_kind(e: reqwest::Error) -> ApiErrorKind {
         why.push_str(&s.to_string());
         source = s.source();
     }
-    ApiErrorKind::Connect(answer::scrub(&why, &[]))
+    ApiErrorKind::Connect(answer::scrub(&why, &[]).into())
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod usersig;
 pub mod wire;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use client::{Client, ClientConfig};
@@ -46,13 +47,15 @@ pub fn now_unix() -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub command: &'static str,
-    /// `host[:port]` of the endpoint.
-    pub host: String,
+    /// `host[:port]` of the endpoint (shared with the client: errors stay small and cheap).
+    pub host: Arc<str>,
     /// Requests sent for this call, retries included (set by whoever retries).
     pub attempts: u32,
-    /// How long the server asked us to wait (`Retry-After` on HTTP 429/503), if it did.
-    pub retry_after: Option<Duration>,
-    pub kind: ApiErrorKind,
+    /// How long the server asked us to wait (`Retry-After` on HTTP 429/503, whole seconds,
+    /// capped), if it did.
+    pub retry_after_secs: Option<u32>,
+    /// Boxed: errors travel inside run reports, which should stay small.
+    pub kind: Box<ApiErrorKind>,
 }
 
 /// What went wrong with a call.
@@ -60,17 +63,17 @@ pub struct ApiError {
 pub enum ApiErrorKind {
     /// The server answered FAIL (or a non-zero ErrorCode) with this code. `info` is the
     /// server's ErrorInfo, scrubbed of the sig and key and of control characters.
-    Code { code: i64, info: String },
+    Code { code: i64, info: Box<str> },
     /// HTTP status other than 200 (redirects are not followed: they would carry the usersig
     /// to another host).
     Http(u16),
     /// No answer within the configured timeout.
     Timeout,
     /// Connecting, sending or reading failed (refused, reset, closed mid-answer, DNS, TLS).
-    Connect(String),
+    Connect(Box<str>),
     /// An HTTP 200 whose body is not a well-formed answer of this command: not JSON, no
     /// envelope, the wrong payload, too large. Never a success.
-    Decode(String),
+    Decode(Box<str>),
 }
 
 impl fmt::Display for ApiError {
@@ -86,12 +89,12 @@ impl fmt::Display for ApiError {
             n => format!("{n} attempts"),
         };
         let advice = self.advice();
-        write!(
-            f,
-            "{command}: {} from {host} after {tries}: {advice}",
-            self.reason_short()
-        )?;
-        if let ApiErrorKind::Code { info, .. } = &self.kind {
+        write!(f, "{command}: {}", self.reason_short())?;
+        if !host.is_empty() {
+            write!(f, " from {host}")?;
+        }
+        write!(f, " after {tries}: {advice}")?;
+        if let ApiErrorKind::Code { info, .. } = &*self.kind {
             if !info.is_empty() {
                 write!(f, " (server said: {info})")?;
             }
@@ -103,19 +106,32 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 impl ApiError {
-    pub fn new(command: &'static str, host: impl Into<String>, kind: ApiErrorKind) -> Self {
+    /// A failure of one attempt at `command`; the client adds its host with [`Self::at`].
+    pub fn new(command: &'static str, kind: ApiErrorKind) -> Self {
         ApiError {
             command,
-            host: host.into(),
+            host: Arc::from(""),
             attempts: 1,
-            retry_after: None,
-            kind,
+            retry_after_secs: None,
+            kind: Box::new(kind),
         }
+    }
+
+    /// The same failure, at `host`.
+    pub fn at(mut self, host: Arc<str>) -> Self {
+        self.host = host;
+        self
+    }
+
+    /// How long the server asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after_secs
+            .map(|s| Duration::from_secs(u64::from(s)))
     }
 
     /// What happened, in a few words (no advice): for retry lines and the start of messages.
     pub fn reason_short(&self) -> String {
-        match &self.kind {
+        match &*self.kind {
             ApiErrorKind::Code { code, .. } => format!("error {code} ({})", meaning(*code)),
             ApiErrorKind::Http(s) if *s >= 500 => format!("server error: HTTP {s}"),
             ApiErrorKind::Http(429) => "rate limited: HTTP 429".to_owned(),
@@ -132,7 +148,7 @@ impl ApiError {
     /// What the user should do.
     fn advice(&self) -> &'static str {
         const ENDPOINT: &str = "check that app.region / app.endpoint points at the Chat REST API";
-        match &self.kind {
+        match &*self.kind {
             ApiErrorKind::Code { code, .. } => fix(*code),
             ApiErrorKind::Http(s) if *s >= 500 => {
                 "the server kept failing; check the service status and app.region / app.endpoint, then run the command again later"
@@ -153,7 +169,7 @@ impl ApiError {
 
     /// How the caller should treat this failure (spec §3).
     pub fn class(&self) -> ErrorClass {
-        match &self.kind {
+        match &*self.kind {
             ApiErrorKind::Code { code, .. } => classify(*code),
             ApiErrorKind::Http(429) => ErrorClass::SlowDown,
             ApiErrorKind::Http(s) if *s >= 500 => ErrorClass::Retry,
@@ -166,7 +182,7 @@ impl ApiError {
 
     /// The API error code, when the server answered with one.
     pub fn code(&self) -> Option<i64> {
-        match &self.kind {
+        match &*self.kind {
             ApiErrorKind::Code { code, .. } => Some(*code),
             _ => None,
         }
@@ -187,7 +203,7 @@ impl crate::limiter::Failure for ApiError {
     }
 
     fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        ApiError::retry_after(self)
     }
 
     fn label(&self) -> &str {
@@ -208,7 +224,7 @@ mod tests {
     use super::*;
 
     fn err(kind: ApiErrorKind) -> ApiError {
-        ApiError::new(wire::command::SET_ATTR, "adminapisgp.im.qcloud.com", kind)
+        ApiError::new(wire::command::SET_ATTR, kind).at("adminapisgp.im.qcloud.com".into())
     }
 
     #[test]
@@ -272,7 +288,7 @@ mod tests {
         let code = |c| {
             err(ApiErrorKind::Code {
                 code: c,
-                info: String::new(),
+                info: "".into(),
             })
             .class()
         };

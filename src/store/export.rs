@@ -66,6 +66,7 @@ impl Store {
 
     /// Replaces the store's content with an export. Refuses another lineage or an older serial
     /// unless `force`. Returns the header that was restored.
+    #[allow(clippy::too_many_lines)] // split by the store rework
     pub fn restore(&mut self, input: impl std::io::Read, force: bool) -> Result<ExportHeader> {
         let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(input));
         let mut lines = reader.lines();
