@@ -20,6 +20,7 @@
 //! - [`apply`] runs a plan's batches through the limiter and reports each batch outcome to a sink.
 //! - [`drift`] compares live attributes with last-applied.
 //! - [`emulator`] is the server side of the API family, for offline use and tests.
+//! - [`files`] replaces output files atomically and reads gzip input with a size cap.
 //! - [`schema`] holds the JSON Schemas of the project and users files, for editors.
 //! - [`commands`] holds one thin orchestrator per subcommand; [`cli`] the clap definitions.
 
@@ -32,6 +33,7 @@ pub mod diag;
 pub mod drift;
 pub mod emulator;
 pub mod error;
+pub mod files;
 pub mod limiter;
 pub mod model;
 pub mod plan;
