@@ -50,6 +50,15 @@ pub fn open_existing_store(settings: &Settings) -> Result<Option<Store>> {
     Ok(store)
 }
 
+/// The existing store of this app for reading only (never writes to the state directory).
+pub fn open_read_only_store(settings: &Settings) -> Result<Option<Store>> {
+    let store = Store::open_read_only(&settings.state_dir)?;
+    if let Some(store) = &store {
+        store.check_belongs(settings.sdkappid, settings.endpoint.host())?;
+    }
+    Ok(store)
+}
+
 /// The store of this app, created when missing.
 pub fn open_store(settings: &Settings) -> Result<Store> {
     Ok(Store::open(

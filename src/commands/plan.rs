@@ -25,7 +25,7 @@ pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<Exit> {
     let started = std::time::Instant::now();
     let (settings, desired) = ctx.load()?;
     tracing::info!(accounts = desired.accounts.len(), elapsed = ?started.elapsed(), "loaded the desired state");
-    let store = common::open_existing_store(&settings)?;
+    let store = common::open_read_only_store(&settings)?;
     let (plan, state) = common::make_plan(&settings, desired, store.as_ref())?;
     drop(store);
     tracing::info!(changes = plan.changes.len(), elapsed = ?started.elapsed(), "planned");

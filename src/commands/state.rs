@@ -11,7 +11,7 @@ use crate::{Error, Result};
 
 fn existing(ctx: &Context) -> Result<(crate::settings::Settings, Store)> {
     let settings = ctx.settings()?;
-    let store = common::open_existing_store(&settings)?.ok_or_else(|| {
+    let store = common::open_read_only_store(&settings)?.ok_or_else(|| {
         Error::msg(format!(
             "there is no state at {} yet: run `timattr apply` or `timattr import` first, or `timattr state restore FILE`",
             settings.state_dir.display()
@@ -63,11 +63,13 @@ pub fn state(ctx: &Context, cmd: &StateCommand) -> Result<Exit> {
             let (_, store) = existing(ctx)?;
             let count = match out {
                 Some(path) => {
-                    let ctxmsg = || format!("cannot write {}", path.display());
-                    let file = std::fs::File::create(path).map_err(|e| Error::io(ctxmsg(), e))?;
-                    store
-                        .export(std::io::BufWriter::new(file))
-                        .map_err(|e| Error::io(ctxmsg(), e))?
+                    let mut count = 0;
+                    crate::files::write_atomically(path, |w| {
+                        count = store.export(w)?;
+                        Ok(())
+                    })
+                    .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+                    count
                 }
                 None => {
                     let mut w = common::stdout();
@@ -88,14 +90,16 @@ pub fn state(ctx: &Context, cmd: &StateCommand) -> Result<Exit> {
             let settings = ctx.settings()?;
             let input = std::fs::File::open(file)
                 .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
-            // Restoring is how a lost store comes back: create it when missing. The export's own
-            // app and host are checked against the project below.
+            // All of the file is read and checked before the store is opened (or created).
+            let export = crate::store::read_export(input)?;
+            crate::store::check_app(&export.header, settings.sdkappid, settings.endpoint.host())?;
+            // Restoring is how a lost store comes back: create it when missing.
             let mut store = Store::open(
                 &settings.state_dir,
                 settings.sdkappid,
                 settings.endpoint.host(),
             )?;
-            let header = store.restore(std::io::BufReader::new(input), *force)?;
+            let header = store.restore_export(&export, *force)?;
             ctx.note(format!(
                 "Restored {} accounts (lineage {}, serial {}).",
                 header.accounts, header.lineage, header.serial
