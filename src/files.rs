@@ -15,12 +15,19 @@ const MB: u64 = 1024 * 1024;
 /// systems), which is flushed, fsynced and renamed over `path`; then the directory is fsynced so
 /// the rename itself survives a crash. Any failure, from `write` or from the disk, leaves the
 /// previous file (if any) untouched and removes the temp file. A symlink at `path` is followed:
-/// its target is replaced, the link stays. An existing file's permissions are kept.
+/// its target is replaced, the link stays. An existing file's permissions are kept. Something
+/// that is not a regular file (`/dev/stdout`, a FIFO, a terminal) is written to directly: it
+/// cannot be replaced, and renaming over a device node would remove the device.
 pub fn write_atomically<F>(path: &Path, write: F) -> io::Result<()>
 where
     F: FnOnce(&mut dyn Write) -> io::Result<()>,
 {
     let target = resolve_target(path)?;
+    if std::fs::metadata(&target).is_ok_and(|m| !m.is_file()) {
+        let mut out = BufWriter::new(OpenOptions::new().write(true).open(&target)?);
+        write(&mut out)?;
+        return out.flush();
+    }
     let dir = parent_dir(&target);
     let (temp_path, file) = create_temp(&dir, &target)?;
     let result =
@@ -257,6 +264,13 @@ mod tests {
             .file_type()
             .is_symlink());
         assert_eq!(std::fs::read(&real).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_device_is_written_to_not_replaced() {
+        write_atomically(Path::new("/dev/null"), |w| w.write_all(b"discarded")).unwrap();
+        let meta = std::fs::metadata("/dev/null").unwrap();
+        assert!(!meta.is_file(), "/dev/null is still a device");
     }
 
     #[test]

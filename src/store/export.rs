@@ -203,7 +203,8 @@ pub fn read_export(input: impl Read) -> Result<Export> {
             break;
         }
         if line.is_empty() {
-            continue;
+            // An export has none; a stream of them would be read for nothing.
+            return Err(bad(format!("line {line_no} is empty")));
         }
         lines += 1;
         if lines > header.accounts {

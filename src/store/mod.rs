@@ -124,8 +124,6 @@ pub struct Store {
     accounts: u64,
     /// Commits made so far; the metadata's and, after each commit, the commit record's.
     commits: u64,
-    /// The commit count the record outside sled holds (writers keep it at most one behind).
-    recorded: u64,
     /// A reader's copy of the sled files: nothing it does reaches the state directory.
     copy: Option<snapshot::Copy>,
 }
@@ -145,7 +143,8 @@ impl std::fmt::Debug for Store {
 /// The metadata as stored: [`Meta`] with the counts the checks need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct MetaRecord {
-    #[serde(flatten)]
+    /// The same as `meta.format_version`, where older binaries look for it.
+    format_version: u32,
     meta: Meta,
     accounts: u64,
     commits: u64,
@@ -348,7 +347,6 @@ impl Store {
             meta: meta.clone(),
             accounts: 0,
             commits: 0,
-            recorded: 0,
             copy: None,
         };
         store.commit(sled::Batch::default(), meta, 0)?;
@@ -374,7 +372,6 @@ impl Store {
             meta,
             accounts,
             commits,
-            recorded: record.as_ref().map_or(0, |r| r.commits),
             copy,
         };
         match stored {
@@ -383,7 +380,8 @@ impl Store {
                 commits::check(&r.commit_record(), record.as_ref())
                     .map_err(|m| store.corrupt(&m))?;
                 store.verify()?;
-                if store.copy.is_none() && store.recorded < store.commits {
+                let behind = record.as_ref().is_none_or(|r| r.commits < store.commits);
+                if store.copy.is_none() && behind {
                     // The last run stopped between its commit and the record: catch up.
                     store.write_record()?;
                 }
@@ -647,11 +645,8 @@ impl Store {
     /// Writes `batch` together with `meta` and the account count in one atomic step, makes
     /// it durable, then records the commit outside sled.
     fn commit(&mut self, mut batch: sled::Batch, meta: Meta, accounts: u64) -> Result<()> {
-        if self.copy.is_none() && self.recorded < self.commits {
-            // An earlier record write failed: the database may run one commit ahead, no more.
-            self.write_record()?;
-        }
         let next = MetaRecord {
+            format_version: meta.format_version,
             meta,
             accounts,
             commits: self.commits + 1,
@@ -671,7 +666,7 @@ impl Store {
     }
 
     /// Replaces the commit record outside sled with the current commit.
-    fn write_record(&mut self) -> Result<()> {
+    fn write_record(&self) -> Result<()> {
         let record = commits::CommitRecord {
             lineage: self.meta.lineage.clone(),
             serial: self.meta.serial,
@@ -681,9 +676,7 @@ impl Store {
         commits::write(&self.path, &record).map_err(|e| StoreError::Sled {
             path: self.path.clone(),
             message: format!("cannot write {}: {e}", commits::FILE),
-        })?;
-        self.recorded = self.commits;
-        Ok(())
+        })
     }
 
     /// Refuses writes through a store opened with [`Store::open_read_only`].
