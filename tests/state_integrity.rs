@@ -238,13 +238,13 @@ fn a_lost_or_foreign_commit_record_is_damage() {
     let saved = std::fs::read(&record).unwrap();
     std::fs::remove_file(&record).unwrap();
     assert_damaged(p.run(&["state", "list"]), "record removed");
-    // Sled's files gone, the record left: not "no state yet".
     std::fs::write(&record, &saved).unwrap();
     let other = applied();
     std::fs::copy(other.state_dir().join("last-commit"), &record).unwrap();
     assert_damaged(p.run(&["state", "list"]), "another store's record");
     std::fs::write(&record, b"{\"lineage\":").unwrap();
     assert_damaged(p.run(&["state", "list"]), "torn record");
+    // Sled's files gone, the record left: damage, not "no state yet".
     std::fs::write(&record, &saved).unwrap();
     for name in ["db", "conf"] {
         std::fs::remove_file(p.state_dir().join(name)).unwrap();
@@ -380,7 +380,11 @@ fn a_format_2_store_is_read_as_is_and_migrated_by_the_first_writer() {
     let list = p.run(&["state", "list"]).expect(0).stdout();
     assert_eq!(list.lines().count(), 700);
     let plan = p.run(&["plan"]).expect(0);
-    assert!(plan.stdout().contains("0 to add, 0 to change, 0 to remove"), "{}", plan.stdout());
+    assert!(
+        plan.stdout().contains("0 to add, 0 to change, 0 to remove"),
+        "{}",
+        plan.stdout()
+    );
     assert_unchanged(&before, &p.state_dir(), "readers of a format 2 store");
     // The first writer migrates it in place; the lineage and serial stay.
     let mut more = want.clone();

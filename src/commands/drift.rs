@@ -15,7 +15,13 @@ use crate::{Error, Result};
 
 pub fn drift(ctx: &Context, args: &DriftArgs) -> Result<Exit> {
     let (settings, desired) = ctx.load()?;
-    let Some(mut store) = common::open_existing_store(&settings)? else {
+    // Without --fix, drift only reads: the state directory is left as it is.
+    let store = if args.fix {
+        common::open_existing_store(&settings)?
+    } else {
+        common::open_read_only_store(&settings)?
+    };
+    let Some(mut store) = store else {
         ctx.note(format!(
             "There is no state at {} yet: nothing is managed, so nothing can drift.",
             settings.state_dir.display()

@@ -939,6 +939,125 @@ mod tests {
     }
 
     #[test]
+    fn metadata_with_slots_and_history_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), 7, "h").unwrap();
+        let slots: BTreeMap<u8, String> = [(0, "sex".into()), (3, "city".into())].into();
+        store.record_slots(&slots, 2).unwrap();
+        let entry = HistoryEntry {
+            time: 1,
+            serial: 2,
+            operation: "apply".into(),
+            status: "complete".into(),
+            accounts_set: 0,
+            accounts_removed: 0,
+            names_configured: 2,
+            requests: 1,
+            retries: 0,
+        };
+        store.add_history(&entry).unwrap();
+        drop(store);
+        let store = reopen(dir.path());
+        assert_eq!(store.meta().slots, slots);
+        assert_eq!(store.meta().serial, 2);
+        assert_eq!(store.history().unwrap(), vec![entry]);
+        let record = commits::read(dir.path()).unwrap().unwrap();
+        assert_eq!((record.serial, record.commits), (2, 3));
+    }
+
+    #[test]
+    fn a_read_only_open_writes_nothing_and_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), 1, "h").unwrap();
+        let a = attrs(&[(0, "m")]);
+        let record = Record {
+            set: vec![("u1", &a), ("u2", &a)],
+            removed: vec![],
+        };
+        store.record(&record, &names(), 1).unwrap();
+        drop(store);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let files = |d: &Path| -> Vec<(String, Vec<u8>)> {
+            let mut v: Vec<_> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap())
+                .filter(|e| e.file_type().unwrap().is_file())
+                .map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    (name, std::fs::read(e.path()).unwrap())
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let before = files(dir.path());
+        let mut ro = Store::open_read_only(dir.path()).unwrap().unwrap();
+        assert_eq!(ro.account_count().unwrap(), 2);
+        assert_eq!(ro.path(), dir.path());
+        let err = ro.record(&record, &names(), 2).unwrap_err();
+        assert!(err.to_string().contains("read-only"), "{err}");
+        // Two readers at once are fine.
+        let ro2 = Store::open_read_only(dir.path()).unwrap().unwrap();
+        drop((ro, ro2));
+        assert_eq!(files(dir.path()), before);
+        assert!(Store::open_read_only(tempfile::tempdir().unwrap().path())
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn a_reader_is_refused_while_a_writer_holds_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let _writer = Store::open(dir.path(), 1, "h").unwrap();
+        let err = Store::open_read_only(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Locked(_)), "{err:?}");
+    }
+
+    #[test]
+    fn values_the_encoding_cannot_hold_are_refused_not_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), 1, "h").unwrap();
+        let long = "x".repeat(u16::MAX as usize + 1);
+        let a = attrs(&[(0, &long)]);
+        let err = store
+            .record(
+                &Record {
+                    set: vec![("u1", &a)],
+                    removed: vec![],
+                },
+                &names(),
+                1,
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("too long"), "{err}");
+        assert_eq!(store.account_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn the_serial_never_wraps() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), 1, "h").unwrap();
+        assert_eq!(store.next_serial().unwrap(), 1);
+        store.record_slots(&BTreeMap::new(), u64::MAX).unwrap();
+        assert!(store.next_serial().is_err());
+    }
+
+    #[test]
+    fn a_writer_catches_the_record_up_after_a_crash_between_the_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), 1, "h").unwrap();
+        let stale = commits::read(dir.path()).unwrap().unwrap();
+        store.record_slots(&BTreeMap::new(), 1).unwrap();
+        drop(store);
+        // The record of the commit before: as if the process died before writing it.
+        commits::write(dir.path(), &stale).unwrap();
+        let store = reopen(dir.path());
+        assert_eq!(store.meta().serial, 1);
+        let record = commits::read(dir.path()).unwrap().unwrap();
+        assert_eq!(record.commits, stale.commits + 1);
+    }
+
+    #[test]
     fn second_open_is_refused_as_locked() {
         let dir = tempfile::tempdir().unwrap();
         let _first = Store::open(dir.path(), 1, "h").unwrap();
@@ -992,6 +1111,15 @@ mod tests {
         let err = s3.restore(&backup[..], false).unwrap_err();
         assert!(err.to_string().contains("lineage"), "{err}");
         s3.restore(&backup[..], true).unwrap();
+        // Another app's export is refused even with force, and changes nothing.
+        let fourth = tempfile::tempdir().unwrap();
+        let mut s4 = Store::open(fourth.path(), 2, "h").unwrap();
+        let err = s4.restore(&backup[..], true).unwrap_err();
+        assert!(
+            err.to_string().contains("--force does not override"),
+            "{err}"
+        );
+        assert_eq!(s4.account_count().unwrap(), 0);
         // Truncated input changes nothing.
         let err = fresh
             .restore(&backup[..backup.len() / 2], true)
