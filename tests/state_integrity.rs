@@ -462,9 +462,18 @@ fn refused(p: &Project, bytes: &[u8], because: &str) {
     }
 }
 
-fn hostile_exports() -> Vec<(Vec<u8>, &'static str)> {
-    let ok = line("u1", &[("sex", "m")]);
-    let long_value = "x".repeat(51);
+/// An export of one account line (after a header announcing one account).
+fn one(account_line: &str) -> Vec<u8> {
+    gzip(&format!("{}\n{account_line}\n", header(1, "")))
+}
+
+/// A valid account line after the header `h`.
+fn under(h: &str) -> Vec<u8> {
+    gzip(&format!("{h}\n{}\n", line("u1", &[("sex", "m")])))
+}
+
+/// Accounts, names and values past the API's limits.
+fn hostile_lines() -> Vec<(Vec<u8>, &'static str)> {
     let names: Vec<String> = (0..11).map(|i| format!("n{i}")).collect();
     let eleven: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
     let spread: Vec<String> = names
@@ -472,80 +481,27 @@ fn hostile_exports() -> Vec<(Vec<u8>, &'static str)> {
         .enumerate()
         .map(|(i, n)| line(&format!("u{i:02}"), &[(n, "v")]))
         .collect();
-    let valid = gzip(&format!("{}\n{ok}\n", header(1, "")));
+    let ok = line("u1", &[("sex", "m")]);
     vec![
         (
-            gzip(&format!(
-                "{}\n{}\n",
-                header(1, ""),
-                line("u1", &[("sex", &long_value)])
-            )),
+            one(&line("u1", &[("sex", &"x".repeat(51))])),
             "longer than 50 bytes",
         ),
         (
-            gzip(&format!(
-                "{}\n{}\n",
-                header(1, ""),
-                line(&"a".repeat(33), &[("sex", "m")])
-            )),
+            one(&line(&"a".repeat(33), &[("sex", "m")])),
             "is not 1 to 32 bytes",
         ),
+        (one(&line("", &[("sex", "m")])), "is not 1 to 32 bytes"),
         (
-            gzip(&format!(
-                "{}\n{}\n",
-                header(1, ""),
-                line("", &[("sex", "m")])
-            )),
-            "is not 1 to 32 bytes",
-        ),
-        (
-            gzip(&format!(
-                "{}\n{}\n",
-                header(1, ""),
-                line("u1", &[(&"n".repeat(51), "m")])
-            )),
+            one(&line("u1", &[(&"n".repeat(51), "m")])),
             "is not 1 to 50 bytes",
         ),
-        (
-            gzip(&format!("{}\n{}\n", header(1, ""), line("u1", &eleven))),
-            "more than 10 attributes",
-        ),
+        (one(&line("u1", &eleven)), "more than 10 attributes"),
         (
             gzip(&format!("{}\n{}\n", header(11, ""), spread.join("\n"))),
             "more than 10 distinct attribute names",
         ),
-        (
-            gzip(&format!(
-                "{}\n{ok}\n",
-                header_with("slots", r#"{"10":"x"}"#)
-            )),
-            "slot 10 does not exist",
-        ),
-        (
-            gzip(&format!(
-                "{}\n{ok}\n",
-                header_with("serial", "18446744073709551615")
-            )),
-            "serial is at its maximum",
-        ),
-        (
-            gzip(&format!(
-                "{}\n{ok}\n",
-                header_with("sdkappid", "1400000001")
-            )),
-            "--force does not override this",
-        ),
-        (
-            gzip(&format!(
-                "{}\n{ok}\n",
-                header_with("endpoint_host", r#""other.example""#)
-            )),
-            "--force does not override this",
-        ),
-        (
-            gzip(&format!("{}\n{ok}\n", header_with("lineage", r#""""#))),
-            "lineage is not an id",
-        ),
+        (one("{\"account\":\"u1\""), "line 2"),
         (
             gzip(&format!("{}\n{ok}\n", header(2, ""))),
             "announces 2 accounts but 1 follow",
@@ -558,18 +514,47 @@ fn hostile_exports() -> Vec<(Vec<u8>, &'static str)> {
             gzip(&format!("{}\n{ok}\n\n", header(1, ""))),
             "line 3 is empty",
         ),
+    ]
+}
+
+/// Headers of another app, past the limits, or not exports at all.
+fn hostile_headers() -> Vec<(Vec<u8>, &'static str)> {
+    let valid = under(&header(1, ""));
+    vec![
         (
-            gzip(&format!("{}\n{{\"account\":\"u1\"\n", header(1, ""))),
-            "line 2",
+            under(&header_with("slots", r#"{"10":"x"}"#)),
+            "slot 10 does not exist",
         ),
         (
-            gzip(&format!("{}\n", header_with("format_version", "99"))),
+            under(&header_with("serial", "18446744073709551615")),
+            "serial is at its maximum",
+        ),
+        (
+            under(&header_with("sdkappid", "1400000001")),
+            "--force does not override this",
+        ),
+        (
+            under(&header_with("endpoint_host", r#""other.example""#)),
+            "--force does not override this",
+        ),
+        (
+            under(&header_with("lineage", r#""""#)),
+            "lineage is not an id",
+        ),
+        (
+            under(&header_with("format_version", "99")),
             "format version 99",
         ),
         (valid[..valid.len() - 9].to_vec(), "cannot be read"),
         (b"not gzip at all".to_vec(), "cannot be read"),
         (Vec::new(), "cannot be read"),
     ]
+}
+
+fn hostile_exports() -> Vec<(Vec<u8>, &'static str)> {
+    let mut all = hostile_lines();
+    all.extend(hostile_headers());
+    all
 }
 
 #[test]

@@ -230,7 +230,7 @@ pub async fn execute(
         settings.apply.rate_limit,
         settings.apply.concurrency,
     );
-    let serial = store.meta().serial + 1;
+    let serial = store.next_serial()?;
     let mut names_configured = 0;
     if !plan.attribute_names.is_empty() {
         // The names the plan was made with (a saved plan may predate the project file).

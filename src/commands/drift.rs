@@ -107,7 +107,7 @@ pub fn drift(ctx: &Context, args: &DriftArgs) -> Result<Exit> {
 pub fn import(ctx: &Context) -> Result<Exit> {
     let (settings, desired) = ctx.load()?;
     let mut store = common::open_store(&settings)?;
-    let serial = store.meta().serial + 1;
+    let serial = store.next_serial()?;
     let names = desired.names.clone();
     // Only the names each account has in the files are adopted: a live value of another name
     // stays unmanaged, so the next plan leaves it alone.
