@@ -245,7 +245,7 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, line_no: usize) -> Re
         .by_ref()
         .take(MAX_LINE_BYTES as u64 + 1)
         .read_until(b'\n', buf)
-        .map_err(|e| bad(e))?;
+        .map_err(bad)?;
     if read == 0 {
         return Ok(false);
     }

@@ -86,14 +86,43 @@ fn copy_blobs(src: &Path, dst: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Removes the copies of readers that were killed before they could remove their own (their
+/// process is gone and they are an hour old). Best effort: failures are ignored.
+fn remove_stale(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let gone = pid.is_some_and(|pid| {
+            pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+        });
+        // An hour's age too, in case /tmp is shared with another PID namespace.
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 3600));
+        if gone && old && Path::new("/proc/self").exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+const PREFIX: &str = "timattr-read-";
+
 /// A new directory only this user can read, in the system's temp directory (`TMPDIR`).
 fn fresh_dir() -> io::Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     let base = std::env::temp_dir();
+    remove_stale(&base);
     let mut last = None;
     for _ in 0..16 {
         let tag: u64 = rand::random();
-        let dir = base.join(format!("timattr-read-{}-{tag:016x}", std::process::id()));
+        let dir = base.join(format!("{PREFIX}{}-{tag:016x}", std::process::id()));
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
