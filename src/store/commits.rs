@@ -7,11 +7,12 @@
 //! database may be ahead of the record (a crash between the two writes, or a rename the file
 //! system had not made durable yet), never behind it.
 //!
-//! The record's content is fsynced before it is renamed into place, so a crash leaves the old
-//! record or the new one, never a torn one; the directory is not fsynced (that would double the
-//! cost of every commit), so after a power loss the record may be older, which is allowed.
+//! The file has two slots of one disk sector each, written in turn (commit `n` goes to slot
+//! `n % 2`) in place, without fsync: a write torn by a crash spoils at most the slot being
+//! written, whose checksum then fails, and the other slot still holds the commit before. After
+//! a power loss the record may therefore be older than the database, which is allowed. Only the
+//! file's creation is fsynced (file and directory), so that it cannot vanish or come back empty.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -40,41 +41,66 @@ fn crc(record: &CommitRecord) -> u32 {
     crc.sum()
 }
 
-/// Reads the record; `Ok(None)` when there is none. `Err` says what is wrong with it.
+/// One slot: a disk sector, so a torn write cannot spoil both.
+const SLOT: usize = 512;
+
+/// Reads the record (the later of the two slots that pass their checksum); `Ok(None)` when
+/// there is none. `Err` says what is wrong with it.
 pub fn read(dir: &Path) -> Result<Option<CommitRecord>, String> {
     let bytes = match std::fs::read(dir.join(FILE)) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read {FILE}: {e}")),
     };
-    let disk: OnDisk =
-        serde_json::from_slice(&bytes).map_err(|_| format!("{FILE} cannot be read"))?;
-    if crc(&disk.record) != disk.crc32 {
-        return Err(format!("{FILE} fails its checksum"));
+    if bytes.len() != 2 * SLOT {
+        return Err(format!(
+            "{FILE} cannot be read (it is not {} bytes)",
+            2 * SLOT
+        ));
     }
-    Ok(Some(disk.record))
+    bytes
+        .chunks(SLOT)
+        .filter_map(parse_slot)
+        .max_by_key(|r| r.commits)
+        .map(Some)
+        .ok_or_else(|| format!("{FILE} cannot be read (both copies fail their checksum)"))
 }
 
-/// Replaces the record atomically (see the module's note on durability).
+fn parse_slot(slot: &[u8]) -> Option<CommitRecord> {
+    let end = slot.iter().rposition(|b| *b == b'}')?;
+    let disk: OnDisk = serde_json::from_slice(&slot[..=end]).ok()?;
+    (crc(&disk.record) == disk.crc32).then_some(disk.record)
+}
+
+/// Writes `record` into its slot (see the module's note on durability).
 pub fn write(dir: &Path, record: &CommitRecord) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
     let disk = OnDisk {
         record: record.clone(),
         crc32: crc(record),
     };
-    let mut bytes = serde_json::to_vec(&disk)?;
-    bytes.push(b'\n');
-    let temp = dir.join(format!(".{FILE}.tmp"));
-    let written = std::fs::File::create(&temp).and_then(|mut f| {
-        f.write_all(&bytes)?;
-        f.sync_data()
-    });
-    match written.and_then(|()| std::fs::rename(&temp, dir.join(FILE))) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = std::fs::remove_file(&temp);
-            Err(e)
-        }
+    let mut slot = serde_json::to_vec(&disk)?;
+    if slot.len() >= SLOT {
+        return Err(std::io::Error::other("the commit record is too long"));
     }
+    slot.resize(SLOT - 1, b' ');
+    slot.push(b'\n');
+    let path = dir.join(FILE);
+    let file = match std::fs::OpenOptions::new().write(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(dir)?,
+        Err(e) => return Err(e),
+    };
+    file.write_all_at(&slot, (record.commits % 2) * SLOT as u64)
+}
+
+/// Creates the file with two empty slots, durably, and opens it.
+fn create(dir: &Path) -> std::io::Result<std::fs::File> {
+    let mut empty = vec![b' '; 2 * SLOT];
+    empty[SLOT - 1] = b'\n';
+    empty[2 * SLOT - 1] = b'\n';
+    crate::files::write_atomically(&dir.join(FILE), |w| w.write_all(&empty))?;
+    std::fs::OpenOptions::new().write(true).open(dir.join(FILE))
 }
 
 /// Whether the database's own record (`db`) may follow the file's (`file`): the same commit
@@ -127,15 +153,29 @@ mod tests {
     }
 
     #[test]
-    fn round_trips_and_refuses_a_damaged_file() {
+    fn round_trips_and_falls_back_to_the_other_slot() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read(dir.path()).unwrap(), None);
         write(dir.path(), &rec(3, 2, 10)).unwrap();
         assert_eq!(read(dir.path()).unwrap(), Some(rec(3, 2, 10)));
-        let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
-        std::fs::write(dir.path().join(FILE), text.replace("10", "11")).unwrap();
+        write(dir.path(), &rec(4, 2, 11)).unwrap();
+        write(dir.path(), &rec(5, 3, 12)).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), Some(rec(5, 3, 12)));
+        let path = dir.path().join(FILE);
+        let good = std::fs::read(&path).unwrap();
+        assert_eq!(good.len(), 2 * SLOT);
+        // The slot being written is torn: the commit before is read.
+        let mut torn = good.clone();
+        torn[SLOT + 20] ^= 0x01;
+        std::fs::write(&path, &torn).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), Some(rec(4, 2, 11)));
+        // Both spoiled, or the file cut: the record cannot be read.
+        torn[20] ^= 0x01;
+        std::fs::write(&path, &torn).unwrap();
         assert!(read(dir.path()).unwrap_err().contains("checksum"));
-        std::fs::write(dir.path().join(FILE), &text[..text.len() / 2]).unwrap();
+        std::fs::write(&path, &good[..SLOT]).unwrap();
+        assert!(read(dir.path()).is_err());
+        std::fs::write(&path, b"").unwrap();
         assert!(read(dir.path()).is_err());
     }
 

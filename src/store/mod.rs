@@ -1050,6 +1050,7 @@ mod tests {
         store.record_slots(&BTreeMap::new(), 1).unwrap();
         drop(store);
         // The record of the commit before: as if the process died before writing it.
+        std::fs::remove_file(dir.path().join(commits::FILE)).unwrap();
         commits::write(dir.path(), &stale).unwrap();
         let store = reopen(dir.path());
         assert_eq!(store.meta().serial, 1);
