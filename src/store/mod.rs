@@ -296,6 +296,7 @@ impl Store {
             let record = commits::read(dir).map_err(|m| corrupt_at(dir, &m))?;
             return no_meta(dir, record.as_ref()).map(|()| None);
         }
+        let started = std::time::Instant::now();
         let (copy, record) = snapshot::take(dir).map_err(|f| match f {
             snapshot::Failure::Locked => StoreError::Locked(dir.to_path_buf()),
             snapshot::Failure::Record(m) => corrupt_at(dir, &m),
@@ -304,7 +305,9 @@ impl Store {
                 message: format!("cannot copy the database to read it: {e}"),
             },
         })?;
+        tracing::debug!(elapsed = ?started.elapsed(), "copied the store to read it");
         let db = open_db(copy.dir(), false).map_err(|e| e.at(dir))?;
+        tracing::debug!(elapsed = ?started.elapsed(), "opened the copy");
         match read_meta(&db, dir)? {
             Some(stored) => Store::assemble(db, dir, Some(copy), stored, record).map(Some),
             None => no_meta(dir, record.as_ref()).map(|()| None),
@@ -379,7 +382,9 @@ impl Store {
             Stored::Current(r) => {
                 commits::check(&r.commit_record(), record.as_ref())
                     .map_err(|m| store.corrupt(&m))?;
+                let started = std::time::Instant::now();
                 store.verify()?;
+                tracing::debug!(elapsed = ?started.elapsed(), "verified every block");
                 let behind = record.as_ref().is_none_or(|r| r.commits < store.commits);
                 if store.copy.is_none() && behind {
                     // The last run stopped between its commit and the record: catch up.
