@@ -719,6 +719,7 @@ impl Bench {
         v
     }
 
+    #[allow(clippy::too_many_lines)] // split by the bench rework (yaml helper)
     fn scenarios(&mut self, emulator: &timattr::emulator::Running) -> Result<(), String> {
         let n = self.opts.accounts;
         let needs_main =

@@ -91,14 +91,33 @@ pub enum Command {
     Completions(CompletionsArgs),
 }
 
+/// `--format text|json|markdown` (mapped onto [`crate::render::Format`], which knows no clap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum FormatArg {
+    #[default]
+    Text,
+    Json,
+    Markdown,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Text => Format::Text,
+            FormatArg::Json => Format::Json,
+            FormatArg::Markdown => Format::Markdown,
+        }
+    }
+}
+
 #[derive(Debug, Args, Clone, Default)]
 pub struct PlanArgs {
     /// Also save the plan (gzip JSON with the state's lineage and serial) for `apply FILE`.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
     /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -125,8 +144,8 @@ pub struct DriftArgs {
     #[arg(long)]
     pub fix: bool,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
 }
 
 #[derive(Debug, Subcommand, Clone)]

@@ -192,3 +192,63 @@ fn import_adopts_only_the_names_each_account_has_in_the_files() {
     assert!(!show.contains("tier"), "{show}");
     p.run(&["drift"]).expect(0);
 }
+
+/// Waits (bounded) until the server has answered `n` requests of `command`.
+fn wait_for(emu: &Emulator, command: &str, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while emu
+        .running()
+        .stats()
+        .requests
+        .get(command)
+        .copied()
+        .unwrap_or(0)
+        < n
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{command} never got going"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_stops_drift_and_import_with_143() {
+    let (emu, p) = applied(2_000);
+    // One read per second: 20 reads, time enough to stop each run mid-way.
+    p.write_project(NAMES, "apply:\n  rate_limit: 1\n  concurrency: 1\n");
+    for args in [&["drift"][..], &["import"]] {
+        let reads_before = emu
+            .running()
+            .stats()
+            .requests
+            .get("im_get_attr")
+            .copied()
+            .unwrap_or(0);
+        let child = p
+            .cmd(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for(&emu, "im_get_attr", reads_before + 2);
+        let pid = child.id().to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(143), "{args:?}: {err}");
+        assert!(err.contains("nterrupted"), "{args:?}: {err}");
+    }
+    let history = p.run(&["state", "history"]).expect(0).stdout();
+    assert!(
+        history
+            .lines()
+            .any(|l| l.contains("import") && l.contains("interrupted")),
+        "{history}"
+    );
+}

@@ -329,6 +329,7 @@ async fn tag_rules() {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // split by the api rework
 async fn url_auth_and_command_errors() {
     let em = start(|_| {}).await;
     let raw = Raw::new(&em);

@@ -1,11 +1,8 @@
 //! `timattr validate` and `timattr plan`.
 
-use std::io::Write;
-
-use super::common::{self, Context};
-use super::Exit;
+use super::{Context, Exit};
 use crate::cli::PlanArgs;
-use crate::render::{self, Format};
+use crate::render::{self, output, Format};
 use crate::Result;
 
 pub fn validate(ctx: &Context) -> Result<Exit> {
@@ -25,12 +22,10 @@ pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<Exit> {
     let started = std::time::Instant::now();
     let (settings, desired) = ctx.load()?;
     tracing::info!(accounts = desired.accounts.len(), elapsed = ?started.elapsed(), "loaded the desired state");
-    let store = common::open_read_only_store(&settings)?;
-    let (plan, state) = common::make_plan(&settings, desired, store.as_ref())?;
-    drop(store);
+    let (plan, state) = crate::ops::plan::plan(&settings, desired)?;
     tracing::info!(changes = plan.changes.len(), elapsed = ?started.elapsed(), "planned");
     if let Some(out) = &args.out {
-        common::save_plan(out, &plan, &state)?;
+        crate::ops::saved::save(out, &plan, &state)?;
         ctx.note(format!(
             "Saved the plan to {}; apply it with `timattr apply {}`.",
             out.display(),
@@ -38,17 +33,13 @@ pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<Exit> {
         ));
     }
     let rate = settings.apply.rate_limit;
-    let mut out = common::stdout();
-    let written = match args.format {
-        Format::Text => {
-            render::text::write_plan(&mut out, &plan, rate, super::stdout_style(&ctx.global))
-        }
-        Format::Json => render::json::write_plan(&mut out, &plan, None),
-        Format::Markdown => render::markdown::write_plan(&mut out, &plan, rate),
-    };
-    common::output_result(written.and_then(|()| out.flush()))?;
-    common::append_step_summary(&render::markdown::plan_markdown(&plan, rate));
-    if let Some(why) = common::mass_removal(&plan, &settings) {
+    output::to_stdout(|out| match Format::from(args.format) {
+        Format::Text => render::text::write_plan(out, &plan, rate, ctx.style()),
+        Format::Json => render::json::write_plan(out, &plan, None),
+        Format::Markdown => render::markdown::write_plan(out, &plan, rate),
+    })?;
+    output::append_step_summary(&render::markdown::plan_markdown(&plan, rate));
+    if let Some(why) = crate::ops::plan::mass_removal(&plan, &settings) {
         ctx.note(format!("warning: {why}"));
     }
     tracing::info!(elapsed = ?started.elapsed(), "rendered");

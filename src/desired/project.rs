@@ -371,6 +371,7 @@ fn describe_value(node: &Node) -> String {
     }
 }
 
+#[allow(clippy::too_many_lines)] // split by the desired rework
 fn check_app(app: &Node, s: &mut Settings, walk: &mut Walk) {
     let Some(f) = fields(
         app,

@@ -429,6 +429,7 @@ fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+#[allow(clippy::too_many_lines)] // split by the api rework
 async fn handle(
     State(s): State<Arc<Shared>>,
     method: Method,

@@ -1,6 +1,11 @@
-//! The JSON plan (`--format json`), streamed one change at a time, and its saved form
-//! (`plan --out`), which adds the state's lineage and serial so `apply FILE` can refuse a
-//! stale plan.
+//! The JSON plan (`--format json`) and its saved form (`plan --out`), which adds the state's
+//! lineage and serial so `apply FILE` can refuse a stale plan.
+//!
+//! [`PlanDoc`] is the one definition of the format: it reads saved plans (derived), and its
+//! derived writer is the reference. Plans of a million changes are written by a streaming
+//! hand writer ([`write_plan`]) instead, which is several times faster (BENCHMARKS.md,
+//! "JSON plan writer"); the tests hold it to the derived type: written by hand, read by
+//! serde, equal to [`PlanDoc::of_plan`].
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -140,101 +145,190 @@ pub fn write_plan(w: &mut impl Write, plan: &Plan, state: Option<&StateRef>) -> 
     w.write_all(&buf)
 }
 
-#[derive(Deserialize)]
-struct PlanDoc {
-    format_version: u32,
-    summary: SummaryDoc,
-    state: Option<StateRef>,
-    attribute_names: SlotsDoc,
-    changes: Vec<ChangeDoc>,
+/// A plan document, as written and read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanDoc {
+    pub format_version: u32,
+    pub summary: SummaryDoc,
+    /// Only in saved plans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateRef>,
+    pub attribute_names: SlotsDoc,
+    pub changes: Vec<ChangeDoc>,
 }
 
-#[derive(Deserialize)]
-struct SummaryDoc {
-    unchanged: usize,
+/// The plan's counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryDoc {
+    #[serde(default)]
+    pub add: usize,
+    #[serde(default)]
+    pub change: usize,
+    #[serde(default)]
+    pub remove: usize,
+    pub unchanged: usize,
+    #[serde(default)]
+    pub requests: usize,
 }
 
-#[derive(Deserialize)]
-struct SlotsDoc {
-    set: BTreeMap<String, String>,
+/// Attribute-name slots to configure (slot number as a string → name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotsDoc {
+    pub set: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
-struct ChangeDoc {
-    account: String,
-    action: String,
-    set: BTreeMap<String, String>,
-    remove: Vec<String>,
-    before: BTreeMap<String, String>,
+/// One element of `changes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeDoc {
+    pub account: String,
+    pub action: String,
+    pub set: BTreeMap<String, String>,
+    pub remove: Vec<String>,
+    pub before: BTreeMap<String, String>,
+    /// Derived from the others; written for readers, ignored when read back.
+    #[serde(default)]
+    pub after: BTreeMap<String, String>,
+}
+
+impl ChangeDoc {
+    pub fn of_change(change: &Change, names: &Names) -> ChangeDoc {
+        let map = |attrs: &mut dyn Iterator<Item = (crate::model::NameIdx, &str)>| {
+            attrs
+                .map(|(n, v)| (names.get(n).to_owned(), v.to_owned()))
+                .collect()
+        };
+        ChangeDoc {
+            account: change.account.to_string(),
+            action: change.action.as_str().to_owned(),
+            set: map(&mut change.set.iter()),
+            remove: change
+                .remove
+                .iter()
+                .map(|n| names.get(*n).to_owned())
+                .collect(),
+            before: map(&mut change.before.iter()),
+            after: map(&mut after(change)),
+        }
+    }
+}
+
+impl PlanDoc {
+    /// The document of `plan`; with `state`, the saved-plan form.
+    pub fn of_plan(plan: &Plan, state: Option<&StateRef>) -> PlanDoc {
+        let s = plan.summary();
+        PlanDoc {
+            format_version: FORMAT_VERSION,
+            summary: SummaryDoc {
+                add: s.add,
+                change: s.change,
+                remove: s.remove,
+                unchanged: s.unchanged,
+                requests: s.requests,
+            },
+            state: state.cloned(),
+            attribute_names: SlotsDoc {
+                set: plan
+                    .attribute_names
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            },
+            changes: plan
+                .changes
+                .iter()
+                .map(|c| ChangeDoc::of_change(c, &plan.names))
+                .collect(),
+        }
+    }
+
+    /// The saved plan this document holds. Errors are phrased for the user.
+    pub fn into_saved(self) -> Result<(Plan, StateRef), String> {
+        if self.format_version != FORMAT_VERSION {
+            return Err(format!(
+                "plan file format {} is not supported (expected {FORMAT_VERSION})",
+                self.format_version
+            ));
+        }
+        let state = self.state.ok_or(
+            "not a saved plan: it has no state reference (make it with `timattr plan --out FILE`)",
+        )?;
+        let mut names = Names::new(&state.attributes);
+        let changes = self
+            .changes
+            .into_iter()
+            .map(|c| c.into_change(&mut names))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !changes.windows(2).all(|w| w[0].account < w[1].account) {
+            return Err("changes are not sorted by account, or an account appears twice".into());
+        }
+        let mut attribute_names = BTreeMap::new();
+        for (slot, name) in self.attribute_names.set {
+            let slot: u8 = slot
+                .parse()
+                .ok()
+                .filter(|s| *s < 10)
+                .ok_or_else(|| format!("bad attribute slot {slot:?}"))?;
+            attribute_names.insert(slot, name);
+        }
+        let plan = Plan {
+            names,
+            attribute_names,
+            changes,
+            unchanged: self.summary.unchanged,
+            managed: state.managed,
+        };
+        Ok((plan, state))
+    }
+}
+
+fn too_many_names() -> String {
+    "the plan names more than 255 attributes".to_owned()
+}
+
+fn attrs_of(m: BTreeMap<String, String>, names: &mut Names) -> Result<Attrs, String> {
+    m.into_iter()
+        .map(|(n, v)| {
+            if n.len() > u8::MAX as usize || v.len() > u16::MAX as usize {
+                return Err(format!("attribute {n:?} is too long"));
+            }
+            Ok((
+                names.intern(&n).ok_or_else(too_many_names)?,
+                v.into_boxed_str(),
+            ))
+        })
+        .collect()
+}
+
+impl ChangeDoc {
+    fn into_change(self, names: &mut Names) -> Result<Change, String> {
+        let c = self;
+        if c.account.is_empty() || c.account.len() > crate::model::limits::MAX_ACCOUNT_BYTES {
+            return Err(format!("account id {:?} is not 1 to 32 bytes", c.account));
+        }
+        let action = Action::parse(&c.action)
+            .ok_or_else(|| format!("unknown action {:?} for {}", c.action, c.account))?;
+        let set = attrs_of(c.set, names)?;
+        let before = attrs_of(c.before, names)?;
+        let remove = c
+            .remove
+            .iter()
+            .map(|n| names.intern(n).ok_or_else(too_many_names))
+            .collect::<Result<_, _>>()?;
+        Ok(Change {
+            account: c.account.into_boxed_str(),
+            action,
+            set,
+            remove,
+            before,
+        })
+    }
 }
 
 /// Reads a saved plan back. Errors are phrased for the user.
 pub fn read_saved(bytes: &[u8]) -> Result<(Plan, StateRef), String> {
     let doc: PlanDoc =
         serde_json::from_slice(bytes).map_err(|e| format!("not a timattr plan file: {e}"))?;
-    if doc.format_version != FORMAT_VERSION {
-        return Err(format!(
-            "plan file format {} is not supported (expected {FORMAT_VERSION})",
-            doc.format_version
-        ));
-    }
-    let state = doc.state.ok_or(
-        "not a saved plan: it has no state reference (make it with `timattr plan --out FILE`)",
-    )?;
-    let mut names = Names::new(&state.attributes);
-    let too_many = || "the plan names more than 255 attributes".to_owned();
-    let attrs = |m: BTreeMap<String, String>, names: &mut Names| -> Result<Attrs, String> {
-        m.into_iter()
-            .map(|(n, v)| {
-                if n.len() > u8::MAX as usize || v.len() > u16::MAX as usize {
-                    return Err(format!("attribute {n:?} is too long"));
-                }
-                Ok((names.intern(&n).ok_or_else(too_many)?, v.into_boxed_str()))
-            })
-            .collect()
-    };
-    let mut changes = Vec::with_capacity(doc.changes.len());
-    for c in doc.changes {
-        if c.account.is_empty() || c.account.len() > crate::model::limits::MAX_ACCOUNT_BYTES {
-            return Err(format!("account id {:?} is not 1 to 32 bytes", c.account));
-        }
-        let action = Action::parse(&c.action)
-            .ok_or_else(|| format!("unknown action {:?} for {}", c.action, c.account))?;
-        let set = attrs(c.set, &mut names)?;
-        let before = attrs(c.before, &mut names)?;
-        let remove = c
-            .remove
-            .iter()
-            .map(|n| names.intern(n).ok_or_else(too_many))
-            .collect::<Result<_, _>>()?;
-        changes.push(Change {
-            account: c.account.into_boxed_str(),
-            action,
-            set,
-            remove,
-            before,
-        });
-    }
-    if !changes.windows(2).all(|w| w[0].account < w[1].account) {
-        return Err("changes are not sorted by account, or an account appears twice".into());
-    }
-    let mut attribute_names = BTreeMap::new();
-    for (slot, name) in doc.attribute_names.set {
-        let slot: u8 = slot
-            .parse()
-            .ok()
-            .filter(|s| *s < 10)
-            .ok_or_else(|| format!("bad attribute slot {slot:?}"))?;
-        attribute_names.insert(slot, name);
-    }
-    let plan = Plan {
-        names,
-        attribute_names,
-        changes,
-        unchanged: doc.summary.unchanged,
-        managed: state.managed,
-    };
-    Ok((plan, state))
+    doc.into_saved()
 }
 
 #[cfg(test)]
@@ -339,5 +433,80 @@ mod tests {
         let (back, st) = read_saved(&saved).unwrap();
         assert_eq!(st, state);
         assert_eq!(back, plan);
+    }
+
+    #[test]
+    fn the_hand_writer_writes_what_the_derived_type_reads() {
+        let names = Names::new(&["city".into(), "tier".into(), "sex".into()]);
+        let a = |p: &[(u8, &str)]| -> Attrs { p.iter().map(|(n, v)| (*n, (*v).into())).collect() };
+        let desired = Desired {
+            names: names.clone(),
+            accounts: vec![
+                ("a\u{1b}[2J".into(), a(&[(0, "x\"y"), (2, "m")])),
+                ("u1".into(), a(&[(0, "x")])),
+                ("u2".into(), a(&[(1, "\u{202e}gold\n")])),
+            ],
+        };
+        let last = vec![
+            ("u1".into(), a(&[(0, "y"), (1, "gold")])),
+            ("u3".into(), a(&[(1, "free")])),
+        ];
+        let plan = crate::plan::diff(desired, last, names, &[(0, "city".into())].into()).unwrap();
+        let state = StateRef {
+            lineage: None,
+            serial: 0,
+            sdkappid: 1,
+            endpoint_host: "h".into(),
+            attributes: vec!["city".into(), "tier".into(), "sex".into()],
+            managed: 2,
+        };
+        for state in [None, Some(&state)] {
+            let mut by_hand = Vec::new();
+            write_plan(&mut by_hand, &plan, state).unwrap();
+            let read: PlanDoc = serde_json::from_slice(&by_hand).unwrap();
+            let derived = PlanDoc::of_plan(&plan, state);
+            assert_eq!(read, derived);
+            let again: PlanDoc =
+                serde_json::from_slice(&serde_json::to_vec(&derived).unwrap()).unwrap();
+            assert_eq!(again, derived);
+        }
+    }
+
+    fn arb_accounts(
+    ) -> impl proptest::strategy::Strategy<Value = Vec<(crate::model::Account, Attrs)>> {
+        use proptest::prelude::*;
+        // Values with quotes, backslashes, control and bidi characters, and non-ASCII text.
+        let value = "[a\"\\\u{1}\u{1b}\n\u{202e}é中]{0,6}";
+        let attrs = proptest::collection::btree_map(0u8..3, value, 0..3).prop_map(|m| {
+            m.into_iter()
+                .map(|(n, v)| (n, v.into_boxed_str()))
+                .collect::<Attrs>()
+        });
+        proptest::collection::btree_map("[a-z\"\\\u{7}]{1,4}", attrs, 0..12).prop_map(|m| {
+            m.into_iter()
+                .map(|(a, at)| (a.into_boxed_str(), at))
+                .collect()
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_plan_written_by_hand_reads_back_as_the_derived_document(
+            desired in arb_accounts(),
+            last in arb_accounts(),
+        ) {
+            let names = Names::new(&["a".into(), "b".into(), "c".into()]);
+            let plan = crate::plan::diff(
+                Desired { names: names.clone(), accounts: desired },
+                last,
+                names,
+                &[(0, "a".into())].into(),
+            )
+            .unwrap();
+            let mut by_hand = Vec::new();
+            write_plan(&mut by_hand, &plan, None).unwrap();
+            let read: PlanDoc = serde_json::from_slice(&by_hand).unwrap();
+            proptest::prop_assert_eq!(read, PlanDoc::of_plan(&plan, None));
+        }
     }
 }

@@ -1,15 +1,20 @@
-//! Views of a plan (and of a drift report): text for people, JSON for programs, markdown for
-//! pull-request comments. One plan model, three views, each writing to `impl Write` so large
-//! plans stream instead of being built in memory first.
+//! The output layer: views of a plan, of a drift report and of an apply, written to
+//! `impl Write` (large plans stream instead of being built in memory first). Text for people,
+//! JSON for programs, markdown for pull-request comments; [`progress`] is the apply's
+//! progress display on stderr.
 
+pub mod drift;
 pub mod json;
 pub mod markdown;
+pub mod output;
+pub mod progress;
+pub mod report;
 pub mod text;
 
 use std::fmt::Write as _;
 
-/// The output formats of `plan` and `drift`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// The output formats of `plan` and `drift` (`cli` maps its flag onto this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
     #[default]
     Text,
@@ -69,34 +74,45 @@ pub fn quote(v: &str) -> String {
 /// `"old" → "new"` with, on a colour terminal, the changed characters of long values
 /// highlighted (inline diff).
 pub fn old_to_new(old: Option<&str>, new: Option<&str>, style: Style) -> String {
-    let absent = |s: Style| s.dim("(unset)");
+    old_to_new_as(old, new, style, "(removed)")
+}
+
+/// [`old_to_new`], saying `gone` when there is no new value.
+pub fn old_to_new_as(old: Option<&str>, new: Option<&str>, style: Style, gone: &str) -> String {
     match (old, new) {
         (Some(o), Some(n)) if style.color && o.chars().count() + n.chars().count() > 16 => {
-            let diff = similar::TextDiff::from_chars(o, n);
-            let (mut left, mut right) = (String::from("\""), String::from("\""));
-            for change in diff.iter_all_changes() {
-                let s = change.value();
-                match change.tag() {
-                    similar::ChangeTag::Equal => {
-                        left.push_str(&style.red(s));
-                        right.push_str(&style.green(s));
-                    }
-                    similar::ChangeTag::Delete => left.push_str(&style.paint("1;4;31", s)),
-                    similar::ChangeTag::Insert => right.push_str(&style.paint("1;4;32", s)),
-                }
-            }
-            left.push('"');
-            right.push('"');
-            format!("{left} → {right}")
+            inline_diff(o, n, style)
         }
         (o, n) => format!(
             "{} → {}",
             o.map(|o| style.red(&quote(o)))
-                .unwrap_or_else(|| absent(style)),
+                .unwrap_or_else(|| style.dim("(unset)")),
             n.map(|n| style.green(&quote(n)))
-                .unwrap_or_else(|| style.dim("(removed)"))
+                .unwrap_or_else(|| style.dim(gone))
         ),
     }
+}
+
+/// Both values quoted, the characters that differ underlined.
+fn inline_diff(o: &str, n: &str, style: Style) -> String {
+    let diff = similar::TextDiff::from_chars(o, n);
+    let (mut left, mut right) = (String::from("\""), String::from("\""));
+    for change in diff.iter_all_changes() {
+        // Escaped like `quote` does, one piece at a time.
+        let s = quote(change.value());
+        let s = &s[1..s.len() - 1];
+        match change.tag() {
+            similar::ChangeTag::Equal => {
+                left.push_str(&style.red(s));
+                right.push_str(&style.green(s));
+            }
+            similar::ChangeTag::Delete => left.push_str(&style.paint("1;4;31", s)),
+            similar::ChangeTag::Insert => right.push_str(&style.paint("1;4;32", s)),
+        }
+    }
+    left.push('"');
+    right.push('"');
+    format!("{left} → {right}")
 }
 
 /// Seconds the requests take at `rate` per second, for the summary line.

@@ -70,6 +70,30 @@ pub fn write_change(
     Ok(())
 }
 
+/// The requests a dry run would send, one line per batch.
+pub fn write_requests(w: &mut impl Write, plan: &Plan) -> io::Result<()> {
+    writeln!(w, "\nRequests it would send:")?;
+    if !plan.attribute_names.is_empty() {
+        writeln!(w, "  im_get_attr_name (read the configured slots)")?;
+        writeln!(w, "  im_set_attr_name for the names the app lacks")?;
+    }
+    for (i, batch) in plan.batches().iter().enumerate() {
+        let (Some(&first), Some(&last)) = (batch.changes.first(), batch.changes.last()) else {
+            continue;
+        };
+        writeln!(
+            w,
+            "  {:<14} batch {:>5}: {:>3} accounts ({} … {})",
+            batch.kind.command(),
+            i + 1,
+            batch.changes.len(),
+            plan.changes[first].account,
+            plan.changes[last].account,
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

@@ -1,8 +1,21 @@
-//! Runs a plan's batches through the limiter and reports each batch outcome to a [`Sink`].
+//! Runs a plan's batches through the limiter and hands the confirmed ones to a [`Sink`].
 //!
-//! Apply does not know the store exists: the command's sink records each confirmed batch, so
-//! "record only what the server confirmed" lives in one obvious place. Scheduling stops at the
-//! first fatal error or interrupt; batches already in flight finish and are reported.
+//! Apply does not know the store exists: the caller's sink records confirmed batches, so
+//! "record only what the server confirmed" lives in one obvious place. The order and the
+//! recording rules of DESIGN.md §3 live here:
+//!
+//! - every `im_set_attr` batch is answered and recorded before the first `im_remove_attr`
+//!   batch is sent;
+//! - a batch keeps its in-flight slot from before it is sent until it is recorded, so batches
+//!   the API confirmed but the sink has not recorded never number more than `concurrency`;
+//! - the sink gets every confirmed batch waiting at that moment in one call (group commit).
+//!
+//! Scheduling stops at the first fatal error, sink error or signal; batches already in flight
+//! finish and are recorded.
+
+mod pipeline;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -110,15 +123,18 @@ impl Runner {
     }
 }
 
-/// Receives each batch outcome, in the order they complete.
+/// What stopped a run from outside: Ctrl-C, or SIGTERM (CI cancellation, `docker stop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+/// Receives the batches the API confirmed.
 pub trait Sink {
-    /// An `Err` (e.g. the store could not be written) stops the scheduling of new batches.
-    fn done(
-        &mut self,
-        plan: &Plan,
-        batch: &Batch,
-        outcome: &Result<(), ApiError>,
-    ) -> crate::Result<()>;
+    /// Records `confirmed` (every batch confirmed since the last call, in completion order)
+    /// durably before returning. An `Err` stops the scheduling of new batches.
+    fn record(&mut self, plan: &Plan, confirmed: &[&Batch]) -> crate::Result<()>;
 }
 
 /// How a run of batches ended.
@@ -127,30 +143,38 @@ pub struct Report {
     pub batches_ok: usize,
     pub batches_failed: usize,
     pub batches_not_sent: usize,
-    pub interrupted: bool,
+    /// The signal that stopped the run, if any.
+    pub interrupted: Option<Signal>,
     /// The first fatal API error, if any.
     pub fatal: Option<ApiError>,
     /// The first error of the sink, if any.
     pub sink_error: Option<crate::Error>,
+    /// Most batches answered by the API but not yet recorded at any moment (≤ `concurrency`).
+    pub max_unrecorded: usize,
+}
+
+impl Report {
+    /// Whether the run should go on to its next phase.
+    fn may_go_on(&self) -> bool {
+        self.interrupted.is_none() && self.fatal.is_none() && self.sink_error.is_none()
+    }
 }
 
 /// The request body of one batch.
 fn request(plan: &Plan, batch: &Batch) -> Request {
+    let account = |i: usize| &plan.changes[i];
     match batch.kind {
         BatchKind::SetAttr => Request::Set(
             batch
                 .changes
                 .iter()
-                .map(|&i| {
-                    let c = &plan.changes[i];
-                    wire::UserAttrs {
-                        to_account: c.account.to_string(),
-                        attrs: c
-                            .set
-                            .iter()
-                            .map(|(n, v)| (plan.names.get(n).to_owned(), v.to_owned()))
-                            .collect(),
-                    }
+                .map(|&i| wire::UserAttrs {
+                    to_account: account(i).account.to_string(),
+                    attrs: account(i)
+                        .set
+                        .iter()
+                        .map(|(n, v)| (plan.names.get(n).to_owned(), v.to_owned()))
+                        .collect(),
                 })
                 .collect(),
         ),
@@ -158,138 +182,119 @@ fn request(plan: &Plan, batch: &Batch) -> Request {
             batch
                 .changes
                 .iter()
-                .map(|&i| {
-                    let c = &plan.changes[i];
-                    wire::UserAttrNames {
-                        to_account: c.account.to_string(),
-                        attrs: c
-                            .remove
-                            .iter()
-                            .map(|n| plan.names.get(*n).to_owned())
-                            .collect(),
-                    }
+                .map(|&i| wire::UserAttrNames {
+                    to_account: account(i).account.to_string(),
+                    attrs: account(i)
+                        .remove
+                        .iter()
+                        .map(|n| plan.names.get(*n).to_owned())
+                        .collect(),
                 })
                 .collect(),
         ),
     }
 }
 
-enum Request {
+/// A batch in its wire form.
+#[derive(Debug)]
+pub enum Request {
     Set(Vec<wire::UserAttrs>),
     Remove(Vec<wire::UserAttrNames>),
 }
 
-/// How a [`Runner::pipeline`] ended.
-struct Pipeline {
-    /// Jobs never started.
-    not_started: usize,
-    interrupted: bool,
-}
-
-impl Runner {
-    /// Starts `jobs` in order, each as its own task, at most `concurrency` at once; hands each
-    /// result to `done` in completion order. Stops starting jobs when `done` returns `false` or
-    /// `interrupt` completes, and returns once every started job has been handed over: nothing
-    /// that was sent goes unreported.
-    async fn pipeline<J, T, Fut>(
-        &self,
-        jobs: Vec<J>,
-        send: impl Fn(Runner, J) -> Fut,
-        mut done: impl FnMut(T) -> bool,
-        interrupt: impl Future<Output = ()>,
-    ) -> Pipeline
-    where
-        Fut: Future<Output = T> + Send + 'static,
-        T: Send + 'static,
-    {
-        let total = jobs.len();
-        let mut jobs = jobs.into_iter();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<T>();
-        let (mut started, mut in_flight) = (0, 0usize);
-        let (mut stop, mut interrupted) = (false, false);
-        tokio::pin!(interrupt);
-        while in_flight > 0 || (!stop && started < total) {
-            tokio::select! {
-                biased;
-                Some(result) = rx.recv() => {
-                    in_flight -= 1;
-                    if !done(result) {
-                        stop = true;
-                    }
-                }
-                () = &mut interrupt, if !interrupted => {
-                    interrupted = true;
-                    stop = true;
-                }
-                permit = self.limiter.in_flight(), if !stop && started < total => {
-                    let job = jobs.next().expect("fewer jobs started than there are");
-                    started += 1;
-                    in_flight += 1;
-                    let task = send(self.clone(), job);
-                    let tx = tx.clone();
-                    tokio::spawn(async move {
-                        let result = task.await;
-                        drop(permit);
-                        let _ = tx.send(result);
-                    });
-                }
-            }
-        }
-        Pipeline {
-            not_started: total - started,
-            interrupted,
-        }
-    }
-}
-
-/// Sends `batches` of `plan` in order, at most `concurrency` in flight, reporting each outcome
-/// to `sink`. Stops scheduling at the first fatal error, sink error or when `interrupt`
-/// completes; what is in flight then still finishes and is reported.
+/// Sends `batches` of `plan` through the runner's client (see [`run_with`]).
 pub async fn run(
     runner: &Runner,
     plan: Arc<Plan>,
     batches: Arc<Vec<Batch>>,
     sink: &mut dyn Sink,
-    interrupt: impl Future<Output = ()>,
+    interrupt: impl Future<Output = Signal>,
 ) -> Report {
-    let mut report = Report::default();
-    // A body is built when its batch is started, so only the batches in flight are in memory
-    // in their wire form.
-    let send = |runner: Runner, index: usize| {
-        let body = request(&plan, &batches[index]);
+    let send = |body: Request| {
+        let runner = runner.clone();
         async move {
-            let outcome = match &body {
+            match &body {
                 Request::Set(users) => runner.call(|| runner.client.set_attr(users)).await,
                 Request::Remove(users) => runner.call(|| runner.client.remove_attr(users)).await,
-            };
-            (index, outcome)
+            }
         }
     };
-    let done = |(index, outcome): (usize, Result<(), ApiError>)| {
-        let mut go_on = true;
-        match &outcome {
-            Ok(()) => report.batches_ok += 1,
+    run_with(&runner.limiter, plan, batches, sink, interrupt, send).await
+}
+
+/// Sends `batches` phase by phase (every set batch, then every remove batch), at most
+/// `concurrency` in flight, handing confirmed batches to `sink`. A phase starts only once the
+/// previous one is answered and recorded, and only if nothing stopped the run: the first fatal
+/// error, a sink error or `interrupt` completing. What is in flight then still finishes and
+/// is recorded.
+pub async fn run_with<Fut>(
+    limiter: &Limiter,
+    plan: Arc<Plan>,
+    batches: Arc<Vec<Batch>>,
+    sink: &mut dyn Sink,
+    interrupt: impl Future<Output = Signal>,
+    send: impl Fn(Request) -> Fut,
+) -> Report
+where
+    Fut: Future<Output = Result<(), ApiError>> + Send + 'static,
+{
+    let mut report = Report::default();
+    tokio::pin!(interrupt);
+    for kind in [BatchKind::SetAttr, BatchKind::RemoveAttr] {
+        let phase: Vec<usize> = (0..batches.len())
+            .filter(|&i| batches[i].kind == kind)
+            .collect();
+        if !report.may_go_on() {
+            report.batches_not_sent += phase.len();
+            continue;
+        }
+        // A body is built when its batch is started, so only the batches in flight are in
+        // memory in their wire form.
+        let start = |index: usize| {
+            let answer = send(request(&plan, &batches[index]));
+            async move { (index, answer.await) }
+        };
+        let done = |answers: Vec<(usize, Result<(), ApiError>)>| {
+            hand_over(&mut report, sink, &plan, &batches, answers)
+        };
+        let ended = pipeline::run(limiter, phase, start, done, interrupt.as_mut()).await;
+        report.batches_not_sent += ended.not_started;
+        report.max_unrecorded = report.max_unrecorded.max(ended.max_waiting);
+        if report.interrupted.is_none() {
+            report.interrupted = ended.interrupted;
+        }
+    }
+    report
+}
+
+/// Counts a group of answers and records the confirmed ones together. `false` stops the run.
+fn hand_over(
+    report: &mut Report,
+    sink: &mut dyn Sink,
+    plan: &Plan,
+    batches: &[Batch],
+    answers: Vec<(usize, Result<(), ApiError>)>,
+) -> bool {
+    let mut confirmed = Vec::with_capacity(answers.len());
+    for (index, outcome) in answers {
+        match outcome {
+            Ok(()) => {
+                report.batches_ok += 1;
+                confirmed.push(&batches[index]);
+            }
             Err(e) => {
                 report.batches_failed += 1;
                 tracing::error!(error = %e, "batch failed");
-                go_on = false;
+                report.fatal.get_or_insert(e);
             }
         }
-        if let Err(e) = sink.done(&plan, &batches[index], &outcome) {
+    }
+    if !confirmed.is_empty() {
+        if let Err(e) = sink.record(plan, &confirmed) {
             report.sink_error.get_or_insert(e);
-            go_on = false;
         }
-        if let Err(e) = outcome {
-            report.fatal.get_or_insert(e);
-        }
-        go_on
-    };
-    let ended = runner
-        .pipeline((0..batches.len()).collect(), send, done, interrupt)
-        .await;
-    report.batches_not_sent = ended.not_started;
-    report.interrupted = ended.interrupted;
-    report
+    }
+    report.fatal.is_none() && report.sink_error.is_none()
 }
 
 /// Live attributes of some accounts, keyed by account.
@@ -299,37 +304,40 @@ impl Runner {
     /// Reads the live attributes of `accounts` with `im_get_attr`, 100 per request, through the
     /// limiter. `on_chunk(first, live)` receives each answered chunk (`first` is the index of its
     /// first account), in completion order. Stops at the first error that is not retried away;
-    /// `Ok(false)` when interrupted.
+    /// `Ok(Some(signal))` when a signal stopped it.
     pub async fn read_attrs(
         &self,
         accounts: &[crate::model::Account],
         mut on_chunk: impl FnMut(usize, LiveAttrs),
-        interrupt: impl Future<Output = ()>,
-    ) -> Result<bool, ApiError> {
+        interrupt: impl Future<Output = Signal>,
+    ) -> Result<Option<Signal>, ApiError> {
         let size = crate::model::limits::MAX_BATCH;
         let starts: Vec<usize> = (0..accounts.len()).step_by(size).collect();
-        let send = |runner: Runner, first: usize| {
+        let send = |first: usize| {
             let chunk: Vec<String> = accounts[first..(first + size).min(accounts.len())]
                 .iter()
                 .map(|a| a.to_string())
                 .collect();
+            let runner = self.clone();
             async move { (first, runner.call(|| runner.client.get_attr(&chunk)).await) }
         };
         let mut first_error = None;
-        let done = |(first, result): (usize, Result<LiveAttrs, ApiError>)| match result {
-            Ok(live) => {
-                on_chunk(first, live);
-                true
+        let done = |answers: Vec<(usize, Result<LiveAttrs, ApiError>)>| {
+            for (first, result) in answers {
+                match result {
+                    Ok(live) => on_chunk(first, live),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
             }
-            Err(e) => {
-                first_error.get_or_insert(e);
-                false
-            }
+            first_error.is_none()
         };
-        let ended = self.pipeline(starts, send, done, interrupt).await;
+        tokio::pin!(interrupt);
+        let ended = pipeline::run(&self.limiter, starts, send, done, interrupt.as_mut()).await;
         match first_error {
             Some(e) => Err(e),
-            None => Ok(!ended.interrupted),
+            None => Ok(ended.interrupted),
         }
     }
 }
