@@ -125,7 +125,7 @@ pub struct Store {
     /// Commits made so far; the metadata's and, after each commit, the commit record's.
     commits: u64,
     /// A reader's copy of the sled files: nothing it does reaches the state directory.
-    copy: Option<snapshot::Copy>,
+    copy: Option<Box<snapshot::Copy>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -309,7 +309,9 @@ impl Store {
         let db = open_db(copy.dir(), false).map_err(|e| e.at(dir))?;
         tracing::debug!(elapsed = ?started.elapsed(), "opened the copy");
         match read_meta(&db, dir)? {
-            Some(stored) => Store::assemble(db, dir, Some(copy), stored, record).map(Some),
+            Some(stored) => {
+                Store::assemble(db, dir, Some(Box::new(copy)), stored, record).map(Some)
+            }
             None => no_meta(dir, record.as_ref()).map(|()| None),
         }
     }
@@ -361,7 +363,7 @@ impl Store {
     fn assemble(
         db: sled::Db,
         dir: &Path,
-        copy: Option<snapshot::Copy>,
+        copy: Option<Box<snapshot::Copy>>,
         stored: Stored,
         record: Option<commits::CommitRecord>,
     ) -> Result<Store> {
