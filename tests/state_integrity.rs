@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use support::{users, Project, Run, SDKAPPID};
+use support::{users, Emulator, Project, Run, SDKAPPID};
 
 const NAMES: &[&str] = &["sex", "city", "tier"];
 const ACCOUNTS: usize = 3_000;
@@ -252,6 +252,30 @@ fn a_lost_or_foreign_commit_record_is_damage() {
     let _ = std::fs::remove_dir_all(p.state_dir().join("blobs"));
     assert_damaged(p.run(&["state", "list"]), "database removed");
     assert_damaged(p.run(&["plan"]), "database removed");
+}
+
+#[test]
+fn drift_without_fix_writes_nothing_even_when_values_drifted() {
+    let emu = Emulator::start(std::time::Duration::ZERO, 0.0);
+    let p = Project::new(&emu.base_url(), NAMES);
+    p.write_users_map("a.yaml", &users(250, ""));
+    p.run(&["apply", "--auto-approve"]).expect(0);
+    let before = snapshot(&p.state_dir());
+    p.run(&["drift"]).expect(0);
+    // Someone else changes a value: drift reports it (exit 2) and still writes nothing.
+    let mut other = users(1, "");
+    other
+        .get_mut("user00000")
+        .unwrap()
+        .insert("city".into(), "elsewhere".into());
+    let q = Project::new(&emu.base_url(), NAMES);
+    q.write_users_map("a.yaml", &other);
+    q.run(&["apply", "--auto-approve"]).expect(0);
+    p.run(&["drift"]).expect(2);
+    assert_unchanged(&before, &p.state_dir(), "drift without --fix");
+    // With --fix it is a writer, and the repair is recorded.
+    p.run(&["drift", "--fix"]).expect(0);
+    p.run(&["drift"]).expect(0);
 }
 
 /// `chattr +i` on a directory and its files, undone on drop (even when the test fails).
