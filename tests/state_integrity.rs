@@ -244,6 +244,14 @@ fn a_lost_or_foreign_commit_record_is_damage() {
     assert_damaged(p.run(&["state", "list"]), "another store's record");
     std::fs::write(&record, b"{\"lineage\":").unwrap();
     assert_damaged(p.run(&["state", "list"]), "torn record");
+    // sled's own settings file damaged: reported by the store, without sled's log lines.
+    let conf = p.state_dir().join("conf");
+    let good_conf = std::fs::read(&conf).unwrap();
+    let mut bad_conf = good_conf.clone();
+    bad_conf[5] ^= 0xff;
+    std::fs::write(&conf, bad_conf).unwrap();
+    assert_damaged(p.run(&["state", "list"]), "conf damaged");
+    std::fs::write(&conf, good_conf).unwrap();
     // Sled's files gone, the record left: damage, not "no state yet".
     std::fs::write(&record, &saved).unwrap();
     for name in ["db", "conf"] {
