@@ -302,7 +302,10 @@ impl Store {
             snapshot::Failure::Record(m) => corrupt_at(dir, &m),
             snapshot::Failure::Io(e) => StoreError::Sled {
                 path: dir.to_path_buf(),
-                message: format!("cannot copy the database to read it: {e}"),
+                message: format!(
+                    "cannot copy the database to read it into {} (readers need room there for a copy of `db`; set TMPDIR to another directory): {e}",
+                    std::env::temp_dir().display()
+                ),
             },
         })?;
         tracing::debug!(elapsed = ?started.elapsed(), "copied the store to read it");
