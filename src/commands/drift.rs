@@ -9,7 +9,7 @@ use crate::Result;
 
 pub fn drift(ctx: &Context, args: &DriftArgs) -> Result<Exit> {
     let (settings, desired) = ctx.load()?;
-    let (report, mut store) = match crate::ops::drift::check(&settings, desired)? {
+    let (report, mut store) = match crate::ops::drift::check(&settings, desired, args.fix)? {
         Checked::NoState => {
             ctx.note(format!(
                 "There is no state at {} yet: nothing is managed, so nothing can drift.",

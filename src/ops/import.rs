@@ -48,7 +48,7 @@ pub struct Imported {
 
 pub fn import(settings: &Settings, desired: Desired) -> Result<Imported> {
     let mut store = super::state::open_or_create(settings)?;
-    let serial = store.meta().serial + 1;
+    let serial = store.next_serial()?;
     let started = Instant::now();
     let names = desired.names;
     let (accounts, wanted): (Vec<Account>, Vec<Attrs>) = desired.accounts.into_iter().unzip();

@@ -11,7 +11,7 @@ use crate::{Error, Result};
 /// The plan of `desired` against the project's store (an empty `L` when there is none).
 /// Reads the store, writes nothing.
 pub fn plan(settings: &Settings, desired: Desired) -> Result<(Plan, StateRef)> {
-    let store = super::state::open_existing(settings)?;
+    let store = super::state::open_read_only(settings)?;
     make_plan(settings, desired, store.as_ref())
 }
 

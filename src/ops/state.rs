@@ -18,6 +18,16 @@ pub fn open_existing(settings: &Settings) -> Result<Option<Store>> {
     Ok(store)
 }
 
+/// The existing store of this app for reading only: nothing is written to the state directory
+/// (which may be read-only), and writes through it are refused.
+pub fn open_read_only(settings: &Settings) -> Result<Option<Store>> {
+    let store = Store::open_read_only(&settings.state_dir)?;
+    if let Some(store) = &store {
+        store.check_belongs(settings.sdkappid, settings.endpoint.host())?;
+    }
+    Ok(store)
+}
+
 /// The store of this app, created when missing.
 pub fn open_or_create(settings: &Settings) -> Result<Store> {
     Ok(Store::open(
@@ -27,9 +37,9 @@ pub fn open_or_create(settings: &Settings) -> Result<Store> {
     )?)
 }
 
-/// The existing store of this app; its absence is an error saying how to make one.
+/// The existing store of this app, read-only; its absence is an error saying how to make one.
 pub fn require(settings: &Settings) -> Result<Store> {
-    open_existing(settings)?.ok_or_else(|| {
+    open_read_only(settings)?.ok_or_else(|| {
         Error::msg(format!(
             "there is no state at {} yet: run `timattr apply` or `timattr import` first, or `timattr state restore FILE`",
             settings.state_dir.display()
@@ -82,11 +92,14 @@ pub fn export(settings: &Settings, file: Option<&Path>, out: impl Write) -> Resu
     let store = require(settings)?;
     let accounts = match file {
         Some(path) => {
-            let context = || format!("cannot write {}", path.display());
-            let f = std::fs::File::create(path).map_err(|e| Error::io(context(), e))?;
-            store
-                .export(std::io::BufWriter::new(f))
-                .map_err(|e| Error::io(context(), e))?
+            // Replaced only once complete: a failed export keeps the previous backup.
+            let mut count = 0;
+            crate::files::write_atomically(path, |w| {
+                count = store.export(w)?;
+                Ok(())
+            })
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+            count
         }
         None => store
             .export(out)
@@ -100,13 +113,16 @@ pub fn export(settings: &Settings, file: Option<&Path>, out: impl Write) -> Resu
     })
 }
 
-/// Replaces the store's content with a backup. Restoring is how a lost store comes back, so a
-/// missing one is created; the export's own app and host are checked against the project.
+/// Replaces the store's content with a backup. All of the file is read and checked first
+/// (limits, counts, the app it belongs to), so a bad one changes nothing and creates nothing;
+/// then, restoring being how a lost store comes back, a missing store is created.
 pub fn restore(settings: &Settings, file: &Path, force: bool) -> Result<ExportHeader> {
     let input = std::fs::File::open(file)
         .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
+    let export = crate::store::read_export(input)?;
+    crate::store::check_app(&export.header, settings.sdkappid, settings.endpoint.host())?;
     let mut store = open_or_create(settings)?;
-    Ok(store.restore(std::io::BufReader::new(input), force)?)
+    Ok(store.restore_export(&export, force)?)
 }
 
 /// One entry per apply, import, fix or restore, oldest first.
