@@ -29,6 +29,7 @@
 //!   (the only module that touches sled).
 //! - [`drift`] compares live attributes with last-applied into a drift report.
 //! - [`emulator`] is the server side of the API family, for offline use and tests.
+//! - [`files`] replaces output files atomically and reads gzip input with a size cap.
 //! - [`schema`] holds the JSON Schemas of the project and users files, for editors.
 //! - [`error`] is the crate's error: what went wrong and what the user can do next.
 
@@ -41,6 +42,7 @@ pub mod diag;
 pub mod drift;
 pub mod emulator;
 pub mod error;
+pub mod files;
 pub mod limiter;
 pub mod model;
 pub mod ops;

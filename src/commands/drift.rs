@@ -18,7 +18,7 @@ pub fn drift(ctx: &Context, args: &DriftArgs) -> Result<Exit> {
         ));
     }
     let desired = crate::desired::load_users(&settings)?;
-    let (report, mut store) = match crate::ops::drift::check(&settings, desired)? {
+    let (report, mut store) = match crate::ops::drift::check(&settings, desired, args.fix)? {
         // A scheduled check whose state was lost must fail, not report "no drift" (§6).
         Checked::NoState => {
             return Err(Error::msg(format!(

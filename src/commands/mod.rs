@@ -155,7 +155,9 @@ fn init_logging(global: &Global) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| EnvFilter::new(format!("timattr={level},warn")));
+        // sled's own log lines (temp paths, "PLEASE REPORT THIS BUG") are not for users: the
+        // store phrases what went wrong; `RUST_LOG=sled=debug` shows them when needed.
+        .unwrap_or_else(|| EnvFilter::new(format!("timattr={level},sled=off,warn")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -21,9 +21,15 @@ pub enum Checked {
 }
 
 /// Compares live with last-applied for every managed account; `desired` gives the pending
-/// changes (desired ≠ last-applied) the report mentions.
-pub fn check(settings: &Settings, desired: Desired) -> Result<Checked> {
-    let Some(store) = super::state::open_existing(settings)? else {
+/// changes (desired ≠ last-applied) the report mentions. Without `fix` the store is opened
+/// read-only: a drift check writes nothing to the state directory.
+pub fn check(settings: &Settings, desired: Desired, fix: bool) -> Result<Checked> {
+    let store = if fix {
+        super::state::open_existing(settings)?
+    } else {
+        super::state::open_read_only(settings)?
+    };
+    let Some(store) = store else {
         return Ok(Checked::NoState);
     };
     let mut names = Names::new(&settings.attributes);

@@ -107,7 +107,7 @@ pub fn execute(
         let started = Instant::now();
         let connection = Connection::open(settings).await?;
         let runner = connection.runner(settings);
-        let serial = store.meta().serial + 1;
+        let serial = store.next_serial()?;
         let names = match configure_names(&runner, store, &plan, serial).await {
             Ok(n) => n,
             Err(e) => {

@@ -90,7 +90,7 @@ pub fn import(
 /// Reads and records chunk by chunk, without asking.
 fn import_streaming(settings: &Settings, desired: Desired) -> Result<Imported> {
     let mut store = super::state::open_or_create(settings)?;
-    let serial = store.meta().serial + 1;
+    let serial = store.next_serial()?;
     let started = Instant::now();
     let names = desired.names;
     let (accounts, wanted): (Vec<Account>, Vec<Attrs>) = desired.accounts.into_iter().unzip();

@@ -47,7 +47,7 @@ impl Targets {
 /// The plan of `desired` against the project's store (an empty `L` when there is none), for
 /// the accounts `targets` matches. Reads the store, writes nothing.
 pub fn plan(settings: &Settings, desired: Desired, targets: &Targets) -> Result<(Plan, StateRef)> {
-    let store = super::state::open_existing(settings)?;
+    let store = super::state::open_read_only(settings)?;
     make_plan(settings, desired, store.as_ref(), targets)
 }
 

@@ -18,6 +18,16 @@ pub fn open_existing(settings: &Settings) -> Result<Option<Store>> {
     Ok(store)
 }
 
+/// The existing store of this app for reading only: nothing is written to the state directory
+/// (which may be read-only), and writes through it are refused.
+pub fn open_read_only(settings: &Settings) -> Result<Option<Store>> {
+    let store = Store::open_read_only(&settings.state_dir)?;
+    if let Some(store) = &store {
+        store.check_belongs(settings.sdkappid, settings.endpoint.host())?;
+    }
+    Ok(store)
+}
+
 /// The store of this app, created when missing.
 pub fn open_or_create(settings: &Settings) -> Result<Store> {
     Ok(Store::open(
@@ -27,14 +37,21 @@ pub fn open_or_create(settings: &Settings) -> Result<Store> {
     )?)
 }
 
-/// The existing store of this app; its absence is an error saying how to make one.
+/// The existing store of this app, read-only; its absence is an error saying how to make one.
 pub fn require(settings: &Settings) -> Result<Store> {
-    open_existing(settings)?.ok_or_else(|| {
-        Error::msg(format!(
-            "there is no state at {} yet: run `timattr apply` or `timattr import` first, or `timattr state restore FILE`",
-            settings.state_dir.display()
-        ))
-    })
+    open_read_only(settings)?.ok_or_else(|| no_state(settings))
+}
+
+/// The existing store of this app, for writing (locked); its absence is an error.
+pub fn require_writable(settings: &Settings) -> Result<Store> {
+    open_existing(settings)?.ok_or_else(|| no_state(settings))
+}
+
+fn no_state(settings: &Settings) -> Error {
+    Error::msg(format!(
+        "there is no state at {} yet: run `timattr apply` or `timattr import` first, or `timattr state restore FILE`",
+        settings.state_dir.display()
+    ))
 }
 
 /// Hands every managed account to `each`, in order, until writing fails (a closed pipe is
@@ -83,11 +100,14 @@ pub fn export(settings: &Settings, file: Option<&Path>, out: impl Write) -> Resu
     let store = require(settings)?;
     let accounts = match file {
         Some(path) => {
-            let context = || format!("cannot write {}", path.display());
-            let f = std::fs::File::create(path).map_err(|e| Error::io(context(), e))?;
-            store
-                .export(std::io::BufWriter::new(f))
-                .map_err(|e| Error::io(context(), e))?
+            // Replaced only once complete: a failed export keeps the previous backup.
+            let mut count = 0;
+            crate::files::write_atomically(path, |w| {
+                count = store.export(w)?;
+                Ok(())
+            })
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+            count
         }
         None => store
             .export(out)
@@ -101,13 +121,16 @@ pub fn export(settings: &Settings, file: Option<&Path>, out: impl Write) -> Resu
     })
 }
 
-/// Replaces the store's content with a backup. Restoring is how a lost store comes back, so a
-/// missing one is created; the export's own app and host are checked against the project.
+/// Replaces the store's content with a backup. All of the file is read and checked first
+/// (limits, counts, the app it belongs to), so a bad one changes nothing and creates nothing;
+/// then, restoring being how a lost store comes back, a missing store is created.
 pub fn restore(settings: &Settings, file: &Path, force: bool) -> Result<ExportHeader> {
     let input = std::fs::File::open(file)
         .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
+    let export = crate::store::read_export(input)?;
+    crate::store::check_app(&export.header, settings.sdkappid, settings.endpoint.host())?;
     let mut store = open_or_create(settings)?;
-    Ok(store.restore(std::io::BufReader::new(input), force)?)
+    Ok(store.restore_export(&export, force)?)
 }
 
 /// One entry per apply, import, fix or restore, oldest first.
@@ -119,7 +142,7 @@ pub fn history(settings: &Settings) -> Result<Vec<HistoryEntry>> {
 /// serial, so plans saved before are stale. Nothing is sent: their live values stay. Refuses,
 /// changing nothing, when any of them is not managed. Returns the new serial.
 pub fn rm(settings: &Settings, accounts: &[String]) -> Result<u64> {
-    let mut store = require(settings)?;
+    let mut store = require_writable(settings)?;
     let mut names = Names::new(&settings.attributes);
     let mut forgotten = Vec::with_capacity(accounts.len());
     let mut unknown = Vec::new();
