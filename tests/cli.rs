@@ -68,7 +68,7 @@ fn json_plan_carries_safety_and_state_and_the_plans_say_apply_would_refuse() {
     assert_eq!(v["format_version"], 1);
     assert_eq!(
         v["safety"],
-        serde_json::json!({"removal_percent": 16.7, "max_removal_percent": 10.0, "apply_refuses": true})
+        serde_json::json!({"removal_percent": 16.7, "max_removal_percent": 10, "apply_refuses": true})
     );
     assert!(v["state"]["lineage"].is_string(), "{v}");
     assert_eq!(v["state"]["serial"], 1);

@@ -221,10 +221,21 @@ pub struct PlanDoc {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SafetyDoc {
     /// Managed accounts losing values, in percent (one decimal).
+    #[serde(serialize_with = "whole_as_integer")]
     pub removal_percent: f64,
+    #[serde(serialize_with = "whole_as_integer")]
     pub max_removal_percent: f64,
     /// `apply` refuses unless `--allow-mass-removal`.
     pub apply_refuses: bool,
+}
+
+/// `10` rather than `10.0` for a whole percentage, as people write it in the project file.
+fn whole_as_integer<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
 }
 
 impl From<&Safety> for SafetyDoc {
