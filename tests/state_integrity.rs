@@ -282,7 +282,7 @@ fn drift_without_fix_writes_nothing_even_when_values_drifted() {
     p.run(&["drift"]).expect(2);
     assert_unchanged(&before, &p.state_dir(), "drift without --fix");
     // With --fix it is a writer, and the repair is recorded.
-    p.run(&["drift", "--fix"]).expect(0);
+    p.run(&["drift", "--fix", "--auto-approve"]).expect(0);
     p.run(&["drift"]).expect(0);
 }
 
