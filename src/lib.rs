@@ -30,12 +30,14 @@
 //! - [`drift`] compares live attributes with last-applied into a drift report.
 //! - [`emulator`] is the server side of the API family, for offline use and tests.
 //! - [`files`] replaces output files atomically and reads gzip input with a size cap.
+//! - [`clock`] is the wall clock in Unix seconds (usersigs, history, exports).
 //! - [`schema`] holds the JSON Schemas of the project and users files, for editors.
 //! - [`error`] is the crate's error: what went wrong and what the user can do next.
 
 pub mod api;
 pub mod apply;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod desired;
 pub mod diag;

@@ -101,12 +101,7 @@ impl Client {
             .user_agent(concat!("timattr/", env!("CARGO_PKG_VERSION")));
         // A proxy from the environment must not intercept the loopback emulator.
         let name = parsed.host_str().unwrap_or_default();
-        let loopback = name == "localhost"
-            || name
-                .trim_matches(['[', ']'])
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if loopback {
+        if crate::settings::is_loopback(name.trim_matches(['[', ']'])) {
             builder = builder.no_proxy();
         }
         let http = builder

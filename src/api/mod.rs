@@ -24,7 +24,7 @@ pub mod wire;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub use client::{Client, ClientConfig};
 pub use codes::{classify, fix, meaning, ErrorClass};
@@ -34,13 +34,7 @@ pub use secret::Secret;
 /// the embedded emulator only listens on loopback inside the same process).
 pub const DEMO_SECRET_KEY: &str = "timattr-embedded-demo-key-0000000000000000000000000000000000000";
 
-/// Now, in Unix seconds (0 if the clock is before 1970): the clock of usersigs.
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use crate::clock::now_unix;
 
 /// A failed API call: which command, against which host, after how many attempts, and what
 /// went wrong. The host is the URL's host (and port) only: the query carries the usersig.

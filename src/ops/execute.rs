@@ -211,7 +211,7 @@ fn finish(
         return Ok(());
     }
     store.add_history(&HistoryEntry {
-        time: crate::store::now_unix(),
+        time: crate::clock::now_unix(),
         serial,
         operation: operation.as_str().into(),
         status: t.status.into(),

@@ -112,7 +112,7 @@ fn import_streaming(settings: &Settings, desired: Desired) -> Result<Imported> {
 
 fn write_history(store: &mut Store, serial: u64, imported: &Imported) -> Result<()> {
     store.add_history(&HistoryEntry {
-        time: crate::store::now_unix(),
+        time: crate::clock::now_unix(),
         serial,
         operation: "import".into(),
         status: if imported.interrupted.is_none() {

@@ -167,7 +167,7 @@ pub fn rm(settings: &Settings, accounts: &[String]) -> Result<u64> {
     };
     store.record(&record, &names, serial)?;
     store.add_history(&HistoryEntry {
-        time: crate::store::now_unix(),
+        time: crate::clock::now_unix(),
         serial,
         operation: "state-rm".into(),
         status: "complete".into(),

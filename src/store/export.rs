@@ -131,7 +131,7 @@ impl Store {
         };
         self.commit(batch, meta, entries.len() as u64)?;
         self.add_history(&HistoryEntry {
-            time: now_unix(),
+            time: crate::clock::now_unix(),
             serial: header.serial,
             operation: "restore".into(),
             status: "complete".into(),
@@ -331,12 +331,4 @@ fn parse_line(line: &[u8], names: &mut Names) -> Result<(Box<str>, Attrs), Strin
         attrs.insert(idx, v.as_str().into());
     }
     Ok((l.account.into_boxed_str(), attrs))
-}
-
-/// Now, in Unix seconds.
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

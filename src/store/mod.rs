@@ -35,7 +35,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Account, Attrs, Names};
 
-pub use export::now_unix;
 pub use export::{check_app, read_export, Export, ExportHeader, ExportLine, MAX_EXPORT_BYTES};
 
 /// Bumped when the layout changes; older binaries refuse newer stores. Version 2 (blocks
