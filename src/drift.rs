@@ -73,6 +73,7 @@ impl Report {
             changes,
             unchanged: self.checked - self.drifted.len(),
             managed: self.checked,
+            targets: Vec::new(),
         }
     }
 }

@@ -21,11 +21,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::time::Instant;
-
-use crate::api::{wire, ApiError, Client, ErrorClass};
+use crate::api::{wire, ApiError, Client};
 use crate::limiter::{Limiter, RetryPolicy};
 use crate::plan::{Batch, BatchKind, Plan};
 
@@ -65,44 +62,15 @@ impl Runner {
     }
 
     /// Sends one request through the limiter, retrying what the API says may be retried.
-    pub async fn call<T, F, Fut>(&self, mut send: F) -> Result<T, ApiError>
+    pub async fn call<T, F, Fut>(&self, send: F) -> Result<T, ApiError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
     {
-        let started = Instant::now();
-        let mut attempts = 0u32;
-        let mut waited_a_minute = false;
-        loop {
-            self.limiter.send_slot().await;
-            attempts += 1;
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let err = match send().await {
-                Ok(v) => {
-                    self.limiter.success().await;
-                    return Ok(v);
-                }
-                Err(e) => e,
-            };
-            let delay = match err.class() {
-                ErrorClass::Retry if self.retry.may_retry(attempts, started) => {
-                    self.retry.backoff(attempts)
-                }
-                ErrorClass::SlowDown if self.retry.may_retry(attempts, started) => {
-                    self.limiter.slow_down().await;
-                    self.retry.backoff(attempts)
-                }
-                ErrorClass::RetryAfterMinute if !waited_a_minute => {
-                    waited_a_minute = true;
-                    Duration::from_secs(60)
-                }
-                // RegenerateSig was already retried once by the client with a new sig.
-                _ => return Err(err),
-            };
-            tracing::debug!(command = err.command, error = %err, ?delay, "retrying");
-            self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(delay).await;
-        }
+        let (requests, retries) = (&self.stats.requests, &self.stats.retries);
+        self.limiter
+            .call(&self.retry, requests, retries, send)
+            .await
     }
 
     /// Makes sure the app has every declared attribute name: reads the configured slots

@@ -8,38 +8,39 @@ use crate::cli::ApplyArgs;
 use crate::ops::apply::{Applied, ApplyOptions, Review};
 use crate::ops::execute::{Executed, Operation};
 use crate::plan::Plan;
-use crate::render::{output, report, text};
+use crate::render::{output, report, text, PlanContext};
 use crate::{Error, Result};
 
 pub fn apply(ctx: &Context, args: &ApplyArgs) -> Result<Exit> {
-    let settings = ctx.settings()?;
+    let settings = ctx.settings_with(args.concurrency)?;
     let opts = ApplyOptions {
         planfile: args.planfile.clone(),
         auto_approve: args.auto_approve,
         dry_run: args.dry_run,
         allow_mass_removal: args.allow_mass_removal,
+        targets: args.targets.clone(),
         interactive: std::io::stdin().is_terminal(),
         quiet: ctx.global.quiet,
     };
     let mut review = Terminal {
         ctx,
-        rate: settings.apply.rate_limit,
+        plan: super::plan_context(&settings),
     };
     match crate::ops::apply::apply(&settings, &opts, &mut review)? {
         Applied::DryRun | Applied::NothingToDo => Ok(Exit::Ok),
-        Applied::Executed(executed) => conclude(ctx, Operation::Apply, executed),
+        Applied::Executed(executed) => conclude(ctx, Operation::Apply, *executed),
     }
 }
 
 /// The plan on stdout, notes on stderr, the question on the terminal.
-struct Terminal<'a> {
-    ctx: &'a Context,
-    rate: u32,
+pub struct Terminal<'a> {
+    pub ctx: &'a Context,
+    pub plan: PlanContext,
 }
 
 impl Review for Terminal<'_> {
     fn show_plan(&mut self, plan: &Plan) -> Result<()> {
-        output::to_stdout(|out| text::write_plan(out, plan, self.rate, self.ctx.style()))
+        output::to_stdout(|out| text::write_plan(out, plan, self.plan, self.ctx.style()))
     }
 
     fn show_requests(&mut self, plan: &Plan) -> Result<()> {
@@ -52,40 +53,72 @@ impl Review for Terminal<'_> {
 
     /// Asks on the terminal (`ops::apply` has already refused a non-terminal stdin).
     fn confirm(&mut self) -> Result<()> {
-        eprint!("\nDo you want to apply these changes? Only 'yes' will be accepted: ");
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .map_err(|e| Error::io("cannot read the answer", e))?;
-        if answer.trim() != "yes" {
-            return Err(Error::msg("apply cancelled: nothing was sent"));
-        }
-        Ok(())
+        ask(
+            "Do you want to apply these changes? Only 'yes' will be accepted: ",
+            "apply cancelled: nothing was sent",
+        )
     }
 }
 
-/// Prints the final line of an apply or a fix and what to do next; the exit code.
+/// Asks `question` on the terminal; anything but `yes` is the error `cancelled`.
+pub fn ask(question: &str, cancelled: &str) -> Result<()> {
+    eprint!("\n{question}");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::io("cannot read the answer", e))?;
+    if answer.trim() != "yes" {
+        return Err(Error::msg(cancelled.to_owned()));
+    }
+    Ok(())
+}
+
+/// Prints the final line of an apply or a fix and what to do next, puts the result in the
+/// step summary; the exit code.
 pub fn conclude(ctx: &Context, operation: Operation, executed: Executed) -> Result<Exit> {
     let label = match operation {
         Operation::Apply => "Apply",
         Operation::DriftFix => "Fix",
     };
+    let again = match operation {
+        Operation::Apply => "timattr apply",
+        Operation::DriftFix => "timattr drift --fix",
+    };
     ctx.note(report::apply_line(label, &executed.totals));
+    let stopped_by = match (&executed.error, executed.interrupted) {
+        (Some(e), _) => Some(super::error_text(e)),
+        (None, Some(signal)) => Some(
+            match signal {
+                crate::apply::Signal::Interrupt => "interrupted (Ctrl-C)",
+                crate::apply::Signal::Terminate => "terminated (SIGTERM)",
+            }
+            .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    let outcome = report::Outcome {
+        label,
+        totals: &executed.totals,
+        batches_ok: executed.batches_ok,
+        batches_failed: executed.batches_failed,
+        batches_not_sent: executed.batches_not_sent,
+        serial: executed.serial,
+        stopped_by,
+    };
+    output::append_step_summary(&report::outcome_markdown(&outcome));
     if let Some(e) = executed.error {
-        if matches!(e, Error::Api(_)) {
-            ctx.note(format!(
-                "Stopped: {} batches not sent. Everything the API confirmed is recorded; run `timattr apply` again once the cause is fixed.",
-                executed.batches_not_sent
-            ));
-        }
+        ctx.note(format!(
+            "Stopped: {}. Everything the API confirmed is recorded; run `{again}` again once the cause is fixed.",
+            report::batches_line(&outcome)
+        ));
         return Err(e);
     }
     if let Some(signal) = executed.interrupted {
         ctx.note(format!(
-            "Interrupted: the requests in flight were finished and recorded; {} batches not sent. Run `timattr apply` again to continue.",
-            executed.batches_not_sent
+            "Interrupted: the requests in flight were finished and recorded; {}. Run `{again}` again to continue.",
+            report::batches_line(&outcome)
         ));
         return Ok(Exit::Stopped(signal));
     }

@@ -1,21 +1,30 @@
-//! `timattr drift [--fix]`.
+//! `timattr drift [--fix [--auto-approve]]`.
 
-use super::{Context, Exit};
+use std::io::IsTerminal;
+
+use super::{plan_context, Context, Exit};
 use crate::cli::DriftArgs;
 use crate::ops::drift::Checked;
 use crate::ops::execute::Operation;
-use crate::render::{drift, output, Format};
-use crate::Result;
+use crate::render::{drift, output, text, Format};
+use crate::{Error, Result};
 
 pub fn drift(ctx: &Context, args: &DriftArgs) -> Result<Exit> {
-    let (settings, desired) = ctx.load()?;
+    let settings = ctx.settings_with(args.concurrency)?;
+    // Refused before anything is read: a fix changes the app and nobody can be asked.
+    if args.fix && !args.auto_approve && !std::io::stdin().is_terminal() {
+        return Err(Error::msg(
+            "refusing to fix drift without confirmation: stdin is not a terminal; review `timattr drift` and run again with --fix --auto-approve",
+        ));
+    }
+    let desired = crate::desired::load_users(&settings)?;
     let (report, mut store) = match crate::ops::drift::check(&settings, desired, args.fix)? {
+        // A scheduled check whose state was lost must fail, not report "no drift" (§6).
         Checked::NoState => {
-            ctx.note(format!(
-                "There is no {} yet: nothing is managed, so nothing can drift.",
+            return Err(Error::msg(format!(
+                "there is no {}: nothing is recorded as applied, so drift cannot be checked; restore a backup (`timattr state restore FILE`) or adopt the app (`timattr import`)",
                 settings.state.describe()
-            ));
-            return Ok(Exit::Ok);
+            )))
         }
         Checked::Interrupted(signal) => {
             ctx.note("Interrupted: the drift check did not finish.");
@@ -23,7 +32,8 @@ pub fn drift(ctx: &Context, args: &DriftArgs) -> Result<Exit> {
         }
         Checked::Report(report, store) => (report, store),
     };
-    output::to_stdout(|out| match Format::from(args.format) {
+    let format = Format::from(args.format);
+    output::to_stdout(|out| match format {
         Format::Text => drift::write_text(out, &report, ctx.style()),
         Format::Json => drift::write_json(out, &report),
         Format::Markdown => drift::write_markdown(out, &report),
@@ -35,10 +45,26 @@ pub fn drift(ctx: &Context, args: &DriftArgs) -> Result<Exit> {
     if !args.fix {
         return Ok(Exit::Changes);
     }
-    ctx.note(format!(
-        "Fixing: setting the last-applied values of {} users again.",
-        report.drifted.len()
-    ));
+    let repairs = report.fix_plan();
+    // The repairs, as a plan: on stdout with the text report, on stderr beside JSON or markdown.
+    let mut shown = Vec::new();
+    text::write_plan(&mut shown, &repairs, plan_context(&settings), ctx.style())
+        .map_err(|e| Error::io("cannot write output", e))?;
+    let shown = format!(
+        "\nRepairs (the last-applied values set again):\n{}",
+        String::from_utf8_lossy(&shown)
+    );
+    if format == Format::Text {
+        output::to_stdout(|out| std::io::Write::write_all(out, shown.as_bytes()))?;
+    } else {
+        ctx.note(shown.trim_end());
+    }
+    if !args.auto_approve {
+        super::apply::ask(
+            "Do you want to set these values again? Only 'yes' will be accepted: ",
+            "fix cancelled: nothing was sent",
+        )?;
+    }
     let executed = crate::ops::drift::fix(&settings, &mut store, &report, ctx.global.quiet)?;
     super::apply::conclude(ctx, Operation::DriftFix, executed)
 }

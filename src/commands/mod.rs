@@ -7,6 +7,7 @@ mod emulator;
 mod import;
 mod plan;
 mod schema;
+mod show;
 mod state;
 mod usersig;
 
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 use crate::apply::Signal;
 use crate::cli::{Cli, ColorChoice, Command, Global};
 use crate::model::Desired;
-use crate::render::Style;
+use crate::render::{PlanContext, Style};
 use crate::settings::Settings;
 use crate::{Error, Result};
 
@@ -55,12 +56,26 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-fn error_text(e: &Error) -> String {
-    match e {
+/// Prints a clap error or `--help`/`--version`. Usage errors exit 1, not clap's 2: exit 2
+/// means "changes present" (DESIGN.md §2), and a typo must never read as that.
+pub fn usage(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    if e.use_stderr() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+pub fn error_text(e: &Error) -> String {
+    let text = match e {
         // Diagnostics already say "file:line:col: error: ...".
         Error::Invalid(d) => d.to_string(),
         other => format!("error: {other}"),
-    }
+    };
+    // Errors quote account ids, file content and server text: none of it may move the cursor
+    // (DESIGN.md §8).
+    crate::render::escape_text(&text)
 }
 
 /// Runs one command.
@@ -73,7 +88,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Plan(args) => plan::plan(&ctx, &args),
         Command::Apply(args) => apply::apply(&ctx, &args),
         Command::Drift(args) => drift::drift(&ctx, &args),
-        Command::Import => import::import(&ctx),
+        Command::Import(args) => import::import(&ctx, &args),
+        Command::Show(args) => show::show(&ctx, &args),
         Command::State(cmd) => state::state(&ctx, &cmd),
         Command::Usersig(args) => usersig::usersig(&ctx, &args),
         Command::Emulator(args) => emulator::emulator(&ctx, &args),
@@ -95,6 +111,15 @@ impl Context {
         Ok(settings)
     }
 
+    /// The project file, with `--concurrency` (when given) over its `apply.concurrency`.
+    pub fn settings_with(&self, concurrency: Option<usize>) -> Result<Settings> {
+        let mut settings = self.settings()?;
+        if let Some(n) = concurrency {
+            settings.apply.concurrency = n;
+        }
+        Ok(settings)
+    }
+
     /// The project file and the validated desired state of its users files.
     pub fn load(&self) -> Result<(Settings, Desired)> {
         let settings = self.settings()?;
@@ -105,7 +130,7 @@ impl Context {
     /// Progress and notes on stderr, unless `--quiet`.
     pub fn note(&self, msg: impl std::fmt::Display) {
         if !self.global.quiet {
-            eprintln!("{msg}");
+            eprintln!("{}", crate::render::escape_text(&msg.to_string()));
         }
     }
 
@@ -132,13 +157,23 @@ fn init_logging(global: &Global) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| EnvFilter::new(format!("timattr={level},warn")));
+        // sled's own log lines (temp paths, "PLEASE REPORT THIS BUG") are not for users: the
+        // store phrases what went wrong; `RUST_LOG=sled=debug` shows them when needed.
+        .unwrap_or_else(|| EnvFilter::new(format!("timattr={level},sled=off,warn")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(color_enabled(global.color, std::io::stderr().is_terminal()))
         .with_target(false)
         .try_init();
+}
+
+/// What the plan views need from the project.
+pub fn plan_context(settings: &Settings) -> PlanContext {
+    PlanContext {
+        rate: settings.apply.rate_limit,
+        max_removal_percent: settings.apply.max_removal_percent,
+    }
 }
 
 /// Colours only on terminals, never with `NO_COLOR` or `--color never`.

@@ -1,53 +1,83 @@
-//! `timattr state list | show | export | restore | history | rm`: the project file is enough, the
-//! users files are never read.
+//! `timattr state list | show | export | restore | history | rm`: the project file is enough,
+//! the users files are never read.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use super::{Context, Exit};
-use crate::cli::StateCommand;
+use crate::cli::{ListFormat, StateCommand};
 use crate::ops::state;
-use crate::render::{output, report};
-use crate::Result;
+use crate::render::{escape, output, report};
+use crate::{Error, Result};
 
 pub fn state(ctx: &Context, cmd: &StateCommand) -> Result<Exit> {
     let settings = ctx.settings()?;
     match cmd {
-        StateCommand::List => {
-            let mut out = output::stdout();
-            state::list(&settings, |account| writeln!(out, "{account}"))?;
-            output::written(out.flush())?;
-        }
-        StateCommand::Show { account } => {
-            let attrs = state::show(&settings, account)?;
-            output::to_stdout(|out| report::write_account(out, account, &attrs))?;
+        StateCommand::List { format } => list(&settings, *format)?,
+        StateCommand::Show { account, format } => {
+            let shown = state::show(&settings, account)?;
+            output::to_stdout(|out| match format {
+                ListFormat::Text => report::write_account_text(out, &shown),
+                ListFormat::Json => report::write_account(out, &shown),
+            })?;
         }
         StateCommand::Export { out } => {
+            // Gzip on a terminal is noise that can upset it; a pipe or a file is what was meant.
+            if out.is_none() && std::io::stdout().is_terminal() {
+                return Err(Error::msg(
+                    "refusing to write a gzip backup to the terminal: use `timattr state export --out FILE`, or pipe it (`timattr state export > backup.jsonl.gz`)",
+                ));
+            }
             let mut stdout = output::stdout();
             let exported = state::export(&settings, out.as_deref(), &mut stdout)?;
             output::written(stdout.flush())?;
             ctx.note(format!(
-                "Exported {} accounts (lineage {}, serial {}).",
-                exported.accounts, exported.lineage, exported.serial
+                "Exported {} (lineage {}, serial {}).",
+                crate::render::count(exported.accounts as usize, "account", "accounts"),
+                escape(&exported.lineage),
+                exported.serial
             ));
         }
         StateCommand::Restore { file, force } => {
             let header = state::restore(&settings, file, *force)?;
             ctx.note(format!(
-                "Restored {} accounts (lineage {}, serial {}).",
-                header.accounts, header.lineage, header.serial
+                "Restored {} (lineage {}, serial {}).",
+                crate::render::count(header.accounts as usize, "account", "accounts"),
+                escape(&header.lineage),
+                header.serial
             ));
+        }
+        StateCommand::History { format } => {
+            let entries = state::history(&settings)?;
+            output::to_stdout(|out| match format {
+                ListFormat::Text => report::write_history(out, &entries),
+                ListFormat::Json => report::write_history_json(out, &entries),
+            })?;
         }
         StateCommand::Rm { accounts } => {
-            let serial = state::forget(&settings, accounts)?;
+            let serial = state::rm(&settings, accounts)?;
             ctx.note(format!(
-                "Forgot {} accounts (serial {serial}): they are unmanaged now, and their live values stay.",
-                accounts.len()
+                "Forgot {} (serial {serial}): no longer managed; their live values were not touched.",
+                crate::render::count(accounts.len(), "account", "accounts"),
             ));
-        }
-        StateCommand::History => {
-            let entries = state::history(&settings)?;
-            output::to_stdout(|out| report::write_history(out, &entries))?;
         }
     }
     Ok(Exit::Ok)
+}
+
+/// One account per line (escaped), or a JSON array of account ids, streamed.
+fn list(settings: &crate::settings::Settings, format: ListFormat) -> Result<()> {
+    let mut out = output::stdout();
+    match format {
+        ListFormat::Text => state::list(settings, |account| writeln!(out, "{}", escape(account)))?,
+        ListFormat::Json => {
+            let mut first = true;
+            state::list(settings, |account| {
+                out.write_all(if first { b"[\n" } else { b",\n" })?;
+                first = false;
+                crate::render::json::to_safe_writer(&mut out, &account, false)
+            })?;
+            output::written(out.write_all(if first { b"[]\n" } else { b"\n]\n" }))?;
+        }
+    }
+    output::written(out.flush())
 }

@@ -30,7 +30,7 @@ pub fn usersig(ctx: &Context, args: &UsersigArgs) -> Result<Exit> {
             "--identifier must be 1 to 32 bytes (an app admin account)",
         ));
     }
-    let now = crate::store::now_unix();
+    let now = crate::clock::now_unix();
     // Printing the sig is this command's whole purpose; it goes to stdout only, never to logs.
     let sig = crate::api::usersig::generate(sdkappid, &key, identifier, args.expire, now);
     output::to_stdout(|out| writeln!(out, "{sig}"))?;

@@ -24,6 +24,8 @@ pub struct ApplyOptions {
     pub auto_approve: bool,
     pub dry_run: bool,
     pub allow_mass_removal: bool,
+    /// `--target` patterns: only the matching accounts are planned and applied.
+    pub targets: Vec<String>,
     /// Whether someone can be asked (stdin is a terminal).
     pub interactive: bool,
     /// No progress display.
@@ -49,13 +51,14 @@ pub enum Applied {
     DryRun,
     /// The plan was empty.
     NothingToDo,
-    Executed(Executed),
+    Executed(Box<Executed>),
 }
 
 pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) -> Result<Applied> {
+    let targets = super::plan::Targets::new(&opts.targets)?;
     let saved = match &opts.planfile {
         Some(path) => {
-            let (plan, state) = saved::read(path)?;
+            let (plan, state, _) = saved::read(path)?;
             saved::check_same_app(settings, &state)?;
             Some((plan, state))
         }
@@ -72,9 +75,9 @@ pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) 
     // A writer plans under its lock (PostgreSQL: waiting up to --lock-timeout first), so
     // two applies in a row never send the same change twice; a dry run only reads.
     let existing = if opts.dry_run {
-        state::open_existing(settings)?
+        state::open_read_only(settings)?
     } else {
-        state::open_existing_writer(settings, "apply")?
+        state::open_existing(settings, "apply")?
     };
     let (plan, planned_at) = match saved {
         Some((plan, state)) => {
@@ -83,7 +86,7 @@ pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) 
         }
         None => {
             let desired = crate::desired::load_users(settings)?;
-            super::plan::make_plan(settings, desired, existing.as_ref())?
+            super::plan::make_plan(settings, desired, existing.as_ref(), &targets)?
         }
     };
     review.show_plan(&plan)?;
@@ -109,7 +112,7 @@ pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) 
     }
     let mut store = confirmed_store(settings, existing, &planned_at)?;
     let executed = execute::execute(settings, &mut store, plan, Operation::Apply, opts.quiet)?;
-    Ok(Applied::Executed(executed))
+    Ok(Applied::Executed(Box::new(executed)))
 }
 
 /// The store to record into, created now when missing.

@@ -21,13 +21,13 @@ pub enum Checked {
 }
 
 /// Compares live with last-applied for every managed account; `desired` gives the pending
-/// changes (desired ≠ last-applied) the report mentions. With `fix` the store is opened as a
-/// writer (holding its lock for the fix); otherwise it is only read.
+/// changes (desired ≠ last-applied) the report mentions. Without `fix` the store is opened
+/// read-only: a drift check writes nothing to the state directory.
 pub fn check(settings: &Settings, desired: Desired, fix: bool) -> Result<Checked> {
     let store = if fix {
-        super::state::open_existing_writer(settings, "drift --fix")?
+        super::state::open_existing(settings, "drift --fix")?
     } else {
-        super::state::open_existing(settings)?
+        super::state::open_read_only(settings)?
     };
     let Some(store) = store else {
         return Ok(Checked::NoState);

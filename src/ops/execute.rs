@@ -42,8 +42,14 @@ impl Operation {
 #[derive(Debug)]
 pub struct Executed {
     pub totals: ApplyTotals,
+    /// Value batches the API confirmed (all recorded, unless the store failed).
+    pub batches_ok: usize,
+    /// Value batches the API refused or that failed after their retries.
+    pub batches_failed: usize,
     /// Batches never sent because the run stopped.
     pub batches_not_sent: usize,
+    /// The state's serial after the run (unchanged when nothing was recorded).
+    pub serial: u64,
     /// The signal that stopped the run.
     pub interrupted: Option<Signal>,
     /// What stopped the run, if an error did.
@@ -259,7 +265,7 @@ pub fn execute(
         let started = Instant::now();
         let connection = Connection::open(settings).await?;
         let runner = connection.runner(settings);
-        let serial = store.meta().serial + 1;
+        let serial = store.next_serial()?;
         let names = match configure_names(&runner, store, &plan, serial).await {
             Ok(n) => n,
             Err(e) => {
@@ -271,6 +277,7 @@ pub fn execute(
         executed.totals.names_configured = names;
         executed.totals.elapsed = started.elapsed();
         finish(store, &executed, &runner, serial, operation)?;
+        executed.serial = store.meta().serial;
         connection.close().await?;
         Ok(executed)
     })
@@ -351,7 +358,10 @@ async fn run_batches(
             // also for records sent ahead.
             max_unrecorded: report.max_unrecorded,
         },
+        batches_ok: report.batches_ok,
+        batches_failed: report.batches_failed,
         batches_not_sent: report.batches_not_sent,
+        serial,
         interrupted: report.interrupted,
         error: unrecorded_error(report.sink_error, &sink).or(report.fatal.map(Error::from)),
         unrecorded_batches: sink.unrecorded_batches,
@@ -386,7 +396,7 @@ fn finish(
         return Ok(());
     }
     store.add_history(&HistoryEntry {
-        time: crate::store::now_unix(),
+        time: crate::clock::now_unix(),
         serial,
         operation: operation.as_str().into(),
         status: t.status.into(),

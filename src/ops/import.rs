@@ -1,5 +1,6 @@
 //! The `import` use case: adopt an existing app by recording, for each account of the users
-//! files, the live values of the names it has there as last-applied.
+//! files, the live values of the names it has there as last-applied. Over an existing state
+//! the adoption is previewed ([`preview`]) and confirmed before anything is recorded.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::connect::{self, Connection};
 use crate::apply::{LiveAttrs, Runner, Signal};
 use crate::model::{Account, Attrs, Desired, NameIdx, Names};
+use crate::plan::{Action, Change, Plan};
 use crate::settings::Settings;
 use crate::store::interface::State;
 use crate::store::{HistoryEntry, Record};
@@ -47,9 +49,49 @@ pub struct Imported {
     pub interrupted: Option<Signal>,
 }
 
-pub fn import(settings: &Settings, desired: Desired) -> Result<Imported> {
+/// What the command line asked for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportOptions {
+    pub auto_approve: bool,
+    /// Whether someone can be asked (stdin is a terminal).
+    pub interactive: bool,
+}
+
+/// What an import over an existing state needs from the person running it.
+pub trait Adoption {
+    /// Shows what would be recorded: `preview` takes the state to the adopted values.
+    fn show(&mut self, preview: &Plan) -> Result<()>;
+    /// Asks for confirmation; `Err` when it is refused.
+    fn confirm(&mut self) -> Result<()>;
+}
+
+/// Adopts the live values of the desired accounts. Over an existing state (which it would
+/// overwrite) it reads everything first, shows what it would record and asks, unless
+/// `--auto-approve`; a non-terminal without it is refused before anything is read.
+pub fn import(
+    settings: &Settings,
+    desired: Desired,
+    opts: ImportOptions,
+    review: &mut dyn Adoption,
+) -> Result<Imported> {
+    if opts.auto_approve {
+        return import_streaming(settings, desired);
+    }
+    let Some(store) = super::state::open_existing(settings, "import")? else {
+        return import_streaming(settings, desired);
+    };
+    if !opts.interactive {
+        return Err(Error::msg(
+            "refusing to import over the existing state without confirmation: stdin is not a terminal; run again with --auto-approve",
+        ));
+    }
+    import_reviewed(settings, desired, store, review)
+}
+
+/// Reads and records chunk by chunk, without asking.
+fn import_streaming(settings: &Settings, desired: Desired) -> Result<Imported> {
     let mut store = super::state::open_or_create(settings, "import")?;
-    let serial = store.meta().serial + 1;
+    let serial = store.next_serial()?;
     let started = Instant::now();
     let names = desired.names;
     let (accounts, wanted): (Vec<Account>, Vec<Attrs>) = desired.accounts.into_iter().unzip();
@@ -65,8 +107,13 @@ pub fn import(settings: &Settings, desired: Desired) -> Result<Imported> {
         result
     })?;
     imported.elapsed = started.elapsed();
+    write_history(&mut store, serial, &imported)?;
+    Ok(imported)
+}
+
+fn write_history(store: &mut State, serial: u64, imported: &Imported) -> Result<()> {
     store.add_history(&HistoryEntry {
-        time: crate::store::now_unix(),
+        time: crate::clock::now_unix(),
         serial,
         operation: "import".into(),
         status: if imported.interrupted.is_none() {
@@ -81,7 +128,149 @@ pub fn import(settings: &Settings, desired: Desired) -> Result<Imported> {
         requests: imported.requests,
         retries: imported.retries,
     })?;
+    Ok(())
+}
+
+/// Over an existing state: read every account, show what adopting would record, ask, then
+/// record (nothing is written before the answer).
+fn import_reviewed(
+    settings: &Settings,
+    desired: Desired,
+    mut store: State,
+    review: &mut dyn Adoption,
+) -> Result<Imported> {
+    let started = Instant::now();
+    let mut names = desired.names.clone();
+    let last = store.load_last_applied(&mut names)?;
+    let (accounts, wanted): (Vec<Account>, Vec<Attrs>) = desired.accounts.into_iter().unzip();
+    let (read, slots) = connect::runtime()?.block_on(async {
+        let interrupt = connect::signals();
+        let connection = Connection::open(settings).await?;
+        let runner = connection.runner(settings);
+        let result = read_adoptions(&runner, &names, &accounts, &wanted, interrupt).await;
+        connection.close().await?;
+        result
+    })?;
+    let (mut imported, adopted) = read;
+    if imported.interrupted.is_some() {
+        imported.elapsed = started.elapsed();
+        return Ok(imported);
+    }
+    let preview = preview(&names, &last, &accounts, &adopted);
+    review.show(&preview)?;
+    if preview.changes.is_empty() {
+        imported.elapsed = started.elapsed();
+        return Ok(imported);
+    }
+    review.confirm()?;
+    let serial = store.meta().serial + 1;
+    store.record_slots(&slots, serial)?;
+    for (chunk, adopted) in accounts
+        .chunks(crate::model::limits::MAX_BATCH)
+        .zip(adopted.chunks(crate::model::limits::MAX_BATCH))
+    {
+        let record = Record {
+            set: chunk
+                .iter()
+                .zip(adopted)
+                .filter(|(_, a)| !a.have.is_empty())
+                .map(|(c, a)| (&**c, &a.have))
+                .collect(),
+            removed: chunk
+                .iter()
+                .zip(adopted)
+                .filter(|(_, a)| !a.missing.is_empty())
+                .map(|(c, a)| (&**c, a.missing.clone()))
+                .collect(),
+        };
+        store.record(std::slice::from_ref(&record), &names, serial)?;
+        imported.recorded += record.set.len() as u64;
+    }
+    imported.elapsed = started.elapsed();
+    write_history(&mut store, serial, &imported)?;
     Ok(imported)
+}
+
+/// Reads every account's live values into what adopting them would record.
+async fn read_adoptions(
+    runner: &Runner,
+    names: &Names,
+    accounts: &[Account],
+    wanted: &[Attrs],
+    interrupt: impl std::future::Future<Output = Signal>,
+) -> Result<((Imported, Vec<Adopted>), BTreeMap<u8, String>)> {
+    let slots = runner.call(|| runner.client.get_attr_name()).await?;
+    let mut adopted = vec![Adopted::default(); accounts.len()];
+    let on_chunk = |first: usize, live: LiveAttrs| {
+        let end = (first + crate::model::limits::MAX_BATCH).min(accounts.len());
+        for i in first..end {
+            adopted[i] = adopt(&wanted[i], live.get(&*accounts[i]), names);
+        }
+    };
+    let read = runner.read_attrs(accounts, on_chunk, interrupt).await;
+    let imported = Imported {
+        read: accounts.len(),
+        recorded: 0,
+        requests: runner.stats.requests(),
+        retries: runner.stats.retries(),
+        elapsed: Duration::ZERO,
+        interrupted: read.map_err(Error::from)?,
+    };
+    Ok(((imported, adopted), slots))
+}
+
+/// The changes adopting would make to the state: before = last-applied, set = live values
+/// that differ from it, remove = wanted names without a live value that the state has.
+pub fn preview(
+    names: &Names,
+    last: &[(Account, Attrs)],
+    accounts: &[Account],
+    adopted: &[Adopted],
+) -> Plan {
+    let mut changes = Vec::new();
+    let mut unchanged = 0;
+    for (account, a) in accounts.iter().zip(adopted) {
+        let before = match last.binary_search_by(|(l, _)| l.cmp(account)) {
+            Ok(i) => Some(last[i].1.clone()),
+            Err(_) => None,
+        };
+        let had = before.clone().unwrap_or_default();
+        let set: Attrs = a
+            .have
+            .iter()
+            .filter(|(n, v)| had.get(*n) != Some(*v))
+            .map(|(n, v)| (n, v.into()))
+            .collect();
+        let remove: Vec<NameIdx> = a
+            .missing
+            .iter()
+            .copied()
+            .filter(|n| had.contains(*n))
+            .collect();
+        if set.is_empty() && remove.is_empty() {
+            unchanged += 1;
+            continue;
+        }
+        changes.push(Change {
+            account: account.clone(),
+            action: if before.is_some() {
+                Action::Change
+            } else {
+                Action::Add
+            },
+            set,
+            remove,
+            before: had,
+        });
+    }
+    Plan {
+        names: names.clone(),
+        attribute_names: BTreeMap::new(),
+        changes,
+        unchanged,
+        managed: last.len(),
+        targets: Vec::new(),
+    }
 }
 
 /// Records the app's slots, then reads the accounts and records each answered chunk.

@@ -8,7 +8,7 @@
 //! - [`drift`] reads live state and compares it with last-applied; [`import`] reads live state
 //!   and adopts it ([`import::adopt`] is the pure rule).
 //! - [`state`] opens the store and holds the `state` use cases (list, show, export, restore,
-//!   history); [`saved`] reads and writes saved plan files and checks they still apply.
+//!   history, rm); [`saved`] reads and writes saved plan files and checks they still apply.
 //! - [`connect`] reaches the API: client, embedded emulator, secret, runtime, signals.
 //!
 //! Operations take `Settings` and an options struct, never clap types; they return values

@@ -1,5 +1,5 @@
-//! Making a plan: desired `D` (the users files) against last-applied `L` (the store), and the
-//! mass-removal rule of DESIGN.md §4.
+//! Making a plan: desired `D` (the users files) against last-applied `L` (the store), limited
+//! to the `--target` accounts when given, and the mass-removal rule of DESIGN.md §4.
 
 use crate::model::{Desired, Names};
 use crate::plan::Plan;
@@ -8,19 +8,58 @@ use crate::settings::Settings;
 use crate::store::interface::{Split, State};
 use crate::{Error, Result};
 
-/// The plan of `desired` against the project's store (an empty `L` when there is none).
-/// Reads the store, writes nothing.
-pub fn plan(settings: &Settings, desired: Desired) -> Result<(Plan, StateRef)> {
-    let store = super::state::open_existing(settings)?;
-    make_plan(settings, desired, store.as_ref())
+/// `--target PATTERN`: globs over account ids; none means every account.
+#[derive(Debug, Clone, Default)]
+pub struct Targets {
+    patterns: Vec<glob::Pattern>,
 }
 
-/// Diffs `desired` against `store` (or an empty `L` when there is none).
+impl Targets {
+    /// Compiles the patterns; a malformed one is an error naming it.
+    pub fn new(patterns: &[String]) -> Result<Targets> {
+        let patterns = patterns
+            .iter()
+            .map(|p| {
+                glob::Pattern::new(p).map_err(|e| {
+                    Error::msg(format!(
+                        "--target {}: not a glob pattern: {e}",
+                        crate::render::quote(p)
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Targets { patterns })
+    }
+
+    /// Whether `account` is planned.
+    pub fn matches(&self, account: &str) -> bool {
+        self.patterns.is_empty() || self.patterns.iter().any(|p| p.matches(account))
+    }
+
+    fn list(&self) -> Vec<String> {
+        self.patterns
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect()
+    }
+}
+
+/// The plan of `desired` against the project's store (an empty `L` when there is none), for
+/// the accounts `targets` matches. Reads the store, writes nothing.
+pub fn plan(settings: &Settings, desired: Desired, targets: &Targets) -> Result<(Plan, StateRef)> {
+    let store = super::state::open_read_only(settings)?;
+    make_plan(settings, desired, store.as_ref(), targets)
+}
+
+/// Diffs `desired` against `store` (or an empty `L` when there is none), for the accounts
+/// `targets` matches.
 pub fn make_plan(
     settings: &Settings,
-    desired: Desired,
+    mut desired: Desired,
     store: Option<&State>,
+    targets: &Targets,
 ) -> Result<(Plan, StateRef)> {
+    desired.accounts.retain(|(a, _)| targets.matches(a));
     let mut names = Names::new(&settings.attributes);
     let (slots, lineage, serial) = match store {
         Some(store) => (
@@ -32,7 +71,7 @@ pub fn make_plan(
     };
     // The store hands over `L` only where it can differ from `D`.
     let split = match store {
-        Some(store) => store.split(desired.accounts, &mut names)?,
+        Some(store) => store.split(desired.accounts, &mut names, |a| targets.matches(a))?,
         None => Split {
             changed: desired.accounts,
             ..Split::default()
@@ -46,6 +85,7 @@ pub fn make_plan(
         .map_err(|e| Error::msg(e.to_string()))?;
     plan.unchanged += split.unchanged;
     plan.managed = split.managed;
+    plan.targets = targets.list();
     let state = StateRef {
         lineage,
         serial,
@@ -59,13 +99,5 @@ pub fn make_plan(
 
 /// The mass-removal rule of DESIGN.md §4, phrased for the user, when `plan` breaks it.
 pub fn mass_removal(plan: &Plan, settings: &Settings) -> Option<String> {
-    let max = settings.apply.max_removal_percent;
-    plan.is_mass_removal(max).then(|| {
-        let losing = plan.summary().accounts_losing_values;
-        format!(
-            "this plan removes attribute values from {losing} of {} managed users ({:.1}%, more than max_removal_percent {max}%): check for an emptied or mis-globbed users file; if this is intended, apply with --allow-mass-removal",
-            plan.managed,
-            losing as f64 * 100.0 / plan.managed.max(1) as f64,
-        )
-    })
+    crate::render::mass_removal(&plan.safety(settings.apply.max_removal_percent))
 }

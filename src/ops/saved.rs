@@ -2,36 +2,40 @@
 //! the state's lineage and serial at planning time, and the checks that a saved plan still
 //! applies: same app, same state.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
-use crate::plan::Plan;
-use crate::render::json::StateRef;
+use crate::plan::{Plan, Safety};
+use crate::render::json::{SafetyDoc, StateRef};
 use crate::settings::Settings;
 use crate::store::interface::State;
 use crate::{Error, Result};
 
-/// Writes a saved plan.
-pub fn save(path: &Path, plan: &Plan, state: &StateRef) -> Result<()> {
-    let context = || format!("cannot write plan file {}", path.display());
-    let file = std::fs::File::create(path).map_err(|e| Error::io(context(), e))?;
-    let mut gz = flate2::write::GzEncoder::new(
-        std::io::BufWriter::new(file),
-        flate2::Compression::default(),
-    );
-    crate::render::json::write_plan(&mut gz, plan, Some(state))
-        .map_err(|e| Error::io(context(), e))?;
-    gz.finish()
-        .and_then(|mut w| w.flush())
-        .map_err(|e| Error::io(context(), e))
+/// Writes a saved plan, with its mass-removal verdict. The file is written beside its target
+/// and renamed (DESIGN.md §8), so a failed write leaves the previous plan file intact.
+pub fn save(path: &Path, plan: &Plan, state: &StateRef, safety: &Safety) -> Result<()> {
+    crate::files::write_atomically(path, |out| {
+        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+        crate::render::json::write_plan(&mut gz, plan, Some(state), Some(safety))?;
+        gz.finish()?.flush()
+    })
+    .map_err(|e| Error::io(format!("cannot write plan file {}", path.display()), e))
 }
 
-/// Reads a saved plan.
-pub fn read(path: &Path) -> Result<(Plan, StateRef)> {
+/// The most a saved plan may inflate to (DESIGN.md §8). Plan JSON compresses about 5–15×, a
+/// decompression bomb about 1000×: allowing 64× the file's size (at least 64 MiB) reads any
+/// real plan and stops a bomb before it costs memory.
+fn inflate_cap(compressed: u64) -> u64 {
+    compressed.saturating_mul(64).max(64 << 20)
+}
+
+/// Reads a saved plan, and its mass-removal verdict when the file has one.
+pub fn read(path: &Path) -> Result<(Plan, StateRef, Option<SafetyDoc>)> {
     let file = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("cannot read plan file {}", path.display()), e))?;
+    let compressed = file.metadata().map_or(0, |m| m.len());
     let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(std::io::BufReader::new(file))
+    crate::files::gzip_reader_capped(file, inflate_cap(compressed), path.display().to_string())
         .read_to_end(&mut bytes)
         .map_err(|e| {
             Error::msg(format!(

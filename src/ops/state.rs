@@ -1,29 +1,28 @@
 //! Reaching the store of a project, and the `state` use cases: list, show, export, restore,
-//! history. None of these needs the users files.
+//! history, rm. None of these needs the users files.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
 use crate::model::Names;
 use crate::settings::Settings;
 use crate::store::interface::{Opening, State};
-use crate::store::{ExportHeader, HistoryEntry};
+use crate::store::{ExportHeader, ExportLine, HistoryEntry};
 use crate::{Error, Result};
 
-/// The existing store of this app for reading, if any (never creates one). A sled
-/// directory is still opened by one process at a time; PostgreSQL readers take no lock.
-pub fn open_existing(settings: &Settings) -> Result<Option<State>> {
-    open_existing_as(settings, None)
-}
-
 /// The existing store of this app for `command` to write, holding its lock (waiting up to
-/// `--lock-timeout`), if there is one.
-pub fn open_existing_writer(settings: &Settings, command: &str) -> Result<Option<State>> {
-    open_existing_as(settings, Some(command))
+/// `--lock-timeout`), if there is one. Never creates one.
+pub fn open_existing(settings: &Settings, command: &str) -> Result<Option<State>> {
+    open_as(settings, Some(command))
 }
 
-fn open_existing_as(settings: &Settings, writer: Option<&str>) -> Result<Option<State>> {
+/// The existing store of this app for reading only: nothing is written to it (a sled directory
+/// may be read-only; PostgreSQL readers take no lock and read one snapshot).
+pub fn open_read_only(settings: &Settings) -> Result<Option<State>> {
+    open_as(settings, None)
+}
+
+fn open_as(settings: &Settings, writer: Option<&str>) -> Result<Option<State>> {
     let how = Opening {
         writer: writer.map(str::to_owned),
         lock_timeout: settings.lock_timeout,
@@ -50,14 +49,21 @@ pub fn open_or_create(settings: &Settings, command: &str) -> Result<State> {
     )?)
 }
 
-/// The existing store of this app; its absence is an error saying how to make one.
+/// The existing store of this app, read-only; its absence is an error saying how to make one.
 pub fn require(settings: &Settings) -> Result<State> {
-    open_existing(settings)?.ok_or_else(|| {
-        Error::msg(format!(
-            "there is no {} yet: run `timattr apply` or `timattr import` first, or `timattr state restore FILE`",
-            settings.state.describe()
-        ))
-    })
+    open_read_only(settings)?.ok_or_else(|| no_state(settings))
+}
+
+/// The existing store of this app, for `command` to write (locked); its absence is an error.
+pub fn require_writable(settings: &Settings, command: &str) -> Result<State> {
+    open_existing(settings, command)?.ok_or_else(|| no_state(settings))
+}
+
+fn no_state(settings: &Settings) -> Error {
+    Error::msg(format!(
+        "there is no {} yet: run `timattr apply` or `timattr import` first, or `timattr state restore FILE`",
+        settings.state.describe()
+    ))
 }
 
 /// Hands every managed account to `each`, in order, until writing fails (a closed pipe is
@@ -73,19 +79,23 @@ pub fn list(settings: &Settings, mut each: impl FnMut(&str) -> std::io::Result<(
     crate::render::output::written(written)
 }
 
-/// One account's last-applied attributes, name → value.
-pub fn show(settings: &Settings, account: &str) -> Result<BTreeMap<String, String>> {
+/// One account's last-applied attributes.
+pub fn show(settings: &Settings, account: &str) -> Result<ExportLine> {
     let store = require(settings)?;
     let mut names = Names::new(&settings.attributes);
     let attrs = store.account(account, &mut names)?.ok_or_else(|| {
         Error::msg(format!(
-            "account {account:?} is not managed (it is not in the state)"
+            "account {} is not managed (it is not in the state)",
+            crate::render::quote(account)
         ))
     })?;
-    Ok(attrs
-        .iter()
-        .map(|(n, v)| (names.get(n).to_owned(), v.to_owned()))
-        .collect())
+    Ok(ExportLine {
+        account: account.to_owned(),
+        attrs: attrs
+            .iter()
+            .map(|(n, v)| (names.get(n).to_owned(), v.to_owned()))
+            .collect(),
+    })
 }
 
 /// What an export wrote.
@@ -101,11 +111,14 @@ pub fn export(settings: &Settings, file: Option<&Path>, out: impl Write) -> Resu
     let store = require(settings)?;
     let accounts = match file {
         Some(path) => {
-            let context = || format!("cannot write {}", path.display());
-            let f = std::fs::File::create(path).map_err(|e| Error::io(context(), e))?;
-            store
-                .export(std::io::BufWriter::new(f))
-                .map_err(|e| Error::io(context(), e))?
+            // Replaced only once complete: a failed export keeps the previous backup.
+            let mut count = 0;
+            crate::files::write_atomically(path, |w| {
+                count = store.export(w)?;
+                Ok(())
+            })
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+            count
         }
         None => store
             .export(out)
@@ -119,55 +132,61 @@ pub fn export(settings: &Settings, file: Option<&Path>, out: impl Write) -> Resu
     })
 }
 
-/// Replaces the store's content with a backup. Restoring is how a lost store comes back, so a
-/// missing one is created; the export's own app and host are checked against the project.
+/// Replaces the store's content with a backup. All of the file is read and checked first
+/// (limits, counts, the app it belongs to), so a bad one changes nothing and creates nothing;
+/// then, restoring being how a lost store comes back, a missing store is created.
 pub fn restore(settings: &Settings, file: &Path, force: bool) -> Result<ExportHeader> {
     let input = std::fs::File::open(file)
         .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
+    let export = crate::store::read_export(input)?;
+    crate::store::check_app(&export.header, settings.sdkappid, settings.endpoint.host())?;
     let mut store = open_or_create(settings, "state restore")?;
-    Ok(store.restore(std::io::BufReader::new(input), force)?)
-}
-
-/// Forgets `accounts` (all of them managed, or nothing changes), as one write under the
-/// lock that bumps the serial. Returns the new serial.
-pub fn forget(settings: &Settings, accounts: &[String]) -> Result<u64> {
-    let mut store = open_existing_writer(settings, "state rm")?.ok_or_else(|| {
-        Error::msg(format!(
-            "there is no {} yet: nothing to forget",
-            settings.state.describe()
-        ))
-    })?;
-    let mut names = Names::new(&settings.attributes);
-    let mut unknown = Vec::new();
-    for account in accounts {
-        if store.account(account, &mut names)?.is_none() {
-            unknown.push(account.as_str());
-        }
-    }
-    if !unknown.is_empty() {
-        return Err(Error::msg(format!(
-            "not managed (not in the state), so nothing was forgotten: {}",
-            unknown.join(", ")
-        )));
-    }
-    let serial = store.meta().serial + 1;
-    let accounts: Vec<&str> = accounts.iter().map(String::as_str).collect();
-    store.forget(&accounts, serial)?;
-    store.add_history(&HistoryEntry {
-        time: crate::store::now_unix(),
-        serial,
-        operation: "rm".into(),
-        status: "complete".into(),
-        accounts_set: 0,
-        accounts_removed: accounts.len() as u64,
-        names_configured: 0,
-        requests: 0,
-        retries: 0,
-    })?;
-    Ok(serial)
+    Ok(store.restore_export(&export, force)?)
 }
 
 /// One entry per apply, import, fix or restore, oldest first.
 pub fn history(settings: &Settings) -> Result<Vec<HistoryEntry>> {
     Ok(require(settings)?.history()?)
+}
+
+/// Forgets `accounts`: they leave the store (and become unmanaged) in one commit with the next
+/// serial, so plans saved before are stale. Nothing is sent: their live values stay. Refuses,
+/// changing nothing, when any of them is not managed. Returns the new serial.
+pub fn rm(settings: &Settings, accounts: &[String]) -> Result<u64> {
+    let mut store = require_writable(settings, "state rm")?;
+    let mut names = Names::new(&settings.attributes);
+    let mut forgotten = Vec::with_capacity(accounts.len());
+    let mut unknown = Vec::new();
+    for account in accounts {
+        match store.account(account, &mut names)? {
+            Some(attrs) => forgotten.push((account.as_str(), attrs.names().collect::<Vec<_>>())),
+            None => unknown.push(crate::render::quote(account)),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(Error::msg(format!(
+            "not managed (not in the state), nothing was changed: {}",
+            unknown.join(", ")
+        )));
+    }
+    forgotten.sort_unstable();
+    forgotten.dedup();
+    let serial = store.meta().serial + 1;
+    let record = crate::store::Record {
+        set: Vec::new(),
+        removed: forgotten.clone(),
+    };
+    store.record(std::slice::from_ref(&record), &names, serial)?;
+    store.add_history(&HistoryEntry {
+        time: crate::clock::now_unix(),
+        serial,
+        operation: "state-rm".into(),
+        status: "complete".into(),
+        accounts_set: 0,
+        accounts_removed: forgotten.len() as u64,
+        names_configured: 0,
+        requests: 0,
+        retries: 0,
+    })?;
+    Ok(serial)
 }

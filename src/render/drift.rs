@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use super::json::ChangeDoc;
-use super::{markdown, old_to_new_as, Style};
+use super::{escape, markdown, old_to_new_as, Style};
 use crate::drift::Report;
 
 /// The JSON drift report, as written and read.
@@ -114,7 +114,12 @@ fn pending_line(report: &Report) -> Option<String> {
 
 pub fn write_text(w: &mut impl Write, report: &Report, style: Style) -> io::Result<()> {
     for d in &report.drifted {
-        writeln!(w, "{} {}", style.yellow("~"), style.bold(&d.account))?;
+        writeln!(
+            w,
+            "{} {}",
+            style.yellow("~"),
+            style.bold(&escape(&d.account))
+        )?;
         for v in &d.values {
             let shown = old_to_new_as(
                 Some(&v.last_applied),
@@ -122,7 +127,7 @@ pub fn write_text(w: &mut impl Write, report: &Report, style: Style) -> io::Resu
                 style,
                 "(deleted remotely)",
             );
-            writeln!(w, "    {}: {shown}", report.names.get(v.name))?;
+            writeln!(w, "    {}: {shown}", escape(report.names.get(v.name)))?;
         }
     }
     if !report.drifted.is_empty() {
@@ -136,7 +141,7 @@ pub fn write_text(w: &mut impl Write, report: &Report, style: Style) -> io::Resu
 }
 
 pub fn write_json(w: &mut impl Write, report: &Report) -> io::Result<()> {
-    serde_json::to_writer(&mut *w, &DriftDoc::of_report(report))?;
+    super::json::to_safe_writer(w, &DriftDoc::of_report(report), false)?;
     writeln!(w)
 }
 

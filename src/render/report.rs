@@ -1,11 +1,11 @@
 //! Views of what a run did: the final line of an apply or a fix, the history table, one
 //! account's state.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::time::Duration;
 
-use crate::store::HistoryEntry;
+use super::count;
+use crate::store::{ExportLine, HistoryEntry};
 
 /// The counts of an apply (or a fix), for its final line and a benchmark reading it.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,16 +34,66 @@ pub fn apply_line(label: &str, t: &ApplyTotals) -> String {
         0.0
     };
     format!(
-        "{label} {}: {} users set, {} users with values removed, {} attribute names configured; {} requests ({} retries) in {secs:.2} s ({:.0} users/s; store writes {per_batch:.2} ms per batch; at most {} confirmed batches awaiting their record).",
+        "{label} {}: {} set, {} with values removed, {} configured; {} ({}) in {secs:.2} s ({:.0} users/s; store writes {per_batch:.2} ms per batch; at most {} awaiting their record).",
         t.status,
+        count(t.accounts_set as usize, "user", "users"),
+        count(t.accounts_removed as usize, "user", "users"),
+        count(t.names_configured as usize, "attribute name", "attribute names"),
+        count(t.requests as usize, "request", "requests"),
+        count(t.retries as usize, "retry", "retries"),
+        (t.accounts_set + t.accounts_removed) as f64 / secs.max(1e-9),
+        count(t.max_unrecorded, "confirmed batch", "confirmed batches"),
+    )
+}
+
+/// How an apply or a fix ended, beyond its totals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome<'a> {
+    /// `Apply` or `Fix`.
+    pub label: &'a str,
+    pub totals: &'a ApplyTotals,
+    pub batches_ok: usize,
+    pub batches_failed: usize,
+    pub batches_not_sent: usize,
+    pub serial: u64,
+    /// What stopped the run (an error, a signal), already phrased.
+    pub stopped_by: Option<String>,
+}
+
+/// The batches of a stopped run: what was applied, what failed, what was not sent.
+pub fn batches_line(o: &Outcome<'_>) -> String {
+    format!(
+        "{} applied and recorded, {} failed, {} not sent",
+        count(o.batches_ok, "batch", "batches"),
+        o.batches_failed,
+        o.batches_not_sent
+    )
+}
+
+/// The result of an apply or a fix for the GitHub step summary.
+pub fn outcome_markdown(o: &Outcome<'_>) -> String {
+    let t = o.totals;
+    let mut md = format!(
+        "### timattr {}\n\n**{}** at serial {}.\n\n| users set | users with values removed | attribute names configured | batches applied | batches failed | batches not sent | requests | retries |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        o.label.to_lowercase(),
+        t.status,
+        o.serial,
         t.accounts_set,
         t.accounts_removed,
         t.names_configured,
+        o.batches_ok,
+        o.batches_failed,
+        o.batches_not_sent,
         t.requests,
-        t.retries,
-        (t.accounts_set + t.accounts_removed) as f64 / secs.max(1e-9),
-        t.max_unrecorded,
-    )
+        t.retries
+    );
+    if let Some(why) = &o.stopped_by {
+        md.push_str(&format!(
+            "\n> [!WARNING]\n> Stopped: {}. Everything the API confirmed is recorded; run it again once the cause is fixed.\n",
+            super::markdown::cell(why)
+        ));
+    }
+    md
 }
 
 /// The `state history` table.
@@ -59,8 +109,8 @@ pub fn write_history(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result
             w,
             "{time}  {:>6}  {:<9}  {:<11}  {:>4}  {:>7}  {:>5}  {:>8}  {:>7}",
             h.serial,
-            h.operation,
-            h.status,
+            super::escape(&h.operation),
+            super::escape(&h.status),
             h.accounts_set,
             h.accounts_removed,
             h.names_configured,
@@ -71,19 +121,24 @@ pub fn write_history(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result
     Ok(())
 }
 
-/// `state show`: `{"account": …, "attrs": {…}}`, pretty.
-pub fn write_account(
-    w: &mut impl Write,
-    account: &str,
-    attrs: &BTreeMap<String, String>,
-) -> io::Result<()> {
-    serde_json::to_writer_pretty(
-        &mut *w,
-        &serde_json::json!({
-            "account": account,
-            "attrs": attrs,
-        }),
-    )?;
+/// `state history --format json`: the entries as one JSON array, oldest first.
+pub fn write_history_json(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result<()> {
+    super::json::to_safe_writer(w, &entries, true)?;
+    writeln!(w)
+}
+
+/// `state show --format text`: the account, then one `name: "value"` line per attribute.
+pub fn write_account_text(w: &mut impl Write, account: &ExportLine) -> io::Result<()> {
+    writeln!(w, "{}", super::escape(&account.account))?;
+    for (name, value) in &account.attrs {
+        writeln!(w, "    {}: {}", super::escape(name), super::quote(value))?;
+    }
+    Ok(())
+}
+
+/// `state show`: one account as a line of `state export` has it, pretty.
+pub fn write_account(w: &mut impl Write, account: &ExportLine) -> io::Result<()> {
+    super::json::to_safe_writer(w, account, true)?;
     writeln!(w)
 }
 
@@ -114,6 +169,62 @@ mod tests {
         assert!(
             line.contains("at most 2 confirmed batches awaiting their record"),
             "{line}"
+        );
+        let one = ApplyTotals {
+            accounts_set: 1,
+            requests: 1,
+            retries: 1,
+            max_unrecorded: 1,
+            names_configured: 1,
+            ..t
+        };
+        let line = apply_line("Apply", &one);
+        assert!(
+            line.starts_with("Apply complete: 1 user set, 0 users with values removed, 1 attribute name configured; 1 request (1 retry) in"),
+            "{line}"
+        );
+        assert!(
+            line.contains("at most 1 confirmed batch awaiting"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_stopped_run_says_what_applied_failed_and_was_not_sent() {
+        let t = ApplyTotals {
+            status: "failed",
+            accounts_set: 600,
+            accounts_removed: 0,
+            names_configured: 0,
+            requests: 10,
+            retries: 4,
+            elapsed: Duration::from_secs(1),
+            batches_recorded: 6,
+            record_time: Duration::ZERO,
+            max_unrecorded: 1,
+        };
+        let o = Outcome {
+            label: "Apply",
+            totals: &t,
+            batches_ok: 6,
+            batches_failed: 4,
+            batches_not_sent: 0,
+            serial: 3,
+            stopped_by: Some("error: the API refused <x>".into()),
+        };
+        assert_eq!(
+            batches_line(&o),
+            "6 batches applied and recorded, 4 failed, 0 not sent"
+        );
+        let md = outcome_markdown(&o);
+        assert!(
+            md.starts_with("### timattr apply\n\n**failed** at serial 3."),
+            "{md}"
+        );
+        assert!(md.contains("| 600 | 0 | 0 | 6 | 4 | 0 | 10 | 4 |"), "{md}");
+        assert!(
+            md.contains("Stopped: error: the API refused &lt;x&gt;."),
+            "{md}"
         );
     }
 }

@@ -12,11 +12,11 @@
 //!   `state export` and `state restore`.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use super::postgres::{PgError, PgStore, Target, WriterInfo};
-use super::{ExportHeader, HistoryEntry, Meta, Record, Store, StoreError};
+use super::{Export, ExportHeader, HistoryEntry, Meta, Record, Store, StoreError};
 use crate::model::{Account, Attrs, Names};
 use crate::settings::StateLocation;
 
@@ -130,7 +130,13 @@ impl State {
                 let StateLocation::Sled(dir) = location else {
                     unreachable!("pg_target handles PostgreSQL")
                 };
-                sled_waiting(how.lock_timeout, || Store::open_existing(dir))?.map(State::Sled)
+                // Readers open a sled directory read-only (nothing written, a read-only
+                // directory is fine); writers take its lock.
+                let open = || match how.writer {
+                    None => Store::open_read_only(dir),
+                    Some(_) => Store::open_existing(dir),
+                };
+                sled_waiting(how.lock_timeout, open)?.map(State::Sled)
             }
             Some(target) => {
                 let target = target?;
@@ -205,10 +211,16 @@ impl State {
 
     /// Splits the desired accounts (sorted) into those the store holds exactly and the rest,
     /// with `L` for the rest and for the accounts only in the store. See [`Split`].
-    pub fn split(&self, desired: Vec<(Account, Attrs)>, names: &mut Names) -> Result<Split> {
+    /// Stored accounts that `keep` refuses (outside `--target`) are only counted as managed.
+    pub fn split(
+        &self,
+        desired: Vec<(Account, Attrs)>,
+        names: &mut Names,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Split> {
         match self {
-            State::Sled(s) => sled_split(s, desired, names),
-            State::Postgres(p) => Ok(p.split(desired, names)?),
+            State::Sled(s) => sled_split(s, desired, names, keep),
+            State::Postgres(p) => Ok(p.split(desired, names, keep)?),
         }
     }
 
@@ -301,28 +313,6 @@ impl State {
         }
     }
 
-    /// Forgets `accounts` (they leave the store; nothing is sent), with `serial`.
-    pub fn forget(&mut self, accounts: &[&str], serial: u64) -> Result<()> {
-        match self {
-            State::Sled(s) => {
-                // Every name an account has, removed: the account leaves the store.
-                let mut names = Names::default();
-                let mut removed = Vec::with_capacity(accounts.len());
-                for account in accounts {
-                    if let Some(attrs) = s.account(account, &mut names)? {
-                        removed.push((*account, attrs.names().collect()));
-                    }
-                }
-                let record = Record {
-                    set: Vec::new(),
-                    removed,
-                };
-                Ok(s.record(&record, &names, serial)?)
-            }
-            State::Postgres(p) => Ok(p.forget(accounts, serial)?),
-        }
-    }
-
     /// Records the attribute-name slots as the app now has them, with `serial`.
     pub fn record_slots(&mut self, slots: &BTreeMap<u8, String>, serial: u64) -> Result<()> {
         match self {
@@ -354,18 +344,37 @@ impl State {
         }
     }
 
-    /// Replaces the content with a backup of either store.
-    pub fn restore(&mut self, input: impl Read, force: bool) -> Result<ExportHeader> {
+    /// Replaces the content with a backup (of either store), read and checked whole by
+    /// [`crate::store::read_export`].
+    pub fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader> {
         match self {
-            State::Sled(s) => Ok(s.restore(input, force)?),
-            State::Postgres(p) => Ok(p.restore(input, force)?),
+            State::Sled(s) => Ok(s.restore_export(export, force)?),
+            State::Postgres(p) => Ok(p.restore_export(export, force)?),
+        }
+    }
+
+    /// The serial the next changing run records: one more than now (never wrapping).
+    pub fn next_serial(&self) -> Result<u64> {
+        match self {
+            State::Sled(s) => Ok(s.next_serial()?),
+            State::Postgres(p) => p.meta().serial.checked_add(1).ok_or_else(|| {
+                StateError::Postgres(PgError::Conflict {
+                    target: p.target().describe(),
+                    message: "the serial is at its maximum; restore a backup with a lower serial (`state restore --force`)".into(),
+                })
+            }),
         }
     }
 }
 
 /// The sled side of [`State::split`]: while scanning, an account whose desired attributes
 /// encode to exactly the stored bytes is counted as unchanged without decoding anything.
-fn sled_split(store: &Store, desired: Vec<(Account, Attrs)>, names: &mut Names) -> Result<Split> {
+fn sled_split(
+    store: &Store,
+    desired: Vec<(Account, Attrs)>,
+    names: &mut Names,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Split> {
     let mut split = Split::default();
     let mut wanted = desired.into_iter().peekable();
     let mut scratch = Vec::with_capacity(256);
@@ -374,6 +383,9 @@ fn sled_split(store: &Store, desired: Vec<(Account, Attrs)>, names: &mut Names) 
         message: m,
     };
     split.managed = store.scan(|account, stored| {
+        if !keep(account) {
+            return Ok(());
+        }
         while let Some(d) = wanted.next_if(|(a, _)| &**a < account) {
             split.changed.push(d);
         }

@@ -107,12 +107,20 @@ impl PgStore {
     /// only in the store. Most accounts of a large app are unchanged between two plans, so
     /// each row is first compared as text with what the database would print for the desired
     /// attributes, and only decoded when that differs.
-    pub fn split(&self, desired: Vec<(Account, Attrs)>, names: &mut Names) -> Result<Split> {
+    pub fn split(
+        &self,
+        desired: Vec<(Account, Attrs)>,
+        names: &mut Names,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Split> {
         let mut split = Split::default();
         let mut wanted = desired.into_iter().peekable();
         let mut scratch = String::with_capacity(256);
         let t = self.target.clone();
         split.managed = self.rows(|account, stored| {
+            if !keep(account) {
+                return Ok(());
+            }
             while let Some(d) = wanted.next_if(|(a, _)| &**a < account) {
                 split.changed.push(d);
             }

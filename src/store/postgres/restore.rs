@@ -1,102 +1,36 @@
-//! `state restore` into PostgreSQL: the backup is read and checked whole before one
-//! transaction replaces the project's accounts, so a truncated file changes nothing.
-
-use std::io::{BufRead, Read};
+//! `state restore` into PostgreSQL: the backup, read and checked whole by
+//! [`crate::store::read_export`], replaces the project's accounts in one transaction.
 
 use super::write::CAS;
 use super::{block, PgError, PgStore, Result};
-use crate::model::limits::MAX_ACCOUNT_BYTES;
-use crate::store::{now_unix, ExportHeader, ExportLine, HistoryEntry, FORMAT_VERSION};
+use crate::clock::now_unix;
+use crate::store::{Export, ExportHeader, HistoryEntry, FORMAT_VERSION};
 
 /// Accounts inserted per statement.
 const INSERT_CHUNK: usize = 5000;
-
-/// A backup read and checked: its header and each account's attributes as JSON text.
-struct Backup {
-    header: ExportHeader,
-    accounts: Vec<(String, String)>,
-    /// Account lines read, with or without attributes.
-    lines: usize,
-}
-
-fn bad(m: impl std::fmt::Display) -> PgError {
-    PgError::Restore(format!("the export cannot be read: {m}"))
-}
-
-fn read_backup(input: impl Read) -> Result<Backup> {
-    let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(input));
-    let mut lines = reader.lines();
-    let header_line = lines
-        .next()
-        .ok_or_else(|| bad("it is empty"))?
-        .map_err(bad)?;
-    let header: ExportHeader =
-        serde_json::from_str(&header_line).map_err(|e| bad(format!("header: {e}")))?;
-    let mut accounts = Vec::new();
-    let mut count = 0;
-    for (i, line) in lines.enumerate() {
-        let line = line.map_err(bad)?;
-        if line.is_empty() {
-            continue;
-        }
-        let line_no = i + 2;
-        count += 1;
-        let l: ExportLine =
-            serde_json::from_str(&line).map_err(|e| bad(format!("line {line_no}: {e}")))?;
-        if l.account.is_empty() || l.account.len() > MAX_ACCOUNT_BYTES || l.account.contains('\0') {
-            return Err(bad(format!(
-                "line {line_no}: account id {:?} is not 1 to 32 bytes without NUL",
-                l.account
-            )));
-        }
-        let out_of_bounds = |(n, v): (&String, &String)| {
-            n.is_empty()
-                || n.len() > 255
-                || v.len() > usize::from(u16::MAX)
-                || n.contains('\0')
-                || v.contains('\0')
-        };
-        if let Some((n, _)) = l.attrs.iter().find(|kv| out_of_bounds(*kv)) {
-            return Err(bad(format!(
-                "line {line_no}: attribute {n:?} of {:?} is out of bounds",
-                l.account
-            )));
-        }
-        if !l.attrs.is_empty() {
-            let json = serde_json::to_string(&l.attrs).expect("strings serialize");
-            accounts.push((l.account, json));
-        }
-    }
-    Ok(Backup {
-        header,
-        accounts,
-        lines: count,
-    })
-}
-
-fn check_complete(backup: &mut Backup) -> Result<()> {
-    let lines = backup.lines;
-    if lines as u64 != backup.header.accounts {
-        return Err(bad(format!(
-            "the header announces {} accounts but {lines} follow (truncated?)",
-            backup.header.accounts
-        )));
-    }
-    backup.accounts.sort_by(|a, b| a.0.cmp(&b.0));
-    if backup.accounts.windows(2).any(|w| w[0].0 == w[1].0) {
-        return Err(bad("an account appears twice"));
-    }
-    Ok(())
-}
 
 impl PgStore {
     /// Replaces the project's content with an export (of a sled store or another project).
     /// Refuses another lineage, an older serial or another app unless `force`. Returns the
     /// header that was restored.
-    pub fn restore(&mut self, input: impl Read, force: bool) -> Result<ExportHeader> {
-        let mut backup = read_backup(input)?;
-        check_complete(&mut backup)?;
-        let header = backup.header.clone();
+    pub fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader> {
+        let header = export.header.clone();
+        let accounts: Vec<(String, String)> = export
+            .accounts()
+            .map(|(account, values)| {
+                let map: std::collections::BTreeMap<&str, &str> = values.into_iter().collect();
+                let json = serde_json::to_string(&map).expect("strings serialize");
+                (account.to_owned(), json)
+            })
+            .collect();
+        if let Some((a, _)) = accounts
+            .iter()
+            .find(|(a, j)| a.contains('\0') || j.contains("\\u0000"))
+        {
+            return Err(PgError::Restore(format!(
+                "account {a:?} has a NUL character, which PostgreSQL cannot store"
+            )));
+        }
         if header.format_version > FORMAT_VERSION {
             return Err(PgError::Restore(format!(
                 "the export has format version {}, newer than this timattr understands ({FORMAT_VERSION}): upgrade timattr",
@@ -129,8 +63,7 @@ impl PgStore {
         let matched = block(self.rt(), async move {
             let db = |e: tokio_postgres::Error| t.db_err(&e);
             client.batch_execute("BEGIN").await.map_err(db)?;
-            let result =
-                replace_all(&client, &t, &cas, &new_meta, &backup.accounts, &history).await;
+            let result = replace_all(&client, &t, &cas, &new_meta, &accounts, &history).await;
             let end = if matches!(result, Ok(true)) {
                 "COMMIT"
             } else {

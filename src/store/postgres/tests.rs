@@ -132,7 +132,7 @@ fn records_groups_reads_snapshots_and_round_trips_through_sled() {
         ("u1".into(), attrs(&[(1, "深\"圳\\\n")])),
         ("u3".into(), a.clone()),
     ];
-    let split = store.split(desired, &mut n).unwrap();
+    let split = store.split(desired, &mut n, |_| true).unwrap();
     assert_eq!((split.unchanged, split.managed), (1, 3));
     let changed: Vec<&str> = split.changed.iter().map(|(a, _)| &**a).collect();
     assert_eq!(changed, ["u0", "u3"]);
@@ -143,7 +143,8 @@ fn records_groups_reads_snapshots_and_round_trips_through_sled() {
     assert_eq!(store.export(&mut backup).unwrap(), 3);
     let dir = tempfile::tempdir().unwrap();
     let mut sled = crate::store::Store::open(dir.path(), 1, "h").unwrap();
-    sled.restore(&backup[..], false).unwrap();
+    let read = |b: &[u8]| crate::store::read_export(b);
+    sled.restore_export(&read(&backup).unwrap(), false).unwrap();
     let mut n2 = names();
     assert_eq!(
         sled.load_last_applied(&mut n2).unwrap(),
@@ -152,7 +153,7 @@ fn records_groups_reads_snapshots_and_round_trips_through_sled() {
     let mut back = Vec::new();
     sled.export(&mut back).unwrap();
     let mut other = PgStore::open(db.target("q"), 1, "h", writer("state restore", None)).unwrap();
-    let header = other.restore(&back[..], false).unwrap();
+    let header = other.restore_export(&read(&back).unwrap(), false).unwrap();
     assert_eq!(header.lineage, store.meta().lineage);
     assert_eq!(
         other.load_last_applied(&mut n2).unwrap(),
@@ -162,9 +163,11 @@ fn records_groups_reads_snapshots_and_round_trips_through_sled() {
         other.history().unwrap().last().unwrap().operation,
         "restore"
     );
-    // A truncated backup changes nothing.
-    let err = other.restore(&back[..back.len() / 2], true).unwrap_err();
-    assert!(err.to_string().contains("cannot be read"), "{err}");
+    // Another lineage is refused without --force.
+    let mut foreign = read(&back).unwrap();
+    foreign.header.lineage = "other".into();
+    let err = other.restore_export(&foreign, false).unwrap_err();
+    assert!(err.to_string().contains("lineage"), "{err}");
     assert_eq!(other.account_count().unwrap(), 3);
 }
 
@@ -213,7 +216,10 @@ fn jsonb_text_matches_the_server() {
         .zip(all.clone())
         .collect();
     assert_eq!(
-        store.split(desired, &mut names).unwrap().unchanged,
+        store
+            .split(desired, &mut names, |_| true)
+            .unwrap()
+            .unchanged,
         values.len()
     );
 }

@@ -89,7 +89,7 @@ pub(super) async fn lock(
     }
     let host = hostname();
     let pid = i64::from(std::process::id());
-    let since = i64::try_from(crate::store::now_unix()).unwrap_or(0);
+    let since = i64::try_from(crate::clock::now_unix()).unwrap_or(0);
     client
         .execute(
             "INSERT INTO timattr_locks (project, token, host, pid, command, since)
@@ -433,33 +433,6 @@ impl PgStore {
             }
             Err(e) => Err(self.target.db_err(&e)),
         }
-    }
-
-    /// Forgets `accounts` in one statement that also bumps the serial (compare-and-swap).
-    pub fn forget(&mut self, accounts: &[&str], serial: u64) -> Result<()> {
-        let (lineage, base, new, token) = self.cas(serial)?;
-        let accounts: Vec<String> = accounts.iter().map(|a| (*a).to_owned()).collect();
-        let params = Arc::new((lineage, base, new, token, accounts));
-        let matched: i64 = self.write(move |client, t| {
-            let p = params.clone();
-            async move {
-                let sql = format!(
-                    "WITH cas AS (UPDATE timattr_projects SET serial = $4 WHERE {CAS} RETURNING 1),
-                     gone AS (DELETE FROM timattr_accounts WHERE project = $1 AND account = ANY($6)
-                              AND EXISTS (SELECT 1 FROM cas) RETURNING 1)
-                     SELECT (SELECT count(*) FROM cas) + 0 * (SELECT count(*) FROM gone)"
-                );
-                let row = client
-                    .query_one(&sql, &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4])
-                    .await?;
-                Ok(row.get(0))
-            }
-        })?;
-        if matched != 1 {
-            return Err(self.conflict());
-        }
-        self.meta.serial = serial;
-        Ok(())
     }
 
     /// Records the attribute-name slots as the app now has them, with `serial`.
