@@ -384,17 +384,20 @@ fn a_database_password_never_shows_in_output_or_logs() {
             assert!(!text.contains(&password), "the password leaked:\n{text}");
         }
     }
-    let leftovers: Vec<_> = walk(p.path());
-    for file in leftovers {
+    assert_no_file_holds(p.path(), &password);
+    drop(db);
+    TestDb::admin(&format!("DROP ROLE IF EXISTS {role}"));
+}
+
+fn assert_no_file_holds(dir: &std::path::Path, secret: &str) {
+    for file in walk(dir) {
         let bytes = std::fs::read(&file).unwrap();
         assert!(
-            !String::from_utf8_lossy(&bytes).contains(&password),
+            !String::from_utf8_lossy(&bytes).contains(secret),
             "{}",
             file.display()
         );
     }
-    drop(db);
-    TestDb::admin(&format!("DROP ROLE IF EXISTS {role}"));
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -17,7 +17,7 @@ pub enum Checked {
     /// A signal stopped the reads.
     Interrupted(Signal),
     /// The report, and the store (still locked) for a fix.
-    Report(Box<Report>, State),
+    Report(Box<Report>, Box<State>),
 }
 
 /// Compares live with last-applied for every managed account; `desired` gives the pending
@@ -48,7 +48,7 @@ pub fn check(settings: &Settings, desired: Desired, fix: bool) -> Result<Checked
         checked,
         pending,
     };
-    Ok(Checked::Report(Box::new(report), store))
+    Ok(Checked::Report(Box::new(report), Box::new(store)))
 }
 
 /// The drifted accounts, sorted, or the signal that stopped the reads.
