@@ -8,7 +8,7 @@
 //!
 //! - [`settings`] reads the project file (`timattr.yaml`) into one typed [`settings::Settings`].
 //! - [`desired`] loads and validates the users files into the desired state `D`
-//!   (the only module that touches the YAML crate).
+//!   (the only module that touches the YAML crate, a streaming parser with positions).
 //! - [`model`] is the shared vocabulary: accounts, attribute names and values. No I/O.
 //! - [`store`] is the sled store of last-applied state `L`, its metadata and history
 //!   (the only module that touches sled).
@@ -20,6 +20,7 @@
 //! - [`apply`] runs a plan's batches through the limiter and reports each batch outcome to a sink.
 //! - [`drift`] compares live attributes with last-applied.
 //! - [`emulator`] is the server side of the API family, for offline use and tests.
+//! - [`suggest`] finds the known word a typo meant ("did you mean `city`?").
 //! - [`schema`] holds the JSON Schemas of the project and users files, for editors.
 //! - [`commands`] holds one thin orchestrator per subcommand; [`cli`] the clap definitions.
 
@@ -39,5 +40,6 @@ pub mod render;
 pub mod schema;
 pub mod settings;
 pub mod store;
+pub mod suggest;
 
 pub use error::{Error, Result};
