@@ -176,7 +176,7 @@ mod tests {
         // Under the escaped U+202E (8 characters shown) and the `a` after it.
         assert_eq!(
             lines[3],
-            format!("   | {}{}", " ".repeat(14), "^".repeat(9))
+            format!("   | {}{}", " ".repeat(13), "^".repeat(9))
         );
     }
 

@@ -35,7 +35,7 @@ use users::Entry;
 const MAX_DUPLICATE_REPORTS: usize = 100;
 
 /// Files larger than this are cut into pieces of about this size and parsed in parallel.
-const PIECE_BYTES: usize = 4 << 20;
+const PIECE_BYTES: usize = 1 << 20;
 
 /// Loads and checks the project file. It does not read the users files.
 pub fn load_project(path: &Path) -> Result<Settings, Diagnostics> {
@@ -215,7 +215,8 @@ fn near_pattern(project_dir: &Path, pattern: &str) -> Option<String> {
     }
     let (pattern, n) = candidates.into_iter().find_map(|c| {
         let (found, _) = expand(project_dir, &c).ok()?;
-        (!found.is_empty()).then(|| (c, found.len()))
+        let n = found.len();
+        (n > 0).then_some((c, n))
     })?;
     let files = if n == 1 { "file" } else { "files" };
     Some(format!("did you mean {pattern:?}? it matches {n} {files}"))
