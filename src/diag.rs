@@ -105,13 +105,29 @@ fn snippet(
     let len = shown.chars().count();
     let start = caret_at.unwrap_or(len);
     let end = caret_end.unwrap_or(len).max(start + 1);
+    // A long line (a whole document on one line) is shown around the caret only.
+    let from = start.saturating_sub(SNIPPET_CONTEXT);
+    let to = (end + SNIPPET_CONTEXT).min(len);
+    let mut window: String = shown.chars().skip(from).take(to - from).collect();
+    let mut offset = start - from;
+    if from > 0 {
+        window.insert(0, '…');
+        offset += 1;
+    }
+    if to < len {
+        window.push('…');
+    }
+    let width = (end - start).min(2 * SNIPPET_CONTEXT);
     write!(
         f,
-        "\n{gutter} |\n{line} | {shown}\n{gutter} | {}{}",
-        " ".repeat(start),
-        "^".repeat(end - start)
+        "\n{gutter} |\n{line} | {window}\n{gutter} | {}{}",
+        " ".repeat(offset),
+        "^".repeat(width)
     )
 }
+
+/// Characters shown on each side of the problem in a source line.
+const SNIPPET_CONTEXT: usize = 60;
 
 /// Control and bidirectional-formatting characters: never printed raw.
 fn is_unsafe(c: char) -> bool {
@@ -178,6 +194,19 @@ mod tests {
             lines[3],
             format!("   | {}{}", " ".repeat(13), "^".repeat(9))
         );
+    }
+
+    #[test]
+    fn a_long_line_is_shown_around_the_problem() {
+        let line = format!("{}x{}", "[".repeat(5000), "]".repeat(5000));
+        let d = Diagnostic::new(Path::new("u.yaml"), 1, 5001, "x").with_source(&line, 1);
+        let shown = d.to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(
+            lines[2],
+            format!("1 | …{}x{}…", "[".repeat(60), "]".repeat(60))
+        );
+        assert_eq!(lines[3], format!("  | {}^", " ".repeat(61)));
     }
 
     fn is_unsafe_but_newline(c: char) -> bool {
