@@ -9,10 +9,12 @@
 //!
 //! Users files are parsed in parallel, one file per task, each walked once straight into the
 //! lean model (`users.rs`); a file of several MB is also cut into pieces parsed in parallel
-//! (`chunks.rs`), so one big file uses every core too.
+//! (`chunks.rs`), so one big file uses every core too. Text in the plain shape of generated
+//! files takes a fast path (`fast.rs`) that gives up, to the general parser, on anything else.
 
 mod chunks;
 mod events;
+mod fast;
 mod problems;
 mod project;
 mod scalar;
@@ -282,7 +284,7 @@ fn parse_file(path: &Path, file: u32, names: &Names) -> FileOutcome {
         .flatten();
     let mut entries = match parallel {
         Some(entries) => entries,
-        None => match users::walk(&text, 0, names, file, None, &mut problems) {
+        None => match walk_users(&text, 0, names, file, None, &mut problems) {
             Ok(parsed) => parsed.into_entries(),
             Err(h) => {
                 hard = Some(hard_diagnostic(path, &text, h));
@@ -297,6 +299,22 @@ fn parse_file(path: &Path, file: u32, names: &Names) -> FileOutcome {
     let mut diags = problems.into_diagnostics(path, &text);
     diags.extend(hard);
     FileOutcome { entries, diags }
+}
+
+/// A users document walked by the fast path when it is in its subset, else by the general
+/// parser (which also finds and words every problem).
+fn walk_users(
+    text: &str,
+    line_offset: u32,
+    names: &Names,
+    file: u32,
+    defaults: Option<&Attrs>,
+    problems: &mut Problems,
+) -> Result<users::Parsed, events::Hard> {
+    match fast::walk(text, line_offset, names, file, defaults) {
+        Some(parsed) => Ok(parsed),
+        None => users::walk(text, line_offset, names, file, defaults, problems),
+    }
 }
 
 /// Keeps the first definition of each account (entries sorted, stably) and reports the others.
@@ -341,7 +359,7 @@ fn parse_pieces(text: &str, names: &Names, file: u32, piece_len: usize) -> Optio
                     doc.push_str("users:\n");
                     doc.push_str(&text[start..end]);
                     let mut problems = Problems::default();
-                    let parsed = users::walk(
+                    let parsed = walk_users(
                         &doc,
                         line.saturating_sub(2),
                         names,
