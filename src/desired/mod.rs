@@ -236,23 +236,27 @@ fn workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Parses the files in parallel: workers pull file indices from a shared counter.
+/// Parses the files in parallel: workers pull file indices from a shared counter. The
+/// calling thread is one of them: memory it allocates and frees is reused by the plan that
+/// follows, where a finished thread's would linger until the allocator reclaims it.
 fn parse_all(files: &[PathBuf], names: &Names) -> Vec<FileOutcome> {
     let workers = workers().min(files.len()).max(1);
     let next = AtomicUsize::new(0);
     let slots: Mutex<Vec<Option<FileOutcome>>> =
         Mutex::new((0..files.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(path) = files.get(i) else { break };
-                let outcome = parse_file(path, u32::try_from(i).unwrap_or(u32::MAX), names);
-                if let Ok(mut slots) = slots.lock() {
-                    slots[i] = Some(outcome);
-                }
-            });
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(path) = files.get(i) else { break };
+        let outcome = parse_file(path, u32::try_from(i).unwrap_or(u32::MAX), names);
+        if let Ok(mut slots) = slots.lock() {
+            slots[i] = Some(outcome);
         }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..workers {
+            scope.spawn(work);
+        }
+        work();
     });
     slots
         .into_inner()
@@ -292,11 +296,17 @@ fn parse_file(path: &Path, file: u32, names: &Names) -> FileOutcome {
             }
         },
     };
-    entries.sort_by(|a, b| a.account.cmp(&b.account));
+    // A clean file's text goes before sorting: a big file's text is the largest allocation.
+    let mut text = (!problems.is_empty() || hard.is_some()).then_some(text);
+    // Unstable (no buffer the size of the file) with the place as tiebreak: among equal
+    // accounts the first definition stays first.
+    entries.sort_unstable_by(|a, b| a.account.cmp(&b.account).then(a.key.cmp(&b.key)));
     if entries.windows(2).any(|w| w[0].account == w[1].account) {
         entries = without_duplicates(entries, &mut problems);
+        // Only for the source lines of the diagnostics: this is the error path.
+        text = text.or_else(|| read_input(path).ok());
     }
-    let mut diags = problems.into_diagnostics(path, &text);
+    let mut diags = problems.into_diagnostics(path, text.as_deref().unwrap_or_default());
     diags.extend(hard);
     FileOutcome { entries, diags }
 }
@@ -447,7 +457,16 @@ impl Ord for Head {
 ///
 /// A k-way merge moves each entry once and touches one new account per step, which is much
 /// cheaper than sorting the concatenation (a million accounts in a hundred files).
-fn merge(runs: Vec<Vec<Entry>>) -> (Vec<(Account, Attrs)>, Vec<Duplicate>) {
+fn merge(mut runs: Vec<Vec<Entry>>) -> (Vec<(Account, Attrs)>, Vec<Duplicate>) {
+    if runs.len() == 1 {
+        // One file: already sorted and without duplicates; collected in place (no second
+        // allocation the size of the model).
+        let run = runs.pop().unwrap_or_default();
+        return (
+            run.into_iter().map(|e| (e.account, e.attrs)).collect(),
+            Vec::new(),
+        );
+    }
     let total = runs.iter().map(Vec::len).sum();
     let mut runs: Vec<std::vec::IntoIter<Entry>> = runs.into_iter().map(Vec::into_iter).collect();
     let mut heap: BinaryHeap<Head> = runs.iter_mut().filter_map(|r| r.next().map(Head)).collect();
