@@ -372,4 +372,17 @@ fn one_big_file_loads_exactly_like_small_files() {
             ),
         ]
     );
+    // A duplicate alone, in two pieces of a clean big file: the same report.
+    let mut text = format!("users:\n{}", accounts(0..N));
+    text.push_str("  u000004: {}\n");
+    write(big.path(), "users/all.yaml", &text);
+    let err = load_in(big.path(), PROJECT).unwrap_err();
+    assert_eq!(
+        shown(big.path(), &err),
+        [format!(
+            "users/all.yaml:{}:3: account \"u000004\" is defined twice (first at users/all.yaml:{}:3)",
+            text.lines().count(),
+            line_of("  u000004")
+        )]
+    );
 }

@@ -54,7 +54,7 @@ pub fn load_users(settings: &Settings) -> Result<Desired, Diagnostics> {
     let mut runs = Vec::with_capacity(outcomes.len());
     let mut per_file: Vec<Vec<Diagnostic>> = Vec::with_capacity(outcomes.len());
     for o in outcomes {
-        runs.push(o.entries);
+        runs.extend(o.runs);
         per_file.push(o.diags);
     }
     let (accounts, duplicates) = merge(runs);
@@ -228,7 +228,8 @@ fn near_pattern(project_dir: &Path, pattern: &str) -> Option<String> {
 /// and its diagnostics.
 #[derive(Default)]
 struct FileOutcome {
-    entries: Vec<Entry>,
+    /// Sorted runs: one per file, or one per piece of a big file.
+    runs: Vec<Vec<Entry>>,
     diags: Vec<Diagnostic>,
 }
 
@@ -271,7 +272,7 @@ fn parse_file(path: &Path, file: u32, names: &Names) -> FileOutcome {
         Ok(t) => t,
         Err(e) => {
             return FileOutcome {
-                entries: Vec::new(),
+                runs: Vec::new(),
                 diags: vec![Diagnostic::new(
                     path,
                     0,
@@ -286,10 +287,10 @@ fn parse_file(path: &Path, file: u32, names: &Names) -> FileOutcome {
     let parallel = (text.len() > 2 * PIECE_BYTES && workers() > 1)
         .then(|| parse_pieces(&text, names, file, PIECE_BYTES))
         .flatten();
-    let mut entries = match parallel {
-        Some(entries) => entries,
+    let mut runs = match parallel {
+        Some(runs) => runs,
         None => match walk_users(&text, 0, names, file, None, &mut problems) {
-            Ok(parsed) => parsed.into_entries(),
+            Ok(parsed) => vec![parsed.into_entries()],
             Err(h) => {
                 hard = Some(hard_diagnostic(path, &text, h));
                 Vec::new()
@@ -298,17 +299,20 @@ fn parse_file(path: &Path, file: u32, names: &Names) -> FileOutcome {
     };
     // A clean file's text goes before sorting: a big file's text is the largest allocation.
     let mut text = (!problems.is_empty() || hard.is_some()).then_some(text);
-    // Unstable (no buffer the size of the file) with the place as tiebreak: among equal
-    // accounts the first definition stays first.
-    entries.sort_unstable_by(|a, b| a.account.cmp(&b.account).then(a.key.cmp(&b.key)));
-    if entries.windows(2).any(|w| w[0].account == w[1].account) {
-        entries = without_duplicates(entries, &mut problems);
-        // Only for the source lines of the diagnostics: this is the error path.
-        text = text.or_else(|| read_input(path).ok());
+    for run in &mut runs {
+        // Unstable (no buffer the size of the file) with the place as tiebreak: among equal
+        // accounts the first definition stays first. Duplicates across the pieces of a file
+        // are found by `merge`, like those across files.
+        run.sort_unstable_by(|a, b| a.account.cmp(&b.account).then(a.key.cmp(&b.key)));
+        if run.windows(2).any(|w| w[0].account == w[1].account) {
+            *run = without_duplicates(std::mem::take(run), &mut problems);
+            // Only for the source lines of the diagnostics: this is the error path.
+            text = text.or_else(|| read_input(path).ok());
+        }
     }
     let mut diags = problems.into_diagnostics(path, text.as_deref().unwrap_or_default());
     diags.extend(hard);
-    FileOutcome { entries, diags }
+    FileOutcome { runs, diags }
 }
 
 /// A users document walked by the fast path when it is in its subset, else by the general
@@ -345,7 +349,7 @@ fn without_duplicates(entries: Vec<Entry>, problems: &mut Problems) -> Vec<Entry
 /// The entries of a big file parsed in pieces on every core, or `None` when the file cannot
 /// be cut or any piece has a problem (the caller then parses the whole file, so that every
 /// diagnostic is exactly that of a whole-file parse).
-fn parse_pieces(text: &str, names: &Names, file: u32, piece_len: usize) -> Option<Vec<Entry>> {
+fn parse_pieces(text: &str, names: &Names, file: u32, piece_len: usize) -> Option<Vec<Vec<Entry>>> {
     let split = chunks::split(text, piece_len)?;
     let mut problems = Problems::default();
     let head = users::walk(&text[..split.head_end], 0, names, file, None, &mut problems).ok()?;
@@ -395,12 +399,11 @@ fn parse_pieces(text: &str, names: &Names, file: u32, piece_len: usize) -> Optio
     join_pieces(slots.into_inner().ok()?, head_defaults.is_some())
 }
 
-/// Concatenates the pieces' entries; `defaults` written after the users map (in the last
-/// piece) are merged under all of them. `None` when a piece is missing or `defaults`
-/// appear twice.
-fn join_pieces(pieces: Vec<Option<users::Parsed>>, head_defaults: bool) -> Option<Vec<Entry>> {
-    let total = pieces.iter().flatten().map(|p| p.entries.len()).sum();
-    let mut entries = Vec::with_capacity(total);
+/// The pieces' entries, one run per piece (not concatenated: that would copy the file's
+/// entries once more); `defaults` written after the users map (in the last piece) are merged
+/// under all of them. `None` when a piece is missing or `defaults` appear twice.
+fn join_pieces(pieces: Vec<Option<users::Parsed>>, head_defaults: bool) -> Option<Vec<Vec<Entry>>> {
+    let mut runs = Vec::with_capacity(pieces.len());
     let mut late_defaults = None;
     for p in pieces {
         let p = p?;
@@ -410,10 +413,10 @@ fn join_pieces(pieces: Vec<Option<users::Parsed>>, head_defaults: bool) -> Optio
             }
             late_defaults = Some(d);
         }
-        entries.extend(p.entries);
+        runs.push(p.entries);
     }
     if let Some(defaults) = late_defaults.filter(|d| !d.is_empty()) {
-        for e in &mut entries {
+        for e in runs.iter_mut().flatten() {
             for (n, v) in defaults.iter() {
                 if !e.attrs.contains(n) {
                     e.attrs.insert(n, v.into());
@@ -421,7 +424,7 @@ fn join_pieces(pieces: Vec<Option<users::Parsed>>, head_defaults: bool) -> Optio
             }
         }
     }
-    Some(entries)
+    Some(runs)
 }
 
 /// An account found in two files: where it was first, and where again.
@@ -431,9 +434,10 @@ struct Duplicate {
     again: (u32, Pos),
 }
 
-/// The head of a file's sorted run in [`merge`]: ordered so that the max-heap yields the
-/// smallest account first and, among equal accounts, the earlier file first.
-struct Head(Entry);
+/// The head of a sorted run in [`merge`] and the run's index: ordered so that the max-heap
+/// yields the smallest account first and, among equal accounts, the earlier run (file, or
+/// piece of a file) first.
+struct Head(Entry, usize);
 
 impl PartialEq for Head {
     fn eq(&self, other: &Self) -> bool {
@@ -448,12 +452,12 @@ impl PartialOrd for Head {
 }
 impl Ord for Head {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (&other.0.account, other.0.file).cmp(&(&self.0.account, self.0.file))
+        (&other.0.account, other.1).cmp(&(&self.0.account, self.1))
     }
 }
 
-/// Merges the files' sorted runs (indexed by file) into one sorted list, each account once
-/// (the earliest file's definition kept), and lists the accounts found again in later files.
+/// Merges the sorted runs (in file order) into one sorted list, each account once (the
+/// earliest definition kept), and lists the accounts found again in later runs.
 ///
 /// A k-way merge moves each entry once and touches one new account per step, which is much
 /// cheaper than sorting the concatenation (a million accounts in a hundred files).
@@ -469,13 +473,17 @@ fn merge(mut runs: Vec<Vec<Entry>>) -> (Vec<(Account, Attrs)>, Vec<Duplicate>) {
     }
     let total = runs.iter().map(Vec::len).sum();
     let mut runs: Vec<std::vec::IntoIter<Entry>> = runs.into_iter().map(Vec::into_iter).collect();
-    let mut heap: BinaryHeap<Head> = runs.iter_mut().filter_map(|r| r.next().map(Head)).collect();
+    let mut heap: BinaryHeap<Head> = runs
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, r)| r.next().map(|e| Head(e, i)))
+        .collect();
     let mut out: Vec<(Account, Attrs)> = Vec::with_capacity(total);
     let mut duplicates = Vec::new();
     // Where the last account pushed to `out` was defined.
     let mut last_at = (0, Pos::default());
     while let Some(mut top) = heap.peek_mut() {
-        let next = runs.get_mut(top.0.file as usize).and_then(Iterator::next);
+        let next = runs.get_mut(top.1).and_then(Iterator::next);
         let entry = match next {
             Some(next) => std::mem::replace(&mut top.0, next),
             None => PeekMut::pop(top).0,
@@ -637,7 +645,12 @@ mod tests {
             .into_entries();
         let split = chunks::split(&text, 4096).unwrap();
         assert!(split.pieces.len() > 5);
-        let cut = parse_pieces(&text, &names, 0, 4096).unwrap();
+        let mut cut: Vec<Entry> = parse_pieces(&text, &names, 0, 4096)
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+        cut.sort_by_key(|e| e.key);
         let view = |e: &[Entry]| -> Vec<String> {
             e.iter()
                 .map(|e| format!("{} {} {:?}", e.account, e.attrs.display(&names), e.key))
