@@ -66,13 +66,18 @@ pub enum Command {
     Drift(DriftArgs),
     /// Adopt an existing app: record the live values of the desired users as last-applied.
     ///
-    /// Example: timattr import
-    Import,
+    /// Over an existing state it shows what it would adopt and asks first (like apply).
+    /// Example: timattr import --auto-approve
+    Import(ImportArgs),
     /// Inspect, back up and restore the state store.
     ///
     /// Example: timattr state export --out backup.jsonl.gz
     #[command(subcommand)]
     State(StateCommand),
+    /// Print a saved plan (from `plan --out`) as `plan` would have.
+    ///
+    /// Example: timattr show plan.gz --format markdown
+    Show(ShowArgs),
     /// Print a UserSig made from the secret (for debugging with curl).
     ///
     /// Example: TIM_SECRET_KEY=... timattr usersig --identifier administrator
@@ -91,17 +96,47 @@ pub enum Command {
     Completions(CompletionsArgs),
 }
 
+/// `--format text|json|markdown` (mapped onto [`crate::render::Format`], which knows no clap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum FormatArg {
+    #[default]
+    Text,
+    Json,
+    Markdown,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Text => Format::Text,
+            FormatArg::Json => Format::Json,
+            FormatArg::Markdown => Format::Markdown,
+        }
+    }
+}
+
 #[derive(Debug, Args, Clone, Default)]
 pub struct PlanArgs {
     /// Also save the plan (gzip JSON with the state's lineage and serial) for `apply FILE`.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
     /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Plan only the accounts matching this glob (repeatable); the plan says it is partial.
+    #[arg(long = "target", value_name = "PATTERN")]
+    pub targets: Vec<String>,
+}
+
+/// `--concurrency N`: requests in flight, overriding the project file's `apply.concurrency`.
+fn concurrency(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err("expected a whole number from 1 to 1000000".into()),
+    }
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -117,28 +152,76 @@ pub struct ApplyArgs {
     /// Allow removing values from more than `max_removal_percent` of the managed users.
     #[arg(long)]
     pub allow_mass_removal: bool,
+    /// Apply only the accounts matching this glob (repeatable). A saved plan holds its own.
+    #[arg(long = "target", value_name = "PATTERN", conflicts_with = "planfile")]
+    pub targets: Vec<String>,
+    /// Requests in flight (overrides `apply.concurrency` of the project file).
+    #[arg(long, value_name = "N", value_parser = concurrency)]
+    pub concurrency: Option<usize>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct DriftArgs {
-    /// Re-apply the last-applied values of what drifted.
+    /// Re-apply the last-applied values of what drifted (asks first, like apply).
     #[arg(long)]
     pub fix: bool,
+    /// With --fix: do not ask for confirmation.
+    #[arg(long, requires = "fix")]
+    pub auto_approve: bool,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
+    /// Requests in flight (overrides `apply.concurrency` of the project file).
+    #[arg(long, value_name = "N", value_parser = concurrency)]
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ImportArgs {
+    /// Over an existing state: do not ask before adopting.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Requests in flight (overrides `apply.concurrency` of the project file).
+    #[arg(long, value_name = "N", value_parser = concurrency)]
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ShowArgs {
+    /// A plan saved with `plan --out`.
+    pub planfile: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
+}
+
+/// `--format text|json` of the `state` listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ListFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand, Clone)]
 pub enum StateCommand {
     /// List the managed accounts.
     ///
-    /// Example: timattr state list
-    List,
+    /// Example: timattr state list --format json
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
     /// Show one account's last-applied attributes.
     ///
     /// Example: timattr state show xiaojun012
-    Show { account: String },
+    Show {
+        account: String,
+        /// Output format (JSON, an export line, unless asked otherwise: scripts read it).
+        #[arg(long, value_enum, default_value_t = ListFormat::Json)]
+        format: ListFormat,
+    },
     /// Write a backup: gzip-compressed JSON lines.
     ///
     /// Example: timattr state export --out backup.jsonl.gz
@@ -159,8 +242,19 @@ pub enum StateCommand {
     },
     /// Show one line per apply, import, fix or restore.
     ///
-    /// Example: timattr state history
-    History,
+    /// Example: timattr state history --format json
+    History {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Forget accounts: they become unmanaged. Their live values stay; nothing is sent.
+    ///
+    /// Example: timattr state rm xiaojun012 xiaojun013
+    Rm {
+        #[arg(required = true, value_name = "ACCOUNT")]
+        accounts: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args, Clone)]

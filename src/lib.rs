@@ -1,40 +1,54 @@
 //! timattr: the user attributes of a Tencent Cloud Chat app, managed as code.
 //!
-//! Data flows one way:
+//! Data flows one way (the modules below are listed in the order of STYLE.md's layout):
 //!
 //! ```text
 //! load (desired files, store) → plan (pure diff) → render | apply (API, batches, limiter) → record (store)
 //! ```
 //!
-//! - [`settings`] reads the project file (`timattr.yaml`) into one typed [`settings::Settings`].
-//! - [`desired`] loads and validates the users files into the desired state `D`
-//!   (the only module that touches the YAML crate, a streaming parser with positions).
+//! - [`cli`] holds the clap definitions; [`commands`] one thin handler per subcommand: parse the
+//!   arguments into an options struct, call one operation, render the result, map it to an
+//!   exit code.
+//! - [`settings`] is the project's typed [`settings::Settings`] and the rules of its values
+//!   (regions, endpoints); it imports nothing of the loader.
+//! - [`ops`] holds the use cases (make a plan, execute it, read live state, adopt, export and
+//!   restore, saved plans) and is the only place that wires the layers below together.
+//! - [`desired`] loads and validates the project file and the users files into `Settings` and
+//!   the desired state `D` (the only module that touches the YAML crate, a streaming parser
+//!   with positions); [`diag`] is its `file:line:column` diagnostics.
 //! - [`model`] is the shared vocabulary: accounts, attribute names and values. No I/O.
-//! - [`store`] is the sled store of last-applied state `L`, its metadata and history
-//!   (the only module that touches sled).
 //! - [`plan`] is the pure three-way diff of `D` against `L`, and the batching of a plan into requests.
-//! - [`render`] turns a plan (or a drift report) into text, JSON or markdown, writing to `impl Write`.
+//! - [`render`] is the output layer: plans, drift reports and apply results as text, JSON or
+//!   markdown, writing to `impl Write`; one serde type per JSON format.
 //! - [`api`] is the client of the `v4/all_member_push` API family: wire types, UserSig,
 //!   error classes, redaction (the only module that touches reqwest).
 //! - [`limiter`] paces requests (sliding one-second window, in-flight cap) and retries with backoff.
-//! - [`apply`] runs a plan's batches through the limiter and reports each batch outcome to a sink.
-//! - [`drift`] compares live attributes with last-applied.
+//! - [`apply`] runs a plan's batches through the limiter, sets before removes, and hands each
+//!   group of confirmed batches to a sink (it does not know the store exists).
+//! - [`store`] is the sled store of last-applied state `L`, its metadata and history
+//!   (the only module that touches sled).
+//! - [`drift`] compares live attributes with last-applied into a drift report.
 //! - [`emulator`] is the server side of the API family, for offline use and tests.
+//! - [`files`] replaces output files atomically and reads gzip input with a size cap.
+//! - [`clock`] is the wall clock in Unix seconds (usersigs, history, exports).
 //! - [`suggest`] finds the known word a typo meant ("did you mean `city`?").
 //! - [`schema`] holds the JSON Schemas of the project and users files, for editors.
-//! - [`commands`] holds one thin orchestrator per subcommand; [`cli`] the clap definitions.
+//! - [`error`] is the crate's error: what went wrong and what the user can do next.
 
 pub mod api;
 pub mod apply;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod desired;
 pub mod diag;
 pub mod drift;
 pub mod emulator;
 pub mod error;
+pub mod files;
 pub mod limiter;
 pub mod model;
+pub mod ops;
 pub mod plan;
 pub mod render;
 pub mod schema;

@@ -7,9 +7,16 @@
 //! second for every success: a limit hit by arrival jitter at the edge of a window should cost
 //! a few requests, not seconds.
 //!
-//! [`RetryPolicy`] gives exponential backoff with jitter, bounded in attempts and time.
+//! [`RetryPolicy`] gives exponential backoff with jitter, bounded in attempts and time, and
+//! [`Limiter::call`] drives one request through pacing and retries. The error says how it may
+//! be retried through the [`Failure`] trait, so this module knows no API types. Every retry is
+//! logged at `warn` (shown at the default verbosity): a slow or failing server is never a
+//! silent wait.
 
 use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,6 +122,34 @@ impl Limiter {
     }
 }
 
+/// How a failed attempt may be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Retrying cannot help.
+    Never,
+    /// Transient: back off and send again, up to the policy's attempts.
+    Backoff,
+    /// Rate limited: lower the pace, back off and send again.
+    SlowDown,
+    /// Suspect (e.g. a garbled answer): only up to [`RetryPolicy::few_attempts`] in all.
+    Few,
+    /// Wait this long, then send once more (only once per call).
+    OnceAfter(Duration),
+}
+
+/// A failed attempt, as the retry loop sees it.
+pub trait Failure: fmt::Display {
+    fn retry(&self) -> Retry;
+    /// A wait the server asked for (e.g. `Retry-After`): the next attempt waits at least this.
+    fn retry_after(&self) -> Option<Duration>;
+    /// What was being done (the command), for the retry line.
+    fn label(&self) -> &str;
+    /// Why the attempt failed, in a few words, for the retry line.
+    fn reason(&self) -> String;
+    /// Records how many attempts were made, so the final error can say it.
+    fn set_attempts(&mut self, attempts: u32);
+}
+
 /// Exponential backoff with full jitter, bounded in attempts and in total time.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -124,6 +159,8 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// No retry starts once this much time has passed since the first attempt.
     pub max_elapsed: Duration,
+    /// Attempts in all for a [`Retry::Few`] failure.
+    pub few_attempts: u32,
 }
 
 impl Default for RetryPolicy {
@@ -133,6 +170,7 @@ impl Default for RetryPolicy {
             base: Duration::from_millis(100),
             max_delay: Duration::from_secs(10),
             max_elapsed: Duration::from_secs(120),
+            few_attempts: 3,
         }
     }
 }
@@ -153,6 +191,103 @@ impl RetryPolicy {
     pub fn may_retry(&self, attempts: u32, started: Instant) -> bool {
         attempts < self.max_attempts && started.elapsed() < self.max_elapsed
     }
+
+    /// The wait before the next attempt after `attempts` attempts failed with `retry`, or
+    /// `None` when the call should give up. A server-asked wait (`after`) is a lower bound.
+    /// `waited_once` says whether a [`Retry::OnceAfter`] wait was already spent.
+    pub fn next_wait(
+        &self,
+        retry: Retry,
+        after: Option<Duration>,
+        attempts: u32,
+        started: Instant,
+        waited_once: bool,
+    ) -> Option<Duration> {
+        let backoff = match retry {
+            Retry::Never => return None,
+            Retry::OnceAfter(wait) if !waited_once => return Some(wait),
+            Retry::OnceAfter(_) => return None,
+            Retry::Few if attempts >= self.few_attempts.min(self.max_attempts) => return None,
+            Retry::Backoff | Retry::SlowDown | Retry::Few => self.backoff(attempts),
+        };
+        if !self.may_retry(attempts, started) {
+            return None;
+        }
+        Some(after.map_or(backoff, |a| a.max(backoff)))
+    }
+
+    /// The attempts a call may make in all with `retry` (for the "attempt n/N" line).
+    pub fn attempts_for(&self, retry: Retry) -> u32 {
+        match retry {
+            Retry::Never => 1,
+            Retry::Few => self.few_attempts.min(self.max_attempts),
+            Retry::OnceAfter(_) => 2,
+            Retry::Backoff | Retry::SlowDown => self.max_attempts,
+        }
+    }
+}
+
+impl Limiter {
+    /// Sends one request through the limiter (a send slot before every attempt), retrying
+    /// what the error allows under `policy`. `requests` and `retries` count attempts and
+    /// retries for the run's summary. The error returned knows how many attempts were made.
+    pub async fn call<T, E, F, Fut>(
+        &self,
+        policy: &RetryPolicy,
+        requests: &AtomicU64,
+        retries: &AtomicU64,
+        mut send: F,
+    ) -> Result<T, E>
+    where
+        E: Failure,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        let mut waited_once = false;
+        loop {
+            self.send_slot().await;
+            attempts += 1;
+            requests.fetch_add(1, Ordering::Relaxed);
+            let mut err = match send().await {
+                Ok(v) => {
+                    self.success().await;
+                    return Ok(v);
+                }
+                Err(e) => e,
+            };
+            err.set_attempts(attempts);
+            let retry = err.retry();
+            let Some(wait) =
+                policy.next_wait(retry, err.retry_after(), attempts, started, waited_once)
+            else {
+                return Err(err);
+            };
+            waited_once |= matches!(retry, Retry::OnceAfter(_));
+            if retry == Retry::SlowDown {
+                self.slow_down().await;
+            }
+            tracing::warn!(
+                "{}: {} (attempt {attempts}/{}); retrying in {}",
+                err.label(),
+                err.reason(),
+                policy.attempts_for(retry),
+                seconds(wait)
+            );
+            retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// `0.35 s`, `12 s`: a wait as a person reads it.
+fn seconds(d: Duration) -> String {
+    if d < Duration::from_secs(10) {
+        format!("{:.2} s", d.as_secs_f64())
+    } else {
+        format!("{} s", d.as_secs())
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +304,37 @@ mod tests {
         }
         assert!(p.backoff(6) > p.backoff(1));
         assert!(!p.may_retry(8, Instant::now()));
+    }
+
+    #[test]
+    fn next_wait_follows_the_class_and_the_server() {
+        let p = RetryPolicy::default();
+        let now = Instant::now();
+        assert_eq!(p.next_wait(Retry::Never, None, 1, now, false), None);
+        let w = p.next_wait(Retry::Backoff, None, 1, now, false).unwrap();
+        assert!(w <= p.base, "{w:?}");
+        // Retry-After is a lower bound on the backoff.
+        let asked = Duration::from_secs(7);
+        assert_eq!(
+            p.next_wait(Retry::SlowDown, Some(asked), 1, now, false),
+            Some(asked)
+        );
+        assert_eq!(
+            p.next_wait(Retry::Backoff, None, p.max_attempts, now, false),
+            None
+        );
+        // Few: three attempts in all.
+        assert!(p.next_wait(Retry::Few, None, 2, now, false).is_some());
+        assert_eq!(p.next_wait(Retry::Few, None, 3, now, false), None);
+        assert_eq!(p.attempts_for(Retry::Few), 3);
+        let minute = Retry::OnceAfter(Duration::from_secs(60));
+        assert_eq!(
+            p.next_wait(minute, None, 1, now, false),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(p.next_wait(minute, None, 2, now, true), None);
+        assert_eq!(seconds(Duration::from_millis(350)), "0.35 s");
+        assert_eq!(seconds(Duration::from_secs(60)), "60 s");
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,6 +6,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     use clap::Parser;
-    let cli = timattr::cli::Cli::parse();
-    timattr::commands::main(cli)
+    match timattr::cli::Cli::try_parse() {
+        Ok(cli) => timattr::commands::main(cli),
+        Err(e) => timattr::commands::usage(&e),
+    }
 }

@@ -70,6 +70,11 @@ fn assert_code(e: &ApiError, code: i64, class: ErrorClass) {
     let text = format!("{e} | {e:?}");
     assert!(text.contains(&code.to_string()), "{text}");
     assert!(text.contains(timattr::api::meaning(code)), "{text}");
+    assert!(e.host.starts_with("127.0.0.1:"), "{e:?}");
+    assert!(
+        text.contains(&format!("from {} after 1 attempt", e.host)),
+        "{text}"
+    );
     assert!(!text.contains(KEY), "{text}");
     assert!(!text.to_lowercase().contains("usersig="), "{text}");
     assert!(!text.contains("eJ"), "looks like a sig: {text}");
@@ -323,7 +328,7 @@ async fn injected_faults_are_retryable_and_apply_nothing() {
             .set_attr(&[user("u1", &[("city", "x")])])
             .await
             .unwrap_err();
-        match &e.kind {
+        match &*e.kind {
             ApiErrorKind::Code { code: 91000, .. } => assert_eq!(e.class(), ErrorClass::Retry),
             ApiErrorKind::Code { code: 60007, .. } => assert_eq!(e.class(), ErrorClass::SlowDown),
             ApiErrorKind::Http(502) => assert_eq!(e.class(), ErrorClass::Retry),
@@ -345,7 +350,7 @@ async fn timeouts_and_refused_connections_are_retryable() {
     let em = emulator_with(|cfg| cfg.latency = Duration::from_millis(400)).await;
     let c = client_for(&em, |cfg| cfg.timeout = Duration::from_millis(100));
     let e = c.get_attr_name().await.unwrap_err();
-    assert_eq!(e.kind, ApiErrorKind::Timeout, "{e}");
+    assert_eq!(*e.kind, ApiErrorKind::Timeout, "{e}");
     assert_eq!(e.class(), ErrorClass::Retry);
 
     let addr = em.addr();
@@ -359,7 +364,7 @@ async fn timeouts_and_refused_connections_are_retryable() {
     })
     .unwrap();
     let e = c.get_attr_name().await.unwrap_err();
-    assert!(matches!(e.kind, ApiErrorKind::Connect(_)), "{e:?}");
+    assert!(matches!(*e.kind, ApiErrorKind::Connect(_)), "{e:?}");
     assert_eq!(e.class(), ErrorClass::Retry);
     assert!(!e.to_string().contains("usersig"), "{e}");
 }

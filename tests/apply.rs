@@ -385,10 +385,12 @@ fn embedded_endpoint_survives_kill_9_with_claims_confirmed() {
     let want = users(2_000, "");
     p.write_users_map("a.yaml", &want);
     let mut child = p.spawn(&["apply", "--auto-approve"]);
-    // Wait until the server has answered a few batches: its journal grows by ~5 KB a batch.
+    // Wait until the server has answered about half of the 20 batches (its journal grows by
+    // ~5 KB a batch, 5 batches a second): on a loaded machine the first few answers can come
+    // before the first record is flushed, and the test needs some claims to check.
     let journal = p.state_dir().join("embedded-emulator.json.journal");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !journal.metadata().is_ok_and(|m| m.len() > 20_000) {
+    while !journal.metadata().is_ok_and(|m| m.len() > 50_000) {
         assert!(Instant::now() < deadline, "the apply never got going");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -407,4 +409,163 @@ fn embedded_endpoint_survives_kill_9_with_claims_confirmed() {
     assert_eq!(store_claims(&p), want);
     p.run(&["drift"]).expect(0);
     p.run(&["plan", "--detailed-exitcode"]).expect(0);
+}
+
+/// A proxy in front of the emulator that logs, per request, `sent COMMAND` when it arrives and
+/// `answered COMMAND` just before the answer goes back: a request log in the order the tool
+/// saw things. Only the command is logged (never the query, which carries the usersig).
+struct RequestLog {
+    /// Serves the proxy until the test ends.
+    _runtime: tokio::runtime::Runtime,
+    url: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RequestLog {
+    fn start(upstream: String) -> RequestLog {
+        use axum::extract::{Path, RawQuery, State};
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let state = (upstream, reqwest::Client::new(), log.clone());
+        type Shared = (
+            String,
+            reqwest::Client,
+            std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        );
+        async fn forward(
+            State((upstream, client, log)): State<Shared>,
+            Path(path): Path<String>,
+            RawQuery(query): RawQuery,
+            body: axum::body::Bytes,
+        ) -> (axum::http::StatusCode, axum::body::Bytes) {
+            let command = path.rsplit('/').next().unwrap_or("").to_owned();
+            log.lock().unwrap().push(format!("sent {command}"));
+            let url = format!("{upstream}/{path}?{}", query.unwrap_or_default());
+            let answer = client.post(url).body(body).send().await.unwrap();
+            let status = axum::http::StatusCode::from_u16(answer.status().as_u16()).unwrap();
+            let bytes = answer.bytes().await.unwrap();
+            log.lock().unwrap().push(format!("answered {command}"));
+            (status, bytes)
+        }
+        let app = axum::Router::new()
+            .route("/{*path}", axum::routing::post(forward))
+            .with_state(state);
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        RequestLog {
+            _runtime: runtime,
+            url,
+            log,
+        }
+    }
+
+    fn entries(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn every_set_batch_is_answered_before_the_first_remove_is_sent() {
+    // Slow answers and room for all batches at once: only the phase order keeps removes back.
+    let emu = Emulator::start(Duration::from_millis(100), 0.0);
+    let proxy = RequestLog::start(emu.base_url());
+    let p = Project::new(&proxy.url, NAMES);
+    p.write_project(NAMES, "apply:\n  concurrency: 16\n");
+    let mut want = users(1_000, "");
+    p.write_users_map("a.yaml", &want);
+    p.run(&["apply", "--auto-approve"]).expect(0);
+    // 500 users get a new city (5 set batches), 500 others lose `tier` (5 remove batches).
+    for (i, attrs) in want.values_mut().enumerate() {
+        if i < 500 {
+            attrs.insert("city".into(), "elsewhere".into());
+        } else {
+            attrs.remove("tier");
+        }
+    }
+    p.write_users_map("a.yaml", &want);
+    let first = proxy.entries().len();
+    let run = p
+        .run(&["apply", "--auto-approve", "--allow-mass-removal"])
+        .expect(0);
+    assert_eq!(emu.attrs(), want, "{}", run.stderr());
+    let log = proxy.entries()[first..].to_vec();
+    let count = |e: &str| log.iter().filter(|l| *l == e).count();
+    assert_eq!(count("sent im_set_attr"), 5, "{log:?}");
+    assert_eq!(count("sent im_remove_attr"), 5, "{log:?}");
+    let last_set_answer = log
+        .iter()
+        .rposition(|l| l == "answered im_set_attr")
+        .unwrap();
+    let first_remove = log.iter().position(|l| l == "sent im_remove_attr").unwrap();
+    assert!(
+        last_set_answer < first_remove,
+        "a remove batch was sent before every set batch was answered: {log:?}"
+    );
+}
+
+/// The number in "at most N confirmed batches awaiting their record" of apply's final line.
+fn max_unrecorded(stderr: &str) -> usize {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains("Apply "))
+        .unwrap_or_else(|| panic!("no final apply line: {stderr}"));
+    let (_, after) = line.split_once("at most ").expect(line);
+    after.split(' ').next().unwrap().parse().expect(line)
+}
+
+#[test]
+fn confirmed_but_unrecorded_batches_stay_within_concurrency() {
+    let emu = Emulator::start(Duration::from_millis(5), 0.0);
+    let p = project(&emu, "apply:\n  concurrency: 4\n");
+    p.write_users_map("a.yaml", &users(3_000, ""));
+    let run = p.run(&["apply", "--auto-approve"]).expect(0);
+    let most = max_unrecorded(&run.stderr());
+    assert!((1..=4).contains(&most), "{}", run.stderr());
+    assert_eq!(emu.attrs(), users(3_000, ""));
+}
+
+#[test]
+fn sigterm_finishes_in_flight_records_and_exits_143() {
+    let emu = Emulator::start(Duration::from_millis(20), 0.0);
+    let p = project(&emu, "apply:\n  rate_limit: 5\n  concurrency: 2\n");
+    let want = users(3_000, "");
+    p.write_users_map("a.yaml", &want);
+    let child = p
+        .cmd(&["apply", "--auto-approve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_set_batches(&emu, 3);
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(
+        err.contains("Apply interrupted"),
+        "the summary is written: {err}"
+    );
+    // Everything confirmed was recorded: claims equal what the server got.
+    let claims = store_claims(&p);
+    assert!(!claims.is_empty() && claims.len() < want.len());
+    assert_eq!(claims, emu.attrs());
+    let history = p.run(&["state", "history"]).expect(0).stdout();
+    assert!(history.contains("interrupted"), "{history}");
+    // The next apply finishes the job.
+    p.write_project(NAMES, "");
+    p.run(&["apply", "--auto-approve"]).expect(0);
+    assert_eq!(emu.attrs(), want);
 }

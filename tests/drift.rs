@@ -51,7 +51,7 @@ fn drift_reports_changed_and_deleted_values_but_not_unmanaged_ones() {
     assert!(md.contains("user00007") && md.contains("deleted"), "{md}");
 
     // --fix puts the last-applied values back, exits 0, and drift is gone.
-    p.run(&["drift", "--fix"]).expect(0);
+    p.run(&["drift", "--fix", "--auto-approve"]).expect(0);
     let live = emu.attrs();
     assert_eq!(live["user00003"]["city"], "city3");
     assert_eq!(live["user00007"]["tier"], "tier1");
@@ -94,7 +94,7 @@ fn import_adopts_live_values_on_an_empty_store() {
         }
     }
     r.set_user_attr("user00000", "city", "stale"); // a true difference
-    p.run(&["import"]).expect(0);
+    p.run(&["import", "--auto-approve"]).expect(0);
     let v = json(&p.run(&["plan", "--format", "json"]).expect(0).stdout());
     // 10 users have no live values (added), one differs (changed).
     assert_eq!(v["summary"]["add"], 10, "{v}");
@@ -114,7 +114,7 @@ fn import_on_a_store_that_already_has_accounts() {
         .set_user_attr("user00004", "city", "live-value");
     emu.running().remove_user_attr("user00005", "sex");
     p.write_users_map("a.yaml", &users(25, ""));
-    p.run(&["import"]).expect(0);
+    p.run(&["import", "--auto-approve"]).expect(0);
     let show = p.run(&["state", "show", "user00004"]).expect(0).stdout();
     assert!(show.contains("live-value"), "{show}");
     let show = p.run(&["state", "show", "user00005"]).expect(0).stdout();
@@ -184,11 +184,71 @@ fn import_adopts_only_the_names_each_account_has_in_the_files() {
     r.set_user_attr("u1", "city", "x");
     // Another system set a declared name this file does not give u1: not ours to remove.
     r.set_user_attr("u1", "tier", "gold");
-    p.run(&["import"]).expect(0);
+    p.run(&["import", "--auto-approve"]).expect(0);
     // (The emulator's slots were never configured, so the plan still wants the names.)
     let v = json(&p.run(&["plan", "--format", "json"]).expect(0).stdout());
     assert_eq!(v["changes"], serde_json::json!([]), "{v}");
     let show = p.run(&["state", "show", "u1"]).expect(0).stdout();
     assert!(!show.contains("tier"), "{show}");
     p.run(&["drift"]).expect(0);
+}
+
+/// Waits (bounded) until the server has answered `n` requests of `command`.
+fn wait_for(emu: &Emulator, command: &str, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while emu
+        .running()
+        .stats()
+        .requests
+        .get(command)
+        .copied()
+        .unwrap_or(0)
+        < n
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{command} never got going"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_stops_drift_and_import_with_143() {
+    let (emu, p) = applied(2_000);
+    // One read per second: 20 reads, time enough to stop each run mid-way.
+    p.write_project(NAMES, "apply:\n  rate_limit: 1\n  concurrency: 1\n");
+    for args in [&["drift"][..], &["import", "--auto-approve"]] {
+        let reads_before = emu
+            .running()
+            .stats()
+            .requests
+            .get("im_get_attr")
+            .copied()
+            .unwrap_or(0);
+        let child = p
+            .cmd(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for(&emu, "im_get_attr", reads_before + 2);
+        let pid = child.id().to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(143), "{args:?}: {err}");
+        assert!(err.contains("nterrupted"), "{args:?}: {err}");
+    }
+    let history = p.run(&["state", "history"]).expect(0).stdout();
+    assert!(
+        history
+            .lines()
+            .any(|l| l.contains("import") && l.contains("interrupted")),
+        "{history}"
+    );
 }

@@ -328,14 +328,30 @@ async fn tag_rules() {
     assert!(em.snapshot().users.is_empty());
 }
 
+/// Posts `{}` to `im_get_attr_name` with query `q` and returns the ErrorCode.
+async fn code_for_query(raw: &Raw, em: &Running, q: String) -> i64 {
+    let url = format!("{}/v4/all_member_push/im_get_attr_name?{q}", em.base_url());
+    let v: Value = raw
+        .http
+        .post(url)
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["ErrorCode"].as_i64().unwrap()
+}
+
 #[tokio::test]
-async fn url_auth_and_command_errors() {
+async fn url_and_command_errors() {
     let em = start(|_| {}).await;
     let raw = Raw::new(&em);
     assert_eq!(raw.code("im_no_such_command", json!({})).await, 60009);
-    let http = &raw.http;
     let base = em.base_url();
-    let get = http
+    let get = raw
+        .http
         .get(format!(
             "{base}/v4/all_member_push/im_get_attr_name?sdkappid={APP}"
         ))
@@ -344,23 +360,13 @@ async fn url_auth_and_command_errors() {
         .unwrap();
     let v: Value = get.json().await.unwrap();
     assert_eq!(v["ErrorCode"], 60002);
-    let post = |q: String| {
-        let url = format!("{base}/v4/all_member_push/im_get_attr_name?{q}");
-        async move {
-            let v: Value = http
-                .post(url)
-                .body("{}")
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["ErrorCode"].as_i64().unwrap()
-        }
-    };
+    let post = |q: String| code_for_query(&raw, &em, q);
     let sig = &raw.sig;
     assert_eq!(post(format!("identifier=admin&usersig={sig}")).await, 60012);
+    assert_eq!(
+        post(format!("sdkappid=x{APP}&identifier=admin&usersig={sig}")).await,
+        60002
+    );
     assert_eq!(
         post(format!("sdkappid={APP}&identifier=admin")).await,
         70002
@@ -378,6 +384,22 @@ async fn url_auth_and_command_errors() {
         post(format!("sdkappid={APP}&identifier=admin&usersig={encoded}")).await,
         0
     );
+    assert_eq!(
+        post(format!(
+            "sdkappid={}&identifier=admin&usersig={sig}",
+            APP + 1
+        ))
+        .await,
+        70020
+    );
+}
+
+#[tokio::test]
+async fn usersig_and_admin_errors() {
+    let em = start(|_| {}).await;
+    let raw = Raw::new(&em);
+    let post = |q: String| code_for_query(&raw, &em, q);
+    let sig = &raw.sig;
     assert_eq!(
         post(format!("sdkappid={APP}&identifier=root&usersig={sig}")).await,
         70013
@@ -405,14 +427,6 @@ async fn url_auth_and_command_errors() {
     assert_eq!(
         post(format!("sdkappid={APP}&identifier=admin&usersig={other}")).await,
         70014
-    );
-    assert_eq!(
-        post(format!(
-            "sdkappid={}&identifier=admin&usersig={sig}",
-            APP + 1
-        ))
-        .await,
-        70020
     );
 }
 
@@ -527,6 +541,37 @@ async fn data_survives_a_graceful_stop() {
 
     let em = start(|cfg| cfg.data = Some(file.clone())).await;
     assert_eq!(em.snapshot(), before);
+    em.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_snapshot_write_leaves_the_previous_file_and_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("emulator.json");
+    let em = start(|cfg| cfg.data = Some(file.clone())).await;
+    let raw = Raw::new(&em);
+    sample(&raw).await;
+    em.stop().await.unwrap();
+    let previous = std::fs::read(&file).unwrap();
+
+    let em = start(|cfg| cfg.data = Some(file.clone())).await;
+    em.set_user_attr("u9", "tier", "gold");
+    let after = em.snapshot();
+    // The temporary file cannot be created: the snapshot write fails.
+    let tmp = dir.path().join("emulator.json.tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    assert!(em.stop().await.is_err(), "the failed write is reported");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        previous,
+        "previous file intact"
+    );
+    assert!(std::fs::metadata(journal_path(&file)).unwrap().len() > 0);
+
+    // Nothing answered OK is lost: the journal replays onto the previous snapshot.
+    std::fs::remove_dir(&tmp).unwrap();
+    let em = start(|cfg| cfg.data = Some(file.clone())).await;
+    assert_eq!(em.snapshot(), after);
     em.stop().await.unwrap();
 }
 

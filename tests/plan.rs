@@ -26,7 +26,7 @@ fn plan_needs_no_network_and_no_secret() {
     assert_eq!(run.status.code(), Some(0));
     let out = String::from_utf8_lossy(&run.stdout);
     assert!(
-        out.contains("Plan: 3 to add, 0 to change, 0 to remove (3 users, 9 attribute values); 2 requests, about 0.02 s at 100 req/s."),
+        out.contains("Plan: 3 to add, 0 to change, 0 to remove (3 users, 9 attribute values); 3 requests, about 0.03 s at 100 req/s."),
         "{out}"
     );
     assert!(!p.state_dir().exists(), "plan writes nothing");
@@ -50,7 +50,7 @@ fn json_plan_over_many_users_matches_the_design_field_by_field() {
     assert_eq!(v["format_version"], 1);
     assert_eq!(
         v["summary"],
-        serde_json::json!({"add": 1234, "change": 0, "remove": 0, "unchanged": 0, "requests": 14})
+        serde_json::json!({"add": 1234, "change": 0, "remove": 0, "unchanged": 0, "requests": 15})
     );
     assert_eq!(
         v["attribute_names"]["set"],

@@ -96,6 +96,34 @@ fn shown_commands(markdown: &str) -> Vec<Shown> {
     out
 }
 
+/// Removes the leading `NAME=value` words of a command.
+fn take_env(w: &mut Vec<String>) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    while w.first().is_some_and(|x| {
+        x.contains('=') && x.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+    }) {
+        let first = w.remove(0);
+        let (k, v) = first.split_once('=').unwrap();
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    env
+}
+
+/// The arguments of a `timattr ...` or `cargo run -- ...` command; `None` for other commands.
+fn timattr_args(w: &[String], rel: &str, line_no: usize) -> Option<Vec<String>> {
+    match w.first().map(String::as_str) {
+        Some("timattr") => Some(w[1..].to_vec()),
+        Some("cargo") if w.get(1).map(String::as_str) == Some("run") => {
+            let dashes = w
+                .iter()
+                .position(|x| x == "--")
+                .unwrap_or_else(|| panic!("{rel}:{line_no}: cargo run without --"));
+            Some(w[dashes + 1..].to_vec())
+        }
+        _ => None,
+    }
+}
+
 /// Runs the commands of one markdown file; returns how many ran.
 fn run_readme(rel: &str) -> usize {
     let text = std::fs::read_to_string(root().join(rel)).unwrap();
@@ -128,24 +156,9 @@ fn run_readme(rel: &str) -> usize {
             );
             continue;
         }
-        let mut env = Vec::new();
-        while w.first().is_some_and(|x| {
-            x.contains('=') && x.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-        }) {
-            let first = w.remove(0);
-            let (k, v) = first.split_once('=').unwrap();
-            env.push((k.to_owned(), v.to_owned()));
-        }
-        let args: Vec<String> = match w.first().map(String::as_str) {
-            Some("timattr") => w[1..].to_vec(),
-            Some("cargo") if w.get(1).map(String::as_str) == Some("run") => {
-                let dashes = w
-                    .iter()
-                    .position(|x| x == "--")
-                    .unwrap_or_else(|| panic!("{rel}:{}: cargo run without --", shown.line_no));
-                w[dashes + 1..].to_vec()
-            }
-            _ => continue, // not a timattr command (cargo test, export, ...)
+        let env = take_env(&mut w);
+        let Some(args) = timattr_args(&w, rel, shown.line_no) else {
+            continue; // not a timattr command (cargo test, export, ...)
         };
         let (args, stdout_file) = match args.iter().position(|a| a == ">") {
             Some(i) => (args[..i].to_vec(), Some(cwd.join(&args[i + 1]))),

@@ -33,7 +33,7 @@ fn usersig_prints_a_sig_our_verifier_accepts() {
         String::from_utf8_lossy(&out.stderr)
     );
     let sig = String::from_utf8(out.stdout).unwrap();
-    let now = timattr::store::now_unix();
+    let now = timattr::clock::now_unix();
     let decoded = usersig::verify(
         sig.trim(),
         1400000000,

@@ -8,6 +8,9 @@
 pub enum ErrorClass {
     /// Transient: send the same request again (with backoff).
     Retry,
+    /// An answer that could not be trusted (e.g. a garbled HTTP 200): send it again a few
+    /// times at most; a server that keeps answering nonsense is a fatal error.
+    RetryFew,
     /// Rate limited: send it again, but slow the request pace down first.
     SlowDown,
     /// The usersig expired: make a new one and send again once (the client does this itself).
@@ -100,7 +103,9 @@ pub fn fix(code: i64) -> &'static str {
         90009 | 60010 => "set app.admin to an administrator account of the app",
         90020 | 90032 => "shorten or split the tags in the request",
         90033 => "check that every attribute name is configured in the app and each value is a string of at most 50 bytes",
-        91000 | 60008 | 60013 | 60014 => "temporary server problem; run the command again",
+        91000 | 60008 | 60013 | 60014 => {
+            "the server kept failing; check the service status, then run the command again later"
+        }
         60007 | 60011 | 60018 | 60019 => "lower apply.rate_limit, or wait and run the command again",
         70050 => "wait a minute, then check the SecretKey and run the command again",
         60006 | 60016 | 60020 | 70016 | 70020 => {

@@ -1,8 +1,9 @@
 //! The JSON shapes of the `v4/all_member_push` commands, exactly as spec §2 writes them.
 //!
-//! The client serializes requests and deserializes responses with these types; the emulator
-//! serializes its responses with them too, so both sides agree on one definition. Unknown
-//! response fields are ignored (newer servers add e.g. `RequestId`).
+//! One type per format: the client writes its requests and reads the answers with these types,
+//! and the emulator reads the requests and writes its answers with the same ones. Every field
+//! of a payload is required (an answer without its documented payload is not a success);
+//! unknown fields are ignored (newer servers add e.g. `RequestId`).
 
 use std::collections::BTreeMap;
 
@@ -39,7 +40,7 @@ pub mod command {
 pub struct UserAttrs {
     #[serde(rename = "To_Account")]
     pub to_account: String,
-    #[serde(rename = "Attrs", default)]
+    #[serde(rename = "Attrs")]
     pub attrs: BTreeMap<String, String>,
 }
 
@@ -57,14 +58,14 @@ pub struct UserAttrNames {
 pub struct UserTags {
     #[serde(rename = "To_Account")]
     pub to_account: String,
-    #[serde(rename = "Tags", default)]
+    #[serde(rename = "Tags")]
     pub tags: Vec<String>,
 }
 
 /// `im_set_attr_name` request and `im_get_attr_name` response: slots `"0"`..`"9"` → name.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct AttrNames {
-    #[serde(rename = "AttrNames", default)]
+    #[serde(rename = "AttrNames")]
     pub attr_names: BTreeMap<String, String>,
 }
 
@@ -75,7 +76,7 @@ pub struct Empty {}
 /// `im_set_attr` request and `im_get_attr` response.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct UserAttrsList {
-    #[serde(rename = "UserAttrs", default)]
+    #[serde(rename = "UserAttrs")]
     pub user_attrs: Vec<UserAttrs>,
 }
 
@@ -89,7 +90,7 @@ pub struct UserAttrNamesList {
 /// `im_add_tag` / `im_remove_tag` request and `im_get_tag` response.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct UserTagsList {
-    #[serde(rename = "UserTags", default)]
+    #[serde(rename = "UserTags")]
     pub user_tags: Vec<UserTags>,
 }
 

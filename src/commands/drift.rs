@@ -1,199 +1,70 @@
-//! `timattr drift [--fix]` and `timattr import`: live reads through the same limiter and
-//! retries as apply.
+//! `timattr drift [--fix [--auto-approve]]`.
 
-use std::io::Write;
+use std::io::IsTerminal;
 
-use super::common::{self, Connection, Context};
-use super::Exit;
-use crate::apply::Runner;
+use super::{plan_context, Context, Exit};
 use crate::cli::DriftArgs;
-use crate::drift::{self, AccountDrift};
-use crate::model::{Account, Attrs, NameIdx, Names};
-use crate::render::Format;
-use crate::store::{HistoryEntry, Record};
+use crate::ops::drift::Checked;
+use crate::ops::execute::Operation;
+use crate::render::{drift, output, text, Format};
 use crate::{Error, Result};
 
 pub fn drift(ctx: &Context, args: &DriftArgs) -> Result<Exit> {
-    let (settings, desired) = ctx.load()?;
-    let Some(mut store) = common::open_existing_store(&settings)? else {
-        ctx.note(format!(
-            "There is no state at {} yet: nothing is managed, so nothing can drift.",
-            settings.state_dir.display()
+    let settings = ctx.settings_with(args.concurrency)?;
+    // Refused before anything is read: a fix changes the app and nobody can be asked.
+    if args.fix && !args.auto_approve && !std::io::stdin().is_terminal() {
+        return Err(Error::msg(
+            "refusing to fix drift without confirmation: stdin is not a terminal; review `timattr drift` and run again with --fix --auto-approve",
         ));
-        return Ok(Exit::Ok);
-    };
-    let mut names = Names::new(&settings.attributes);
-    let last = store.load_last_applied(&mut names)?;
-    let runtime = common::runtime()?;
-    let (drifted, completed) = runtime.block_on(async {
-        let connection = Connection::open(&settings).await?;
-        let runner = Runner::new(
-            connection.client.clone(),
-            settings.apply.rate_limit,
-            settings.apply.concurrency,
-        );
-        let accounts: Vec<Account> = last.iter().map(|(a, _)| a.clone()).collect();
-        let mut drifted: Vec<AccountDrift> = Vec::new();
-        let read = runner
-            .read_attrs(
-                &accounts,
-                |first, live| {
-                    let end = (first + crate::model::limits::MAX_BATCH).min(last.len());
-                    for (account, attrs) in &last[first..end] {
-                        if let Some(d) =
-                            drift::compare(account, attrs, live.get(&**account), &names)
-                        {
-                            drifted.push(d);
-                        }
-                    }
-                },
-                common::ctrl_c(),
-            )
-            .await;
-        connection.close().await?;
-        let completed = read?;
-        Ok::<_, Error>((drifted, completed))
-    })?;
-    if !completed {
-        ctx.note("Interrupted: the drift check did not finish.");
-        return Ok(Exit::Interrupted);
     }
-    let mut drifted = drifted;
-    drifted.sort_by(|a, b| a.account.cmp(&b.account));
-    let checked = last.len();
-    let slots = store.meta().slots.clone();
-    let pending = crate::plan::diff(desired, last, names.clone(), &slots)
-        .map_err(|e| Error::msg(e.to_string()))?;
-    let report = drift::Report {
-        names,
-        drifted,
-        checked,
-        pending,
+    let desired = crate::desired::load_users(&settings)?;
+    let (report, mut store) = match crate::ops::drift::check(&settings, desired, args.fix)? {
+        // A scheduled check whose state was lost must fail, not report "no drift" (§6).
+        Checked::NoState => {
+            return Err(Error::msg(format!(
+                "there is no state at {}: nothing is recorded as applied, so drift cannot be checked; restore a backup (`timattr state restore FILE`) or adopt the app (`timattr import`)",
+                settings.state_dir.display()
+            )))
+        }
+        Checked::Interrupted(signal) => {
+            ctx.note("Interrupted: the drift check did not finish.");
+            return Ok(Exit::Stopped(signal));
+        }
+        Checked::Report(report, store) => (report, store),
     };
-    let mut out = common::stdout();
-    let written = match args.format {
-        Format::Text => drift::write_text(&mut out, &report, super::stdout_style(&ctx.global)),
-        Format::Json => drift::write_json(&mut out, &report),
-        Format::Markdown => out.write_all(drift::markdown(&report).as_bytes()),
-    };
-    common::output_result(written.and_then(|()| out.flush()))?;
-    common::append_step_summary(&drift::markdown(&report));
+    let format = Format::from(args.format);
+    output::to_stdout(|out| match format {
+        Format::Text => drift::write_text(out, &report, ctx.style()),
+        Format::Json => drift::write_json(out, &report),
+        Format::Markdown => drift::write_markdown(out, &report),
+    })?;
+    output::append_step_summary(&drift::markdown_text(&report));
     if report.drifted.is_empty() {
         return Ok(Exit::Ok);
     }
     if !args.fix {
         return Ok(Exit::Changes);
     }
-    ctx.note(format!(
-        "Fixing: setting the last-applied values of {} users again.",
-        report.drifted.len()
-    ));
-    let fix = report.fix_plan();
-    runtime.block_on(super::apply::execute(
-        ctx,
-        &settings,
-        &mut store,
-        fix,
-        "drift-fix",
-    ))
-}
-
-pub fn import(ctx: &Context) -> Result<Exit> {
-    let (settings, desired) = ctx.load()?;
-    let mut store = common::open_store(&settings)?;
-    let serial = store.meta().serial + 1;
-    let names = desired.names.clone();
-    // Only the names each account has in the files are adopted: a live value of another name
-    // stays unmanaged, so the next plan leaves it alone.
-    let (accounts, wanted): (Vec<Account>, Vec<Attrs>) = desired.accounts.into_iter().unzip();
-    let started = std::time::Instant::now();
-    let runtime = common::runtime()?;
-    let (recorded, completed, stats) = runtime.block_on(async {
-        let connection = Connection::open(&settings).await?;
-        let runner = Runner::new(
-            connection.client.clone(),
-            settings.apply.rate_limit,
-            settings.apply.concurrency,
-        );
-        let slots = match runner.call(|| runner.client.get_attr_name()).await {
-            Ok(s) => s,
-            Err(e) => {
-                connection.close().await?;
-                return Err(e.into());
-            }
-        };
-        store.record_slots(&slots, serial)?;
-        let mut recorded = 0u64;
-        let mut store_error = None;
-        let read = runner
-            .read_attrs(
-                &accounts,
-                |first, live| {
-                    if store_error.is_some() {
-                        return;
-                    }
-                    let end = (first + crate::model::limits::MAX_BATCH).min(accounts.len());
-                    let mut set: Vec<(&str, Attrs)> = Vec::new();
-                    let mut removed: Vec<(&str, Vec<NameIdx>)> = Vec::new();
-                    for (account, want) in accounts[first..end].iter().zip(&wanted[first..end]) {
-                        let values = live.get(&**account);
-                        let mut have = Attrs::new();
-                        let mut missing = Vec::new();
-                        for n in want.names() {
-                            match values.and_then(|v| v.get(names.get(n))) {
-                                Some(v) => have.insert(n, v.as_str().into()),
-                                None => missing.push(n),
-                            }
-                        }
-                        if !have.is_empty() {
-                            set.push((account, have));
-                        }
-                        if !missing.is_empty() {
-                            removed.push((account, missing));
-                        }
-                    }
-                    let record = Record {
-                        set: set.iter().map(|(a, at)| (*a, at)).collect(),
-                        removed,
-                    };
-                    match store.record(&record, &names, serial) {
-                        Ok(()) => recorded += record.set.len() as u64,
-                        Err(e) => store_error = Some(e),
-                    }
-                },
-                common::ctrl_c(),
-            )
-            .await;
-        connection.close().await?;
-        if let Some(e) = store_error {
-            return Err(e.into());
-        }
-        let completed = read?;
-        Ok::<_, Error>((recorded, completed, runner.stats.clone()))
-    })?;
-    store.add_history(&HistoryEntry {
-        time: crate::store::now_unix(),
-        serial,
-        operation: "import".into(),
-        status: if completed { "complete" } else { "interrupted" }.into(),
-        accounts_set: recorded,
-        accounts_removed: 0,
-        names_configured: 0,
-        requests: stats.requests(),
-        retries: stats.retries(),
-    })?;
-    ctx.note(format!(
-        "Import {}: read {} users, recorded live values of {} as last-applied; {} requests ({} retries) in {:.2} s. Run `timattr plan` to see the true differences.",
-        if completed { "complete" } else { "interrupted" },
-        accounts.len(),
-        recorded,
-        stats.requests(),
-        stats.retries(),
-        started.elapsed().as_secs_f64()
-    ));
-    Ok(if completed {
-        Exit::Ok
+    let repairs = report.fix_plan();
+    // The repairs, as a plan: on stdout with the text report, on stderr beside JSON or markdown.
+    let mut shown = Vec::new();
+    text::write_plan(&mut shown, &repairs, plan_context(&settings), ctx.style())
+        .map_err(|e| Error::io("cannot write output", e))?;
+    let shown = format!(
+        "\nRepairs (the last-applied values set again):\n{}",
+        String::from_utf8_lossy(&shown)
+    );
+    if format == Format::Text {
+        output::to_stdout(|out| std::io::Write::write_all(out, shown.as_bytes()))?;
     } else {
-        Exit::Interrupted
-    })
+        ctx.note(shown.trim_end());
+    }
+    if !args.auto_approve {
+        super::apply::ask(
+            "Do you want to set these values again? Only 'yes' will be accepted: ",
+            "fix cancelled: nothing was sent",
+        )?;
+    }
+    let executed = crate::ops::drift::fix(&settings, &mut store, &report, ctx.global.quiet)?;
+    super::apply::conclude(ctx, Operation::DriftFix, executed)
 }

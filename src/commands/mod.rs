@@ -1,21 +1,25 @@
-//! One thin orchestrator per subcommand: the only place that wires layers together
-//! (settings → desired → store → plan → render | apply → store).
+//! One thin handler per subcommand: parse the arguments into an operation's options, call one
+//! operation of [`crate::ops`], render what it returns, and map the outcome to an exit code.
 
 mod apply;
-mod common;
 mod drift;
+mod emulator;
+mod import;
 mod plan;
+mod schema;
+mod show;
 mod state;
-mod tools;
+mod usersig;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use crate::apply::Signal;
 use crate::cli::{Cli, ColorChoice, Command, Global};
-use crate::render::Style;
+use crate::model::Desired;
+use crate::render::{PlanContext, Style};
+use crate::settings::Settings;
 use crate::{Error, Result};
-
-pub use common::Context;
 
 /// Exit codes (DESIGN.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +28,8 @@ pub enum Exit {
     Ok,
     /// Changes or drift present (`plan --detailed-exitcode`, `drift`).
     Changes,
-    /// Stopped by Ctrl-C after the requests in flight were finished and recorded.
-    Interrupted,
+    /// Stopped by a signal after the requests in flight were finished and recorded.
+    Stopped(Signal),
 }
 
 impl Exit {
@@ -33,7 +37,9 @@ impl Exit {
         match self {
             Exit::Ok => 0,
             Exit::Changes => 2,
-            Exit::Interrupted => 130,
+            // 128 + the signal's number, as shells report it.
+            Exit::Stopped(Signal::Interrupt) => 130,
+            Exit::Stopped(Signal::Terminate) => 143,
         }
     }
 }
@@ -50,28 +56,87 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-fn error_text(e: &Error) -> String {
-    match e {
+/// Prints a clap error or `--help`/`--version`. Usage errors exit 1, not clap's 2: exit 2
+/// means "changes present" (DESIGN.md §2), and a typo must never read as that.
+pub fn usage(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    if e.use_stderr() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+pub fn error_text(e: &Error) -> String {
+    let text = match e {
         // Diagnostics already say "file:line:col: error: ...".
         Error::Invalid(d) => d.to_string(),
         other => format!("error: {other}"),
-    }
+    };
+    // Errors quote account ids, file content and server text: none of it may move the cursor
+    // (DESIGN.md §8).
+    crate::render::escape_text(&text)
 }
 
 /// Runs one command.
 pub fn run(cli: Cli) -> Result<Exit> {
-    let ctx = Context::new(cli.global.clone());
+    let ctx = Context {
+        global: cli.global.clone(),
+    };
     match cli.command {
         Command::Validate => plan::validate(&ctx),
         Command::Plan(args) => plan::plan(&ctx, &args),
         Command::Apply(args) => apply::apply(&ctx, &args),
         Command::Drift(args) => drift::drift(&ctx, &args),
-        Command::Import => drift::import(&ctx),
+        Command::Import(args) => import::import(&ctx, &args),
+        Command::Show(args) => show::show(&ctx, &args),
         Command::State(cmd) => state::state(&ctx, &cmd),
-        Command::Usersig(args) => tools::usersig(&ctx, &args),
-        Command::Emulator(args) => tools::emulator(&ctx, &args),
-        Command::Schema(args) => tools::schema(&args),
-        Command::Completions(args) => tools::completions(&args),
+        Command::Usersig(args) => usersig::usersig(&ctx, &args),
+        Command::Emulator(args) => emulator::emulator(&ctx, &args),
+        Command::Schema(args) => schema::schema(&args),
+        Command::Completions(args) => schema::completions(&args),
+    }
+}
+
+/// What every command starts from: the global flags.
+pub struct Context {
+    pub global: Global,
+}
+
+impl Context {
+    /// The project file alone: commands that do not need the users files stop here.
+    pub fn settings(&self) -> Result<Settings> {
+        Ok(crate::desired::load_project(&self.global.config)?)
+    }
+
+    /// The project file, with `--concurrency` (when given) over its `apply.concurrency`.
+    pub fn settings_with(&self, concurrency: Option<usize>) -> Result<Settings> {
+        let mut settings = self.settings()?;
+        if let Some(n) = concurrency {
+            settings.apply.concurrency = n;
+        }
+        Ok(settings)
+    }
+
+    /// The project file and the validated desired state of its users files.
+    pub fn load(&self) -> Result<(Settings, Desired)> {
+        let settings = self.settings()?;
+        let desired = crate::desired::load_users(&settings)?;
+        Ok((settings, desired))
+    }
+
+    /// Progress and notes on stderr, unless `--quiet`.
+    pub fn note(&self, msg: impl std::fmt::Display) {
+        if !self.global.quiet {
+            eprintln!("{}", crate::render::escape_text(&msg.to_string()));
+        }
+    }
+
+    /// The style of stdout.
+    pub fn style(&self) -> Style {
+        Style {
+            color: color_enabled(self.global.color, std::io::stdout().is_terminal()),
+        }
     }
 }
 
@@ -90,13 +155,23 @@ fn init_logging(global: &Global) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| EnvFilter::new(format!("timattr={level},warn")));
+        // sled's own log lines (temp paths, "PLEASE REPORT THIS BUG") are not for users: the
+        // store phrases what went wrong; `RUST_LOG=sled=debug` shows them when needed.
+        .unwrap_or_else(|| EnvFilter::new(format!("timattr={level},sled=off,warn")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(color_enabled(global.color, std::io::stderr().is_terminal()))
         .with_target(false)
         .try_init();
+}
+
+/// What the plan views need from the project.
+pub fn plan_context(settings: &Settings) -> PlanContext {
+    PlanContext {
+        rate: settings.apply.rate_limit,
+        max_removal_percent: settings.apply.max_removal_percent,
+    }
 }
 
 /// Colours only on terminals, never with `NO_COLOR` or `--color never`.
@@ -107,12 +182,5 @@ pub fn color_enabled(choice: ColorChoice, is_terminal: bool) -> bool {
         ColorChoice::Auto => {
             is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         }
-    }
-}
-
-/// The style of stdout.
-pub fn stdout_style(global: &Global) -> Style {
-    Style {
-        color: color_enabled(global.color, std::io::stdout().is_terminal()),
     }
 }

@@ -1,55 +1,57 @@
 //! `timattr validate` and `timattr plan`.
 
-use std::io::Write;
-
-use super::common::{self, Context};
-use super::Exit;
+use super::{plan_context, Context, Exit};
 use crate::cli::PlanArgs;
-use crate::render::{self, Format};
+use crate::ops::plan::Targets;
+use crate::plan::Plan;
+use crate::render::json::StateRef;
+use crate::render::{self, count, output, Format, PlanContext};
 use crate::Result;
 
 pub fn validate(ctx: &Context) -> Result<Exit> {
     let (settings, desired) = ctx.load()?;
     let values: usize = desired.accounts.iter().map(|(_, a)| a.len()).sum();
     ctx.note(format!(
-        "{}: valid ({} users, {} attribute values, {} attribute names).",
+        "{}: valid ({}, {}, {}).",
         settings.project_file.display(),
-        desired.accounts.len(),
-        values,
-        settings.attributes.len()
+        count(desired.accounts.len(), "user", "users"),
+        count(values, "attribute value", "attribute values"),
+        count(
+            settings.attributes.len(),
+            "attribute name",
+            "attribute names"
+        )
     ));
     Ok(Exit::Ok)
 }
 
 pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<Exit> {
     let started = std::time::Instant::now();
+    let targets = Targets::new(&args.targets)?;
     let (settings, desired) = ctx.load()?;
     tracing::info!(accounts = desired.accounts.len(), elapsed = ?started.elapsed(), "loaded the desired state");
-    let store = common::open_existing_store(&settings)?;
-    let (plan, state) = common::make_plan(&settings, desired, store.as_ref())?;
-    drop(store);
+    let (plan, state) = crate::ops::plan::plan(&settings, desired, &targets)?;
     tracing::info!(changes = plan.changes.len(), elapsed = ?started.elapsed(), "planned");
+    if state.lineage.is_none() {
+        ctx.note(format!(
+            "warning: there is no state at {} yet, so everything is new; if the app already has values, `timattr import` adopts them first.",
+            settings.state_dir.display()
+        ));
+    }
+    let pc = plan_context(&settings);
     if let Some(out) = &args.out {
-        common::save_plan(out, &plan, &state)?;
+        crate::ops::saved::save(out, &plan, &state, &plan.safety(pc.max_removal_percent))?;
         ctx.note(format!(
             "Saved the plan to {}; apply it with `timattr apply {}`.",
             out.display(),
             out.display()
         ));
     }
-    let rate = settings.apply.rate_limit;
-    let mut out = common::stdout();
-    let written = match args.format {
-        Format::Text => {
-            render::text::write_plan(&mut out, &plan, rate, super::stdout_style(&ctx.global))
-        }
-        Format::Json => render::json::write_plan(&mut out, &plan, None),
-        Format::Markdown => render::markdown::write_plan(&mut out, &plan, rate),
-    };
-    common::output_result(written.and_then(|()| out.flush()))?;
-    common::append_step_summary(&render::markdown::plan_markdown(&plan, rate));
-    if let Some(why) = common::mass_removal(&plan, &settings) {
-        ctx.note(format!("warning: {why}"));
+    let format = Format::from(args.format);
+    write(ctx, &plan, &state, pc, format)?;
+    // The views say it at their top; stderr says it too, for a plan piped elsewhere.
+    if let Some(why) = crate::ops::plan::mass_removal(&plan, &settings) {
+        ctx.note(format!("warning: apply would refuse: {why}"));
     }
     tracing::info!(elapsed = ?started.elapsed(), "rendered");
     let exit = if args.detailed_exitcode && !plan.is_empty() {
@@ -60,4 +62,24 @@ pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<Exit> {
     // Freeing a million accounts one by one only delays the exit; the OS takes it all back.
     std::mem::forget(plan);
     Ok(exit)
+}
+
+/// A plan on stdout in `format`, and its markdown in the GitHub step summary.
+pub fn write(
+    ctx: &Context,
+    plan: &Plan,
+    state: &StateRef,
+    pc: PlanContext,
+    format: Format,
+) -> Result<()> {
+    output::to_stdout(|out| match format {
+        Format::Text => render::text::write_plan(out, plan, pc, ctx.style()),
+        Format::Json => {
+            let safety = plan.safety(pc.max_removal_percent);
+            render::json::write_plan(out, plan, Some(state), Some(&safety))
+        }
+        Format::Markdown => render::markdown::write_plan(out, plan, pc),
+    })?;
+    output::append_step_summary(&render::markdown::plan_markdown(plan, pc));
+    Ok(())
 }

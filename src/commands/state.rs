@@ -1,128 +1,83 @@
-//! `timattr state list | show | export | restore | history`.
+//! `timattr state list | show | export | restore | history | rm`: the project file is enough,
+//! the users files are never read.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
-use super::common::{self, Context};
-use super::Exit;
-use crate::cli::StateCommand;
-use crate::model::Names;
-use crate::store::Store;
+use super::{Context, Exit};
+use crate::cli::{ListFormat, StateCommand};
+use crate::ops::state;
+use crate::render::{escape, output, report};
 use crate::{Error, Result};
 
-fn existing(ctx: &Context) -> Result<(crate::settings::Settings, Store)> {
-    let settings = ctx.settings()?;
-    let store = common::open_existing_store(&settings)?.ok_or_else(|| {
-        Error::msg(format!(
-            "there is no state at {} yet: run `timattr apply` or `timattr import` first, or `timattr state restore FILE`",
-            settings.state_dir.display()
-        ))
-    })?;
-    Ok((settings, store))
-}
-
 pub fn state(ctx: &Context, cmd: &StateCommand) -> Result<Exit> {
+    let settings = ctx.settings()?;
     match cmd {
-        StateCommand::List => {
-            let (_, store) = existing(ctx)?;
-            let mut out = common::stdout();
-            let mut written = Ok(());
-            store.scan(|account, _| {
-                if written.is_ok() {
-                    written = writeln!(out, "{account}");
-                }
-                Ok(())
+        StateCommand::List { format } => list(&settings, *format)?,
+        StateCommand::Show { account, format } => {
+            let shown = state::show(&settings, account)?;
+            output::to_stdout(|out| match format {
+                ListFormat::Text => report::write_account_text(out, &shown),
+                ListFormat::Json => report::write_account(out, &shown),
             })?;
-            common::output_result(written.and_then(|()| out.flush()))?;
-        }
-        StateCommand::Show { account } => {
-            let (settings, store) = existing(ctx)?;
-            let mut names = Names::new(&settings.attributes);
-            let attrs = store.account(account, &mut names)?.ok_or_else(|| {
-                Error::msg(format!(
-                    "account {account:?} is not managed (it is not in the state)"
-                ))
-            })?;
-            let map: serde_json::Map<String, serde_json::Value> = attrs
-                .iter()
-                .map(|(n, v)| (names.get(n).to_owned(), v.into()))
-                .collect();
-            let mut out = common::stdout();
-            let written = serde_json::to_writer_pretty(
-                &mut out,
-                &serde_json::json!({
-                    "account": account,
-                    "attrs": map,
-                }),
-            )
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(out))
-            .and_then(|()| out.flush());
-            common::output_result(written)?;
         }
         StateCommand::Export { out } => {
-            let (_, store) = existing(ctx)?;
-            let count = match out {
-                Some(path) => {
-                    let ctxmsg = || format!("cannot write {}", path.display());
-                    let file = std::fs::File::create(path).map_err(|e| Error::io(ctxmsg(), e))?;
-                    store
-                        .export(std::io::BufWriter::new(file))
-                        .map_err(|e| Error::io(ctxmsg(), e))?
-                }
-                None => {
-                    let mut w = common::stdout();
-                    let n = store
-                        .export(&mut w)
-                        .map_err(|e| Error::io("cannot write the export", e))?;
-                    common::output_result(w.flush())?;
-                    n
-                }
-            };
-            let meta = store.meta();
+            // Gzip on a terminal is noise that can upset it; a pipe or a file is what was meant.
+            if out.is_none() && std::io::stdout().is_terminal() {
+                return Err(Error::msg(
+                    "refusing to write a gzip backup to the terminal: use `timattr state export --out FILE`, or pipe it (`timattr state export > backup.jsonl.gz`)",
+                ));
+            }
+            let mut stdout = output::stdout();
+            let exported = state::export(&settings, out.as_deref(), &mut stdout)?;
+            output::written(stdout.flush())?;
             ctx.note(format!(
-                "Exported {count} accounts (lineage {}, serial {}).",
-                meta.lineage, meta.serial
+                "Exported {} (lineage {}, serial {}).",
+                crate::render::count(exported.accounts as usize, "account", "accounts"),
+                escape(&exported.lineage),
+                exported.serial
             ));
         }
         StateCommand::Restore { file, force } => {
-            let settings = ctx.settings()?;
-            let input = std::fs::File::open(file)
-                .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
-            // Restoring is how a lost store comes back: create it when missing. The export's own
-            // app and host are checked against the project below.
-            let mut store = Store::open(
-                &settings.state_dir,
-                settings.sdkappid,
-                settings.endpoint.host(),
-            )?;
-            let header = store.restore(std::io::BufReader::new(input), *force)?;
+            let header = state::restore(&settings, file, *force)?;
             ctx.note(format!(
-                "Restored {} accounts (lineage {}, serial {}).",
-                header.accounts, header.lineage, header.serial
+                "Restored {} (lineage {}, serial {}).",
+                crate::render::count(header.accounts as usize, "account", "accounts"),
+                escape(&header.lineage),
+                header.serial
             ));
         }
-        StateCommand::History => {
-            let (_, store) = existing(ctx)?;
-            let mut out = common::stdout();
-            let mut text = String::from("time                  serial  operation  status       set  removed  names  requests  retries\n");
-            for h in store.history()? {
-                let time = humantime::format_rfc3339_seconds(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(h.time),
-                );
-                text.push_str(&format!(
-                    "{time}  {:>6}  {:<9}  {:<11}  {:>4}  {:>7}  {:>5}  {:>8}  {:>7}\n",
-                    h.serial,
-                    h.operation,
-                    h.status,
-                    h.accounts_set,
-                    h.accounts_removed,
-                    h.names_configured,
-                    h.requests,
-                    h.retries
-                ));
-            }
-            common::output_result(out.write_all(text.as_bytes()).and_then(|()| out.flush()))?;
+        StateCommand::History { format } => {
+            let entries = state::history(&settings)?;
+            output::to_stdout(|out| match format {
+                ListFormat::Text => report::write_history(out, &entries),
+                ListFormat::Json => report::write_history_json(out, &entries),
+            })?;
+        }
+        StateCommand::Rm { accounts } => {
+            let serial = state::rm(&settings, accounts)?;
+            ctx.note(format!(
+                "Forgot {} (serial {serial}): no longer managed; their live values were not touched.",
+                crate::render::count(accounts.len(), "account", "accounts"),
+            ));
         }
     }
     Ok(Exit::Ok)
+}
+
+/// One account per line (escaped), or a JSON array of account ids, streamed.
+fn list(settings: &crate::settings::Settings, format: ListFormat) -> Result<()> {
+    let mut out = output::stdout();
+    match format {
+        ListFormat::Text => state::list(settings, |account| writeln!(out, "{}", escape(account)))?,
+        ListFormat::Json => {
+            let mut first = true;
+            state::list(settings, |account| {
+                out.write_all(if first { b"[\n" } else { b",\n" })?;
+                first = false;
+                crate::render::json::to_safe_writer(&mut out, &account, false)
+            })?;
+            output::written(out.write_all(if first { b"[]\n" } else { b"\n]\n" }))?;
+        }
+    }
+    output::written(out.flush())
 }

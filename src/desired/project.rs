@@ -4,7 +4,6 @@
 //! The file is small, so a generic tree is simplest here; the users files, which can hold
 //! millions of accounts, are walked straight into the model instead (see `users.rs`).
 
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use super::events::{Ev, Hard, Pos, Stream, Style};
@@ -12,18 +11,7 @@ use super::problems::{hard_diagnostic, source_lines, Problem, Problems};
 use super::scalar::{self, Plain};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::limits;
-use crate::settings::{ApplySettings, Endpoint, Settings};
-
-/// Region names of the project file and the API host of each (tim-api.md §1).
-pub(crate) const REGIONS: [(&str, &str); 7] = [
-    ("china", "console.tim.qq.com"),
-    ("singapore", "adminapisgp.im.qcloud.com"),
-    ("seoul", "adminapikr.im.qcloud.com"),
-    ("frankfurt", "adminapiger.im.qcloud.com"),
-    ("silicon-valley", "adminapiusa.im.qcloud.com"),
-    ("jakarta", "adminapiidn.im.qcloud.com"),
-    ("tokyo", "adminapijpn.im.qcloud.com"),
-];
+use crate::settings::{ApplySettings, Endpoint, Settings, REGIONS};
 
 const DEFAULT_SECRET_ENV: &str = "TIM_SECRET_KEY";
 const DEFAULT_STATE: &str = "state";
@@ -376,11 +364,8 @@ fn check_endpoint(f: &Fields, s: &mut Settings, problems: &mut Problems) {
     let region_names = || REGIONS.map(|(n, _)| n).join(", ");
     let region = f.get("region").and_then(|n| {
         let r = string(n, "`region`", problems)?;
-        match REGIONS.iter().find(|(name, _)| *name == r) {
-            Some((_, host)) => Some(Endpoint::Url {
-                base: format!("https://{host}"),
-                host: (*host).to_owned(),
-            }),
+        match Endpoint::of_region(r) {
+            Some(endpoint) => Some(endpoint),
             None => {
                 let help = match crate::suggest::did_you_mean(r, REGIONS.map(|(n, _)| n)) {
                     Some(near) => format!("did you mean `{near}`? regions: {}", region_names()),
@@ -393,7 +378,7 @@ fn check_endpoint(f: &Fields, s: &mut Settings, problems: &mut Problems) {
     });
     let endpoint = f.get("endpoint").and_then(|n| {
         let e = string(n, "`endpoint`", problems)?;
-        match parse_endpoint(e) {
+        match Endpoint::parse(e) {
             Ok(ep) => Some(ep),
             Err(msg) => {
                 problems.push(Problem::new(n.pos, msg).help(
@@ -437,73 +422,6 @@ fn is_env_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// `embedded`, `https://host[:port]`, or `http://` for loopback hosts only.
-pub(crate) fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
-    if s == "embedded" {
-        return Ok(Endpoint::Embedded);
-    }
-    let (scheme, rest) = if let Some(r) = s.strip_prefix("https://") {
-        ("https", r)
-    } else if let Some(r) = s.strip_prefix("http://") {
-        ("http", r)
-    } else {
-        return Err(format!(
-            "endpoint {s:?} must start with https:// (or be `embedded`)"
-        ));
-    };
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    if authority.is_empty()
-        || authority
-            .chars()
-            .any(|c| matches!(c, '/' | '?' | '#' | '@') || c.is_whitespace())
-    {
-        return Err(format!(
-            "endpoint {s:?} must be scheme://host[:port], without path, query or user"
-        ));
-    }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let Some((h, after)) = v6.split_once(']') else {
-            return Err(format!("endpoint {s:?} has an unclosed `[`"));
-        };
-        match after {
-            "" => (h, None),
-            _ => match after.strip_prefix(':') {
-                Some(p) => (h, Some(p)),
-                None => return Err(format!("endpoint {s:?} has junk after `]`")),
-            },
-        }
-    } else {
-        match authority.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(format!("endpoint {s:?} has no host"));
-    }
-    if let Some(p) = port {
-        if p.parse::<u16>().is_err() {
-            return Err(format!("endpoint {s:?} has an invalid port {p:?}"));
-        }
-    }
-    if scheme == "http" && !is_loopback(host) {
-        return Err(format!(
-            "endpoint {s:?} uses http:// with a non-loopback host; use https://"
-        ));
-    }
-    Ok(Endpoint::Url {
-        base: format!("{scheme}://{authority}"),
-        host: host.to_owned(),
-    })
-}
-
-/// 127.0.0.0/8, ::1 and localhost: where plain http cannot be sniffed on the way.
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback())
-        || host.parse::<Ipv6Addr>().is_ok_and(|a| a.is_loopback())
 }
 
 fn check_attributes(node: &Node, problems: &mut Problems) -> Vec<String> {
@@ -629,62 +547,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints() {
-        assert_eq!(parse_endpoint("embedded"), Ok(Endpoint::Embedded));
-        assert_eq!(
-            parse_endpoint("https://adminapisgp.im.qcloud.com/"),
-            Ok(Endpoint::Url {
-                base: "https://adminapisgp.im.qcloud.com".into(),
-                host: "adminapisgp.im.qcloud.com".into()
-            })
-        );
-        assert_eq!(
-            parse_endpoint("http://[::1]:8080"),
-            Ok(Endpoint::Url {
-                base: "http://[::1]:8080".into(),
-                host: "::1".into()
-            })
-        );
-        for bad in [
-            "http://example.com",
-            "http://192.168.1.1:80",
-            "http://[::2]:80",
-            "https://h/path",
-            "https://h?q",
-            "https://u@h",
-            "https://h:x",
-            "https://[::1",
-            "https://:80",
-            "ws://h",
-            "",
-        ] {
-            assert!(parse_endpoint(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn loopback_hosts() {
-        for h in ["localhost", "LOCALHOST", "127.0.0.1", "127.255.0.9", "::1"] {
-            assert!(is_loopback(h), "{h}");
-        }
-        for h in ["128.0.0.1", "localhost.example.com", "::2", "0.0.0.0"] {
-            assert!(!is_loopback(h), "{h}");
-        }
-    }
-
-    #[test]
     fn env_names() {
         assert!(is_env_name("TIM_SECRET_KEY"));
         assert!(is_env_name("_k2"));
         assert!(!is_env_name("2K"));
         assert!(!is_env_name(""));
         assert!(!is_env_name("A-B"));
-    }
-
-    #[test]
-    fn every_region_has_a_host() {
-        assert_eq!(REGIONS.len(), 7);
-        assert!(REGIONS.contains(&("china", "console.tim.qq.com")));
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! The emulator's request rules (spec §2, including the [rule] items): a request is validated
-//! whole against the current data, and becomes either a read or a write [`Op`]; nothing is
-//! applied unless every part of it is valid.
+//! The emulator's request rules (spec §2, including the [rule] items): a request is read with
+//! the same [`wire`] type the client writes it with, validated whole against the current data,
+//! and becomes either a read or a write [`Op`]; nothing is applied unless every part of it is
+//! valid.
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{Data, UserData};
 use crate::api::codes::code;
@@ -35,9 +37,15 @@ pub(crate) enum Op {
 #[derive(Debug)]
 pub(crate) enum Request {
     Write(Op),
-    GetAttrName,
-    GetAttr(Vec<String>),
-    GetTag(Vec<String>),
+    Read(Read),
+}
+
+/// A validated read.
+#[derive(Debug)]
+pub(crate) enum Read {
+    AttrNames,
+    Attrs(Vec<String>),
+    Tags(Vec<String>),
 }
 
 /// A refusal: the code and the ErrorInfo to answer with.
@@ -64,106 +72,76 @@ pub(crate) fn parse(cmd: &str, body: &[u8], data: &Data) -> Result<Request, Reje
         Ok(v) => v,
         Err(e) => return shape(format!("invalid JSON: {e}")),
     };
-    let Some(obj) = doc.as_object() else {
+    if !doc.is_object() {
         return shape("the request body must be a JSON object");
-    };
+    }
     match cmd {
-        command::SET_ATTR_NAME => set_attr_name(obj, data),
-        command::GET_ATTR_NAME => Ok(Request::GetAttrName),
-        command::SET_ATTR => set_attr(obj, data),
-        command::GET_ATTR => Ok(Request::GetAttr(accounts(obj)?)),
-        command::REMOVE_ATTR => remove_attr(obj, data),
-        command::GET_TAG => Ok(Request::GetTag(accounts(obj)?)),
-        command::ADD_TAG => add_tag(obj, data),
+        command::SET_ATTR_NAME => set_attr_name(read(&doc, "AttrNames")?, data),
+        command::GET_ATTR_NAME => {
+            read::<wire::Empty>(&doc, "").map(|_| Request::Read(Read::AttrNames))
+        }
+        command::SET_ATTR => set_attr(&doc, data),
+        command::GET_ATTR => Ok(Request::Read(Read::Attrs(accounts(&doc)?))),
+        command::REMOVE_ATTR => remove_attr(read(&doc, "UserAttrs")?, data),
+        command::GET_TAG => Ok(Request::Read(Read::Tags(accounts(&doc)?))),
+        command::ADD_TAG => add_tag(user_tags(&doc)?, data),
         command::REMOVE_TAG => Ok(Request::Write(Op::RemoveTag {
-            users: user_tags(obj)?,
+            users: user_tags(&doc)?,
         })),
         command::REMOVE_ALL_TAGS => Ok(Request::Write(Op::RemoveAllTags {
-            accounts: accounts(obj)?,
+            accounts: accounts(&doc)?,
         })),
         other => reject(code::WRONG_COMMAND, format!("unknown command {other}")),
     }
 }
 
-fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<&'a Value, Reject> {
-    match obj.get(name) {
-        Some(v) => Ok(v),
-        None => shape(format!("missing field {name}")),
+/// Reads `doc` as the wire type `T`. `list` names its list of accounts (if any): more than
+/// [`MAX_BATCH`] entries is 90018 whatever their shape, as the service counts before it reads.
+fn read<T: DeserializeOwned>(doc: &Value, list: &str) -> Result<T, Reject> {
+    if let Some(n) = doc.get(list).and_then(Value::as_array).map(Vec::len) {
+        if n > MAX_BATCH {
+            return reject(
+                code::TOO_MANY_ACCOUNTS,
+                format!("{n} accounts in one request; at most {MAX_BATCH}"),
+            );
+        }
     }
+    T::deserialize(doc).or_else(|e| shape(format!("request shape: {e}")))
 }
 
-/// An array of at most [`MAX_BATCH`] entries.
-fn batch<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<&'a Vec<Value>, Reject> {
-    let Some(items) = field(obj, name)?.as_array() else {
-        return shape(format!("{name} must be an array"));
-    };
-    if items.len() > MAX_BATCH {
-        return reject(
-            code::TOO_MANY_ACCOUNTS,
-            format!(
-                "{} accounts in one request; at most {MAX_BATCH}",
-                items.len()
-            ),
-        );
+fn account(a: &str) -> Result<(), Reject> {
+    if a.is_empty() || a.len() > MAX_ACCOUNT_BYTES {
+        return shape(format!(
+            "To_Account must be a string of 1..={MAX_ACCOUNT_BYTES} bytes, got {a:?}"
+        ));
     }
-    Ok(items)
-}
-
-fn account(v: &Value) -> Result<String, Reject> {
-    match v.as_str() {
-        Some(a) if !a.is_empty() && a.len() <= MAX_ACCOUNT_BYTES => Ok(a.to_owned()),
-        _ => shape(format!(
-            "To_Account must be a string of 1..={MAX_ACCOUNT_BYTES} bytes, got {v}"
-        )),
-    }
+    Ok(())
 }
 
 /// `{"To_Account":[...]}`.
-fn accounts(obj: &Map<String, Value>) -> Result<Vec<String>, Reject> {
-    batch(obj, "To_Account")?.iter().map(account).collect()
-}
-
-/// The entries of `UserAttrs`/`UserTags`: each an object with `To_Account` and `field`.
-fn entries<'a>(
-    obj: &'a Map<String, Value>,
-    list: &str,
-    field_name: &str,
-) -> Result<Vec<(String, &'a Value)>, Reject> {
-    batch(obj, list)?
-        .iter()
-        .map(|e| {
-            let Some(e) = e.as_object() else {
-                return shape(format!("each {list} entry must be an object"));
-            };
-            Ok((account(field(e, "To_Account")?)?, field(e, field_name)?))
-        })
-        .collect()
+fn accounts(doc: &Value) -> Result<Vec<String>, Reject> {
+    let req: wire::Accounts = read(doc, "To_Account")?;
+    req.to_account.iter().try_for_each(|a| account(a))?;
+    Ok(req.to_account)
 }
 
 fn configured(data: &Data, name: &str) -> bool {
     data.attr_names.values().any(|n| n == name)
 }
 
-fn set_attr_name(obj: &Map<String, Value>, data: &Data) -> Result<Request, Reject> {
-    let Some(names) = field(obj, "AttrNames")?.as_object() else {
-        return shape("AttrNames must be an object");
-    };
+fn set_attr_name(req: wire::AttrNames, data: &Data) -> Result<Request, Reject> {
     let mut slots = BTreeMap::new();
-    for (key, name) in names {
+    for (key, name) in req.attr_names {
         let slot = match key.parse::<u8>() {
             Ok(n) if usize::from(n) < MAX_ATTRIBUTE_NAMES && key.len() == 1 => n,
             _ => return shape(format!("attribute slot {key:?} is not one of \"0\"..\"9\"")),
         };
-        match name.as_str() {
-            Some(n) if !n.is_empty() && n.len() <= MAX_ATTR_BYTES => {
-                slots.insert(slot, n.to_owned());
-            }
-            _ => {
-                return shape(format!(
-                    "attribute name in slot {key} must be a string of 1..={MAX_ATTR_BYTES} bytes"
-                ))
-            }
+        if name.is_empty() || name.len() > MAX_ATTR_BYTES {
+            return shape(format!(
+                "attribute name in slot {key} must be a string of 1..={MAX_ATTR_BYTES} bytes"
+            ));
         }
+        slots.insert(slot, name);
     }
     // The same name in two slots would make values ambiguous.
     let mut after = data.attr_names.clone();
@@ -179,91 +157,82 @@ fn set_attr_name(obj: &Map<String, Value>, data: &Data) -> Result<Request, Rejec
     Ok(Request::Write(Op::SetAttrName { slots }))
 }
 
-fn set_attr(obj: &Map<String, Value>, data: &Data) -> Result<Request, Reject> {
-    let mut users = Vec::new();
-    for (to_account, attrs) in entries(obj, "UserAttrs", "Attrs")? {
-        let Some(attrs) = attrs.as_object() else {
-            return shape("Attrs must be an object of name → value");
-        };
-        let mut out = BTreeMap::new();
-        for (name, value) in attrs {
+/// An attribute value that is not a string is an invalid attribute (90033), not a parse
+/// error: the wire type cannot hold it, so this looks before the typed read fails.
+fn non_string_value(doc: &Value) -> Option<String> {
+    let users = doc.get("UserAttrs")?.as_array()?;
+    users.iter().find_map(|u| {
+        let attrs = u.get("Attrs")?.as_object()?;
+        attrs
+            .iter()
+            .find(|(_, v)| !v.is_string())
+            .map(|(name, _)| name.clone())
+    })
+}
+
+fn set_attr(doc: &Value, data: &Data) -> Result<Request, Reject> {
+    let req: wire::UserAttrsList = match read(doc, "UserAttrs") {
+        Ok(r) => r,
+        Err(e) => match non_string_value(doc) {
+            Some(name) if e.code == code::JSON_PARSE => {
+                return reject(
+                    code::INVALID_ATTRIBUTE,
+                    format!("value of {name:?} is not a string"),
+                )
+            }
+            _ => return Err(e),
+        },
+    };
+    for u in &req.user_attrs {
+        account(&u.to_account)?;
+        for (name, value) in &u.attrs {
             if !configured(data, name) {
                 return reject(
                     code::INVALID_ATTRIBUTE,
                     format!("attribute name {name:?} is not configured"),
                 );
             }
-            match value.as_str() {
-                Some(v) if v.len() <= MAX_ATTR_BYTES => {
-                    out.insert(name.clone(), v.to_owned());
-                }
-                Some(v) => {
-                    return reject(
-                        code::INVALID_ATTRIBUTE,
-                        format!(
-                        "value of {name:?} for {to_account} is {} bytes; at most {MAX_ATTR_BYTES}",
-                        v.len()
+            if value.len() > MAX_ATTR_BYTES {
+                return reject(
+                    code::INVALID_ATTRIBUTE,
+                    format!(
+                        "value of {name:?} for {} is {} bytes; at most {MAX_ATTR_BYTES}",
+                        u.to_account,
+                        value.len()
                     ),
-                    )
-                }
-                None => {
-                    return reject(
-                        code::INVALID_ATTRIBUTE,
-                        format!("value of {name:?} for {to_account} is not a string"),
-                    )
-                }
+                );
             }
         }
-        users.push(wire::UserAttrs {
-            to_account,
-            attrs: out,
-        });
     }
-    Ok(Request::Write(Op::SetAttr { users }))
+    Ok(Request::Write(Op::SetAttr {
+        users: req.user_attrs,
+    }))
 }
 
-fn strings(v: &Value, what: &str) -> Result<Vec<String>, Reject> {
-    let Some(items) = v.as_array() else {
-        return shape(format!("{what} must be an array of strings"));
-    };
-    items
-        .iter()
-        .map(|s| match s.as_str() {
-            Some(s) => Ok(s.to_owned()),
-            None => shape(format!("{what} must be an array of strings")),
-        })
-        .collect()
-}
-
-fn remove_attr(obj: &Map<String, Value>, data: &Data) -> Result<Request, Reject> {
-    let mut users = Vec::new();
-    for (to_account, attrs) in entries(obj, "UserAttrs", "Attrs")? {
-        let attrs = strings(attrs, "Attrs")?;
-        if let Some(name) = attrs.iter().find(|n| !configured(data, n)) {
+fn remove_attr(req: wire::UserAttrNamesList, data: &Data) -> Result<Request, Reject> {
+    for u in &req.user_attrs {
+        account(&u.to_account)?;
+        if let Some(name) = u.attrs.iter().find(|n| !configured(data, n)) {
             return reject(
                 code::INVALID_ATTRIBUTE,
                 format!("attribute name {name:?} is not configured"),
             );
         }
-        users.push(wire::UserAttrNames { to_account, attrs });
     }
-    Ok(Request::Write(Op::RemoveAttr { users }))
+    Ok(Request::Write(Op::RemoveAttr {
+        users: req.user_attrs,
+    }))
 }
 
-fn user_tags(obj: &Map<String, Value>) -> Result<Vec<wire::UserTags>, Reject> {
-    entries(obj, "UserTags", "Tags")?
-        .into_iter()
-        .map(|(to_account, tags)| {
-            Ok(wire::UserTags {
-                to_account,
-                tags: strings(tags, "Tags")?,
-            })
-        })
-        .collect()
+fn user_tags(doc: &Value) -> Result<Vec<wire::UserTags>, Reject> {
+    let req: wire::UserTagsList = read(doc, "UserTags")?;
+    req.user_tags
+        .iter()
+        .try_for_each(|u| account(&u.to_account))?;
+    Ok(req.user_tags)
 }
 
-fn add_tag(obj: &Map<String, Value>, data: &Data) -> Result<Request, Reject> {
-    let users = user_tags(obj)?;
+fn add_tag(users: Vec<wire::UserTags>, data: &Data) -> Result<Request, Reject> {
     // Tag counts after this request, entries applied in order (duplicates accumulate).
     let mut after: HashMap<&str, Vec<&str>> = HashMap::new();
     for u in &users {

@@ -100,6 +100,22 @@ pub struct Plan {
     pub unchanged: usize,
     /// Accounts in `L` (the managed accounts before this plan).
     pub managed: usize,
+    /// `--target` patterns: when not empty, the plan is partial and covers only the accounts
+    /// matching one of them.
+    pub targets: Vec<String>,
+}
+
+/// The mass-removal verdict of a plan (DESIGN.md §4), for the plan's views and for `apply`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Safety {
+    /// Managed accounts that would lose at least one value.
+    pub losing: usize,
+    pub managed: usize,
+    /// `losing` in percent of `managed`, rounded to one decimal.
+    pub removal_percent: f64,
+    pub max_removal_percent: f64,
+    /// Whether `apply` refuses the plan without `--allow-mass-removal`.
+    pub apply_refuses: bool,
 }
 
 /// The counts of a plan, as its summary line and JSON `summary` show them.
@@ -155,7 +171,8 @@ impl Plan {
             removes += usize::from(!c.remove.is_empty());
         }
         s.accounts_losing_values = removes;
-        s.requests = usize::from(!self.attribute_names.is_empty())
+        // Configuring names takes two requests: `im_get_attr_name` reads the app's slots first.
+        s.requests = 2 * usize::from(!self.attribute_names.is_empty())
             + sets.div_ceil(limits::MAX_BATCH)
             + removes.div_ceil(limits::MAX_BATCH);
         s
@@ -169,6 +186,28 @@ impl Plan {
         }
         let losing = self.summary().accounts_losing_values as f64;
         losing * 100.0 / self.managed as f64 > max_percent
+    }
+
+    /// The mass-removal verdict against `max_percent`.
+    pub fn safety(&self, max_percent: f64) -> Safety {
+        let losing = self.summary().accounts_losing_values;
+        let percent = if self.managed == 0 {
+            0.0
+        } else {
+            losing as f64 * 100.0 / self.managed as f64
+        };
+        Safety {
+            losing,
+            managed: self.managed,
+            removal_percent: (percent * 10.0).round() / 10.0,
+            max_removal_percent: max_percent,
+            apply_refuses: self.is_mass_removal(max_percent),
+        }
+    }
+
+    /// Whether `--target` limited the plan to some accounts.
+    pub fn is_partial(&self) -> bool {
+        !self.targets.is_empty()
     }
 }
 
@@ -288,6 +327,7 @@ pub fn diff(
         changes,
         unchanged,
         managed,
+        targets: Vec::new(),
     })
 }
 

@@ -129,8 +129,8 @@ fn summary_counts_requests_per_hundred_accounts() {
     let plan = diff(d, last, names(), &BTreeMap::new()).unwrap();
     let s = plan.summary();
     assert_eq!((s.add, s.change, s.remove), (250, 0, 1));
-    // 1 names request + 3 set batches + 1 remove batch.
-    assert_eq!(s.requests, 5);
+    // im_get_attr_name + im_set_attr_name + 3 set batches + 1 remove batch.
+    assert_eq!(s.requests, 6);
     assert_eq!(s.values, 251);
     let batches = plan.batches();
     assert_eq!(batches.len(), 4);

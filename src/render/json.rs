@@ -1,6 +1,11 @@
-//! The JSON plan (`--format json`), streamed one change at a time, and its saved form
-//! (`plan --out`), which adds the state's lineage and serial so `apply FILE` can refuse a
-//! stale plan.
+//! The JSON plan (`--format json`) and its saved form (`plan --out`), which adds the state's
+//! lineage and serial so `apply FILE` can refuse a stale plan.
+//!
+//! [`PlanDoc`] is the one definition of the format: it reads saved plans (derived), and its
+//! derived writer is the reference. Plans of a million changes are written by a streaming
+//! hand writer ([`write_plan`]) instead, which is several times faster (BENCHMARKS.md,
+//! "JSON plan writer"); the tests hold it to the derived type: written by hand, read by
+//! serde, equal to [`PlanDoc::of_plan`].
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -8,7 +13,7 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Attrs, Names};
-use crate::plan::{Action, Change, Plan};
+use crate::plan::{Action, Change, Plan, Safety};
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -26,16 +31,54 @@ pub struct StateRef {
     pub managed: usize,
 }
 
-/// Appends `s` as a JSON string. Most values need no escaping: copy those directly and leave
-/// the rest to serde_json (a million-change plan spends most of its rendering time here).
+/// Appends `s` as a JSON string. Most values need no escaping: copy those directly (a
+/// million-change plan spends most of its rendering time here). Besides what JSON requires,
+/// the C1 controls, bidirectional controls and line separators are written as `\uXXXX`, so a
+/// plan piped to a terminal cannot reorder text either (DESIGN.md §8).
 fn push_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    let plain = s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    if plain && (s.is_ascii() || !s.chars().any(super::is_unsafe)) {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
-    } else {
-        serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+        return;
     }
+    out.push(b'"');
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            c if super::is_unsafe(c) => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    out.push(b'"');
+}
+
+/// Writes `value` as JSON like serde does, with the non-ASCII characters of
+/// [`super::is_unsafe`] (which serde leaves raw) written as `\uXXXX` escapes. They can only
+/// occur inside strings, where the escape reads back as the same character.
+pub fn to_safe_writer(w: &mut impl Write, value: &impl Serialize, pretty: bool) -> io::Result<()> {
+    let bytes = if pretty {
+        serde_json::to_vec_pretty(value)?
+    } else {
+        serde_json::to_vec(value)?
+    };
+    let text = String::from_utf8(bytes).expect("serde_json writes UTF-8");
+    if text.is_ascii() || !text.chars().any(super::is_unsafe) {
+        return w.write_all(text.as_bytes());
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if !c.is_ascii() && super::is_unsafe(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    w.write_all(out.as_bytes())
 }
 
 fn push_attrs<'a>(
@@ -106,17 +149,31 @@ pub fn write_change(w: &mut impl Write, change: &Change, names: &Names) -> io::R
     w.write_all(&buf)
 }
 
-/// The plan as one JSON document (DESIGN.md §4); with `state`, the saved-plan form.
-pub fn write_plan(w: &mut impl Write, plan: &Plan, state: Option<&StateRef>) -> io::Result<()> {
+/// The plan as one JSON document (DESIGN.md §4), with the mass-removal verdict when `safety`
+/// is given and the state it was made against when `state` is (the saved-plan form has both).
+pub fn write_plan(
+    w: &mut impl Write,
+    plan: &Plan,
+    state: Option<&StateRef>,
+    safety: Option<&Safety>,
+) -> io::Result<()> {
     let s = plan.summary();
     write!(
         w,
         "{{\"format_version\":{FORMAT_VERSION},\"summary\":{{\"add\":{},\"change\":{},\"remove\":{},\"unchanged\":{},\"requests\":{}}}",
         s.add, s.change, s.remove, s.unchanged, s.requests
     )?;
+    if let Some(safety) = safety {
+        w.write_all(b",\"safety\":")?;
+        serde_json::to_writer(&mut *w, &SafetyDoc::from(safety))?;
+    }
     if let Some(state) = state {
         w.write_all(b",\"state\":")?;
-        serde_json::to_writer(&mut *w, state)?;
+        to_safe_writer(w, state, false)?;
+    }
+    if plan.is_partial() {
+        w.write_all(b",\"targets\":")?;
+        to_safe_writer(w, &plan.targets, false)?;
     }
     w.write_all(b",\"attribute_names\":{\"set\":")?;
     let slots: BTreeMap<String, &str> = plan
@@ -124,7 +181,7 @@ pub fn write_plan(w: &mut impl Write, plan: &Plan, state: Option<&StateRef>) -> 
         .iter()
         .map(|(k, v)| (k.to_string(), v.as_str()))
         .collect();
-    serde_json::to_writer(&mut *w, &slots)?;
+    to_safe_writer(w, &slots, false)?;
     w.write_all(b"},\"changes\":[")?;
     // Rendered in chunks: one write per ~64 KiB instead of dozens per change.
     let mut buf = Vec::with_capacity(1 << 17);
@@ -140,101 +197,233 @@ pub fn write_plan(w: &mut impl Write, plan: &Plan, state: Option<&StateRef>) -> 
     w.write_all(&buf)
 }
 
-#[derive(Deserialize)]
-struct PlanDoc {
-    format_version: u32,
-    summary: SummaryDoc,
-    state: Option<StateRef>,
-    attribute_names: SlotsDoc,
-    changes: Vec<ChangeDoc>,
+/// A plan document, as written and read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanDoc {
+    pub format_version: u32,
+    pub summary: SummaryDoc,
+    /// Whether `apply` would refuse the plan as a mass removal (added in format 1; absent in
+    /// older saved plans).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety: Option<SafetyDoc>,
+    /// The state the plan was made against: in saved plans and in `plan --format json` (with
+    /// `lineage: null` and `serial: 0` when there is no state yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateRef>,
+    /// The `--target` patterns of a partial plan; absent when the plan covers every account.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    pub attribute_names: SlotsDoc,
+    pub changes: Vec<ChangeDoc>,
 }
 
-#[derive(Deserialize)]
-struct SummaryDoc {
-    unchanged: usize,
+/// The mass-removal verdict (DESIGN.md §4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SafetyDoc {
+    /// Managed accounts losing values, in percent (one decimal).
+    #[serde(serialize_with = "whole_as_integer")]
+    pub removal_percent: f64,
+    #[serde(serialize_with = "whole_as_integer")]
+    pub max_removal_percent: f64,
+    /// `apply` refuses unless `--allow-mass-removal`.
+    pub apply_refuses: bool,
 }
 
-#[derive(Deserialize)]
-struct SlotsDoc {
-    set: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-struct ChangeDoc {
-    account: String,
-    action: String,
-    set: BTreeMap<String, String>,
-    remove: Vec<String>,
-    before: BTreeMap<String, String>,
-}
-
-/// Reads a saved plan back. Errors are phrased for the user.
-pub fn read_saved(bytes: &[u8]) -> Result<(Plan, StateRef), String> {
-    let doc: PlanDoc =
-        serde_json::from_slice(bytes).map_err(|e| format!("not a timattr plan file: {e}"))?;
-    if doc.format_version != FORMAT_VERSION {
-        return Err(format!(
-            "plan file format {} is not supported (expected {FORMAT_VERSION})",
-            doc.format_version
-        ));
+/// `10` rather than `10.0` for a whole percentage, as people write it in the project file.
+fn whole_as_integer<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
     }
-    let state = doc.state.ok_or(
-        "not a saved plan: it has no state reference (make it with `timattr plan --out FILE`)",
-    )?;
-    let mut names = Names::new(&state.attributes);
-    let too_many = || "the plan names more than 255 attributes".to_owned();
-    let attrs = |m: BTreeMap<String, String>, names: &mut Names| -> Result<Attrs, String> {
-        m.into_iter()
-            .map(|(n, v)| {
-                if n.len() > u8::MAX as usize || v.len() > u16::MAX as usize {
-                    return Err(format!("attribute {n:?} is too long"));
-                }
-                Ok((names.intern(&n).ok_or_else(too_many)?, v.into_boxed_str()))
-            })
-            .collect()
-    };
-    let mut changes = Vec::with_capacity(doc.changes.len());
-    for c in doc.changes {
+}
+
+impl From<&Safety> for SafetyDoc {
+    fn from(s: &Safety) -> SafetyDoc {
+        SafetyDoc {
+            removal_percent: s.removal_percent,
+            max_removal_percent: s.max_removal_percent,
+            apply_refuses: s.apply_refuses,
+        }
+    }
+}
+
+/// The plan's counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryDoc {
+    #[serde(default)]
+    pub add: usize,
+    #[serde(default)]
+    pub change: usize,
+    #[serde(default)]
+    pub remove: usize,
+    pub unchanged: usize,
+    #[serde(default)]
+    pub requests: usize,
+}
+
+/// Attribute-name slots to configure (slot number as a string → name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotsDoc {
+    pub set: BTreeMap<String, String>,
+}
+
+/// One element of `changes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeDoc {
+    pub account: String,
+    pub action: String,
+    pub set: BTreeMap<String, String>,
+    pub remove: Vec<String>,
+    pub before: BTreeMap<String, String>,
+    /// Derived from the others; written for readers, ignored when read back.
+    #[serde(default)]
+    pub after: BTreeMap<String, String>,
+}
+
+impl ChangeDoc {
+    pub fn of_change(change: &Change, names: &Names) -> ChangeDoc {
+        let map = |attrs: &mut dyn Iterator<Item = (crate::model::NameIdx, &str)>| {
+            attrs
+                .map(|(n, v)| (names.get(n).to_owned(), v.to_owned()))
+                .collect()
+        };
+        ChangeDoc {
+            account: change.account.to_string(),
+            action: change.action.as_str().to_owned(),
+            set: map(&mut change.set.iter()),
+            remove: change
+                .remove
+                .iter()
+                .map(|n| names.get(*n).to_owned())
+                .collect(),
+            before: map(&mut change.before.iter()),
+            after: map(&mut after(change)),
+        }
+    }
+}
+
+impl PlanDoc {
+    /// The document of `plan`, as [`write_plan`] writes it.
+    pub fn of_plan(plan: &Plan, state: Option<&StateRef>, safety: Option<&Safety>) -> PlanDoc {
+        let s = plan.summary();
+        PlanDoc {
+            format_version: FORMAT_VERSION,
+            summary: SummaryDoc {
+                add: s.add,
+                change: s.change,
+                remove: s.remove,
+                unchanged: s.unchanged,
+                requests: s.requests,
+            },
+            safety: safety.map(SafetyDoc::from),
+            state: state.cloned(),
+            targets: plan.targets.clone(),
+            attribute_names: SlotsDoc {
+                set: plan
+                    .attribute_names
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            },
+            changes: plan
+                .changes
+                .iter()
+                .map(|c| ChangeDoc::of_change(c, &plan.names))
+                .collect(),
+        }
+    }
+
+    /// The saved plan this document holds, and its mass-removal verdict when it has one.
+    /// Errors are phrased for the user.
+    pub fn into_saved(self) -> Result<(Plan, StateRef, Option<SafetyDoc>), String> {
+        if self.format_version != FORMAT_VERSION {
+            return Err(format!(
+                "plan file format {} is not supported (expected {FORMAT_VERSION})",
+                self.format_version
+            ));
+        }
+        let state = self.state.ok_or(
+            "not a saved plan: it has no state reference (make it with `timattr plan --out FILE`)",
+        )?;
+        let mut names = Names::new(&state.attributes);
+        let changes = self
+            .changes
+            .into_iter()
+            .map(|c| c.into_change(&mut names))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !changes.windows(2).all(|w| w[0].account < w[1].account) {
+            return Err("changes are not sorted by account, or an account appears twice".into());
+        }
+        let mut attribute_names = BTreeMap::new();
+        for (slot, name) in self.attribute_names.set {
+            let slot: u8 = slot
+                .parse()
+                .ok()
+                .filter(|s| *s < 10)
+                .ok_or_else(|| format!("bad attribute slot {slot:?}"))?;
+            attribute_names.insert(slot, name);
+        }
+        let plan = Plan {
+            names,
+            attribute_names,
+            changes,
+            unchanged: self.summary.unchanged,
+            managed: state.managed,
+            targets: self.targets,
+        };
+        Ok((plan, state, self.safety))
+    }
+}
+
+fn too_many_names() -> String {
+    "the plan names more than 255 attributes".to_owned()
+}
+
+fn attrs_of(m: BTreeMap<String, String>, names: &mut Names) -> Result<Attrs, String> {
+    m.into_iter()
+        .map(|(n, v)| {
+            if n.len() > u8::MAX as usize || v.len() > u16::MAX as usize {
+                return Err(format!("attribute {n:?} is too long"));
+            }
+            Ok((
+                names.intern(&n).ok_or_else(too_many_names)?,
+                v.into_boxed_str(),
+            ))
+        })
+        .collect()
+}
+
+impl ChangeDoc {
+    fn into_change(self, names: &mut Names) -> Result<Change, String> {
+        let c = self;
         if c.account.is_empty() || c.account.len() > crate::model::limits::MAX_ACCOUNT_BYTES {
             return Err(format!("account id {:?} is not 1 to 32 bytes", c.account));
         }
         let action = Action::parse(&c.action)
             .ok_or_else(|| format!("unknown action {:?} for {}", c.action, c.account))?;
-        let set = attrs(c.set, &mut names)?;
-        let before = attrs(c.before, &mut names)?;
+        let set = attrs_of(c.set, names)?;
+        let before = attrs_of(c.before, names)?;
         let remove = c
             .remove
             .iter()
-            .map(|n| names.intern(n).ok_or_else(too_many))
+            .map(|n| names.intern(n).ok_or_else(too_many_names))
             .collect::<Result<_, _>>()?;
-        changes.push(Change {
+        Ok(Change {
             account: c.account.into_boxed_str(),
             action,
             set,
             remove,
             before,
-        });
+        })
     }
-    if !changes.windows(2).all(|w| w[0].account < w[1].account) {
-        return Err("changes are not sorted by account, or an account appears twice".into());
-    }
-    let mut attribute_names = BTreeMap::new();
-    for (slot, name) in doc.attribute_names.set {
-        let slot: u8 = slot
-            .parse()
-            .ok()
-            .filter(|s| *s < 10)
-            .ok_or_else(|| format!("bad attribute slot {slot:?}"))?;
-        attribute_names.insert(slot, name);
-    }
-    let plan = Plan {
-        names,
-        attribute_names,
-        changes,
-        unchanged: doc.summary.unchanged,
-        managed: state.managed,
-    };
-    Ok((plan, state))
+}
+
+/// Reads a saved plan back. Errors are phrased for the user.
+pub fn read_saved(bytes: &[u8]) -> Result<(Plan, StateRef, Option<SafetyDoc>), String> {
+    let doc: PlanDoc =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a timattr plan file: {e}"))?;
+    doc.into_saved()
 }
 
 #[cfg(test)]
@@ -312,11 +501,11 @@ mod tests {
         )
         .unwrap();
         let mut out = Vec::new();
-        write_plan(&mut out, &plan, None).unwrap();
+        write_plan(&mut out, &plan, None, None).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             v["summary"],
-            serde_json::json!({"add":0,"change":1,"remove":0,"unchanged":0,"requests":3})
+            serde_json::json!({"add":0,"change":1,"remove":0,"unchanged":0,"requests":4})
         );
         assert_eq!(v["attribute_names"]["set"], serde_json::json!({"1":"tier"}));
         assert_eq!(
@@ -335,9 +524,94 @@ mod tests {
             managed: 1,
         };
         let mut saved = Vec::new();
-        write_plan(&mut saved, &plan, Some(&state)).unwrap();
-        let (back, st) = read_saved(&saved).unwrap();
+        write_plan(&mut saved, &plan, Some(&state), None).unwrap();
+        let (back, st, safety) = read_saved(&saved).unwrap();
+        assert_eq!(safety, None);
         assert_eq!(st, state);
         assert_eq!(back, plan);
+    }
+
+    #[test]
+    fn the_hand_writer_writes_what_the_derived_type_reads() {
+        let names = Names::new(&["city".into(), "tier".into(), "sex".into()]);
+        let a = |p: &[(u8, &str)]| -> Attrs { p.iter().map(|(n, v)| (*n, (*v).into())).collect() };
+        let desired = Desired {
+            names: names.clone(),
+            accounts: vec![
+                ("a\u{1b}[2J".into(), a(&[(0, "x\"y"), (2, "m")])),
+                ("u1".into(), a(&[(0, "x")])),
+                ("u2".into(), a(&[(1, "\u{202e}gold\n")])),
+            ],
+        };
+        let last = vec![
+            ("u1".into(), a(&[(0, "y"), (1, "gold")])),
+            ("u3".into(), a(&[(1, "free")])),
+        ];
+        let plan = crate::plan::diff(desired, last, names, &[(0, "city".into())].into()).unwrap();
+        let state = StateRef {
+            lineage: None,
+            serial: 0,
+            sdkappid: 1,
+            endpoint_host: "h".into(),
+            attributes: vec!["city".into(), "tier".into(), "sex".into()],
+            managed: 2,
+        };
+        let safety = plan.safety(10.0);
+        let mut targeted = plan.clone();
+        targeted.targets = vec!["u*".into(), "a\u{1b}".into()];
+        for (plan, state, safety) in [
+            (&plan, None, None),
+            (&plan, Some(&state), Some(&safety)),
+            (&targeted, Some(&state), None),
+        ] {
+            let mut by_hand = Vec::new();
+            write_plan(&mut by_hand, plan, state, safety).unwrap();
+            let read: PlanDoc = serde_json::from_slice(&by_hand).unwrap();
+            let derived = PlanDoc::of_plan(plan, state, safety);
+            assert_eq!(read, derived);
+            let again: PlanDoc =
+                serde_json::from_slice(&serde_json::to_vec(&derived).unwrap()).unwrap();
+            assert_eq!(again, derived);
+        }
+    }
+
+    fn arb_accounts(
+    ) -> impl proptest::strategy::Strategy<Value = Vec<(crate::model::Account, Attrs)>> {
+        use proptest::prelude::*;
+        // Values with quotes, backslashes, control and bidi characters, and non-ASCII text.
+        let value = "[a\"\\\u{1}\u{1b}\n\u{202e}é中]{0,6}";
+        let attrs = proptest::collection::btree_map(0u8..3, value, 0..3).prop_map(|m| {
+            m.into_iter()
+                .map(|(n, v)| (n, v.into_boxed_str()))
+                .collect::<Attrs>()
+        });
+        proptest::collection::btree_map("[a-z\"\\\u{7}]{1,4}", attrs, 0..12).prop_map(|m| {
+            m.into_iter()
+                .map(|(a, at)| (a.into_boxed_str(), at))
+                .collect()
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_plan_written_by_hand_reads_back_as_the_derived_document(
+            desired in arb_accounts(),
+            last in arb_accounts(),
+            tenths in 0u16..1000,
+        ) {
+            let names = Names::new(&["a".into(), "b".into(), "c".into()]);
+            let plan = crate::plan::diff(
+                Desired { names: names.clone(), accounts: desired },
+                last,
+                names,
+                &[(0, "a".into())].into(),
+            )
+            .unwrap();
+            let safety = plan.safety(f64::from(tenths) / 10.0);
+            let mut by_hand = Vec::new();
+            write_plan(&mut by_hand, &plan, None, Some(&safety)).unwrap();
+            let read: PlanDoc = serde_json::from_slice(&by_hand).unwrap();
+            proptest::prop_assert_eq!(read, PlanDoc::of_plan(&plan, None, Some(&safety)));
+        }
     }
 }

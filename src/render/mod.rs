@@ -1,15 +1,20 @@
-//! Views of a plan (and of a drift report): text for people, JSON for programs, markdown for
-//! pull-request comments. One plan model, three views, each writing to `impl Write` so large
-//! plans stream instead of being built in memory first.
+//! The output layer: views of a plan, of a drift report and of an apply, written to
+//! `impl Write` (large plans stream instead of being built in memory first). Text for people,
+//! JSON for programs, markdown for pull-request comments; [`progress`] is the apply's
+//! progress display on stderr.
 
+pub mod drift;
 pub mod json;
 pub mod markdown;
+pub mod output;
+pub mod progress;
+pub mod report;
 pub mod text;
 
 use std::fmt::Write as _;
 
-/// The output formats of `plan` and `drift`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// The output formats of `plan` and `drift` (`cli` maps its flag onto this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
     #[default]
     Text,
@@ -48,7 +53,64 @@ impl Style {
     }
 }
 
-/// A value as the text views quote it.
+/// Characters that could move the cursor, erase or reorder text on a terminal or in a CI log
+/// (DESIGN.md §8): C0 and C1 controls, DEL, the bidirectional controls, and the line and
+/// paragraph separators.
+pub fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+                | '\u{2028}' | '\u{2029}'
+        )
+}
+
+/// Writes `c` as an escape: `\x1b` below U+0080, `\u{202e}` above.
+fn push_escape(out: &mut String, c: char) {
+    if (c as u32) < 0x80 {
+        let _ = write!(out, "\\x{:02x}", c as u32);
+    } else {
+        let _ = write!(out, "\\u{{{:x}}}", c as u32);
+    }
+}
+
+/// An account id, attribute name or server text as the text views print it bare: the
+/// characters of [`is_unsafe`] escaped, everything else as is.
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(is_unsafe) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_unsafe(c) {
+            push_escape(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A message of several lines (an error, a note) with [`escape`] applied to everything but
+/// its line breaks and tabs, which multi-line diagnostics need and which cannot move the
+/// cursor back.
+pub fn escape_text(text: &str) -> String {
+    text.split_inclusive(['\n', '\t'])
+        .map(|piece| {
+            let (body, end) = match piece.char_indices().last() {
+                Some((i, c @ ('\n' | '\t'))) => (&piece[..i], Some(c)),
+                _ => (piece, None),
+            };
+            let mut out = escape(body).into_owned();
+            out.extend(end);
+            out
+        })
+        .collect()
+}
+
+/// A value as the text views quote it: always in double quotes (so no value can pass for a
+/// label such as `(removed)`), quotes and backslashes escaped, and the characters of
+/// [`is_unsafe`] escaped.
 pub fn quote(v: &str) -> String {
     let mut out = String::with_capacity(v.len() + 2);
     out.push('"');
@@ -56,9 +118,7 @@ pub fn quote(v: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
+            c if is_unsafe(c) => push_escape(&mut out, c),
             c => out.push(c),
         }
     }
@@ -66,40 +126,106 @@ pub fn quote(v: &str) -> String {
     out
 }
 
+/// `1 user`, `2 users`: a count with the noun that agrees with it.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// What the views of a plan need besides the plan: the pace of the requests and the
+/// mass-removal threshold of the project (DESIGN.md §4).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanContext {
+    pub rate: u32,
+    pub max_removal_percent: f64,
+}
+
+/// Why `apply` would refuse a plan, phrased for the reviewer, when it would (DESIGN.md §4).
+pub fn mass_removal(s: &crate::plan::Safety) -> Option<String> {
+    s.apply_refuses.then(|| {
+        format!(
+            "this plan removes attribute values from {} of {} managed users ({:.1}%, more than max_removal_percent {}%): check for an emptied or mis-globbed users file; if the removal is intended, `timattr apply --allow-mass-removal` is the reviewed override",
+            s.losing, s.managed, s.removal_percent, s.max_removal_percent
+        )
+    })
+}
+
+/// The `--target` patterns of a partial plan, as the views name them.
+pub fn targets_text(targets: &[String]) -> String {
+    let quoted: Vec<String> = targets.iter().map(|t| quote(t)).collect();
+    quoted.join(", ")
+}
+
 /// `"old" → "new"` with, on a colour terminal, the changed characters of long values
 /// highlighted (inline diff).
 pub fn old_to_new(old: Option<&str>, new: Option<&str>, style: Style) -> String {
-    let absent = |s: Style| s.dim("(unset)");
+    old_to_new_as(old, new, style, "(removed)")
+}
+
+/// [`old_to_new`], saying `gone` when there is no new value.
+pub fn old_to_new_as(old: Option<&str>, new: Option<&str>, style: Style, gone: &str) -> String {
     match (old, new) {
         (Some(o), Some(n)) if style.color && o.chars().count() + n.chars().count() > 16 => {
-            let diff = similar::TextDiff::from_chars(o, n);
-            let (mut left, mut right) = (String::from("\""), String::from("\""));
-            for change in diff.iter_all_changes() {
-                let s = change.value();
-                match change.tag() {
-                    similar::ChangeTag::Equal => {
-                        left.push_str(&style.red(s));
-                        right.push_str(&style.green(s));
-                    }
-                    similar::ChangeTag::Delete => left.push_str(&style.paint("1;4;31", s)),
-                    similar::ChangeTag::Insert => right.push_str(&style.paint("1;4;32", s)),
-                }
-            }
-            left.push('"');
-            right.push('"');
-            format!("{left} → {right}")
+            inline_diff(o, n, style)
         }
         (o, n) => format!(
             "{} → {}",
             o.map(|o| style.red(&quote(o)))
-                .unwrap_or_else(|| absent(style)),
+                .unwrap_or_else(|| style.dim("(unset)")),
             n.map(|n| style.green(&quote(n)))
-                .unwrap_or_else(|| style.dim("(removed)"))
+                .unwrap_or_else(|| style.dim(gone))
         ),
     }
+}
+
+/// Both values quoted, the characters that differ underlined.
+fn inline_diff(o: &str, n: &str, style: Style) -> String {
+    let diff = similar::TextDiff::from_chars(o, n);
+    let (mut left, mut right) = (String::from("\""), String::from("\""));
+    for change in diff.iter_all_changes() {
+        // Escaped like `quote` does, one piece at a time.
+        let s = quote(change.value());
+        let s = &s[1..s.len() - 1];
+        match change.tag() {
+            similar::ChangeTag::Equal => {
+                left.push_str(&style.red(s));
+                right.push_str(&style.green(s));
+            }
+            similar::ChangeTag::Delete => left.push_str(&style.paint("1;4;31", s)),
+            similar::ChangeTag::Insert => right.push_str(&style.paint("1;4;32", s)),
+        }
+    }
+    left.push('"');
+    right.push('"');
+    format!("{left} → {right}")
 }
 
 /// Seconds the requests take at `rate` per second, for the summary line.
 pub fn seconds(requests: usize, rate: u32) -> f64 {
     requests as f64 / f64::from(rate.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_and_bidi_are_escaped_and_quoting_is_unambiguous() {
+        assert_eq!(escape("a\u{1b}[2Jb"), "a\\x1b[2Jb");
+        assert_eq!(
+            escape("x\u{202e}y\u{9b}z\u{7f}"),
+            "x\\u{202e}y\\u{9b}z\\x7f"
+        );
+        assert!(matches!(
+            escape("plain é 中"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(quote("(removed)"), "\"(removed)\"");
+        assert_eq!(quote("a\"b\\\r"), "\"a\\\"b\\\\\\x0d\"");
+        assert_eq!(
+            escape_text("line 1\u{1b}[A\n\tcaret\u{2066}\n"),
+            "line 1\\x1b[A\n\tcaret\\u{2066}\n"
+        );
+        assert_eq!(count(1, "user", "users"), "1 user");
+        assert_eq!(count(0, "user", "users"), "0 users");
+    }
 }

@@ -3,34 +3,73 @@
 
 use std::io::{self, Write};
 
-use super::{old_to_new, seconds, Style};
+use super::{count, escape, mass_removal, old_to_new, seconds, targets_text, PlanContext, Style};
 use crate::plan::{Action, Change, Plan};
 
 /// The last line of a plan.
 pub fn summary_line(plan: &Plan, rate: u32) -> String {
+    let partial = if plan.is_partial() {
+        format!(
+            " Partial plan: only accounts matching --target {}.",
+            escape(&targets_text(&plan.targets))
+        )
+    } else {
+        String::new()
+    };
     if plan.is_empty() {
-        return "No changes. Desired attributes match the last-applied state.".into();
+        return format!("No changes. Desired attributes match the last-applied state.{partial}");
     }
     let s = plan.summary();
     format!(
-        "Plan: {} to add, {} to change, {} to remove ({} users, {} attribute values); {} requests, about {:.2} s at {} req/s.",
+        "Plan: {} to add, {} to change, {} to remove ({}, {}); {}, about {:.2} s at {} req/s.{partial}",
         s.add,
         s.change,
         s.remove,
-        s.users(),
-        s.values,
-        s.requests,
+        count(s.users(), "user", "users"),
+        count(s.values, "attribute value", "attribute values"),
+        count(s.requests, "request", "requests"),
         seconds(s.requests, rate),
         rate
     )
 }
 
+/// What the reviewer must know before the detail: a partial plan, a plan apply refuses.
+pub fn write_header(
+    w: &mut impl Write,
+    plan: &Plan,
+    ctx: PlanContext,
+    style: Style,
+) -> io::Result<()> {
+    if plan.is_partial() {
+        writeln!(
+            w,
+            "{} only accounts matching --target {} are planned; the others are left as they are.\n",
+            style.bold("Partial plan:"),
+            escape(&targets_text(&plan.targets))
+        )?;
+    }
+    if let Some(why) = mass_removal(&plan.safety(ctx.max_removal_percent)) {
+        writeln!(
+            w,
+            "{} {why}.\n",
+            style.red(&style.bold("Apply would refuse this plan:"))
+        )?;
+    }
+    Ok(())
+}
+
 /// Writes the whole text plan.
-pub fn write_plan(w: &mut impl Write, plan: &Plan, rate: u32, style: Style) -> io::Result<()> {
+pub fn write_plan(
+    w: &mut impl Write,
+    plan: &Plan,
+    ctx: PlanContext,
+    style: Style,
+) -> io::Result<()> {
+    write_header(w, plan, ctx, style)?;
     if !plan.attribute_names.is_empty() {
         writeln!(w, "{}", style.bold("Attribute names to configure:"))?;
         for (slot, name) in &plan.attribute_names {
-            writeln!(w, "  {} slot {slot}: {name}", style.green("+"))?;
+            writeln!(w, "  {} slot {slot}: {}", style.green("+"), escape(name))?;
         }
         writeln!(w)?;
     }
@@ -40,7 +79,7 @@ pub fn write_plan(w: &mut impl Write, plan: &Plan, rate: u32, style: Style) -> i
     if !plan.changes.is_empty() {
         writeln!(w)?;
     }
-    writeln!(w, "{}", summary_line(plan, rate))
+    writeln!(w, "{}", summary_line(plan, ctx.rate))
 }
 
 /// One account of the text plan.
@@ -56,7 +95,7 @@ pub fn write_change(
         Action::Change => style.yellow(&sign),
         Action::Remove => style.red(&sign),
     };
-    writeln!(w, "{sign} {}", style.bold(&change.account))?;
+    writeln!(w, "{sign} {}", style.bold(&escape(&change.account)))?;
     // Names in table order, sets and removes interleaved as the reader expects.
     for (n, name) in plan.names.iter() {
         let new = change.set.get(n);
@@ -65,7 +104,31 @@ pub fn write_change(
             continue;
         }
         let old = change.before.get(n);
-        writeln!(w, "    {name}: {}", old_to_new(old, new, style))?;
+        writeln!(w, "    {}: {}", escape(name), old_to_new(old, new, style))?;
+    }
+    Ok(())
+}
+
+/// The requests a dry run would send, one line per batch.
+pub fn write_requests(w: &mut impl Write, plan: &Plan) -> io::Result<()> {
+    writeln!(w, "\nRequests it would send:")?;
+    if !plan.attribute_names.is_empty() {
+        writeln!(w, "  im_get_attr_name (read the configured slots)")?;
+        writeln!(w, "  im_set_attr_name for the names the app lacks")?;
+    }
+    for (i, batch) in plan.batches().iter().enumerate() {
+        let (Some(&first), Some(&last)) = (batch.changes.first(), batch.changes.last()) else {
+            continue;
+        };
+        writeln!(
+            w,
+            "  {:<14} batch {:>5}: {:>3} accounts ({} … {})",
+            batch.kind.command(),
+            i + 1,
+            batch.changes.len(),
+            escape(&plan.changes[first].account),
+            escape(&plan.changes[last].account),
+        )?;
     }
     Ok(())
 }
@@ -76,6 +139,11 @@ mod tests {
 
     use super::*;
     use crate::model::{Attrs, Desired, Names};
+
+    const CTX: PlanContext = PlanContext {
+        rate: 100,
+        max_removal_percent: 10.0,
+    };
 
     fn plan() -> Plan {
         let names = Names::new(&["sex".into(), "city".into(), "tier".into()]);
@@ -95,7 +163,7 @@ mod tests {
     #[test]
     fn text_plan_matches_the_design() {
         let mut out = Vec::new();
-        write_plan(&mut out, &plan(), 100, Style::default()).unwrap();
+        write_plan(&mut out, &plan(), CTX, Style::default()).unwrap();
         let out = String::from_utf8(out).unwrap();
         let want = "\
 Attribute names to configure:
@@ -109,7 +177,7 @@ Attribute names to configure:
 - u3
     tier: \"free\" → (removed)
 
-Plan: 1 to add, 1 to change, 1 to remove (3 users, 4 attribute values); 3 requests, about 0.03 s at 100 req/s.
+Plan: 1 to add, 1 to change, 1 to remove (3 users, 4 attribute values); 4 requests, about 0.04 s at 100 req/s.
 ";
         assert_eq!(out, want);
     }
@@ -137,7 +205,7 @@ Plan: 1 to add, 1 to change, 1 to remove (3 users, 4 attribute values); 3 reques
     #[test]
     fn colour_highlights_only_on_request() {
         let mut out = Vec::new();
-        write_plan(&mut out, &plan(), 100, Style { color: true }).unwrap();
+        write_plan(&mut out, &plan(), CTX, Style { color: true }).unwrap();
         assert!(String::from_utf8(out).unwrap().contains("\x1b["));
     }
 }

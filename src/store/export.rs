@@ -1,13 +1,25 @@
 //! `state export` / `state restore`: gzip-compressed JSON lines, a header line then one line
 //! per account, so a backup can be read with `zcat | jq` and survives throwaway CI runners.
+//!
+//! A backup is hostile input like any other file: [`read_export`] checks all of it (sizes,
+//! counts, limits of the API, the app it belongs to) before anything touches a store, reads the
+//! gzip with a cap on the inflated size and on each line, so a truncated, garbled or bombed file
+//! changes nothing and cannot exhaust memory.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
 use super::{blocks, codec, sled_err, HistoryEntry, Meta, Result, Store, StoreError};
+use crate::model::limits::{MAX_ACCOUNT_BYTES, MAX_ATTRIBUTE_NAMES, MAX_ATTR_BYTES};
 use crate::model::{Attrs, Names};
+
+/// The most an export may inflate to (a million accounts take ~150 MB).
+pub const MAX_EXPORT_BYTES: u64 = 4 << 30;
+/// The longest line an export can legitimately hold is a few KB (ten names and values of 50
+/// bytes, escaped); anything longer is not an export.
+const MAX_LINE_BYTES: usize = 64 << 10;
 
 /// The first line of an export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +40,25 @@ pub struct ExportLine {
     pub attrs: BTreeMap<String, String>,
 }
 
+/// An export read and checked in full, ready to replace a store's content.
+#[derive(Debug)]
+pub struct Export {
+    pub header: ExportHeader,
+    names: Names,
+    /// In account order, without accounts that have no values.
+    accounts: Vec<(Box<str>, Attrs)>,
+}
+
+impl Export {
+    /// Every account with its values (name, value), in account order.
+    pub fn accounts(&self) -> impl Iterator<Item = (&str, Vec<(&str, &str)>)> + '_ {
+        self.accounts.iter().map(|(a, attrs)| {
+            let values = attrs.iter().map(|(n, v)| (self.names.get(n), v)).collect();
+            (&**a, values)
+        })
+    }
+}
+
 impl Store {
     /// Writes the whole store to `out` (gzip JSON lines). Returns the number of accounts.
     pub fn export(&self, out: impl Write) -> std::io::Result<u64> {
@@ -39,7 +70,7 @@ impl Store {
             lineage: self.meta.lineage.clone(),
             serial: self.meta.serial,
             slots: self.meta.slots.clone(),
-            accounts: self.account_count().map_err(std::io::Error::other)? as u64,
+            accounts: self.accounts,
         };
         serde_json::to_writer(&mut gz, &header)?;
         gz.write_all(b"\n")?;
@@ -65,100 +96,25 @@ impl Store {
     }
 
     /// Replaces the store's content with an export. Refuses another lineage or an older serial
-    /// unless `force`. Returns the header that was restored.
-    pub fn restore(&mut self, input: impl std::io::Read, force: bool) -> Result<ExportHeader> {
-        let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(input));
-        let mut lines = reader.lines();
-        let bad = |m: String| StoreError::Restore(format!("the export cannot be read: {m}"));
-        let header_line = lines
-            .next()
-            .ok_or_else(|| bad("it is empty".into()))?
-            .map_err(|e| bad(e.to_string()))?;
-        let header: ExportHeader =
-            serde_json::from_str(&header_line).map_err(|e| bad(format!("header: {e}")))?;
-        if header.format_version > super::FORMAT_VERSION {
-            return Err(StoreError::NewerFormat {
-                path: self.path.clone(),
-                found: header.format_version,
-            });
-        }
-        let has_history = self.meta.serial > 0 || self.account_count()? > 0;
-        if !force && has_history {
-            if header.lineage != self.meta.lineage {
-                return Err(StoreError::Restore(format!(
-                    "the export has lineage {} but the store has lineage {}: it is another store's backup (use --force to replace this store anyway)",
-                    header.lineage, self.meta.lineage
-                )));
-            }
-            if header.serial < self.meta.serial {
-                return Err(StoreError::Restore(format!(
-                    "the export has serial {} but the store is at serial {}: it is older than the store (use --force to go back anyway)",
-                    header.serial, self.meta.serial
-                )));
-            }
-        }
-        if !force
-            && (header.sdkappid != self.meta.sdkappid
-                || header.endpoint_host != self.meta.endpoint_host)
-        {
-            return Err(StoreError::Restore(format!(
-                "the export belongs to sdkappid {} at {}, but this store to sdkappid {} at {} (use --force to replace it anyway)",
-                header.sdkappid, header.endpoint_host, self.meta.sdkappid, self.meta.endpoint_host
-            )));
-        }
-        // Read every line before touching the store: a truncated file must not half-restore.
-        let mut names = Names::default();
-        let mut accounts: Vec<(Box<str>, Attrs)> = Vec::new();
-        for (i, line) in lines.enumerate() {
-            let line = line.map_err(|e| bad(e.to_string()))?;
-            if line.is_empty() {
-                continue;
-            }
-            let l: ExportLine =
-                serde_json::from_str(&line).map_err(|e| bad(format!("line {}: {e}", i + 2)))?;
-            let line_no = i + 2;
-            if l.account.is_empty() || l.account.len() > crate::model::limits::MAX_ACCOUNT_BYTES {
-                return Err(bad(format!(
-                    "line {line_no}: account id {:?} is not 1 to 32 bytes",
-                    l.account
-                )));
-            }
-            let mut attrs = Attrs::with_capacity(l.attrs.len());
-            for (n, v) in &l.attrs {
-                if n.is_empty() || n.len() > u8::MAX as usize || v.len() > u16::MAX as usize {
-                    return Err(bad(format!(
-                        "line {line_no}: attribute {n:?} of {:?} is out of bounds",
-                        l.account
-                    )));
-                }
-                let n = names.intern(n).ok_or_else(|| {
-                    bad(format!(
-                        "line {line_no}: more than 255 distinct attribute names"
-                    ))
-                })?;
-                attrs.insert(n, v.as_str().into());
-            }
-            accounts.push((l.account.into_boxed_str(), attrs));
-        }
-        if accounts.len() as u64 != header.accounts {
-            return Err(bad(format!(
-                "the header announces {} accounts but {} follow (truncated?)",
-                header.accounts,
-                accounts.len()
-            )));
-        }
-        accounts.sort_by(|a, b| a.0.cmp(&b.0));
-        if accounts.windows(2).any(|w| w[0].0 == w[1].0) {
-            return Err(bad("an account appears twice".into()));
-        }
+    /// unless `force`, and another app always. Returns the header that was restored.
+    pub fn restore(&mut self, input: impl Read, force: bool) -> Result<ExportHeader> {
+        let export = read_export(input)?;
+        self.restore_export(&export, force)
+    }
+
+    /// Replaces the store's content with an export already read by [`read_export`].
+    pub fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader> {
+        self.writable()?;
+        let header = &export.header;
+        self.check_restorable(header, force)?;
         let mut batch = sled::Batch::default();
         for kv in self.db.scan_prefix(blocks::PREFIX).keys() {
             batch.remove(kv.map_err(|e| sled_err(&self.path, e))?);
         }
-        let entries: blocks::Entries = accounts
+        let entries: blocks::Entries = export
+            .accounts
             .iter()
-            .filter(|(_, attrs)| !attrs.is_empty())
-            .map(|(account, attrs)| (account.clone(), codec::encode(attrs, &names)))
+            .map(|(account, attrs)| (account.clone(), codec::encode(attrs, &export.names)))
             .collect();
         for chunk in blocks::chunks(&entries) {
             if let Some((first, _)) = chunk.first() {
@@ -173,26 +129,206 @@ impl Store {
             serial: header.serial,
             slots: header.slots.clone(),
         };
-        self.commit(batch, meta)?;
+        self.commit(batch, meta, entries.len() as u64)?;
         self.add_history(&HistoryEntry {
-            time: now_unix(),
+            time: crate::clock::now_unix(),
             serial: header.serial,
             operation: "restore".into(),
             status: "complete".into(),
-            accounts_set: header.accounts,
+            accounts_set: entries.len() as u64,
             accounts_removed: 0,
             names_configured: 0,
             requests: 0,
             retries: 0,
         })?;
-        Ok(header)
+        Ok(header.clone())
+    }
+
+    /// Another app's export is refused always; another lineage or an older serial unless `force`.
+    fn check_restorable(&self, header: &ExportHeader, force: bool) -> Result<()> {
+        check_app(header, self.meta.sdkappid, &self.meta.endpoint_host)?;
+        let has_history = self.meta.serial > 0 || self.accounts > 0;
+        if force || !has_history {
+            return Ok(());
+        }
+        if header.lineage != self.meta.lineage {
+            return Err(StoreError::Restore(format!(
+                "the export has lineage {} but the store has lineage {}: it is another store's backup (use --force to replace this store anyway)",
+                header.lineage, self.meta.lineage
+            )));
+        }
+        if header.serial < self.meta.serial {
+            return Err(StoreError::Restore(format!(
+                "the export has serial {} but the store is at serial {}: it is older than the store (use --force to go back anyway)",
+                header.serial, self.meta.serial
+            )));
+        }
+        Ok(())
     }
 }
 
-/// Now, in Unix seconds.
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+/// Refuses an export of another app or endpoint host; `--force` does not change that, because
+/// a store of another app fails every later command.
+pub fn check_app(header: &ExportHeader, sdkappid: u32, host: &str) -> Result<()> {
+    if header.sdkappid != sdkappid || header.endpoint_host != host {
+        return Err(StoreError::Restore(format!(
+            "the export belongs to sdkappid {} at {:?}, but this project to sdkappid {sdkappid} at {host:?}: restore it in that app's project (--force does not override this)",
+            header.sdkappid, header.endpoint_host
+        )));
+    }
+    Ok(())
+}
+
+fn bad(m: impl std::fmt::Display) -> StoreError {
+    StoreError::Restore(format!("the export cannot be read: {m}"))
+}
+
+/// Reads and checks a whole export (gzip JSON lines) without touching any store.
+pub fn read_export(input: impl Read) -> Result<Export> {
+    let mut reader = crate::files::gzip_reader_capped(input, MAX_EXPORT_BYTES, "the export");
+    let mut line = Vec::new();
+    if !read_line(&mut reader, &mut line, 1)? {
+        return Err(bad("it is empty"));
+    }
+    let header: ExportHeader =
+        serde_json::from_slice(&line).map_err(|e| bad(format!("line 1 (header): {e}")))?;
+    check_header(&header).map_err(|m| bad(format!("line 1 (header): {m}")))?;
+    let mut names = Names::default();
+    let mut accounts: BTreeMap<Box<str>, Attrs> = BTreeMap::new();
+    let mut lines = 0u64;
+    let mut line_no = 1usize;
+    loop {
+        line_no += 1;
+        if !read_line(&mut reader, &mut line, line_no)? {
+            break;
+        }
+        if line.is_empty() {
+            // An export has none; a stream of them would be read for nothing.
+            return Err(bad(format!("line {line_no} is empty")));
+        }
+        lines += 1;
+        if lines > header.accounts {
+            return Err(bad(format!(
+                "line {line_no}: more accounts than the {} the header announces",
+                header.accounts
+            )));
+        }
+        let (account, attrs) =
+            parse_line(&line, &mut names).map_err(|m| bad(format!("line {line_no}: {m}")))?;
+        if accounts.contains_key(&account) {
+            return Err(bad(format!(
+                "line {line_no}: account {account:?} appears twice"
+            )));
+        }
+        if !attrs.is_empty() {
+            accounts.insert(account, attrs);
+        }
+    }
+    if lines != header.accounts {
+        return Err(bad(format!(
+            "the header announces {} accounts but {lines} follow (truncated?)",
+            header.accounts
+        )));
+    }
+    Ok(Export {
+        header,
+        names,
+        accounts: accounts.into_iter().collect(),
+    })
+}
+
+/// Reads one line (without its `\n`) into `buf`, refusing one longer than [`MAX_LINE_BYTES`].
+/// `Ok(false)` at the end of the input.
+fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, line_no: usize) -> Result<bool> {
+    buf.clear();
+    let read = reader
+        .by_ref()
+        .take(MAX_LINE_BYTES as u64 + 1)
+        .read_until(b'\n', buf)
+        .map_err(bad)?;
+    if read == 0 {
+        return Ok(false);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > MAX_LINE_BYTES {
+        return Err(bad(format!(
+            "line {line_no} is longer than {MAX_LINE_BYTES} bytes"
+        )));
+    }
+    Ok(true)
+}
+
+/// The header's own limits: a serial that can still be bumped, slots the API has.
+fn check_header(h: &ExportHeader) -> Result<(), String> {
+    if h.format_version == 0 || h.format_version > super::FORMAT_VERSION {
+        return Err(format!(
+            "format version {} is not one this timattr reads (1 to {}): upgrade timattr",
+            h.format_version,
+            super::FORMAT_VERSION
+        ));
+    }
+    if h.serial == u64::MAX {
+        return Err("the serial is at its maximum and could not be bumped".into());
+    }
+    let lineage_ok = !h.lineage.is_empty()
+        && h.lineage.len() <= 64
+        && h.lineage
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !lineage_ok {
+        return Err("the lineage is not an id (1 to 64 letters, digits or '-')".into());
+    }
+    if h.slots.len() > MAX_ATTRIBUTE_NAMES {
+        return Err(format!(
+            "more than {MAX_ATTRIBUTE_NAMES} attribute-name slots"
+        ));
+    }
+    for (slot, name) in &h.slots {
+        if usize::from(*slot) >= MAX_ATTRIBUTE_NAMES {
+            return Err(format!("slot {slot} does not exist (slots are 0 to 9)"));
+        }
+        check_text("attribute name", name)?;
+    }
+    Ok(())
+}
+
+fn check_text(what: &str, s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > MAX_ATTR_BYTES {
+        return Err(format!("{what} {s:?} is not 1 to {MAX_ATTR_BYTES} bytes"));
+    }
+    Ok(())
+}
+
+/// One account line, checked against the limits of the API.
+fn parse_line(line: &[u8], names: &mut Names) -> Result<(Box<str>, Attrs), String> {
+    let l: ExportLine = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    if l.account.is_empty() || l.account.len() > MAX_ACCOUNT_BYTES {
+        return Err(format!(
+            "account id {:?} is not 1 to {MAX_ACCOUNT_BYTES} bytes",
+            l.account
+        ));
+    }
+    if l.attrs.len() > MAX_ATTRIBUTE_NAMES {
+        return Err(format!(
+            "account {:?} has more than {MAX_ATTRIBUTE_NAMES} attributes",
+            l.account
+        ));
+    }
+    let mut attrs = Attrs::with_capacity(l.attrs.len());
+    for (n, v) in &l.attrs {
+        check_text("attribute name", n)?;
+        if v.len() > MAX_ATTR_BYTES {
+            return Err(format!(
+                "the value of {n:?} for {:?} is longer than {MAX_ATTR_BYTES} bytes",
+                l.account
+            ));
+        }
+        let idx = names
+            .intern(n)
+            .filter(|_| names.len() <= MAX_ATTRIBUTE_NAMES)
+            .ok_or_else(|| format!("more than {MAX_ATTRIBUTE_NAMES} distinct attribute names"))?;
+        attrs.insert(idx, v.as_str().into());
+    }
+    Ok((l.account.into_boxed_str(), attrs))
 }

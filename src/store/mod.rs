@@ -11,12 +11,22 @@
 //!   `blocks`; names are spelled out, so a slot renamed elsewhere cannot relabel our values);
 //! - `h/<sequence>`: one history entry per apply, import, fix or restore.
 //!
-//! sled's file lock keeps a second process out; it dies with its process, so a killed CI job
-//! leaves no stale lock.
+//! Every write is a commit: one sled batch that also rewrites `meta`, whose record counts the
+//! commits and the accounts and carries a CRC-32. After each commit the same record is written
+//! outside sled (`commits`), so that sled recovering an older prefix of its log is noticed.
+//! Opening a store verifies the metadata, the commit record, every block's checksum, the order
+//! of accounts and their number; a damaged store is an error that says what to do, never a
+//! smaller state.
+//!
+//! Writers take sled's file lock, which keeps a second process out and dies with its process,
+//! so a killed CI job leaves no stale lock. Readers ([`Store::open_read_only`]) open a private
+//! copy (`snapshot`) and never write to the state directory.
 
 mod blocks;
 mod codec;
+mod commits;
 mod export;
+mod snapshot;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,12 +35,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Account, Attrs, Names};
 
-pub use export::now_unix;
-pub use export::{ExportHeader, ExportLine};
+pub use export::{check_app, read_export, Export, ExportHeader, ExportLine, MAX_EXPORT_BYTES};
 
-/// Bumped when the layout changes; older binaries refuse newer stores, and a store of an older
-/// layout is refused rather than misread (version 1 kept one sled entry per account).
-pub const FORMAT_VERSION: u32 = 2;
+/// Bumped when the layout changes; older binaries refuse newer stores. Version 2 (blocks
+/// without checksums, metadata without counts) is migrated when first opened; version 1 (one sled
+/// entry per account) is refused rather than misread.
+pub const FORMAT_VERSION: u32 = 3;
+/// The layout migrated on open.
+const MIGRATED_FORMAT: u32 = 2;
 
 const META_KEY: &[u8] = b"meta";
 const HISTORY_PREFIX: &[u8] = b"h/";
@@ -41,7 +53,7 @@ pub enum StoreError {
     Locked(PathBuf),
     #[error("state at {}: {message}", path.display())]
     Sled { path: PathBuf, message: String },
-    #[error("state at {} is damaged: {message}; restore it from a `timattr state export` backup or rebuild it with `timattr import`", path.display())]
+    #[error("state at {} is damaged: {message}; move the directory aside and restore a backup with `timattr state restore FILE` (made by `timattr state export`), or rebuild the state with `timattr import`", path.display())]
     Corrupt { path: PathBuf, message: String },
     #[error("state at {} has format version {found}, newer than this timattr understands ({FORMAT_VERSION}): upgrade timattr", path.display())]
     NewerFormat { path: PathBuf, found: u32 },
@@ -101,11 +113,18 @@ pub struct Record<'a> {
     pub removed: Vec<(&'a str, Vec<crate::model::NameIdx>)>,
 }
 
-/// An open store. Dropping it releases the lock.
+/// An open store. Dropping it releases the lock (or removes a reader's private copy).
 pub struct Store {
     db: sled::Db,
+    /// The state directory, as the user named it (messages, the commit record).
     path: PathBuf,
     meta: Meta,
+    /// Accounts in the blocks, as the metadata records them.
+    accounts: u64,
+    /// Commits made so far; the metadata's and, after each commit, the commit record's.
+    commits: u64,
+    /// A reader's copy of the sled files: nothing it does reaches the state directory.
+    copy: Option<Box<snapshot::Copy>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -113,21 +132,111 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store")
             .field("path", &self.path)
             .field("meta", &self.meta)
+            .field("accounts", &self.accounts)
+            .field("commits", &self.commits)
+            .field("read_only", &self.copy.is_some())
             .finish()
     }
 }
 
-/// Whether sled has ever written a database in `dir` (a README alone does not count).
-pub fn exists(dir: &Path) -> bool {
-    dir.join("conf").exists() || dir.join("db").exists()
+/// The metadata as stored: [`Meta`] with the counts the checks need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct MetaRecord {
+    /// The same as `meta.format_version`, where older binaries look for it.
+    format_version: u32,
+    meta: Meta,
+    accounts: u64,
+    commits: u64,
 }
 
-fn open_db(dir: &Path) -> Result<sled::Db> {
+impl MetaRecord {
+    fn commit_record(&self) -> commits::CommitRecord {
+        commits::CommitRecord {
+            lineage: self.meta.lineage.clone(),
+            serial: self.meta.serial,
+            commits: self.commits,
+            accounts: self.accounts,
+        }
+    }
+}
+
+/// The `meta` value: `M`, the CRC-32 of the JSON (u32 LE), the JSON. Format 2 stored bare JSON.
+const META_TAG: u8 = b'M';
+
+fn encode_meta(record: &MetaRecord) -> Vec<u8> {
+    let json = serde_json::to_vec(record).unwrap_or_default();
+    let mut crc = flate2::Crc::new();
+    crc.update(&json);
+    let mut out = Vec::with_capacity(5 + json.len());
+    out.push(META_TAG);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    out.extend_from_slice(&json);
+    out
+}
+
+/// What `meta` holds.
+enum Stored {
+    Current(MetaRecord),
+    /// A format 2 store, to migrate.
+    Migrate(Meta),
+}
+
+fn read_meta(db: &sled::Db, dir: &Path) -> Result<Option<Stored>> {
+    let Some(raw) = db.get(META_KEY).map_err(|e| sled_err(dir, e))? else {
+        return Ok(None);
+    };
+    let corrupt = |m: &str| StoreError::Corrupt {
+        path: dir.to_path_buf(),
+        message: format!("the metadata {m}"),
+    };
+    #[derive(Deserialize)]
+    struct Version {
+        format_version: u32,
+    }
+    let json = match raw.split_first() {
+        Some((&META_TAG, rest)) if rest.len() >= 4 => {
+            let mut crc = flate2::Crc::new();
+            crc.update(&rest[4..]);
+            if crc.sum().to_le_bytes() != rest[..4] {
+                return Err(corrupt("fails its checksum"));
+            }
+            &rest[4..]
+        }
+        Some((b'{', _)) => &raw[..],
+        _ => return Err(corrupt("cannot be read")),
+    };
+    let v: Version = serde_json::from_slice(json).map_err(|_| corrupt("cannot be read"))?;
+    let tagged = raw[0] == META_TAG;
+    match v.format_version {
+        found if found > FORMAT_VERSION => Err(StoreError::NewerFormat {
+            path: dir.to_path_buf(),
+            found,
+        }),
+        FORMAT_VERSION if tagged => serde_json::from_slice(json)
+            .map(|r| Some(Stored::Current(r)))
+            .map_err(|_| corrupt("cannot be read")),
+        MIGRATED_FORMAT if !tagged => serde_json::from_slice(json)
+            .map(|m| Some(Stored::Migrate(m)))
+            .map_err(|_| corrupt("cannot be read")),
+        found if found < MIGRATED_FORMAT => Err(StoreError::OlderFormat {
+            path: dir.to_path_buf(),
+            found,
+        }),
+        _ => Err(corrupt("does not match its format version")),
+    }
+}
+
+/// Whether sled or a commit has ever written a store in `dir` (a README alone does not count).
+pub fn exists(dir: &Path) -> bool {
+    dir.join("conf").exists() || dir.join("db").exists() || dir.join(commits::FILE).exists()
+}
+
+fn open_db(dir: &Path, background_flush: bool) -> Result<sled::Db> {
     sled::Config::new()
         .path(dir)
-        // Commit to disk every batch ourselves (see `record`); the background flusher only
-        // covers other writes.
-        .flush_every_ms(Some(1000))
+        // Writers commit to disk every batch themselves (see `commit`); the background flusher
+        // only covers other writes. A reader's copy needs none.
+        .flush_every_ms(background_flush.then_some(1000))
         .open()
         .map_err(|e| match e {
             sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
@@ -137,10 +246,22 @@ fn open_db(dir: &Path) -> Result<sled::Db> {
         })
 }
 
+/// sled's errors, phrased without its debug text and pointing at the user's directory.
 fn sled_err(path: &Path, e: sled::Error) -> StoreError {
-    StoreError::Sled {
-        path: path.to_path_buf(),
-        message: e.to_string(),
+    let path = path.to_path_buf();
+    match e {
+        sled::Error::Io(io) => StoreError::Sled {
+            path,
+            message: format!("cannot read or write the database: {}", io.kind()),
+        },
+        sled::Error::Corruption { .. } => StoreError::Corrupt {
+            path,
+            message: "sled found its database file damaged".into(),
+        },
+        _ => StoreError::Corrupt {
+            path,
+            message: "sled cannot open its database files".into(),
+        },
     }
 }
 
@@ -149,20 +270,51 @@ fn new_lineage() -> String {
 }
 
 impl Store {
-    /// Opens an existing store without creating anything. `Ok(None)` when there is none yet.
+    /// Opens an existing store for writing, without creating one. `Ok(None)` when there is none
+    /// yet.
     pub fn open_existing(dir: &Path) -> Result<Option<Store>> {
         if !exists(dir) {
             return Ok(None);
         }
-        let db = open_db(dir)?;
+        let db = open_db(dir, true)?;
+        let record = commits::read(dir).map_err(|m| corrupt_at(dir, &m))?;
         match read_meta(&db, dir)? {
-            Some(meta) => Ok(Some(Store {
-                db,
+            Some(stored) => Store::assemble(db, dir, None, stored, record).map(Some),
+            None => no_meta(dir, record.as_ref()).map(|()| None),
+        }
+    }
+
+    /// Opens an existing store for reading only: nothing is written to `dir`, which may be
+    /// read-only. `Ok(None)` when there is none yet. A writer holding the store makes this
+    /// fail with [`StoreError::Locked`].
+    pub fn open_read_only(dir: &Path) -> Result<Option<Store>> {
+        if !exists(dir) {
+            return Ok(None);
+        }
+        if !dir.join("db").exists() {
+            let record = commits::read(dir).map_err(|m| corrupt_at(dir, &m))?;
+            return no_meta(dir, record.as_ref()).map(|()| None);
+        }
+        let started = std::time::Instant::now();
+        let (copy, record) = snapshot::take(dir).map_err(|f| match f {
+            snapshot::Failure::Locked => StoreError::Locked(dir.to_path_buf()),
+            snapshot::Failure::Record(m) => corrupt_at(dir, &m),
+            snapshot::Failure::Io(e) => StoreError::Sled {
                 path: dir.to_path_buf(),
-                meta,
-            })),
-            // sled files without our metadata: a store that was never initialised.
-            None => Ok(None),
+                message: format!(
+                    "cannot copy the database to read it into {} (readers need room there for a copy of `db`; set TMPDIR to another directory): {e}",
+                    std::env::temp_dir().display()
+                ),
+            },
+        })?;
+        tracing::debug!(elapsed = ?started.elapsed(), "copied the store to read it");
+        let db = open_db(copy.dir(), false).map_err(|e| e.at(dir))?;
+        tracing::debug!(elapsed = ?started.elapsed(), "opened the copy");
+        match read_meta(&db, dir)? {
+            Some(stored) => {
+                Store::assemble(db, dir, Some(Box::new(copy)), stored, record).map(Some)
+            }
+            None => no_meta(dir, record.as_ref()).map(|()| None),
         }
     }
 
@@ -173,34 +325,135 @@ impl Store {
             path: dir.to_path_buf(),
             message: format!("cannot create directory: {e}"),
         })?;
-        let db = open_db(dir)?;
-        let meta = match read_meta(&db, dir)? {
-            Some(meta) => meta,
+        let db = open_db(dir, true)?;
+        let record = commits::read(dir).map_err(|m| corrupt_at(dir, &m))?;
+        let store = match read_meta(&db, dir)? {
+            Some(stored) => Store::assemble(db, dir, None, stored, record)?,
             None => {
-                let meta = Meta {
-                    format_version: FORMAT_VERSION,
-                    sdkappid,
-                    endpoint_host: host.to_owned(),
-                    lineage: new_lineage(),
-                    serial: 0,
-                    slots: BTreeMap::new(),
-                };
-                db.insert(
-                    META_KEY,
-                    serde_json::to_vec(&meta).expect("meta serializes"),
-                )
-                .map_err(|e| sled_err(dir, e))?;
-                db.flush().map_err(|e| sled_err(dir, e))?;
-                meta
+                no_meta(dir, record.as_ref())?;
+                Store::create(db, dir, sdkappid, host)?
             }
-        };
-        let store = Store {
-            db,
-            path: dir.to_path_buf(),
-            meta,
         };
         store.check_belongs(sdkappid, host)?;
         Ok(store)
+    }
+
+    /// A new, empty store: commit 1, recorded outside sled too.
+    fn create(db: sled::Db, dir: &Path, sdkappid: u32, host: &str) -> Result<Store> {
+        let meta = Meta {
+            format_version: FORMAT_VERSION,
+            sdkappid,
+            endpoint_host: host.to_owned(),
+            lineage: new_lineage(),
+            serial: 0,
+            slots: BTreeMap::new(),
+        };
+        let mut store = Store {
+            db,
+            path: dir.to_path_buf(),
+            meta: meta.clone(),
+            accounts: 0,
+            commits: 0,
+            copy: None,
+        };
+        store.commit(sled::Batch::default(), meta, 0)?;
+        Ok(store)
+    }
+
+    /// A store from its metadata: migrated when of format 2, then checked against the commit
+    /// record and verified block by block.
+    fn assemble(
+        db: sled::Db,
+        dir: &Path,
+        copy: Option<Box<snapshot::Copy>>,
+        stored: Stored,
+        record: Option<commits::CommitRecord>,
+    ) -> Result<Store> {
+        let (meta, accounts, commits) = match &stored {
+            Stored::Current(r) => (r.meta.clone(), r.accounts, r.commits),
+            Stored::Migrate(meta) => (meta.clone(), 0, 0),
+        };
+        let mut store = Store {
+            db,
+            path: dir.to_path_buf(),
+            meta,
+            accounts,
+            commits,
+            copy,
+        };
+        match stored {
+            Stored::Migrate(_) => store.migrate(record.as_ref())?,
+            Stored::Current(r) => {
+                commits::check(&r.commit_record(), record.as_ref())
+                    .map_err(|m| store.corrupt(&m))?;
+                let started = std::time::Instant::now();
+                store.verify()?;
+                tracing::debug!(elapsed = ?started.elapsed(), "verified every block");
+                let behind = record.as_ref().is_none_or(|r| r.commits < store.commits);
+                if store.copy.is_none() && behind {
+                    // The last run stopped between its commit and the record: catch up.
+                    store.write_record()?;
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    /// Checks every block (checksum, structure, key), that accounts ascend across blocks, and
+    /// that their number is the metadata's.
+    fn verify(&self) -> Result<()> {
+        let mut total = 0u64;
+        let mut last: Option<String> = None;
+        for kv in self.db.scan_prefix(blocks::PREFIX) {
+            let (key, block) = kv.map_err(|e| sled_err(&self.path, e))?;
+            let (n, last_here) = blocks::verify(&key, &block).map_err(|m| self.corrupt(&m))?;
+            let first = &key[blocks::PREFIX.len()..];
+            if last.as_ref().is_some_and(|l| l.as_bytes() >= first) {
+                return Err(self.corrupt("two blocks overlap"));
+            }
+            last = Some(last_here.to_owned());
+            total += n as u64;
+        }
+        if total != self.accounts {
+            return Err(self.corrupt(&format!(
+                "the metadata records {} accounts but the blocks hold {total}",
+                self.accounts
+            )));
+        }
+        Ok(())
+    }
+
+    /// Rewrites a format 2 store in the current layout, in one commit. A reader migrates its
+    /// private copy only.
+    fn migrate(&mut self, record: Option<&commits::CommitRecord>) -> Result<()> {
+        if record.is_some() {
+            return Err(self.corrupt(&format!(
+                "format 2 metadata beside a {} file",
+                commits::FILE
+            )));
+        }
+        let mut batch = sled::Batch::default();
+        let mut accounts = 0u64;
+        let mut last: Option<Box<str>> = None;
+        let mut names = Names::default();
+        for kv in self.db.scan_prefix(blocks::PREFIX) {
+            let (key, block) = kv.map_err(|e| sled_err(&self.path, e))?;
+            let entries = blocks::decode_legacy(&block).map_err(|m| self.corrupt(&m))?;
+            for (account, attrs) in &entries {
+                if last.as_ref().is_some_and(|l| l >= account) {
+                    return Err(self.corrupt("accounts are out of order"));
+                }
+                self.decode(attrs, &mut names)?;
+                last = Some(account.clone());
+            }
+            batch.remove(key);
+            write_block(&mut batch, None, &entries);
+            accounts += entries.len() as u64;
+        }
+        self.accounts = accounts;
+        let mut meta = self.meta.clone();
+        meta.format_version = FORMAT_VERSION;
+        self.commit(batch, meta, accounts)
     }
 
     /// Refuses a store made for another app or endpoint host.
@@ -223,6 +476,15 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The serial the next changing apply records: one more than now, or an error rather than
+    /// wrapping to 0.
+    pub fn next_serial(&self) -> Result<u64> {
+        self.meta.serial.checked_add(1).ok_or_else(|| StoreError::Sled {
+            path: self.path.clone(),
+            message: "the serial is at its maximum; restore a backup with a lower serial (`state restore --force`)".into(),
+        })
     }
 
     /// Visits every managed account in account order with its encoded attributes, without
@@ -306,14 +568,9 @@ impl Store {
         }
     }
 
-    /// Number of managed accounts.
+    /// Number of managed accounts (verified against the blocks when the store was opened).
     pub fn account_count(&self) -> Result<usize> {
-        let mut n = 0;
-        for kv in self.db.scan_prefix(blocks::PREFIX) {
-            let (_, block) = kv.map_err(|e| sled_err(&self.path, e))?;
-            n += blocks::count(&block).map_err(|m| self.corrupt(&m))?;
-        }
-        Ok(n)
+        Ok(usize::try_from(self.accounts).unwrap_or(usize::MAX))
     }
 
     /// Writes what the API confirmed for one batch, together with `serial`, in one atomic
@@ -322,6 +579,11 @@ impl Store {
     /// `set` values are merged into the account's recorded attributes; `removed` names are
     /// dropped, and an account left with nothing leaves the store.
     pub fn record(&mut self, record: &Record<'_>, names: &Names, serial: u64) -> Result<()> {
+        self.writable()?;
+        check_encodable(record, names).map_err(|m| StoreError::Sled {
+            path: self.path.clone(),
+            message: m,
+        })?;
         // What happens to each account, in account order (blocks are ranges of accounts).
         let mut ops: BTreeMap<&str, (Option<&Attrs>, &[crate::model::NameIdx])> = BTreeMap::new();
         for (account, attrs) in &record.set {
@@ -332,6 +594,7 @@ impl Store {
         }
         let mut scratch = names.clone();
         let mut batch = sled::Batch::default();
+        let mut accounts = self.accounts;
         // The block being edited: its key (None for a new block), the first key after it,
         // and its entries.
         let mut open: Option<(Option<sled::IVec>, Option<sled::IVec>, blocks::Entries)> = None;
@@ -370,10 +633,12 @@ impl Store {
             match (at, attrs.is_empty()) {
                 (Ok(i), true) => {
                     entries.remove(i);
+                    accounts -= 1;
                 }
                 (Ok(i), false) => entries[i].1 = codec::encode(&attrs, &scratch),
                 (Err(i), false) => {
-                    entries.insert(i, (account.into(), codec::encode(&attrs, &scratch)))
+                    entries.insert(i, (account.into(), codec::encode(&attrs, &scratch)));
+                    accounts += 1;
                 }
                 (Err(_), true) => {}
             }
@@ -383,45 +648,75 @@ impl Store {
         }
         let mut meta = self.meta.clone();
         meta.serial = serial;
-        self.commit(batch, meta)
+        self.commit(batch, meta, accounts)
     }
 
-    /// Writes `batch` together with `meta` in one atomic step and makes it durable.
-    fn commit(&mut self, mut batch: sled::Batch, meta: Meta) -> Result<()> {
-        batch.insert(
-            META_KEY,
-            serde_json::to_vec(&meta).expect("meta serializes"),
-        );
+    /// Writes `batch` together with `meta` and the account count in one atomic step, makes
+    /// it durable, then records the commit outside sled.
+    fn commit(&mut self, mut batch: sled::Batch, meta: Meta, accounts: u64) -> Result<()> {
+        let next = MetaRecord {
+            format_version: meta.format_version,
+            meta,
+            accounts,
+            commits: self.commits + 1,
+        };
+        batch.insert(META_KEY, encode_meta(&next));
         self.db
             .apply_batch(batch)
             .map_err(|e| sled_err(&self.path, e))?;
         self.db.flush().map_err(|e| sled_err(&self.path, e))?;
-        self.meta = meta;
+        self.meta = next.meta;
+        self.accounts = next.accounts;
+        self.commits = next.commits;
+        if self.copy.is_none() {
+            self.write_record()?;
+        }
         Ok(())
+    }
+
+    /// Replaces the commit record outside sled with the current commit.
+    fn write_record(&self) -> Result<()> {
+        let record = commits::CommitRecord {
+            lineage: self.meta.lineage.clone(),
+            serial: self.meta.serial,
+            commits: self.commits,
+            accounts: self.accounts,
+        };
+        commits::write(&self.path, &record).map_err(|e| StoreError::Sled {
+            path: self.path.clone(),
+            message: format!("cannot write {}: {e}", commits::FILE),
+        })
+    }
+
+    /// Refuses writes through a store opened with [`Store::open_read_only`].
+    fn writable(&self) -> Result<()> {
+        match self.copy {
+            None => Ok(()),
+            Some(_) => Err(StoreError::Sled {
+                path: self.path.clone(),
+                message: "the store was opened read-only".into(),
+            }),
+        }
     }
 
     /// Records the attribute-name slots as the app now has them, with `serial`.
     pub fn record_slots(&mut self, slots: &BTreeMap<u8, String>, serial: u64) -> Result<()> {
+        self.writable()?;
         let mut meta = self.meta.clone();
         meta.slots = slots.clone();
         meta.serial = serial;
-        self.write_meta(meta)
+        self.commit(sled::Batch::default(), meta, self.accounts)
     }
 
-    fn write_meta(&mut self, meta: Meta) -> Result<()> {
-        self.commit(sled::Batch::default(), meta)
-    }
-
-    /// Appends a history entry.
+    /// Appends a history entry (a commit of its own, so that losing it is noticed too).
     pub fn add_history(&mut self, entry: &HistoryEntry) -> Result<()> {
+        self.writable()?;
         let seq = self.db.generate_id().map_err(|e| sled_err(&self.path, e))?;
         let mut key = HISTORY_PREFIX.to_vec();
         key.extend_from_slice(&seq.to_be_bytes());
-        self.db
-            .insert(key, serde_json::to_vec(entry).expect("history serializes"))
-            .map_err(|e| sled_err(&self.path, e))?;
-        self.db.flush().map_err(|e| sled_err(&self.path, e))?;
-        Ok(())
+        let mut batch = sled::Batch::default();
+        batch.insert(key, serde_json::to_vec(entry).unwrap_or_default());
+        self.commit(batch, self.meta.clone(), self.accounts)
     }
 
     /// Every history entry, oldest first.
@@ -470,32 +765,57 @@ pub fn decode_attrs(bytes: &[u8], names: &mut Names) -> Result<Attrs, String> {
     codec::decode(bytes, names)
 }
 
-fn read_meta(db: &sled::Db, dir: &Path) -> Result<Option<Meta>> {
-    let Some(raw) = db.get(META_KEY).map_err(|e| sled_err(dir, e))? else {
-        return Ok(None);
-    };
-    #[derive(Deserialize)]
-    struct Version {
-        format_version: u32,
+/// Refuses names and values the encoding cannot hold (it has a u8 name and a u16 value length),
+/// rather than truncating them into a damaged store.
+fn check_encodable(record: &Record<'_>, names: &Names) -> Result<(), String> {
+    for (account, attrs) in &record.set {
+        for (n, v) in attrs.iter() {
+            if names.get(n).len() > u8::MAX as usize || v.len() > u16::MAX as usize {
+                return Err(format!(
+                    "cannot record attribute {:?} of {account:?}: the name or value is too long",
+                    names.get(n)
+                ));
+            }
+        }
     }
-    let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+    Ok(())
+}
+
+fn corrupt_at(dir: &Path, message: &str) -> StoreError {
+    StoreError::Corrupt {
         path: dir.to_path_buf(),
-        message: format!("metadata: {e}"),
-    };
-    let v: Version = serde_json::from_slice(&raw).map_err(corrupt)?;
-    if v.format_version < FORMAT_VERSION {
-        return Err(StoreError::OlderFormat {
-            path: dir.to_path_buf(),
-            found: v.format_version,
-        });
+        message: message.to_owned(),
     }
-    if v.format_version > FORMAT_VERSION {
-        return Err(StoreError::NewerFormat {
-            path: dir.to_path_buf(),
-            found: v.format_version,
-        });
+}
+
+/// A database without metadata is a store never initialised, unless a commit was recorded.
+fn no_meta(dir: &Path, record: Option<&commits::CommitRecord>) -> Result<()> {
+    match record {
+        None => Ok(()),
+        Some(r) => Err(corrupt_at(
+            dir,
+            &format!(
+                "the database has no metadata, but {} records commit {} (serial {}, {} accounts)",
+                commits::FILE,
+                r.commits,
+                r.serial,
+                r.accounts
+            ),
+        )),
     }
-    serde_json::from_slice(&raw).map(Some).map_err(corrupt)
+}
+
+impl StoreError {
+    /// The same error about `dir` (a reader's errors name the state directory, not its copy).
+    fn at(self, dir: &Path) -> StoreError {
+        let path = dir.to_path_buf();
+        match self {
+            StoreError::Locked(_) => StoreError::Locked(path),
+            StoreError::Sled { message, .. } => StoreError::Sled { path, message },
+            StoreError::Corrupt { message, .. } => StoreError::Corrupt { path, message },
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -628,6 +948,126 @@ mod tests {
     }
 
     #[test]
+    fn metadata_with_slots_and_history_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), 7, "h").unwrap();
+        let slots: BTreeMap<u8, String> = [(0, "sex".into()), (3, "city".into())].into();
+        store.record_slots(&slots, 2).unwrap();
+        let entry = HistoryEntry {
+            time: 1,
+            serial: 2,
+            operation: "apply".into(),
+            status: "complete".into(),
+            accounts_set: 0,
+            accounts_removed: 0,
+            names_configured: 2,
+            requests: 1,
+            retries: 0,
+        };
+        store.add_history(&entry).unwrap();
+        drop(store);
+        let store = reopen(dir.path());
+        assert_eq!(store.meta().slots, slots);
+        assert_eq!(store.meta().serial, 2);
+        assert_eq!(store.history().unwrap(), vec![entry]);
+        let record = commits::read(dir.path()).unwrap().unwrap();
+        assert_eq!((record.serial, record.commits), (2, 3));
+    }
+
+    #[test]
+    fn a_read_only_open_writes_nothing_and_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), 1, "h").unwrap();
+        let a = attrs(&[(0, "m")]);
+        let record = Record {
+            set: vec![("u1", &a), ("u2", &a)],
+            removed: vec![],
+        };
+        store.record(&record, &names(), 1).unwrap();
+        drop(store);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let files = |d: &Path| -> Vec<(String, Vec<u8>)> {
+            let mut v: Vec<_> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap())
+                .filter(|e| e.file_type().unwrap().is_file())
+                .map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    (name, std::fs::read(e.path()).unwrap())
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let before = files(dir.path());
+        let mut ro = Store::open_read_only(dir.path()).unwrap().unwrap();
+        assert_eq!(ro.account_count().unwrap(), 2);
+        assert_eq!(ro.path(), dir.path());
+        let err = ro.record(&record, &names(), 2).unwrap_err();
+        assert!(err.to_string().contains("read-only"), "{err}");
+        // Two readers at once are fine.
+        let ro2 = Store::open_read_only(dir.path()).unwrap().unwrap();
+        drop((ro, ro2));
+        assert_eq!(files(dir.path()), before);
+        assert!(Store::open_read_only(tempfile::tempdir().unwrap().path())
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn a_reader_is_refused_while_a_writer_holds_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let _writer = Store::open(dir.path(), 1, "h").unwrap();
+        let err = Store::open_read_only(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Locked(_)), "{err:?}");
+    }
+
+    #[test]
+    fn values_the_encoding_cannot_hold_are_refused_not_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), 1, "h").unwrap();
+        let long = "x".repeat(u16::MAX as usize + 1);
+        let a = attrs(&[(0, &long)]);
+        let err = store
+            .record(
+                &Record {
+                    set: vec![("u1", &a)],
+                    removed: vec![],
+                },
+                &names(),
+                1,
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("too long"), "{err}");
+        assert_eq!(store.account_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn the_serial_never_wraps() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), 1, "h").unwrap();
+        assert_eq!(store.next_serial().unwrap(), 1);
+        store.record_slots(&BTreeMap::new(), u64::MAX).unwrap();
+        assert!(store.next_serial().is_err());
+    }
+
+    #[test]
+    fn a_writer_catches_the_record_up_after_a_crash_between_the_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), 1, "h").unwrap();
+        let stale = commits::read(dir.path()).unwrap().unwrap();
+        store.record_slots(&BTreeMap::new(), 1).unwrap();
+        drop(store);
+        // The record of the commit before: as if the process died before writing it.
+        std::fs::remove_file(dir.path().join(commits::FILE)).unwrap();
+        commits::write(dir.path(), &stale).unwrap();
+        let store = reopen(dir.path());
+        assert_eq!(store.meta().serial, 1);
+        let record = commits::read(dir.path()).unwrap().unwrap();
+        assert_eq!(record.commits, stale.commits + 1);
+    }
+
+    #[test]
     fn second_open_is_refused_as_locked() {
         let dir = tempfile::tempdir().unwrap();
         let _first = Store::open(dir.path(), 1, "h").unwrap();
@@ -681,6 +1121,15 @@ mod tests {
         let err = s3.restore(&backup[..], false).unwrap_err();
         assert!(err.to_string().contains("lineage"), "{err}");
         s3.restore(&backup[..], true).unwrap();
+        // Another app's export is refused even with force, and changes nothing.
+        let fourth = tempfile::tempdir().unwrap();
+        let mut s4 = Store::open(fourth.path(), 2, "h").unwrap();
+        let err = s4.restore(&backup[..], true).unwrap_err();
+        assert!(
+            err.to_string().contains("--force does not override"),
+            "{err}"
+        );
+        assert_eq!(s4.account_count().unwrap(), 0);
         // Truncated input changes nothing.
         let err = fresh
             .restore(&backup[..backup.len() / 2], true)

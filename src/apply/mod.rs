@@ -1,0 +1,311 @@
+//! Runs a plan's batches through the limiter and hands the confirmed ones to a [`Sink`].
+//!
+//! Apply does not know the store exists: the caller's sink records confirmed batches, so
+//! "record only what the server confirmed" lives in one obvious place. The order and the
+//! recording rules of DESIGN.md §3 live here:
+//!
+//! - every `im_set_attr` batch is answered and recorded before the first `im_remove_attr`
+//!   batch is sent;
+//! - a batch keeps its in-flight slot from before it is sent until it is recorded, so batches
+//!   the API confirmed but the sink has not recorded never number more than `concurrency`;
+//! - the sink gets every confirmed batch waiting at that moment in one call (group commit).
+//!
+//! Scheduling stops at the first fatal error, sink error or signal; batches already in flight
+//! finish and are recorded.
+
+mod pipeline;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::api::{wire, ApiError, Client};
+use crate::limiter::{Limiter, RetryPolicy};
+use crate::plan::{Batch, BatchKind, Plan};
+
+/// Counters shared by every request of a run.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+impl Stats {
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+}
+
+/// Everything a run of requests shares.
+#[derive(Clone)]
+pub struct Runner {
+    pub client: Client,
+    pub limiter: Arc<Limiter>,
+    pub retry: RetryPolicy,
+    pub stats: Arc<Stats>,
+}
+
+impl Runner {
+    pub fn new(client: Client, rate_limit: u32, concurrency: usize) -> Runner {
+        Runner {
+            client,
+            limiter: Limiter::new(rate_limit, concurrency),
+            retry: RetryPolicy::default(),
+            stats: Arc::new(Stats::default()),
+        }
+    }
+
+    /// Sends one request through the limiter, retrying what the API says may be retried.
+    pub async fn call<T, F, Fut>(&self, send: F) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let (requests, retries) = (&self.stats.requests, &self.stats.retries);
+        self.limiter
+            .call(&self.retry, requests, retries, send)
+            .await
+    }
+
+    /// Makes sure the app has every declared attribute name: reads the configured slots
+    /// first so existing names keep their numbers, then sets the missing names into free
+    /// slots. Returns the app's slots afterwards and how many names were configured.
+    pub async fn configure_names(
+        &self,
+        declared: &[String],
+    ) -> crate::Result<(BTreeMap<u8, String>, usize)> {
+        let mut slots = self.call(|| self.client.get_attr_name()).await?;
+        let missing = crate::plan::assign_slots(declared, &slots)
+            .map_err(|e| crate::Error::msg(e.to_string()))?;
+        if !missing.is_empty() {
+            self.call(|| self.client.set_attr_name(&missing)).await?;
+            slots.extend(missing.clone());
+        }
+        Ok((slots, missing.len()))
+    }
+}
+
+/// What stopped a run from outside: Ctrl-C, or SIGTERM (CI cancellation, `docker stop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+/// Receives the batches the API confirmed.
+pub trait Sink {
+    /// Records `confirmed` (every batch confirmed since the last call, in completion order)
+    /// durably before returning. An `Err` stops the scheduling of new batches.
+    fn record(&mut self, plan: &Plan, confirmed: &[&Batch]) -> crate::Result<()>;
+}
+
+/// How a run of batches ended.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub batches_ok: usize,
+    pub batches_failed: usize,
+    pub batches_not_sent: usize,
+    /// The signal that stopped the run, if any.
+    pub interrupted: Option<Signal>,
+    /// The first fatal API error, if any.
+    pub fatal: Option<ApiError>,
+    /// The first error of the sink, if any.
+    pub sink_error: Option<crate::Error>,
+    /// Most batches answered by the API but not yet recorded at any moment (≤ `concurrency`).
+    pub max_unrecorded: usize,
+}
+
+impl Report {
+    /// Whether the run should go on to its next phase.
+    fn may_go_on(&self) -> bool {
+        self.interrupted.is_none() && self.fatal.is_none() && self.sink_error.is_none()
+    }
+}
+
+/// The request body of one batch.
+fn request(plan: &Plan, batch: &Batch) -> Request {
+    let account = |i: usize| &plan.changes[i];
+    match batch.kind {
+        BatchKind::SetAttr => Request::Set(
+            batch
+                .changes
+                .iter()
+                .map(|&i| wire::UserAttrs {
+                    to_account: account(i).account.to_string(),
+                    attrs: account(i)
+                        .set
+                        .iter()
+                        .map(|(n, v)| (plan.names.get(n).to_owned(), v.to_owned()))
+                        .collect(),
+                })
+                .collect(),
+        ),
+        BatchKind::RemoveAttr => Request::Remove(
+            batch
+                .changes
+                .iter()
+                .map(|&i| wire::UserAttrNames {
+                    to_account: account(i).account.to_string(),
+                    attrs: account(i)
+                        .remove
+                        .iter()
+                        .map(|n| plan.names.get(*n).to_owned())
+                        .collect(),
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// A batch in its wire form.
+#[derive(Debug)]
+pub enum Request {
+    Set(Vec<wire::UserAttrs>),
+    Remove(Vec<wire::UserAttrNames>),
+}
+
+/// Sends `batches` of `plan` through the runner's client (see [`run_with`]).
+pub async fn run(
+    runner: &Runner,
+    plan: Arc<Plan>,
+    batches: Arc<Vec<Batch>>,
+    sink: &mut dyn Sink,
+    interrupt: impl Future<Output = Signal>,
+) -> Report {
+    let send = |body: Request| {
+        let runner = runner.clone();
+        async move {
+            match &body {
+                Request::Set(users) => runner.call(|| runner.client.set_attr(users)).await,
+                Request::Remove(users) => runner.call(|| runner.client.remove_attr(users)).await,
+            }
+        }
+    };
+    run_with(&runner.limiter, plan, batches, sink, interrupt, send).await
+}
+
+/// Sends `batches` phase by phase (every set batch, then every remove batch), at most
+/// `concurrency` in flight, handing confirmed batches to `sink`. A phase starts only once the
+/// previous one is answered and recorded, and only if nothing stopped the run: the first fatal
+/// error, a sink error or `interrupt` completing. What is in flight then still finishes and
+/// is recorded.
+pub async fn run_with<Fut>(
+    limiter: &Limiter,
+    plan: Arc<Plan>,
+    batches: Arc<Vec<Batch>>,
+    sink: &mut dyn Sink,
+    interrupt: impl Future<Output = Signal>,
+    send: impl Fn(Request) -> Fut,
+) -> Report
+where
+    Fut: Future<Output = Result<(), ApiError>> + Send + 'static,
+{
+    let mut report = Report::default();
+    tokio::pin!(interrupt);
+    for kind in [BatchKind::SetAttr, BatchKind::RemoveAttr] {
+        let phase: Vec<usize> = (0..batches.len())
+            .filter(|&i| batches[i].kind == kind)
+            .collect();
+        if !report.may_go_on() {
+            report.batches_not_sent += phase.len();
+            continue;
+        }
+        // A body is built when its batch is started, so only the batches in flight are in
+        // memory in their wire form.
+        let start = |index: usize| {
+            let answer = send(request(&plan, &batches[index]));
+            async move { (index, answer.await) }
+        };
+        let done = |answers: Vec<(usize, Result<(), ApiError>)>| {
+            hand_over(&mut report, sink, &plan, &batches, answers)
+        };
+        let ended = pipeline::run(limiter, phase, start, done, interrupt.as_mut()).await;
+        report.batches_not_sent += ended.not_started;
+        report.max_unrecorded = report.max_unrecorded.max(ended.max_waiting);
+        if report.interrupted.is_none() {
+            report.interrupted = ended.interrupted;
+        }
+    }
+    report
+}
+
+/// Counts a group of answers and records the confirmed ones together. `false` stops the run.
+fn hand_over(
+    report: &mut Report,
+    sink: &mut dyn Sink,
+    plan: &Plan,
+    batches: &[Batch],
+    answers: Vec<(usize, Result<(), ApiError>)>,
+) -> bool {
+    let mut confirmed = Vec::with_capacity(answers.len());
+    for (index, outcome) in answers {
+        match outcome {
+            Ok(()) => {
+                report.batches_ok += 1;
+                confirmed.push(&batches[index]);
+            }
+            Err(e) => {
+                report.batches_failed += 1;
+                tracing::error!(error = %e, "batch failed");
+                report.fatal.get_or_insert(e);
+            }
+        }
+    }
+    if !confirmed.is_empty() {
+        if let Err(e) = sink.record(plan, &confirmed) {
+            report.sink_error.get_or_insert(e);
+        }
+    }
+    report.fatal.is_none() && report.sink_error.is_none()
+}
+
+/// Live attributes of some accounts, keyed by account.
+pub type LiveAttrs = std::collections::HashMap<String, BTreeMap<String, String>>;
+
+impl Runner {
+    /// Reads the live attributes of `accounts` with `im_get_attr`, 100 per request, through the
+    /// limiter. `on_chunk(first, live)` receives each answered chunk (`first` is the index of its
+    /// first account), in completion order. Stops at the first error that is not retried away;
+    /// `Ok(Some(signal))` when a signal stopped it.
+    pub async fn read_attrs(
+        &self,
+        accounts: &[crate::model::Account],
+        mut on_chunk: impl FnMut(usize, LiveAttrs),
+        interrupt: impl Future<Output = Signal>,
+    ) -> Result<Option<Signal>, ApiError> {
+        let size = crate::model::limits::MAX_BATCH;
+        let starts: Vec<usize> = (0..accounts.len()).step_by(size).collect();
+        let send = |first: usize| {
+            let chunk: Vec<String> = accounts[first..(first + size).min(accounts.len())]
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            let runner = self.clone();
+            async move { (first, runner.call(|| runner.client.get_attr(&chunk)).await) }
+        };
+        let mut first_error = None;
+        let done = |answers: Vec<(usize, Result<LiveAttrs, ApiError>)>| {
+            for (first, result) in answers {
+                match result {
+                    Ok(live) => on_chunk(first, live),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            first_error.is_none()
+        };
+        tokio::pin!(interrupt);
+        let ended = pipeline::run(&self.limiter, starts, send, done, interrupt.as_mut()).await;
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(ended.interrupted),
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! `timattr emulator`: the local emulator of the API family, until stopped.
+
+use super::{Context, Exit};
+use crate::cli::EmulatorArgs;
+use crate::ops::connect;
+use crate::{Error, Result};
+
+pub fn emulator(ctx: &Context, args: &EmulatorArgs) -> Result<Exit> {
+    if !(0.0..=1.0).contains(&args.fault_rate) {
+        return Err(Error::msg("--fault-rate must be between 0 and 1"));
+    }
+    let key = connect::secret_from_env(&args.secret_env).unwrap_or_else(|_| {
+        ctx.note(format!(
+            "{} is not set: using the demo key of `endpoint: embedded`.",
+            args.secret_env
+        ));
+        crate::api::Secret::new(crate::api::DEMO_SECRET_KEY.to_owned())
+    });
+    let cfg = crate::emulator::Config {
+        listen: args.listen,
+        sdkappid: args.sdkappid,
+        admin: args.admin.clone(),
+        key,
+        latency: std::time::Duration::from_millis(args.latency_ms),
+        fault_rate: args.fault_rate,
+        data: args.data.clone(),
+        rate_limit: 100,
+    };
+    connect::runtime()?
+        .block_on(crate::emulator::run_until_ctrl_c(cfg))
+        .map_err(|e| Error::msg(format!("emulator: {e}")))?;
+    Ok(Exit::Ok)
+}

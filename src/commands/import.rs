@@ -1,0 +1,69 @@
+//! `timattr import [--auto-approve]`.
+
+use std::io::IsTerminal;
+
+use super::apply::ask;
+use super::{Context, Exit};
+use crate::cli::ImportArgs;
+use crate::ops::import::{Adoption, ImportOptions};
+use crate::plan::Plan;
+use crate::render::{count, output, text};
+use crate::Result;
+
+pub fn import(ctx: &Context, args: &ImportArgs) -> Result<Exit> {
+    let settings = ctx.settings_with(args.concurrency)?;
+    let desired = crate::desired::load_users(&settings)?;
+    let opts = ImportOptions {
+        auto_approve: args.auto_approve,
+        interactive: std::io::stdin().is_terminal(),
+    };
+    let imported = crate::ops::import::import(&settings, desired, opts, &mut Terminal { ctx })?;
+    ctx.note(format!(
+        "Import {}: read {}, recorded live values of {} as last-applied; {} ({}) in {:.2} s. Run `timattr plan` to see the true differences.",
+        if imported.interrupted.is_none() { "complete" } else { "interrupted" },
+        count(imported.read, "user", "users"),
+        imported.recorded,
+        count(imported.requests as usize, "request", "requests"),
+        count(imported.retries as usize, "retry", "retries"),
+        imported.elapsed.as_secs_f64()
+    ));
+    Ok(match imported.interrupted {
+        None => Exit::Ok,
+        Some(signal) => Exit::Stopped(signal),
+    })
+}
+
+struct Terminal<'a> {
+    ctx: &'a Context,
+}
+
+impl Adoption for Terminal<'_> {
+    fn show(&mut self, preview: &Plan) -> Result<()> {
+        let style = self.ctx.style();
+        output::to_stdout(|out| {
+            for change in &preview.changes {
+                text::write_change(out, preview, change, style)?;
+            }
+            Ok(())
+        })?;
+        let s = preview.summary();
+        self.ctx.note(if preview.changes.is_empty() {
+            "Nothing to adopt: the state already holds the live values of the desired users.".to_owned()
+        } else {
+            format!(
+                "\nImport would record the live values above as last-applied: {} new to the state, {} with other last-applied values ({}); nothing is sent to the app.",
+                count(s.add, "user", "users"),
+                count(s.change, "user", "users"),
+                count(s.values, "attribute value", "attribute values"),
+            )
+        });
+        Ok(())
+    }
+
+    fn confirm(&mut self) -> Result<()> {
+        ask(
+            "Do you want to record these values as last-applied? Only 'yes' will be accepted: ",
+            "import cancelled: nothing was recorded",
+        )
+    }
+}

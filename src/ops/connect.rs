@@ -1,0 +1,209 @@
+//! Reaching the API: the client for the project's endpoint (and the in-process emulator behind
+//! `endpoint: embedded`), the SecretKey from the environment, the async runtime, and the
+//! signals that stop a run.
+
+use std::future::Future;
+
+use crate::api::{Client, ClientConfig, Secret};
+use crate::apply::{Runner, Signal};
+use crate::settings::{Endpoint, Settings};
+use crate::{Error, Result};
+
+/// A client for the project's endpoint, and the in-process emulator behind `endpoint: embedded`
+/// (stop it with [`Connection::close`] so its data is saved).
+pub struct Connection {
+    pub client: Client,
+    pub embedded: Option<crate::emulator::Running>,
+}
+
+impl Connection {
+    pub async fn open(settings: &Settings) -> Result<Connection> {
+        let secret = project_secret(settings)?;
+        let (base_url, embedded) = match &settings.endpoint {
+            Endpoint::Embedded => {
+                let running = start_embedded(settings).await?;
+                (running.base_url(), Some(running))
+            }
+            Endpoint::Url { base, .. } => (base.clone(), None),
+        };
+        let client = Client::new(ClientConfig {
+            base_url,
+            sdkappid: settings.sdkappid,
+            identifier: settings.admin.clone(),
+            secret,
+            timeout: std::time::Duration::from_secs(30),
+        })?;
+        Ok(Connection { client, embedded })
+    }
+
+    /// A runner paced by the project's `apply` settings.
+    pub fn runner(&self, settings: &Settings) -> Runner {
+        Runner::new(
+            self.client.clone(),
+            settings.apply.rate_limit,
+            settings.apply.concurrency,
+        )
+    }
+
+    /// Stops the embedded emulator, saving its data.
+    pub async fn close(self) -> Result<()> {
+        if let Some(running) = self.embedded {
+            running.stop().await.map_err(|e| {
+                Error::msg(format!(
+                    "the embedded emulator could not save its data: {e}"
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+async fn start_embedded(settings: &Settings) -> Result<crate::emulator::Running> {
+    crate::emulator::start(crate::emulator::Config {
+        listen: ([127, 0, 0, 1], 0).into(),
+        sdkappid: settings.sdkappid,
+        admin: settings.admin.clone(),
+        key: Secret::new(crate::api::DEMO_SECRET_KEY.to_owned()),
+        latency: std::time::Duration::ZERO,
+        fault_rate: 0.0,
+        data: Some(settings.state_dir.join("embedded-emulator.json")),
+        rate_limit: 100,
+    })
+    .await
+    .map_err(|e| Error::msg(format!("cannot start the embedded emulator: {e}")))
+}
+
+/// The SecretKey, from the environment variable `var` (the only place it is ever read from).
+pub fn secret_from_env(var: &str) -> Result<Secret> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
+        _ => {
+            let hint = similar_variable(
+                var,
+                std::env::vars_os()
+                    .filter_map(|(k, v)| (!v.is_empty()).then(|| k.into_string().ok()).flatten()),
+            )
+            .map(|v| format!(" (did you mean {v}? it is set)"))
+            .unwrap_or_default();
+            Err(Error::msg(format!(
+                "the SecretKey is not set: export {var} with the app's key from the Chat console (it is read only from the environment){hint}"
+            )))
+        }
+    }
+}
+
+/// The set variable whose name is closest to `wanted` (a typo such as `TIM_SECRT` for
+/// `TIM_SECRET_KEY`): at most half of the longer name edited, or one a prefix of the other.
+// Local until `suggest::did_you_mean` (another branch) lands; then this calls it.
+fn similar_variable(wanted: &str, set: impl Iterator<Item = String>) -> Option<String> {
+    let wanted_up = wanted.to_ascii_uppercase();
+    set.filter(|k| k != wanted)
+        .filter_map(|k| {
+            let up = k.to_ascii_uppercase();
+            let d = edit_distance(&wanted_up, &up);
+            let close = d * 2 <= up.len().max(wanted_up.len())
+                || (wanted_up.len() >= 4
+                    && (up.starts_with(&wanted_up) || wanted_up.starts_with(&up)));
+            close.then_some((d, k))
+        })
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance over bytes (variable names are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The key the project's endpoint is signed with: the fixed demo key of `endpoint: embedded`,
+/// otherwise the SecretKey from the variable the project names.
+pub fn project_secret(settings: &Settings) -> Result<Secret> {
+    match settings.endpoint {
+        Endpoint::Embedded => Ok(Secret::new(crate::api::DEMO_SECRET_KEY.to_owned())),
+        Endpoint::Url { .. } => secret_from_env(&settings.secret_env),
+    }
+}
+
+/// A multi-threaded runtime for operations that talk to the API.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the async runtime", e))
+}
+
+/// Listens for Ctrl-C and SIGTERM from the moment it is called (inside a runtime), and
+/// completes with the first that arrives. A signal that cannot be watched never completes.
+pub fn signals() -> impl Future<Output = Signal> + Send {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        async move {
+            tokio::select! {
+                () = first(interrupt) => Signal::Interrupt,
+                () = first(terminate) => Signal::Terminate,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        Signal::Interrupt
+    }
+}
+
+#[cfg(unix)]
+async fn first(listener: Option<tokio::signal::unix::Signal>) {
+    match listener {
+        Some(mut s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_secret_variable_names_the_set_one() {
+        let set = || {
+            [
+                "PATH".to_owned(),
+                "TIM_SECRET_KEY".to_owned(),
+                "HOME".to_owned(),
+            ]
+            .into_iter()
+        };
+        assert_eq!(
+            similar_variable("TIM_SECRT", set()).as_deref(),
+            Some("TIM_SECRET_KEY")
+        );
+        assert_eq!(
+            similar_variable("TIM_SECRET_KY", set()).as_deref(),
+            Some("TIM_SECRET_KEY")
+        );
+        assert_eq!(
+            similar_variable("tim_secret_key", set()).as_deref(),
+            Some("TIM_SECRET_KEY")
+        );
+        assert_eq!(similar_variable("MY_APP_TOKEN", set()), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}

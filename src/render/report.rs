@@ -1,0 +1,230 @@
+//! Views of what a run did: the final line of an apply or a fix, the history table, one
+//! account's state.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use super::count;
+use crate::store::{ExportLine, HistoryEntry};
+
+/// The counts of an apply (or a fix), for its final line and a benchmark reading it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApplyTotals {
+    /// `complete`, `interrupted` or `failed`.
+    pub status: &'static str,
+    pub accounts_set: u64,
+    pub accounts_removed: u64,
+    pub names_configured: u64,
+    pub requests: u64,
+    pub retries: u64,
+    pub elapsed: Duration,
+    /// Batches written to the store, and the time that took.
+    pub batches_recorded: u64,
+    pub record_time: Duration,
+    /// Most batches confirmed by the API but not yet recorded at any moment (≤ concurrency).
+    pub max_unrecorded: usize,
+}
+
+/// `Apply complete: … requests (… retries) in T s (U users/s; store writes X ms per batch; …).`
+pub fn apply_line(label: &str, t: &ApplyTotals) -> String {
+    let secs = t.elapsed.as_secs_f64();
+    let per_batch = if t.batches_recorded > 0 {
+        t.record_time.as_secs_f64() * 1000.0 / t.batches_recorded as f64
+    } else {
+        0.0
+    };
+    format!(
+        "{label} {}: {} set, {} with values removed, {} configured; {} ({}) in {secs:.2} s ({:.0} users/s; store writes {per_batch:.2} ms per batch; at most {} awaiting their record).",
+        t.status,
+        count(t.accounts_set as usize, "user", "users"),
+        count(t.accounts_removed as usize, "user", "users"),
+        count(t.names_configured as usize, "attribute name", "attribute names"),
+        count(t.requests as usize, "request", "requests"),
+        count(t.retries as usize, "retry", "retries"),
+        (t.accounts_set + t.accounts_removed) as f64 / secs.max(1e-9),
+        count(t.max_unrecorded, "confirmed batch", "confirmed batches"),
+    )
+}
+
+/// How an apply or a fix ended, beyond its totals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome<'a> {
+    /// `Apply` or `Fix`.
+    pub label: &'a str,
+    pub totals: &'a ApplyTotals,
+    pub batches_ok: usize,
+    pub batches_failed: usize,
+    pub batches_not_sent: usize,
+    pub serial: u64,
+    /// What stopped the run (an error, a signal), already phrased.
+    pub stopped_by: Option<String>,
+}
+
+/// The batches of a stopped run: what was applied, what failed, what was not sent.
+pub fn batches_line(o: &Outcome<'_>) -> String {
+    format!(
+        "{} applied and recorded, {} failed, {} not sent",
+        count(o.batches_ok, "batch", "batches"),
+        o.batches_failed,
+        o.batches_not_sent
+    )
+}
+
+/// The result of an apply or a fix for the GitHub step summary.
+pub fn outcome_markdown(o: &Outcome<'_>) -> String {
+    let t = o.totals;
+    let mut md = format!(
+        "### timattr {}\n\n**{}** at serial {}.\n\n| users set | users with values removed | attribute names configured | batches applied | batches failed | batches not sent | requests | retries |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        o.label.to_lowercase(),
+        t.status,
+        o.serial,
+        t.accounts_set,
+        t.accounts_removed,
+        t.names_configured,
+        o.batches_ok,
+        o.batches_failed,
+        o.batches_not_sent,
+        t.requests,
+        t.retries
+    );
+    if let Some(why) = &o.stopped_by {
+        md.push_str(&format!(
+            "\n> [!WARNING]\n> Stopped: {}. Everything the API confirmed is recorded; run it again once the cause is fixed.\n",
+            super::markdown::cell(why)
+        ));
+    }
+    md
+}
+
+/// The `state history` table.
+pub fn write_history(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result<()> {
+    writeln!(
+        w,
+        "time                  serial  operation  status       set  removed  names  requests  retries"
+    )?;
+    for h in entries {
+        let time =
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(h.time));
+        writeln!(
+            w,
+            "{time}  {:>6}  {:<9}  {:<11}  {:>4}  {:>7}  {:>5}  {:>8}  {:>7}",
+            h.serial,
+            super::escape(&h.operation),
+            super::escape(&h.status),
+            h.accounts_set,
+            h.accounts_removed,
+            h.names_configured,
+            h.requests,
+            h.retries
+        )?;
+    }
+    Ok(())
+}
+
+/// `state history --format json`: the entries as one JSON array, oldest first.
+pub fn write_history_json(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result<()> {
+    super::json::to_safe_writer(w, &entries, true)?;
+    writeln!(w)
+}
+
+/// `state show --format text`: the account, then one `name: "value"` line per attribute.
+pub fn write_account_text(w: &mut impl Write, account: &ExportLine) -> io::Result<()> {
+    writeln!(w, "{}", super::escape(&account.account))?;
+    for (name, value) in &account.attrs {
+        writeln!(w, "    {}: {}", super::escape(name), super::quote(value))?;
+    }
+    Ok(())
+}
+
+/// `state show`: one account as a line of `state export` has it, pretty.
+pub fn write_account(w: &mut impl Write, account: &ExportLine) -> io::Result<()> {
+    super::json::to_safe_writer(w, account, true)?;
+    writeln!(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_apply_line_keeps_the_numbers_benchmarks_read() {
+        let t = ApplyTotals {
+            status: "complete",
+            accounts_set: 200,
+            accounts_removed: 0,
+            names_configured: 3,
+            requests: 3,
+            retries: 0,
+            elapsed: Duration::from_secs(2),
+            batches_recorded: 2,
+            record_time: Duration::from_millis(3),
+            max_unrecorded: 2,
+        };
+        let line = apply_line("Apply", &t);
+        assert!(line.starts_with("Apply complete: 200 users set,"), "{line}");
+        assert!(
+            line.contains(" in 2.00 s (100 users/s; store writes 1.50 ms per batch;"),
+            "{line}"
+        );
+        assert!(
+            line.contains("at most 2 confirmed batches awaiting their record"),
+            "{line}"
+        );
+        let one = ApplyTotals {
+            accounts_set: 1,
+            requests: 1,
+            retries: 1,
+            max_unrecorded: 1,
+            names_configured: 1,
+            ..t
+        };
+        let line = apply_line("Apply", &one);
+        assert!(
+            line.starts_with("Apply complete: 1 user set, 0 users with values removed, 1 attribute name configured; 1 request (1 retry) in"),
+            "{line}"
+        );
+        assert!(
+            line.contains("at most 1 confirmed batch awaiting"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_stopped_run_says_what_applied_failed_and_was_not_sent() {
+        let t = ApplyTotals {
+            status: "failed",
+            accounts_set: 600,
+            accounts_removed: 0,
+            names_configured: 0,
+            requests: 10,
+            retries: 4,
+            elapsed: Duration::from_secs(1),
+            batches_recorded: 6,
+            record_time: Duration::ZERO,
+            max_unrecorded: 1,
+        };
+        let o = Outcome {
+            label: "Apply",
+            totals: &t,
+            batches_ok: 6,
+            batches_failed: 4,
+            batches_not_sent: 0,
+            serial: 3,
+            stopped_by: Some("error: the API refused <x>".into()),
+        };
+        assert_eq!(
+            batches_line(&o),
+            "6 batches applied and recorded, 4 failed, 0 not sent"
+        );
+        let md = outcome_markdown(&o);
+        assert!(
+            md.starts_with("### timattr apply\n\n**failed** at serial 3."),
+            "{md}"
+        );
+        assert!(md.contains("| 600 | 0 | 0 | 6 | 4 | 0 | 10 | 4 |"), "{md}");
+        assert!(
+            md.contains("Stopped: error: the API refused &lt;x&gt;."),
+            "{md}"
+        );
+    }
+}
