@@ -98,7 +98,7 @@ fn snippet(
         }
         match c {
             '\t' => shown.push(' '),
-            c if is_unsafe(c) => shown.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c if is_unsafe(c) => crate::escape::push_escape(&mut shown, c),
             c => shown.push(c),
         }
     }
@@ -129,11 +129,7 @@ fn snippet(
 /// Characters shown on each side of the problem in a source line.
 const SNIPPET_CONTEXT: usize = 60;
 
-/// Control and bidirectional-formatting characters: never printed raw.
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{61c}')
-}
+use crate::escape::is_unsafe;
 
 /// Every problem found in one run, in file order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -188,11 +184,11 @@ mod tests {
         let shown = d.to_string();
         assert!(!shown.chars().any(is_unsafe_but_newline), "{shown:?}");
         let lines: Vec<&str> = shown.lines().collect();
-        assert_eq!(lines[2], "12 |   \\u{1b}[2J: \\u{202e}ab");
+        assert_eq!(lines[2], "12 |   \\x1b[2J: \\u{202e}ab");
         // Under the escaped U+202E (8 characters shown) and the `a` after it.
         assert_eq!(
             lines[3],
-            format!("   | {}{}", " ".repeat(13), "^".repeat(9))
+            format!("   | {}{}", " ".repeat(11), "^".repeat(9))
         );
     }
 

@@ -30,6 +30,7 @@
 //! - [`drift`] compares live attributes with last-applied into a drift report.
 //! - [`emulator`] is the server side of the API family, for offline use and tests.
 //! - [`files`] replaces output files atomically and reads gzip input with a size cap.
+//! - [`escape`] is how every output shows control and bidirectional characters.
 //! - [`clock`] is the wall clock in Unix seconds (usersigs, history, exports).
 //! - [`suggest`] finds the known word a typo meant ("did you mean `city`?").
 //! - [`schema`] holds the JSON Schemas of the project and users files, for editors.
@@ -45,6 +46,7 @@ pub mod diag;
 pub mod drift;
 pub mod emulator;
 pub mod error;
+pub mod escape;
 pub mod files;
 pub mod limiter;
 pub mod model;

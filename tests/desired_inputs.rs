@@ -138,9 +138,9 @@ fn account_ids_with_control_or_bidi_characters_are_refused_at_their_place() {
     assert_eq!(
         shown(dir.path(), &err),
         [
-            "users/a.yaml:3:3: account id \"evil\\u{1b}[2J\" contains the control character U+001B",
+            "users/a.yaml:3:3: account id \"evil\\x1b[2J\" contains the control character U+001B",
             "users/a.yaml:4:3: account id \"rtl\\u{202e}txt\" contains the bidirectional formatting character U+202E",
-            "users/a.yaml:5:3: account id \"nl\\u{d}\" contains the control character U+000D",
+            "users/a.yaml:5:3: account id \"nl\\x0d\" contains the control character U+000D",
         ]
     );
     let text = err.to_string();

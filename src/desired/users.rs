@@ -389,14 +389,16 @@ fn undeclared(name: &str, owner: Owner, key: Pos, names: &Names) -> Problem {
 }
 
 /// Characters an account id may not hold: they could rewrite a terminal or reorder the text
-/// of a reviewer's plan (C0, DEL, C1 controls; bidirectional formatting).
+/// of a reviewer's plan (the class every output escapes).
 fn forbidden(c: char) -> Option<&'static str> {
-    match c {
-        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' => Some("the control character"),
-        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{61c}' => {
-            Some("the bidirectional formatting character")
-        }
-        _ => None,
+    if !crate::escape::is_unsafe(c) {
+        None
+    } else if c.is_control() {
+        Some("the control character")
+    } else if matches!(c, '\u{2028}' | '\u{2029}') {
+        Some("the separator character")
+    } else {
+        Some("the bidirectional formatting character")
     }
 }
 
@@ -437,18 +439,9 @@ fn check_account(account: &str, key: Pos, problems: &mut Problems) -> bool {
     false
 }
 
-/// `"a\u{1b}b"`: the id quoted with every forbidden character escaped.
+/// `"a\x1bb"`: the id quoted, escaped as every output escapes it.
 fn escaped(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        if forbidden(c).is_some() {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-        } else {
-            out.extend(c.escape_debug());
-        }
-    }
-    out.push('"');
-    out
+    format!("\"{}\"", crate::escape::escape(s))
 }
 
 #[cfg(test)]
