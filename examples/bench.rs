@@ -1,5 +1,5 @@
-//! The timattr benchmark (issues 4, 5 and 6): every figure is measured next to a reference in
-//! the same run and reported as a ratio, because the machines it runs on are shared and noisy.
+//! The timattr benchmark (issues 4, 5, 6 and 13): every figure is measured next to a reference
+//! in the same run and reported as a ratio, because the machines it runs on are shared and noisy.
 //!
 //! ```text
 //! cargo build --release --bin timattr        # the bench also runs this itself unless --bin is given
@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use clap::{Parser, ValueEnum};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -49,95 +50,80 @@ const VALUES: [&[&str]; 6] = [
     &["basic", "pro", "team", "enterprise"],
 ];
 
-const USAGE: &str = "\
-timattr benchmark
-
-USAGE: cargo run --release --example bench -- [OPTIONS]
-
-OPTIONS:
-  --accounts N      accounts of the main project (default 1000000; --quick: 10000)
-  --files F         users files per project (default 100; --quick: 10)
-  --seed S          RNG seed of the generated data (default 42)
-  --json OUT        also write the figures as JSON to OUT
-  --scenario LIST   comma-separated subset of: parse,plan,noop,apply,drift,scaling
-                    (default: all). plan = cold plan + RSS; noop = first apply at zero
-                    latency + no-op plan + store scan; apply = 30,000-account apply at 40 ms;
-                    drift = 100,000-account drift at 40 ms; scaling = 10k/100k/N rows.
-  --quick           CI-sized smoke run: 10,000 accounts, 10 files, apply 3,000, drift 10,000
-  --bin PATH        the timattr binary to run (default: run `cargo build --release --bin
-                    timattr` and use target/release/timattr)
-  --keep DIR        generate into DIR and keep it (default: a temp dir removed at the end)
-  -h, --help        this text
-";
-
 // ---------------------------------------------------------------------------------------------
 // Options
 
+/// timattr benchmark: figures against references measured in the same run.
+#[derive(Parser, Debug)]
+#[command(name = "bench")]
 struct Opts {
-    accounts: usize,
-    files: usize,
+    /// Accounts of the main project [default: 1000000; --quick: 10000].
+    #[arg(long, value_parser = num)]
+    accounts: Option<usize>,
+    /// Users files of the main project [default: 100; --quick: 10].
+    #[arg(long, value_parser = num)]
+    files: Option<usize>,
+    /// RNG seed of the generated data.
+    #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Also write the figures as JSON to OUT.
+    #[arg(long, value_name = "OUT")]
     json: Option<PathBuf>,
-    scenarios: Vec<String>,
+    /// Scenarios to run (comma-separated; default: all but onefile3m). plan = cold plan of the
+    /// main project; onefile = the same accounts in ONE file; onefile3m = 3M accounts in one
+    /// file (memory); plan30k = a 30,000-user plan's memory; noop = first apply at zero
+    /// latency + no-op plan; apply = 30,000-account apply at 40 ms; drift = 100,000-account
+    /// drift at 40 ms; scaling = 10k/100k/N rows.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    scenario: Vec<Scenario>,
+    /// CI-sized smoke run: 10,000 accounts, 10 files, apply 3,000, drift 10,000.
+    #[arg(long)]
     quick: bool,
+    /// The timattr binary to run [default: `cargo build --release --bin timattr`].
+    #[arg(long)]
     bin: Option<PathBuf>,
+    /// Generate into DIR and keep it (default: a temp dir removed at the end).
+    #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
+    /// Internal: parse FILE with serde_yaml in a child (the memory reference).
+    #[arg(long, hide = true, value_name = "FILE")]
+    bare_parse_child: Option<PathBuf>,
+    /// Added by `cargo bench`-style runners; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Scenario {
+    Parse,
+    Plan,
+    Onefile,
+    Onefile3m,
+    Plan30k,
+    Noop,
+    Apply,
+    Drift,
+    Scaling,
 }
 
 impl Opts {
-    fn parse() -> Result<Opts, String> {
-        let mut args = std::env::args().skip(1);
-        let mut o = Opts {
-            accounts: 0,
-            files: 0,
-            seed: 42,
-            json: None,
-            scenarios: Vec::new(),
-            quick: false,
-            bin: None,
-            keep: None,
-        };
-        let (mut accounts, mut files) = (None, None);
-        while let Some(a) = args.next() {
-            let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-            match a.as_str() {
-                "--accounts" => accounts = Some(num(&value("--accounts")?)?),
-                "--files" => files = Some(num(&value("--files")?)?),
-                "--seed" => o.seed = num(&value("--seed")?)? as u64,
-                "--json" => o.json = Some(value("--json")?.into()),
-                "--scenario" => {
-                    o.scenarios = value("--scenario")?
-                        .split(',')
-                        .map(|s| s.trim().to_owned())
-                        .collect()
-                }
-                "--quick" => o.quick = true,
-                "--bin" => o.bin = Some(value("--bin")?.into()),
-                "--keep" => o.keep = Some(value("--keep")?.into()),
-                "-h" | "--help" => {
-                    print!("{USAGE}");
-                    std::process::exit(0);
-                }
-                "--bench" => {} // added by `cargo bench`-style runners; harmless
-                other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
-            }
-        }
-        o.accounts = accounts.unwrap_or(if o.quick { 10_000 } else { 1_000_000 });
-        o.files = files.unwrap_or(if o.quick { 10 } else { 100 }).max(1);
-        const ALL: [&str; 6] = ["parse", "plan", "noop", "apply", "drift", "scaling"];
-        for s in &o.scenarios {
-            if !ALL.contains(&s.as_str()) {
-                return Err(format!("unknown scenario {s:?}: one of {}", ALL.join(",")));
-            }
-        }
-        if o.scenarios.is_empty() {
-            o.scenarios = ALL.iter().map(|s| s.to_string()).collect();
-        }
-        Ok(o)
+    fn accounts(&self) -> usize {
+        self.accounts
+            .unwrap_or(if self.quick { 10_000 } else { 1_000_000 })
     }
 
-    fn wants(&self, s: &str) -> bool {
-        self.scenarios.iter().any(|x| x == s)
+    fn files(&self) -> usize {
+        self.files
+            .unwrap_or(if self.quick { 10 } else { 100 })
+            .max(1)
+    }
+
+    fn wants(&self, s: Scenario) -> bool {
+        if self.scenario.is_empty() {
+            s != Scenario::Onefile3m
+        } else {
+            self.scenario.contains(&s)
+        }
     }
 }
 
@@ -159,7 +145,8 @@ struct Project {
 
 /// Writes `timattr.yaml` and F users files with N accounts `{prefix}{i:08}`. Deterministic for a
 /// seed. Every third file has `defaults` (country, plan) that its accounts may override; every
-/// account ends up with 3 to 5 attributes.
+/// account ends up with 3 to 5 attributes. One block of 1,000 accounts in five is written in
+/// block style, the others in flow style (so a single big file mixes both).
 fn generate(
     dir: &Path,
     prefix: &str,
@@ -183,50 +170,20 @@ fn generate(
     let mut next = 0usize;
     for f in 0..files {
         let path = dir.join("users").join(format!("users-{f:04}.yaml"));
-        let mut out = String::with_capacity(per_file * 64 + 128);
         let with_defaults = f % 3 == 2;
+        let mut out = String::with_capacity(per_file * 64 + 128);
         if with_defaults {
             out.push_str("defaults:\n  country: cn\n  plan: basic\n");
         }
-        out.push_str("users:\n");
         let end = (next + per_file).min(accounts);
-        let block_style = f % 5 == 4;
         if next >= end {
-            // More files than accounts: keep the file valid.
-            out.push_str("  {}\n");
-            out = out.replace("users:\n  {}\n", "users: {}\n");
+            out.push_str("users: {}\n"); // more files than accounts: keep the file valid
+        } else {
+            out.push_str("users:\n");
         }
         while next < end {
-            let mut idx = [0usize, 1, 2, 3, 4, 5];
-            // With defaults (country, plan), 1..=3 own names: 3..=5 in total after merging.
-            let names: &mut [usize] = if with_defaults {
-                let own = rng.gen_range(1..=3);
-                idx[..4].shuffle(&mut rng);
-                if rng.gen_bool(0.1) {
-                    idx[0] = 5; // sometimes override the default plan
-                }
-                &mut idx[..own]
-            } else {
-                let own = rng.gen_range(3..=5);
-                idx.shuffle(&mut rng);
-                &mut idx[..own]
-            };
-            names.sort_unstable();
-            if block_style {
-                let _ = writeln!(out, "  {prefix}{next:08}:");
-                for &n in names.iter() {
-                    let v = VALUES[n][rng.gen_range(0..VALUES[n].len())];
-                    let _ = writeln!(out, "    {}: {v}", NAMES[n]);
-                }
-            } else {
-                let _ = write!(out, "  {prefix}{next:08}: {{");
-                for (k, &n) in names.iter().enumerate() {
-                    let v = VALUES[n][rng.gen_range(0..VALUES[n].len())];
-                    let sep = if k == 0 { "" } else { ", " };
-                    let _ = write!(out, "{sep}{}: {v}", NAMES[n]);
-                }
-                out.push_str("}\n");
-            }
+            let block_style = (f + next / 1000) % 5 == 4;
+            write_account(&mut out, &mut rng, prefix, next, with_defaults, block_style);
             next += 1;
         }
         std::fs::write(&path, out)?;
@@ -238,6 +195,46 @@ fn generate(
         files,
         users_files,
     })
+}
+
+/// One account with 3 to 5 names in all (with defaults: 1 to 3 of its own).
+fn write_account(
+    out: &mut String,
+    rng: &mut StdRng,
+    prefix: &str,
+    i: usize,
+    with_defaults: bool,
+    block_style: bool,
+) {
+    let mut idx = [0usize, 1, 2, 3, 4, 5];
+    let names: &mut [usize] = if with_defaults {
+        let own = rng.gen_range(1..=3);
+        idx[..4].shuffle(rng);
+        if rng.gen_bool(0.1) {
+            idx[0] = 5; // sometimes override the default plan
+        }
+        &mut idx[..own]
+    } else {
+        let own = rng.gen_range(3..=5);
+        idx.shuffle(rng);
+        &mut idx[..own]
+    };
+    names.sort_unstable();
+    if block_style {
+        let _ = writeln!(out, "  {prefix}{i:08}:");
+        for &n in names.iter() {
+            let v = VALUES[n][rng.gen_range(0..VALUES[n].len())];
+            let _ = writeln!(out, "    {}: {v}", NAMES[n]);
+        }
+    } else {
+        let _ = write!(out, "  {prefix}{i:08}: {{");
+        for (k, &n) in names.iter().enumerate() {
+            let v = VALUES[n][rng.gen_range(0..VALUES[n].len())];
+            let sep = if k == 0 { "" } else { ", " };
+            let _ = write!(out, "{sep}{}: {v}", NAMES[n]);
+        }
+        out.push_str("}\n");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -278,7 +275,7 @@ fn one_file(files: &[PathBuf], out: &Path) -> std::io::Result<()> {
 }
 
 /// `bench --bare-parse-child FILE`: the child side of the one-file RSS reference.
-fn bare_parse_child(file: &str) -> ! {
+fn bare_parse_child(file: &Path) -> ! {
     let text = std::fs::read_to_string(file).expect("read");
     let parsed: BareUsersFile = serde_yaml::from_str(&text).expect("parse");
     println!("{}", parsed.users.len());
@@ -453,6 +450,14 @@ impl Figure {
     }
 }
 
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 fn fmt_value(v: f64, unit: &str) -> String {
     match unit {
         "s" => format!("{v:.2} s"),
@@ -558,38 +563,6 @@ fn scaling_table(rows: &[ScaleRow]) -> String {
     out
 }
 
-// ---------------------------------------------------------------------------------------------
-// Main
-
-struct Bench {
-    opts: Opts,
-    bin: PathBuf,
-    root: PathBuf,
-    gnu_time: bool,
-    endpoint: String,
-    figures: Vec<Figure>,
-    scaling: Vec<ScaleRow>,
-    notes: Vec<String>,
-}
-
-fn main() {
-    let mut args = std::env::args().skip(1);
-    if args.next().as_deref() == Some("--bare-parse-child") {
-        bare_parse_child(&args.next().unwrap_or_default());
-    }
-    let opts = match Opts::parse() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = real_main(opts) {
-        eprintln!("bench failed: {e}");
-        std::process::exit(1);
-    }
-}
-
 fn locate_bin(opts: &Opts) -> Result<PathBuf, String> {
     if let Some(b) = &opts.bin {
         return Ok(b.clone());
@@ -615,21 +588,66 @@ fn locate_bin(opts: &Opts) -> Result<PathBuf, String> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Main
+
+struct Bench {
+    opts: Opts,
+    bin: PathBuf,
+    root: PathBuf,
+    gnu_time: bool,
+    endpoint: String,
+    figures: Vec<Figure>,
+    scaling: Vec<ScaleRow>,
+    notes: Vec<String>,
+}
+
+fn main() {
+    let opts = Opts::parse();
+    if let Some(file) = &opts.bare_parse_child {
+        bare_parse_child(file);
+    }
+    if let Err(e) = real_main(opts) {
+        eprintln!("bench failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Where the projects are generated: `--keep DIR`, or a temp dir removed at the end.
+fn data_root(opts: &Opts) -> Result<(PathBuf, Option<tempfile::TempDir>), String> {
+    match &opts.keep {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+            Ok((d.clone(), None))
+        }
+        None => {
+            let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+            Ok((tmp.path().to_owned(), Some(tmp)))
+        }
+    }
+}
+
+/// One in-process emulator for every scenario: loopback, free port, the service's rate limit.
+fn start_emulator(rt: &tokio::runtime::Runtime) -> Result<timattr::emulator::Running, String> {
+    let cfg = timattr::emulator::Config {
+        listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+        sdkappid: SDKAPPID,
+        admin: ADMIN.into(),
+        key: timattr::api::Secret::from(KEY),
+        latency: Duration::ZERO,
+        fault_rate: 0.0,
+        data: None,
+        rate_limit: 100,
+    };
+    rt.block_on(timattr::emulator::start(cfg))
+        .map_err(|e| e.to_string())
+}
+
 fn real_main(opts: Opts) -> Result<(), String> {
     // Children run in the project dirs: the binary's path must not be relative.
     let bin = locate_bin(&opts)?;
     let bin = std::fs::canonicalize(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
-    let tmp;
-    let root = match &opts.keep {
-        Some(d) => {
-            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
-            d.clone()
-        }
-        None => {
-            tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-            tmp.path().to_owned()
-        }
-    };
+    let (root, _tmp) = data_root(&opts)?;
     let gnu_time = use_gnu_time();
     eprintln!(
         "bench: binary {}, data in {}, peak RSS via {}",
@@ -641,29 +659,14 @@ fn real_main(opts: Opts) -> Result<(), String> {
             "/proc/PID/status VmHWM polling"
         }
     );
-
-    // One in-process emulator for every scenario: loopback, free port, the service's rate limit.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let cfg = timattr::emulator::Config {
-        listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-        sdkappid: SDKAPPID,
-        admin: ADMIN.into(),
-        key: timattr::api::Secret::from(KEY),
-        latency: Duration::ZERO,
-        fault_rate: 0.0,
-        data: None,
-        rate_limit: 100,
-    };
-    let emulator = rt
-        .block_on(timattr::emulator::start(cfg))
-        .map_err(|e| e.to_string())?;
+    let emulator = start_emulator(&rt)?;
     let endpoint = emulator.base_url();
     eprintln!("bench: emulator at {endpoint}");
-
     let mut bench = Bench {
         opts,
         bin,
@@ -678,22 +681,7 @@ fn real_main(opts: Opts) -> Result<(), String> {
     let _ = rt.block_on(emulator.stop());
     drop(rt);
     result?;
-
-    let mut report = format!(
-        "\ntimattr benchmark — {} accounts, {} files, seed {}\n\n{}",
-        bench.opts.accounts,
-        bench.opts.files,
-        bench.opts.seed,
-        table(&bench.figures)
-    );
-    if !bench.scaling.is_empty() {
-        report.push_str("\nScaling (validate and plan, cold = empty store, warm = store holding the desired data):\n\n");
-        report.push_str(&scaling_table(&bench.scaling));
-    }
-    for n in &bench.notes {
-        let _ = writeln!(report, "note: {n}");
-    }
-    println!("{report}");
+    println!("{}", bench.report());
     if let Some(path) = &bench.opts.json {
         std::fs::write(path, bench.json()).map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!("bench: wrote {}", path.display());
@@ -702,16 +690,34 @@ fn real_main(opts: Opts) -> Result<(), String> {
 }
 
 impl Bench {
+    fn report(&self) -> String {
+        let mut report = format!(
+            "\ntimattr benchmark — {} accounts, {} files, seed {}\n\n{}",
+            self.opts.accounts(),
+            self.opts.files(),
+            self.opts.seed,
+            table(&self.figures)
+        );
+        if !self.scaling.is_empty() {
+            report.push_str("\nScaling (validate and plan, cold = empty store, warm = store holding the desired data):\n\n");
+            report.push_str(&scaling_table(&self.scaling));
+        }
+        for n in &self.notes {
+            let _ = writeln!(report, "note: {n}");
+        }
+        report
+    }
+
     fn sizes(&self) -> Vec<usize> {
-        let n = self.opts.accounts;
-        let mut v: Vec<usize> = if self.opts.wants("scaling") {
-            if self.opts.quick {
-                vec![1_000, n]
-            } else {
-                vec![10_000, 100_000, n]
-            }
-        } else {
-            vec![n]
+        let n = self.opts.accounts();
+        let needs_main = [Scenario::Parse, Scenario::Plan, Scenario::Noop]
+            .iter()
+            .any(|s| self.opts.wants(*s));
+        let mut v: Vec<usize> = match (self.opts.wants(Scenario::Scaling), self.opts.quick) {
+            (true, true) => vec![1_000, n],
+            (true, false) => vec![10_000, 100_000, n],
+            (false, _) if needs_main => vec![n],
+            (false, _) => Vec::new(),
         };
         v.retain(|&s| s <= n);
         v.sort_unstable();
@@ -719,300 +725,415 @@ impl Bench {
         v
     }
 
-    #[allow(clippy::too_many_lines)] // split by the bench rework (yaml helper)
-    fn scenarios(&mut self, emulator: &timattr::emulator::Running) -> Result<(), String> {
-        let n = self.opts.accounts;
-        let needs_main =
-            self.opts.wants("parse") || self.opts.wants("plan") || self.opts.wants("noop");
-        let mut sizes = self.sizes();
-        if !needs_main && !self.opts.wants("scaling") {
-            sizes.clear();
+    fn drift_size(&self) -> usize {
+        if self.opts.quick {
+            10_000
+        } else {
+            100_000
         }
-        let drift_n = if self.opts.quick { 10_000 } else { 100_000 };
-        let mut drift_project: Option<Project> = None;
+    }
 
-        for &size in &sizes {
-            let is_main = size == n;
-            let files = if is_main {
-                self.opts.files
-            } else {
-                100.min(size)
-            };
-            eprintln!("bench: generating {size} accounts in {files} files");
-            let p = generate(
-                &self.root.join(format!("p{size}")),
-                // One account range per size: the shared emulator keeps each project's values.
-                &format!("u{}k", size / 1000),
-                size,
-                files,
-                self.opts.seed,
-                &self.endpoint,
-            )
-            .map_err(|e| e.to_string())?;
-
-            let (bare, parsed) = bare_parse(&p.users_files)?;
-            if parsed != size {
-                return Err(format!("generated {size} accounts but parsed {parsed}"));
+    fn scenarios(&mut self, emulator: &timattr::emulator::Running) -> Result<(), String> {
+        let mut drift_project = None;
+        for size in self.sizes() {
+            if let Some(p) = self.size_row(size, emulator)? {
+                drift_project = Some(p);
             }
-            eprintln!("bench: bare parse {:.2} s", bare.as_secs_f64());
-            if is_main && self.opts.wants("parse") {
-                self.figures.push(Figure::new(
-                    format!("bare parse, 1 thread, in-process ({size} accounts, {files} files)"),
-                    bare.as_secs_f64(),
-                    "s",
-                ));
-                let one = self.root.join(format!("one-{size}.yaml"));
-                one_file(&p.users_files, &one).map_err(|e| e.to_string())?;
-                let me = std::env::current_exe().map_err(|e| e.to_string())?;
-                let r = run(
-                    &me,
-                    &["--bare-parse-child", one.to_str().unwrap_or_default()],
-                    &self.root,
-                    self.gnu_time,
-                )?;
-                expect_ok("bare parse child", &r, &[0])?;
-                let _ = std::fs::remove_file(&one);
-                self.figures.push(Figure::new(
-                    format!("bare parse as ONE file, child: peak RSS ({size} accounts)"),
-                    r.rss as f64 / 1e6,
-                    "MB",
-                ));
-                self.figures.push(Figure::new(
-                    format!("bare parse as ONE file, child: wall ({size} accounts)"),
-                    r.wall.as_secs_f64(),
-                    "s",
-                ));
-            }
+        }
+        if !self.opts.wants(Scenario::Scaling) {
+            self.scaling.clear();
+        }
+        if self.opts.wants(Scenario::Onefile) {
+            self.one_file(self.opts.accounts(), "o", true)?;
+        }
+        if self.opts.wants(Scenario::Onefile3m) {
+            let n = if self.opts.quick { 30_000 } else { 3_000_000 };
+            self.one_file(n, "t", false)?;
+        }
+        if self.opts.wants(Scenario::Apply) || self.opts.wants(Scenario::Plan30k) {
+            self.apply_30k(emulator)?;
+        }
+        if self.opts.wants(Scenario::Drift) {
+            self.drift(emulator, drift_project)?;
+        }
+        Ok(())
+    }
 
-            let validate = self.timattr(&p, &["validate"], &[0])?;
-            let cold = self.timattr(&p, &["plan", "--format", "json"], &[0])?;
-            eprintln!(
-                "bench: validate {:.2} s, cold plan {:.2} s {} MB",
-                validate.wall.as_secs_f64(),
+    /// Validate and cold plan (and, for the scaling rows or the no-op figures, a first apply
+    /// and the warm plan) of `size` accounts; the project when it can serve the drift figure.
+    fn size_row(
+        &mut self,
+        size: usize,
+        emulator: &timattr::emulator::Running,
+    ) -> Result<Option<Project>, String> {
+        let is_main = size == self.opts.accounts();
+        let files = if is_main {
+            self.opts.files()
+        } else {
+            100.min(size)
+        };
+        eprintln!("bench: generating {size} accounts in {files} files");
+        let p = generate(
+            &self.root.join(format!("p{size}")),
+            // One account range per size: the shared emulator keeps each project's values.
+            &format!("u{}k", size / 1000),
+            size,
+            files,
+            self.opts.seed,
+            &self.endpoint,
+        )
+        .map_err(|e| e.to_string())?;
+        let (bare, parsed) = bare_parse(&p.users_files)?;
+        if parsed != size {
+            return Err(format!("generated {size} accounts but parsed {parsed}"));
+        }
+        eprintln!("bench: bare parse {:.2} s", bare.as_secs_f64());
+        if is_main && self.opts.wants(Scenario::Parse) {
+            self.bare_figures(&p, bare)?;
+        }
+        let validate = self.timattr(&p, &["validate"], &[0])?;
+        let cold = self.timattr(&p, &["plan", "--format", "json"], &[0])?;
+        eprintln!(
+            "bench: validate {:.2} s, cold plan {:.2} s {} MB",
+            validate.wall.as_secs_f64(),
+            cold.wall.as_secs_f64(),
+            cold.rss / 1_000_000
+        );
+        if is_main && self.opts.wants(Scenario::Plan) {
+            self.cold_plan_figures(size, files, bare, &cold, 0.5, 400.0);
+        }
+        let warm = self.warm(&p, is_main, emulator, &cold)?;
+        let serves_drift = size == self.drift_size() && warm.is_some();
+        self.scaling.push(ScaleRow {
+            accounts: size,
+            files,
+            bare_parse: bare,
+            validate,
+            cold,
+            warm,
+        });
+        Ok(serves_drift.then_some(p))
+    }
+
+    /// The bare parse figures of the main project, and the memory of a bare parse of the
+    /// same accounts in ONE file (a child process, for its peak RSS).
+    fn bare_figures(&mut self, p: &Project, bare: Duration) -> Result<(), String> {
+        let size = p.accounts;
+        self.figures.push(Figure::new(
+            format!(
+                "bare parse, 1 thread, in-process ({size} accounts, {} files)",
+                p.files
+            ),
+            bare.as_secs_f64(),
+            "s",
+        ));
+        let one = self.root.join(format!("one-{size}.yaml"));
+        one_file(&p.users_files, &one).map_err(|e| e.to_string())?;
+        let r = self.bare_child(&one)?;
+        let _ = std::fs::remove_file(&one);
+        self.figures.push(Figure::new(
+            format!("bare parse as ONE file, child: peak RSS ({size} accounts)"),
+            r.rss as f64 / 1e6,
+            "MB",
+        ));
+        self.figures.push(Figure::new(
+            format!("bare parse as ONE file, child: wall ({size} accounts)"),
+            r.wall.as_secs_f64(),
+            "s",
+        ));
+        Ok(())
+    }
+
+    fn bare_child(&self, file: &Path) -> Result<Run, String> {
+        let me = std::env::current_exe().map_err(|e| e.to_string())?;
+        let file = file.to_str().unwrap_or_default();
+        let r = run(
+            &me,
+            &["--bare-parse-child", file],
+            &self.root,
+            self.gnu_time,
+        )?;
+        expect_ok("bare parse child", &r, &[0])?;
+        Ok(r)
+    }
+
+    /// Cold plan time against the bare parse, and its peak RSS against `rss_1m` MB (the
+    /// target stated for 1M accounts, pro rata below that).
+    fn cold_plan_figures(
+        &mut self,
+        size: usize,
+        files: usize,
+        bare: Duration,
+        cold: &Run,
+        ratio: f64,
+        rss_1m: f64,
+    ) {
+        self.figures.push(
+            Figure::new(
+                format!("cold plan ({size} accounts, {files} file{})", plural(files)),
                 cold.wall.as_secs_f64(),
-                cold.rss / 1_000_000
-            );
-            if is_main && self.opts.wants("plan") {
-                self.figures.push(
-                    Figure::new(
-                        format!("cold plan ({size} accounts, {files} files)"),
-                        cold.wall.as_secs_f64(),
-                        "s",
-                    )
-                    .against("bare parse", bare.as_secs_f64())
-                    .target(Target::AtMost(0.6)),
-                );
-                let fig = Figure::new(
-                    format!("cold plan peak RSS ({size} accounts)"),
-                    cold.rss as f64 / 1e6,
-                    "MB",
-                );
-                // The 600 MB target is stated for 1M accounts; scale it for other sizes.
-                let limit = 600.0 * (size as f64 / 1e6).max(0.05);
-                self.figures.push(if size >= 1_000_000 {
-                    fig.target(Target::AtMost(600.0))
-                } else {
-                    self.notes.push(format!(
-                        "RSS target 600 MB is for 1M accounts; at {size} it is shown against {limit:.0} MB (pro rata, floor 30 MB)"
-                    ));
-                    fig.target(Target::AtMost(limit))
-                });
-            }
+                "s",
+            )
+            .against("bare parse", bare.as_secs_f64())
+            .target(Target::AtMost(ratio)),
+        );
+        let limit = rss_1m * (size as f64 / 1e6).clamp(0.05, 1.0);
+        if size < 1_000_000 {
+            self.notes.push(format!(
+                "RSS target {rss_1m} MB is for 1M accounts; at {size} it is shown against {limit:.0} MB (pro rata)"
+            ));
+        }
+        self.figures.push(
+            Figure::new(
+                format!(
+                    "cold plan peak RSS ({size} accounts, {files} file{})",
+                    plural(files)
+                ),
+                cold.rss as f64 / 1e6,
+                "MB",
+            )
+            .target(Target::AtMost(limit)),
+        );
+    }
 
-            // Warm store: first apply at zero latency, then the no-op plan and the store scan.
-            let mut warm = None;
-            let fill = self.opts.wants("scaling")
-                || (is_main && self.opts.wants("noop"))
-                || size == drift_n && self.opts.wants("drift");
-            // The full-size first apply is ~N/10,000 s: skipped in --quick only when it is big.
-            if fill && !(self.opts.quick && size > 100_000) {
-                emulator.set_latency(Duration::ZERO);
-                eprintln!("bench: first apply of {size} accounts (zero latency)");
-                let a = self.timattr(&p, &["apply", "--auto-approve"], &[0])?;
-                let line = apply_line(&a.stderr);
-                if is_main && self.opts.wants("noop") {
-                    let (secs, rate, ms) = line.unwrap_or((a.wall.as_secs_f64(), 0.0, 0.0));
-                    self.figures.push(Figure::new(
-                        format!("first apply, zero latency ({size} accounts): apply time"),
-                        secs,
-                        "s",
-                    ));
-                    self.figures.push(
-                        Figure::new(
-                            format!("first apply, zero latency ({size} accounts): throughput"),
-                            rate,
-                            "accounts/s",
-                        )
-                        .against("ceiling", CEILING),
-                    );
-                    self.figures.push(Figure::new(
-                        format!("first apply ({size} accounts): store writes per batch"),
-                        ms,
-                        "ms",
-                    ));
-                }
-                let w = self.timattr(&p, &["plan", "--format", "json"], &[0])?;
-                let scan = self.timattr(&p, &["state", "list"], &[0])?;
-                eprintln!(
-                    "bench: no-op plan {:.2} s {} MB, state list {:.2} s",
-                    w.wall.as_secs_f64(),
-                    w.rss / 1_000_000,
-                    scan.wall.as_secs_f64()
-                );
-                if is_main && self.opts.wants("noop") {
-                    self.figures.push(
-                        Figure::new(
-                            format!("no-op plan ({size} accounts)"),
-                            w.wall.as_secs_f64(),
-                            "s",
-                        )
-                        .against("cold plan", cold.wall.as_secs_f64())
-                        .target(Target::AtMost(1.2)),
-                    );
-                    self.figures.push(
-                        Figure::new(
-                            format!("no-op plan ({size} accounts)"),
-                            w.wall.as_secs_f64(),
-                            "s",
-                        )
-                        .against("store scan (state list)", scan.wall.as_secs_f64()),
-                    );
-                    self.figures.push(Figure::new(
-                        format!("no-op plan peak RSS ({size} accounts)"),
-                        w.rss as f64 / 1e6,
-                        "MB",
-                    ));
-                }
-                warm = Some(w);
-            } else if is_main && self.opts.wants("noop") {
+    /// First apply at zero latency, then the no-op plan and the store scan, when the scaling
+    /// rows, the no-op figures or the drift figure need a filled store.
+    fn warm(
+        &mut self,
+        p: &Project,
+        is_main: bool,
+        emulator: &timattr::emulator::Running,
+        cold: &Run,
+    ) -> Result<Option<Run>, String> {
+        let size = p.accounts;
+        let noop = is_main && self.opts.wants(Scenario::Noop);
+        let fill = self.opts.wants(Scenario::Scaling)
+            || noop
+            || (size == self.drift_size() && self.opts.wants(Scenario::Drift));
+        // The full-size first apply is ~N/10,000 s: skipped in --quick only when it is big.
+        if !fill || (self.opts.quick && size > 100_000) {
+            if noop {
                 self.notes.push(format!(
                     "no-op plan at {size} skipped in --quick (needs a {size}-account apply)"
                 ));
             }
-            self.scaling.push(ScaleRow {
-                accounts: size,
-                files,
-                bare_parse: bare,
-                validate,
-                cold,
-                warm: warm.take(),
-            });
-            if size == drift_n && self.scaling.last().is_some_and(|r| r.warm.is_some()) {
-                drift_project = Some(p);
-            }
+            return Ok(None);
         }
-        if !self.opts.wants("scaling") {
-            self.scaling.clear();
+        emulator.set_latency(Duration::ZERO);
+        eprintln!("bench: first apply of {size} accounts (zero latency)");
+        let a = self.timattr(p, &["apply", "--auto-approve"], &[0])?;
+        let w = self.timattr(p, &["plan", "--format", "json"], &[0])?;
+        let scan = self.timattr(p, &["state", "list"], &[0])?;
+        eprintln!(
+            "bench: no-op plan {:.2} s {} MB, state list {:.2} s",
+            w.wall.as_secs_f64(),
+            w.rss / 1_000_000,
+            scan.wall.as_secs_f64()
+        );
+        if noop {
+            self.noop_figures(size, &a, &w, &scan, cold);
         }
+        Ok(Some(w))
+    }
 
-        if self.opts.wants("apply") {
-            let m = if self.opts.quick { 3_000 } else { 30_000 };
-            let p = generate(
-                &self.root.join("apply"),
-                "a",
-                m,
-                100.min(m),
-                self.opts.seed,
-                &self.endpoint,
+    fn noop_figures(&mut self, size: usize, a: &Run, w: &Run, scan: &Run, cold: &Run) {
+        let (secs, rate, ms) = apply_line(&a.stderr).unwrap_or((a.wall.as_secs_f64(), 0.0, 0.0));
+        let name = |what: &str| format!("{what} ({size} accounts)");
+        self.figures.extend([
+            Figure::new(name("first apply, zero latency: apply time"), secs, "s"),
+            Figure::new(
+                name("first apply, zero latency: throughput"),
+                rate,
+                "accounts/s",
             )
-            .map_err(|e| e.to_string())?;
-            emulator.set_latency(Duration::from_millis(40));
-            eprintln!("bench: first apply of {m} accounts at 40 ms latency");
-            let a = self.timattr(&p, &["apply", "--auto-approve"], &[0])?;
-            emulator.set_latency(Duration::ZERO);
-            let (secs, rate, _) = apply_line(&a.stderr)
-                .ok_or_else(|| format!("no final apply line in: {}", a.stderr))?;
-            eprintln!("bench: apply {secs:.2} s, {rate:.0} accounts/s");
+            .against("ceiling", CEILING),
+            Figure::new(name("first apply: store writes per batch"), ms, "ms"),
+            Figure::new(name("no-op plan"), w.wall.as_secs_f64(), "s")
+                .against("cold plan", cold.wall.as_secs_f64())
+                .target(Target::AtMost(1.2)),
+            Figure::new(name("no-op plan"), w.wall.as_secs_f64(), "s")
+                .against("store scan (state list)", scan.wall.as_secs_f64()),
+            Figure::new(name("no-op plan peak RSS"), w.rss as f64 / 1e6, "MB"),
+        ]);
+    }
+
+    /// `n` accounts in ONE users file: the cold plan against a bare single-thread serde_yaml
+    /// parse of the same file (in-process), and its peak RSS. With `reference` false (3M
+    /// accounts: the bare parse would need ~6 GB) only the memory figure is taken.
+    fn one_file(&mut self, n: usize, prefix: &str, reference: bool) -> Result<(), String> {
+        eprintln!("bench: generating {n} accounts in ONE file");
+        let p = generate(
+            &self.root.join(format!("one{n}")),
+            prefix,
+            n,
+            1,
+            self.opts.seed,
+            &self.endpoint,
+        )
+        .map_err(|e| e.to_string())?;
+        let mb = std::fs::metadata(&p.users_files[0]).map_or(0, |m| m.len()) / 1_000_000;
+        let cold = self.timattr(&p, &["plan", "--format", "json"], &[0])?;
+        eprintln!(
+            "bench: one file of {mb} MB: cold plan {:.2} s {} MB",
+            cold.wall.as_secs_f64(),
+            cold.rss / 1_000_000
+        );
+        if reference {
+            let (bare, parsed) = bare_parse(&p.users_files)?;
+            if parsed != n {
+                return Err(format!("generated {n} accounts but parsed {parsed}"));
+            }
+            eprintln!(
+                "bench: bare parse of the one file {:.2} s",
+                bare.as_secs_f64()
+            );
+            self.cold_plan_figures(n, 1, bare, &cold, 0.5, 500.0);
+        } else {
+            let limit = 1200.0 * (n as f64 / 3e6).clamp(0.05, 1.0);
             self.figures.push(
                 Figure::new(
-                    format!("apply throughput, 40 ms latency ({m} accounts)"),
-                    rate,
-                    "accounts/s",
+                    format!("cold plan peak RSS ({n} accounts, ONE file of {mb} MB)"),
+                    cold.rss as f64 / 1e6,
+                    "MB",
                 )
+                .target(Target::AtMost(limit)),
+            );
+            self.figures.push(Figure::new(
+                format!("cold plan ({n} accounts, ONE file of {mb} MB)"),
+                cold.wall.as_secs_f64(),
+                "s",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The 30,000-account project: its cold plan's memory, then its first apply at 40 ms
+    /// latency, as the apply's own figure and as the whole process (start to exit).
+    fn apply_30k(&mut self, emulator: &timattr::emulator::Running) -> Result<(), String> {
+        let m = if self.opts.quick { 3_000 } else { 30_000 };
+        let p = generate(
+            &self.root.join("apply"),
+            "a",
+            m,
+            100.min(m),
+            self.opts.seed,
+            &self.endpoint,
+        )
+        .map_err(|e| e.to_string())?;
+        if self.opts.wants(Scenario::Plan30k) {
+            let plan = self.timattr(&p, &["plan", "--format", "json"], &[0])?;
+            let limit = 40.0 * (m as f64 / 30_000.0).max(1.0);
+            self.figures.push(
+                Figure::new(
+                    format!("plan peak RSS ({m} accounts, 100 files)"),
+                    plan.rss as f64 / 1e6,
+                    "MB",
+                )
+                .target(Target::AtMost(limit)),
+            );
+            self.figures.push(Figure::new(
+                format!("plan wall ({m} accounts, 100 files)"),
+                plan.wall.as_secs_f64(),
+                "s",
+            ));
+        }
+        if !self.opts.wants(Scenario::Apply) {
+            return Ok(());
+        }
+        emulator.set_latency(Duration::from_millis(40));
+        eprintln!("bench: first apply of {m} accounts at 40 ms latency");
+        let a = self.timattr(&p, &["apply", "--auto-approve"], &[0]);
+        emulator.set_latency(Duration::ZERO);
+        let a = a?;
+        let (secs, rate, _) =
+            apply_line(&a.stderr).ok_or_else(|| format!("no final apply line in: {}", a.stderr))?;
+        eprintln!("bench: apply {secs:.2} s, {rate:.0} accounts/s");
+        self.apply_figures(m, rate, &a);
+        Ok(())
+    }
+
+    fn apply_figures(&mut self, m: usize, rate: f64, a: &Run) {
+        // The emulator (like the service) limits 100 requests per sliding second, so the
+        // first 100 requests go at once: R requests need at least ceil(R/100)-1 s + latency.
+        let requests = m.div_ceil(100);
+        let window_secs = (requests.div_ceil(100) - 1) as f64 + 0.040;
+        let name = format!("apply throughput, 40 ms latency ({m} accounts)");
+        self.figures.extend([
+            Figure::new(name.clone(), rate, "accounts/s")
                 .against("ceiling", CEILING)
                 .target(Target::AtLeast(0.95)),
-            );
-            // The emulator (like the service) limits 100 requests per sliding second, so the
-            // first 100 requests go at once: R requests need at least ceil(R/100)-1 s + latency.
-            let requests = m.div_ceil(100);
-            let window_secs = (requests.div_ceil(100) - 1) as f64 + 0.040;
-            self.figures.push(
-                Figure::new(
-                    format!("apply throughput, 40 ms latency ({m} accounts)"),
-                    rate,
-                    "accounts/s",
-                )
+            Figure::new(name, rate, "accounts/s")
                 .against("sliding-window ceiling", m as f64 / window_secs),
-            );
-            self.figures.push(
-                Figure::new(
-                    format!("apply throughput incl. load+plan, wall of the process ({m} accounts)"),
-                    m as f64 / a.wall.as_secs_f64(),
-                    "accounts/s",
-                )
-                .against("ceiling", CEILING),
-            );
-        }
+            Figure::new(
+                format!("apply throughput, whole process (start to exit), 40 ms ({m} accounts)"),
+                m as f64 / a.wall.as_secs_f64(),
+                "accounts/s",
+            )
+            .against("ceiling", CEILING)
+            .target(Target::AtLeast(0.95)),
+            Figure::new(
+                format!("apply process peak RSS ({m} accounts)"),
+                a.rss as f64 / 1e6,
+                "MB",
+            ),
+        ]);
+    }
 
-        if self.opts.wants("drift") {
-            let p = match drift_project.take() {
-                Some(p) => p,
-                None => {
-                    let p = generate(
-                        &self.root.join("drift"),
-                        "d",
-                        drift_n,
-                        100,
-                        self.opts.seed,
-                        &self.endpoint,
-                    )
-                    .map_err(|e| e.to_string())?;
-                    emulator.set_latency(Duration::ZERO);
-                    eprintln!("bench: first apply of {drift_n} accounts for drift");
-                    self.timattr(&p, &["apply", "--auto-approve"], &[0])?;
-                    p
-                }
-            };
-            emulator.set_latency(Duration::from_millis(40));
-            eprintln!("bench: drift over {} accounts at 40 ms latency", p.accounts);
-            let d = self.timattr(&p, &["drift", "--format", "json"], &[0, 1, 2])?;
-            emulator.set_latency(Duration::ZERO);
-            if d.code == 1 {
-                let msg = d.stderr.trim().lines().last().unwrap_or("").to_owned();
-                eprintln!("bench: drift skipped: {msg}");
-                self.notes.push(format!(
-                    "drift throughput skipped: `timattr drift` failed in this build ({msg}); merge the branch that has it"
-                ));
-            } else {
-                let rate = p.accounts as f64 / d.wall.as_secs_f64();
-                eprintln!(
-                    "bench: drift {:.2} s, {rate:.0} accounts/s",
-                    d.wall.as_secs_f64()
-                );
-                self.figures.push(
-                    Figure::new(
-                        format!(
-                            "drift throughput, 40 ms latency, wall of the process ({} accounts)",
-                            p.accounts
-                        ),
-                        rate,
-                        "accounts/s",
-                    )
-                    .against("ceiling", CEILING)
-                    .target(Target::AtLeast(0.95)),
-                );
-                let requests = p.accounts.div_ceil(100);
-                let window_secs = (requests.div_ceil(100) - 1) as f64 + 0.040;
-                self.figures.push(
-                    Figure::new(
-                        format!("drift throughput, 40 ms latency ({} accounts)", p.accounts),
-                        rate,
-                        "accounts/s",
-                    )
-                    .against("sliding-window ceiling", p.accounts as f64 / window_secs),
-                );
+    fn drift(
+        &mut self,
+        emulator: &timattr::emulator::Running,
+        project: Option<Project>,
+    ) -> Result<(), String> {
+        let drift_n = self.drift_size();
+        let p = match project {
+            Some(p) => p,
+            None => {
+                let p = generate(
+                    &self.root.join("drift"),
+                    "d",
+                    drift_n,
+                    100,
+                    self.opts.seed,
+                    &self.endpoint,
+                )
+                .map_err(|e| e.to_string())?;
+                emulator.set_latency(Duration::ZERO);
+                eprintln!("bench: first apply of {drift_n} accounts for drift");
+                self.timattr(&p, &["apply", "--auto-approve"], &[0])?;
+                p
             }
+        };
+        emulator.set_latency(Duration::from_millis(40));
+        eprintln!("bench: drift over {} accounts at 40 ms latency", p.accounts);
+        let d = self.timattr(&p, &["drift", "--format", "json"], &[0, 1, 2]);
+        emulator.set_latency(Duration::ZERO);
+        let d = d?;
+        if d.code == 1 {
+            let msg = d.stderr.trim().lines().last().unwrap_or("").to_owned();
+            eprintln!("bench: drift skipped: {msg}");
+            self.notes.push(format!(
+                "drift throughput skipped: `timattr drift` failed in this build ({msg})"
+            ));
+            return Ok(());
         }
+        let rate = p.accounts as f64 / d.wall.as_secs_f64();
+        eprintln!(
+            "bench: drift {:.2} s, {rate:.0} accounts/s",
+            d.wall.as_secs_f64()
+        );
+        let requests = p.accounts.div_ceil(100);
+        let window_secs = (requests.div_ceil(100) - 1) as f64 + 0.040;
+        let name = format!(
+            "drift throughput, 40 ms latency, wall of the process ({} accounts)",
+            p.accounts
+        );
+        self.figures.extend([
+            Figure::new(name.clone(), rate, "accounts/s")
+                .against("ceiling", CEILING)
+                .target(Target::AtLeast(0.95)),
+            Figure::new(name, rate, "accounts/s")
+                .against("sliding-window ceiling", p.accounts as f64 / window_secs),
+        ]);
         Ok(())
     }
 
@@ -1068,8 +1189,8 @@ impl Bench {
             })
             .collect();
         let doc = serde_json::json!({
-            "accounts": self.opts.accounts,
-            "files": self.opts.files,
+            "accounts": self.opts.accounts(),
+            "files": self.opts.files(),
             "seed": self.opts.seed,
             "quick": self.opts.quick,
             "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),

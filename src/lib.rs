@@ -14,8 +14,8 @@
 //! - [`ops`] holds the use cases (make a plan, execute it, read live state, adopt, export and
 //!   restore, saved plans) and is the only place that wires the layers below together.
 //! - [`desired`] loads and validates the project file and the users files into `Settings` and
-//!   the desired state `D` (the only module that touches the YAML crate); [`diag`] is its
-//!   `file:line:column` diagnostics.
+//!   the desired state `D` (the only module that touches the YAML crate, a streaming parser
+//!   with positions); [`diag`] is its `file:line:column` diagnostics.
 //! - [`model`] is the shared vocabulary: accounts, attribute names and values. No I/O.
 //! - [`plan`] is the pure three-way diff of `D` against `L`, and the batching of a plan into requests.
 //! - [`render`] is the output layer: plans, drift reports and apply results as text, JSON or
@@ -30,7 +30,9 @@
 //! - [`drift`] compares live attributes with last-applied into a drift report.
 //! - [`emulator`] is the server side of the API family, for offline use and tests.
 //! - [`files`] replaces output files atomically and reads gzip input with a size cap.
+//! - [`escape`] is how every output shows control and bidirectional characters.
 //! - [`clock`] is the wall clock in Unix seconds (usersigs, history, exports).
+//! - [`suggest`] finds the known word a typo meant ("did you mean `city`?").
 //! - [`schema`] holds the JSON Schemas of the project and users files, for editors.
 //! - [`error`] is the crate's error: what went wrong and what the user can do next.
 
@@ -44,6 +46,7 @@ pub mod diag;
 pub mod drift;
 pub mod emulator;
 pub mod error;
+pub mod escape;
 pub mod files;
 pub mod limiter;
 pub mod model;
@@ -53,5 +56,6 @@ pub mod render;
 pub mod schema;
 pub mod settings;
 pub mod store;
+pub mod suggest;
 
 pub use error::{Error, Result};

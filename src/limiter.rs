@@ -1,8 +1,9 @@
 //! Pacing and retrying, with no domain types.
 //!
-//! [`Limiter`] keeps one run under the API's limit: at most `rate` sends in any window of
-//! [`WINDOW`] (one second plus a margin, because requests that leave exactly in time can
-//! arrive closer together), and at most `concurrency` requests in flight. When the server says
+//! [`Limiter`] keeps one run under the API's limit, which the API counts per command ("100
+//! calls/second per API"): at most `rate` sends of one command in any window of [`WINDOW`]
+//! (one second plus a margin, because requests that leave exactly in time can arrive closer
+//! together), and at most `concurrency` requests in flight in all. When the server says
 //! "too frequent" the allowed rate drops by a quarter, then it recovers by half a request per
 //! second for every success: a limit hit by arrival jitter at the edge of a window should cost
 //! a few requests, not seconds.
@@ -32,7 +33,8 @@ pub const WINDOW: Duration = Duration::from_millis(1020);
 pub struct Limiter {
     max_rate: u32,
     in_flight: Arc<Semaphore>,
-    window: Mutex<Window>,
+    /// One window per command: a handful of commands per run, so a list beats a map.
+    windows: Mutex<Vec<(&'static str, Window)>>,
 }
 
 #[derive(Debug)]
@@ -49,12 +51,26 @@ impl Limiter {
         Arc::new(Limiter {
             max_rate: rate,
             in_flight: Arc::new(Semaphore::new(concurrency.max(1))),
-            window: Mutex::new(Window {
-                sends: VecDeque::with_capacity(rate as usize + 1),
-                rate: f64::from(rate),
-                last_slow_down: None,
-            }),
+            windows: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Runs `f` on the window of `command`, made on its first use.
+    async fn with_window<T>(&self, command: &'static str, f: impl FnOnce(&mut Window) -> T) -> T {
+        let mut windows = self.windows.lock().await;
+        let i = match windows.iter().position(|(c, _)| *c == command) {
+            Some(i) => i,
+            None => {
+                let window = Window {
+                    sends: VecDeque::with_capacity(self.max_rate as usize + 1),
+                    rate: f64::from(self.max_rate),
+                    last_slow_down: None,
+                };
+                windows.push((command, window));
+                windows.len() - 1
+            }
+        };
+        f(&mut windows[i].1)
     }
 
     /// Waits for a free in-flight slot. Held for a request's whole life, retries included.
@@ -66,12 +82,11 @@ impl Limiter {
             .expect("the semaphore is never closed")
     }
 
-    /// Waits until one more send fits in the window, and counts it. Call right before each
-    /// attempt (retries too).
-    pub async fn send_slot(&self) {
+    /// Waits until one more send of `command` fits in its window, and counts it. Call right
+    /// before each attempt (retries too).
+    pub async fn send_slot(&self, command: &'static str) {
         loop {
-            let wait = {
-                let mut w = self.window.lock().await;
+            let wait = self.with_window(command, |w| {
                 let now = Instant::now();
                 while w
                     .sends
@@ -83,42 +98,44 @@ impl Limiter {
                 let allowed = w.rate.floor().max(1.0) as usize;
                 if w.sends.len() < allowed {
                     w.sends.push_back(now);
-                    return;
+                    return None;
                 }
                 // The oldest send of the last `allowed` leaves the window first.
                 let oldest = w.sends[w.sends.len() - allowed];
-                WINDOW.saturating_sub(now.duration_since(oldest))
-            };
+                Some(WINDOW.saturating_sub(now.duration_since(oldest)))
+            });
+            let Some(wait) = wait.await else { return };
             tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
         }
     }
 
-    /// The server said "too frequent": lower the allowed rate by a quarter (once per window at
-    /// most).
-    pub async fn slow_down(&self) {
-        let mut w = self.window.lock().await;
-        let now = Instant::now();
-        if w.last_slow_down
-            .is_some_and(|t| now.duration_since(t) < WINDOW)
-        {
-            return;
-        }
-        w.last_slow_down = Some(now);
-        w.rate = (w.rate * 0.75).max(1.0);
-        tracing::info!(rate = w.rate, "server asked to slow down");
+    /// The server said "too frequent" to `command`: lower its allowed rate by a quarter (once
+    /// per window at most).
+    pub async fn slow_down(&self, command: &'static str) {
+        self.with_window(command, |w| {
+            let now = Instant::now();
+            if w.last_slow_down
+                .is_some_and(|t| now.duration_since(t) < WINDOW)
+            {
+                return;
+            }
+            w.last_slow_down = Some(now);
+            w.rate = (w.rate * 0.75).max(1.0);
+            tracing::info!(command, rate = w.rate, "server asked to slow down");
+        })
+        .await;
     }
 
-    /// A request succeeded: recover towards the full rate.
-    pub async fn success(&self) {
-        let mut w = self.window.lock().await;
-        if w.rate < f64::from(self.max_rate) {
-            w.rate = (w.rate + 0.5).min(f64::from(self.max_rate));
-        }
+    /// A request of `command` succeeded: recover towards the full rate.
+    pub async fn success(&self, command: &'static str) {
+        let max = f64::from(self.max_rate);
+        self.with_window(command, |w| w.rate = (w.rate + 0.5).min(max))
+            .await;
     }
 
-    /// The rate currently allowed.
-    pub async fn current_rate(&self) -> f64 {
-        self.window.lock().await.rate
+    /// The rate currently allowed for `command`.
+    pub async fn current_rate(&self, command: &'static str) -> f64 {
+        self.with_window(command, |w| w.rate).await
     }
 }
 
@@ -233,6 +250,7 @@ impl Limiter {
     /// retries for the run's summary. The error returned knows how many attempts were made.
     pub async fn call<T, E, F, Fut>(
         &self,
+        command: &'static str,
         policy: &RetryPolicy,
         requests: &AtomicU64,
         retries: &AtomicU64,
@@ -247,12 +265,12 @@ impl Limiter {
         let mut attempts = 0u32;
         let mut waited_once = false;
         loop {
-            self.send_slot().await;
+            self.send_slot(command).await;
             attempts += 1;
             requests.fetch_add(1, Ordering::Relaxed);
             let mut err = match send().await {
                 Ok(v) => {
-                    self.success().await;
+                    self.success(command).await;
                     return Ok(v);
                 }
                 Err(e) => e,
@@ -266,7 +284,7 @@ impl Limiter {
             };
             waited_once |= matches!(retry, Retry::OnceAfter(_));
             if retry == Retry::SlowDown {
-                self.slow_down().await;
+                self.slow_down(command).await;
             }
             tracing::warn!(
                 "{}: {} (attempt {attempts}/{}); retrying in {}",
@@ -343,7 +361,7 @@ mod tests {
         let start = tokio::time::Instant::now();
         let mut sends = Vec::new();
         for _ in 0..35 {
-            limiter.send_slot().await;
+            limiter.send_slot("im_set_attr").await;
             sends.push(start.elapsed());
         }
         for (i, t) in sends.iter().enumerate() {
@@ -358,19 +376,37 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn each_command_has_its_own_window_and_its_own_slow_down() {
+        let limiter = Limiter::new(10, 4);
+        let start = tokio::time::Instant::now();
+        // The API counts per command: 10 of each fit in one window together.
+        for _ in 0..10 {
+            limiter.send_slot("im_get_attr_name").await;
+            limiter.send_slot("im_set_attr").await;
+        }
+        assert!(start.elapsed() < Duration::from_millis(1));
+        // The 11th of one command waits for its window; the other command's rate is its own.
+        limiter.send_slot("im_set_attr").await;
+        assert!(start.elapsed() >= WINDOW);
+        limiter.slow_down("im_set_attr").await;
+        assert_eq!(limiter.current_rate("im_set_attr").await, 7.5);
+        assert_eq!(limiter.current_rate("im_get_attr_name").await, 10.0);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn slows_down_then_recovers() {
         let limiter = Limiter::new(100, 4);
-        limiter.slow_down().await;
-        assert_eq!(limiter.current_rate().await, 75.0);
+        limiter.slow_down("c").await;
+        assert_eq!(limiter.current_rate("c").await, 75.0);
         // A second answer within the same window does not lower it again.
-        limiter.slow_down().await;
-        assert_eq!(limiter.current_rate().await, 75.0);
+        limiter.slow_down("c").await;
+        assert_eq!(limiter.current_rate("c").await, 75.0);
         tokio::time::advance(WINDOW).await;
-        limiter.slow_down().await;
-        assert!(limiter.current_rate().await < 60.0);
+        limiter.slow_down("c").await;
+        assert!(limiter.current_rate("c").await < 60.0);
         for _ in 0..200 {
-            limiter.success().await;
+            limiter.success("c").await;
         }
-        assert_eq!(limiter.current_rate().await, 100.0);
+        assert_eq!(limiter.current_rate("c").await, 100.0);
     }
 }

@@ -308,10 +308,18 @@ fn state_export_refuses_a_terminal() {
 
 /// Account ids and values with ESC, BEL, CR, a C1 CSI, U+202E, a mention and markup, in YAML
 /// escapes (YAML itself forbids raw C1 characters).
+/// Account ids that would move the cursor or reorder text: refused at validation.
+const HOSTILE_IDS: &str = r#"users:
+  "esc\e[2Jx": {city: "v"}
+  "rtl\u202Egnp.exe": {city: "a"}
+  "c1\u009B31m": {city: "x"}
+"#;
+
+/// Values (and a markup-looking id) that must be printed inertly.
 const HOSTILE: &str = r#"users:
-  "esc\e[2Jx": {city: "v\e]0;title\a"}
-  "rtl\u202Egnp.exe": {city: "a\rb"}
-  "c1\u009B31m": {city: "x (removed)"}
+  esc: {city: "v\e]0;title\a"}
+  rtl: {city: "a\rb\u202E"}
+  c1: {city: "x (removed)\u009B31m"}
   "@octocat": {city: "<b>|`x`"}
 "#;
 
@@ -328,18 +336,31 @@ fn assert_inert(what: &str, out: &str) {
 fn hostile_ids_and_values_are_escaped_in_text_and_markdown() {
     let emu = Emulator::start(Duration::ZERO, 0.0);
     let p = Project::new(&emu.base_url(), NAMES);
+    // Ids with controls never get past validation; the diagnostics quote them inertly.
+    p.write_users("a.yaml", HOSTILE_IDS);
+    let refused = p.run(&["validate"]).expect(1);
+    assert_inert("validation errors", &refused.stderr());
+    assert!(
+        refused.stderr().contains("esc\\x1b[2Jx"),
+        "{}",
+        refused.stderr()
+    );
+    assert!(
+        refused.stderr().contains("\\u{202e}"),
+        "{}",
+        refused.stderr()
+    );
+    // Values with controls are data: printed escaped everywhere.
     p.write_users("a.yaml", HOSTILE);
     p.run(&["validate"]).expect(0);
     let text = p.run(&["plan"]).expect(0).stdout();
     assert_inert("text plan", &text);
-    assert!(text.contains("esc\\x1b[2Jx"), "{text}");
-    assert!(text.contains("rtl\\u{202e}gnp.exe"), "{text}");
-    assert!(text.contains("\"a\\x0db\""), "{text}");
+    assert!(text.contains("\"v\\x1b]0;title\\x07\""), "{text}");
+    assert!(text.contains("\"a\\x0db\\u{202e}\""), "{text}");
     let md = p.run(&["plan", "--format", "markdown"]).expect(0).stdout();
     assert_inert("markdown plan", &md);
     assert!(!md.contains("@octocat") && !md.contains("<b>"), "{md}");
     let json = p.run(&["plan", "--format", "json"]).expect(0).stdout();
-    assert!(json.is_ascii() || !json.contains('\u{1b}'), "{json}");
     assert_inert("json plan", &json.replace('\n', ""));
     p.run(&["apply", "--auto-approve"]).expect(0);
     assert_inert("state list", &p.run(&["state", "list"]).expect(0).stdout());
@@ -353,15 +374,54 @@ fn hostile_ids_and_values_are_escaped_in_text_and_markdown() {
         missing.stderr()
     );
     // Drift: a deleted value and a value that reads "(removed)" cannot be confused.
-    emu.running().remove_user_attr("rtl\u{202e}gnp.exe", "city");
-    emu.running()
-        .set_user_attr("esc\u{1b}[2Jx", "city", "y (removed)");
+    emu.running().remove_user_attr("rtl", "city");
+    emu.running().set_user_attr("esc", "city", "y (removed)");
     let drift = p.run(&["drift"]).expect(2).stdout();
     assert_inert("drift", &drift);
     assert!(drift.contains("→ \"y (removed)\""), "{drift}");
     assert!(drift.contains("→ (deleted remotely)"), "{drift}");
     let md = p.run(&["drift", "--format", "markdown"]).expect(2).stdout();
     assert_inert("drift markdown", &md);
+}
+
+/// Ids with controls can still reach the store through a restored export (restore checks
+/// sizes, not characters): every view of the state escapes them.
+#[test]
+fn hostile_ids_from_a_restored_export_are_escaped() {
+    use std::io::{Read, Write};
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = Project::new(&emu.base_url(), NAMES);
+    p.write_users_map("a.yaml", &users(2, ""));
+    p.run(&["apply", "--auto-approve"]).expect(0);
+    p.run(&["state", "export", "--out", "b.gz"]).expect(0);
+    let file = p.path().join("b.gz");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&file).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let ids = users(2, "");
+    let mut hostile = ids.keys().map(|k| k.to_string()).collect::<Vec<_>>();
+    hostile[0] = "a\u{1b}[2J".into();
+    hostile[1] = "b\u{202e}xe.".into();
+    hostile.sort();
+    for (plain, bad) in ids.keys().zip(&hostile) {
+        let quoted = serde_json::to_string(bad).unwrap();
+        text = text.replace(&format!("\"{plain}\""), &quoted);
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(text.as_bytes()).unwrap();
+    std::fs::write(&file, gz.finish().unwrap()).unwrap();
+    p.run(&["state", "restore", "b.gz", "--force"]).expect(0);
+    let list = p.run(&["state", "list"]).expect(0).stdout();
+    assert_inert("state list", &list);
+    assert!(list.contains("a\\x1b[2J"), "{list}");
+    for format in ["text", "markdown"] {
+        let plan = p.run(&["plan", "--format", format]).expect(0).stdout();
+        assert_inert(format, &plan);
+        assert!(plan.contains("\\u{202e}"), "{plan}");
+    }
+    let history = p.run(&["state", "history"]).expect(0).stdout();
+    assert_inert("history", &history);
 }
 
 #[test]

@@ -62,14 +62,14 @@ impl Runner {
     }
 
     /// Sends one request through the limiter, retrying what the API says may be retried.
-    pub async fn call<T, F, Fut>(&self, send: F) -> Result<T, ApiError>
+    pub async fn call<T, F, Fut>(&self, command: &'static str, send: F) -> Result<T, ApiError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
     {
         let (requests, retries) = (&self.stats.requests, &self.stats.retries);
         self.limiter
-            .call(&self.retry, requests, retries, send)
+            .call(command, &self.retry, requests, retries, send)
             .await
     }
 
@@ -80,11 +80,14 @@ impl Runner {
         &self,
         declared: &[String],
     ) -> crate::Result<(BTreeMap<u8, String>, usize)> {
-        let mut slots = self.call(|| self.client.get_attr_name()).await?;
+        let mut slots = self
+            .call("im_get_attr_name", || self.client.get_attr_name())
+            .await?;
         let missing = crate::plan::assign_slots(declared, &slots)
             .map_err(|e| crate::Error::msg(e.to_string()))?;
         if !missing.is_empty() {
-            self.call(|| self.client.set_attr_name(&missing)).await?;
+            self.call("im_set_attr_name", || self.client.set_attr_name(&missing))
+                .await?;
             slots.extend(missing.clone());
         }
         Ok((slots, missing.len()))
@@ -199,8 +202,16 @@ pub async fn run(
         let runner = runner.clone();
         async move {
             match &body {
-                Request::Set(users) => runner.call(|| runner.client.set_attr(users)).await,
-                Request::Remove(users) => runner.call(|| runner.client.remove_attr(users)).await,
+                Request::Set(users) => {
+                    runner
+                        .call("im_set_attr", || runner.client.set_attr(users))
+                        .await
+                }
+                Request::Remove(users) => {
+                    runner
+                        .call("im_remove_attr", || runner.client.remove_attr(users))
+                        .await
+                }
             }
         }
     };
@@ -307,7 +318,14 @@ impl Runner {
                 .map(|a| a.to_string())
                 .collect();
             let runner = self.clone();
-            async move { (first, runner.call(|| runner.client.get_attr(&chunk)).await) }
+            async move {
+                (
+                    first,
+                    runner
+                        .call("im_get_attr", || runner.client.get_attr(&chunk))
+                        .await,
+                )
+            }
         };
         let mut first_error = None;
         let done = |answers: Vec<(usize, Result<LiveAttrs, ApiError>)>, _slots: Vec<Slot>| {

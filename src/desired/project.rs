@@ -1,39 +1,25 @@
-//! The project file (`timattr.yaml`): read into a small tree of numbered nodes, then checked
-//! key by key into [`Settings`], every problem reported at its node.
+//! The project file (`timattr.yaml`): read into a small tree of positioned nodes, then
+//! checked key by key into [`Settings`], every problem reported at its node.
 //!
 //! The file is small, so a generic tree is simplest here; the users files, which can hold
 //! millions of accounts, are walked straight into the model instead (see `users.rs`).
 
-use std::borrow::Cow;
-use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
-
-use super::walk::{hard_error, locate_node, located, KeySeed, Problem, Walk};
+use super::events::{Ev, Hard, Pos, Stream, Style};
+use super::problems::{hard_diagnostic, source_lines, Problem, Problems};
+use super::scalar::{self, Plain};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::limits;
-use crate::settings::{ApplySettings, Endpoint, Settings, StateLocation};
-
-/// Region names of the project file and the API host of each (tim-api.md §1).
-pub(crate) const REGIONS: [(&str, &str); 7] = [
-    ("china", "console.tim.qq.com"),
-    ("singapore", "adminapisgp.im.qcloud.com"),
-    ("seoul", "adminapikr.im.qcloud.com"),
-    ("frankfurt", "adminapiger.im.qcloud.com"),
-    ("silicon-valley", "adminapiusa.im.qcloud.com"),
-    ("jakarta", "adminapiidn.im.qcloud.com"),
-    ("tokyo", "adminapijpn.im.qcloud.com"),
-];
+use crate::settings::{ApplySettings, Endpoint, Settings, StateLocation, REGIONS};
 
 const DEFAULT_SECRET_ENV: &str = "TIM_SECRET_KEY";
 const DEFAULT_STATE: &str = "state";
 
-/// A node of the project file: its ordinal (for locating it) and what it holds.
+/// A node of the project file: where it is and what it holds.
 #[derive(Debug)]
 pub(crate) struct Node {
-    pub ord: u32,
+    pub pos: Pos,
     pub kind: Kind,
 }
 
@@ -45,8 +31,8 @@ pub(crate) enum Kind {
     Float(f64),
     Str(String),
     Seq(Vec<Node>),
-    /// Entries in file order: key ordinal, key, value.
-    Map(Vec<(u32, String, Node)>),
+    /// Entries in file order: key position, key, value.
+    Map(Vec<(Pos, String, Node)>),
 }
 
 impl Kind {
@@ -62,106 +48,64 @@ impl Kind {
     }
 }
 
-/// Reads a document into a tree of numbered nodes.
-pub(crate) fn tree(text: &str, walk: &mut Walk) -> Result<Node, serde_yaml::Error> {
-    TreeSeed { walk }.deserialize(serde_yaml::Deserializer::from_str(text))
+/// Reads a document into a tree (an empty document is a null node at 1:1).
+pub(crate) fn tree(text: &str) -> Result<Node, Hard> {
+    let mut s = Stream::new(text, 0);
+    let (ev, pos) = s.next()?;
+    if matches!(ev, Ev::End) {
+        return Ok(Node {
+            pos: Pos { line: 1, col: 1 },
+            kind: Kind::Null,
+        });
+    }
+    let root = node(&mut s, ev, pos)?;
+    s.finish()?;
+    Ok(root)
 }
 
-struct TreeSeed<'w> {
-    walk: &'w mut Walk,
-}
-
-impl<'de> DeserializeSeed<'de> for TreeSeed<'_> {
-    type Value = Node;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl TreeSeed<'_> {
-    fn leaf<E: de::Error>(self, kind: Kind) -> Result<Node, E> {
-        Ok(Node {
-            ord: self.walk.node()?,
-            kind,
-        })
-    }
-}
-
-impl<'de> Visitor<'de> for TreeSeed<'_> {
-    type Value = Node;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a YAML value")
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
-        self.leaf(Kind::Bool(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
-        self.leaf(Kind::Int(v.into()))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
-        self.leaf(Kind::Int(v.into()))
-    }
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Node, E> {
-        self.leaf(Kind::Int(v))
-    }
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Node, E> {
-        self.leaf(Kind::Int(i128::try_from(v).unwrap_or(i128::MAX)))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
-        self.leaf(Kind::Float(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
-        self.leaf(Kind::Str(v.to_owned()))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
-        self.leaf(Kind::Null)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
-        self.leaf(Kind::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-        let ord = self.walk.node()?;
-        let mut items = Vec::new();
-        while let Some(n) = seq.next_element_seed(TreeSeed {
-            walk: &mut *self.walk,
-        })? {
-            items.push(n);
+/// The node starting with `ev`. Recursion is bounded by the stream's depth cap.
+fn node(s: &mut Stream, ev: Ev, pos: Pos) -> Result<Node, Hard> {
+    let kind = match ev {
+        Ev::Scalar(text, Style::Text) => Kind::Str(text.into_owned()),
+        Ev::Scalar(text, Style::Plain) => match scalar::resolve(&text) {
+            Plain::Null => Kind::Null,
+            Plain::Bool(b) => Kind::Bool(b),
+            Plain::Int(i) => Kind::Int(i),
+            Plain::Float(f) => Kind::Float(f),
+            Plain::Text => Kind::Str(text.into_owned()),
+        },
+        Ev::SeqStart => {
+            let mut items = Vec::new();
+            loop {
+                match s.next()? {
+                    (Ev::SeqEnd | Ev::End, _) => break,
+                    (ev, pos) => items.push(node(s, ev, pos)?),
+                }
+            }
+            Kind::Seq(items)
         }
-        Ok(Node {
-            ord,
-            kind: Kind::Seq(items),
-        })
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let ord = self.walk.node()?;
-        let mut entries = Vec::new();
-        while let Some((key, name)) = map.next_key_seed(KeySeed {
-            walk: &mut *self.walk,
-        })? {
-            let value = map.next_value_seed(TreeSeed {
-                walk: &mut *self.walk,
-            })?;
-            entries.push((key, Cow::into_owned(name), value));
+        Ev::MapStart => {
+            let mut entries = Vec::new();
+            loop {
+                let (key, at) = match s.next()? {
+                    (Ev::MapEnd | Ev::End, _) => break,
+                    (Ev::Scalar(key, _), at) => (key.into_owned(), at),
+                    (_, at) => return Err(Hard::new(at, "a key must be plain text")),
+                };
+                let (ev, pos) = s.next()?;
+                entries.push((at, key, node(s, ev, pos)?));
+            }
+            Kind::Map(entries)
         }
-        Ok(Node {
-            ord,
-            kind: Kind::Map(entries),
-        })
-    }
-    fn visit_enum<A: de::EnumAccess<'de>>(self, _data: A) -> Result<Node, A::Error> {
-        self.walk.node::<A::Error>()?;
-        Err(de::Error::custom(
-            "YAML tags (`!name value`) are not supported; remove the tag",
-        ))
-    }
+        Ev::SeqEnd | Ev::MapEnd | Ev::End => Kind::Null,
+    };
+    Ok(Node { pos, kind })
 }
 
-/// Loads and checks the project file.
+/// Loads and checks the project file. It does not look at the users files (their globs are
+/// expanded by [`super::load_users`]), so commands that do not need them do not fail on them.
 pub(crate) fn load(path: &Path) -> Result<Settings, Diagnostics> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = super::read_input(path).map_err(|e| {
         Diagnostics(vec![Diagnostic::new(
             path,
             0,
@@ -172,48 +116,34 @@ pub(crate) fn load(path: &Path) -> Result<Settings, Diagnostics> {
             "run timattr in the directory holding timattr.yaml, or pass -c FILE",
         )])
     })?;
-    let mut walk = Walk::new(text.len());
-    let root =
-        tree(&text, &mut walk).map_err(|e| Diagnostics(vec![hard_error(path, &text, &e)]))?;
-    let settings = check(&root, path, &mut walk);
-    if walk.has_problems() {
-        let problems = std::mem::take(&mut walk.problems);
-        let reparse = |w: &mut Walk| tree(&text, w).map(|_| ());
-        return Err(Diagnostics(located(
-            path,
-            text.len(),
-            problems,
-            walk.more,
-            &reparse,
-        )));
+    let root = tree(&text).map_err(|h| Diagnostics(vec![hard_diagnostic(path, &text, h)]))?;
+    let mut problems = Problems::default();
+    let settings = check(&root, path, &mut problems);
+    if !problems.is_empty() {
+        return Err(Diagnostics(problems.into_diagnostics(path, &text)));
     }
     Ok(settings)
 }
 
 /// Where the `index`-th pattern of `users` is in the project file (for "matches no file").
-pub(crate) fn users_pattern_location(path: &Path, index: usize) -> (usize, usize) {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return (0, 0);
-    };
-    let Ok(root) = tree(&text, &mut Walk::new(text.len())) else {
-        return (0, 0);
-    };
+pub(crate) fn users_pattern_location(path: &Path, index: usize) -> Option<(Pos, String)> {
+    let text = super::read_input(path).ok()?;
+    let root = tree(&text).ok()?;
     let Kind::Map(top) = &root.kind else {
-        return (0, 0);
+        return None;
     };
-    let Some((_, _, users)) = top.iter().find(|(_, k, _)| k == "users") else {
-        return (0, 0);
+    let (_, _, users) = top.iter().find(|(_, k, _)| k == "users")?;
+    let pos = match &users.kind {
+        Kind::Seq(items) => items.get(index).map_or(users.pos, |n| n.pos),
+        _ => users.pos,
     };
-    let ord = match &users.kind {
-        Kind::Seq(items) => items.get(index).map_or(users.ord, |n| n.ord),
-        _ => users.ord,
-    };
-    locate_node(text.len(), ord, &|w: &mut Walk| tree(&text, w).map(|_| ()))
+    let line = source_lines(&text, std::iter::once(pos.line)).pop()?.1;
+    Some((pos, line))
 }
 
 /// The keys of a map node, after reporting unknown and repeated ones.
 struct Fields<'n> {
-    ord: u32,
+    pos: Pos,
     entries: Vec<(&'n str, &'n Node)>,
 }
 
@@ -226,9 +156,9 @@ impl<'n> Fields<'n> {
     }
 }
 
-/// Checks the tree, recording problems in `walk`; the returned settings are only meaningful
+/// Checks the tree, recording problems; the returned settings are only meaningful
 /// when no problem was recorded.
-fn check(root: &Node, path: &Path, walk: &mut Walk) -> Settings {
+fn check(root: &Node, path: &Path, problems: &mut Problems) -> Settings {
     let project_dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -248,8 +178,8 @@ fn check(root: &Node, path: &Path, walk: &mut Walk) -> Settings {
         apply: ApplySettings::default(),
     };
     if matches!(root.kind, Kind::Null) {
-        walk.problem(
-            Problem::new(root.ord, "the project file is empty")
+        problems.push(
+            Problem::new(root.pos, "the project file is empty")
                 .help("it needs at least `app`, `attributes` and `users`"),
         );
         return s;
@@ -258,36 +188,34 @@ fn check(root: &Node, path: &Path, walk: &mut Walk) -> Settings {
         root,
         "the project file",
         &["app", "attributes", "users", "state", "apply"],
-        walk,
+        problems,
     ) else {
         return s;
     };
 
     match top.get("app") {
-        Some(app) => check_app(app, &mut s, walk),
-        None => walk.problem(Problem::new(
-            top.ord,
+        Some(app) => check_app(app, &mut s, problems),
+        None => problems.push(Problem::new(
+            top.pos,
             "missing `app` (sdkappid, admin, region)",
         )),
     }
     match top.get("attributes") {
-        Some(n) => s.attributes = check_attributes(n, walk),
-        None => walk.problem(
-            Problem::new(top.ord, "missing `attributes`")
+        Some(n) => s.attributes = check_attributes(n, problems),
+        None => problems.push(
+            Problem::new(top.pos, "missing `attributes`")
                 .help("list the app's attribute names, e.g. attributes: [sex, city, tier]"),
         ),
     }
     match top.get("users") {
-        Some(n) => s.users = check_users(n, &project_dir, walk),
-        None => walk.problem(
-            Problem::new(top.ord, "missing `users`")
+        Some(n) => s.users = check_users(n, problems),
+        None => problems.push(
+            Problem::new(top.pos, "missing `users`")
                 .help("list the users files as globs, e.g. users: [\"users/*.yaml\"]"),
         ),
     }
     if let Some(n) = top.get("state") {
-        if let Some(state) = check_state(n, &project_dir, walk) {
-            s.state = state;
-        }
+        check_state(n, &mut s, problems);
     }
     s.state = s.state.clone().with_env_override(
         std::env::var(crate::settings::STATE_ENV).ok().as_deref(),
@@ -298,78 +226,99 @@ fn check(root: &Node, path: &Path, walk: &mut Walk) -> Settings {
     }
     if let Some(n) = top.get("apply") {
         if !matches!(n.kind, Kind::Null) {
-            check_apply(n, &mut s.apply, walk);
+            check_apply(n, &mut s.apply, problems);
         }
     }
     s
 }
 
 /// The entries of a map node; reports a non-map, unknown keys and repeated keys.
-/// `state`: a sled directory, a PostgreSQL URL, or `{url, name}` (DESIGN.md §7).
-fn check_state(n: &Node, project_dir: &Path, walk: &mut Walk) -> Option<StateLocation> {
-    let (value, name) = if matches!(n.kind, Kind::Map(_)) {
-        let f = fields(n, "`state`", &["url", "name"], walk)?;
+/// `state`: a sled directory, a PostgreSQL URL, or `{url, name}` (DESIGN.md §7); a URL with a
+/// password is refused (`StateLocation::from_project` says where the password goes instead).
+fn check_state(node: &Node, s: &mut Settings, problems: &mut Problems) {
+    let (value, name) = if matches!(node.kind, Kind::Map(_)) {
+        let Some(f) = fields(node, "`state`", &["url", "name"], problems) else {
+            return;
+        };
         let Some(url) = f.get("url") else {
-            walk.problem(Problem::new(
-                n.ord,
+            problems.push(Problem::new(
+                node.pos,
                 "`state` needs a `url` (postgres://...)",
             ));
-            return None;
+            return;
         };
         let name = match f.get("name") {
-            Some(x) => Some(string(x, "`state.name`", walk)?.to_owned()),
+            Some(x) => match string(x, "`state.name`", problems) {
+                Some(n) => Some(n.to_owned()),
+                None => return,
+            },
             None => None,
         };
-        (string(url, "`state.url`", walk)?, name)
+        let Some(url) = string(url, "`state.url`", problems) else {
+            return;
+        };
+        (url, name)
     } else {
-        (string(n, "`state`", walk)?, None)
+        let Some(value) = string(node, "`state`", problems) else {
+            return;
+        };
+        (value, None)
     };
     if value.is_empty() || name.as_deref() == Some("") {
-        walk.problem(Problem::new(n.ord, "`state` is empty"));
-        return None;
+        problems.push(Problem::new(node.pos, "`state` is empty"));
+        return;
     }
-    StateLocation::from_project(value, name, project_dir)
-        .map_err(|m| walk.problem(Problem::new(n.ord, m)))
-        .ok()
+    match StateLocation::from_project(value, name, &s.project_dir) {
+        Ok(state) => s.state = state,
+        Err(m) => problems.push(Problem::new(node.pos, m)),
+    }
 }
 
-fn fields<'n>(node: &'n Node, what: &str, allowed: &[&str], walk: &mut Walk) -> Option<Fields<'n>> {
+fn fields<'n>(
+    node: &'n Node,
+    what: &str,
+    allowed: &[&str],
+    problems: &mut Problems,
+) -> Option<Fields<'n>> {
     let Kind::Map(entries) = &node.kind else {
-        walk.problem(Problem::new(
-            node.ord,
+        problems.push(Problem::new(
+            node.pos,
             format!("{what} must be a map, not {}", node.kind.describe()),
         ));
         return None;
     };
     let mut out = Fields {
-        ord: node.ord,
+        pos: node.pos,
         entries: Vec::with_capacity(entries.len()),
     };
-    let mut seen: Vec<(&str, u32)> = Vec::new();
-    for (key_ord, key, value) in entries {
+    let mut seen: Vec<(&str, Pos)> = Vec::new();
+    for (key_pos, key, value) in entries {
         if !allowed.contains(&key.as_str()) {
-            walk.problem(
-                Problem::new(*key_ord, format!("unknown key `{key}` in {what}"))
-                    .help(format!("expected one of: {}", allowed.join(", "))),
+            let p = Problem::new(*key_pos, format!("unknown key `{key}` in {what}"));
+            problems.push(
+                match crate::suggest::did_you_mean(key, allowed.iter().copied()) {
+                    Some(near) => p.help(format!("did you mean `{near}`?")),
+                    None => p.help(format!("expected one of: {}", allowed.join(", "))),
+                },
             );
         } else if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
-            walk.problem(
-                Problem::new(*key_ord, format!("`{key}` appears twice in {what}")).first_at(*first),
+            problems.push(
+                Problem::new(*key_pos, format!("`{key}` appears twice in {what}")).first_at(*first),
             );
         } else {
-            seen.push((key, *key_ord));
+            seen.push((key, *key_pos));
             out.entries.push((key, value));
         }
     }
     Some(out)
 }
 
-fn string<'n>(node: &'n Node, what: &str, walk: &mut Walk) -> Option<&'n str> {
+fn string<'n>(node: &'n Node, what: &str, problems: &mut Problems) -> Option<&'n str> {
     match &node.kind {
         Kind::Str(s) => Some(s),
         other => {
-            walk.problem(Problem::new(
-                node.ord,
+            problems.push(Problem::new(
+                node.pos,
                 format!("{what} must be a string, not {}", other.describe()),
             ));
             None
@@ -378,12 +327,12 @@ fn string<'n>(node: &'n Node, what: &str, walk: &mut Walk) -> Option<&'n str> {
 }
 
 /// An integer in `range`, or a problem saying what is allowed.
-fn integer(node: &Node, what: &str, min: i128, max: i128, walk: &mut Walk) -> Option<i128> {
+fn integer(node: &Node, what: &str, min: i128, max: i128, problems: &mut Problems) -> Option<i128> {
     match node.kind {
         Kind::Int(v) if (min..=max).contains(&v) => Some(v),
         _ => {
-            walk.problem(Problem::new(
-                node.ord,
+            problems.push(Problem::new(
+                node.pos,
                 format!(
                     "{what} must be an integer from {min} to {max}, not {}",
                     describe_value(node)
@@ -404,100 +353,107 @@ fn describe_value(node: &Node) -> String {
     }
 }
 
-#[allow(clippy::too_many_lines)] // split by the desired rework
-fn check_app(app: &Node, s: &mut Settings, walk: &mut Walk) {
+fn check_app(app: &Node, s: &mut Settings, problems: &mut Problems) {
     let Some(f) = fields(
         app,
         "`app`",
         &["sdkappid", "admin", "region", "endpoint", "secret_env"],
-        walk,
+        problems,
     ) else {
         return;
     };
     match f.get("sdkappid") {
         Some(n) => {
-            if let Some(v) = integer(n, "`sdkappid`", 0, u32::MAX.into(), walk) {
+            if let Some(v) = integer(n, "`sdkappid`", 0, u32::MAX.into(), problems) {
                 s.sdkappid = u32::try_from(v).unwrap_or_default();
             }
         }
-        None => walk.problem(Problem::new(f.ord, "missing `sdkappid` in `app`")),
+        None => problems.push(Problem::new(f.pos, "missing `sdkappid` in `app`")),
     }
     match f.get("admin") {
-        Some(n) => {
-            if let Some(admin) = string(n, "`admin`", walk) {
-                if admin.is_empty() || admin.len() > limits::MAX_ACCOUNT_BYTES {
-                    walk.problem(Problem::new(
-                        n.ord,
-                        format!(
-                            "`admin` must be an account id of 1 to {} bytes, not {} bytes",
-                            limits::MAX_ACCOUNT_BYTES,
-                            admin.len()
-                        ),
-                    ));
-                } else {
-                    s.admin = admin.to_owned();
-                }
-            }
-        }
-        None => walk.problem(Problem::new(f.ord, "missing `admin` in `app`")),
+        Some(n) => check_admin(n, s, problems),
+        None => problems.push(Problem::new(f.pos, "missing `admin` in `app`")),
     }
+    check_endpoint(&f, s, problems);
+    if let Some(n) = f.get("secret_env") {
+        check_secret_env(n, s, problems);
+    }
+}
+
+fn check_admin(n: &Node, s: &mut Settings, problems: &mut Problems) {
+    let Some(admin) = string(n, "`admin`", problems) else {
+        return;
+    };
+    if admin.is_empty() || admin.len() > limits::MAX_ACCOUNT_BYTES {
+        problems.push(Problem::new(
+            n.pos,
+            format!(
+                "`admin` must be an account id of 1 to {} bytes, not {} bytes",
+                limits::MAX_ACCOUNT_BYTES,
+                admin.len()
+            ),
+        ));
+    } else {
+        s.admin = admin.to_owned();
+    }
+}
+
+/// `region` and `endpoint`; `endpoint` overrides `region`.
+fn check_endpoint(f: &Fields, s: &mut Settings, problems: &mut Problems) {
+    let region_names = || REGIONS.map(|(n, _)| n).join(", ");
     let region = f.get("region").and_then(|n| {
-        let r = string(n, "`region`", walk)?;
-        match REGIONS.iter().find(|(name, _)| *name == r) {
-            Some((_, host)) => Some(Endpoint::Url {
-                base: format!("https://{host}"),
-                host: (*host).to_owned(),
-            }),
+        let r = string(n, "`region`", problems)?;
+        match Endpoint::of_region(r) {
+            Some(endpoint) => Some(endpoint),
             None => {
-                let names: Vec<&str> = REGIONS.iter().map(|(n, _)| *n).collect();
-                walk.problem(
-                    Problem::new(n.ord, format!("unknown region {r:?}"))
-                        .help(format!("regions: {}", names.join(", "))),
-                );
+                let help = match crate::suggest::did_you_mean(r, REGIONS.map(|(n, _)| n)) {
+                    Some(near) => format!("did you mean `{near}`? regions: {}", region_names()),
+                    None => format!("regions: {}", region_names()),
+                };
+                problems.push(Problem::new(n.pos, format!("unknown region {r:?}")).help(help));
                 None
             }
         }
     });
     let endpoint = f.get("endpoint").and_then(|n| {
-        let e = string(n, "`endpoint`", walk)?;
-        match parse_endpoint(e) {
+        let e = string(n, "`endpoint`", problems)?;
+        match Endpoint::parse(e) {
             Ok(ep) => Some(ep),
             Err(msg) => {
-                walk.problem(Problem::new(n.ord, msg).help(
+                problems.push(Problem::new(n.pos, msg).help(
                     "write https://HOST[:PORT], http://127.0.0.1:PORT (loopback only) or embedded",
                 ));
                 None
             }
         }
     });
-    // `endpoint` overrides `region`.
     match (endpoint, region) {
         (Some(e), _) | (None, Some(e)) => s.endpoint = e,
         (None, None) => {
             if f.get("region").is_none() && f.get("endpoint").is_none() {
-                walk.problem(
-                    Problem::new(f.ord, "`app` needs `region` (or `endpoint`)")
-                        .help(format!("regions: {}", REGIONS.map(|(n, _)| n).join(", "))),
+                problems.push(
+                    Problem::new(f.pos, "`app` needs `region` (or `endpoint`)")
+                        .help(format!("regions: {}", region_names())),
                 );
             }
         }
     }
-    if let Some(n) = f.get("secret_env") {
-        if let Some(name) = string(n, "`secret_env`", walk) {
-            if is_env_name(name) {
-                s.secret_env = name.to_owned();
-            } else {
-                walk.problem(
-                    Problem::new(
-                        n.ord,
-                        format!("`secret_env` must name an environment variable, not {name:?}"),
-                    )
-                    .help(
-                        "the secret itself never goes in a file; e.g. secret_env: TIM_SECRET_KEY",
-                    ),
-                );
-            }
-        }
+}
+
+fn check_secret_env(n: &Node, s: &mut Settings, problems: &mut Problems) {
+    let Some(name) = string(n, "`secret_env`", problems) else {
+        return;
+    };
+    if is_env_name(name) {
+        s.secret_env = name.to_owned();
+    } else {
+        problems.push(
+            Problem::new(
+                n.pos,
+                format!("`secret_env` must name an environment variable, not {name:?}"),
+            )
+            .help("the secret itself never goes in a file; e.g. secret_env: TIM_SECRET_KEY"),
+        );
     }
 }
 
@@ -507,78 +463,11 @@ fn is_env_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// `embedded`, `https://host[:port]`, or `http://` for loopback hosts only.
-pub(crate) fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
-    if s == "embedded" {
-        return Ok(Endpoint::Embedded);
-    }
-    let (scheme, rest) = if let Some(r) = s.strip_prefix("https://") {
-        ("https", r)
-    } else if let Some(r) = s.strip_prefix("http://") {
-        ("http", r)
-    } else {
-        return Err(format!(
-            "endpoint {s:?} must start with https:// (or be `embedded`)"
-        ));
-    };
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    if authority.is_empty()
-        || authority
-            .chars()
-            .any(|c| matches!(c, '/' | '?' | '#' | '@') || c.is_whitespace())
-    {
-        return Err(format!(
-            "endpoint {s:?} must be scheme://host[:port], without path, query or user"
-        ));
-    }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let Some((h, after)) = v6.split_once(']') else {
-            return Err(format!("endpoint {s:?} has an unclosed `[`"));
-        };
-        match after {
-            "" => (h, None),
-            _ => match after.strip_prefix(':') {
-                Some(p) => (h, Some(p)),
-                None => return Err(format!("endpoint {s:?} has junk after `]`")),
-            },
-        }
-    } else {
-        match authority.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(format!("endpoint {s:?} has no host"));
-    }
-    if let Some(p) = port {
-        if p.parse::<u16>().is_err() {
-            return Err(format!("endpoint {s:?} has an invalid port {p:?}"));
-        }
-    }
-    if scheme == "http" && !is_loopback(host) {
-        return Err(format!(
-            "endpoint {s:?} uses http:// with a non-loopback host; use https://"
-        ));
-    }
-    Ok(Endpoint::Url {
-        base: format!("{scheme}://{authority}"),
-        host: host.to_owned(),
-    })
-}
-
-/// 127.0.0.0/8, ::1 and localhost: where plain http cannot be sniffed on the way.
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback())
-        || host.parse::<Ipv6Addr>().is_ok_and(|a| a.is_loopback())
-}
-
-fn check_attributes(node: &Node, walk: &mut Walk) -> Vec<String> {
+fn check_attributes(node: &Node, problems: &mut Problems) -> Vec<String> {
     let Kind::Seq(items) = &node.kind else {
-        walk.problem(
+        problems.push(
             Problem::new(
-                node.ord,
+                node.pos,
                 format!(
                     "`attributes` must be a list of names, not {}",
                     node.kind.describe()
@@ -589,8 +478,8 @@ fn check_attributes(node: &Node, walk: &mut Walk) -> Vec<String> {
         return Vec::new();
     };
     if items.len() > limits::MAX_ATTRIBUTE_NAMES {
-        walk.problem(Problem::new(
-            node.ord,
+        problems.push(Problem::new(
+            node.pos,
             format!(
                 "`attributes` lists {} names; an app has at most {}",
                 items.len(),
@@ -598,14 +487,14 @@ fn check_attributes(node: &Node, walk: &mut Walk) -> Vec<String> {
             ),
         ));
     }
-    let mut names: Vec<(String, u32)> = Vec::with_capacity(items.len());
+    let mut names: Vec<(String, Pos)> = Vec::with_capacity(items.len());
     for item in items {
-        let Some(name) = string(item, "an attribute name", walk) else {
+        let Some(name) = string(item, "an attribute name", problems) else {
             continue;
         };
         if name.is_empty() || name.len() > limits::MAX_ATTR_BYTES {
-            walk.problem(Problem::new(
-                item.ord,
+            problems.push(Problem::new(
+                item.pos,
                 format!(
                     "attribute name {name:?} is {} bytes long; names are 1 to {} bytes (UTF-8)",
                     name.len(),
@@ -613,29 +502,29 @@ fn check_attributes(node: &Node, walk: &mut Walk) -> Vec<String> {
                 ),
             ));
         } else if let Some((_, first)) = names.iter().find(|(n, _)| n == name) {
-            walk.problem(
-                Problem::new(item.ord, format!("attribute {name:?} is listed twice"))
+            problems.push(
+                Problem::new(item.pos, format!("attribute {name:?} is listed twice"))
                     .first_at(*first),
             );
         } else {
-            names.push((name.to_owned(), item.ord));
+            names.push((name.to_owned(), item.pos));
         }
     }
     names.into_iter().map(|(n, _)| n).collect()
 }
 
-fn check_users(node: &Node, project_dir: &Path, walk: &mut Walk) -> Vec<String> {
+fn check_users(node: &Node, problems: &mut Problems) -> Vec<String> {
     let help = "e.g. users: [\"users/*.yaml\"] (globs relative to the project file)";
     let items = match &node.kind {
         Kind::Seq(items) if !items.is_empty() => items,
         Kind::Seq(_) => {
-            walk.problem(Problem::new(node.ord, "`users` is an empty list").help(help));
+            problems.push(Problem::new(node.pos, "`users` is an empty list").help(help));
             return Vec::new();
         }
         other => {
-            walk.problem(
+            problems.push(
                 Problem::new(
-                    node.ord,
+                    node.pos,
                     format!(
                         "`users` must be a list of glob patterns, not {}",
                         other.describe()
@@ -646,43 +535,30 @@ fn check_users(node: &Node, project_dir: &Path, walk: &mut Walk) -> Vec<String> 
             return Vec::new();
         }
     };
-    let mut patterns = Vec::with_capacity(items.len());
-    for item in items {
-        let Some(p) = string(item, "a users pattern", walk) else {
-            continue;
-        };
-        match super::expand(project_dir, p) {
-            Ok(files) if files.is_empty() => walk.problem(Problem::new(
-                item.ord,
-                format!(
-                    "users pattern {p:?} matches no file (relative to {})",
-                    project_dir.display()
-                ),
-            )),
-            Ok(_) => {}
-            Err(msg) => walk.problem(Problem::new(item.ord, msg)),
-        }
-        patterns.push(p.to_owned());
-    }
-    patterns
+    // The globs are expanded when the users files are loaded, not here: commands that do
+    // not need the users files must not fail on them.
+    items
+        .iter()
+        .filter_map(|item| string(item, "a users pattern", problems).map(str::to_owned))
+        .collect()
 }
 
-fn check_apply(node: &Node, apply: &mut ApplySettings, walk: &mut Walk) {
+fn check_apply(node: &Node, apply: &mut ApplySettings, problems: &mut Problems) {
     let Some(f) = fields(
         node,
         "`apply`",
         &["rate_limit", "concurrency", "max_removal_percent"],
-        walk,
+        problems,
     ) else {
         return;
     };
     if let Some(n) = f.get("rate_limit") {
-        if let Some(v) = integer(n, "`rate_limit`", 1, 100, walk) {
+        if let Some(v) = integer(n, "`rate_limit`", 1, 100, problems) {
             apply.rate_limit = u32::try_from(v).unwrap_or(100);
         }
     }
     if let Some(n) = f.get("concurrency") {
-        if let Some(v) = integer(n, "`concurrency`", 1, 1_000_000, walk) {
+        if let Some(v) = integer(n, "`concurrency`", 1, 1_000_000, problems) {
             apply.concurrency = usize::try_from(v).unwrap_or(16);
         }
     }
@@ -694,8 +570,8 @@ fn check_apply(node: &Node, apply: &mut ApplySettings, walk: &mut Walk) {
         };
         match v {
             Some(v) if (0.0..=100.0).contains(&v) => apply.max_removal_percent = v,
-            _ => walk.problem(Problem::new(
-                n.ord,
+            _ => problems.push(Problem::new(
+                n.pos,
                 format!(
                     "`max_removal_percent` must be a number from 0 to 100, not {}",
                     describe_value(n)
@@ -710,50 +586,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints() {
-        assert_eq!(parse_endpoint("embedded"), Ok(Endpoint::Embedded));
-        assert_eq!(
-            parse_endpoint("https://adminapisgp.im.qcloud.com/"),
-            Ok(Endpoint::Url {
-                base: "https://adminapisgp.im.qcloud.com".into(),
-                host: "adminapisgp.im.qcloud.com".into()
-            })
-        );
-        assert_eq!(
-            parse_endpoint("http://[::1]:8080"),
-            Ok(Endpoint::Url {
-                base: "http://[::1]:8080".into(),
-                host: "::1".into()
-            })
-        );
-        for bad in [
-            "http://example.com",
-            "http://192.168.1.1:80",
-            "http://[::2]:80",
-            "https://h/path",
-            "https://h?q",
-            "https://u@h",
-            "https://h:x",
-            "https://[::1",
-            "https://:80",
-            "ws://h",
-            "",
-        ] {
-            assert!(parse_endpoint(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn loopback_hosts() {
-        for h in ["localhost", "LOCALHOST", "127.0.0.1", "127.255.0.9", "::1"] {
-            assert!(is_loopback(h), "{h}");
-        }
-        for h in ["128.0.0.1", "localhost.example.com", "::2", "0.0.0.0"] {
-            assert!(!is_loopback(h), "{h}");
-        }
-    }
-
-    #[test]
     fn env_names() {
         assert!(is_env_name("TIM_SECRET_KEY"));
         assert!(is_env_name("_k2"));
@@ -763,19 +595,15 @@ mod tests {
     }
 
     #[test]
-    fn every_region_has_a_host() {
-        assert_eq!(REGIONS.len(), 7);
-        assert!(REGIONS.contains(&("china", "console.tim.qq.com")));
-    }
-
-    #[test]
-    fn tree_numbers_nodes_in_document_order() {
-        let root = tree("a: [x, 1]\nb: ~\n", &mut Walk::new(100)).unwrap();
+    fn tree_nodes_carry_their_positions() {
+        let root = tree("a: [x, 1]\nb: ~\n").unwrap();
         let Kind::Map(entries) = root.kind else {
             panic!("not a map")
         };
-        let ords: Vec<u32> = entries.iter().map(|(k, _, v)| k * 100 + v.ord).collect();
-        assert_eq!(root.ord, 0);
-        assert_eq!(ords, [100 + 2, 500 + 6]);
+        let at: Vec<(Pos, Pos)> = entries.iter().map(|(k, _, v)| (*k, v.pos)).collect();
+        let p = |line, col| Pos { line, col };
+        assert_eq!(root.pos, p(1, 1));
+        assert_eq!(at, [(p(1, 1), p(1, 4)), (p(2, 1), p(2, 4))]);
+        assert!(matches!(entries[1].2.kind, Kind::Null));
     }
 }

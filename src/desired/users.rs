@@ -1,16 +1,17 @@
-//! One users file: its YAML walked once, straight into lean entries (account, [`Attrs`]).
+//! One users file (or one chunk of a big one): its events walked once, straight into lean
+//! entries (account, [`Attrs`]), every problem recorded at its position as the walk goes.
 //!
-//! The walker builds the model while it reads (no intermediate `serde_yaml::Value`), and
-//! records every problem of the file as it goes instead of stopping at the first one.
-//! Rules (DESIGN.md §1): top-level keys `defaults` and `users` only; values are YAML strings
-//! of at most 50 bytes; names are declared in the project file; account ids are 1..=32 bytes;
-//! `defaults` are merged under every user of the same file, the user's values winning.
+//! Rules (DESIGN.md §1, §8): top-level keys `defaults` and `users` only; values are YAML
+//! strings of at most 50 bytes; names are declared in the project file; account ids are
+//! 1..=32 bytes without control or bidirectional-formatting characters; `defaults` are merged
+//! under every user of the same file, the user's values winning.
 
+use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
-
-use super::walk::{visit_other_kinds, Found, KeySeed, Problem, Walk};
+use super::events::{Ev, Hard, Pos, Stream, Style};
+use super::problems::{Problem, Problems};
+use super::scalar::{self, Plain};
 use crate::model::{limits, Account, Attrs, NameIdx, Names};
 
 /// One account of a users file, with where it came from (for duplicate reports).
@@ -20,19 +21,83 @@ pub(crate) struct Entry {
     pub attrs: Attrs,
     /// Index of the file in the run's list of users files.
     pub file: u32,
-    /// Ordinal of the account's key node in its file.
-    pub key: u32,
+    /// Where the account's key is in its file.
+    pub key: Pos,
 }
 
-/// Walks a users file: entries in document order, `defaults` already merged.
+/// What a walk found: the entries in document order and the file's `defaults`.
+#[derive(Debug, Default)]
+pub(crate) struct Parsed {
+    pub entries: Vec<Entry>,
+    /// The `defaults` map and where its key is.
+    pub defaults: Option<(Pos, Attrs)>,
+    /// Where the `users` key is, when there is one.
+    pub users_at: Option<Pos>,
+}
+
+impl Parsed {
+    /// The entries with `defaults` merged, also when they were written after `users` (those
+    /// before it were merged while walking).
+    pub fn into_entries(self) -> Vec<Entry> {
+        let mut entries = self.entries;
+        if let (Some((at, defaults)), Some(users_at)) = (self.defaults, self.users_at) {
+            if at > users_at && !defaults.is_empty() {
+                for e in &mut entries {
+                    for (n, v) in defaults.iter() {
+                        if !e.attrs.contains(n) {
+                            e.attrs.insert(n, v.into());
+                        }
+                    }
+                }
+            }
+        }
+        entries
+    }
+}
+
+/// Walks a users document whose first line is line `1 + line_offset` of file number `file`.
+/// `defaults` (of a chunk's file) are merged under its users; a document's own `defaults`
+/// are merged wherever they are written.
 pub(crate) fn walk(
     text: &str,
+    line_offset: u32,
     names: &Names,
     file: u32,
-    walk: &mut Walk,
-) -> Result<Vec<Entry>, serde_yaml::Error> {
-    let de = serde_yaml::Deserializer::from_str(text);
-    UsersFile { walk, names, file }.deserialize(de)
+    defaults: Option<&Attrs>,
+    problems: &mut Problems,
+) -> Result<Parsed, Hard> {
+    let mut w = Walker {
+        s: Stream::new(text, line_offset),
+        names,
+        file,
+        problems,
+        scratch: Vec::with_capacity(names.declared_len()),
+    };
+    let (first, at) = w.s.next()?;
+    let shape = match first {
+        Ev::MapStart => {
+            let parsed = w.top_map(at, defaults)?;
+            w.s.finish()?;
+            return Ok(parsed);
+        }
+        Ev::End => return Ok(Parsed::default()),
+        ev => w.describe_skip(&ev)?,
+    };
+    w.s.finish()?;
+    // An empty file is a users file without users (not an error: the plan's mass-removal
+    // safety is what guards against an emptied file).
+    if shape != "null" {
+        w.problems.push(
+            Problem::new(
+                at,
+                format!(
+                    "a users file must be a map with `users` (and optionally `defaults`), not {shape}"
+                ),
+            )
+            .help("users:\n    u1: {name: \"value\"}"),
+        );
+    }
+    Ok(Parsed::default())
 }
 
 /// Whose attributes a map holds, for messages.
@@ -51,198 +116,102 @@ impl fmt::Display for Owner<'_> {
     }
 }
 
-fn declared_list(names: &Names) -> String {
-    let list: Vec<&str> = names.iter().map(|(_, n)| n).collect();
-    if list.is_empty() {
-        "the project file declares no attributes".to_owned()
-    } else {
-        format!("declared attributes: {}", list.join(", "))
-    }
-}
-
-struct UsersFile<'w> {
-    walk: &'w mut Walk,
-    names: &'w Names,
-    file: u32,
-}
-
-impl<'de> DeserializeSeed<'de> for UsersFile<'_> {
-    type Value = Vec<Entry>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl UsersFile<'_> {
-    fn found<E: de::Error>(self, node: u32, found: Found) -> Result<Vec<Entry>, E> {
-        // An empty file is a users file without users (not an error: the plan's mass-removal
-        // safety is what guards against an emptied file).
-        if !matches!(found, Found::Null) {
-            self.walk.problem(
-                Problem::new(
-                    node,
-                    format!(
-                        "a users file must be a map with `users` (and optionally `defaults`), not {}",
-                        found.describe()
-                    ),
-                )
-                .help("users:\n    u1: {name: \"value\"}"),
-            );
+impl Owner<'_> {
+    /// The path serde_yaml used to print in front of a tag error: `users.u1.city`.
+    fn path(&self, name: &str) -> String {
+        match self {
+            Owner::Defaults => format!("defaults.{name}"),
+            Owner::Account(a) => format!("users.{a}.{name}"),
         }
-        Ok(Vec::new())
     }
 }
 
-impl<'de> Visitor<'de> for UsersFile<'_> {
-    type Value = Vec<Entry>;
+struct Walker<'a, 'p> {
+    s: Stream<'a>,
+    names: &'p Names,
+    file: u32,
+    problems: &'p mut Problems,
+    /// Values gathered before an account's [`Attrs`] is allocated at its exact size (a
+    /// million accounts make every spare slot count). Reused from account to account.
+    scratch: Vec<(NameIdx, Box<str>)>,
+}
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a map with `users` and optionally `defaults`")
+impl<'a> Walker<'a, '_> {
+    /// What a node that is not the expected map is (`a list`, `null`...), skipping it.
+    fn describe_skip(&mut self, ev: &Ev<'a>) -> Result<&'static str, Hard> {
+        self.s.skip_node(ev)?;
+        Ok(describe(ev))
     }
 
-    visit_other_kinds!();
-
-    fn visit_str<E: de::Error>(self, _v: &str) -> Result<Self::Value, E> {
-        let n = self.walk.node()?;
-        self.found(n, Found::Str)
+    /// The next key of a map, or `None` at its end.
+    fn key(&mut self) -> Result<Option<(Cow<'a, str>, Pos)>, Hard> {
+        match self.s.next()? {
+            (Ev::Scalar(text, _), at) => Ok(Some((text, at))),
+            (Ev::MapEnd | Ev::End, _) => Ok(None),
+            (ev, at) => Err(Hard::new(
+                at,
+                format!("a key must be plain text, not {}", describe(&ev)),
+            )),
+        }
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let top = self.walk.node()?;
-        let mut defaults: Option<(u32, Attrs)> = None;
-        let mut users: Option<(u32, Vec<Entry>)> = None;
-        while let Some((key, name)) = map.next_key_seed(KeySeed {
-            walk: &mut *self.walk,
-        })? {
-            match &*name {
-                "defaults" | "users" => {
-                    let seen = if name == "defaults" {
-                        defaults.as_ref().map(|d| d.0)
-                    } else {
-                        users.as_ref().map(|u| u.0)
-                    };
-                    if let Some(first) = seen {
-                        self.walk.problem(
-                            Problem::new(key, format!("`{name}` appears twice")).first_at(first),
-                        );
-                        map.next_value::<IgnoredAny>()?;
-                    } else if name == "defaults" {
-                        let attrs = map.next_value_seed(AttrsSeed {
-                            walk: &mut *self.walk,
-                            names: self.names,
-                            owner: Owner::Defaults,
-                            scratch: &mut Vec::new(),
-                            defaults: None,
-                        })?;
-                        defaults = Some((key, attrs));
-                    } else {
-                        let entries = map.next_value_seed(UsersMap {
-                            walk: &mut *self.walk,
-                            names: self.names,
-                            file: self.file,
-                            defaults: defaults.as_ref().map(|(_, d)| d),
-                        })?;
-                        users = Some((key, entries));
-                    }
-                }
+    fn top_map(&mut self, top: Pos, chunk_defaults: Option<&Attrs>) -> Result<Parsed, Hard> {
+        let mut out = Parsed::default();
+        let mut users_seen = false;
+        while let Some((name, at)) = self.key()? {
+            let seen = match &*name {
+                "defaults" => out.defaults.as_ref().map(|d| d.0),
+                "users" => out.users_at,
                 other => {
-                    self.walk.problem(
-                        Problem::new(key, format!("unknown key `{other}` in a users file"))
-                            .help("a users file has only `users` and optionally `defaults`"),
-                    );
-                    map.next_value::<IgnoredAny>()?;
+                    self.problems.push(unknown_top_key(other, at));
+                    self.s.next().and_then(|(ev, _)| self.s.skip_node(&ev))?;
+                    continue;
                 }
+            };
+            if let Some(first) = seen {
+                self.problems
+                    .push(Problem::new(at, format!("`{name}` appears twice")).first_at(first));
+                self.s.next().and_then(|(ev, _)| self.s.skip_node(&ev))?;
+            } else if name == "defaults" {
+                let d = self.attrs(Owner::Defaults, None)?;
+                out.defaults = Some((at, d));
+            } else {
+                out.users_at = Some(at);
+                users_seen = true;
+                let defaults = chunk_defaults.or(out.defaults.as_ref().map(|(_, d)| d));
+                out.entries = self.users_map(defaults)?;
             }
         }
-        let Some((users_at, mut entries)) = users else {
-            self.walk.problem(
+        if !users_seen {
+            self.problems.push(
                 Problem::new(top, "this users file has no `users` key")
                     .help("users:\n    u1: {name: \"value\"}"),
             );
-            return Ok(Vec::new());
-        };
-        // `defaults` written after `users`: merged now (otherwise already merged while walking).
-        if let Some((at, defaults)) = defaults {
-            if at > users_at && !defaults.is_empty() {
-                for e in &mut entries {
-                    for (n, v) in defaults.iter() {
-                        if !e.attrs.contains(n) {
-                            e.attrs.insert(n, v.into());
-                        }
-                    }
-                }
+        }
+        Ok(out)
+    }
+
+    /// The `users` map: account → attributes.
+    fn users_map(&mut self, defaults: Option<&Attrs>) -> Result<Vec<Entry>, Hard> {
+        let (ev, at) = self.s.next()?;
+        if !matches!(ev, Ev::MapStart) {
+            let shape = self.describe_skip(&ev)?;
+            // `users:` with nothing under it: a file that manages no account (yet).
+            if shape != "null" {
+                self.problems.push(
+                    Problem::new(
+                        at,
+                        format!("`users` must be a map of account: {{name: value}}, not {shape}"),
+                    )
+                    .help("users:\n    u1: {name: \"value\"}"),
+                );
             }
+            return Ok(Vec::new());
         }
-        Ok(entries)
-    }
-}
-
-/// The `users` map: account → attributes.
-struct UsersMap<'w> {
-    walk: &'w mut Walk,
-    names: &'w Names,
-    file: u32,
-    /// The file's `defaults` when written before `users`.
-    defaults: Option<&'w Attrs>,
-}
-
-impl<'de> DeserializeSeed<'de> for UsersMap<'_> {
-    type Value = Vec<Entry>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl UsersMap<'_> {
-    fn found<E: de::Error>(self, node: u32, found: Found) -> Result<Vec<Entry>, E> {
-        // `users:` with nothing under it: a file that manages no account (yet).
-        if !matches!(found, Found::Null) {
-            self.walk.problem(
-                Problem::new(
-                    node,
-                    format!(
-                        "`users` must be a map of account: {{name: value}}, not {}",
-                        found.describe()
-                    ),
-                )
-                .help("users:\n    u1: {name: \"value\"}"),
-            );
-        }
-        Ok(Vec::new())
-    }
-}
-
-impl<'de> Visitor<'de> for UsersMap<'_> {
-    type Value = Vec<Entry>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a map of account: {name: value}")
-    }
-
-    visit_other_kinds!();
-
-    fn visit_str<E: de::Error>(self, _v: &str) -> Result<Self::Value, E> {
-        let n = self.walk.node()?;
-        self.found(n, Found::Str)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        self.walk.node()?;
-        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
-        let mut scratch = Vec::with_capacity(self.names.declared_len());
-        while let Some((key, account)) = map.next_key_seed(KeySeed {
-            walk: &mut *self.walk,
-        })? {
-            let valid = check_account(&account, key, self.walk);
-            let attrs = map.next_value_seed(AttrsSeed {
-                walk: &mut *self.walk,
-                names: self.names,
-                owner: Owner::Account(&account),
-                scratch: &mut scratch,
-                defaults: self.defaults,
-            })?;
+        let mut entries = Vec::new();
+        while let Some((account, key)) = self.key()? {
+            let valid = check_account(&account, key, self.problems);
+            let attrs = self.attrs(Owner::Account(&account), defaults)?;
             if valid {
                 entries.push(Entry {
                     account: Box::from(&*account),
@@ -254,133 +223,40 @@ impl<'de> Visitor<'de> for UsersMap<'_> {
         }
         Ok(entries)
     }
-}
 
-fn check_account(account: &str, key: u32, walk: &mut Walk) -> bool {
-    if account.is_empty() {
-        walk.problem(Problem::new(key, "account id is empty"));
-        false
-    } else if account.len() > limits::MAX_ACCOUNT_BYTES {
-        walk.problem(Problem::new(
-            key,
-            format!(
-                "account id {account:?} is {} bytes long; at most {} bytes are allowed",
-                account.len(),
-                limits::MAX_ACCOUNT_BYTES
-            ),
-        ));
-        false
-    } else {
-        true
-    }
-}
-
-/// A map of attribute name → value (an account's, or `defaults`).
-struct AttrsSeed<'w, 'o> {
-    walk: &'w mut Walk,
-    names: &'w Names,
-    owner: Owner<'o>,
-    /// Values gathered before the account's [`Attrs`] is allocated at its exact size (a
-    /// million accounts make every spare slot count). Reused from account to account.
-    scratch: &'w mut Vec<(NameIdx, Box<str>)>,
-    /// Merged under the values of this map.
-    defaults: Option<&'w Attrs>,
-}
-
-impl<'de> DeserializeSeed<'de> for AttrsSeed<'_, '_> {
-    type Value = Attrs;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl AttrsSeed<'_, '_> {
-    fn found<E: de::Error>(self, node: u32, found: Found) -> Result<Attrs, E> {
-        // `u1:` with nothing (or `u1: {}`): a managed account without attributes of its own.
-        if !matches!(found, Found::Null) {
-            let message = match self.owner {
-                Owner::Defaults => format!(
-                    "`defaults` must be a map of name: value, not {}",
-                    found.describe()
-                ),
-                Owner::Account(a) => format!(
-                    "the attributes of account {a:?} must be a map of name: value, not {}",
-                    found.describe()
-                ),
-            };
-            self.walk
-                .problem(Problem::new(node, message).help("write e.g. u1: {city: \"Paris\"}"));
+    /// A map of attribute name → value (an account's, or `defaults`).
+    fn attrs(&mut self, owner: Owner, defaults: Option<&Attrs>) -> Result<Attrs, Hard> {
+        let (ev, at) = self.s.next()?;
+        if !matches!(ev, Ev::MapStart) {
+            let shape = self.describe_skip(&ev)?;
+            // `u1:` with nothing: a managed account without attributes of its own.
+            if shape != "null" {
+                self.problems.push(not_a_map(owner, shape, at));
+            }
+            return Ok(defaults.cloned().unwrap_or_default());
         }
-        Ok(self.defaults.cloned().unwrap_or_default())
-    }
-}
-
-impl<'de> Visitor<'de> for AttrsSeed<'_, '_> {
-    type Value = Attrs;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a map of attribute name: value")
-    }
-
-    visit_other_kinds!();
-
-    fn visit_str<E: de::Error>(self, _v: &str) -> Result<Self::Value, E> {
-        let n = self.walk.node()?;
-        self.found(n, Found::Str)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        self.walk.node()?;
         self.scratch.clear();
         // Where each name was first set (even to an invalid value), to point at it from a
         // repetition.
-        let mut first_at = [None::<u32>; limits::MAX_ATTRIBUTE_NAMES];
-        while let Some((key, name)) = map.next_key_seed(KeySeed {
-            walk: &mut *self.walk,
-        })? {
+        let mut first_at = [None::<Pos>; limits::MAX_ATTRIBUTE_NAMES];
+        while let Some((name, key)) = self.key()? {
             let idx = self
                 .names
                 .index_of(&name)
                 .filter(|&i| self.names.is_declared(i));
-            let value = map.next_value_seed(ValueSeed {
-                walk: &mut *self.walk,
-                owner: self.owner,
-                name: &name,
-            })?;
+            let value = self.value(owner, &name)?;
             let Some(idx) = idx else {
-                let p = if name.len() > limits::MAX_ATTR_BYTES {
-                    Problem::new(
-                        key,
-                        format!(
-                            "attribute name {name:?} {} is {} bytes long; at most {} bytes are allowed",
-                            self.owner,
-                            name.len(),
-                            limits::MAX_ATTR_BYTES
-                        ),
-                    )
-                } else {
-                    Problem::new(
-                        key,
-                        format!(
-                            "attribute {name:?} {} is not declared in the project file's `attributes`",
-                            self.owner
-                        ),
-                    )
-                };
-                self.walk.problem(p.help(declared_list(self.names)));
+                self.problems
+                    .push(undeclared(&name, owner, key, self.names));
                 continue;
             };
             let Some(seen) = first_at.get_mut(usize::from(idx)) else {
                 continue; // unreachable: declared names are at most 10
             };
             if let Some(first) = *seen {
-                self.walk.problem(
-                    Problem::new(
-                        key,
-                        format!("attribute {name:?} is set twice {}", self.owner),
-                    )
-                    .first_at(first),
+                self.problems.push(
+                    Problem::new(key, format!("attribute {name:?} is set twice {owner}"))
+                        .first_at(first),
                 );
                 continue;
             }
@@ -389,7 +265,7 @@ impl<'de> Visitor<'de> for AttrsSeed<'_, '_> {
                 self.scratch.push((idx, v));
             }
         }
-        if let Some(defaults) = self.defaults {
+        if let Some(defaults) = defaults {
             for (n, v) in defaults.iter() {
                 if !self.scratch.iter().any(|(m, _)| *m == n) {
                     self.scratch.push((n, v.into()));
@@ -403,84 +279,169 @@ impl<'de> Visitor<'de> for AttrsSeed<'_, '_> {
         }
         Ok(attrs)
     }
-}
 
-/// One attribute value: a YAML string of at most 50 bytes.
-struct ValueSeed<'w, 'o> {
-    walk: &'w mut Walk,
-    owner: Owner<'o>,
-    name: &'o str,
-}
-
-impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
-    type Value = Option<Box<str>>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl ValueSeed<'_, '_> {
-    fn found<E: de::Error>(self, node: u32, found: Found) -> Result<Option<Box<str>>, E> {
-        let name = self.name;
-        let quoted = match found.text() {
-            Some(text) => format!("quote it: {name}: \"{text}\""),
-            None => match found {
-                Found::Null => format!("quote it ({name}: \"\") or remove the line"),
-                _ => format!("quote it, e.g. {name}: \"...\""),
+    /// One attribute value: a YAML string of at most 50 bytes.
+    fn value(&mut self, owner: Owner, name: &str) -> Result<Option<Box<str>>, Hard> {
+        let (ev, at) = self.s.next().map_err(|mut h| {
+            if h.tag {
+                h.message = format!("{}: {}", owner.path(name), h.message);
+            }
+            h
+        })?;
+        let quoted = match &ev {
+            Ev::Scalar(text, Style::Text) => return Ok(self.string(text, owner, name, at)),
+            Ev::Scalar(text, Style::Plain) => match scalar::resolve(text) {
+                Plain::Text => return Ok(self.string(text, owner, name, at)),
+                Plain::Null => format!("quote it ({name}: \"\") or remove the line"),
+                // The text as written: `1.10` stays `"1.10"`, `0x1F` stays `"0x1F"`.
+                _ => format!("quote it: {name}: \"{}\"", text.escape_debug()),
             },
+            _ => format!("quote it, e.g. {name}: \"...\""),
         };
-        self.walk.problem(
+        let shape = self.describe_skip(&ev)?;
+        self.problems.push(
             Problem::new(
-                node,
-                format!(
-                    "value of {name:?} {} is {}; {quoted}",
-                    self.owner,
-                    found.describe()
-                ),
+                at,
+                format!("value of {name:?} {owner} is {shape}; {quoted}"),
             )
             .help("attribute values are strings"),
         );
         Ok(None)
     }
 
-    fn string<E: de::Error>(self, v: &str) -> Result<Option<Box<str>>, E> {
-        let node = self.walk.node()?;
+    fn string(&mut self, v: &str, owner: Owner, name: &str, at: Pos) -> Option<Box<str>> {
         if v.len() > limits::MAX_ATTR_BYTES {
-            self.walk.problem(Problem::new(
-                node,
+            self.problems.push(Problem::new(
+                at,
                 format!(
-                    "value of {:?} {} is {} bytes long; at most {} bytes (UTF-8) are allowed",
-                    self.name,
-                    self.owner,
+                    "value of {name:?} {owner} is {} bytes long; at most {} bytes (UTF-8) are allowed",
                     v.len(),
                     limits::MAX_ATTR_BYTES
                 ),
             ));
-            return Ok(None);
+            return None;
         }
-        Ok(Some(Box::from(v)))
+        Some(Box::from(v))
     }
 }
 
-impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
-    type Value = Option<Box<str>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string")
+/// What an event starts: `a list`, `a number`, `null`...
+fn describe(ev: &Ev) -> &'static str {
+    match ev {
+        Ev::Scalar(_, Style::Text) => "a string",
+        Ev::Scalar(text, Style::Plain) => scalar::resolve(text).describe(),
+        Ev::SeqStart => "a list",
+        Ev::MapStart => "a map",
+        Ev::SeqEnd | Ev::MapEnd | Ev::End => "nothing",
     }
+}
 
-    visit_other_kinds!();
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        self.string(v)
+fn unknown_top_key(key: &str, at: Pos) -> Problem {
+    let p = Problem::new(at, format!("unknown key `{key}` in a users file"));
+    match crate::suggest::did_you_mean(key, ["users", "defaults"]) {
+        Some(s) => p.help(format!("did you mean `{s}`?")),
+        None => p.help("a users file has only `users` and optionally `defaults`"),
     }
+}
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let n = self.walk.node()?;
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        self.found(n, Found::Map)
+fn not_a_map(owner: Owner, shape: &str, at: Pos) -> Problem {
+    let message = match owner {
+        Owner::Defaults => format!("`defaults` must be a map of name: value, not {shape}"),
+        Owner::Account(a) => {
+            format!("the attributes of account {a:?} must be a map of name: value, not {shape}")
+        }
+    };
+    Problem::new(at, message).help("write e.g. u1: {city: \"Paris\"}")
+}
+
+fn undeclared(name: &str, owner: Owner, key: Pos, names: &Names) -> Problem {
+    let p = if name.len() > limits::MAX_ATTR_BYTES {
+        Problem::new(
+            key,
+            format!(
+                "attribute name {name:?} {owner} is {} bytes long; at most {} bytes are allowed",
+                name.len(),
+                limits::MAX_ATTR_BYTES
+            ),
+        )
+    } else {
+        Problem::new(
+            key,
+            format!(
+                "attribute {name:?} {owner} is not declared in the project file's `attributes`"
+            ),
+        )
+    };
+    let declared = names.iter().take(names.declared_len()).map(|(_, n)| n);
+    if let Some(near) = crate::suggest::did_you_mean(name, declared) {
+        return p.help(format!("did you mean `{near}`?"));
     }
+    let list: Vec<&str> = names
+        .iter()
+        .take(names.declared_len())
+        .map(|(_, n)| n)
+        .collect();
+    if list.is_empty() {
+        p.help("the project file declares no attributes")
+    } else {
+        p.help(format!("declared attributes: {}", list.join(", ")))
+    }
+}
+
+/// Characters an account id may not hold: they could rewrite a terminal or reorder the text
+/// of a reviewer's plan (the class every output escapes).
+fn forbidden(c: char) -> Option<&'static str> {
+    if !crate::escape::is_unsafe(c) {
+        None
+    } else if c.is_control() {
+        Some("the control character")
+    } else if matches!(c, '\u{2028}' | '\u{2029}') {
+        Some("the separator character")
+    } else {
+        Some("the bidirectional formatting character")
+    }
+}
+
+fn check_account(account: &str, key: Pos, problems: &mut Problems) -> bool {
+    if account.is_empty() {
+        problems.push(Problem::new(key, "account id is empty"));
+        return false;
+    }
+    if account.len() > limits::MAX_ACCOUNT_BYTES {
+        problems.push(Problem::new(
+            key,
+            format!(
+                "account id {account:?} is {} bytes long; at most {} bytes are allowed",
+                account.len(),
+                limits::MAX_ACCOUNT_BYTES
+            ),
+        ));
+        return false;
+    }
+    // Printable ASCII, the usual case, needs no closer look.
+    if account.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return true;
+    }
+    let Some((c, what)) = account.chars().find_map(|c| forbidden(c).map(|w| (c, w))) else {
+        return true;
+    };
+    problems.push(
+        Problem::new(
+            key,
+            format!(
+                "account id {} contains {what} U+{:04X}",
+                escaped(account),
+                u32::from(c)
+            ),
+        )
+        .help("account ids are printed in plans and logs; use printable characters only"),
+    );
+    false
+}
+
+/// `"a\x1bb"`: the id quoted, escaped as every output escapes it.
+fn escaped(s: &str) -> String {
+    format!("\"{}\"", crate::escape::escape(s))
 }
 
 #[cfg(test)]
@@ -493,13 +454,15 @@ mod tests {
 
     fn entries(text: &str) -> (Vec<String>, Vec<String>) {
         let names = names();
-        let mut w = Walk::new(text.len());
-        let got = walk(text, &names, 0, &mut w).unwrap();
-        let shown = got
+        let mut p = Problems::default();
+        let entries = walk(text, 0, &names, 0, None, &mut p)
+            .unwrap()
+            .into_entries();
+        let shown = entries
             .iter()
             .map(|e| format!("{} {}", e.account, e.attrs.display(&names)))
             .collect();
-        (shown, w.problems.into_iter().map(|p| p.message).collect())
+        (shown, p.list.into_iter().map(|p| p.message).collect())
     }
 
     #[test]
@@ -523,25 +486,34 @@ mod tests {
 
     #[test]
     fn account_keys_are_literal_text() {
-        let (got, _) = entries("users: {007: {}, 1.50: {}, null: {}}\n");
-        assert_eq!(got, ["007 {}", "1.50 {}", "null {}"]);
+        let (got, _) = entries("users: {007: {}, 1.50: {}, null: {}, ~: {}}\n");
+        assert_eq!(got, ["007 {}", "1.50 {}", "null {}", "~ {}"]);
     }
 
     #[test]
     fn problems_do_not_stop_the_walk() {
-        let (got, problems) =
-            entries("users:\n  a: {city: 1, city: x, nope: y}\n  \"\": {}\n  b: {sex: m}\nx: 1\n");
+        let (got, problems) = entries(
+            "users:\n  a: {city: 1.10, city: x, nope: y, sex: 0x1F}\n  \"\": {}\n  b: {sex: m}\nx: 1\n",
+        );
         assert_eq!(got, ["a {}", "b {sex: \"m\"}"]);
         assert_eq!(
             problems,
             [
-                "value of \"city\" for account \"a\" is a number; quote it: city: \"1\"",
+                "value of \"city\" for account \"a\" is a number; quote it: city: \"1.10\"",
                 "attribute \"city\" is set twice for account \"a\"",
                 "attribute \"nope\" for account \"a\" is not declared in the project file's `attributes`",
+                "value of \"sex\" for account \"a\" is a number; quote it: sex: \"0x1F\"",
                 "account id is empty",
                 "unknown key `x` in a users file",
             ]
         );
+    }
+
+    #[test]
+    fn yaml_1_2_words_are_text() {
+        let (got, problems) = entries("users: {a: {city: yes, sex: no, tier: 0123}}\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(got, ["a {sex: \"no\", city: \"yes\", tier: \"0123\"}"]);
     }
 
     #[test]
@@ -555,15 +527,40 @@ mod tests {
     }
 
     #[test]
-    fn the_walk_is_repeatable_for_locating() {
-        let text = "users:\n  a: {city: 1}\n";
+    fn control_and_bidi_characters_in_account_ids_are_refused() {
+        for (id, code) in [
+            ("a\\eb", "U+001B"),
+            ("a\\rb", "U+000D"),
+            ("a\\x7Fb", "U+007F"),
+            ("a\\x85b", "U+0085"),
+            ("a\\u202Eb", "U+202E"),
+            ("a\\u2066b", "U+2066"),
+            ("a\\u200Fb", "U+200F"),
+            ("a\\u061Cb", "U+061C"),
+        ] {
+            let (got, problems) = entries(&format!("users: {{\"{id}\": {{city: x}}, ok: {{}}}}\n"));
+            assert_eq!(got, ["ok {}"], "{id}");
+            assert_eq!(problems.len(), 1, "{id}");
+            assert!(problems[0].contains(code), "{}", problems[0]);
+            assert!(
+                !problems[0].chars().any(|c| forbidden(c).is_some()),
+                "{:?}",
+                problems[0]
+            );
+        }
+        let (got, problems) = entries("users: {\"é界\": {city: \"x\\ey\"}}\n");
+        assert!(
+            problems.is_empty(),
+            "values keep control characters: {problems:?}"
+        );
+        assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn positions_come_from_the_parser() {
         let names = names();
-        let mut w = Walk::new(text.len());
-        walk(text, &names, 0, &mut w).unwrap();
-        let node = w.problems[0].node;
-        let at = super::super::walk::locate_node(text.len(), node, &|w: &mut Walk| {
-            walk(text, &names, 0, w).map(|_| ())
-        });
-        assert_eq!(at, (2, 13));
+        let mut p = Problems::default();
+        walk("users:\n  a: {city: 1}\n", 40, &names, 0, None, &mut p).unwrap();
+        assert_eq!(p.list[0].pos, Pos { line: 42, col: 13 });
     }
 }

@@ -78,52 +78,18 @@ pub fn secret_from_env(var: &str) -> Result<Secret> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
         _ => {
-            let hint = similar_variable(
-                var,
-                std::env::vars_os()
-                    .filter_map(|(k, v)| (!v.is_empty()).then(|| k.into_string().ok()).flatten()),
-            )
-            .map(|v| format!(" (did you mean {v}? it is set)"))
-            .unwrap_or_default();
+            let set: Vec<String> = std::env::vars_os()
+                .filter(|(_, v)| !v.is_empty())
+                .filter_map(|(k, _)| k.into_string().ok())
+                .collect();
+            let hint = crate::suggest::did_you_mean(var, set.iter().map(String::as_str))
+                .map(|v| format!(" (did you mean {v}? it is set)"))
+                .unwrap_or_default();
             Err(Error::msg(format!(
                 "the SecretKey is not set: export {var} with the app's key from the Chat console (it is read only from the environment){hint}"
             )))
         }
     }
-}
-
-/// The set variable whose name is closest to `wanted` (a typo such as `TIM_SECRT` for
-/// `TIM_SECRET_KEY`): at most half of the longer name edited, or one a prefix of the other.
-// Local until `suggest::did_you_mean` (another branch) lands; then this calls it.
-fn similar_variable(wanted: &str, set: impl Iterator<Item = String>) -> Option<String> {
-    let wanted_up = wanted.to_ascii_uppercase();
-    set.filter(|k| k != wanted)
-        .filter_map(|k| {
-            let up = k.to_ascii_uppercase();
-            let d = edit_distance(&wanted_up, &up);
-            let close = d * 2 <= up.len().max(wanted_up.len())
-                || (wanted_up.len() >= 4
-                    && (up.starts_with(&wanted_up) || wanted_up.starts_with(&up)));
-            close.then_some((d, k))
-        })
-        .min()
-        .map(|(_, k)| k)
-}
-
-/// Levenshtein distance over bytes (variable names are ASCII).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 /// The key the project's endpoint is signed with: the fixed demo key of `endpoint: embedded`,
@@ -179,31 +145,16 @@ async fn first(listener: Option<tokio::signal::unix::Signal>) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn a_misspelt_secret_variable_names_the_set_one() {
-        let set = || {
-            [
-                "PATH".to_owned(),
-                "TIM_SECRET_KEY".to_owned(),
-                "HOME".to_owned(),
-            ]
-            .into_iter()
-        };
-        assert_eq!(
-            similar_variable("TIM_SECRT", set()).as_deref(),
-            Some("TIM_SECRET_KEY")
-        );
-        assert_eq!(
-            similar_variable("TIM_SECRET_KY", set()).as_deref(),
-            Some("TIM_SECRET_KEY")
-        );
-        assert_eq!(
-            similar_variable("tim_secret_key", set()).as_deref(),
-            Some("TIM_SECRET_KEY")
-        );
-        assert_eq!(similar_variable("MY_APP_TOKEN", set()), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        let set = ["PATH", "TIM_SECRET_KEY", "HOME"];
+        for typo in ["TIM_SECRT", "TIM_SECRET_KY", "tim_secret_key"] {
+            assert_eq!(
+                crate::suggest::did_you_mean(typo, set),
+                Some("TIM_SECRET_KEY"),
+                "{typo}"
+            );
+        }
+        assert_eq!(crate::suggest::did_you_mean("MY_APP_TOKEN", set), None);
     }
 }

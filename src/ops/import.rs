@@ -199,7 +199,9 @@ async fn read_adoptions(
     wanted: &[Attrs],
     interrupt: impl std::future::Future<Output = Signal>,
 ) -> Result<((Imported, Vec<Adopted>), BTreeMap<u8, String>)> {
-    let slots = runner.call(|| runner.client.get_attr_name()).await?;
+    let slots = runner
+        .call("im_get_attr_name", || runner.client.get_attr_name())
+        .await?;
     let mut adopted = vec![Adopted::default(); accounts.len()];
     let on_chunk = |first: usize, live: LiveAttrs| {
         let end = (first + crate::model::limits::MAX_BATCH).min(accounts.len());
@@ -283,7 +285,9 @@ async fn read_and_record(
     wanted: &[Attrs],
     interrupt: impl std::future::Future<Output = Signal>,
 ) -> Result<Imported> {
-    let slots = runner.call(|| runner.client.get_attr_name()).await?;
+    let slots = runner
+        .call("im_get_attr_name", || runner.client.get_attr_name())
+        .await?;
     store.record_slots(&slots, serial)?;
     let mut recorded = 0u64;
     let mut store_error = None;

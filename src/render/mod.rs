@@ -11,8 +11,6 @@ pub mod progress;
 pub mod report;
 pub mod text;
 
-use std::fmt::Write as _;
-
 /// The output formats of `plan` and `drift` (`cli` maps its flag onto this).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
@@ -53,60 +51,8 @@ impl Style {
     }
 }
 
-/// Characters that could move the cursor, erase or reorder text on a terminal or in a CI log
-/// (DESIGN.md §8): C0 and C1 controls, DEL, the bidirectional controls, and the line and
-/// paragraph separators.
-pub fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
-                | '\u{2028}' | '\u{2029}'
-        )
-}
-
-/// Writes `c` as an escape: `\x1b` below U+0080, `\u{202e}` above.
-fn push_escape(out: &mut String, c: char) {
-    if (c as u32) < 0x80 {
-        let _ = write!(out, "\\x{:02x}", c as u32);
-    } else {
-        let _ = write!(out, "\\u{{{:x}}}", c as u32);
-    }
-}
-
-/// An account id, attribute name or server text as the text views print it bare: the
-/// characters of [`is_unsafe`] escaped, everything else as is.
-pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(is_unsafe) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if is_unsafe(c) {
-            push_escape(&mut out, c);
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-/// A message of several lines (an error, a note) with [`escape`] applied to everything but
-/// its line breaks and tabs, which multi-line diagnostics need and which cannot move the
-/// cursor back.
-pub fn escape_text(text: &str) -> String {
-    text.split_inclusive(['\n', '\t'])
-        .map(|piece| {
-            let (body, end) = match piece.char_indices().last() {
-                Some((i, c @ ('\n' | '\t'))) => (&piece[..i], Some(c)),
-                _ => (piece, None),
-            };
-            let mut out = escape(body).into_owned();
-            out.extend(end);
-            out
-        })
-        .collect()
-}
+use crate::escape::push_escape;
+pub use crate::escape::{escape, escape_text, is_unsafe};
 
 /// A value as the text views quote it: always in double quotes (so no value can pass for a
 /// label such as `(removed)`), quotes and backslashes escaped, and the characters of
