@@ -57,8 +57,24 @@ pub fn project() -> Value {
                 "items": {"type": "string", "minLength": 1},
                 "description": "glob patterns of users files, relative to this file"
             },
-            "state": {"type": "string", "minLength": 1, "default": "state",
-                "description": "sled directory of the last-applied state, relative to this file"},
+            "state": {
+                "default": "state",
+                "description": "where the last-applied state lives: a sled directory relative to this file, or a PostgreSQL URL without a password (postgres://user@host:5432/db?sslmode=verify-full); TIMATTR_STATE overrides it",
+                "oneOf": [
+                    {"type": "string", "minLength": 1},
+                    {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["url"],
+                        "properties": {
+                            "url": {"type": "string", "pattern": "^postgres(ql)?://",
+                                "description": "the PostgreSQL URL, without a password (PGPASSWORD or TIMATTR_STATE carries it)"},
+                            "name": {"type": "string", "minLength": 1,
+                                "description": "this project's name in the database (default: app-<sdkappid>)"}
+                        }
+                    }
+                ]
+            },
             "apply": {
                 "type": ["object", "null"],
                 "additionalProperties": false,

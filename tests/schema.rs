@@ -53,6 +53,15 @@ fn check_jsonschema() -> Option<Command> {
     })
 }
 
+/// A missing checker may be skipped on a developer's machine, never under `CI=true`
+/// (`.ci/run` installs it).
+fn require_unless_local(tool: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{tool} is not installed; under CI=true it is required (.ci/run installs it into .ci/py)"
+    );
+}
+
 /// The schema's verdict on one YAML file, with check-jsonschema's output for messages.
 fn schema_verdict(mut checker: Command, schema: &Path, file: &Path) -> (bool, String) {
     let out = run({
@@ -157,6 +166,7 @@ fn examples_declare_and_satisfy_their_schema() {
     // The schema line is checked even without check-jsonschema.
     let schemas: Vec<_> = files.iter().map(|f| declared_schema(f)).collect();
     let Some(_) = check_jsonschema() else {
+        require_unless_local("check-jsonschema");
         println!("skipped: check-jsonschema is not installed (run .ci/run to install it)");
         return;
     };
@@ -329,6 +339,31 @@ fn cases() -> Vec<Case> {
             "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [city]\nusers: [\"users/*.yaml\"]\nstate: \"\"\n",
             false,
         ),
+        project(
+            "postgres state, short form",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [city]\nusers: [\"users/*.yaml\"]\nstate: postgres://t@127.0.0.1:5432/db\n",
+            true,
+        ),
+        project(
+            "postgres state with a name",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [city]\nusers: [\"users/*.yaml\"]\nstate: {url: \"postgresql://t@db/x?sslmode=require\", name: prod}\n",
+            true,
+        ),
+        project(
+            "state map without url",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [city]\nusers: [\"users/*.yaml\"]\nstate: {name: prod}\n",
+            false,
+        ),
+        project(
+            "state map with a sled path",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [city]\nusers: [\"users/*.yaml\"]\nstate: {url: dir, name: prod}\n",
+            false,
+        ),
+        project(
+            "unknown key in state",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [city]\nusers: [\"users/*.yaml\"]\nstate: {url: \"postgres://t@db/x\", schema: y}\n",
+            false,
+        ),
         users("minimal users file", USERS_OK, true),
         users(
             "defaults and overrides",
@@ -406,6 +441,7 @@ fn write_case(dir: &Path, case: &Case) -> (PathBuf, PathBuf, PathBuf) {
 fn check_cases(cases: Vec<Case>) {
     let checker_available = check_jsonschema().is_some();
     if !checker_available {
+        require_unless_local("check-jsonschema");
         println!("note: check-jsonschema is not installed; comparing the loader with the table");
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! Our UserSig against the official Python package (`tls-sig-api-v2==1.1`), when it is
 //! installed under `.ci/py` (CI: `pip install --target .ci/py tls-sig-api-v2==1.1`).
-//! Without python3 or the package, each test prints "skipped: ..." and passes.
+//! Without python3 or the package, each test prints "skipped: ..." and passes, except under
+//! `CI=true`, where it fails.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -56,6 +57,11 @@ fn helper(args: &[&str]) -> String {
 macro_rules! require_official {
     () => {
         if let Some(why) = unavailable() {
+            // CI installs the package (.ci/run): missing there is a failure, not a skip.
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{why} (needed under CI=true)"
+            );
             println!("skipped: {why}");
             return;
         }
