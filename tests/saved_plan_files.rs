@@ -16,32 +16,14 @@ fn project() -> Project {
     p
 }
 
-/// Runs the binary through `sh` with a shell prelude (resource limits) before `exec`.
-fn run_limited(p: &Project, prelude: &str, args: &str) -> std::process::Output {
-    let mut cmd = p.cmd(&[]);
-    cmd.env("BIN", env!("CARGO_BIN_EXE_timattr"));
-    std::process::Command::new("sh")
-        .args(["-c", &format!("{prelude} && exec \"$BIN\" {args}")])
-        .current_dir(p.path())
-        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn a_failed_plan_out_keeps_the_previous_file() {
     let p = project();
     let out = p.path().join("plan.gz");
     std::fs::write(&out, b"previous plan").unwrap();
     // The file size limit makes the write fail half-way (SIGXFSZ ignored: write() fails).
-    let run = run_limited(&p, "trap '' XFSZ; ulimit -f 1", "plan --out plan.gz");
-    assert_eq!(
-        run.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    p.run_limited("trap '' XFSZ; ulimit -f 1", "plan --out plan.gz")
+        .expect(1);
     assert_eq!(std::fs::read(&out).unwrap(), b"previous plan");
     let leftovers: Vec<_> = std::fs::read_dir(p.path())
         .unwrap()
@@ -84,9 +66,9 @@ fn a_saved_plan_bomb_is_refused_in_bounded_memory() {
         std::fs::write(p.path().join(name), &data).unwrap();
         for verb in ["apply", "show"] {
             // 1 GiB of address space: inflating 2 GiB into memory would fail the test.
-            let run = run_limited(&p, "ulimit -v 1048576", &format!("{verb} {name}"));
-            let stderr = String::from_utf8_lossy(&run.stderr);
-            assert_eq!(run.status.code(), Some(1), "{verb} {name}: {stderr}");
+            let run = p.run_limited("ulimit -v 1048576", &format!("{verb} {name}"));
+            let stderr = run.stderr();
+            assert_eq!(run.code(), 1, "{verb} {name}: {stderr}");
             assert!(stderr.contains("inflates past"), "{verb} {name}: {stderr}");
         }
     }

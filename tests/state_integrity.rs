@@ -632,23 +632,11 @@ fn bomb(prefix: &str, filler: u8, megabytes: usize) -> Vec<u8> {
     out
 }
 
-/// Runs the binary under an address-space limit, so that inflating a bomb into memory would
-/// fail the test instead of swapping the machine.
+/// Restores under an address-space limit, so that inflating a bomb into memory would fail
+/// the test instead of swapping the machine.
 fn restore_limited(p: &Project, file: &Path) -> Run {
-    let mut cmd = p.cmd(&[]);
-    let bin = env!("CARGO_BIN_EXE_timattr");
-    cmd.env("BIN", bin).env("FILE", file);
-    let cmd = std::process::Command::new("sh")
-        .args([
-            "-c",
-            "ulimit -v 1048576 && exec \"$BIN\" state restore \"$FILE\" --force",
-        ])
-        .current_dir(p.path())
-        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    Run(cmd)
+    let args = format!("state restore '{}' --force", file.display());
+    p.run_limited("ulimit -v 1048576", &args)
 }
 
 #[test]
@@ -692,29 +680,8 @@ fn export_out_replaces_the_file_only_when_complete() {
     let out = p.path().join("backup.gz");
     std::fs::write(&out, b"previous backup").unwrap();
     // A write that fails half-way (file size limit; SIGXFSZ ignored so write() fails instead).
-    let bin = env!("CARGO_BIN_EXE_timattr");
-    let run = p
-        .cmd(&[])
-        .get_envs()
-        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned())))
-        .fold(std::process::Command::new("sh"), |mut c, (k, v)| {
-            c.env(k, v);
-            c
-        })
-        .args([
-            "-c",
-            "trap '' XFSZ; ulimit -f 8 && exec \"$0\" state export --out backup.gz",
-            bin,
-        ])
-        .current_dir(p.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        run.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    p.run_limited("trap '' XFSZ; ulimit -f 8", "state export --out backup.gz")
+        .expect(1);
     assert_eq!(std::fs::read(&out).unwrap(), b"previous backup");
     let leftovers: Vec<_> = std::fs::read_dir(p.path())
         .unwrap()

@@ -156,6 +156,24 @@ impl Project {
     pub fn run(&self, args: &[&str]) -> Run {
         Run(self.cmd(args).output().unwrap())
     }
+
+    /// The binary run as [`Project::cmd`] would, through `sh` with `prelude` (resource limits
+    /// such as `ulimit -v 1048576`, or `trap '' XFSZ; ulimit -f 8`) before `exec`; `args` is
+    /// shell text, so arguments with spaces must be quoted there.
+    #[allow(dead_code)] // Not every test binary uses it.
+    pub fn run_limited(&self, prelude: &str, args: &str) -> Run {
+        let cmd = self.cmd(&[]);
+        let out = Command::new("sh")
+            .args(["-c", &format!("{prelude} && exec \"$BIN\" {args}")])
+            .env("BIN", env!("CARGO_BIN_EXE_timattr"))
+            .current_dir(self.path())
+            .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Run(out)
+    }
 }
 
 fn json(s: &str) -> String {
