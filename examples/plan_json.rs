@@ -21,7 +21,7 @@ fn plan(n: usize) -> timattr::plan::Plan {
             ]
             .into_iter()
             .collect();
-            (format!("user{i:08}").into_boxed_str(), attrs)
+            (format!("user{i:08}").into_boxed_str(), attrs.into())
         })
         .collect();
     let desired = Desired {

@@ -64,6 +64,7 @@ impl Report {
                     set,
                     remove: Vec::new(),
                     before,
+                    tags: Default::default(),
                 }
             })
             .collect();

@@ -22,6 +22,12 @@ pub mod limits {
     pub const MAX_ACCOUNT_BYTES: usize = 32;
     /// Accounts per request.
     pub const MAX_BATCH: usize = 100;
+    /// Bytes in a tag (UTF-8).
+    pub const MAX_TAG_BYTES: usize = 50;
+    /// Tags a user may hold in total.
+    pub const MAX_TAGS_PER_USER: usize = 100;
+    /// Tags of one account in one `im_add_tag` / `im_remove_tag` entry.
+    pub const MAX_TAGS_PER_ENTRY: usize = 10;
 }
 
 /// The attribute names a run knows: the declared names first, in declared order, then any
@@ -179,13 +185,129 @@ impl FromIterator<(NameIdx, Box<str>)> for Attrs {
     }
 }
 
-/// The desired state `D`: every account of the users files with its merged attributes.
+/// The tags of one account (DESIGN.md §9): sorted, each once. An empty list costs no allocation,
+/// so a project without tags pays 16 bytes per account for the feature.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Tags(Box<[Box<str>]>);
+
+impl Tags {
+    pub fn new() -> Self {
+        Tags::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, tag: &str) -> bool {
+        self.0.binary_search_by(|t| (**t).cmp(tag)).is_ok()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.0.iter().map(|t| &**t)
+    }
+
+    pub fn as_slice(&self) -> &[Box<str>] {
+        &self.0
+    }
+
+    /// The tags of `self` that `other` lacks, in order.
+    pub fn minus(&self, other: &Tags) -> Tags {
+        Tags(
+            self.iter()
+                .filter(|t| !other.contains(t))
+                .map(Into::into)
+                .collect(),
+        )
+    }
+
+    /// `self` with `add` added and `remove` taken away.
+    pub fn edited<'a>(
+        &self,
+        add: impl IntoIterator<Item = &'a str>,
+        remove: impl IntoIterator<Item = &'a str>,
+    ) -> Tags {
+        let mut all: Vec<Box<str>> = self.0.to_vec();
+        all.extend(add.into_iter().map(Into::into));
+        let gone: Vec<&str> = remove.into_iter().collect();
+        all.retain(|t| !gone.contains(&&**t));
+        Tags::from(all)
+    }
+
+    /// The `i`-th run of at most [`limits::MAX_TAGS_PER_ENTRY`] tags: what one request entry
+    /// carries for this account.
+    pub fn chunk(&self, i: usize) -> &[Box<str>] {
+        let start = (i * limits::MAX_TAGS_PER_ENTRY).min(self.0.len());
+        let end = (start + limits::MAX_TAGS_PER_ENTRY).min(self.0.len());
+        &self.0[start..end]
+    }
+
+    /// How many entries the tags need.
+    pub fn chunks(&self) -> usize {
+        self.0.len().div_ceil(limits::MAX_TAGS_PER_ENTRY)
+    }
+}
+
+impl From<Vec<Box<str>>> for Tags {
+    /// Sorts and drops duplicates.
+    fn from(mut v: Vec<Box<str>>) -> Self {
+        v.sort_unstable();
+        v.dedup();
+        Tags(v.into_boxed_slice())
+    }
+}
+
+impl<S: Into<Box<str>>> FromIterator<S> for Tags {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        Tags::from(iter.into_iter().map(Into::into).collect::<Vec<_>>())
+    }
+}
+
+impl fmt::Debug for Tags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// What the tool manages of one account: its attribute values and its tags. Desired `D` and
+/// last-applied `L` are both lists of these, per account.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Managed {
+    pub attrs: Attrs,
+    pub tags: Tags,
+}
+
+impl Managed {
+    pub fn new(attrs: Attrs, tags: Tags) -> Self {
+        Managed { attrs, tags }
+    }
+
+    /// Nothing managed: such an account is not (or no longer) in the store.
+    pub fn is_empty(&self) -> bool {
+        self.attrs.is_empty() && self.tags.is_empty()
+    }
+}
+
+impl From<Attrs> for Managed {
+    fn from(attrs: Attrs) -> Self {
+        Managed {
+            attrs,
+            tags: Tags::new(),
+        }
+    }
+}
+
+/// The desired state `D`: every account of the users files with its merged attributes and tags.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Desired {
     /// The declared attribute names (`attributes` of the project file).
     pub names: Names,
     /// Sorted by account, each account once.
-    pub accounts: Vec<(Account, Attrs)>,
+    pub accounts: Vec<(Account, Managed)>,
 }
 
 #[cfg(test)]
@@ -201,6 +323,26 @@ mod tests {
         assert_eq!(a.iter().collect::<Vec<_>>(), vec![(1, "a"), (3, "d")]);
         assert_eq!(a.remove(1).as_deref(), Some("a"));
         assert_eq!(a.get(1), None);
+    }
+
+    #[test]
+    fn tags_sort_dedup_and_chunk() {
+        let t: Tags = ["b", "a", "b"].into_iter().collect();
+        assert_eq!(t.iter().collect::<Vec<_>>(), vec!["a", "b"]);
+        assert!(t.contains("a") && !t.contains("c"));
+        let other: Tags = ["a"].into_iter().collect();
+        assert_eq!(t.minus(&other).iter().collect::<Vec<_>>(), vec!["b"]);
+        assert_eq!(
+            t.edited(["c"], ["a"]).iter().collect::<Vec<_>>(),
+            vec!["b", "c"]
+        );
+        let many: Tags = (0..23).map(|i| format!("t{i:02}")).collect();
+        assert_eq!(many.chunks(), 3);
+        assert_eq!(many.chunk(0).len(), 10);
+        assert_eq!(&*many.chunk(2)[2], "t22");
+        assert!(many.chunk(3).is_empty());
+        assert_eq!(Tags::new().chunks(), 0);
+        assert!(Managed::default().is_empty());
     }
 
     #[test]

@@ -88,7 +88,7 @@ fn users_errors(files: &[(&str, &str)]) -> Vec<String> {
 fn view(d: &Desired) -> Vec<String> {
     d.accounts
         .iter()
-        .map(|(a, attrs)| format!("{a} {}", attrs.display(&d.names)))
+        .map(|(a, attrs)| format!("{a} {}", attrs.attrs.display(&d.names)))
         .collect()
 }
 

@@ -45,7 +45,7 @@ fn shown(dir: &Path, d: &Diagnostics) -> Vec<String> {
 fn view(d: &Desired) -> Vec<String> {
     d.accounts
         .iter()
-        .map(|(a, attrs)| format!("{a} {}", attrs.display(&d.names)))
+        .map(|(a, attrs)| format!("{a} {}", attrs.attrs.display(&d.names)))
         .collect()
 }
 
@@ -157,7 +157,10 @@ fn account_ids_with_control_or_bidi_characters_are_refused_at_their_place() {
         "users:\n  ok: {city: \"a\\e[2Jb\"}\n",
     );
     let d = load_in(dir.path(), PROJECT).unwrap();
-    assert_eq!(d.accounts[0].1.iter().next().unwrap().1, "a\u{1b}[2Jb");
+    assert_eq!(
+        d.accounts[0].1.attrs.iter().next().unwrap().1,
+        "a\u{1b}[2Jb"
+    );
 }
 
 #[test]

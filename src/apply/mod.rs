@@ -4,8 +4,9 @@
 //! "record only what the server confirmed" lives in one obvious place. The order and the
 //! recording rules of DESIGN.md §3 live here:
 //!
-//! - every `im_set_attr` batch is answered and recorded before the first `im_remove_attr`
-//!   batch is sent;
+//! - the phases run in the order names, `im_set_attr`, `im_add_tag`, `im_remove_attr`,
+//!   `im_remove_tag`: every batch of a phase is answered and recorded before the next phase's
+//!   first batch is sent;
 //! - a batch keeps its in-flight slot from before it is sent until it is recorded, so batches
 //!   the API confirmed but the sink has not recorded never number more than `concurrency`;
 //! - the sink gets every confirmed batch waiting at that moment in one call (group commit).
@@ -180,7 +181,19 @@ fn request(plan: &Plan, batch: &Batch) -> Request {
                 })
                 .collect(),
         ),
+        BatchKind::AddTag => Request::AddTag(user_tags(plan, batch)),
+        BatchKind::RemoveTag => Request::RemoveTag(user_tags(plan, batch)),
     }
+}
+
+/// The entries of a tag batch: each account with its run of at most 10 tags.
+fn user_tags(plan: &Plan, batch: &Batch) -> Vec<wire::UserTags> {
+    (0..batch.changes.len())
+        .map(|k| wire::UserTags {
+            to_account: plan.changes[batch.changes[k]].account.to_string(),
+            tags: batch.tags(plan, k).iter().map(|t| t.to_string()).collect(),
+        })
+        .collect()
 }
 
 /// A batch in its wire form.
@@ -188,6 +201,8 @@ fn request(plan: &Plan, batch: &Batch) -> Request {
 pub enum Request {
     Set(Vec<wire::UserAttrs>),
     Remove(Vec<wire::UserAttrNames>),
+    AddTag(Vec<wire::UserTags>),
+    RemoveTag(Vec<wire::UserTags>),
 }
 
 /// Sends `batches` of `plan` through the runner's client (see [`run_with`]).
@@ -212,13 +227,24 @@ pub async fn run(
                         .call("im_remove_attr", || runner.client.remove_attr(users))
                         .await
                 }
+                Request::AddTag(users) => {
+                    runner
+                        .call("im_add_tag", || runner.client.add_tag(users))
+                        .await
+                }
+                Request::RemoveTag(users) => {
+                    runner
+                        .call("im_remove_tag", || runner.client.remove_tag(users))
+                        .await
+                }
             }
         }
     };
     run_with(&runner.limiter, plan, batches, sink, interrupt, send).await
 }
 
-/// Sends `batches` phase by phase (every set batch, then every remove batch), at most
+/// Sends `batches` phase by phase ([`BatchKind::PHASES`]: sets, tag adds, removes, tag
+/// removes), at most
 /// `concurrency` in flight, handing confirmed batches to `sink`. A phase starts only once the
 /// previous one is answered and recorded, and only if nothing stopped the run: the first fatal
 /// error, a sink error or `interrupt` completing. What is in flight then still finishes and
@@ -236,7 +262,7 @@ where
 {
     let mut report = Report::default();
     tokio::pin!(interrupt);
-    for kind in [BatchKind::SetAttr, BatchKind::RemoveAttr] {
+    for kind in BatchKind::PHASES {
         let phase: Vec<usize> = (0..batches.len())
             .filter(|&i| batches[i].kind == kind)
             .collect();

@@ -16,11 +16,11 @@ fn plan() -> Plan {
     let desired = Desired {
         names: names.clone(),
         accounts: (0..700)
-            .map(|i| (format!("u{i:03}").into(), attrs(0, "x")))
+            .map(|i| (format!("u{i:03}").into(), attrs(0, "x").into()))
             .collect(),
     };
     let last = (0..500)
-        .map(|i| (format!("r{i:03}").into(), attrs(1, "y")))
+        .map(|i| (format!("r{i:03}").into(), attrs(1, "y").into()))
         .collect();
     let slots = [(0, "a".into()), (1, "b".into())].into();
     crate::plan::diff(desired, last, names, &slots).unwrap()
@@ -90,6 +90,8 @@ fn server(
         let kind = match request {
             Request::Set(_) => BatchKind::SetAttr,
             Request::Remove(_) => BatchKind::RemoveAttr,
+            Request::AddTag(_) => BatchKind::AddTag,
+            Request::RemoveTag(_) => BatchKind::RemoveTag,
         };
         let n = sent.fetch_add(1, Ordering::SeqCst);
         // In flight or answered, but not recorded: what a kill -9 now would make resend.

@@ -10,7 +10,7 @@ use crate::Result;
 
 pub fn validate(ctx: &Context) -> Result<Exit> {
     let (settings, desired) = ctx.load()?;
-    let values: usize = desired.accounts.iter().map(|(_, a)| a.len()).sum();
+    let values: usize = desired.accounts.iter().map(|(_, a)| a.attrs.len()).sum();
     ctx.note(format!(
         "{}: valid ({}, {}, {}).",
         settings.project_file.display(),

@@ -13,7 +13,7 @@
 use super::events::Pos;
 use super::scalar::{self, Plain};
 use super::users::{Entry, Parsed};
-use crate::model::{limits, Attrs, NameIdx, Names};
+use crate::model::{limits, Attrs, NameIdx, Names, Tags};
 
 /// The entries of `text` (whose first line is line `1 + line_offset`), `defaults` merged, or
 /// `None` when the text is not in the subset or has a problem.
@@ -117,6 +117,7 @@ impl<'t> Reader<'t, '_> {
         Some(Entry {
             account: Box::from(std::str::from_utf8(id).ok()?),
             attrs,
+            tags: Tags::new(),
             file,
             key: Pos {
                 line: key_line,

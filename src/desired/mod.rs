@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::model::{Account, Attrs, Desired, Names};
+use crate::model::{Account, Attrs, Desired, Managed, Names};
 use crate::settings::Settings;
 use events::Pos;
 use problems::{hard_diagnostic, Problem, Problems};
@@ -461,13 +461,15 @@ impl Ord for Head {
 ///
 /// A k-way merge moves each entry once and touches one new account per step, which is much
 /// cheaper than sorting the concatenation (a million accounts in a hundred files).
-fn merge(mut runs: Vec<Vec<Entry>>) -> (Vec<(Account, Attrs)>, Vec<Duplicate>) {
+fn merge(mut runs: Vec<Vec<Entry>>) -> (Vec<(Account, Managed)>, Vec<Duplicate>) {
     if runs.len() == 1 {
         // One file: already sorted and without duplicates; collected in place (no second
         // allocation the size of the model).
         let run = runs.pop().unwrap_or_default();
         return (
-            run.into_iter().map(|e| (e.account, e.attrs)).collect(),
+            run.into_iter()
+                .map(|e| (e.account, Managed::new(e.attrs, e.tags)))
+                .collect(),
             Vec::new(),
         );
     }
@@ -478,7 +480,7 @@ fn merge(mut runs: Vec<Vec<Entry>>) -> (Vec<(Account, Attrs)>, Vec<Duplicate>) {
         .enumerate()
         .filter_map(|(i, r)| r.next().map(|e| Head(e, i)))
         .collect();
-    let mut out: Vec<(Account, Attrs)> = Vec::with_capacity(total);
+    let mut out: Vec<(Account, Managed)> = Vec::with_capacity(total);
     let mut duplicates = Vec::new();
     // Where the last account pushed to `out` was defined.
     let mut last_at = (0, Pos::default());
@@ -497,7 +499,7 @@ fn merge(mut runs: Vec<Vec<Entry>>) -> (Vec<(Account, Attrs)>, Vec<Duplicate>) {
             continue;
         }
         last_at = (entry.file, entry.key);
-        out.push((entry.account, entry.attrs));
+        out.push((entry.account, Managed::new(entry.attrs, entry.tags)));
     }
     (out, duplicates)
 }
@@ -543,11 +545,13 @@ fn report_duplicates(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Tags;
 
     fn entry(account: &str, file: u32, line: u32) -> Entry {
         Entry {
             account: account.into(),
             attrs: Attrs::new(),
+            tags: Tags::new(),
             file,
             key: Pos { line, col: 3 },
         }

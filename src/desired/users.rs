@@ -12,13 +12,14 @@ use std::fmt;
 use super::events::{Ev, Hard, Pos, Stream, Style};
 use super::problems::{Problem, Problems};
 use super::scalar::{self, Plain};
-use crate::model::{limits, Account, Attrs, NameIdx, Names};
+use crate::model::{limits, Account, Attrs, NameIdx, Names, Tags};
 
 /// One account of a users file, with where it came from (for duplicate reports).
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub account: Account,
     pub attrs: Attrs,
+    pub tags: Tags,
     /// Index of the file in the run's list of users files.
     pub file: u32,
     /// Where the account's key is in its file.
@@ -216,6 +217,7 @@ impl<'a> Walker<'a, '_> {
                 entries.push(Entry {
                     account: Box::from(&*account),
                     attrs,
+                    tags: Tags::new(),
                     file: self.file,
                     key,
                 });

@@ -5,7 +5,7 @@ use super::connect::{self, Connection};
 use super::execute::{self, Executed, Operation};
 use crate::apply::Signal;
 use crate::drift::{self, AccountDrift, Report};
-use crate::model::{Account, Attrs, Desired, Names};
+use crate::model::{Account, Desired, Managed, Names};
 use crate::settings::Settings;
 use crate::store::interface::State;
 use crate::{Error, Result};
@@ -54,7 +54,7 @@ pub fn check(settings: &Settings, desired: Desired, fix: bool) -> Result<Checked
 /// The drifted accounts, sorted, or the signal that stopped the reads.
 fn read_drift(
     settings: &Settings,
-    last: &[(Account, Attrs)],
+    last: &[(Account, Managed)],
     names: &Names,
 ) -> Result<std::result::Result<Vec<AccountDrift>, Signal>> {
     connect::runtime()?.block_on(async {
@@ -66,7 +66,12 @@ fn read_drift(
         let on_chunk = |first: usize, live: crate::apply::LiveAttrs| {
             let end = (first + crate::model::limits::MAX_BATCH).min(last.len());
             for (account, attrs) in &last[first..end] {
-                drifted.extend(drift::compare(account, attrs, live.get(&**account), names));
+                drifted.extend(drift::compare(
+                    account,
+                    &attrs.attrs,
+                    live.get(&**account),
+                    names,
+                ));
             }
         };
         let read = runner.read_attrs(&accounts, on_chunk, interrupt).await;

@@ -111,11 +111,15 @@ impl Sink for StoreSink<'_> {
         }
         let mut record = Record::default();
         for batch in confirmed {
-            for &i in &batch.changes {
+            for (k, &i) in batch.changes.iter().enumerate() {
                 let c = &plan.changes[i];
                 match batch.kind {
                     BatchKind::SetAttr => record.set.push((&c.account, &c.set)),
                     BatchKind::RemoveAttr => record.removed.push((&c.account, c.remove.clone())),
+                    BatchKind::AddTag => record.tags_added.push((&c.account, batch.tags(plan, k))),
+                    BatchKind::RemoveTag => {
+                        record.tags_removed.push((&c.account, batch.tags(plan, k)))
+                    }
                 }
             }
         }

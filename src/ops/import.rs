@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::connect::{self, Connection};
 use crate::apply::{LiveAttrs, Runner, Signal};
-use crate::model::{Account, Attrs, Desired, NameIdx, Names};
+use crate::model::{Account, Attrs, Desired, Managed, NameIdx, Names};
 use crate::plan::{Action, Change, Plan};
 use crate::settings::Settings;
 use crate::store::interface::State;
@@ -94,7 +94,11 @@ fn import_streaming(settings: &Settings, desired: Desired) -> Result<Imported> {
     let serial = store.next_serial()?;
     let started = Instant::now();
     let names = desired.names;
-    let (accounts, wanted): (Vec<Account>, Vec<Attrs>) = desired.accounts.into_iter().unzip();
+    let (accounts, wanted): (Vec<Account>, Vec<Attrs>) = desired
+        .accounts
+        .into_iter()
+        .map(|(a, m)| (a, m.attrs))
+        .unzip();
     let mut imported = connect::runtime()?.block_on(async {
         let interrupt = connect::signals();
         let connection = Connection::open(settings).await?;
@@ -142,7 +146,11 @@ fn import_reviewed(
     let started = Instant::now();
     let mut names = desired.names.clone();
     let last = store.load_last_applied(&mut names)?;
-    let (accounts, wanted): (Vec<Account>, Vec<Attrs>) = desired.accounts.into_iter().unzip();
+    let (accounts, wanted): (Vec<Account>, Vec<Attrs>) = desired
+        .accounts
+        .into_iter()
+        .map(|(a, m)| (a, m.attrs))
+        .unzip();
     let (read, slots) = connect::runtime()?.block_on(async {
         let interrupt = connect::signals();
         let connection = Connection::open(settings).await?;
@@ -182,6 +190,7 @@ fn import_reviewed(
                 .filter(|(_, a)| !a.missing.is_empty())
                 .map(|(c, a)| (&**c, a.missing.clone()))
                 .collect(),
+            ..Record::default()
         };
         store.record(std::slice::from_ref(&record), &names, serial)?;
         imported.recorded += record.set.len() as u64;
@@ -225,7 +234,7 @@ async fn read_adoptions(
 /// that differ from it, remove = wanted names without a live value that the state has.
 pub fn preview(
     names: &Names,
-    last: &[(Account, Attrs)],
+    last: &[(Account, Managed)],
     accounts: &[Account],
     adopted: &[Adopted],
 ) -> Plan {
@@ -233,7 +242,7 @@ pub fn preview(
     let mut unchanged = 0;
     for (account, a) in accounts.iter().zip(adopted) {
         let before = match last.binary_search_by(|(l, _)| l.cmp(account)) {
-            Ok(i) => Some(last[i].1.clone()),
+            Ok(i) => Some(last[i].1.attrs.clone()),
             Err(_) => None,
         };
         let had = before.clone().unwrap_or_default();
@@ -263,6 +272,7 @@ pub fn preview(
             set,
             remove,
             before: had,
+            tags: Default::default(),
         });
     }
     Plan {
@@ -312,6 +322,7 @@ async fn read_and_record(
                 .filter(|(_, a)| !a.missing.is_empty())
                 .map(|(account, a)| (*account, a.missing.clone()))
                 .collect(),
+            ..Record::default()
         };
         match store.record(std::slice::from_ref(&record), names, serial) {
             Ok(()) => recorded += record.set.len() as u64,

@@ -83,19 +83,13 @@ pub fn list(settings: &Settings, mut each: impl FnMut(&str) -> std::io::Result<(
 pub fn show(settings: &Settings, account: &str) -> Result<ExportLine> {
     let store = require(settings)?;
     let mut names = Names::new(&settings.attributes);
-    let attrs = store.account(account, &mut names)?.ok_or_else(|| {
+    let managed = store.account(account, &mut names)?.ok_or_else(|| {
         Error::msg(format!(
             "account {} is not managed (it is not in the state)",
             crate::render::quote(account)
         ))
     })?;
-    Ok(ExportLine {
-        account: account.to_owned(),
-        attrs: attrs
-            .iter()
-            .map(|(n, v)| (names.get(n).to_owned(), v.to_owned()))
-            .collect(),
-    })
+    Ok(ExportLine::new(account, &managed, &names))
 }
 
 /// What an export wrote.
@@ -159,7 +153,11 @@ pub fn rm(settings: &Settings, accounts: &[String]) -> Result<u64> {
     let mut unknown = Vec::new();
     for account in accounts {
         match store.account(account, &mut names)? {
-            Some(attrs) => forgotten.push((account.as_str(), attrs.names().collect::<Vec<_>>())),
+            Some(managed) => forgotten.push((
+                account.as_str(),
+                managed.attrs.names().collect::<Vec<_>>(),
+                managed.tags,
+            )),
             None => unknown.push(crate::render::quote(account)),
         }
     }
@@ -169,12 +167,13 @@ pub fn rm(settings: &Settings, accounts: &[String]) -> Result<u64> {
             unknown.join(", ")
         )));
     }
-    forgotten.sort_unstable();
-    forgotten.dedup();
+    forgotten.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    forgotten.dedup_by(|a, b| a.0 == b.0);
     let serial = store.meta().serial + 1;
     let record = crate::store::Record {
-        set: Vec::new(),
-        removed: forgotten.clone(),
+        removed: forgotten.iter().map(|f| (f.0, f.1.clone())).collect(),
+        tags_removed: forgotten.iter().map(|f| (f.0, f.2.as_slice())).collect(),
+        ..Default::default()
     };
     store.record(std::slice::from_ref(&record), &names, serial)?;
     store.add_history(&HistoryEntry {

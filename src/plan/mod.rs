@@ -6,12 +6,15 @@
 //! - a name in `L` but not in `D` is **removed**;
 //! - an account in `L` but not in `D` loses all its `L` names and leaves the store;
 //! - names and accounts in neither `D` nor `L` are never touched.
+//!
+//! Tags follow the same rule per (account, tag) (DESIGN.md §9): a tag in `D` not in `L` is
+//! added, a tag in `L` not in `D` is removed, a tag in neither is never touched.
 
 mod batch;
 
 use std::collections::BTreeMap;
 
-use crate::model::{limits, Account, Attrs, Desired, NameIdx, Names};
+use crate::model::{limits, Account, Attrs, Desired, Managed, NameIdx, Names, Tags};
 
 pub use batch::{Batch, BatchKind};
 
@@ -65,6 +68,29 @@ pub struct Change {
     pub remove: Vec<NameIdx>,
     /// The last-applied attributes.
     pub before: Attrs,
+    /// Tags to add and to remove.
+    pub tags: TagChange,
+}
+
+/// The tag side of a [`Change`]: both lists sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagChange {
+    pub add: Tags,
+    pub remove: Tags,
+}
+
+impl TagChange {
+    /// What takes the recorded tags `before` to `want`.
+    pub fn between(before: &Tags, want: &Tags) -> TagChange {
+        TagChange {
+            add: want.minus(before),
+            remove: before.minus(want),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
 }
 
 impl Change {
@@ -83,6 +109,11 @@ impl Change {
     /// Attribute values this change touches (sets plus removes).
     pub fn values(&self) -> usize {
         self.set.len() + self.remove.len()
+    }
+
+    /// Whether the account loses an attribute value or a tag (for the mass-removal rule).
+    pub fn loses_something(&self) -> bool {
+        !self.remove.is_empty() || !self.tags.remove.is_empty()
     }
 }
 
@@ -127,8 +158,11 @@ pub struct Summary {
     pub unchanged: usize,
     /// Attribute values set or removed.
     pub values: usize,
+    /// Tags added and removed, over all accounts.
+    pub tags_added: usize,
+    pub tags_removed: usize,
     pub requests: usize,
-    /// Accounts that lose at least one value (for the mass-removal rule).
+    /// Accounts that lose at least one value or tag (for the mass-removal rule).
     pub accounts_losing_values: usize,
 }
 
@@ -159,7 +193,8 @@ impl Plan {
             unchanged: self.unchanged,
             ..Summary::default()
         };
-        let (mut sets, mut removes) = (0, 0);
+        let (mut sets, mut removes, mut losing) = (0, 0, 0);
+        let (mut adds, mut drops) = (batch::TagRounds::default(), batch::TagRounds::default());
         for c in &self.changes {
             match c.action {
                 Action::Add => s.add += 1,
@@ -167,14 +202,21 @@ impl Plan {
                 Action::Remove => s.remove += 1,
             }
             s.values += c.values();
+            s.tags_added += c.tags.add.len();
+            s.tags_removed += c.tags.remove.len();
             sets += usize::from(!c.set.is_empty());
             removes += usize::from(!c.remove.is_empty());
+            losing += usize::from(c.loses_something());
+            adds.push(c.tags.add.chunks());
+            drops.push(c.tags.remove.chunks());
         }
-        s.accounts_losing_values = removes;
+        s.accounts_losing_values = losing;
         // Configuring names takes two requests: `im_get_attr_name` reads the app's slots first.
         s.requests = 2 * usize::from(!self.attribute_names.is_empty())
             + sets.div_ceil(limits::MAX_BATCH)
-            + removes.div_ceil(limits::MAX_BATCH);
+            + removes.div_ceil(limits::MAX_BATCH)
+            + adds.batches()
+            + drops.batches();
         s
     }
 
@@ -251,7 +293,7 @@ fn join<'a>(names: impl Iterator<Item = &'a String>) -> String {
 /// `desired` are valid in it). `slots` are the attribute-name slots the store knows.
 pub fn diff(
     desired: Desired,
-    last: Vec<(Account, Attrs)>,
+    last: Vec<(Account, Managed)>,
     names: Names,
     slots: &BTreeMap<u8, String>,
 ) -> Result<Plan, PlanError> {
@@ -273,52 +315,24 @@ pub fn diff(
             (None, Some(_)) => std::cmp::Ordering::Greater,
             (Some((da, _)), Some((la, _))) => da.cmp(la),
         };
-        match order {
+        let change = match order {
             std::cmp::Ordering::Less => {
-                let (account, attrs) = d.next().expect("peeked");
-                if attrs.is_empty() {
-                    unchanged += 1;
-                } else {
-                    changes.push(Change {
-                        account,
-                        action: Action::Add,
-                        set: attrs,
-                        remove: Vec::new(),
-                        before: Attrs::new(),
-                    });
-                }
+                let (account, want) = d.next().expect("peeked");
+                added(account, want)
             }
             std::cmp::Ordering::Greater => {
                 let (account, before) = l.next().expect("peeked");
-                changes.push(Change {
-                    account,
-                    action: Action::Remove,
-                    set: Attrs::new(),
-                    remove: before.names().collect(),
-                    before,
-                });
+                Some(removed(account, before))
             }
             std::cmp::Ordering::Equal => {
                 let (account, want) = d.next().expect("peeked");
                 let (_, before) = l.next().expect("peeked");
-                let set: Attrs = want
-                    .iter()
-                    .filter(|(n, v)| before.get(*n) != Some(*v))
-                    .map(|(n, v)| (n, v.into()))
-                    .collect();
-                let remove: Vec<NameIdx> = before.names().filter(|n| !want.contains(*n)).collect();
-                if set.is_empty() && remove.is_empty() {
-                    unchanged += 1;
-                } else {
-                    changes.push(Change {
-                        account,
-                        action: Action::Change,
-                        set,
-                        remove,
-                        before,
-                    });
-                }
+                changed(account, want, before)
             }
+        };
+        match change {
+            Some(c) => changes.push(c),
+            None => unchanged += 1,
         }
     }
     Ok(Plan {
@@ -328,6 +342,63 @@ pub fn diff(
         unchanged,
         managed,
         targets: Vec::new(),
+    })
+}
+
+/// An account of `D` that `L` lacks; `None` when it wants nothing.
+fn added(account: Account, want: Managed) -> Option<Change> {
+    (!want.is_empty()).then(|| Change {
+        account,
+        action: Action::Add,
+        set: want.attrs,
+        remove: Vec::new(),
+        before: Attrs::new(),
+        tags: TagChange {
+            add: want.tags,
+            remove: Tags::new(),
+        },
+    })
+}
+
+/// An account of `L` that `D` lacks: it loses everything recorded.
+fn removed(account: Account, before: Managed) -> Change {
+    Change {
+        account,
+        action: Action::Remove,
+        set: Attrs::new(),
+        remove: before.attrs.names().collect(),
+        before: before.attrs,
+        tags: TagChange {
+            add: Tags::new(),
+            remove: before.tags,
+        },
+    }
+}
+
+/// An account in both; `None` when they agree.
+fn changed(account: Account, want: Managed, before: Managed) -> Option<Change> {
+    let set: Attrs = want
+        .attrs
+        .iter()
+        .filter(|(n, v)| before.attrs.get(*n) != Some(*v))
+        .map(|(n, v)| (n, v.into()))
+        .collect();
+    let remove: Vec<NameIdx> = before
+        .attrs
+        .names()
+        .filter(|n| !want.attrs.contains(*n))
+        .collect();
+    let tags = TagChange::between(&before.tags, &want.tags);
+    if set.is_empty() && remove.is_empty() && tags.is_empty() {
+        return None;
+    }
+    Some(Change {
+        account,
+        action: Action::Change,
+        set,
+        remove,
+        before: before.attrs,
+        tags,
     })
 }
 

@@ -15,9 +15,9 @@ fn attrs(pairs: &[(NameIdx, &str)]) -> Attrs {
 }
 
 fn desired(accounts: &[(&str, Attrs)]) -> Desired {
-    let mut accounts: Vec<(Account, Attrs)> = accounts
+    let mut accounts: Vec<(Account, Managed)> = accounts
         .iter()
-        .map(|(a, at)| ((*a).into(), at.clone()))
+        .map(|(a, at)| ((*a).into(), at.clone().into()))
         .collect();
     accounts.sort_by(|a, b| a.0.cmp(&b.0));
     Desired {
@@ -98,10 +98,10 @@ fn table() {
         },
     ];
     for case in cases {
-        let last: Vec<(Account, Attrs)> = case
+        let last: Vec<(Account, Managed)> = case
             .l
             .iter()
-            .map(|(a, at)| ((*a).into(), at.clone()))
+            .map(|(a, at)| ((*a).into(), at.clone().into()))
             .collect();
         let plan = diff(desired(&case.d), last, names(), &all_slots()).unwrap();
         let got: Vec<(&str, Action, Attrs, Vec<NameIdx>)> = plan
@@ -125,7 +125,7 @@ fn summary_counts_requests_per_hundred_accounts() {
             .map(|(a, at)| (a.as_str(), at.clone()))
             .collect::<Vec<_>>(),
     );
-    let last = vec![("zz".into(), attrs(&[(1, "x")]))];
+    let last = vec![("zz".into(), attrs(&[(1, "x")]).into())];
     let plan = diff(d, last, names(), &BTreeMap::new()).unwrap();
     let s = plan.summary();
     assert_eq!((s.add, s.change, s.remove), (250, 0, 1));
@@ -150,13 +150,13 @@ fn slots_keep_numbers_and_fill_gaps() {
 
 #[test]
 fn mass_removal_needs_ten_managed_accounts() {
-    let l: Vec<(Account, Attrs)> = (0..9)
-        .map(|i| (format!("u{i}").into(), attrs(&[(0, "m")])))
+    let l: Vec<(Account, Managed)> = (0..9)
+        .map(|i| (format!("u{i}").into(), attrs(&[(0, "m")]).into()))
         .collect();
     let plan = diff(desired(&[]), l, names(), &all_slots()).unwrap();
     assert!(!plan.is_mass_removal(10.0));
-    let l: Vec<(Account, Attrs)> = (0..20)
-        .map(|i| (format!("u{i:02}").into(), attrs(&[(0, "m")])))
+    let l: Vec<(Account, Managed)> = (0..20)
+        .map(|i| (format!("u{i:02}").into(), attrs(&[(0, "m")]).into()))
         .collect();
     let keep: Vec<(String, Attrs)> = (0..18)
         .map(|i| (format!("u{i:02}"), attrs(&[(0, "m")])))
@@ -195,9 +195,9 @@ proptest! {
     /// and accounts in neither are never mentioned.
     #[test]
     fn applying_the_plan_reaches_desired(d in arb_side(), l in arb_last()) {
-        let last: Vec<(Account, Attrs)> = l.iter().map(|(a, at)| (a.as_str().into(), at.clone())).collect();
+        let last: Vec<(Account, Managed)> = l.iter().map(|(a, at)| (a.as_str().into(), at.clone().into())).collect();
         let plan = diff(
-            Desired { names: names(), accounts: d.iter().map(|(a, at)| (a.as_str().into(), at.clone())).collect() },
+            Desired { names: names(), accounts: d.iter().map(|(a, at)| (a.as_str().into(), at.clone().into())).collect() },
             last,
             names(),
             &all_slots(),
@@ -216,5 +216,169 @@ proptest! {
         prop_assert_eq!(state, want);
         let union: std::collections::BTreeSet<&String> = d.keys().chain(l.keys()).collect();
         prop_assert_eq!(plan.unchanged + plan.changes.len(), union.len());
+    }
+}
+
+fn tags(list: &[&str]) -> Tags {
+    list.iter().copied().collect()
+}
+
+fn managed(pairs: &[(NameIdx, &str)], t: &[&str]) -> Managed {
+    Managed::new(attrs(pairs), tags(t))
+}
+
+fn diff_managed(d: Vec<(&str, Managed)>, l: Vec<(&str, Managed)>) -> Plan {
+    let desired = Desired {
+        names: names(),
+        accounts: d.into_iter().map(|(a, m)| (a.into(), m)).collect(),
+    };
+    let last = l.into_iter().map(|(a, m)| (a.into(), m)).collect();
+    diff(desired, last, names(), &all_slots()).unwrap()
+}
+
+#[test]
+fn tags_follow_the_three_way_rule() {
+    let plan = diff_managed(
+        vec![
+            ("a", managed(&[], &["new", "vip"])),
+            ("b", managed(&[(1, "x")], &["keep", "vip"])),
+            ("c", managed(&[(1, "x")], &["same"])),
+        ],
+        vec![
+            ("b", managed(&[(1, "x")], &["keep", "old"])),
+            ("c", managed(&[(1, "x")], &["same"])),
+            ("d", managed(&[(0, "m")], &["gone"])),
+        ],
+    );
+    let got: Vec<(&str, Action, Vec<&str>, Vec<&str>)> = plan
+        .changes
+        .iter()
+        .map(|c| {
+            (
+                &*c.account,
+                c.action,
+                c.tags.add.iter().collect(),
+                c.tags.remove.iter().collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("a", Action::Add, vec!["new", "vip"], vec![]),
+            ("b", Action::Change, vec!["vip"], vec!["old"]),
+            ("d", Action::Remove, vec![], vec!["gone"]),
+        ]
+    );
+    assert_eq!(plan.unchanged, 1);
+    let s = plan.summary();
+    assert_eq!((s.tags_added, s.tags_removed, s.values), (3, 2, 1));
+    // b and d lose something; a only gains.
+    assert_eq!(s.accounts_losing_values, 2);
+    // Sets (none: b's value is unchanged), tag adds, removes (d), tag removes: one each.
+    assert_eq!(s.requests, 3);
+}
+
+#[test]
+fn an_account_without_tags_in_either_side_plans_as_before() {
+    let plan = diff_managed(
+        vec![("a", managed(&[(0, "m")], &[]))],
+        vec![("a", managed(&[(0, "f")], &[]))],
+    );
+    assert!(plan.changes[0].tags.is_empty());
+    let kinds: Vec<BatchKind> = plan.batches().iter().map(|b| b.kind).collect();
+    assert_eq!(kinds, vec![BatchKind::SetAttr]);
+}
+
+#[test]
+fn tag_batches_keep_phase_order_and_ten_tags_per_entry_in_consecutive_batches() {
+    let many: Vec<String> = (0..25).map(|i| format!("t{i:02}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let mut d = Vec::new();
+    for i in 0..150 {
+        let t: &[&str] = if i == 99 { &many } else { &["x"] };
+        d.push((format!("u{i:03}"), managed(&[(0, "m")], t)));
+    }
+    let l = [("zz".to_owned(), managed(&[(1, "y")], &["old"]))];
+    let plan = diff_managed(
+        d.iter().map(|(a, m)| (a.as_str(), m.clone())).collect(),
+        l.iter().map(|(a, m)| (a.as_str(), m.clone())).collect(),
+    );
+    let batches = plan.batches();
+    let kinds: Vec<BatchKind> = batches.iter().map(|b| b.kind).collect();
+    use BatchKind::*;
+    assert_eq!(
+        kinds,
+        vec![SetAttr, SetAttr, AddTag, AddTag, AddTag, RemoveAttr, RemoveTag]
+    );
+    assert_eq!(plan.summary().requests, batches.len());
+    for b in &batches {
+        assert!(b.changes.len() <= 100);
+        let mut seen = std::collections::BTreeSet::new();
+        for (k, &i) in b.changes.iter().enumerate() {
+            assert!(seen.insert(i), "an account twice in one request");
+            assert!(b.tags(&plan, k).len() <= 10);
+            if b.kind.is_tags() {
+                assert!(!b.tags(&plan, k).is_empty());
+            }
+        }
+    }
+    // u099's 25 tags go out 10 + 10 + 5 in three consecutive batches, every tag once.
+    let u099 = plan
+        .changes
+        .iter()
+        .position(|c| &*c.account == "u099")
+        .unwrap();
+    let mut sent: Vec<&str> = Vec::new();
+    let mut at = Vec::new();
+    for (n, b) in batches.iter().enumerate() {
+        for (k, &i) in b.changes.iter().enumerate() {
+            if i == u099 && b.kind == AddTag {
+                at.push(n);
+                sent.extend(b.tags(&plan, k).iter().map(|t| &**t));
+            }
+        }
+    }
+    assert_eq!(at, vec![2, 3, 4]);
+    assert_eq!(sent, many);
+    // Halving keeps each entry's part.
+    let (left, right) = batches[3].halves();
+    assert_eq!(
+        left.changes.len() + right.changes.len(),
+        batches[3].changes.len()
+    );
+    assert_eq!(
+        left.entries().chain(right.entries()).collect::<Vec<_>>(),
+        batches[3].entries().collect::<Vec<_>>()
+    );
+}
+
+proptest! {
+    #[test]
+    fn tag_batches_send_every_tag_once_within_limits(counts in proptest::collection::vec(0usize..30, 0..260)) {
+        let d: Vec<(String, Managed)> = counts
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let t: Tags = (0..n).map(|j| format!("t{j:02}")).collect();
+                (format!("u{i:04}"), Managed::new(Attrs::new(), t))
+            })
+            .collect();
+        let plan = diff_managed(d.iter().map(|(a, m)| (a.as_str(), m.clone())).collect(), vec![]);
+        let batches = plan.batches();
+        prop_assert_eq!(plan.summary().requests, batches.len());
+        let mut sent = vec![0usize; plan.changes.len()];
+        let mut last_batch = vec![None::<usize>; plan.changes.len()];
+        for (n, b) in batches.iter().enumerate() {
+            prop_assert!(b.changes.len() <= 100);
+            for (k, &i) in b.changes.iter().enumerate() {
+                prop_assert!(last_batch[i].is_none_or(|p| p + 1 == n), "not consecutive");
+                last_batch[i] = Some(n);
+                sent[i] += b.tags(&plan, k).len();
+            }
+        }
+        for (i, c) in plan.changes.iter().enumerate() {
+            prop_assert_eq!(sent[i], c.tags.add.len());
+        }
     }
 }

@@ -415,6 +415,7 @@ impl ChangeDoc {
             set,
             remove,
             before,
+            tags: Default::default(),
         })
     }
 }
@@ -468,6 +469,7 @@ mod tests {
             set: attrs(&[(1, "new \\ \u{1}"), (3, "d")]),
             remove: vec![2],
             before: attrs(&[(0, "keep"), (1, "old"), (2, "gone")]),
+            tags: Default::default(),
         };
         let mut out = Vec::new();
         push_change(&mut out, &change, &names);
@@ -493,9 +495,9 @@ mod tests {
         let plan = crate::plan::diff(
             Desired {
                 names: names.clone(),
-                accounts: vec![("u1".into(), a(&[(0, "x")]))],
+                accounts: vec![("u1".into(), a(&[(0, "x")]).into())],
             },
-            vec![("u1".into(), a(&[(0, "y"), (1, "gold")]))],
+            vec![("u1".into(), a(&[(0, "y"), (1, "gold")]).into())],
             names,
             &[(0, "city".into())].into(),
         )
@@ -538,14 +540,14 @@ mod tests {
         let desired = Desired {
             names: names.clone(),
             accounts: vec![
-                ("a\u{1b}[2J".into(), a(&[(0, "x\"y"), (2, "m")])),
-                ("u1".into(), a(&[(0, "x")])),
-                ("u2".into(), a(&[(1, "\u{202e}gold\n")])),
+                ("a\u{1b}[2J".into(), a(&[(0, "x\"y"), (2, "m")]).into()),
+                ("u1".into(), a(&[(0, "x")]).into()),
+                ("u2".into(), a(&[(1, "\u{202e}gold\n")]).into()),
             ],
         };
         let last = vec![
-            ("u1".into(), a(&[(0, "y"), (1, "gold")])),
-            ("u3".into(), a(&[(1, "free")])),
+            ("u1".into(), a(&[(0, "y"), (1, "gold")]).into()),
+            ("u3".into(), a(&[(1, "free")]).into()),
         ];
         let plan = crate::plan::diff(desired, last, names, &[(0, "city".into())].into()).unwrap();
         let state = StateRef {
@@ -576,7 +578,8 @@ mod tests {
     }
 
     fn arb_accounts(
-    ) -> impl proptest::strategy::Strategy<Value = Vec<(crate::model::Account, Attrs)>> {
+    ) -> impl proptest::strategy::Strategy<Value = Vec<(crate::model::Account, crate::model::Managed)>>
+    {
         use proptest::prelude::*;
         // Values with quotes, backslashes, control and bidi characters, and non-ASCII text.
         let value = "[a\"\\\u{1}\u{1b}\n\u{202e}é中]{0,6}";
@@ -587,7 +590,7 @@ mod tests {
         });
         proptest::collection::btree_map("[a-z\"\\\u{7}]{1,4}", attrs, 0..12).prop_map(|m| {
             m.into_iter()
-                .map(|(a, at)| (a.into_boxed_str(), at))
+                .map(|(a, at)| (a.into_boxed_str(), at.into()))
                 .collect()
         })
     }

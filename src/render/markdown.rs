@@ -249,13 +249,14 @@ mod tests {
     #[test]
     fn huge_plans_stay_under_the_cap_and_say_how_many_were_left_out() {
         let names = Names::new(&["city".into()]);
-        let accounts: Vec<(crate::model::Account, Attrs)> = (0..20_000)
+        let accounts: Vec<(crate::model::Account, crate::model::Managed)> = (0..20_000)
             .map(|i| {
                 (
                     format!("user{i:06}").into(),
                     [(0u8, "a|b<c>".repeat(8).into_boxed_str())]
                         .into_iter()
-                        .collect(),
+                        .collect::<Attrs>()
+                        .into(),
                 )
             })
             .collect();

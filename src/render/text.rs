@@ -150,11 +150,14 @@ mod tests {
         let a = |p: &[(u8, &str)]| -> Attrs { p.iter().map(|(n, v)| (*n, (*v).into())).collect() };
         let desired = Desired {
             names: names.clone(),
-            accounts: vec![("u1".into(), a(&[(1, "x")])), ("u2".into(), a(&[(0, "m")]))],
+            accounts: vec![
+                ("u1".into(), a(&[(1, "x")]).into()),
+                ("u2".into(), a(&[(0, "m")]).into()),
+            ],
         };
         let last = vec![
-            ("u1".into(), a(&[(1, "y"), (2, "gold")])),
-            ("u3".into(), a(&[(2, "free")])),
+            ("u1".into(), a(&[(1, "y"), (2, "gold")]).into()),
+            ("u3".into(), a(&[(2, "free")]).into()),
         ];
         let slots: BTreeMap<u8, String> = [(0, "sex".into()), (1, "city".into())].into();
         crate::plan::diff(desired, last, names, &slots).unwrap()

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{blocks, codec, sled_err, HistoryEntry, Meta, Result, Store, StoreError};
 use crate::model::limits::{MAX_ACCOUNT_BYTES, MAX_ATTRIBUTE_NAMES, MAX_ATTR_BYTES};
-use crate::model::{Attrs, Names};
+use crate::model::{Attrs, Managed, Names, Tags};
 
 /// The most an export may inflate to (a million accounts take ~150 MB).
 pub const MAX_EXPORT_BYTES: u64 = 4 << 30;
@@ -38,6 +38,24 @@ pub struct ExportHeader {
 pub struct ExportLine {
     pub account: String,
     pub attrs: BTreeMap<String, String>,
+    /// Managed tags, sorted; absent when there are none (and in exports made before tags).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+impl ExportLine {
+    /// The line of `account` holding `managed`.
+    pub fn new(account: &str, managed: &Managed, names: &Names) -> ExportLine {
+        ExportLine {
+            account: account.to_owned(),
+            attrs: managed
+                .attrs
+                .iter()
+                .map(|(n, v)| (names.get(n).to_owned(), v.to_owned()))
+                .collect(),
+            tags: managed.tags.iter().map(str::to_owned).collect(),
+        }
+    }
 }
 
 /// An export read and checked in full, ready to replace a store's content.
@@ -46,14 +64,18 @@ pub struct Export {
     pub header: ExportHeader,
     names: Names,
     /// In account order, without accounts that have no values.
-    accounts: Vec<(Box<str>, Attrs)>,
+    accounts: Vec<(Box<str>, Managed)>,
 }
 
 impl Export {
     /// Every account with its values (name, value), in account order.
     pub fn accounts(&self) -> impl Iterator<Item = (&str, Vec<(&str, &str)>)> + '_ {
         self.accounts.iter().map(|(a, attrs)| {
-            let values = attrs.iter().map(|(n, v)| (self.names.get(n), v)).collect();
+            let values = attrs
+                .attrs
+                .iter()
+                .map(|(n, v)| (self.names.get(n), v))
+                .collect();
             (&**a, values)
         })
     }
@@ -77,14 +99,8 @@ impl Store {
         let mut names = Names::default();
         let count = self
             .scan(|account, attrs| {
-                let attrs = self.decode(attrs, &mut names)?;
-                let line = ExportLine {
-                    account: account.to_owned(),
-                    attrs: attrs
-                        .iter()
-                        .map(|(n, v)| (names.get(n).to_owned(), v.to_owned()))
-                        .collect(),
-                };
+                let managed = self.decode(attrs, &mut names)?;
+                let line = ExportLine::new(account, &managed, &names);
                 serde_json::to_writer(&mut gz, &line)
                     .map_err(std::io::Error::from)
                     .and_then(|()| gz.write_all(b"\n"))
@@ -194,7 +210,7 @@ pub fn read_export(input: impl Read) -> Result<Export> {
         serde_json::from_slice(&line).map_err(|e| bad(format!("line 1 (header): {e}")))?;
     check_header(&header).map_err(|m| bad(format!("line 1 (header): {m}")))?;
     let mut names = Names::default();
-    let mut accounts: BTreeMap<Box<str>, Attrs> = BTreeMap::new();
+    let mut accounts: BTreeMap<Box<str>, Managed> = BTreeMap::new();
     let mut lines = 0u64;
     let mut line_no = 1usize;
     loop {
@@ -301,7 +317,7 @@ fn check_text(what: &str, s: &str) -> Result<(), String> {
 }
 
 /// One account line, checked against the limits of the API.
-fn parse_line(line: &[u8], names: &mut Names) -> Result<(Box<str>, Attrs), String> {
+fn parse_line(line: &[u8], names: &mut Names) -> Result<(Box<str>, Managed), String> {
     let l: ExportLine = serde_json::from_slice(line).map_err(|e| e.to_string())?;
     if l.account.is_empty() || l.account.len() > MAX_ACCOUNT_BYTES {
         return Err(format!(
@@ -330,5 +346,33 @@ fn parse_line(line: &[u8], names: &mut Names) -> Result<(Box<str>, Attrs), Strin
             .ok_or_else(|| format!("more than {MAX_ATTRIBUTE_NAMES} distinct attribute names"))?;
         attrs.insert(idx, v.as_str().into());
     }
-    Ok((l.account.into_boxed_str(), attrs))
+    let tags = parse_tags(&l)?;
+    Ok((l.account.into_boxed_str(), Managed::new(attrs, tags)))
+}
+
+/// Tags the store may hold for one account: while an apply replaces a full set of 100, the
+/// new ones are recorded before the old ones are removed, so up to twice the API's limit.
+const MAX_STORED_TAGS: usize = 2 * crate::model::limits::MAX_TAGS_PER_USER;
+
+fn parse_tags(l: &ExportLine) -> Result<Tags, String> {
+    if l.tags.len() > MAX_STORED_TAGS {
+        return Err(format!(
+            "account {:?} has more than {MAX_STORED_TAGS} tags",
+            l.account
+        ));
+    }
+    for t in &l.tags {
+        if t.is_empty() || t.len() > crate::model::limits::MAX_TAG_BYTES {
+            return Err(format!(
+                "tag {t:?} of {:?} is not 1 to {} bytes",
+                l.account,
+                crate::model::limits::MAX_TAG_BYTES
+            ));
+        }
+    }
+    let tags: Tags = l.tags.iter().map(String::as_str).collect();
+    if tags.len() != l.tags.len() {
+        return Err(format!("account {:?} lists a tag twice", l.account));
+    }
+    Ok(tags)
 }

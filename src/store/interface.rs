@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::postgres::{PgError, PgStore, Target, WriterInfo};
 use super::{Export, ExportHeader, HistoryEntry, Meta, Record, Store, StoreError};
-use crate::model::{Account, Attrs, Names};
+use crate::model::{Account, Managed, Names};
 use crate::settings::StateLocation;
 
 pub use super::postgres::Split;
@@ -214,7 +214,7 @@ impl State {
     /// Stored accounts that `keep` refuses (outside `--target`) are only counted as managed.
     pub fn split(
         &self,
-        desired: Vec<(Account, Attrs)>,
+        desired: Vec<(Account, Managed)>,
         names: &mut Names,
         keep: impl Fn(&str) -> bool,
     ) -> Result<Split> {
@@ -236,7 +236,7 @@ impl State {
     }
 
     /// Every managed account with its last-applied attributes, in account order.
-    pub fn load_last_applied(&self, names: &mut Names) -> Result<Vec<(Account, Attrs)>> {
+    pub fn load_last_applied(&self, names: &mut Names) -> Result<Vec<(Account, Managed)>> {
         match self {
             State::Sled(s) => Ok(s.load_last_applied(names)?),
             State::Postgres(p) => Ok(p.load_last_applied(names)?),
@@ -244,7 +244,7 @@ impl State {
     }
 
     /// One account's last-applied attributes.
-    pub fn account(&self, account: &str, names: &mut Names) -> Result<Option<Attrs>> {
+    pub fn account(&self, account: &str, names: &mut Names) -> Result<Option<Managed>> {
         match self {
             State::Sled(s) => Ok(s.account(account, names)?),
             State::Postgres(p) => Ok(p.account(account, names)?),
@@ -371,7 +371,7 @@ impl State {
 /// encode to exactly the stored bytes is counted as unchanged without decoding anything.
 fn sled_split(
     store: &Store,
-    desired: Vec<(Account, Attrs)>,
+    desired: Vec<(Account, Managed)>,
     names: &mut Names,
     keep: impl Fn(&str) -> bool,
 ) -> Result<Split> {
@@ -391,17 +391,17 @@ fn sled_split(
         }
         match wanted.next_if(|(a, _)| &**a == account) {
             Some(d) => {
-                super::encode_attrs_into(&mut scratch, &d.1, names);
+                super::encode_managed_into(&mut scratch, &d.1, names);
                 if scratch == stored {
                     split.unchanged += 1;
                 } else {
-                    let last = super::decode_attrs(stored, names).map_err(corrupt)?;
+                    let last = super::decode_managed(stored, names).map_err(corrupt)?;
                     split.last.push((account.into(), last));
                     split.changed.push(d);
                 }
             }
             None => {
-                let last = super::decode_attrs(stored, names).map_err(corrupt)?;
+                let last = super::decode_managed(stored, names).map_err(corrupt)?;
                 split.last.push((account.into(), last));
             }
         }

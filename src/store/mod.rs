@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Account, Attrs, Names};
+use crate::model::{Account, Attrs, Managed, Names};
 
 pub use export::{check_app, read_export, Export, ExportHeader, ExportLine, MAX_EXPORT_BYTES};
 
@@ -113,6 +113,58 @@ pub struct Record<'a> {
     pub set: Vec<(&'a str, &'a Attrs)>,
     /// Accounts whose names were removed.
     pub removed: Vec<(&'a str, Vec<crate::model::NameIdx>)>,
+    /// Accounts that got tags: the tags the server confirmed.
+    pub tags_added: Vec<(&'a str, &'a [Box<str>])>,
+    /// Accounts that lost tags: the tags the server confirmed removed.
+    pub tags_removed: Vec<(&'a str, &'a [Box<str>])>,
+}
+
+/// What one [`Record`] does to one account.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Edit<'a> {
+    pub set: Option<&'a Attrs>,
+    pub removed: &'a [crate::model::NameIdx],
+    pub tags_added: &'a [Box<str>],
+    pub tags_removed: &'a [Box<str>],
+}
+
+impl Edit<'_> {
+    /// `managed` after the edit: sets merged in, removed names and tags dropped.
+    pub fn apply(&self, managed: &mut Managed) {
+        if let Some(set) = self.set {
+            for (n, v) in set.iter() {
+                managed.attrs.insert(n, v.into());
+            }
+        }
+        for n in self.removed {
+            managed.attrs.remove(*n);
+        }
+        if !self.tags_added.is_empty() || !self.tags_removed.is_empty() {
+            let added = self.tags_added.iter().map(|t| &**t);
+            let removed = self.tags_removed.iter().map(|t| &**t);
+            managed.tags = managed.tags.edited(added, removed);
+        }
+    }
+}
+
+impl Record<'_> {
+    /// The edit of each account, in account order (blocks and rows are ranges of accounts).
+    pub fn edits(&self) -> BTreeMap<&str, Edit<'_>> {
+        let mut ops: BTreeMap<&str, Edit> = BTreeMap::new();
+        for (account, attrs) in &self.set {
+            ops.entry(account).or_default().set = Some(attrs);
+        }
+        for (account, removed) in &self.removed {
+            ops.entry(account).or_default().removed = removed;
+        }
+        for (account, tags) in &self.tags_added {
+            ops.entry(account).or_default().tags_added = tags;
+        }
+        for (account, tags) in &self.tags_removed {
+            ops.entry(account).or_default().tags_removed = tags;
+        }
+        ops
+    }
 }
 
 /// An open store. Dropping it releases the lock (or removes a reader's private copy).
@@ -510,7 +562,7 @@ impl Store {
 
     /// Every managed account with its last-applied attributes, in account order. Names the
     /// table does not know yet are added to it.
-    pub fn load_last_applied(&self, names: &mut Names) -> Result<Vec<(Account, Attrs)>> {
+    pub fn load_last_applied(&self, names: &mut Names) -> Result<Vec<(Account, Managed)>> {
         let mut out = Vec::new();
         self.scan(|account, attrs| {
             out.push((account.into(), self.decode(attrs, names)?));
@@ -519,7 +571,7 @@ impl Store {
         Ok(out)
     }
 
-    fn decode(&self, attrs: &[u8], names: &mut Names) -> Result<Attrs> {
+    fn decode(&self, attrs: &[u8], names: &mut Names) -> Result<Managed> {
         codec::decode(attrs, names).map_err(|m| self.corrupt(&m))
     }
 
@@ -559,7 +611,7 @@ impl Store {
     }
 
     /// One account's last-applied attributes.
-    pub fn account(&self, account: &str, names: &mut Names) -> Result<Option<Attrs>> {
+    pub fn account(&self, account: &str, names: &mut Names) -> Result<Option<Managed>> {
         let Some((_, block)) = self.block_for(account)? else {
             return Ok(None);
         };
@@ -586,21 +638,14 @@ impl Store {
             path: self.path.clone(),
             message: m,
         })?;
-        // What happens to each account, in account order (blocks are ranges of accounts).
-        let mut ops: BTreeMap<&str, (Option<&Attrs>, &[crate::model::NameIdx])> = BTreeMap::new();
-        for (account, attrs) in &record.set {
-            ops.entry(account).or_default().0 = Some(attrs);
-        }
-        for (account, removed) in &record.removed {
-            ops.entry(account).or_default().1 = removed;
-        }
+        let ops = record.edits();
         let mut scratch = names.clone();
         let mut batch = sled::Batch::default();
         let mut accounts = self.accounts;
         // The block being edited: its key (None for a new block), the first key after it,
         // and its entries.
         let mut open: Option<(Option<sled::IVec>, Option<sled::IVec>, blocks::Entries)> = None;
-        for (account, (set, removed)) in ops {
+        for (account, edit) in ops {
             let inside = open.as_ref().is_some_and(|(_, next, _)| {
                 next.as_ref()
                     .is_none_or(|n| blocks::key(account).as_slice() < n.as_ref())
@@ -620,26 +665,19 @@ impl Store {
             }
             let (_, _, entries) = open.as_mut().expect("a block is open");
             let at = entries.binary_search_by(|(a, _)| (**a).cmp(account));
-            let mut attrs = match at {
+            let mut managed = match at {
                 Ok(i) => self.decode(&entries[i].1, &mut scratch)?,
-                Err(_) => Attrs::new(),
+                Err(_) => Managed::default(),
             };
-            if let Some(set) = set {
-                for (n, v) in set.iter() {
-                    attrs.insert(n, v.into());
-                }
-            }
-            for n in removed {
-                attrs.remove(*n);
-            }
-            match (at, attrs.is_empty()) {
+            edit.apply(&mut managed);
+            match (at, managed.is_empty()) {
                 (Ok(i), true) => {
                     entries.remove(i);
                     accounts -= 1;
                 }
-                (Ok(i), false) => entries[i].1 = codec::encode(&attrs, &scratch),
+                (Ok(i), false) => entries[i].1 = codec::encode(&managed, &scratch),
                 (Err(i), false) => {
-                    entries.insert(i, (account.into(), codec::encode(&attrs, &scratch)));
+                    entries.insert(i, (account.into(), codec::encode(&managed, &scratch)));
                     accounts += 1;
                 }
                 (Err(_), true) => {}
@@ -758,12 +796,12 @@ fn write_block(batch: &mut sled::Batch, old_key: Option<sled::IVec>, entries: &b
 
 /// Encodes attributes as the store keeps them into `out` (cleared first), to compare with what
 /// [`Store::scan`] visits without allocating.
-pub fn encode_attrs_into(out: &mut Vec<u8>, attrs: &Attrs, names: &Names) {
-    codec::encode_into(out, attrs, names)
+pub fn encode_managed_into(out: &mut Vec<u8>, managed: &Managed, names: &Names) {
+    codec::encode_into(out, managed, names)
 }
 
 /// Decodes what [`Store::scan`] visits; names the table does not know are added to it.
-pub fn decode_attrs(bytes: &[u8], names: &mut Names) -> Result<Attrs, String> {
+pub fn decode_managed(bytes: &[u8], names: &mut Names) -> Result<Managed, String> {
     codec::decode(bytes, names)
 }
 
@@ -778,6 +816,14 @@ fn check_encodable(record: &Record<'_>, names: &Names) -> Result<(), String> {
                     names.get(n)
                 ));
             }
+        }
+    }
+    let tags = record.tags_added.iter().chain(&record.tags_removed);
+    for (account, tags) in tags {
+        if let Some(t) = tags.iter().find(|t| !codec::tag_fits(t)) {
+            return Err(format!(
+                "cannot record tag {t:?} of {account:?}: it is empty or too long"
+            ));
         }
     }
     Ok(())
@@ -857,6 +903,7 @@ mod tests {
                 &Record {
                     set: vec![("u1", &a), ("u2", &a)],
                     removed: vec![],
+                    ..Default::default()
                 },
                 &names(),
                 1,
@@ -867,6 +914,7 @@ mod tests {
                 &Record {
                     set: vec![],
                     removed: vec![("u1", vec![0]), ("u2", vec![0, 1])],
+                    ..Default::default()
                 },
                 &names(),
                 1,
@@ -878,7 +926,7 @@ mod tests {
         assert_eq!(store.meta().lineage, lineage);
         let mut n = names();
         let all = store.load_last_applied(&mut n).unwrap();
-        assert_eq!(all, vec![("u1".into(), attrs(&[(1, "x")]))]);
+        assert_eq!(all, vec![("u1".into(), attrs(&[(1, "x")]).into())]);
         assert!(store.check_belongs(1400000000, "other.com").is_err());
     }
 
@@ -930,13 +978,13 @@ mod tests {
                 .load_last_applied(&mut n)
                 .unwrap()
                 .into_iter()
-                .map(|(a, at)| (a.to_string(), at))
+                .map(|(a, at)| (a.to_string(), at.attrs))
                 .collect();
             proptest::prop_assert_eq!(&got, &model);
             proptest::prop_assert_eq!(store.account_count().unwrap(), model.len());
             for (a, at) in model.iter().take(20) {
                 let found = store.account(a, &mut n).unwrap();
-                proptest::prop_assert_eq!(found.as_ref(), Some(at));
+                proptest::prop_assert_eq!(found.map(|f| f.attrs), Some(at.clone()));
             }
             proptest::prop_assert_eq!(store.account("u99999", &mut n).unwrap(), None);
             // Every block respects its size limit and its key is its first account.
@@ -984,6 +1032,7 @@ mod tests {
         let record = Record {
             set: vec![("u1", &a), ("u2", &a)],
             removed: vec![],
+            ..Default::default()
         };
         store.record(&record, &names(), 1).unwrap();
         drop(store);
@@ -1035,6 +1084,7 @@ mod tests {
                 &Record {
                     set: vec![("u1", &a)],
                     removed: vec![],
+                    ..Default::default()
                 },
                 &names(),
                 1,
@@ -1090,6 +1140,7 @@ mod tests {
                 &Record {
                     set: vec![("u1", &a)],
                     removed: vec![],
+                    ..Default::default()
                 },
                 &names(),
                 3,
@@ -1106,7 +1157,7 @@ mod tests {
         let mut n = names();
         assert_eq!(
             fresh.load_last_applied(&mut n).unwrap(),
-            vec![("u1".into(), a.clone())]
+            vec![("u1".into(), a.clone().into())]
         );
         // Now the store has history: an export of another lineage is refused.
         let third = tempfile::tempdir().unwrap();
@@ -1115,6 +1166,7 @@ mod tests {
             &Record {
                 set: vec![("u9", &a)],
                 removed: vec![],
+                ..Default::default()
             },
             &names(),
             1,

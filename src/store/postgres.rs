@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use super::Meta;
-use crate::model::{Account, Attrs, NameIdx, Names};
+use crate::model::{Account, Attrs, Managed, NameIdx, Names};
 use crate::settings::DatabaseUrl;
 
 mod tls;
@@ -514,7 +514,7 @@ impl PgStore {
 }
 
 /// Decodes a JSON object of strings into attributes, interning names the table lacks.
-fn attrs_from_json(json: &[u8], names: &mut Names) -> Result<Attrs, String> {
+fn attrs_from_json(json: &[u8], names: &mut Names) -> Result<Managed, String> {
     let map: BTreeMap<String, String> =
         serde_json::from_slice(json).map_err(|e| format!("an account's attributes: {e}"))?;
     let mut attrs = Attrs::with_capacity(map.len());
@@ -524,16 +524,16 @@ fn attrs_from_json(json: &[u8], names: &mut Names) -> Result<Attrs, String> {
             .ok_or("more than 255 distinct attribute names")?;
         attrs.insert(idx, v.into_boxed_str());
     }
-    Ok(attrs)
+    Ok(attrs.into())
 }
 
 /// What the planner needs from the store: `L` only where it can differ from `D`.
 #[derive(Debug, Default)]
 pub struct Split {
     /// Desired accounts whose attributes differ from (or are missing in) the store.
-    pub changed: Vec<(Account, Attrs)>,
+    pub changed: Vec<(Account, Managed)>,
     /// Last-applied attributes of the changed accounts and of accounts only in the store.
-    pub last: Vec<(Account, Attrs)>,
+    pub last: Vec<(Account, Managed)>,
     /// Desired accounts the store holds exactly.
     pub unchanged: usize,
     /// Accounts in the store.

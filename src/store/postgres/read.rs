@@ -11,7 +11,7 @@ use super::{
     attrs_from_json, block, PgError, PgStore, Result, Split, Target, MIN_READ_VERSION,
     SCHEMA_VERSION,
 };
-use crate::model::{Account, Attrs, Names};
+use crate::model::{Account, Attrs, Managed, Names};
 use crate::store::{ExportHeader, ExportLine, HistoryEntry, Meta};
 
 /// Rows are handed from the connection's task to the caller in chunks of this many.
@@ -109,7 +109,7 @@ impl PgStore {
     /// attributes, and only decoded when that differs.
     pub fn split(
         &self,
-        desired: Vec<(Account, Attrs)>,
+        desired: Vec<(Account, Managed)>,
         names: &mut Names,
         keep: impl Fn(&str) -> bool,
     ) -> Result<Split> {
@@ -126,8 +126,8 @@ impl PgStore {
             }
             match wanted.next_if(|(a, _)| &**a == account) {
                 Some(d) => {
-                    jsonb_text(&mut scratch, &d.1, names);
-                    if scratch == stored {
+                    jsonb_text(&mut scratch, &d.1.attrs, names);
+                    if d.1.tags.is_empty() && scratch == stored {
                         split.unchanged += 1;
                         return Ok(());
                     }
@@ -161,7 +161,7 @@ impl PgStore {
     }
 
     /// Every managed account with its last-applied attributes, in account order.
-    pub fn load_last_applied(&self, names: &mut Names) -> Result<Vec<(Account, Attrs)>> {
+    pub fn load_last_applied(&self, names: &mut Names) -> Result<Vec<(Account, Managed)>> {
         let mut out = Vec::new();
         let t = self.target.clone();
         self.rows(|account, attrs| {
@@ -173,7 +173,7 @@ impl PgStore {
     }
 
     /// One account's last-applied attributes.
-    pub fn account(&self, account: &str, names: &mut Names) -> Result<Option<Attrs>> {
+    pub fn account(&self, account: &str, names: &mut Names) -> Result<Option<Managed>> {
         let (client, t, account) = (self.client.clone(), self.target.clone(), account.to_owned());
         let row = block(self.rt(), async move {
             client
@@ -248,6 +248,7 @@ impl PgStore {
                 let line = ExportLine {
                     account: account.to_owned(),
                     attrs,
+                    tags: Vec::new(),
                 };
                 if written.is_ok() {
                     written = serde_json::to_writer(&mut gz, &line)

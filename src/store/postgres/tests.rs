@@ -98,10 +98,12 @@ fn records_groups_reads_snapshots_and_round_trips_through_sled() {
     let first = Record {
         set: vec![("u1", &a), ("u2", &a), ("u3", &b)],
         removed: vec![],
+        ..Default::default()
     };
     let second = Record {
         set: vec![],
         removed: vec![("u1", vec![0]), ("u2", vec![0, 1])],
+        ..Default::default()
     };
     store.record(&[first, second], &names(), 1).unwrap();
     // A reader sees one snapshot: a later write does not show up in it.
@@ -111,6 +113,7 @@ fn records_groups_reads_snapshots_and_round_trips_through_sled() {
             &[Record {
                 set: vec![("u9", &b)],
                 removed: vec![],
+                ..Default::default()
             }],
             &names(),
             1,
@@ -120,17 +123,17 @@ fn records_groups_reads_snapshots_and_round_trips_through_sled() {
     assert_eq!(
         reader.load_last_applied(&mut n).unwrap(),
         vec![
-            ("u1".into(), attrs(&[(1, "深\"圳\\\n")])),
-            ("u3".into(), b.clone())
+            ("u1".into(), attrs(&[(1, "深\"圳\\\n")]).into()),
+            ("u3".into(), b.clone().into())
         ]
     );
     assert_eq!(reader.meta().serial, 1);
     drop(reader);
     // The planner's split: u1 unchanged (text fast path), u3 changed, u9 only in the store.
     let desired = vec![
-        ("u0".into(), b.clone()),
-        ("u1".into(), attrs(&[(1, "深\"圳\\\n")])),
-        ("u3".into(), a.clone()),
+        ("u0".into(), b.clone().into()),
+        ("u1".into(), attrs(&[(1, "深\"圳\\\n")]).into()),
+        ("u3".into(), a.clone().into()),
     ];
     let split = store.split(desired, &mut n, |_| true).unwrap();
     assert_eq!((split.unchanged, split.managed), (1, 3));
@@ -195,7 +198,7 @@ fn jsonb_text_matches_the_server() {
             .map(|a| a.as_str())
             .zip(all.iter())
             .collect(),
-        removed: vec![],
+        ..Default::default()
     };
     store.record(&[record], &names, 1).unwrap();
     let mut seen = 0;
@@ -213,7 +216,7 @@ fn jsonb_text_matches_the_server() {
     let desired = accounts
         .iter()
         .map(|a| a.as_str().into())
-        .zip(all.clone())
+        .zip(all.iter().cloned().map(Into::into))
         .collect();
     assert_eq!(
         store
@@ -263,6 +266,7 @@ fn a_lost_connection_is_re_established_unless_another_writer_came_between() {
     let rec = |acc: &'static str| Record {
         set: vec![(acc, &a)],
         removed: vec![],
+        ..Default::default()
     };
     store.record(&[rec("u1")], &names(), 1).unwrap();
     db.sql(&backend_pids(&db));

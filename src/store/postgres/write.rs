@@ -220,6 +220,12 @@ pub(super) fn record_sql() -> String {
 fn fold(records: &[Record<'_>], names: &Names) -> Result<(Vec<String>, Vec<String>, Vec<String>)> {
     let mut ops: BTreeMap<&str, BTreeMap<&str, Option<&str>>> = BTreeMap::new();
     for record in records {
+        if !record.tags_added.is_empty() || !record.tags_removed.is_empty() {
+            // Interim: tags in PostgreSQL land with the tags schema migration.
+            return Err(PgError::Restore(
+                "the PostgreSQL state does not hold tags yet".into(),
+            ));
+        }
         for (account, attrs) in &record.set {
             let op = ops.entry(account).or_default();
             for (n, v) in attrs.iter() {
