@@ -13,16 +13,23 @@
 //!
 //! Scheduling stops at the first fatal error, sink error or signal; batches already in flight
 //! finish and are recorded.
+//!
+//! Narrowing (DESIGN.md §9): the API refuses a whole tag request for one account's tags (90032:
+//! more than 100 tags with other systems' tags; 90020: a tag too long). Such a batch is cut in
+//! halves that go back into the phase's queue, recursively, until the account stands alone: every
+//! half that succeeds is recorded like any batch, and the account alone is a [`Refused`] entry of
+//! the report. That does not stop the run.
 
 mod pipeline;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::api::codes::code;
 use crate::api::{wire, ApiError, Client};
 use crate::limiter::{Limiter, RetryPolicy};
 use crate::plan::{Batch, BatchKind, Plan};
@@ -140,6 +147,43 @@ pub struct Report {
     pub sink_error: Option<crate::Error>,
     /// Most batches answered by the API but not yet recorded at any moment (≤ `concurrency`).
     pub max_unrecorded: usize,
+    /// Tag batches the API refused for one account's tags, cut in halves and sent again.
+    pub batches_narrowed: usize,
+    /// The entries the API refused alone, in the order they were refused (not recorded).
+    pub refused: Vec<Refused>,
+}
+
+/// One account's entry of a tag batch that the API refused on its own (narrowed down to it).
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub account: crate::model::Account,
+    pub kind: BatchKind,
+    /// The tags the entry carried (what stays unapplied and unrecorded).
+    pub tags: Vec<Box<str>>,
+    pub error: ApiError,
+}
+
+/// Whether the API refused `batch` as a whole because of one entry: a tag batch answered
+/// 90032 (more than 100 tags with other systems' tags) or 90020 (a tag too long). Other codes
+/// are about the request or the app, not an account, and halving would not help.
+fn blames_one_entry(batch: &Batch, error: &ApiError) -> bool {
+    batch.kind.is_tags() && matches!(error.code(), Some(code::TOO_MANY_TAGS | code::TAG_TOO_LONG))
+}
+
+/// A batch to send: one of the plan's, or a part of a refused one.
+#[derive(Debug)]
+enum Job {
+    Planned(usize),
+    Narrowed(Batch),
+}
+
+impl Job {
+    fn batch<'b>(&'b self, batches: &'b [Batch]) -> &'b Batch {
+        match self {
+            Job::Planned(i) => &batches[*i],
+            Job::Narrowed(b) => b,
+        }
+    }
 }
 
 impl Report {
@@ -263,8 +307,9 @@ where
     let mut report = Report::default();
     tokio::pin!(interrupt);
     for kind in BatchKind::PHASES {
-        let phase: Vec<usize> = (0..batches.len())
+        let phase: Vec<Job> = (0..batches.len())
             .filter(|&i| batches[i].kind == kind)
+            .map(Job::Planned)
             .collect();
         if !report.may_go_on() {
             report.batches_not_sent += phase.len();
@@ -272,12 +317,19 @@ where
         }
         // A body is built when its batch is started, so only the batches in flight are in
         // memory in their wire form.
-        let start = |index: usize| {
-            let answer = send(request(&plan, &batches[index]));
-            async move { (index, answer.await) }
+        let start = |job: Job| {
+            let answer = send(request(&plan, job.batch(&batches)));
+            async move { (job, answer.await) }
         };
-        let done = |answers: Vec<(usize, Result<(), ApiError>)>, slots: Vec<Slot>| {
-            hand_over(&mut report, sink, &plan, &batches, answers, slots)
+        let done = |answers: Vec<(Job, Result<(), ApiError>)>,
+                    slots: Vec<Slot>,
+                    queue: &mut VecDeque<Job>| {
+            let handed = Handed {
+                plan: &plan,
+                batches: &batches,
+                queue,
+            };
+            handed.over(&mut report, sink, &answers, slots)
         };
         let ended = pipeline::run(limiter, phase, start, done, interrupt.as_mut()).await;
         report.batches_not_sent += ended.not_started;
@@ -289,37 +341,82 @@ where
     report
 }
 
-/// Counts a group of answers and records the confirmed ones together. `false` stops the run.
-fn hand_over(
+/// What a group of answers is handed over with.
+struct Handed<'a> {
+    plan: &'a Plan,
+    batches: &'a [Batch],
+    /// The phase's jobs still to start: the halves of a narrowed batch join it.
+    queue: &'a mut VecDeque<Job>,
+}
+
+impl Handed<'_> {
+    /// Counts a group of answers, narrows the refused tag batches and records the confirmed
+    /// ones together. `false` stops the run.
+    fn over(
+        self,
+        report: &mut Report,
+        sink: &mut dyn Sink,
+        answers: &[(Job, Result<(), ApiError>)],
+        slots: Vec<Slot>,
+    ) -> bool {
+        let mut confirmed = Vec::with_capacity(answers.len());
+        let mut held = Vec::with_capacity(answers.len());
+        for ((job, outcome), slot) in answers.iter().zip(slots) {
+            let batch = job.batch(self.batches);
+            match outcome {
+                Ok(()) => {
+                    report.batches_ok += 1;
+                    confirmed.push(batch);
+                    held.push(slot);
+                }
+                // Its slot is freed at once: nothing of it was applied, nothing to record.
+                Err(e) if blames_one_entry(batch, e) => {
+                    narrow(report, self.plan, batch, e, self.queue)
+                }
+                Err(e) => {
+                    report.batches_failed += 1;
+                    tracing::error!(error = %e, "batch failed");
+                    report.fatal.get_or_insert_with(|| e.clone());
+                }
+            }
+        }
+        if !confirmed.is_empty() {
+            if let Err(e) = sink.record_holding(self.plan, &confirmed, held) {
+                report.sink_error.get_or_insert(e);
+            }
+        }
+        report.fatal.is_none() && report.sink_error.is_none()
+    }
+}
+
+/// A tag batch refused for one entry: its halves join the queue, or, when it is that entry
+/// alone, the entry is refused.
+fn narrow(
     report: &mut Report,
-    sink: &mut dyn Sink,
     plan: &Plan,
-    batches: &[Batch],
-    answers: Vec<(usize, Result<(), ApiError>)>,
-    slots: Vec<Slot>,
-) -> bool {
-    let mut confirmed = Vec::with_capacity(answers.len());
-    let mut held = Vec::with_capacity(answers.len());
-    for ((index, outcome), slot) in answers.into_iter().zip(slots) {
-        match outcome {
-            Ok(()) => {
-                report.batches_ok += 1;
-                confirmed.push(&batches[index]);
-                held.push(slot);
-            }
-            Err(e) => {
-                report.batches_failed += 1;
-                tracing::error!(error = %e, "batch failed");
-                report.fatal.get_or_insert(e);
-            }
-        }
+    batch: &Batch,
+    error: &ApiError,
+    queue: &mut VecDeque<Job>,
+) {
+    if batch.changes.len() > 1 {
+        let (first, second) = batch.halves();
+        tracing::debug!(entries = batch.changes.len(), error = %error, "tag batch narrowed");
+        report.batches_narrowed += 1;
+        queue.push_back(Job::Narrowed(first));
+        queue.push_back(Job::Narrowed(second));
+        return;
     }
-    if !confirmed.is_empty() {
-        if let Err(e) = sink.record_holding(plan, &confirmed, held) {
-            report.sink_error.get_or_insert(e);
-        }
+    report.batches_failed += 1;
+    for (k, &i) in batch.changes.iter().enumerate() {
+        let account = plan.changes[i].account.clone();
+        tracing::warn!(account = %account, error = %error, "tag entry refused");
+        report.refused.push(Refused {
+            account,
+            kind: batch.kind,
+            tags: batch.tags(plan, k).to_vec(),
+            error: error.clone(),
+        });
     }
-    report.fatal.is_none() && report.sink_error.is_none()
 }
 
 /// Live attributes of some accounts, keyed by account.
@@ -354,7 +451,9 @@ impl Runner {
             }
         };
         let mut first_error = None;
-        let done = |answers: Vec<(usize, Result<LiveAttrs, ApiError>)>, _slots: Vec<Slot>| {
+        let done = |answers: Vec<(usize, Result<LiveAttrs, ApiError>)>,
+                    _slots: Vec<Slot>,
+                    _more: &mut VecDeque<usize>| {
             for (first, result) in answers {
                 match result {
                     Ok(live) => on_chunk(first, live),

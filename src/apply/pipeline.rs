@@ -1,11 +1,15 @@
 //! The scheduler under every run of requests: starts jobs in order, at most `concurrency` at
 //! once, and hands the answered ones over in groups.
 //!
+//! The jobs are a queue that the hand-over may grow: a refused batch can come back as smaller
+//! batches (narrowing, see [`super`]), which are started like any other job.
+//!
 //! A job takes an in-flight slot of the [`Limiter`] before it is sent and gives it back only
 //! after its answer was handed over (for batches: recorded). So answered-but-not-handed-over
 //! jobs never number more than `concurrency`, however slow the hand-over is, and a hand-over
 //! gets every answer that is waiting at that moment (group commit).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +21,7 @@ use crate::limiter::Limiter;
 
 /// How a [`run`] ended.
 pub struct Ended<S> {
-    /// Jobs never started.
+    /// Jobs never started (those queued by the hand-over included).
     pub not_started: usize,
     /// What `interrupt` completed with, if it did.
     pub interrupted: Option<S>,
@@ -48,29 +52,28 @@ impl Drop for Slot {
 
 /// Starts `jobs` in order, each as its own task built by `send`; hands the answers to `done`
 /// in completion order, all that are waiting at once, with their in-flight slots (a slot
-/// dropped frees it for the next job). Stops starting jobs when `done` returns
-/// `false` or `interrupt` completes, and returns once every started job has been handed over:
-/// nothing that was sent goes unreported.
+/// dropped frees it for the next job) and the queue of jobs still to start, to which `done`
+/// may add. Stops starting jobs when `done` returns `false` or `interrupt` completes, and
+/// returns once every started job has been handed over: nothing that was sent goes unreported.
 pub async fn run<J, T, Fut, S>(
     limiter: &Limiter,
-    jobs: Vec<J>,
+    jobs: impl IntoIterator<Item = J>,
     send: impl Fn(J) -> Fut,
-    mut done: impl FnMut(Vec<T>, Vec<Slot>) -> bool,
+    mut done: impl FnMut(Vec<T>, Vec<Slot>, &mut VecDeque<J>) -> bool,
     mut interrupt: Pin<&mut impl Future<Output = S>>,
 ) -> Ended<S>
 where
     Fut: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
-    let total = jobs.len();
-    let mut jobs = jobs.into_iter();
+    let mut queue: VecDeque<J> = jobs.into_iter().collect();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Answered<T>>();
     let waiting = Arc::new(AtomicUsize::new(0));
     let max_waiting = Arc::new(AtomicUsize::new(0));
-    let (mut started, mut in_flight) = (0, 0usize);
+    let mut in_flight = 0usize;
     let mut stop = false;
     let mut interrupted = None;
-    while in_flight > 0 || (!stop && started < total) {
+    while in_flight > 0 || (!stop && !queue.is_empty()) {
         tokio::select! {
             biased;
             Some(first) = rx.recv() => {
@@ -82,7 +85,7 @@ where
                 let (results, slots): (Vec<T>, Vec<Slot>) =
                     group.into_iter().map(|a| (a.result, a.slot)).unzip();
                 // `done` gets the slots too, and drops them once done with the answers.
-                if !done(results, slots) {
+                if !done(results, slots, &mut queue) {
                     stop = true;
                 }
             }
@@ -90,9 +93,8 @@ where
                 interrupted = Some(s);
                 stop = true;
             }
-            slot = limiter.in_flight(), if !stop && started < total => {
-                let job = jobs.next().expect("fewer jobs started than there are");
-                started += 1;
+            slot = limiter.in_flight(), if !stop && !queue.is_empty() => {
+                let Some(job) = queue.pop_front() else { continue };
                 in_flight += 1;
                 let task = send(job);
                 let tx = tx.clone();
@@ -108,7 +110,7 @@ where
         }
     }
     Ended {
-        not_started: total - started,
+        not_started: queue.len(),
         interrupted,
         max_waiting: max_waiting.load(Ordering::SeqCst),
     }
