@@ -61,8 +61,8 @@ pub fn meaning(code: i64) -> &'static str {
         90001 | 60003 => "request JSON could not be parsed",
         90009 | 60010 => "identifier is not an app admin",
         90018 => "too many accounts in one request",
-        90020 => "tag too long",
-        90032 => "too many tags",
+        90020 => "tag too long (more than 50 bytes)",
+        90032 => "too many tags: more than 100 on a user with the tags other systems set, or more than 10 for one user in one request",
         90033 => "invalid attribute (name not configured, or bad value)",
         91000 => "internal server error",
         60007 => "API call frequency over the limit",
@@ -101,7 +101,8 @@ pub fn fix(code: i64) -> &'static str {
             "this is a bug in timattr; please report it with the command that failed"
         }
         90009 | 60010 => "set app.admin to an administrator account of the app",
-        90020 | 90032 => "shorten or split the tags in the request",
+        90020 => "shorten the user's tags to at most 50 UTF-8 bytes each",
+        90032 => "remove some of the user's tags (in the users files, or those other systems set) so that it holds at most 100",
         90033 => "check that every attribute name is configured in the app and each value is a string of at most 50 bytes",
         91000 | 60008 | 60013 | 60014 => {
             "the server kept failing; check the service status, then run the command again later"
@@ -136,8 +137,9 @@ mod tests {
         assert_eq!(classify(70001), ErrorClass::RegenerateSig);
         assert_eq!(classify(70050), ErrorClass::RetryAfterMinute);
         for c in [
-            90001, 60003, 90009, 60010, 90018, 90033, 60002, 60009, 60012, 60015, 60006, 60016,
-            60017, 60020, 60021, 70002, 70003, 70009, 70013, 70014, 70016, 70020, 90045, 12345,
+            90001, 60003, 90009, 60010, 90018, 90020, 90032, 90033, 60002, 60009, 60012, 60015,
+            60006, 60016, 60017, 60020, 60021, 70002, 70003, 70009, 70013, 70014, 70016, 70020,
+            90045, 12345,
         ] {
             assert_eq!(classify(c), ErrorClass::Fatal, "{c}");
         }
@@ -146,9 +148,9 @@ mod tests {
     #[test]
     fn every_listed_code_has_a_meaning_and_a_fix() {
         for c in [
-            90001, 60003, 90009, 60010, 90018, 90033, 91000, 60007, 60011, 60018, 60019, 60008,
-            60013, 60014, 70050, 60002, 60009, 60012, 60015, 60006, 60016, 60017, 60020, 60021,
-            70001, 70002, 70003, 70009, 70013, 70014, 70016, 70020, 90045,
+            90001, 60003, 90009, 60010, 90018, 90020, 90032, 90033, 91000, 60007, 60011, 60018,
+            60019, 60008, 60013, 60014, 70050, 60002, 60009, 60012, 60015, 60006, 60016, 60017,
+            60020, 60021, 70001, 70002, 70003, 70009, 70013, 70014, 70016, 70020, 90045,
         ] {
             assert_ne!(meaning(c), "unknown error code", "{c}");
             assert_ne!(fix(c), fix(1), "{c}");

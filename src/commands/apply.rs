@@ -87,6 +87,12 @@ pub fn conclude(ctx: &Context, operation: Operation, executed: Executed) -> Resu
         Operation::DriftFix => "timattr drift --fix",
     };
     ctx.note(report::apply_line(label, &executed.totals));
+    if executed.tags_added + executed.tags_removed > 0 {
+        ctx.note(format!(
+            "Tags: {} added, {} removed.",
+            executed.tags_added, executed.tags_removed
+        ));
+    }
     let stopped_by = match (&executed.error, executed.interrupted) {
         (Some(e), _) => Some(super::error_text(e)),
         (None, Some(signal)) => Some(
@@ -108,7 +114,13 @@ pub fn conclude(ctx: &Context, operation: Operation, executed: Executed) -> Resu
         stopped_by,
     };
     output::append_step_summary(&report::outcome_markdown(&outcome));
+    // Accounts whose tags the API refused are named whatever else happened.
+    let refused = (!executed.refused.is_empty())
+        .then(|| crate::ops::execute::refused_error(&executed.refused, again));
     if let Some(e) = executed.error {
+        if let Some(r) = refused {
+            eprintln!("{}", super::error_text(&r));
+        }
         ctx.note(format!(
             "Stopped: {}. Everything the API confirmed is recorded; run `{again}` again once the cause is fixed.",
             report::batches_line(&outcome)
@@ -120,7 +132,13 @@ pub fn conclude(ctx: &Context, operation: Operation, executed: Executed) -> Resu
             "Interrupted: the requests in flight were finished and recorded; {}. Run `{again}` again to continue.",
             report::batches_line(&outcome)
         ));
+        if let Some(r) = refused {
+            eprintln!("{}", super::error_text(&r));
+        }
         return Ok(Exit::Stopped(signal));
     }
-    Ok(Exit::Ok)
+    match refused {
+        Some(r) => Err(r),
+        None => Ok(Exit::Ok),
+    }
 }

@@ -4,7 +4,8 @@
 //! The attribute names are configured first (and the app's slots recorded), then the value
 //! batches run through [`crate::apply`], whose sink here is the store: each group of confirmed
 //! batches is written in one atomic store commit. A history entry ends every run that changed
-//! something, whether it completed, failed or was stopped by a signal.
+//! something, whether it completed, failed, was stopped by a signal or was partial (the API
+//! refused some accounts' tags: the rest was applied and recorded, those are named).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::connect::{self, Connection};
-use crate::apply::{Runner, Signal, Sink, Slot};
+use crate::apply::{Refused, Runner, Signal, Sink, Slot};
 use crate::model::NameIdx;
 use crate::plan::{Batch, BatchKind, Plan};
 use crate::render::progress::Progress;
@@ -57,6 +58,12 @@ pub struct Executed {
     /// Batches the API confirmed that the store could not record (it lost its database):
     /// the store does not claim them, and the next apply sends them again.
     pub unrecorded_batches: u64,
+    /// Tags the API confirmed and the store recorded, added and removed ((account, tag) pairs).
+    pub tags_added: u64,
+    pub tags_removed: u64,
+    /// Tag entries the API refused for their account alone (not applied, not recorded): the
+    /// run went on, and the command names them and fails.
+    pub refused: Vec<Refused>,
 }
 
 /// Records each group of confirmed batches in one store commit; feeds the progress display.
@@ -73,9 +80,8 @@ struct StoreSink<'a> {
     ahead: VecDeque<Ahead>,
     /// The kind of the last group: a new phase waits for the previous one's records.
     kind: Option<BatchKind>,
-    accounts_set: u64,
-    accounts_removed: u64,
-    batches: u64,
+    /// What the store has recorded so far.
+    recorded: Tally,
     done: Arc<AtomicU64>,
     record_time: Duration,
     /// Most batches of records sent ahead and not yet settled.
@@ -89,9 +95,48 @@ struct StoreSink<'a> {
 /// A group whose record was sent ahead.
 struct Ahead {
     pending: PendingRecord,
+    tally: Tally,
+}
+
+/// What a group of confirmed batches carries, counted.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
     batches: u64,
+    /// Accounts whose values were set, whose values were removed.
     set: u64,
     removed: u64,
+    /// Entries of tag batches (an account may have several), and the tags they carry.
+    tag_entries: u64,
+    tags_added: u64,
+    tags_removed: u64,
+}
+
+impl Tally {
+    fn of(confirmed: &[&Batch], record: &Record<'_>) -> Tally {
+        let tags = |entries: &[(&str, &[Box<str>])]| entries.iter().map(|e| e.1.len() as u64).sum();
+        Tally {
+            batches: confirmed.len() as u64,
+            set: record.set.len() as u64,
+            removed: record.removed.len() as u64,
+            tag_entries: (record.tags_added.len() + record.tags_removed.len()) as u64,
+            tags_added: tags(&record.tags_added),
+            tags_removed: tags(&record.tags_removed),
+        }
+    }
+
+    /// Request entries: what the progress display counts.
+    fn entries(&self) -> u64 {
+        self.set + self.removed + self.tag_entries
+    }
+
+    fn add(&mut self, other: &Tally) {
+        self.batches += other.batches;
+        self.set += other.set;
+        self.removed += other.removed;
+        self.tag_entries += other.tag_entries;
+        self.tags_added += other.tags_added;
+        self.tags_removed += other.tags_removed;
+    }
 }
 
 impl Sink for StoreSink<'_> {
@@ -155,12 +200,7 @@ impl StoreSink<'_> {
         }
         self.kind = kind;
         self.settle_answered()?;
-        let ahead = Ahead {
-            pending: PendingRecord::Done,
-            batches: confirmed.len() as u64,
-            set: record.set.len() as u64,
-            removed: record.removed.len() as u64,
-        };
+        let tally = Tally::of(confirmed, record);
         let records = std::slice::from_ref(record);
         let holding = slots.len() == confirmed.len() && self.store.records_ahead();
         if holding {
@@ -169,14 +209,14 @@ impl StoreSink<'_> {
             let pending = self
                 .store
                 .record_ahead(records, &plan.names, self.serial, slots)?;
-            self.ahead.push_back(Ahead { pending, ..ahead });
-            let n: u64 = self.ahead.iter().map(|a| a.batches).sum();
+            self.ahead.push_back(Ahead { pending, tally });
+            let n: u64 = self.ahead.iter().map(|a| a.tally.batches).sum();
             self.max_ahead = self.max_ahead.max(n as usize);
             self.settle_answered()
         } else {
             self.settle_all()?;
             self.store.record(records, &plan.names, self.serial)?;
-            self.recorded(&ahead);
+            self.recorded(&tally);
             Ok(())
         }
     }
@@ -198,47 +238,33 @@ impl StoreSink<'_> {
     }
 
     fn settle_oldest(&mut self) -> Result<()> {
-        let Some(ahead) = self.ahead.pop_front() else {
+        let Some(Ahead { pending, tally }) = self.ahead.pop_front() else {
             return Ok(());
         };
-        let Ahead {
-            pending,
-            batches,
-            set,
-            removed,
-        } = ahead;
-        let counts = Ahead {
-            pending: PendingRecord::Done,
-            batches,
-            set,
-            removed,
-        };
         if let Err(e) = self.store.settle(pending) {
-            self.unrecorded(batches, set + removed);
+            self.unrecorded(tally.batches, tally.entries());
             return Err(e.into());
         }
-        self.recorded(&counts);
+        self.recorded(&tally);
         Ok(())
     }
 
-    fn recorded(&mut self, a: &Ahead) {
-        self.batches += a.batches;
-        self.accounts_set += a.set;
-        self.accounts_removed += a.removed;
-        self.done.fetch_add(a.set + a.removed, Ordering::Relaxed);
+    fn recorded(&mut self, tally: &Tally) {
+        self.recorded.add(tally);
+        self.done.fetch_add(tally.entries(), Ordering::Relaxed);
     }
 
     /// After a failure: whatever was sent ahead is not claimed as recorded.
     fn fail(&mut self) {
         self.failed = true;
         for a in std::mem::take(&mut self.ahead) {
-            self.unrecorded(a.batches, a.set + a.removed);
+            self.unrecorded(a.tally.batches, a.tally.entries());
         }
     }
 
-    fn unrecorded(&mut self, batches: u64, accounts: u64) {
+    fn unrecorded(&mut self, batches: u64, entries: u64) {
         self.unrecorded_batches += batches;
-        self.unrecorded_accounts += accounts;
+        self.unrecorded_accounts += entries;
     }
 
     /// At the end of the run: every record sent ahead settled, or the first failure.
@@ -326,9 +352,7 @@ async fn run_batches(
         ahead: VecDeque::new(),
         kind: None,
         max_ahead: 0,
-        accounts_set: 0,
-        accounts_removed: 0,
-        batches: 0,
+        recorded: Tally::default(),
         done,
         record_time: Duration::ZERO,
         failed: false,
@@ -340,23 +364,37 @@ async fn run_batches(
         report.sink_error.get_or_insert(e);
     }
     progress.finish();
+    executed(runner, &sink, report, serial)
+}
+
+/// How the run ended, from the engine's report and what the sink recorded.
+fn executed(
+    runner: &Runner,
+    sink: &StoreSink<'_>,
+    report: crate::apply::Report,
+    serial: u64,
+) -> Executed {
     let status = if report.interrupted.is_some() {
         "interrupted"
     } else if report.fatal.is_some() || report.sink_error.is_some() {
         "failed"
+    } else if !report.refused.is_empty() {
+        // Everything else was applied; the refused accounts are named.
+        "partial"
     } else {
         "complete"
     };
+    let recorded = &sink.recorded;
     Executed {
         totals: ApplyTotals {
             status,
-            accounts_set: sink.accounts_set,
-            accounts_removed: sink.accounts_removed,
+            accounts_set: recorded.set,
+            accounts_removed: recorded.removed,
             names_configured: 0,
             requests: runner.stats.requests(),
             retries: runner.stats.retries(),
             elapsed: Duration::ZERO,
-            batches_recorded: sink.batches,
+            batches_recorded: recorded.batches,
             record_time: sink.record_time,
             // Batches count from their answer until their slot is dropped: after the record,
             // also for records sent ahead.
@@ -367,8 +405,11 @@ async fn run_batches(
         batches_not_sent: report.batches_not_sent,
         serial,
         interrupted: report.interrupted,
-        error: unrecorded_error(report.sink_error, &sink).or(report.fatal.map(Error::from)),
+        error: unrecorded_error(report.sink_error, sink).or(report.fatal.map(Error::from)),
         unrecorded_batches: sink.unrecorded_batches,
+        tags_added: recorded.tags_added,
+        tags_removed: recorded.tags_removed,
+        refused: report.refused,
     }
 }
 
@@ -394,8 +435,8 @@ fn finish(
 ) -> Result<()> {
     let t = &executed.totals;
     // A store that lost its database cannot take the entry either.
-    if executed.unrecorded_batches > 0
-        || (t.accounts_set + t.accounts_removed == 0 && t.names_configured == 0)
+    let changed = t.accounts_set + t.accounts_removed + t.names_configured;
+    if executed.unrecorded_batches > 0 || changed + executed.tags_added + executed.tags_removed == 0
     {
         return Ok(());
     }
@@ -411,4 +452,112 @@ fn finish(
         retries: runner.stats.retries(),
     })?;
     Ok(())
+}
+
+/// The error of a run in which the API refused some accounts' tags: one line per account and
+/// command (the code, its meaning, what to do), then what happened to the rest. `again` is the
+/// command to run once fixed.
+pub fn refused_error(refused: &[Refused], again: &str) -> Error {
+    // One line per (account, command, code), in the order they were refused: an account with
+    // entries in several batches is refused in each.
+    let mut groups: Vec<(&Refused, Vec<&str>)> = Vec::new();
+    for r in refused {
+        let key = |g: &(&Refused, Vec<&str>)| {
+            g.0.account == r.account && g.0.kind == r.kind && g.0.error.code() == r.error.code()
+        };
+        match groups.iter_mut().find(|g| key(g)) {
+            Some(g) => g.1.extend(r.tags.iter().map(|t| &**t)),
+            None => groups.push((r, r.tags.iter().map(|t| &**t).collect())),
+        }
+    }
+    let accounts: std::collections::BTreeSet<&str> = groups.iter().map(|g| &*g.0.account).collect();
+    let mut text = String::new();
+    for (r, tags) in &groups {
+        text.push_str(&refusal_line(r, tags, again));
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "the API refused the tags of {} ({}); everything else was applied and recorded, and the next plan shows only these tags still to apply",
+        crate::render::count(accounts.len(), "account", "accounts"),
+        accounts.into_iter().collect::<Vec<_>>().join(", ")
+    ));
+    Error::msg(text)
+}
+
+/// `im_add_tag refused user u7: error 90032 (…): …` with what to do about this account.
+fn refusal_line(r: &Refused, tags: &[&str], again: &str) -> String {
+    let account = &r.account;
+    let what = match r.kind {
+        BatchKind::RemoveTag => "not removed",
+        _ => "not added",
+    };
+    let shown = tags.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+    let more = if tags.len() > 5 { ", …" } else { "" };
+    let tags = format!("{} {what}: {shown}{more}", tags.len());
+    let fix = match r.error.code() {
+        Some(crate::api::codes::code::TOO_MANY_TAGS) => format!(
+            "user {account} would hold more than 100 tags together with tags set by other systems: remove some of its tags from the users files (or have the other systems remove theirs), then run `{again}` again"
+        ),
+        Some(crate::api::codes::code::TAG_TOO_LONG) => format!(
+            "a tag of user {account} is longer than the API accepts: shorten it in the users files, then run `{again}` again"
+        ),
+        _ => crate::api::fix(r.error.code().unwrap_or(0)).to_owned(),
+    };
+    format!(
+        "{} refused user {account}: {} ({tags}); {fix}",
+        r.kind.command(),
+        r.error.reason_short()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::codes::code;
+    use crate::api::{ApiError, ApiErrorKind};
+
+    fn refused(account: &str, tags: &[&str], code: i64) -> Refused {
+        Refused {
+            account: account.into(),
+            kind: BatchKind::AddTag,
+            tags: tags.iter().map(|t| (*t).into()).collect(),
+            error: ApiError::new(
+                "im_add_tag",
+                ApiErrorKind::Code {
+                    code,
+                    info: "".into(),
+                },
+            ),
+        }
+    }
+
+    #[test]
+    fn refused_accounts_are_each_named_once_with_code_meaning_and_fix() {
+        let e = refused_error(
+            &[
+                refused("u7", &["a", "b"], code::TOO_MANY_TAGS),
+                refused("u9", &["long"], code::TAG_TOO_LONG),
+                refused("u7", &["c"], code::TOO_MANY_TAGS),
+            ],
+            "timattr apply",
+        )
+        .to_string();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 3, "{e}");
+        assert!(
+            lines[0].starts_with("im_add_tag refused user u7: error 90032 (too many tags"),
+            "{e}"
+        );
+        assert!(lines[0].contains("(3 not added: a, b, c)"), "{e}");
+        assert!(
+            lines[0].contains("user u7 would hold more than 100 tags together with tags set by other systems: remove some of its tags"),
+            "{e}"
+        );
+        assert!(lines[1].contains("error 90020 (tag too long"), "{e}");
+        assert!(lines[1].contains("shorten it"), "{e}");
+        assert!(
+            lines[2].starts_with("the API refused the tags of 2 accounts (u7, u9)"),
+            "{e}"
+        );
+    }
 }
