@@ -154,6 +154,17 @@ impl Running {
         });
     }
 
+    /// Adds tags behind the client's back (another system tagging a user), for tests of
+    /// tags the tool does not manage. Not checked against the API's limits.
+    pub fn add_user_tags(&self, account: &str, tags: &[&str]) {
+        self.edit(Op::AddTag {
+            users: vec![wire::UserTags {
+                to_account: account.to_owned(),
+                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            }],
+        });
+    }
+
     fn edit(&self, op: Op) {
         if let Err(e) = lock(&self.shared.store).write(&op) {
             tracing::warn!("emulator journal write failed: {e}");
