@@ -16,6 +16,9 @@ const NAMES: &[&str] = &["sex", "city", "tier"];
 
 type TagMap = BTreeMap<String, BTreeSet<String>>;
 
+/// A user of the files: account, attributes, and its `tags` key (`None`: no key).
+type User = (String, Vec<(&'static str, String)>, Option<Vec<String>>);
+
 /// An emulator that journals its writes to a file in `dir`.
 struct Server {
     emu: Emulator,
@@ -73,7 +76,7 @@ fn project(server: &Server, extra: &str) -> Project {
 }
 
 /// `users/a.yaml` from (account, attributes, tags); `None` leaves the `tags` key out.
-fn write_users(p: &Project, users: &[(String, Vec<(&str, String)>, Option<Vec<String>>)]) {
+fn write_users(p: &Project, users: &[User]) {
     let mut yaml = String::from("users:\n");
     for (account, attrs, tags) in users {
         let mut fields: Vec<String> = attrs.iter().map(|(n, v)| format!("{n}: {v:?}")).collect();
@@ -91,10 +94,7 @@ fn tag_list(prefix: &str, n: usize) -> Vec<String> {
 }
 
 /// `n` users with one attribute and `tags(i)` each.
-fn tagged_users(
-    n: usize,
-    tags: impl Fn(usize) -> Option<Vec<String>>,
-) -> Vec<(String, Vec<(&'static str, String)>, Option<Vec<String>>)> {
+fn tagged_users(n: usize, tags: impl Fn(usize) -> Option<Vec<String>>) -> Vec<User> {
     (0..n)
         .map(|i| {
             let attrs = vec![("tier", format!("t{}", i % 3))];
@@ -460,10 +460,7 @@ fn slow_tag_project(server: &Server) -> Project {
     p
 }
 
-fn tags_only(
-    n: usize,
-    tags: usize,
-) -> Vec<(String, Vec<(&'static str, String)>, Option<Vec<String>>)> {
+fn tags_only(n: usize, tags: usize) -> Vec<User> {
     (0..n)
         .map(|i| (format!("user{i:05}"), vec![], Some(tag_list("k", tags))))
         .collect()
