@@ -481,3 +481,27 @@ async fn narrowed_halves_keep_confirmed_unrecorded_within_concurrency() {
     // u150 is the 51st of its batch (6 halvings), u420 the 21st of its own (7).
     assert_eq!(report.batches_narrowed, 13);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_during_narrowing_leaves_the_queued_halves_unsent() {
+    let plan = Arc::new(tag_plan(100, &[], 3));
+    let batches = Arc::new(plan.batches());
+    let limiter = Limiter::new(1000, 4);
+    let (entries, requests) = (Entries::default(), Requests::default());
+    let mut sink = EntrySink(entries.clone());
+    // Each answer takes 2 ms: the refusal of 100 at 2 ms, of [0, 50) at 4 ms.
+    let term = async {
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        Signal::Terminate
+    };
+    let server = refusing_server(&requests, &["u042"], code::TOO_MANY_TAGS);
+    let report = run_with(&limiter, plan, batches, &mut sink, term, server).await;
+    assert_eq!(report.interrupted, Some(Signal::Terminate));
+    assert!(report.refused.is_empty());
+    // The halves in flight finished: [50, 100) recorded, [0, 50) refused and its halves queued
+    // but never sent, like the tag removes.
+    assert_eq!(entries.lock().unwrap().len(), 50);
+    assert_eq!(report.batches_narrowed, 2);
+    assert_eq!(report.batches_not_sent, 2 + 1);
+    assert_eq!(requests.lock().unwrap().len(), 3);
+}
