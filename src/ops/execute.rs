@@ -7,7 +7,7 @@
 //! something, whether it completed, failed, was stopped by a signal or was partial (the API
 //! refused some accounts' tags: the rest was applied and recorded, those are named).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,16 +112,22 @@ struct Tally {
 }
 
 impl Tally {
-    fn of(confirmed: &[&Batch], record: &Record<'_>) -> Tally {
-        let tags = |entries: &[(&str, &[Box<str>])]| entries.iter().map(|e| e.1.len() as u64).sum();
-        Tally {
+    fn of(confirmed: &[&Batch], records: &[Record<'_>]) -> Tally {
+        let tags = |entries: &[(&str, &[Box<str>])]| -> u64 {
+            entries.iter().map(|e| e.1.len() as u64).sum()
+        };
+        let mut tally = Tally {
             batches: confirmed.len() as u64,
-            set: record.set.len() as u64,
-            removed: record.removed.len() as u64,
-            tag_entries: (record.tags_added.len() + record.tags_removed.len()) as u64,
-            tags_added: tags(&record.tags_added),
-            tags_removed: tags(&record.tags_removed),
+            ..Tally::default()
+        };
+        for r in records {
+            tally.set += r.set.len() as u64;
+            tally.removed += r.removed.len() as u64;
+            tally.tag_entries += (r.tags_added.len() + r.tags_removed.len()) as u64;
+            tally.tags_added += tags(&r.tags_added);
+            tally.tags_removed += tags(&r.tags_removed);
         }
+        tally
     }
 
     /// Request entries: what the progress display counts.
@@ -154,22 +160,9 @@ impl Sink for StoreSink<'_> {
             self.unrecorded(confirmed.len() as u64, accounts_in(confirmed));
             return Ok(());
         }
-        let mut record = Record::default();
-        for batch in confirmed {
-            for (k, &i) in batch.changes.iter().enumerate() {
-                let c = &plan.changes[i];
-                match batch.kind {
-                    BatchKind::SetAttr => record.set.push((&c.account, &c.set)),
-                    BatchKind::RemoveAttr => record.removed.push((&c.account, c.remove.clone())),
-                    BatchKind::AddTag => record.tags_added.push((&c.account, batch.tags(plan, k))),
-                    BatchKind::RemoveTag => {
-                        record.tags_removed.push((&c.account, batch.tags(plan, k)))
-                    }
-                }
-            }
-        }
+        let records = records_of(plan, confirmed);
         let started = Instant::now();
-        let result = self.send(plan, confirmed, &record, slots);
+        let result = self.send(plan, confirmed, &records, slots);
         self.record_time += started.elapsed();
         if let Err(e) = result {
             self.fail();
@@ -178,6 +171,37 @@ impl Sink for StoreSink<'_> {
         }
         Ok(())
     }
+}
+
+/// The records of a group of confirmed batches: one, unless an account has entries in several
+/// of its tag batches (runs of 10 tags). A [`Record`] holds one edit per account, so its n-th
+/// entry goes into the n-th record; the store writes them in order with the group's serial.
+fn records_of<'p>(plan: &'p Plan, confirmed: &[&Batch]) -> Vec<Record<'p>> {
+    let mut records = vec![Record::default()];
+    let mut seen: HashMap<usize, usize> = HashMap::new();
+    let several = confirmed.iter().filter(|b| b.kind.is_tags()).count() > 1;
+    for batch in confirmed {
+        for (k, &i) in batch.changes.iter().enumerate() {
+            let n = if several {
+                let n = seen.entry(i).or_default();
+                *n += 1;
+                *n - 1
+            } else {
+                0
+            };
+            if n == records.len() {
+                records.push(Record::default());
+            }
+            let (c, record) = (&plan.changes[i], &mut records[n]);
+            match batch.kind {
+                BatchKind::SetAttr => record.set.push((&c.account, &c.set)),
+                BatchKind::RemoveAttr => record.removed.push((&c.account, c.remove.clone())),
+                BatchKind::AddTag => record.tags_added.push((&c.account, batch.tags(plan, k))),
+                BatchKind::RemoveTag => record.tags_removed.push((&c.account, batch.tags(plan, k))),
+            }
+        }
+    }
+    records
 }
 
 fn accounts_in(confirmed: &[&Batch]) -> u64 {
@@ -190,7 +214,7 @@ impl StoreSink<'_> {
         &mut self,
         plan: &Plan,
         confirmed: &[&Batch],
-        record: &Record<'_>,
+        records: &[Record<'_>],
         slots: Vec<Slot>,
     ) -> Result<()> {
         // A remove may only follow the sets it comes after once those are durable.
@@ -200,8 +224,7 @@ impl StoreSink<'_> {
         }
         self.kind = kind;
         self.settle_answered()?;
-        let tally = Tally::of(confirmed, record);
-        let records = std::slice::from_ref(record);
+        let tally = Tally::of(confirmed, records);
         let holding = slots.len() == confirmed.len() && self.store.records_ahead();
         if holding {
             // The slots are freed when the database answers, so the scheduler never waits
@@ -559,5 +582,51 @@ mod tests {
             lines[2].starts_with("the API refused the tags of 2 accounts (u7, u9)"),
             "{e}"
         );
+    }
+
+    /// A group holding several runs of one account's tags records each run: one edit per
+    /// account per record (a record with the account twice would keep only one run).
+    #[test]
+    fn an_account_with_runs_in_several_batches_of_a_group_gets_a_record_per_run() {
+        use crate::model::{Attrs, Desired, Managed, Names, Tags};
+        let names = Names::new(&["a".into()]);
+        let tags = |n: usize| -> Tags { (0..n).map(|t| format!("t{t:02}")).collect() };
+        let desired = Desired {
+            names: names.clone(),
+            accounts: (0..150)
+                .map(|i| {
+                    let n = if i == 7 { 25 } else { 2 };
+                    (
+                        format!("u{i:03}").into(),
+                        Managed::new(Attrs::default(), tags(n)),
+                    )
+                })
+                .collect(),
+        };
+        let plan = crate::plan::diff(desired, vec![], names, &[(0, "a".into())].into()).unwrap();
+        let batches = plan.batches();
+        let group: Vec<&Batch> = batches.iter().collect();
+        assert_eq!(group.len(), 3);
+        let records = records_of(&plan, &group);
+        assert_eq!(records.len(), 3);
+        let mut all: Vec<(&str, usize)> = Vec::new();
+        for r in &records {
+            let accounts: Vec<&str> = r.tags_added.iter().map(|e| e.0).collect();
+            let mut unique = accounts.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(
+                unique.len(),
+                accounts.len(),
+                "an account twice in one record"
+            );
+            all.extend(r.tags_added.iter().map(|e| (e.0, e.1.len())));
+        }
+        let u7: usize = all.iter().filter(|e| e.0 == "u007").map(|e| e.1).sum();
+        assert_eq!((all.len(), u7), (152, 25));
+        // A group of one tag batch (or of attribute batches) is one record.
+        assert_eq!(records_of(&plan, &group[..1]).len(), 1);
+        let tally = Tally::of(&group, &records);
+        assert_eq!((tally.tag_entries, tally.tags_added), (152, 149 * 2 + 25));
     }
 }
