@@ -409,7 +409,8 @@ fn narrow(
     report.batches_failed += 1;
     for (k, &i) in batch.changes.iter().enumerate() {
         let account = plan.changes[i].account.clone();
-        tracing::warn!(account = %account, error = %error, "tag entry refused");
+        // Named at the end of the run, with what to do (see `ops::execute::refused_error`).
+        tracing::debug!(account = %account, error = %error, "tag entry refused");
         report.refused.push(Refused {
             account,
             kind: batch.kind,
