@@ -115,7 +115,7 @@ pub fn plan_markdown(plan: &Plan, ctx: PlanContext) -> String {
 
 /// What the reviewer must see first: that apply would refuse, that the plan is partial.
 fn write_top(md: &mut String, plan: &Plan, ctx: PlanContext) {
-    if let Some(why) = mass_removal(&plan.safety(ctx.max_removal_percent)) {
+    if let Some(why) = mass_removal(plan, ctx.max_removal_percent) {
         let _ = write!(
             md,
             "> [!CAUTION]\n> **Apply would refuse this plan:** {why}.\n\n"
