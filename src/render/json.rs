@@ -242,7 +242,7 @@ pub struct PlanDoc {
 /// The mass-removal verdict (DESIGN.md §4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SafetyDoc {
-    /// Managed accounts losing values, in percent (one decimal).
+    /// Managed accounts losing attribute values or tags, in percent (one decimal).
     #[serde(serialize_with = "whole_as_integer")]
     pub removal_percent: f64,
     #[serde(serialize_with = "whole_as_integer")]

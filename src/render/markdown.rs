@@ -391,6 +391,48 @@ mod tests {
     }
 
     #[test]
+    fn plans_of_many_long_hostile_tags_stay_under_the_cap() {
+        let names = Names::new(&["city".into()]);
+        // 300 accounts, each with 100 tags of up to 50 bytes, mostly `@` (5 characters escaped).
+        let tags = |i: usize| -> crate::model::Tags {
+            (0..100)
+                .map(|k| format!("{i:03}{k:02}{}", "@".repeat(44)))
+                .collect()
+        };
+        let accounts = (0..300)
+            .map(|i| {
+                let managed = crate::model::Managed::new(Attrs::new(), tags(i));
+                (format!("user{i:06}").into(), managed)
+            })
+            .collect();
+        let last = (0..300)
+            .map(|i| {
+                let managed = crate::model::Managed::new(Attrs::new(), tags(i + 1000));
+                (format!("user{i:06}").into(), managed)
+            })
+            .collect();
+        let plan = crate::plan::diff(
+            Desired {
+                names: names.clone(),
+                accounts,
+            },
+            last,
+            names,
+            &[(0, "city".into())].into(),
+        )
+        .unwrap();
+        let ctx = PlanContext {
+            rate: 100,
+            max_removal_percent: 10.0,
+        };
+        let md = plan_markdown(&plan, ctx);
+        assert!(md.chars().count() < MAX_CHARS, "{}", md.chars().count());
+        assert!(md.contains("_and 59980 more tags._"), "{md}");
+        assert!(md.contains("users were left out"), "{md}");
+        assert!(!md.contains('@'), "mentions escaped");
+    }
+
+    #[test]
     fn huge_plans_stay_under_the_cap_and_say_how_many_were_left_out() {
         let names = Names::new(&["city".into()]);
         let accounts: Vec<(crate::model::Account, crate::model::Managed)> = (0..20_000)
