@@ -11,15 +11,8 @@ use crate::Result;
 pub fn validate(ctx: &Context) -> Result<Exit> {
     let (settings, desired) = ctx.load()?;
     let values: usize = desired.accounts.iter().map(|(_, a)| a.attrs.len()).sum();
-    let tags: usize = desired.accounts.iter().map(|(_, a)| a.tags.len()).sum();
-    // Tags are mentioned only in projects that have some: the line stays as it was otherwise.
-    let tags = if tags > 0 {
-        format!(", {}", count(tags, "tag", "tags"))
-    } else {
-        String::new()
-    };
     ctx.note(format!(
-        "{}: valid ({}, {}{tags}, {}).",
+        "{}: valid ({}, {}, {}).",
         settings.project_file.display(),
         count(desired.accounts.len(), "user", "users"),
         count(values, "attribute value", "attribute values"),
