@@ -196,3 +196,89 @@ fn forged_tags_in_a_saved_plan_are_refused_before_anything_is_sent() {
     // The untouched plan still applies.
     p.run(&["apply", "p.gz"]).expect(0);
 }
+
+/// A project whose users files give tags: u1 its own, u2 the file's default, u3 none.
+fn tagged_project(emu: &Emulator) -> Project {
+    let p = Project::new(&emu.base_url(), NAMES);
+    p.write_users(
+        "a.yaml",
+        "defaults:\n  tags: [newsletter]\nusers:\n  u1: {city: a, tags: [vip, beta]}\n  u2: {city: b}\n  u3: {tier: free, tags: []}\n",
+    );
+    p
+}
+
+#[test]
+fn a_tagged_project_plans_saves_shows_and_applies_its_tags() {
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = tagged_project(&emu);
+    let text = p.run(&["plan", "--detailed-exitcode"]).expect(2).stdout();
+    assert!(
+        text.contains("+ u1\n    city: (unset) → \"a\"\n    tags: +beta +vip\n+ u2\n    city: (unset) → \"b\"\n    tags: +newsletter\n+ u3\n    tier: (unset) → \"free\"\n\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Plan: 3 to add, 0 to change, 0 to remove (3 users, 3 attribute values, 3 tags added); 4 requests,"),
+        "{text}"
+    );
+    let v = parsed(&p.run(&["plan", "--format", "json"]).expect(0));
+    assert_eq!(v["summary"]["tags_added"], 3, "{v}");
+    assert_eq!(v["summary"]["tags_removed"], 0, "{v}");
+    assert_eq!(
+        v["changes"][0]["tags"],
+        json!({"add": ["beta", "vip"], "remove": []})
+    );
+    assert!(v["changes"][2].get("tags").is_none(), "{v}");
+
+    // Saved, shown as planned in every format, applied as saved.
+    for format in ["text", "json", "markdown"] {
+        let planned = p
+            .run(&["plan", "--format", format, "--out", "p.gz"])
+            .expect(0)
+            .stdout();
+        let shown = p
+            .run(&["show", "p.gz", "--format", format])
+            .expect(0)
+            .stdout();
+        assert_eq!(shown, planned, "{format}");
+    }
+    assert_eq!(
+        read_plan(&p, "p.gz")["changes"][1]["tags"],
+        json!({"add": ["newsletter"], "remove": []})
+    );
+    p.run(&["apply", "p.gz"]).expect(0);
+    let live = emu.running().snapshot().users;
+    let mut u1 = live["u1"].tags.clone();
+    u1.sort();
+    assert_eq!(u1, ["beta", "vip"]);
+    assert_eq!(live["u2"].tags, ["newsletter"]);
+    assert!(live["u3"].tags.is_empty());
+    let shown = p
+        .run(&["state", "show", "u1", "--format", "text"])
+        .expect(0)
+        .stdout();
+    assert_eq!(shown, "u1\n    city: \"a\"\n    tags: beta vip\n");
+    let text = p.run(&["plan", "--detailed-exitcode"]).expect(0).stdout();
+    assert!(text.starts_with("No changes."), "{text}");
+
+    // Only tags change: still a change (exit 2), both ways in one line.
+    p.write_users(
+        "a.yaml",
+        "defaults:\n  tags: [newsletter]\nusers:\n  u1: {city: a, tags: [vip, gold]}\n  u2: {city: b}\n  u3: {tier: free, tags: []}\n",
+    );
+    let text = p.run(&["plan", "--detailed-exitcode"]).expect(2).stdout();
+    assert_eq!(
+        text,
+        "~ u1\n    tags: +gold -beta\n\nPlan: 0 to add, 1 to change, 0 to remove (1 user, 0 attribute values, 1 tag added, 1 removed); 2 requests, about 0.02 s at 100 req/s.\n"
+    );
+    let md = p.run(&["plan", "--format", "markdown"]).expect(0).stdout();
+    assert!(md.contains("| 0 | 1 | 0 | 2 | 0 | 1 | 1 | 2 |"), "{md}");
+    assert!(
+        md.contains("| <code>u1</code> | change | <i>tags added</i> | — | <code>gold</code> |\n|  |  | <i>tags removed</i> | <code>beta</code> | <i>removed</i> |"),
+        "{md}"
+    );
+    p.run(&["apply", "--auto-approve"]).expect(0);
+    let mut u1 = emu.running().snapshot().users["u1"].tags.clone();
+    u1.sort();
+    assert_eq!(u1, ["gold", "vip"]);
+    p.run(&["plan", "--detailed-exitcode"]).expect(0);
+}
