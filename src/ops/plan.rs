@@ -99,5 +99,5 @@ pub fn make_plan(
 
 /// The mass-removal rule of DESIGN.md §4, phrased for the user, when `plan` breaks it.
 pub fn mass_removal(plan: &Plan, settings: &Settings) -> Option<String> {
-    crate::render::mass_removal(&plan.safety(settings.apply.max_removal_percent))
+    crate::render::mass_removal(plan, settings.apply.max_removal_percent)
 }

@@ -12,8 +12,8 @@ use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Attrs, Names};
-use crate::plan::{Action, Change, Plan, Safety};
+use crate::model::{limits, Attrs, Names, Tags};
+use crate::plan::{Action, Change, Plan, Safety, TagChange};
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -120,7 +120,19 @@ fn after(change: &Change) -> impl Iterator<Item = (crate::model::NameIdx, &str)>
     })
 }
 
-/// Appends one element of `changes`.
+fn push_list<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a str>) {
+    out.push(b'[');
+    for (i, s) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_str(out, s);
+    }
+    out.push(b']');
+}
+
+/// Appends one element of `changes`. `tags` is written only when the change has tag changes,
+/// so the plan of a project without tags is the same document as before tags existed.
 pub fn push_change(out: &mut Vec<u8>, change: &Change, names: &Names) {
     out.extend_from_slice(b"{\"account\":");
     push_str(out, &change.account);
@@ -128,14 +140,16 @@ pub fn push_change(out: &mut Vec<u8>, change: &Change, names: &Names) {
     out.extend_from_slice(change.action.as_str().as_bytes());
     out.extend_from_slice(b"\",\"set\":");
     push_attrs(out, change.set.iter(), names);
-    out.extend_from_slice(b",\"remove\":[");
-    for (i, n) in change.remove.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        push_str(out, names.get(*n));
+    out.extend_from_slice(b",\"remove\":");
+    push_list(out, change.remove.iter().map(|n| names.get(*n)));
+    if !change.tags.is_empty() {
+        out.extend_from_slice(b",\"tags\":{\"add\":");
+        push_list(out, change.tags.add.iter());
+        out.extend_from_slice(b",\"remove\":");
+        push_list(out, change.tags.remove.iter());
+        out.push(b'}');
     }
-    out.extend_from_slice(b"],\"before\":");
+    out.extend_from_slice(b",\"before\":");
     push_attrs(out, change.before.iter(), names);
     out.extend_from_slice(b",\"after\":");
     push_attrs(out, after(change), names);
@@ -160,9 +174,17 @@ pub fn write_plan(
     let s = plan.summary();
     write!(
         w,
-        "{{\"format_version\":{FORMAT_VERSION},\"summary\":{{\"add\":{},\"change\":{},\"remove\":{},\"unchanged\":{},\"requests\":{}}}",
+        "{{\"format_version\":{FORMAT_VERSION},\"summary\":{{\"add\":{},\"change\":{},\"remove\":{},\"unchanged\":{},\"requests\":{}",
         s.add, s.change, s.remove, s.unchanged, s.requests
     )?;
+    if let Some(t) = TagCountsDoc::of(s.tags_added, s.tags_removed) {
+        write!(
+            w,
+            ",\"tags_added\":{},\"tags_removed\":{}",
+            t.tags_added, t.tags_removed
+        )?;
+    }
+    w.write_all(b"}")?;
     if let Some(safety) = safety {
         w.write_all(b",\"safety\":")?;
         serde_json::to_writer(&mut *w, &SafetyDoc::from(safety))?;
@@ -220,7 +242,7 @@ pub struct PlanDoc {
 /// The mass-removal verdict (DESIGN.md §4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SafetyDoc {
-    /// Managed accounts losing values, in percent (one decimal).
+    /// Managed accounts losing attribute values or tags, in percent (one decimal).
     #[serde(serialize_with = "whole_as_integer")]
     pub removal_percent: f64,
     #[serde(serialize_with = "whole_as_integer")]
@@ -260,6 +282,27 @@ pub struct SummaryDoc {
     pub unchanged: usize,
     #[serde(default)]
     pub requests: usize,
+    /// Present only when the plan adds or removes tags (both counts then), so the summary of a
+    /// project without tags is the object it always was.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<TagCountsDoc>,
+}
+
+/// Tags added and removed over all accounts (DESIGN.md §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagCountsDoc {
+    pub tags_added: usize,
+    pub tags_removed: usize,
+}
+
+impl TagCountsDoc {
+    /// The counts, when there are any.
+    pub fn of(tags_added: usize, tags_removed: usize) -> Option<TagCountsDoc> {
+        (tags_added + tags_removed > 0).then_some(TagCountsDoc {
+            tags_added,
+            tags_removed,
+        })
+    }
 }
 
 /// Attribute-name slots to configure (slot number as a string → name).
@@ -275,10 +318,37 @@ pub struct ChangeDoc {
     pub action: String,
     pub set: BTreeMap<String, String>,
     pub remove: Vec<String>,
+    /// Tags to add and to remove; absent when the change has none (and in plans saved before
+    /// tags).
+    #[serde(default, skip_serializing_if = "TagChangeDoc::is_empty")]
+    pub tags: TagChangeDoc,
     pub before: BTreeMap<String, String>,
     /// Derived from the others; written for readers, ignored when read back.
     #[serde(default)]
     pub after: BTreeMap<String, String>,
+}
+
+/// The `tags` of a change: both lists sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagChangeDoc {
+    #[serde(default)]
+    pub add: Vec<String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+impl TagChangeDoc {
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
+
+    fn of(tags: &TagChange) -> TagChangeDoc {
+        let list = |t: &Tags| t.iter().map(str::to_owned).collect();
+        TagChangeDoc {
+            add: list(&tags.add),
+            remove: list(&tags.remove),
+        }
+    }
 }
 
 impl ChangeDoc {
@@ -297,6 +367,7 @@ impl ChangeDoc {
                 .iter()
                 .map(|n| names.get(*n).to_owned())
                 .collect(),
+            tags: TagChangeDoc::of(&change.tags),
             before: map(&mut change.before.iter()),
             after: map(&mut after(change)),
         }
@@ -315,6 +386,7 @@ impl PlanDoc {
                 remove: s.remove,
                 unchanged: s.unchanged,
                 requests: s.requests,
+                tags: TagCountsDoc::of(s.tags_added, s.tags_removed),
             },
             safety: safety.map(SafetyDoc::from),
             state: state.cloned(),
@@ -409,14 +481,65 @@ impl ChangeDoc {
             .iter()
             .map(|n| names.intern(n).ok_or_else(too_many_names))
             .collect::<Result<_, _>>()?;
+        let tags = tag_change_of(c.tags, &c.account, action)?;
         Ok(Change {
             account: c.account.into_boxed_str(),
             action,
             set,
             remove,
             before,
-            tags: Default::default(),
+            tags,
         })
+    }
+}
+
+/// The most tags one side of a saved change may list: the store may hold twice the API's
+/// limit while an apply replaces a full set (new ones are recorded before old ones go).
+const MAX_TAGS_PER_SIDE: usize = 2 * limits::MAX_TAGS_PER_USER;
+
+/// The tags of a saved change, checked as the loader and the store would have them: each 1 to
+/// 50 bytes without NUL, each list sorted without repeats, no tag both added and removed, and
+/// nothing added to an account that leaves the store or removed from one not in it yet.
+fn tag_change_of(doc: TagChangeDoc, account: &str, action: Action) -> Result<TagChange, String> {
+    let side = |list: Vec<String>, what: &str| -> Result<Tags, String> {
+        if list.len() > MAX_TAGS_PER_SIDE {
+            return Err(format!(
+                "{account:?} has more than {MAX_TAGS_PER_SIDE} tags to {what}"
+            ));
+        }
+        if let Some(t) = list
+            .iter()
+            .find(|t| t.is_empty() || t.len() > limits::MAX_TAG_BYTES || t.contains('\0'))
+        {
+            return Err(format!(
+                "tag {t:?} of {account:?} is not 1 to {} bytes without NUL",
+                limits::MAX_TAG_BYTES
+            ));
+        }
+        if !list.windows(2).all(|w| w[0] < w[1]) {
+            return Err(format!(
+                "the tags to {what} of {account:?} are not sorted, or one appears twice"
+            ));
+        }
+        Ok(list.into_iter().collect())
+    };
+    let tags = TagChange {
+        add: side(doc.add, "add")?,
+        remove: side(doc.remove, "remove")?,
+    };
+    if let Some(t) = tags.add.iter().find(|t| tags.remove.contains(t)) {
+        return Err(format!(
+            "tag {t:?} of {account:?} is both added and removed"
+        ));
+    }
+    let contradiction = match action {
+        Action::Add => (!tags.remove.is_empty()).then_some("is new but has tags to remove"),
+        Action::Remove => (!tags.add.is_empty()).then_some("leaves the store but has tags to add"),
+        Action::Change => None,
+    };
+    match contradiction {
+        Some(why) => Err(format!("{account:?} {why}")),
+        None => Ok(tags),
     }
 }
 
@@ -430,7 +553,7 @@ pub fn read_saved(bytes: &[u8]) -> Result<(Plan, StateRef, Option<SafetyDoc>), S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Desired;
+    use crate::model::{Desired, Managed};
 
     #[test]
     fn forged_plan_files_are_refused_not_panicked_on() {
@@ -456,6 +579,120 @@ mod tests {
             .unwrap_err()
             .contains("255"));
         assert!(read_saved(b"{not json").is_err());
+        let tagged = |action: &str, tags: &str| {
+            doc(&format!(
+                r#"{{"account":"u1","action":"{action}","set":{{}},"remove":[],"tags":{tags},"before":{{}}}}"#
+            ))
+        };
+        let refused = |action: &str, tags: &str, why: &str| {
+            let err = read_saved(tagged(action, tags).as_bytes()).unwrap_err();
+            assert!(err.contains(why), "{tags}: {err}");
+        };
+        let long = format!(r#"{{"add":["{}"]}}"#, "t".repeat(51));
+        refused("change", &long, "not 1 to 50 bytes");
+        refused("change", r#"{"add":[""]}"#, "not 1 to 50 bytes");
+        refused("change", r#"{"remove":["a\u0000b"]}"#, "without NUL");
+        refused("change", r#"{"add":["b","a"]}"#, "not sorted");
+        refused("change", r#"{"add":["a","a"]}"#, "appears twice");
+        refused(
+            "change",
+            r#"{"add":["a"],"remove":["a"]}"#,
+            "both added and removed",
+        );
+        refused("remove", r#"{"add":["a"]}"#, "leaves the store");
+        refused("add", r#"{"remove":["a"]}"#, "is new");
+        refused("change", r#"{"add":"vip"}"#, "not a timattr plan file");
+        let many: Vec<String> = (0..201).map(|i| format!("\"t{i:03}\"")).collect();
+        refused(
+            "change",
+            &format!(r#"{{"remove":[{}]}}"#, many.join(",")),
+            "more than 200 tags to remove",
+        );
+        // At the limits, and without a `remove` list: read.
+        let fifty = format!(r#"{{"add":["{}"]}}"#, "é".repeat(25));
+        let (plan, _, _) = read_saved(tagged("change", &fifty).as_bytes()).unwrap();
+        assert_eq!(plan.changes[0].tags.add.len(), 1);
+        assert!(plan.changes[0].tags.remove.is_empty());
+        let (plan, _, _) = read_saved(
+            tagged(
+                "remove",
+                &format!(r#"{{"remove":[{}]}}"#, many[..200].join(",")),
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(plan.changes[0].tags.remove.len(), 200);
+    }
+
+    #[test]
+    fn tags_appear_only_when_a_plan_changes_some() {
+        let names = Names::new(&["city".into()]);
+        let a = |p: &[(u8, &str)]| -> Attrs { p.iter().map(|(n, v)| (*n, (*v).into())).collect() };
+        let m = |p: &[(u8, &str)], t: &[&str]| Managed::new(a(p), t.iter().copied().collect());
+        let plan = crate::plan::diff(
+            Desired {
+                names: names.clone(),
+                accounts: vec![
+                    ("u1".into(), m(&[(0, "x")], &["vip", "beta"])),
+                    ("u2".into(), m(&[(0, "y")], &[])),
+                    ("u3".into(), m(&[], &["new"])),
+                ],
+            },
+            vec![
+                ("u1".into(), m(&[(0, "x")], &["old", "vip"])),
+                ("u2".into(), m(&[(0, "z")], &[])),
+                ("u4".into(), m(&[], &["gone"])),
+            ],
+            names,
+            &[(0, "city".into())].into(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        write_plan(&mut out, &plan, None, None).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v["summary"],
+            serde_json::json!({"add":1,"change":2,"remove":1,"unchanged":0,"requests":3,
+                "tags_added":2,"tags_removed":2})
+        );
+        assert_eq!(
+            v["changes"][0],
+            serde_json::json!({"account":"u1","action":"change","set":{},"remove":[],
+                "tags":{"add":["beta"],"remove":["old"]},"before":{"city":"x"},"after":{"city":"x"}})
+        );
+        assert!(v["changes"][1].get("tags").is_none(), "{v}");
+        assert_eq!(
+            v["changes"][2]["tags"],
+            serde_json::json!({"add":["new"],"remove":[]})
+        );
+        assert_eq!(
+            v["changes"][3]["tags"],
+            serde_json::json!({"add":[],"remove":["gone"]})
+        );
+        // A plan without tag changes has the summary it always had.
+        let untagged = Plan {
+            changes: vec![plan.changes[1].clone()],
+            ..plan.clone()
+        };
+        let mut out = Vec::new();
+        write_plan(&mut out, &untagged, None, None).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v["summary"],
+            serde_json::json!({"add":0,"change":1,"remove":0,"unchanged":0,"requests":1})
+        );
+        // Saved and read back: the same plan, tags included.
+        let state = StateRef {
+            lineage: Some("abc".into()),
+            serial: 3,
+            sdkappid: 1,
+            endpoint_host: "h".into(),
+            attributes: vec!["city".into()],
+            managed: 3,
+        };
+        let mut saved = Vec::new();
+        write_plan(&mut saved, &plan, Some(&state), None).unwrap();
+        assert_eq!(read_saved(&saved).unwrap().0, plan);
     }
 
     #[test]
@@ -588,9 +825,13 @@ mod tests {
                 .map(|(n, v)| (n, v.into_boxed_str()))
                 .collect::<Attrs>()
         });
-        proptest::collection::btree_map("[a-z\"\\\u{7}]{1,4}", attrs, 0..12).prop_map(|m| {
+        // Tags from a small pool (so that D and L share some), with the same hostile characters.
+        let tags = proptest::collection::btree_set("[ab\"\\\u{1b}\u{202e}é]{1,2}", 0..5)
+            .prop_map(|t| t.into_iter().collect::<crate::model::Tags>());
+        let managed = (attrs, tags).prop_map(|(a, t)| Managed::new(a, t));
+        proptest::collection::btree_map("[a-z\"\\\u{7}]{1,4}", managed, 0..12).prop_map(|m| {
             m.into_iter()
-                .map(|(a, at)| (a.into_boxed_str(), at.into()))
+                .map(|(a, managed)| (a.into_boxed_str(), managed))
                 .collect()
         })
     }
@@ -615,6 +856,18 @@ mod tests {
             write_plan(&mut by_hand, &plan, None, Some(&safety)).unwrap();
             let read: PlanDoc = serde_json::from_slice(&by_hand).unwrap();
             proptest::prop_assert_eq!(read, PlanDoc::of_plan(&plan, None, Some(&safety)));
+            // And as a saved plan it reads back as the same plan, tags included.
+            let state = StateRef {
+                lineage: Some("l".into()),
+                serial: 1,
+                sdkappid: 1,
+                endpoint_host: "h".into(),
+                attributes: vec!["a".into(), "b".into(), "c".into()],
+                managed: plan.managed,
+            };
+            let mut saved = Vec::new();
+            write_plan(&mut saved, &plan, Some(&state), Some(&safety)).unwrap();
+            proptest::prop_assert_eq!(read_saved(&saved).unwrap().0, plan);
         }
     }
 }

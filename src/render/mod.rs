@@ -85,14 +85,60 @@ pub struct PlanContext {
     pub max_removal_percent: f64,
 }
 
-/// Why `apply` would refuse a plan, phrased for the reviewer, when it would (DESIGN.md §4).
-pub fn mass_removal(s: &crate::plan::Safety) -> Option<String> {
+/// Why `apply` would refuse `plan` against `max_removal_percent`, phrased for the reviewer,
+/// when it would (DESIGN.md §4). An account losing a tag counts as losing something, and the
+/// reason says so when the plan removes tags.
+pub fn mass_removal(plan: &crate::plan::Plan, max_removal_percent: f64) -> Option<String> {
+    let s = plan.safety(max_removal_percent);
     s.apply_refuses.then(|| {
+        let what = if plan.summary().tags_removed > 0 {
+            "attribute values or tags"
+        } else {
+            "attribute values"
+        };
         format!(
-            "this plan removes attribute values from {} of {} managed users ({:.1}%, more than max_removal_percent {}%): check for an emptied or mis-globbed users file; if the removal is intended, `timattr apply --allow-mass-removal` is the reviewed override",
+            "this plan removes {what} from {} of {} managed users ({:.1}%, more than max_removal_percent {}%): check for an emptied or mis-globbed users file; if the removal is intended, `timattr apply --allow-mass-removal` is the reviewed override",
             s.losing, s.managed, s.removal_percent, s.max_removal_percent
         )
     })
+}
+
+/// A tag as the text views write it: bare when that is unambiguous, quoted like a value when
+/// it holds whitespace, quotes, backslashes or the characters of [`is_unsafe`].
+pub fn tag(t: &str) -> String {
+    let plain = !t.is_empty()
+        && t.chars()
+            .all(|c| !c.is_whitespace() && c != '"' && c != '\\' && !is_unsafe(c));
+    if plain {
+        t.to_owned()
+    } else {
+        quote(t)
+    }
+}
+
+/// `+vip -old`: the tags a change adds and removes, added first, on a colour terminal green
+/// and red like the other `+` and `-`.
+pub fn tag_edits(tags: &crate::plan::TagChange, style: Style) -> String {
+    let added = tags
+        .add
+        .iter()
+        .map(|t| style.green(&format!("+{}", tag(t))));
+    let removed = tags
+        .remove
+        .iter()
+        .map(|t| style.red(&format!("-{}", tag(t))));
+    added.chain(removed).collect::<Vec<_>>().join(" ")
+}
+
+/// `3 tags added, 1 removed`, `1 tag removed`: the tag counts of a summary line, `None` when
+/// there are none (the summary of a plan without tag changes stays as it was).
+pub fn tag_counts(added: usize, removed: usize) -> Option<String> {
+    match (added, removed) {
+        (0, 0) => None,
+        (a, 0) => Some(format!("{} added", count(a, "tag", "tags"))),
+        (0, r) => Some(format!("{} removed", count(r, "tag", "tags"))),
+        (a, r) => Some(format!("{} added, {r} removed", count(a, "tag", "tags"))),
+    }
 }
 
 /// The `--target` patterns of a partial plan, as the views name them.
@@ -173,5 +219,28 @@ mod tests {
         );
         assert_eq!(count(1, "user", "users"), "1 user");
         assert_eq!(count(0, "user", "users"), "0 users");
+    }
+
+    #[test]
+    fn tags_are_bare_unless_that_would_be_ambiguous() {
+        assert_eq!(tag("vip"), "vip");
+        assert_eq!(tag("中文-tag_1"), "中文-tag_1");
+        assert_eq!(tag("a b"), "\"a b\"");
+        assert_eq!(tag("a\"b"), "\"a\\\"b\"");
+        assert_eq!(tag("x\u{1b}[2J"), "\"x\\x1b[2J\"");
+        assert_eq!(tag("\u{202e}gold"), "\"\\u{202e}gold\"");
+        let change = crate::plan::TagChange {
+            add: ["vip", "a b"].into_iter().collect(),
+            remove: ["old"].into_iter().collect(),
+        };
+        assert_eq!(tag_edits(&change, Style::default()), "+\"a b\" +vip -old");
+        assert_eq!(
+            tag_edits(&change, Style { color: true }),
+            "\x1b[32m+\"a b\"\x1b[0m \x1b[32m+vip\x1b[0m \x1b[31m-old\x1b[0m"
+        );
+        assert_eq!(tag_counts(0, 0), None);
+        assert_eq!(tag_counts(1, 0).unwrap(), "1 tag added");
+        assert_eq!(tag_counts(0, 2).unwrap(), "2 tags removed");
+        assert_eq!(tag_counts(3, 1).unwrap(), "3 tags added, 1 removed");
     }
 }

@@ -127,11 +127,16 @@ pub fn write_history_json(w: &mut impl Write, entries: &[HistoryEntry]) -> io::R
     writeln!(w)
 }
 
-/// `state show --format text`: the account, then one `name: "value"` line per attribute.
+/// `state show --format text`: the account, then one `name: "value"` line per attribute, then
+/// `tags: a b` when it has managed tags (`tags` is never an attribute name).
 pub fn write_account_text(w: &mut impl Write, account: &ExportLine) -> io::Result<()> {
     writeln!(w, "{}", super::escape(&account.account))?;
     for (name, value) in &account.attrs {
         writeln!(w, "    {}: {}", super::escape(name), super::quote(value))?;
+    }
+    if !account.tags.is_empty() {
+        let tags: Vec<String> = account.tags.iter().map(|t| super::tag(t)).collect();
+        writeln!(w, "    tags: {}", tags.join(" "))?;
     }
     Ok(())
 }
@@ -186,6 +191,39 @@ mod tests {
         assert!(
             line.contains("at most 1 confirmed batch awaiting"),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn an_account_shows_its_tags_only_when_it_has_some() {
+        let mut line = ExportLine {
+            account: "u1".into(),
+            attrs: [("city".to_owned(), "x".to_owned())].into(),
+            tags: Vec::new(),
+        };
+        let text = |line: &ExportLine| {
+            let mut out = Vec::new();
+            write_account_text(&mut out, line).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let json = |line: &ExportLine| {
+            let mut out = Vec::new();
+            write_account(&mut out, line).unwrap();
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+        };
+        assert_eq!(text(&line), "u1\n    city: \"x\"\n");
+        assert_eq!(
+            json(&line),
+            serde_json::json!({"account": "u1", "attrs": {"city": "x"}})
+        );
+        line.tags = vec!["a b".into(), "vip".into(), "\u{1b}x".into()];
+        assert_eq!(
+            text(&line),
+            "u1\n    city: \"x\"\n    tags: \"a b\" vip \"\\x1bx\"\n"
+        );
+        assert_eq!(
+            json(&line)["tags"],
+            serde_json::json!(["a b", "vip", "\u{1b}x"])
         );
     }
 

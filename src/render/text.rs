@@ -3,7 +3,10 @@
 
 use std::io::{self, Write};
 
-use super::{count, escape, mass_removal, old_to_new, seconds, targets_text, PlanContext, Style};
+use super::{
+    count, escape, mass_removal, old_to_new, seconds, tag_counts, tag_edits, targets_text,
+    PlanContext, Style,
+};
 use crate::plan::{Action, Change, Plan};
 
 /// The last line of a plan.
@@ -20,8 +23,11 @@ pub fn summary_line(plan: &Plan, rate: u32) -> String {
         return format!("No changes. Desired attributes match the last-applied state.{partial}");
     }
     let s = plan.summary();
+    let tags = tag_counts(s.tags_added, s.tags_removed)
+        .map(|t| format!(", {t}"))
+        .unwrap_or_default();
     format!(
-        "Plan: {} to add, {} to change, {} to remove ({}, {}); {}, about {:.2} s at {} req/s.{partial}",
+        "Plan: {} to add, {} to change, {} to remove ({}, {}{tags}); {}, about {:.2} s at {} req/s.{partial}",
         s.add,
         s.change,
         s.remove,
@@ -48,7 +54,7 @@ pub fn write_header(
             escape(&targets_text(&plan.targets))
         )?;
     }
-    if let Some(why) = mass_removal(&plan.safety(ctx.max_removal_percent)) {
+    if let Some(why) = mass_removal(plan, ctx.max_removal_percent) {
         writeln!(
             w,
             "{} {why}.\n",
@@ -106,6 +112,10 @@ pub fn write_change(
         let old = change.before.get(n);
         writeln!(w, "    {}: {}", escape(name), old_to_new(old, new, style))?;
     }
+    // `tags` cannot be an attribute name (DESIGN.md §9), so this line reads unambiguously.
+    if !change.tags.is_empty() {
+        writeln!(w, "    tags: {}", tag_edits(&change.tags, style))?;
+    }
     Ok(())
 }
 
@@ -120,9 +130,18 @@ pub fn write_requests(w: &mut impl Write, plan: &Plan) -> io::Result<()> {
         let (Some(&first), Some(&last)) = (batch.changes.first(), batch.changes.last()) else {
             continue;
         };
+        // A tag batch carries up to 10 tags per account: say how many in all.
+        let tags = if batch.kind.is_tags() {
+            let n: usize = (0..batch.changes.len())
+                .map(|k| batch.tags(plan, k).len())
+                .sum();
+            format!(", {}", count(n, "tag", "tags"))
+        } else {
+            String::new()
+        };
         writeln!(
             w,
-            "  {:<14} batch {:>5}: {:>3} accounts ({} … {})",
+            "  {:<14} batch {:>5}: {:>3} accounts ({} … {}){tags}",
             batch.kind.command(),
             i + 1,
             batch.changes.len(),
@@ -138,7 +157,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::model::{Attrs, Desired, Names};
+    use crate::model::{Attrs, Desired, Managed, Names};
 
     const CTX: PlanContext = PlanContext {
         rate: 100,
@@ -203,6 +222,65 @@ Plan: 1 to add, 1 to change, 1 to remove (3 users, 4 attribute values); 4 reques
             summary_line(&p, 100),
             "No changes. Desired attributes match the last-applied state."
         );
+    }
+
+    /// u1 gains two tags and loses one, u2 only gains tags, u3 (leaving) loses its tag, u4
+    /// gains 23 tags (three entries: three consecutive `im_add_tag` batches).
+    fn tagged_plan() -> Plan {
+        let names = Names::new(&["city".into()]);
+        let m = |city: Option<&str>, tags: &[&str]| {
+            let attrs: Attrs = city.map(|c| (0u8, c.into())).into_iter().collect();
+            Managed::new(attrs, tags.iter().copied().collect())
+        };
+        let many: Vec<String> = (0..23).map(|i| format!("t{i:02}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let desired = Desired {
+            names: names.clone(),
+            accounts: vec![
+                ("u1".into(), m(Some("x"), &["vip", "a b", "keep"])),
+                ("u2".into(), m(Some("y"), &["beta"])),
+                ("u4".into(), m(None, &many)),
+            ],
+        };
+        let last = vec![
+            ("u1".into(), m(Some("x"), &["keep", "old"])),
+            ("u2".into(), m(Some("z"), &[])),
+            ("u3".into(), m(None, &["gone"])),
+        ];
+        crate::plan::diff(desired, last, names, &[(0, "city".into())].into()).unwrap()
+    }
+
+    #[test]
+    fn text_plan_shows_tags_and_counts_them_in_the_summary() {
+        let mut out = Vec::new();
+        write_plan(&mut out, &tagged_plan(), CTX, Style::default()).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let want = "\
+~ u1
+    tags: +\"a b\" +vip -old
+~ u2
+    city: \"z\" → \"y\"
+    tags: +beta
+- u3
+    tags: -gone
++ u4
+    tags: +t00 +t01 +t02 +t03 +t04 +t05 +t06 +t07 +t08 +t09 +t10 +t11 +t12 +t13 +t14 +t15 +t16 +t17 +t18 +t19 +t20 +t21 +t22
+
+Plan: 1 to add, 2 to change, 1 to remove (4 users, 1 attribute value, 26 tags added, 2 removed); 5 requests, about 0.05 s at 100 req/s.
+";
+        assert_eq!(out, want);
+        let mut requests = Vec::new();
+        write_requests(&mut requests, &tagged_plan()).unwrap();
+        let requests = String::from_utf8(requests).unwrap();
+        let want = "
+Requests it would send:
+  im_set_attr    batch     1:   1 accounts (u2 … u2)
+  im_add_tag     batch     2:   3 accounts (u1 … u4), 13 tags
+  im_add_tag     batch     3:   1 accounts (u4 … u4), 10 tags
+  im_add_tag     batch     4:   1 accounts (u4 … u4), 3 tags
+  im_remove_tag  batch     5:   2 accounts (u1 … u3), 2 tags
+";
+        assert_eq!(requests, want);
     }
 
     #[test]
