@@ -405,6 +405,9 @@ fn an_account_over_the_tag_limit_is_named_and_everything_else_is_applied() {
     let changes = plan["changes"].as_array().unwrap();
     assert_eq!(changes.len(), 1, "{plan}");
     assert_eq!(changes[0]["account"], "user00042");
+    let want: Vec<String> = tag_list("k", 10);
+    assert_eq!(changes[0]["tags"]["add"], serde_json::json!(want), "{plan}");
+    assert_eq!(plan["summary"]["tags_added"], 10, "{plan}");
 }
 
 fn store_attrs_accounts(p: &Project) -> usize {
