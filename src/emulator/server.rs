@@ -154,6 +154,27 @@ impl Running {
         });
     }
 
+    /// Tags a user behind the client's back (another system, or a managed tag put back), for
+    /// drift tests.
+    pub fn add_user_tag(&self, account: &str, tag: &str) {
+        self.edit(Op::AddTag {
+            users: vec![wire::UserTags {
+                to_account: account.to_owned(),
+                tags: vec![tag.to_owned()],
+            }],
+        });
+    }
+
+    /// Removes a user's tag behind the client's back, for drift tests.
+    pub fn remove_user_tag(&self, account: &str, tag: &str) {
+        self.edit(Op::RemoveTag {
+            users: vec![wire::UserTags {
+                to_account: account.to_owned(),
+                tags: vec![tag.to_owned()],
+            }],
+        });
+    }
+
     fn edit(&self, op: Op) {
         if let Err(e) = lock(&self.shared.store).write(&op) {
             tracing::warn!("emulator journal write failed: {e}");
