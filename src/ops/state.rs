@@ -172,7 +172,11 @@ pub fn rm(settings: &Settings, accounts: &[String]) -> Result<u64> {
     let serial = store.meta().serial + 1;
     let record = crate::store::Record {
         removed: forgotten.iter().map(|f| (f.0, f.1.clone())).collect(),
-        tags_removed: forgotten.iter().map(|f| (f.0, f.2.as_slice())).collect(),
+        tags_removed: forgotten
+            .iter()
+            .filter(|f| !f.2.is_empty())
+            .map(|f| (f.0, f.2.as_slice()))
+            .collect(),
         ..Default::default()
     };
     store.record(std::slice::from_ref(&record), &names, serial)?;
