@@ -261,7 +261,7 @@ fn import_over_a_state_previews_tag_adoption() {
     let run = run_in_terminal(&p, "import", "no\n").expect(1);
     let out = run.stdout();
     assert!(
-        out.contains("(0 attribute values, 1 tag, 1 tag not live dropped)"),
+        out.contains("(0 attribute values, 1 tag adopted, 1 tag not live dropped)"),
         "{out}"
     );
     assert!(out.contains("nothing was recorded"), "{out}");

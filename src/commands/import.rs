@@ -50,9 +50,9 @@ impl Adoption for Terminal<'_> {
         // Tags are named only when some change: a project without tags reads as before.
         let tags = match (s.tags_added, s.tags_removed) {
             (0, 0) => String::new(),
-            (added, 0) => format!(", {}", count(added, "tag", "tags")),
+            (added, 0) => format!(", {} adopted", count(added, "tag", "tags")),
             (added, dropped) => format!(
-                ", {}, {} not live dropped",
+                ", {} adopted, {} not live dropped",
                 count(added, "tag", "tags"),
                 count(dropped, "tag", "tags")
             ),
