@@ -49,8 +49,9 @@ pub fn project() -> Value {
                 "type": "array",
                 "maxItems": limits::MAX_ATTRIBUTE_NAMES,
                 "uniqueItems": true,
-                "items": {"type": "string", "minLength": 1, "maxLength": limits::MAX_ATTR_BYTES},
-                "description": "the app's attribute names (at most 10, each at most 50 bytes)"
+                "items": {"type": "string", "minLength": 1, "maxLength": limits::MAX_ATTR_BYTES,
+                    "not": {"const": "tags"}},
+                "description": "the app's attribute names (at most 10, each at most 50 bytes); `tags` is not a name: in users files it is the user's list of tags"
             },
             "users": {
                 "type": "array", "minItems": 1,
@@ -89,12 +90,25 @@ pub fn project() -> Value {
 }
 
 pub fn users() -> Value {
+    let tags = json!({
+        "type": "array",
+        "maxItems": limits::MAX_TAGS_PER_USER,
+        "uniqueItems": true,
+        "items": {"type": "string", "minLength": 1, "maxLength": limits::MAX_TAG_BYTES,
+            "description": "a tag: a string of 1 to 50 UTF-8 bytes; quote numbers and booleans"},
+        "description": "the user's tags: at most 100 distinct strings of 1 to 50 UTF-8 bytes; a user's list replaces the list in `defaults`, [] means none. The schema counts characters, not bytes: timattr refuses a tag of fewer than 50 non-ASCII characters that is longer than 50 bytes"
+    });
+    // At most 10 attributes (the declared names), and the `tags` list besides.
+    let most = limits::MAX_ATTRIBUTE_NAMES;
     let attrs = json!({
         "type": "object",
-        "maxProperties": limits::MAX_ATTRIBUTE_NAMES,
         "propertyNames": {"minLength": 1, "maxLength": limits::MAX_ATTR_BYTES},
+        "properties": {"tags": tags},
         "additionalProperties": {"type": "string", "maxLength": limits::MAX_ATTR_BYTES,
-            "description": "a string of at most 50 UTF-8 bytes: quote numbers and booleans"}
+            "description": "a string of at most 50 UTF-8 bytes: quote numbers and booleans"},
+        "if": {"required": ["tags"]},
+        "then": {"maxProperties": most + 1},
+        "else": {"maxProperties": most}
     });
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -105,9 +119,9 @@ pub fn users() -> Value {
         "additionalProperties": false,
         "required": ["users"],
         "properties": {
-            "defaults": {"description": "merged under every user of this file", "anyOf": [attrs, {"type": "null"}]},
+            "defaults": {"description": "merged under every user of this file; its `tags` are those of the users without a `tags` list", "anyOf": [attrs, {"type": "null"}]},
             "users": {
-                "description": "account id → attributes",
+                "description": "account id → attributes and `tags`",
                 "anyOf": [
                     {"type": "object",
                      "propertyNames": {"minLength": 1, "maxLength": limits::MAX_ACCOUNT_BYTES},

@@ -387,6 +387,33 @@ fn cases() -> Vec<Case> {
         users("value of 51 bytes", format!("users: {{u1: {{city: {}}}}}\n", "x".repeat(51)), false),
         users("value of 50 bytes", format!("users: {{u1: {{city: {}}}}}\n", "x".repeat(50)), true),
     ];
+    // User tags (DESIGN.md §9).
+    let hundred: Vec<String> = (0..100).map(|i| format!("t{i}")).collect();
+    let ten: Vec<String> = ["city: x", "tier: y"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain((1..=8).map(|i| format!("a{i}: v")))
+        .collect();
+    v.extend([
+        users("tags, flow and block", "defaults: {tags: [news]}\nusers:\n  u1: {city: x, tags: [vip, \"b c\"]}\n  u2:\n    tags:\n      - x\n  u3: {tags: []}\n", true),
+        users("100 tags", format!("users: {{u1: {{tags: [{}]}}}}\n", hundred.join(", ")), true),
+        users("101 tags", format!("users: {{u1: {{tags: [{}, t100]}}}}\n", hundred.join(", ")), false),
+        users("tag listed twice", "users: {u1: {tags: [vip, vip]}}\n", false),
+        users("number tag", "users: {u1: {tags: [vip, 42]}}\n", false),
+        users("null tag", "users: {u1: {tags: [~]}}\n", false),
+        users("empty tag", "users: {u1: {tags: [\"\"]}}\n", false),
+        users("tag of 51 bytes", format!("users: {{u1: {{tags: [{}]}}}}\n", "t".repeat(51)), false),
+        users("tag of 50 bytes", format!("users: {{u1: {{tags: [{}]}}}}\n", "t".repeat(50)), true),
+        users("tags not a list", "users: {u1: {tags: vip}}\n", false),
+        users("tags null", "users: {u1: {tags: }}\n", false),
+        users("number tag in defaults", "defaults: {tags: [1]}\nusers: {u1: }\n", false),
+        users("ten attributes and tags", format!("users: {{u1: {{{}, tags: [x]}}}}\n", ten.join(", ")), true),
+        project(
+            "tags as an attribute name",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [city, tags]\nusers: [\"users/*.yaml\"]\n",
+            false,
+        ),
+    ]);
     // Too many attributes: in the project file, and on one user (the schema caps a user at
     // 10 names; the loader at the declared names, which are at most 10).
     v.push(Case {

@@ -11,8 +11,15 @@ use crate::Result;
 pub fn validate(ctx: &Context) -> Result<Exit> {
     let (settings, desired) = ctx.load()?;
     let values: usize = desired.accounts.iter().map(|(_, a)| a.attrs.len()).sum();
+    let tags: usize = desired.accounts.iter().map(|(_, a)| a.tags.len()).sum();
+    // Projects without tags keep their summary word for word.
+    let tags = if tags == 0 {
+        String::new()
+    } else {
+        format!(", {}", count(tags, "tag", "tags"))
+    };
     ctx.note(format!(
-        "{}: valid ({}, {}, {}).",
+        "{}: valid ({}, {}{tags}, {}).",
         settings.project_file.display(),
         count(desired.accounts.len(), "user", "users"),
         count(values, "attribute value", "attribute values"),

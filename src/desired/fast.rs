@@ -5,14 +5,15 @@
 //! `  id: {name: value, ...}` on one line or `  id:` followed by `    name: value` lines, with
 //! ids, names and plain values made of ASCII letters, digits, `_`, `.` and `-` (not starting
 //! with `.` or `-`), values also `"quoted"` or `'quoted'` without escapes, single spaces, `\n`
-//! line ends, no comments or blank lines. Within that subset YAML has one reading, which is
+//! line ends, no comments or blank lines. A value of `tags` is a flow list of such values on
+//! the same line: `tags: [vip, "beta"]` or `tags: []`. Within that subset YAML has one reading, which is
 //! the one built here. Anything else, and any problem at all (an undeclared name, a number, a
 //! duplicate...), gives `None`, and the caller walks the text with the general parser, which
 //! finds and words every problem. So the fast path can only be faster, never different.
 
 use super::events::Pos;
 use super::scalar::{self, Plain};
-use super::users::{Entry, Parsed};
+use super::users::{Defaults, Entry, Parsed, TAGS_KEY};
 use crate::model::{limits, Attrs, NameIdx, Names, Tags};
 
 /// The entries of `text` (whose first line is line `1 + line_offset`), `defaults` merged, or
@@ -22,7 +23,7 @@ pub(crate) fn walk(
     line_offset: u32,
     names: &Names,
     file: u32,
-    defaults: Option<&Attrs>,
+    defaults: Option<&Defaults>,
 ) -> Option<Parsed> {
     let mut r = Reader {
         bytes: text.as_bytes(),
@@ -30,6 +31,7 @@ pub(crate) fn walk(
         line: line_offset,
         names,
         scratch: Vec::with_capacity(names.declared_len()),
+        tags: Vec::new(),
     };
     let mut own_defaults = None;
     let mut line = r.next_line()?;
@@ -38,8 +40,8 @@ pub(crate) fn walk(
             line: r.line,
             col: 1,
         };
-        let d = r.map_value(rest, 0, None)?;
-        own_defaults = Some((at, d));
+        let (attrs, tags) = r.map_value(rest, 0, None)?;
+        own_defaults = Some((at, Defaults { attrs, tags }));
         line = r.next_line()?;
     }
     if line != b"users:" {
@@ -77,6 +79,8 @@ struct Reader<'t, 'n> {
     line: u32,
     names: &'n Names,
     scratch: Vec<(NameIdx, Box<str>)>,
+    /// The tags of the list being read, reused from account to account.
+    tags: Vec<Box<str>>,
 }
 
 impl<'t> Reader<'t, '_> {
@@ -104,7 +108,7 @@ impl<'t> Reader<'t, '_> {
         &mut self,
         line: &'t [u8],
         indent: usize,
-        defaults: Option<&Attrs>,
+        defaults: Option<&Defaults>,
         file: u32,
     ) -> Option<Entry> {
         let key_line = self.line;
@@ -113,11 +117,11 @@ impl<'t> Reader<'t, '_> {
         if id.is_empty() || id.len() > limits::MAX_ACCOUNT_BYTES {
             return None;
         }
-        let attrs = self.map_value(rest, indent, defaults)?;
+        let (attrs, tags) = self.map_value(rest, indent, defaults)?;
         Some(Entry {
             account: Box::from(std::str::from_utf8(id).ok()?),
             attrs,
-            tags: Tags::new(),
+            tags,
             file,
             key: Pos {
                 line: key_line,
@@ -127,23 +131,23 @@ impl<'t> Reader<'t, '_> {
     }
 
     /// What follows `key:` on its line: ` {...}` (flow), or nothing and block lines deeper
-    /// than `indent` (nothing at all is null: only the defaults).
+    /// than `indent` (nothing at all is null: only the defaults). The attributes with the
+    /// defaults merged under them, and the own tags or else the defaults' tags.
     fn map_value(
         &mut self,
         rest: &'t [u8],
         indent: usize,
-        defaults: Option<&Attrs>,
-    ) -> Option<Attrs> {
+        defaults: Option<&Defaults>,
+    ) -> Option<(Attrs, Option<Tags>)> {
         self.scratch.clear();
         let mut seen = 0u16;
+        let mut tags = None;
         if let Some(flow) = rest.strip_prefix(b" {") {
             let body = flow.strip_suffix(b"}")?;
             let mut pairs = body;
             while !pairs.is_empty() {
                 let (name, after) = token(pairs)?;
-                let after = after.strip_prefix(b": ")?;
-                let (value, after) = value(after)?;
-                self.set(name, value, &mut seen)?;
+                let after = self.field(name, after.strip_prefix(b": ")?, &mut seen, &mut tags)?;
                 pairs = match after.strip_prefix(b", ") {
                     Some(more) if !more.is_empty() => more,
                     Some(_) => return None,
@@ -152,15 +156,17 @@ impl<'t> Reader<'t, '_> {
                 };
             }
         } else if rest.is_empty() {
-            self.block(indent, &mut seen)?;
+            self.block(indent, &mut seen, &mut tags)?;
         } else {
             return None;
         }
-        Some(finish(&mut self.scratch, defaults))
+        let attrs = finish(&mut self.scratch, defaults.map(|d| &d.attrs));
+        let tags = tags.or_else(|| defaults.and_then(|d| d.tags.clone()));
+        Some((attrs, tags))
     }
 
     /// `name: value` lines indented deeper than `indent`, all alike.
-    fn block(&mut self, indent: usize, seen: &mut u16) -> Option<()> {
+    fn block(&mut self, indent: usize, seen: &mut u16, tags: &mut Option<Tags>) -> Option<()> {
         let mut inner = 0;
         while let Some(line) = self.peek_line() {
             let i = line.iter().take_while(|&&b| b == b' ').count();
@@ -175,13 +181,61 @@ impl<'t> Reader<'t, '_> {
             }
             let line = self.next_line()?;
             let (name, after) = token(&line[i..])?;
-            let (value, after) = value(after.strip_prefix(b": ")?)?;
+            let after = self.field(name, after.strip_prefix(b": ")?, seen, tags)?;
             if !after.is_empty() {
                 return None;
             }
-            self.set(name, value, seen)?;
         }
         Some(())
+    }
+
+    /// The value after `name: ` (an attribute's, or the `tags` list), recorded; what follows.
+    fn field(
+        &mut self,
+        name: &[u8],
+        text: &'t [u8],
+        seen: &mut u16,
+        tags: &mut Option<Tags>,
+    ) -> Option<&'t [u8]> {
+        if name == TAGS_KEY.as_bytes() {
+            if tags.is_some() {
+                return None;
+            }
+            let (list, after) = self.tag_list(text)?;
+            *tags = Some(list);
+            return Some(after);
+        }
+        let (value, after) = value(text)?;
+        self.set(name, value, seen)?;
+        Some(after)
+    }
+
+    /// `[a, "b c"]`: at most 100 distinct tags of 1..=50 bytes; what follows the `]`.
+    fn tag_list(&mut self, text: &'t [u8]) -> Option<(Tags, &'t [u8])> {
+        let mut rest = text.strip_prefix(b"[")?;
+        self.tags.clear();
+        if let Some(after) = rest.strip_prefix(b"]") {
+            return Some((Tags::new(), after));
+        }
+        let after = loop {
+            let (tag, after) = value(rest)?;
+            if tag.is_empty() || tag.len() > limits::MAX_TAG_BYTES {
+                return None;
+            }
+            self.tags.push(Box::from(std::str::from_utf8(tag).ok()?));
+            if let Some(more) = after.strip_prefix(b", ") {
+                rest = more;
+                continue;
+            }
+            break after.strip_prefix(b"]")?;
+        };
+        self.tags.sort_unstable();
+        if self.tags.len() > limits::MAX_TAGS_PER_USER || self.tags.windows(2).any(|w| w[0] == w[1])
+        {
+            return None;
+        }
+        // Collected at its exact size; already sorted and distinct.
+        Some((Tags::from(self.tags.drain(..).collect::<Vec<_>>()), after))
     }
 
     /// Records a declared, not yet set name with a text value of at most 50 bytes.
@@ -268,7 +322,10 @@ mod tests {
         let names = names();
         p.into_entries()
             .iter()
-            .map(|e| format!("{} {} {:?}", e.account, e.attrs.display(&names), e.key))
+            .map(|e| {
+                let (attrs, tags) = (e.attrs.display(&names), &e.tags);
+                format!("{} {attrs} {tags:?} {:?}", e.account, e.key)
+            })
             .collect()
     }
 
@@ -291,9 +348,31 @@ mod tests {
         let text = text.replace("São", "Sao");
         let got = same(&text).unwrap();
         assert_eq!(got.len(), 5);
-        assert!(got[1].starts_with("b-2.x {city: \"x y\", tier: \"gold\"} Pos { line: 8, col: 3 }"));
+        assert!(got[1]
+            .starts_with("b-2.x {city: \"x y\", tier: \"gold\"} None Pos { line: 8, col: 3 }"));
         same("defaults: {tier: free}\nusers:\n  a: {city: x}\n").unwrap();
         same("users:\n  a:\n      city: x\n      sex: m\n  b: {city: y}\n").unwrap();
+    }
+
+    #[test]
+    fn flow_tag_lists_read_as_yaml_does() {
+        let text = "defaults:\n  tier: free\n  tags: [news, 'd q']\nusers:\n  a: {sex: m, tags: [vip, \"b-1\", a.b, yes, 0123]}\n  b:\n    tags: []\n    city: x\n  c: {city: y}\n  d:\n";
+        let got = same(text).unwrap();
+        assert_eq!(
+            got,
+            [
+                "a {sex: \"m\", tier: \"free\"} Some([\"0123\", \"a.b\", \"b-1\", \"vip\", \"yes\"]) Pos { line: 8, col: 3 }",
+                "b {city: \"x\", tier: \"free\"} Some([]) Pos { line: 9, col: 3 }",
+                "c {city: \"y\", tier: \"free\"} Some([\"d q\", \"news\"]) Pos { line: 12, col: 3 }",
+                "d {tier: \"free\"} Some([\"d q\", \"news\"]) Pos { line: 13, col: 3 }",
+            ]
+        );
+        same("defaults: {tags: [x]}\nusers:\n  a: {}\n  b: {tags: [y]}\n").unwrap();
+        let hundred: Vec<String> = (0..100).map(|i| format!("t{i}")).collect();
+        let text = format!("users:\n  a: {{tags: [{}]}}\n", hundred.join(", "));
+        assert!(same(&text).unwrap()[0].contains("\"t99\""));
+        // No `tags` anywhere: no tags managed, as before.
+        assert!(same("users:\n  a: {city: x}\n").unwrap()[0].contains(" None "));
     }
 
     #[test]
@@ -313,12 +392,23 @@ mod tests {
             let mut text = String::new();
             if round % 3 == 0 {
                 text.push_str("defaults:\n  sex: f\n");
+                if round % 2 == 0 {
+                    text.push_str("  tags: [d1, 'd 2']\n");
+                }
             }
             text.push_str("users:\n");
             for a in 0..30 {
                 let mut pairs = Vec::new();
-                for name in ["sex", "city", "tier"] {
-                    if next(2) == 0 {
+                for name in ["sex", "city", "tags", "tier"] {
+                    if next(2) != 0 {
+                        continue;
+                    }
+                    if name == "tags" {
+                        let n = next(4) as usize;
+                        let mut tags: Vec<&str> = values.to_vec();
+                        tags.rotate_left(next(values.len() as u32) as usize);
+                        pairs.push(format!("tags: [{}]", tags[..n].join(", ")));
+                    } else {
                         let v = values[next(values.len() as u32) as usize];
                         pairs.push(format!("{name}: {v}"));
                     }
@@ -358,6 +448,16 @@ mod tests {
             "users:\n  a: {city: .inf}\n",            // odd value
             "users:\n  a: {city: x,}\n",              // trailing comma
             "# c\nusers:\n  a: {}\n",                 // comment line
+            "users:\n  a: {tags: [x, 1]}\n",          // a number
+            "users:\n  a: {tags: [x, x]}\n",          // listed twice
+            "users:\n  a: {tags: [x], tags: []}\n",   // set twice
+            "users:\n  a: {tags: ['']}\n",            // empty
+            "users:\n  a: {tags: [x,]}\n",            // trailing comma
+            "users:\n  a: {tags: [x,y]}\n",           // no space
+            "users:\n  a: {tags: x}\n",               // not a list
+            "users:\n  a: {tags: [[x]]}\n",           // nested
+            "users:\n  a:\n    tags:\n    - x\n",     // block list
+            "users:\n  a: {tags: [x] }\n",            // space before the brace
         ] {
             let names = names();
             let fast = walk(text, 0, &names, 0, None);

@@ -27,11 +27,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::model::{Account, Attrs, Desired, Managed, Names};
+use crate::model::{Account, Desired, Managed, Names};
 use crate::settings::Settings;
 use events::Pos;
 use problems::{hard_diagnostic, Problem, Problems};
-use users::Entry;
+use users::{Defaults, Entry};
 
 /// Duplicate-account reports across files; beyond this they are only counted.
 const MAX_DUPLICATE_REPORTS: usize = 100;
@@ -322,7 +322,7 @@ fn walk_users(
     line_offset: u32,
     names: &Names,
     file: u32,
-    defaults: Option<&Attrs>,
+    defaults: Option<&Defaults>,
     problems: &mut Problems,
 ) -> Result<users::Parsed, events::Hard> {
     match fast::walk(text, line_offset, names, file, defaults) {
@@ -415,13 +415,9 @@ fn join_pieces(pieces: Vec<Option<users::Parsed>>, head_defaults: bool) -> Optio
         }
         runs.push(p.entries);
     }
-    if let Some(defaults) = late_defaults.filter(|d| !d.is_empty()) {
+    if let Some(defaults) = late_defaults.filter(|d: &Defaults| !d.is_empty()) {
         for e in runs.iter_mut().flatten() {
-            for (n, v) in defaults.iter() {
-                if !e.attrs.contains(n) {
-                    e.attrs.insert(n, v.into());
-                }
-            }
+            defaults.fill(e);
         }
     }
     Some(runs)
@@ -468,7 +464,7 @@ fn merge(mut runs: Vec<Vec<Entry>>) -> (Vec<(Account, Managed)>, Vec<Duplicate>)
         let run = runs.pop().unwrap_or_default();
         return (
             run.into_iter()
-                .map(|e| (e.account, Managed::new(e.attrs, e.tags)))
+                .map(|e| (e.account, Managed::new(e.attrs, e.tags.unwrap_or_default())))
                 .collect(),
             Vec::new(),
         );
@@ -499,7 +495,10 @@ fn merge(mut runs: Vec<Vec<Entry>>) -> (Vec<(Account, Managed)>, Vec<Duplicate>)
             continue;
         }
         last_at = (entry.file, entry.key);
-        out.push((entry.account, Managed::new(entry.attrs, entry.tags)));
+        out.push((
+            entry.account,
+            Managed::new(entry.attrs, entry.tags.unwrap_or_default()),
+        ));
     }
     (out, duplicates)
 }
@@ -545,13 +544,13 @@ fn report_duplicates(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Tags;
+    use crate::model::Attrs;
 
     fn entry(account: &str, file: u32, line: u32) -> Entry {
         Entry {
             account: account.into(),
             attrs: Attrs::new(),
-            tags: Tags::new(),
+            tags: None,
             file,
             key: Pos { line, col: 3 },
         }
@@ -636,12 +635,14 @@ mod tests {
     #[test]
     fn pieces_give_what_the_whole_file_gives() {
         let names = Names::new(&["sex".into(), "city".into(), "tier".into()]);
-        let mut text = String::from("defaults: {tier: free}\nusers:\n");
+        let mut text = String::from("defaults: {tier: free, tags: [d]}\nusers:\n");
         for i in 0..3000 {
-            if i % 2 == 0 {
-                text.push_str(&format!("  u{i:05}: {{city: c{i}}}\n"));
-            } else {
+            if i % 3 == 0 {
+                text.push_str(&format!("  u{i:05}: {{city: c{i}, tags: [t{i}, x]}}\n"));
+            } else if i % 3 == 1 {
                 text.push_str(&format!("  u{i:05}:\n    sex: m\n    tier: gold\n"));
+            } else {
+                text.push_str(&format!("  u{i:05}:\n    tags:\n    - t{i}\n    - 'y'\n"));
             }
         }
         let whole = users::walk(&text, 0, &names, 0, None, &mut Problems::default())
@@ -657,13 +658,41 @@ mod tests {
         cut.sort_by_key(|e| e.key);
         let view = |e: &[Entry]| -> Vec<String> {
             e.iter()
-                .map(|e| format!("{} {} {:?}", e.account, e.attrs.display(&names), e.key))
+                .map(|e| {
+                    let attrs = e.attrs.display(&names);
+                    format!("{} {attrs} {:?} {:?}", e.account, e.tags, e.key)
+                })
                 .collect()
         };
         assert_eq!(view(&cut), view(&whole));
+        assert!(
+            view(&whole)[1].contains("Some([\"d\"])"),
+            "{:?}",
+            view(&whole)[1]
+        );
+        // Defaults written after the users map, in the last piece, fill the tags too.
+        let late = format!(
+            "{}defaults: {{tags: [d]}}\n",
+            text.replacen("defaults: {tier: free, tags: [d]}\n", "", 1)
+        );
+        let whole = users::walk(&late, 0, &names, 0, None, &mut Problems::default())
+            .unwrap()
+            .into_entries();
+        let mut cut: Vec<Entry> = parse_pieces(&late, &names, 0, 4096)
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+        cut.sort_by_key(|e| e.key);
+        assert_eq!(view(&cut), view(&whole));
+        assert!(view(&cut)[1].contains("Some([\"d\"])"));
         // A problem in a piece gives up the cut parse.
-        let bad = text.replace("u02001: {city: c2001}", "u02001: {city: 1}");
-        let bad = bad.replace("  u02000: {city: c2000}", "  u02000: {city: 5}");
+        let bad = text.replace(
+            "u02001: {city: c2001, tags: [t2001, x]}",
+            "u02001: {city: 1}",
+        );
+        assert!(parse_pieces(&bad, &names, 0, 4096).is_none());
+        let bad = text.replace("tags: [t2001, x]", "tags: [t2001, 5]");
         assert!(parse_pieces(&bad, &names, 0, 4096).is_none());
     }
 }

@@ -501,6 +501,11 @@ fn check_attributes(node: &Node, problems: &mut Problems) -> Vec<String> {
                     limits::MAX_ATTR_BYTES
                 ),
             ));
+        } else if name == super::users::TAGS_KEY {
+            problems.push(
+                Problem::new(item.pos, "`tags` cannot be an attribute name")
+                    .help("in a users file, `tags` is the user's list of tags (e.g. tags: [vip]); name the attribute otherwise"),
+            );
         } else if let Some((_, first)) = names.iter().find(|(n, _)| n == name) {
             problems.push(
                 Problem::new(item.pos, format!("attribute {name:?} is listed twice"))

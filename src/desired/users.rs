@@ -1,10 +1,14 @@
 //! One users file (or one chunk of a big one): its events walked once, straight into lean
-//! entries (account, [`Attrs`]), every problem recorded at its position as the walk goes.
+//! entries (account, [`Attrs`], [`Tags`]), every problem recorded at its position as the walk
+//! goes.
 //!
-//! Rules (DESIGN.md §1, §8): top-level keys `defaults` and `users` only; values are YAML
+//! Rules (DESIGN.md §1, §8, §9): top-level keys `defaults` and `users` only; values are YAML
 //! strings of at most 50 bytes; names are declared in the project file; account ids are
 //! 1..=32 bytes without control or bidirectional-formatting characters; `defaults` are merged
-//! under every user of the same file, the user's values winning.
+//! under every user of the same file, the user's values winning. The key `tags` (never an
+//! attribute name) holds a list of 1..=100 distinct strings of 1..=50 bytes; a user's own list
+//! replaces the list in `defaults`. Tags, like values, may hold any character: every output
+//! escapes them, whereas an account id is also a key the tool matches on.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -19,11 +23,39 @@ use crate::model::{limits, Account, Attrs, NameIdx, Names, Tags};
 pub(crate) struct Entry {
     pub account: Account,
     pub attrs: Attrs,
-    pub tags: Tags,
+    /// The user's own `tags` list, else the defaults' list; `None`: this file manages no tags
+    /// of the account (an empty list in the desired state).
+    pub tags: Option<Tags>,
     /// Index of the file in the run's list of users files.
     pub file: u32,
     /// Where the account's key is in its file.
     pub key: Pos,
+}
+
+/// A file's `defaults`: values merged under every user's own, and the tags of the users that
+/// have no `tags` list of their own.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Defaults {
+    pub attrs: Attrs,
+    pub tags: Option<Tags>,
+}
+
+impl Defaults {
+    /// Gives `e` what it did not set itself (for defaults written after the users).
+    pub fn fill(&self, e: &mut Entry) {
+        for (n, v) in self.attrs.iter() {
+            if !e.attrs.contains(n) {
+                e.attrs.insert(n, v.into());
+            }
+        }
+        if e.tags.is_none() {
+            e.tags.clone_from(&self.tags);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.attrs.is_empty() && self.tags.is_none()
+    }
 }
 
 /// What a walk found: the entries in document order and the file's `defaults`.
@@ -31,7 +63,7 @@ pub(crate) struct Entry {
 pub(crate) struct Parsed {
     pub entries: Vec<Entry>,
     /// The `defaults` map and where its key is.
-    pub defaults: Option<(Pos, Attrs)>,
+    pub defaults: Option<(Pos, Defaults)>,
     /// Where the `users` key is, when there is one.
     pub users_at: Option<Pos>,
 }
@@ -44,11 +76,7 @@ impl Parsed {
         if let (Some((at, defaults)), Some(users_at)) = (self.defaults, self.users_at) {
             if at > users_at && !defaults.is_empty() {
                 for e in &mut entries {
-                    for (n, v) in defaults.iter() {
-                        if !e.attrs.contains(n) {
-                            e.attrs.insert(n, v.into());
-                        }
-                    }
+                    defaults.fill(e);
                 }
             }
         }
@@ -64,7 +92,7 @@ pub(crate) fn walk(
     line_offset: u32,
     names: &Names,
     file: u32,
-    defaults: Option<&Attrs>,
+    defaults: Option<&Defaults>,
     problems: &mut Problems,
 ) -> Result<Parsed, Hard> {
     let mut w = Walker {
@@ -156,7 +184,7 @@ impl<'a> Walker<'a, '_> {
         }
     }
 
-    fn top_map(&mut self, top: Pos, chunk_defaults: Option<&Attrs>) -> Result<Parsed, Hard> {
+    fn top_map(&mut self, top: Pos, chunk_defaults: Option<&Defaults>) -> Result<Parsed, Hard> {
         let mut out = Parsed::default();
         let mut users_seen = false;
         while let Some((name, at)) = self.key()? {
@@ -174,8 +202,8 @@ impl<'a> Walker<'a, '_> {
                     .push(Problem::new(at, format!("`{name}` appears twice")).first_at(first));
                 self.s.next().and_then(|(ev, _)| self.s.skip_node(&ev))?;
             } else if name == "defaults" {
-                let d = self.attrs(Owner::Defaults, None)?;
-                out.defaults = Some((at, d));
+                let (attrs, tags) = self.fields(Owner::Defaults, None)?;
+                out.defaults = Some((at, Defaults { attrs, tags }));
             } else {
                 out.users_at = Some(at);
                 users_seen = true;
@@ -193,7 +221,7 @@ impl<'a> Walker<'a, '_> {
     }
 
     /// The `users` map: account → attributes.
-    fn users_map(&mut self, defaults: Option<&Attrs>) -> Result<Vec<Entry>, Hard> {
+    fn users_map(&mut self, defaults: Option<&Defaults>) -> Result<Vec<Entry>, Hard> {
         let (ev, at) = self.s.next()?;
         if !matches!(ev, Ev::MapStart) {
             let shape = self.describe_skip(&ev)?;
@@ -212,12 +240,12 @@ impl<'a> Walker<'a, '_> {
         let mut entries = Vec::new();
         while let Some((account, key)) = self.key()? {
             let valid = check_account(&account, key, self.problems);
-            let attrs = self.attrs(Owner::Account(&account), defaults)?;
+            let (attrs, tags) = self.fields(Owner::Account(&account), defaults)?;
             if valid {
                 entries.push(Entry {
                     account: Box::from(&*account),
                     attrs,
-                    tags: Tags::new(),
+                    tags,
                     file: self.file,
                     key,
                 });
@@ -226,8 +254,14 @@ impl<'a> Walker<'a, '_> {
         Ok(entries)
     }
 
-    /// A map of attribute name → value (an account's, or `defaults`).
-    fn attrs(&mut self, owner: Owner, defaults: Option<&Attrs>) -> Result<Attrs, Hard> {
+    /// A map of attribute name → value and `tags` (an account's, or `defaults`), with the
+    /// defaults filled in: values under the map's own, tags when it has no `tags` list.
+    fn fields(
+        &mut self,
+        owner: Owner,
+        defaults: Option<&Defaults>,
+    ) -> Result<(Attrs, Option<Tags>), Hard> {
+        let default_tags = || defaults.and_then(|d| d.tags.clone());
         let (ev, at) = self.s.next()?;
         if !matches!(ev, Ev::MapStart) {
             let shape = self.describe_skip(&ev)?;
@@ -235,13 +269,25 @@ impl<'a> Walker<'a, '_> {
             if shape != "null" {
                 self.problems.push(not_a_map(owner, shape, at));
             }
-            return Ok(defaults.cloned().unwrap_or_default());
+            let attrs = defaults.map(|d| d.attrs.clone()).unwrap_or_default();
+            return Ok((attrs, default_tags()));
         }
         self.scratch.clear();
         // Where each name was first set (even to an invalid value), to point at it from a
         // repetition.
         let mut first_at = [None::<Pos>; limits::MAX_ATTRIBUTE_NAMES];
+        let mut tags: Option<(Pos, Option<Tags>)> = None;
         while let Some((name, key)) = self.key()? {
+            if name == TAGS_KEY {
+                let list = self.tags(owner)?;
+                match &tags {
+                    Some((first, _)) => self.problems.push(
+                        Problem::new(key, format!("`tags` is set twice {owner}")).first_at(*first),
+                    ),
+                    None => tags = Some((key, list)),
+                }
+                continue;
+            }
             let idx = self
                 .names
                 .index_of(&name)
@@ -267,8 +313,17 @@ impl<'a> Walker<'a, '_> {
                 self.scratch.push((idx, v));
             }
         }
+        let tags = match tags {
+            Some((_, own)) => own,
+            None => default_tags(),
+        };
+        Ok((self.own_attrs(defaults), tags))
+    }
+
+    /// The gathered values with the defaults merged under them, as an exactly sized [`Attrs`].
+    fn own_attrs(&mut self, defaults: Option<&Defaults>) -> Attrs {
         if let Some(defaults) = defaults {
-            for (n, v) in defaults.iter() {
+            for (n, v) in defaults.attrs.iter() {
                 if !self.scratch.iter().any(|(m, _)| *m == n) {
                     self.scratch.push((n, v.into()));
                 }
@@ -279,17 +334,76 @@ impl<'a> Walker<'a, '_> {
         for (n, v) in self.scratch.drain(..) {
             attrs.insert(n, v);
         }
-        Ok(attrs)
+        attrs
+    }
+
+    /// A `tags` list: strings of 1..=50 bytes, at most 100, each once. `None` when it is not
+    /// a list (reported).
+    fn tags(&mut self, owner: Owner) -> Result<Option<Tags>, Hard> {
+        let (ev, at) = self.s.next().map_err(|h| with_path(h, owner, TAGS_KEY))?;
+        if !matches!(ev, Ev::SeqStart) {
+            let shape = self.describe_skip(&ev)?;
+            self.problems.push(
+                Problem::new(
+                    at,
+                    format!("`tags` {owner} must be a list of strings, not {shape}"),
+                )
+                .help("write e.g. tags: [vip, beta], or tags: [] for no tags"),
+            );
+            return Ok(None);
+        }
+        let mut found: Vec<(Box<str>, Pos)> = Vec::new();
+        loop {
+            let (ev, pos) = self.s.next().map_err(|h| with_path(h, owner, TAGS_KEY))?;
+            let text = match ev {
+                Ev::SeqEnd | Ev::End => break,
+                Ev::Scalar(text, Style::Text) => text,
+                Ev::Scalar(text, Style::Plain) if scalar::resolve(&text) == Plain::Text => text,
+                ev => {
+                    let problem = not_a_tag(&ev, owner, pos);
+                    self.s.skip_node(&ev)?;
+                    self.problems.push(problem);
+                    continue;
+                }
+            };
+            if let Some(problem) = tag_problem(&text, owner, pos) {
+                self.problems.push(problem);
+            } else {
+                found.push((Box::from(text), pos));
+            }
+        }
+        if found.len() > limits::MAX_TAGS_PER_USER {
+            self.problems.push(
+                Problem::new(
+                    at,
+                    format!(
+                        "`tags` {owner} lists {} tags; a user holds at most {}",
+                        found.len(),
+                        limits::MAX_TAGS_PER_USER
+                    ),
+                )
+                .help("the limit counts the tags other systems set on the user too"),
+            );
+        }
+        // Sorted by tag, then place: a repetition points at the first place of its tag.
+        found.sort_unstable();
+        for pair in found.windows(2) {
+            if pair[0].0 == pair[1].0 {
+                self.problems.push(
+                    Problem::new(
+                        pair[1].1,
+                        format!("tag {:?} is listed twice {owner}", pair[1].0),
+                    )
+                    .first_at(pair[0].1),
+                );
+            }
+        }
+        Ok(Some(found.into_iter().map(|(t, _)| t).collect()))
     }
 
     /// One attribute value: a YAML string of at most 50 bytes.
     fn value(&mut self, owner: Owner, name: &str) -> Result<Option<Box<str>>, Hard> {
-        let (ev, at) = self.s.next().map_err(|mut h| {
-            if h.tag {
-                h.message = format!("{}: {}", owner.path(name), h.message);
-            }
-            h
-        })?;
+        let (ev, at) = self.s.next().map_err(|h| with_path(h, owner, name))?;
         let quoted = match &ev {
             Ev::Scalar(text, Style::Text) => return Ok(self.string(text, owner, name, at)),
             Ev::Scalar(text, Style::Plain) => match scalar::resolve(text) {
@@ -325,6 +439,49 @@ impl<'a> Walker<'a, '_> {
         }
         Some(Box::from(v))
     }
+}
+
+/// The key of a user's tag list: never an attribute name (the project file refuses it).
+pub(crate) const TAGS_KEY: &str = "tags";
+
+/// A YAML-tag error under `name` with the path of the node in front, as users expect.
+fn with_path(mut h: Hard, owner: Owner, name: &str) -> Hard {
+    if h.tag {
+        h.message = format!("{}: {}", owner.path(name), h.message);
+    }
+    h
+}
+
+/// An element of a `tags` list that is not a string: quoting it makes it one.
+fn not_a_tag(ev: &Ev, owner: Owner, at: Pos) -> Problem {
+    let shape = describe(ev);
+    let fix = match ev {
+        Ev::Scalar(text, _) if text.is_empty() => "remove the empty item".to_owned(),
+        // The text as written: `1.10` stays `"1.10"`.
+        Ev::Scalar(text, _) => format!("quote it: \"{}\"", text.escape_debug()),
+        _ => "quote it, e.g. \"vip\"".to_owned(),
+    };
+    Problem::new(at, format!("a tag {owner} is {shape}; {fix}")).help("tags are strings")
+}
+
+/// What is wrong with a tag's text, if anything: its length (the API counts UTF-8 bytes).
+fn tag_problem(tag: &str, owner: Owner, at: Pos) -> Option<Problem> {
+    if tag.is_empty() {
+        return Some(
+            Problem::new(at, format!("a tag {owner} is empty"))
+                .help("a tag is 1 to 50 bytes (UTF-8); remove the item"),
+        );
+    }
+    (tag.len() > limits::MAX_TAG_BYTES).then(|| {
+        Problem::new(
+            at,
+            format!(
+                "tag {tag:?} {owner} is {} bytes long; at most {} bytes (UTF-8) are allowed",
+                tag.len(),
+                limits::MAX_TAG_BYTES
+            ),
+        )
+    })
 }
 
 /// What an event starts: `a list`, `a number`, `null`...
@@ -462,9 +619,61 @@ mod tests {
             .into_entries();
         let shown = entries
             .iter()
-            .map(|e| format!("{} {}", e.account, e.attrs.display(&names)))
+            .map(|e| match &e.tags {
+                Some(t) => format!("{} {} {t:?}", e.account, e.attrs.display(&names)),
+                None => format!("{} {}", e.account, e.attrs.display(&names)),
+            })
             .collect();
         (shown, p.list.into_iter().map(|p| p.message).collect())
+    }
+
+    #[test]
+    fn a_users_tags_replace_the_default_tags_before_or_after() {
+        for text in [
+            "defaults: {tier: free, tags: [news]}\nusers: {a: {tags: [vip, beta]}, b: {city: x}, c: , d: {tags: []}}\n",
+            "users: {a: {tags: [vip, beta]}, b: {city: x}, c: , d: {tags: []}}\ndefaults: {tier: free, tags: [news]}\n",
+        ] {
+            let (got, problems) = entries(text);
+            assert!(problems.is_empty(), "{problems:?}");
+            assert_eq!(
+                got,
+                [
+                    "a {tier: \"free\"} [\"beta\", \"vip\"]",
+                    "b {city: \"x\", tier: \"free\"} [\"news\"]",
+                    "c {tier: \"free\"} [\"news\"]",
+                    "d {tier: \"free\"} []",
+                ]
+            );
+        }
+        let (got, _) = entries("users:\n  a:\n    tags:\n      - x\n      - \"y z\"\n  b: {}\n");
+        assert_eq!(got, ["a {} [\"x\", \"y z\"]", "b {}"]);
+    }
+
+    #[test]
+    fn tag_problems_do_not_stop_the_walk() {
+        let (got, problems) = entries(
+            "users:\n  a: {tags: [1.10, ~, [x], '', v, v], tags: []}\n  b: {tags: vip, city: x}\n",
+        );
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            problems,
+            [
+                "a tag for account \"a\" is a number; quote it: \"1.10\"",
+                "a tag for account \"a\" is null; quote it: \"~\"",
+                "a tag for account \"a\" is a list; quote it, e.g. \"vip\"",
+                "a tag for account \"a\" is empty",
+                "tag \"v\" is listed twice for account \"a\"",
+                "`tags` is set twice for account \"a\"",
+                "`tags` for account \"b\" must be a list of strings, not a string",
+            ]
+        );
+    }
+
+    #[test]
+    fn tags_hold_any_character_like_values() {
+        let (got, problems) = entries("users: {a: {tags: [\"x\\ey\", \"\\u202Eb\", 界]}}\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(got, ["a {} [\"x\\u{1b}y\", \"\\u{202e}b\", \"界\"]"]);
     }
 
     #[test]
