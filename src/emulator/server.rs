@@ -134,6 +134,16 @@ impl Running {
         lock(&self.shared.store).data.clone()
     }
 
+    /// Removes tags behind the client's back (a managed tag deleted elsewhere), for drift tests.
+    pub fn remove_user_tags(&self, account: &str, tags: &[&str]) {
+        self.edit(Op::RemoveTag {
+            users: vec![wire::UserTags {
+                to_account: account.to_owned(),
+                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            }],
+        });
+    }
+
     /// Sets a value behind the client's back (another system editing the app), for drift tests.
     pub fn set_user_attr(&self, account: &str, name: &str, value: &str) {
         self.edit(Op::SetAttr {
@@ -150,6 +160,17 @@ impl Running {
             users: vec![wire::UserAttrNames {
                 to_account: account.to_owned(),
                 attrs: vec![name.to_owned()],
+            }],
+        });
+    }
+
+    /// Adds tags behind the client's back (another system tagging a user), for tests of
+    /// tags the tool does not manage. Not checked against the API's limits.
+    pub fn add_user_tags(&self, account: &str, tags: &[&str]) {
+        self.edit(Op::AddTag {
+            users: vec![wire::UserTags {
+                to_account: account.to_owned(),
+                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
             }],
         });
     }
