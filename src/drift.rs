@@ -1,13 +1,14 @@
-//! Drift: live attributes (`R`) against last-applied (`L`), per managed account and name.
+//! Drift: live attributes and tags (`R`) against last-applied (`L`), per managed account.
 //!
-//! Only names recorded in `L` are compared: names and accounts timattr does not manage are
-//! never reported. A managed value missing from the live data is drift too (deleted remotely).
-//! The views of a report are in [`crate::render::drift`].
+//! Only names and tags recorded in `L` are compared: names, tags and accounts timattr does not
+//! manage are never reported. A managed value missing from the live data is drift too (deleted
+//! remotely); a managed tag drifts only by missing live, since another system's tags on the same
+//! account are not ours (DESIGN.md §9). The views of a report are in [`crate::render::drift`].
 
 use std::collections::BTreeMap;
 
-use crate::model::{Account, Attrs, NameIdx, Names};
-use crate::plan::{Action, Change, Plan};
+use crate::model::{Account, Attrs, NameIdx, Names, Tags};
+use crate::plan::{Action, Change, Plan, TagChange};
 
 /// One managed value that differs live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub struct DriftedValue {
 pub struct AccountDrift {
     pub account: Account,
     pub values: Vec<DriftedValue>,
+    /// Last-applied tags the account no longer has live (removed remotely).
+    pub tags_missing: Tags,
 }
 
 /// What `timattr drift` found.
@@ -33,6 +36,8 @@ pub struct Report {
     pub drifted: Vec<AccountDrift>,
     /// Managed accounts that were read.
     pub checked: usize,
+    /// Managed accounts with last-applied tags, whose tags were read too.
+    pub tags_checked: usize,
     /// Desired ≠ last-applied: changes not applied yet (not drift).
     pub pending: Plan,
 }
@@ -42,7 +47,12 @@ impl Report {
         self.drifted.iter().map(|d| d.values.len()).sum()
     }
 
-    /// The changes that put the last-applied values back (for `drift --fix`).
+    /// Managed tags missing live, over every account.
+    pub fn drifted_tags(&self) -> usize {
+        self.drifted.iter().map(|d| d.tags_missing.len()).sum()
+    }
+
+    /// The changes that put the last-applied values and tags back (for `drift --fix`).
     pub fn fix_plan(&self) -> Plan {
         let changes = self
             .drifted
@@ -64,7 +74,10 @@ impl Report {
                     set,
                     remove: Vec::new(),
                     before,
-                    tags: Default::default(),
+                    tags: TagChange {
+                        add: d.tags_missing.clone(),
+                        remove: Tags::new(),
+                    },
                 }
             })
             .collect();
@@ -100,7 +113,48 @@ pub fn compare(
     (!values.is_empty()).then(|| AccountDrift {
         account: account.into(),
         values,
+        tags_missing: Tags::new(),
     })
+}
+
+/// The last-applied tags of one account that it lacks live (`None`: the server did not answer
+/// for the account, which then has none of them).
+pub fn missing_tags(last: &Tags, live: Option<&[String]>) -> Tags {
+    let live: Tags = live
+        .unwrap_or_default()
+        .iter()
+        .map(String::as_str)
+        .collect();
+    last.minus(&live)
+}
+
+/// Adds the accounts' missing tags (sorted by account, none empty) to the attribute drift
+/// (sorted by account): one [`AccountDrift`] per account, sorted.
+pub fn with_missing_tags(
+    attrs: Vec<AccountDrift>,
+    tags: Vec<(Account, Tags)>,
+) -> Vec<AccountDrift> {
+    let mut merged = Vec::with_capacity(attrs.len() + tags.len());
+    let mut tags = tags.into_iter().peekable();
+    for mut d in attrs {
+        while let Some((account, missing)) = tags.next_if(|(a, _)| *a < d.account) {
+            merged.push(AccountDrift {
+                account,
+                values: Vec::new(),
+                tags_missing: missing,
+            });
+        }
+        if let Some((_, missing)) = tags.next_if(|(a, _)| *a == d.account) {
+            d.tags_missing = missing;
+        }
+        merged.push(d);
+    }
+    merged.extend(tags.map(|(account, tags_missing)| AccountDrift {
+        account,
+        values: Vec::new(),
+        tags_missing,
+    }));
+    merged
 }
 
 #[cfg(test)]
@@ -134,5 +188,109 @@ mod tests {
         assert!(compare("u1", &last, Some(&same), &names).is_none());
         // An account the server does not return at all lost everything.
         assert_eq!(compare("u1", &last, None, &names).unwrap().values.len(), 2);
+    }
+
+    fn tags(t: &[&str]) -> Tags {
+        t.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_managed_tag_drifts_only_by_missing_live() {
+        let last = tags(&["beta", "vip"]);
+        let live = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Foreign tags live are none of our business; a managed one gone is drift.
+        let got = live(&["other-system", "vip"]);
+        assert_eq!(missing_tags(&last, Some(&got)), tags(&["beta"]));
+        assert!(missing_tags(&last, Some(&live(&["vip", "x", "beta"]))).is_empty());
+        assert_eq!(missing_tags(&last, None), last);
+        assert!(missing_tags(&Tags::new(), Some(&live(&["x"]))).is_empty());
+    }
+
+    fn attr_drift(account: &str) -> AccountDrift {
+        AccountDrift {
+            account: account.into(),
+            values: vec![DriftedValue {
+                name: 0,
+                last_applied: "x".into(),
+                live: None,
+            }],
+            tags_missing: Tags::new(),
+        }
+    }
+
+    #[test]
+    fn tag_drift_joins_attribute_drift_per_account_in_order() {
+        let merged = with_missing_tags(
+            vec![attr_drift("b"), attr_drift("d")],
+            vec![
+                ("a".into(), tags(&["t1"])),
+                ("b".into(), tags(&["t2"])),
+                ("c".into(), tags(&["t3"])),
+                ("e".into(), tags(&["t4"])),
+            ],
+        );
+        let shape: Vec<(&str, usize, Vec<&str>)> = merged
+            .iter()
+            .map(|d| (&*d.account, d.values.len(), d.tags_missing.iter().collect()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("a", 0, vec!["t1"]),
+                ("b", 1, vec!["t2"]),
+                ("c", 0, vec!["t3"]),
+                ("d", 1, vec![]),
+                ("e", 0, vec!["t4"]),
+            ]
+        );
+        assert_eq!(with_missing_tags(vec![attr_drift("a")], vec![]).len(), 1);
+    }
+
+    #[test]
+    fn the_fix_adds_the_missing_tags_back_and_removes_nothing() {
+        let names = Names::new(&["city".into()]);
+        let pending = crate::plan::diff(
+            crate::model::Desired {
+                names: names.clone(),
+                accounts: vec![],
+            },
+            vec![],
+            names.clone(),
+            &[(0, "city".into())].into(),
+        )
+        .unwrap();
+        let mut both = attr_drift("u1");
+        both.tags_missing = tags(&["vip"]);
+        let only_tags = AccountDrift {
+            account: "u2".into(),
+            values: Vec::new(),
+            tags_missing: tags(&["a", "b"]),
+        };
+        let report = Report {
+            names,
+            drifted: vec![both, only_tags],
+            checked: 5,
+            tags_checked: 2,
+            pending,
+        };
+        assert_eq!(report.drifted_tags(), 3);
+        let fix = report.fix_plan();
+        assert_eq!(fix.changes[0].tags.add, tags(&["vip"]));
+        assert_eq!(fix.changes[0].set.get(0), Some("x"));
+        assert!(fix.changes[1].set.is_empty() && fix.changes[1].remove.is_empty());
+        assert_eq!(fix.changes[1].tags.add, tags(&["a", "b"]));
+        assert!(fix.changes.iter().all(|c| c.tags.remove.is_empty()));
+        let s = fix.summary();
+        assert_eq!((s.tags_added, s.tags_removed), (3, 0));
+        // One im_set_attr for u1, one im_add_tag for both: no empty attribute entry for u2.
+        let batches = fix.batches();
+        let kinds: Vec<_> = batches.iter().map(|b| (b.kind, b.changes.len())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (crate::plan::BatchKind::SetAttr, 1),
+                (crate::plan::BatchKind::AddTag, 2)
+            ]
+        );
     }
 }

@@ -423,6 +423,9 @@ fn narrow(
 /// Live attributes of some accounts, keyed by account.
 pub type LiveAttrs = std::collections::HashMap<String, BTreeMap<String, String>>;
 
+/// Live tags of some accounts, keyed by account.
+pub type LiveTags = std::collections::HashMap<String, Vec<String>>;
+
 impl Runner {
     /// Reads the live attributes of `accounts` with `im_get_attr`, 100 per request, through the
     /// limiter. `on_chunk(first, live)` receives each answered chunk (`first` is the index of its
@@ -431,28 +434,59 @@ impl Runner {
     pub async fn read_attrs(
         &self,
         accounts: &[crate::model::Account],
-        mut on_chunk: impl FnMut(usize, LiveAttrs),
+        on_chunk: impl FnMut(usize, LiveAttrs),
         interrupt: impl Future<Output = Signal>,
     ) -> Result<Option<Signal>, ApiError> {
+        let read =
+            |client: Client, chunk: Arc<[String]>| async move { client.get_attr(&chunk).await };
+        self.read_chunks("im_get_attr", accounts, read, on_chunk, interrupt)
+            .await
+    }
+
+    /// [`Runner::read_attrs`] for the live tags, with `im_get_tag`.
+    pub async fn read_tags(
+        &self,
+        accounts: &[crate::model::Account],
+        on_chunk: impl FnMut(usize, LiveTags),
+        interrupt: impl Future<Output = Signal>,
+    ) -> Result<Option<Signal>, ApiError> {
+        let read =
+            |client: Client, chunk: Arc<[String]>| async move { client.get_tag(&chunk).await };
+        self.read_chunks("im_get_tag", accounts, read, on_chunk, interrupt)
+            .await
+    }
+
+    /// Sends `read` for each run of 100 accounts through the limiter (see [`Runner::read_attrs`]).
+    async fn read_chunks<T, R, Fut>(
+        &self,
+        command: &'static str,
+        accounts: &[crate::model::Account],
+        read: R,
+        mut on_chunk: impl FnMut(usize, T),
+        interrupt: impl Future<Output = Signal>,
+    ) -> Result<Option<Signal>, ApiError>
+    where
+        R: Fn(Client, Arc<[String]>) -> Fut + Copy + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
+        T: Send + 'static,
+    {
         let size = crate::model::limits::MAX_BATCH;
         let starts: Vec<usize> = (0..accounts.len()).step_by(size).collect();
         let send = |first: usize| {
-            let chunk: Vec<String> = accounts[first..(first + size).min(accounts.len())]
+            let chunk: Arc<[String]> = accounts[first..(first + size).min(accounts.len())]
                 .iter()
                 .map(|a| a.to_string())
                 .collect();
             let runner = self.clone();
             async move {
-                (
-                    first,
-                    runner
-                        .call("im_get_attr", || runner.client.get_attr(&chunk))
-                        .await,
-                )
+                let answer = runner
+                    .call(command, || read(runner.client.clone(), chunk.clone()))
+                    .await;
+                (first, answer)
             }
         };
         let mut first_error = None;
-        let done = |answers: Vec<(usize, Result<LiveAttrs, ApiError>)>,
+        let done = |answers: Vec<(usize, Result<T, ApiError>)>,
                     _slots: Vec<Slot>,
                     _more: &mut VecDeque<usize>| {
             for (first, result) in answers {

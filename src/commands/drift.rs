@@ -50,8 +50,15 @@ pub fn drift(ctx: &Context, args: &DriftArgs) -> Result<Exit> {
     let mut shown = Vec::new();
     text::write_plan(&mut shown, &repairs, plan_context(&settings), ctx.style())
         .map_err(|e| Error::io("cannot write output", e))?;
+    // Tags are named only when some are missing: a project without tags reads as before.
+    let tags = report.drifted_tags() > 0;
     let shown = format!(
-        "\nRepairs (the last-applied values set again):\n{}",
+        "\nRepairs (the last-applied values set again{}):\n{}",
+        if tags {
+            ", the missing tags added back"
+        } else {
+            ""
+        },
         String::from_utf8_lossy(&shown)
     );
     if format == Format::Text {
@@ -61,7 +68,11 @@ pub fn drift(ctx: &Context, args: &DriftArgs) -> Result<Exit> {
     }
     if !args.auto_approve {
         super::apply::ask(
-            "Do you want to set these values again? Only 'yes' will be accepted: ",
+            if tags {
+                "Do you want to set these values and add these tags again? Only 'yes' will be accepted: "
+            } else {
+                "Do you want to set these values again? Only 'yes' will be accepted: "
+            },
             "fix cancelled: nothing was sent",
         )?;
     }

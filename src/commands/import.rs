@@ -47,11 +47,21 @@ impl Adoption for Terminal<'_> {
             Ok(())
         })?;
         let s = preview.summary();
+        // Tags are named only when some change: a project without tags reads as before.
+        let tags = match (s.tags_added, s.tags_removed) {
+            (0, 0) => String::new(),
+            (added, 0) => format!(", {} adopted", count(added, "tag", "tags")),
+            (added, dropped) => format!(
+                ", {} adopted, {} not live dropped",
+                count(added, "tag", "tags"),
+                count(dropped, "tag", "tags")
+            ),
+        };
         self.ctx.note(if preview.changes.is_empty() {
             "Nothing to adopt: the state already holds the live values of the desired users.".to_owned()
         } else {
             format!(
-                "\nImport would record the live values above as last-applied: {} new to the state, {} with other last-applied values ({}); nothing is sent to the app.",
+                "\nImport would record the live values above as last-applied: {} new to the state, {} with other last-applied values ({}{tags}); nothing is sent to the app.",
                 count(s.add, "user", "users"),
                 count(s.change, "user", "users"),
                 count(s.values, "attribute value", "attribute values"),

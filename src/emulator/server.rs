@@ -134,6 +134,16 @@ impl Running {
         lock(&self.shared.store).data.clone()
     }
 
+    /// Removes tags behind the client's back (a managed tag deleted elsewhere), for drift tests.
+    pub fn remove_user_tags(&self, account: &str, tags: &[&str]) {
+        self.edit(Op::RemoveTag {
+            users: vec![wire::UserTags {
+                to_account: account.to_owned(),
+                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            }],
+        });
+    }
+
     /// Sets a value behind the client's back (another system editing the app), for drift tests.
     pub fn set_user_attr(&self, account: &str, name: &str, value: &str) {
         self.edit(Op::SetAttr {

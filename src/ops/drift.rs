@@ -1,11 +1,16 @@
-//! The `drift` use case: read the live attributes of every managed account and compare them
-//! with last-applied; `--fix` executes the plan that puts the last-applied values back.
+//! The `drift` use case: read the live attributes of every managed account (and the live tags
+//! of those with last-applied tags) and compare them with last-applied; `--fix` executes the
+//! plan that puts the last-applied values and tags back.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use super::connect::{self, Connection};
 use super::execute::{self, Executed, Operation};
-use crate::apply::Signal;
+use crate::apply::{LiveAttrs, LiveTags, Runner, Signal};
 use crate::drift::{self, AccountDrift, Report};
-use crate::model::{Account, Desired, Managed, Names};
+use crate::model::limits::MAX_BATCH;
+use crate::model::{Account, Desired, Managed, Names, Tags};
 use crate::settings::Settings;
 use crate::store::interface::State;
 use crate::{Error, Result};
@@ -39,6 +44,7 @@ pub fn check(settings: &Settings, desired: Desired, fix: bool) -> Result<Checked
         Err(signal) => return Ok(Checked::Interrupted(signal)),
     };
     let checked = last.len();
+    let tags_checked = last.iter().filter(|(_, m)| !m.tags.is_empty()).count();
     let slots = store.meta().slots.clone();
     let pending = crate::plan::diff(desired, last, names.clone(), &slots)
         .map_err(|e| Error::msg(e.to_string()))?;
@@ -46,6 +52,7 @@ pub fn check(settings: &Settings, desired: Desired, fix: bool) -> Result<Checked
         names,
         drifted,
         checked,
+        tags_checked,
         pending,
     };
     Ok(Checked::Report(Box::new(report), Box::new(store)))
@@ -59,32 +66,91 @@ fn read_drift(
 ) -> Result<std::result::Result<Vec<AccountDrift>, Signal>> {
     connect::runtime()?.block_on(async {
         let interrupt = connect::signals();
+        tokio::pin!(interrupt);
         let connection = Connection::open(settings).await?;
         let runner = connection.runner(settings);
-        let accounts: Vec<Account> = last.iter().map(|(a, _)| a.clone()).collect();
-        let mut drifted = Vec::new();
-        let on_chunk = |first: usize, live: crate::apply::LiveAttrs| {
-            let end = (first + crate::model::limits::MAX_BATCH).min(last.len());
-            for (account, attrs) in &last[first..end] {
-                drifted.extend(drift::compare(
-                    account,
-                    &attrs.attrs,
-                    live.get(&**account),
-                    names,
-                ));
-            }
+        let attrs = read_attr_drift(&runner, last, names, interrupt.as_mut()).await;
+        // Tags are read only once the attributes are: one stop or error ends both.
+        let tags = match &attrs {
+            Ok(Ok(_)) => read_tag_drift(&runner, last, interrupt.as_mut()).await,
+            _ => Ok(Ok(Vec::new())),
         };
-        let read = runner.read_attrs(&accounts, on_chunk, interrupt).await;
         connection.close().await?;
-        if let Some(signal) = read? {
-            return Ok(Err(signal));
-        }
-        drifted.sort_by(|a, b| a.account.cmp(&b.account));
-        Ok(Ok(drifted))
+        let (attrs, tags) = match (attrs?, tags?) {
+            (Err(signal), _) | (_, Err(signal)) => return Ok(Err(signal)),
+            (Ok(attrs), Ok(tags)) => (attrs, tags),
+        };
+        Ok(Ok(drift::with_missing_tags(attrs, tags)))
     })
 }
 
-/// Sets the last-applied values of what drifted again.
+/// The accounts of `last` that `keep` selects, with their indices in `last`.
+fn accounts_where(
+    last: &[(Account, Managed)],
+    keep: impl Fn(&Managed) -> bool,
+) -> (Vec<usize>, Vec<Account>) {
+    last.iter()
+        .enumerate()
+        .filter(|(_, (_, m))| keep(m))
+        .map(|(i, (a, _))| (i, a.clone()))
+        .unzip()
+}
+
+/// The attribute drift of the accounts with last-applied attributes, sorted.
+async fn read_attr_drift(
+    runner: &Runner,
+    last: &[(Account, Managed)],
+    names: &Names,
+    interrupt: Pin<&mut impl Future<Output = Signal>>,
+) -> Result<std::result::Result<Vec<AccountDrift>, Signal>> {
+    let (at, accounts) = accounts_where(last, |m| !m.attrs.is_empty());
+    let mut drifted = Vec::new();
+    let on_chunk = |first: usize, live: LiveAttrs| {
+        let end = (first + MAX_BATCH).min(at.len());
+        for &i in &at[first..end] {
+            let (account, managed) = &last[i];
+            let live = live.get(&**account);
+            drifted.extend(drift::compare(account, &managed.attrs, live, names));
+        }
+    };
+    if let Some(signal) = runner.read_attrs(&accounts, on_chunk, interrupt).await? {
+        return Ok(Err(signal));
+    }
+    drifted.sort_by(|a, b| a.account.cmp(&b.account));
+    Ok(Ok(drifted))
+}
+
+/// The managed tags missing live, per account with last-applied tags (sorted, none empty).
+/// A project without tags sends no `im_get_tag` at all.
+async fn read_tag_drift(
+    runner: &Runner,
+    last: &[(Account, Managed)],
+    interrupt: Pin<&mut impl Future<Output = Signal>>,
+) -> Result<std::result::Result<Vec<(Account, Tags)>, Signal>> {
+    let (at, accounts) = accounts_where(last, |m| !m.tags.is_empty());
+    if accounts.is_empty() {
+        return Ok(Ok(Vec::new()));
+    }
+    let mut missing = Vec::new();
+    let on_chunk = |first: usize, live: LiveTags| {
+        let end = (first + MAX_BATCH).min(at.len());
+        for &i in &at[first..end] {
+            let (account, managed) = &last[i];
+            let live = live.get(&**account).map(Vec::as_slice);
+            let gone = drift::missing_tags(&managed.tags, live);
+            if !gone.is_empty() {
+                missing.push((account.clone(), gone));
+            }
+        }
+    };
+    if let Some(signal) = runner.read_tags(&accounts, on_chunk, interrupt).await? {
+        return Ok(Err(signal));
+    }
+    missing.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Ok(missing))
+}
+
+/// Sets the last-applied values of what drifted again and adds the missing managed tags back.
 pub fn fix(
     settings: &Settings,
     store: &mut State,

@@ -1,14 +1,21 @@
 //! The `import` use case: adopt an existing app by recording, for each account of the users
-//! files, the live values of the names it has there as last-applied. Over an existing state
-//! the adoption is previewed ([`preview`]) and confirmed before anything is recorded.
+//! files, the live values of the names it has there (and the live tags it has there, DESIGN.md
+//! §9) as last-applied. Over an existing state the adoption is previewed ([`preview`]) and
+//! confirmed before anything is recorded.
+//!
+//! Tags are read (`im_get_tag`) only for the accounts with tags in the files, after their
+//! attributes: a project without tags sends exactly the requests it always did.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use super::connect::{self, Connection};
-use crate::apply::{LiveAttrs, Runner, Signal};
-use crate::model::{Account, Attrs, Desired, Managed, NameIdx, Names};
-use crate::plan::{Action, Change, Plan};
+use crate::apply::{LiveAttrs, LiveTags, Runner, Signal};
+use crate::model::limits::MAX_BATCH;
+use crate::model::{Account, Attrs, Desired, Managed, NameIdx, Names, Tags};
+use crate::plan::{Action, Change, Plan, TagChange};
 use crate::settings::Settings;
 use crate::store::interface::State;
 use crate::store::{HistoryEntry, Record};
@@ -21,6 +28,17 @@ pub struct Adopted {
     pub have: Attrs,
     /// Wanted names without a live value: dropped from last-applied, so the next plan sets them.
     pub missing: Vec<NameIdx>,
+    /// Wanted tags the account has live: recorded.
+    pub tags_have: Tags,
+    /// Wanted tags it lacks live: dropped from last-applied, so the next plan adds them.
+    pub tags_missing: Tags,
+}
+
+impl Adopted {
+    /// Whether adopting records at least one live value or tag.
+    fn records_something(&self) -> bool {
+        !self.have.is_empty() || !self.tags_have.is_empty()
+    }
 }
 
 /// The adoption rule: only the names the account has in the files (`wanted`) are adopted, so a
@@ -36,12 +54,39 @@ pub fn adopt(wanted: &Attrs, live: Option<&BTreeMap<String, String>>, names: &Na
     adopted
 }
 
+/// The same rule for tags: of the tags the account has in the files, the live ones are adopted
+/// (live ∩ desired); a live tag the files do not give it stays another system's.
+pub fn adopt_tags(adopted: &mut Adopted, wanted: &Tags, live: Option<&[String]>) {
+    adopted.tags_missing = crate::drift::missing_tags(wanted, live);
+    adopted.tags_have = wanted.minus(&adopted.tags_missing);
+}
+
+/// What one chunk of adoptions records: the live values and tags as last-applied, the wanted
+/// names and tags without a live counterpart dropped.
+fn record_of<'a>(adopted: &[(&'a str, &'a Adopted)]) -> Record<'a> {
+    let some = |f: fn(&Adopted) -> bool| adopted.iter().filter(move |(_, a)| f(a));
+    Record {
+        set: some(|a| !a.have.is_empty())
+            .map(|(account, a)| (*account, &a.have))
+            .collect(),
+        removed: some(|a| !a.missing.is_empty())
+            .map(|(account, a)| (*account, a.missing.clone()))
+            .collect(),
+        tags_added: some(|a| !a.tags_have.is_empty())
+            .map(|(account, a)| (*account, a.tags_have.as_slice()))
+            .collect(),
+        tags_removed: some(|a| !a.tags_missing.is_empty())
+            .map(|(account, a)| (*account, a.tags_missing.as_slice()))
+            .collect(),
+    }
+}
+
 /// How an import ended.
 #[derive(Debug)]
 pub struct Imported {
     /// Accounts of the users files.
     pub read: usize,
-    /// Accounts recorded with at least one live value.
+    /// Accounts recorded with at least one live value or tag.
     pub recorded: u64,
     pub requests: u64,
     pub retries: u64,
@@ -94,19 +139,21 @@ fn import_streaming(settings: &Settings, desired: Desired) -> Result<Imported> {
     let serial = store.next_serial()?;
     let started = Instant::now();
     let names = desired.names;
-    let (accounts, wanted): (Vec<Account>, Vec<Attrs>) = desired
-        .accounts
-        .into_iter()
-        .map(|(a, m)| (a, m.attrs))
-        .unzip();
+    let (accounts, wanted): (Vec<Account>, Vec<Managed>) = desired.accounts.into_iter().unzip();
     let mut imported = connect::runtime()?.block_on(async {
         let interrupt = connect::signals();
+        tokio::pin!(interrupt);
         let connection = Connection::open(settings).await?;
         let runner = connection.runner(settings);
-        let result = read_and_record(
-            &runner, &mut store, serial, &names, &accounts, &wanted, interrupt,
-        )
-        .await;
+        let mut streaming = Streaming {
+            store: &mut store,
+            serial,
+            names: &names,
+            accounts: &accounts,
+            wanted: &wanted,
+            counted: Vec::new(),
+        };
+        let result = streaming.read_and_record(&runner, interrupt.as_mut()).await;
         connection.close().await?;
         result
     })?;
@@ -146,16 +193,13 @@ fn import_reviewed(
     let started = Instant::now();
     let mut names = desired.names.clone();
     let last = store.load_last_applied(&mut names)?;
-    let (accounts, wanted): (Vec<Account>, Vec<Attrs>) = desired
-        .accounts
-        .into_iter()
-        .map(|(a, m)| (a, m.attrs))
-        .unzip();
+    let (accounts, wanted): (Vec<Account>, Vec<Managed>) = desired.accounts.into_iter().unzip();
     let (read, slots) = connect::runtime()?.block_on(async {
         let interrupt = connect::signals();
+        tokio::pin!(interrupt);
         let connection = Connection::open(settings).await?;
         let runner = connection.runner(settings);
-        let result = read_adoptions(&runner, &names, &accounts, &wanted, interrupt).await;
+        let result = read_adoptions(&runner, &names, &accounts, &wanted, interrupt.as_mut()).await;
         connection.close().await?;
         result
     })?;
@@ -173,65 +217,75 @@ fn import_reviewed(
     review.confirm()?;
     let serial = store.meta().serial + 1;
     store.record_slots(&slots, serial)?;
-    for (chunk, adopted) in accounts
-        .chunks(crate::model::limits::MAX_BATCH)
-        .zip(adopted.chunks(crate::model::limits::MAX_BATCH))
-    {
-        let record = Record {
-            set: chunk
-                .iter()
-                .zip(adopted)
-                .filter(|(_, a)| !a.have.is_empty())
-                .map(|(c, a)| (&**c, &a.have))
-                .collect(),
-            removed: chunk
-                .iter()
-                .zip(adopted)
-                .filter(|(_, a)| !a.missing.is_empty())
-                .map(|(c, a)| (&**c, a.missing.clone()))
-                .collect(),
-            ..Record::default()
-        };
+    for (chunk, adopted) in accounts.chunks(MAX_BATCH).zip(adopted.chunks(MAX_BATCH)) {
+        let adopted: Vec<(&str, &Adopted)> = chunk.iter().map(|c| &**c).zip(adopted).collect();
+        let record = record_of(&adopted);
         store.record(std::slice::from_ref(&record), &names, serial)?;
-        imported.recorded += record.set.len() as u64;
+        imported.recorded += adopted
+            .iter()
+            .filter(|(_, a)| a.records_something())
+            .count() as u64;
     }
     imported.elapsed = started.elapsed();
     write_history(&mut store, serial, &imported)?;
     Ok(imported)
 }
 
-/// Reads every account's live values into what adopting them would record.
+/// The indices of the accounts with tags in the files, and those accounts.
+fn tagged(accounts: &[Account], wanted: &[Managed]) -> (Vec<usize>, Vec<Account>) {
+    (0..accounts.len())
+        .filter(|&i| !wanted[i].tags.is_empty())
+        .map(|i| (i, accounts[i].clone()))
+        .unzip()
+}
+
+/// Reads every account's live values (and the live tags of the accounts with tags in the
+/// files) into what adopting them would record.
 async fn read_adoptions(
     runner: &Runner,
     names: &Names,
     accounts: &[Account],
-    wanted: &[Attrs],
-    interrupt: impl std::future::Future<Output = Signal>,
+    wanted: &[Managed],
+    mut interrupt: Pin<&mut impl Future<Output = Signal>>,
 ) -> Result<((Imported, Vec<Adopted>), BTreeMap<u8, String>)> {
     let slots = runner
         .call("im_get_attr_name", || runner.client.get_attr_name())
         .await?;
     let mut adopted = vec![Adopted::default(); accounts.len()];
     let on_chunk = |first: usize, live: LiveAttrs| {
-        let end = (first + crate::model::limits::MAX_BATCH).min(accounts.len());
+        let end = (first + MAX_BATCH).min(accounts.len());
         for i in first..end {
-            adopted[i] = adopt(&wanted[i], live.get(&*accounts[i]), names);
+            adopted[i] = adopt(&wanted[i].attrs, live.get(&*accounts[i]), names);
         }
     };
-    let read = runner.read_attrs(accounts, on_chunk, interrupt).await;
+    let mut interrupted = runner
+        .read_attrs(accounts, on_chunk, interrupt.as_mut())
+        .await?;
+    let (at, tagged) = tagged(accounts, wanted);
+    if interrupted.is_none() && !tagged.is_empty() {
+        let on_chunk = |first: usize, live: LiveTags| {
+            let end = (first + MAX_BATCH).min(at.len());
+            for &i in &at[first..end] {
+                let live = live.get(&*accounts[i]).map(Vec::as_slice);
+                adopt_tags(&mut adopted[i], &wanted[i].tags, live);
+            }
+        };
+        interrupted = runner.read_tags(&tagged, on_chunk, interrupt).await?;
+    }
     let imported = Imported {
         read: accounts.len(),
         recorded: 0,
         requests: runner.stats.requests(),
         retries: runner.stats.retries(),
         elapsed: Duration::ZERO,
-        interrupted: read.map_err(Error::from)?,
+        interrupted,
     };
     Ok(((imported, adopted), slots))
 }
 
 /// The changes adopting would make to the state: before = last-applied, set = live values
-/// that differ from it, remove = wanted names without a live value that the state has.
+/// that differ from it, remove = wanted names without a live value that the state has; tags
+/// added = live wanted tags the state lacks, removed = wanted tags not live that it has.
 pub fn preview(
     names: &Names,
     last: &[(Account, Managed)],
@@ -242,23 +296,31 @@ pub fn preview(
     let mut unchanged = 0;
     for (account, a) in accounts.iter().zip(adopted) {
         let before = match last.binary_search_by(|(l, _)| l.cmp(account)) {
-            Ok(i) => Some(last[i].1.attrs.clone()),
+            Ok(i) => Some(&last[i].1),
             Err(_) => None,
         };
-        let had = before.clone().unwrap_or_default();
+        let had = before.cloned().unwrap_or_default();
         let set: Attrs = a
             .have
             .iter()
-            .filter(|(n, v)| had.get(*n) != Some(*v))
+            .filter(|(n, v)| had.attrs.get(*n) != Some(*v))
             .map(|(n, v)| (n, v.into()))
             .collect();
         let remove: Vec<NameIdx> = a
             .missing
             .iter()
             .copied()
-            .filter(|n| had.contains(*n))
+            .filter(|n| had.attrs.contains(*n))
             .collect();
-        if set.is_empty() && remove.is_empty() {
+        let tags = TagChange {
+            add: a.tags_have.minus(&had.tags),
+            remove: a
+                .tags_missing
+                .iter()
+                .filter(|t| had.tags.contains(t))
+                .collect(),
+        };
+        if set.is_empty() && remove.is_empty() && tags.is_empty() {
             unchanged += 1;
             continue;
         }
@@ -271,8 +333,8 @@ pub fn preview(
             },
             set,
             remove,
-            before: had,
-            tags: Default::default(),
+            before: had.attrs,
+            tags,
         });
     }
     Plan {
@@ -285,62 +347,98 @@ pub fn preview(
     }
 }
 
-/// Records the app's slots, then reads the accounts and records each answered chunk.
-async fn read_and_record(
-    runner: &Runner,
-    store: &mut State,
+/// An import without review: each answered chunk is recorded as it comes.
+struct Streaming<'a> {
+    store: &'a mut State,
     serial: u64,
-    names: &Names,
-    accounts: &[Account],
-    wanted: &[Attrs],
-    interrupt: impl std::future::Future<Output = Signal>,
-) -> Result<Imported> {
-    let slots = runner
-        .call("im_get_attr_name", || runner.client.get_attr_name())
-        .await?;
-    store.record_slots(&slots, serial)?;
-    let mut recorded = 0u64;
-    let mut store_error = None;
-    let on_chunk = |first: usize, live: LiveAttrs| {
+    names: &'a Names,
+    accounts: &'a [Account],
+    wanted: &'a [Managed],
+    /// Per account, whether it is counted as recorded (so the tag pass does not count it twice).
+    counted: Vec<bool>,
+}
+
+impl Streaming<'_> {
+    /// Records the app's slots, then reads the accounts' attributes and the tagged accounts'
+    /// tags, recording each answered chunk.
+    async fn read_and_record(
+        &mut self,
+        runner: &Runner,
+        mut interrupt: Pin<&mut impl Future<Output = Signal>>,
+    ) -> Result<Imported> {
+        let slots = runner
+            .call("im_get_attr_name", || runner.client.get_attr_name())
+            .await?;
+        self.store.record_slots(&slots, self.serial)?;
+        self.counted = vec![false; self.accounts.len()];
+        let accounts = self.accounts;
+        let mut store_error = None;
+        let on_chunk = |first: usize, live: LiveAttrs| {
+            let end = (first + MAX_BATCH).min(accounts.len());
+            let adopted = (first..end)
+                .map(|i| {
+                    (
+                        i,
+                        adopt(&self.wanted[i].attrs, live.get(&*accounts[i]), self.names),
+                    )
+                })
+                .collect();
+            self.record_chunk(adopted, &mut store_error);
+        };
+        let mut interrupted = runner
+            .read_attrs(accounts, on_chunk, interrupt.as_mut())
+            .await;
+        let (at, tagged) = tagged(accounts, self.wanted);
+        if matches!(interrupted, Ok(None)) && store_error.is_none() && !tagged.is_empty() {
+            let on_chunk = |first: usize, live: LiveTags| {
+                let end = (first + MAX_BATCH).min(at.len());
+                let adopted = at[first..end]
+                    .iter()
+                    .map(|&i| {
+                        let mut a = Adopted::default();
+                        let live = live.get(&*accounts[i]).map(Vec::as_slice);
+                        adopt_tags(&mut a, &self.wanted[i].tags, live);
+                        (i, a)
+                    })
+                    .collect();
+                self.record_chunk(adopted, &mut store_error);
+            };
+            interrupted = runner.read_tags(&tagged, on_chunk, interrupt).await;
+        }
+        if let Some(e) = store_error {
+            return Err(e);
+        }
+        Ok(Imported {
+            read: accounts.len(),
+            recorded: self.counted.iter().filter(|&&c| c).count() as u64,
+            requests: runner.stats.requests(),
+            retries: runner.stats.retries(),
+            elapsed: Duration::ZERO,
+            interrupted: interrupted.map_err(Error::from)?,
+        })
+    }
+
+    /// Records one chunk of adoptions (account indices), unless an earlier chunk failed to.
+    fn record_chunk(&mut self, adopted: Vec<(usize, Adopted)>, store_error: &mut Option<Error>) {
         if store_error.is_some() {
             return;
         }
-        let end = (first + crate::model::limits::MAX_BATCH).min(accounts.len());
-        let adopted: Vec<(&str, Adopted)> = accounts[first..end]
-            .iter()
-            .zip(&wanted[first..end])
-            .map(|(account, want)| (&**account, adopt(want, live.get(&**account), names)))
-            .collect();
-        let record = Record {
-            set: adopted
-                .iter()
-                .filter(|(_, a)| !a.have.is_empty())
-                .map(|(account, a)| (*account, &a.have))
-                .collect(),
-            removed: adopted
-                .iter()
-                .filter(|(_, a)| !a.missing.is_empty())
-                .map(|(account, a)| (*account, a.missing.clone()))
-                .collect(),
-            ..Record::default()
-        };
-        match store.record(std::slice::from_ref(&record), names, serial) {
-            Ok(()) => recorded += record.set.len() as u64,
-            Err(e) => store_error = Some(e),
+        let accounts = self.accounts;
+        let named: Vec<(&str, &Adopted)> =
+            adopted.iter().map(|(i, a)| (&*accounts[*i], a)).collect();
+        let record = record_of(&named);
+        match self
+            .store
+            .record(std::slice::from_ref(&record), self.names, self.serial)
+        {
+            Ok(()) => {
+                for (i, a) in &adopted {
+                    self.counted[*i] |= a.records_something();
+                }
+            }
+            Err(e) => *store_error = Some(e.into()),
         }
-    };
-    let read = runner.read_attrs(accounts, on_chunk, interrupt).await;
-    if let Some(e) = store_error {
-        return Err(e.into());
     }
-    Ok(Imported {
-        read: accounts.len(),
-        recorded,
-        requests: runner.stats.requests(),
-        retries: runner.stats.retries(),
-        elapsed: Duration::ZERO,
-        interrupted: read.map_err(Error::from)?,
-    })
 }
 
 #[cfg(test)]
@@ -376,5 +474,98 @@ mod tests {
         assert!(adopted.have.is_empty());
         assert_eq!(adopted.missing, vec![0]);
         assert_eq!(adopt(&Attrs::new(), None, &names), Adopted::default());
+    }
+
+    fn tags(t: &[&str]) -> Tags {
+        t.iter().copied().collect()
+    }
+
+    #[test]
+    fn only_the_wanted_tags_are_adopted() {
+        let live: Vec<String> = ["vip", "other-system"].map(String::from).to_vec();
+        let mut a = Adopted::default();
+        adopt_tags(&mut a, &tags(&["beta", "vip"]), Some(&live));
+        assert_eq!(a.tags_have, tags(&["vip"]));
+        assert_eq!(a.tags_missing, tags(&["beta"]));
+        let mut none = Adopted::default();
+        adopt_tags(&mut none, &tags(&["vip"]), None);
+        assert_eq!(
+            (none.tags_have, none.tags_missing),
+            (Tags::new(), tags(&["vip"]))
+        );
+        // No tags in the files: a live tag is never adopted.
+        let mut untagged = Adopted::default();
+        adopt_tags(&mut untagged, &Tags::new(), Some(&live));
+        assert_eq!(untagged, Adopted::default());
+    }
+
+    #[test]
+    fn a_record_carries_the_adopted_and_the_dropped_tags() {
+        let names = Names::new(&["city".into()]);
+        let mut a = adopt(&Attrs::new(), None, &names);
+        let live = vec!["vip".to_owned()];
+        adopt_tags(&mut a, &tags(&["beta", "vip"]), Some(&live));
+        let untagged = adopt(&[(0u8, "x".into())].into_iter().collect(), None, &names);
+        let adopted = [("u1", &a), ("u2", &untagged)];
+        let r = record_of(&adopted);
+        assert!(r.set.is_empty());
+        assert_eq!(r.removed, vec![("u2", vec![0])]);
+        assert_eq!(r.tags_added, vec![("u1", tags(&["vip"]).as_slice())]);
+        assert_eq!(r.tags_removed, vec![("u1", tags(&["beta"]).as_slice())]);
+        assert!(a.records_something() && !untagged.records_something());
+    }
+
+    #[test]
+    fn the_preview_shows_tag_adoption_against_the_state() {
+        let names = Names::new(&["city".into()]);
+        let city: Attrs = [(0u8, "x".into())].into_iter().collect();
+        // u1 is recorded with tags old-live and gone; u2 is new to the state.
+        let last = vec![(
+            Account::from("u1"),
+            Managed::new(city.clone(), tags(&["gone", "old-live"])),
+        )];
+        let adopted = |have: &[&str], missing: &[&str]| Adopted {
+            have: city.clone(),
+            tags_have: tags(have),
+            tags_missing: tags(missing),
+            ..Adopted::default()
+        };
+        let accounts = ["u1", "u2", "u3"].map(Account::from);
+        let plan = preview(
+            &names,
+            &last,
+            &accounts,
+            &[
+                adopted(&["new-live", "old-live"], &["gone", "never"]),
+                adopted(&["vip"], &["beta"]),
+                adopted(&[], &[]),
+            ],
+        );
+        let c = &plan.changes[0];
+        assert_eq!((c.action, c.set.len()), (Action::Change, 0));
+        assert_eq!(c.tags.add, tags(&["new-live"]));
+        // `never` is not in the state: nothing to drop.
+        assert_eq!(c.tags.remove, tags(&["gone"]));
+        let c = &plan.changes[1];
+        assert_eq!(c.action, Action::Add);
+        assert_eq!(
+            (c.tags.add.clone(), c.tags.remove.len()),
+            (tags(&["vip"]), 0)
+        );
+        assert_eq!(plan.changes.len(), 3, "u3 adds its attribute value");
+        let s = plan.summary();
+        assert_eq!((s.tags_added, s.tags_removed), (2, 1));
+        // Nothing new: the same adoption over the state it produced is empty.
+        let last = vec![(
+            Account::from("u1"),
+            Managed::new(city.clone(), tags(&["old-live"])),
+        )];
+        let again = preview(
+            &names,
+            &last,
+            &accounts[..1],
+            &[adopted(&["old-live"], &["x"])],
+        );
+        assert!(again.changes.is_empty() && again.unchanged == 1);
     }
 }

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use super::json::ChangeDoc;
-use super::{escape, markdown, old_to_new_as, Style};
+use super::{count, escape, markdown, old_to_new_as, quote, Style};
 use crate::drift::Report;
 
 /// The JSON drift report, as written and read.
@@ -25,16 +25,26 @@ pub struct DriftSummaryDoc {
     pub checked: usize,
     pub drifted_users: usize,
     pub drifted_values: usize,
+    /// Managed tags missing live; left out when none (a project without tags reads as before).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drifted_tags: usize,
     pub pending_add: usize,
     pub pending_change: usize,
     pub pending_remove: usize,
 }
 
-/// One drifted account: attribute name → values.
+/// One drifted account: attribute name → values, and the managed tags missing live.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriftedDoc {
     pub account: String,
     pub values: BTreeMap<String, DriftValueDoc>,
+    /// Sorted; left out when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags_missing: Vec<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +64,7 @@ impl DriftDoc {
                 checked: report.checked,
                 drifted_users: report.drifted.len(),
                 drifted_values: report.drifted_values(),
+                drifted_tags: report.drifted_tags(),
                 pending_add: p.add,
                 pending_change: p.change,
                 pending_remove: p.remove,
@@ -74,6 +85,7 @@ impl DriftDoc {
                             (names.get(v.name).to_owned(), doc)
                         })
                         .collect(),
+                    tags_missing: d.tags_missing.iter().map(str::to_owned).collect(),
                 })
                 .collect(),
             pending: report
@@ -87,14 +99,27 @@ impl DriftDoc {
 }
 
 pub fn summary_line(report: &Report) -> String {
+    // Tags are named only when some are managed: a project without tags reads as before.
     if report.drifted.is_empty() {
         format!(
-            "No drift. The live attributes of {} managed users match the last-applied state.",
+            "No drift. The live {} of {} managed users match the last-applied state.",
+            if report.tags_checked > 0 {
+                "attributes and tags"
+            } else {
+                "attributes"
+            },
             report.checked
         )
     } else {
+        let tags = match report.drifted_tags() {
+            0 => String::new(),
+            n => format!(
+                " and {} missing live",
+                count(n, "managed tag is", "managed tags are")
+            ),
+        };
         format!(
-            "Drift: {} users, {} attribute values differ from the last-applied state ({} users checked).",
+            "Drift: {} users, {} attribute values differ from the last-applied state{tags} ({} users checked).",
             report.drifted.len(),
             report.drifted_values(),
             report.checked
@@ -128,6 +153,19 @@ pub fn write_text(w: &mut impl Write, report: &Report, style: Style) -> io::Resu
                 "(deleted remotely)",
             );
             writeln!(w, "    {}: {shown}", escape(report.names.get(v.name)))?;
+        }
+        if !d.tags_missing.is_empty() {
+            let tags: Vec<String> = d
+                .tags_missing
+                .iter()
+                .map(|t| style.red(&quote(t)))
+                .collect();
+            writeln!(
+                w,
+                "    tags {}: {}",
+                style.dim("(missing live)"),
+                tags.join(" ")
+            )?;
         }
     }
     if !report.drifted.is_empty() {
@@ -174,6 +212,14 @@ pub fn markdown_text(report: &Report) -> String {
                     .as_deref()
                     .map(|l| format!("<code>{}</code>", markdown::cell(l)))
                     .unwrap_or_else(|| "<i>deleted</i>".into())
+            );
+        }
+        for t in d.tags_missing.iter() {
+            let _ = writeln!(
+                rows,
+                "| <code>{}</code> | <i>tag</i> <code>{}</code> | <i>tagged</i> | <i>missing</i> |",
+                markdown::cell(&d.account),
+                markdown::cell(t),
             );
         }
         if md.len() + rows.len() + 600 > markdown::MAX_CHARS {
@@ -228,8 +274,10 @@ mod tests {
                         live: None,
                     },
                 ],
+                tags_missing: Default::default(),
             }],
             checked: 3,
+            tags_checked: 0,
             pending,
         }
     }
@@ -250,6 +298,68 @@ mod tests {
         );
         let back: DriftDoc = serde_json::from_slice(&out).unwrap();
         assert_eq!(back, DriftDoc::of_report(&report()));
+        // Without tags the document is the one it always was.
+        assert!(v["summary"].get("drifted_tags").is_none());
+        assert!(v["drift"][0].get("tags_missing").is_none());
+    }
+
+    /// `report()` where u1 also lost two managed tags and u2 lost only a tag.
+    fn tag_report() -> Report {
+        let mut r = report();
+        r.tags_checked = 2;
+        r.drifted[0].tags_missing = ["vip", "beta|<b>"].into_iter().collect();
+        r.drifted.push(AccountDrift {
+            account: "u2".into(),
+            values: Vec::new(),
+            tags_missing: ["vip"].into_iter().collect(),
+        });
+        r
+    }
+
+    #[test]
+    fn missing_tags_show_in_every_view() {
+        let r = tag_report();
+        let mut out = Vec::new();
+        write_json(&mut out, &r).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["summary"]["drifted_tags"], 3);
+        assert_eq!(v["summary"]["drifted_users"], 2);
+        assert_eq!(
+            v["drift"][0]["tags_missing"],
+            serde_json::json!(["beta|<b>", "vip"])
+        );
+        assert_eq!(v["drift"][1]["values"], serde_json::json!({}));
+        assert_eq!(v["drift"][1]["tags_missing"], serde_json::json!(["vip"]));
+        let back: DriftDoc = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back, DriftDoc::of_report(&r));
+
+        let mut out = Vec::new();
+        write_text(&mut out, &r, Style::default()).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("~ u2\n    tags (missing live): \"vip\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("and 3 managed tags are missing live (3 users checked)"),
+            "{text}"
+        );
+
+        let md = markdown_text(&r);
+        assert!(
+            md.contains("| <code>u2</code> | <i>tag</i> <code>vip</code> | <i>tagged</i> | <i>missing</i> |"),
+            "{md}"
+        );
+        assert!(!md.contains("<b>"), "cells are escaped: {md}");
+    }
+
+    #[test]
+    fn no_drift_names_tags_only_when_some_are_managed() {
+        let mut r = report();
+        r.drifted.clear();
+        assert!(summary_line(&r).contains("live attributes of 3"));
+        r.tags_checked = 1;
+        assert!(summary_line(&r).contains("live attributes and tags of 3"));
     }
 
     #[test]
