@@ -4,11 +4,8 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod alloc;
-
 fn main() -> std::process::ExitCode {
     use clap::Parser;
-    alloc::purge_at_once();
     match timattr::cli::Cli::try_parse() {
         Ok(cli) => timattr::commands::main(cli),
         Err(e) => timattr::commands::usage(&e),
