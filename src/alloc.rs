@@ -14,6 +14,10 @@
 //! dependency), so it is declared here. This is the crate's only unsafe code.
 #![allow(unsafe_code)]
 
+// Links mimalloc's static library into every binary of the crate, also those (tests) that
+// do not make it the global allocator: the declaration below needs its symbol.
+extern crate mimalloc as _;
+
 extern "C" {
     fn mi_collect(force: bool);
 }
