@@ -6,7 +6,7 @@
 //! worker threads' pages) are freed just before the plan makes its own big allocation, and
 //! within that second they counted twice: the 3M-account one-file plan peaked anywhere from
 //! 868 to 1,109 MB, 866 MB once they were released (BENCHMARKS.md, "Issue 13: memory after
-//! the purge delay"). The delay itself has no compile-time switch, and setting it to 0 for the
+//! releasing the loader's freed memory"). The delay itself has no compile-time switch, and setting it to 0 for the
 //! whole run costs system time wherever memory is freed and reused (a store scan), so the
 //! memory is released once, where the loader is done with it.
 //!
