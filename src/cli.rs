@@ -66,11 +66,12 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Compare the live attributes of every managed user with the last-applied state.
     ///
-    /// Exits 2 when something drifted. Example: timattr drift --fix
+    /// Managed tags missing live are reported too. Exits 2 when something drifted. Example: timattr drift --fix
     Drift(DriftArgs),
     /// Adopt an existing app: record the live values of the desired users as last-applied.
     ///
-    /// Over an existing state it shows what it would adopt and asks first (like apply).
+    /// Tags: the live tags the files also want are recorded. Over an existing state it shows
+    /// what it would adopt and asks first (like apply).
     /// Example: timattr import --auto-approve
     Import(ImportArgs),
     /// Inspect, back up and restore the state store.

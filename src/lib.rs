@@ -35,7 +35,9 @@
 //! - [`suggest`] finds the known word a typo meant ("did you mean `city`?").
 //! - [`schema`] holds the JSON Schemas of the project and users files, for editors.
 //! - [`error`] is the crate's error: what went wrong and what the user can do next.
+//! - [`alloc`] gives the loader's freed memory back to the OS (the crate's only unsafe code).
 
+pub mod alloc;
 pub mod api;
 pub mod apply;
 pub mod cli;

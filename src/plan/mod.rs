@@ -304,7 +304,11 @@ pub fn diff(
         .collect();
     let attribute_names = assign_slots(&declared, slots)?;
     let managed = last.len();
-    let mut changes = Vec::new();
+    // At most one change per account of `D` ∪ `L`, reserved at once: a vector grown by
+    // doubling leaves its old buffers (~the final size again at a million accounts) resident
+    // until the allocator purges them, which is the plan's peak memory. Unused capacity is
+    // never touched, so it costs address space, not memory.
+    let mut changes = Vec::with_capacity(desired.accounts.len() + last.len());
     let mut unchanged = 0;
     let mut d = desired.accounts.into_iter().peekable();
     let mut l = last.into_iter().peekable();
