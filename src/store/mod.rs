@@ -106,7 +106,8 @@ pub struct HistoryEntry {
     pub retries: u64,
 }
 
-/// A batch of outcomes the API confirmed, to be written in one atomic step.
+/// A batch of outcomes the API confirmed, to be written in one atomic step. Each list names an
+/// account at most once (an account's several runs of 10 tags go into successive records).
 #[derive(Debug, Default)]
 pub struct Record<'a> {
     /// Accounts whose values were set: the names and values the server confirmed.
@@ -158,10 +159,14 @@ impl Record<'_> {
             ops.entry(account).or_default().removed = removed;
         }
         for (account, tags) in &self.tags_added {
-            ops.entry(account).or_default().tags_added = tags;
+            let edit = ops.entry(account).or_default();
+            debug_assert!(edit.tags_added.is_empty(), "{account} twice in one record");
+            edit.tags_added = tags;
         }
         for (account, tags) in &self.tags_removed {
-            ops.entry(account).or_default().tags_removed = tags;
+            let edit = ops.entry(account).or_default();
+            debug_assert!(edit.tags_removed.is_empty(), "{account} twice in one record");
+            edit.tags_removed = tags;
         }
         ops
     }
