@@ -439,12 +439,9 @@ fn tags_are_recorded_merged_removed_and_split() {
     let Some(db) = TestDb::create() else { return };
     let mut store = PgStore::open(db.target("p"), 1, "h", writer("apply", None)).unwrap();
     let a = attrs(&[(0, "m")]);
-    let (vip_beta, beta, alpha, x): (Vec<Box<str>>, Vec<Box<str>>, Vec<Box<str>>, Vec<Box<str>>) = (
-        vec!["beta".into(), "vip".into()],
-        vec!["beta".into()],
-        vec!["alpha".into()],
-        vec!["x".into()],
-    );
+    let list = |t: &[&str]| -> Vec<Box<str>> { t.iter().map(|t| (*t).into()).collect() };
+    let (vip_beta, beta) = (list(&["beta", "vip"]), list(&["beta"]));
+    let (alpha, x) = (list(&["alpha"]), list(&["x"]));
     // One group: u1 gets attributes and tags (vip twice), u2 only a tag, u3 a tag it then
     // loses in a later batch of the same group.
     let first = Record {
