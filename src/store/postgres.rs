@@ -5,10 +5,9 @@
 //!
 //! - `timattr_schema`: one row, the schema version; a newer one is refused, not misread;
 //! - `timattr_projects`: per project the metadata of `Meta` (app, lineage, serial, slots);
-//! - `timattr_accounts`: one row per managed account: its attributes as a JSON object by name,
-//!   kept as the text `jsonb` prints (readable with plain SQL, `attrs::jsonb ->> 'city'`; a
-//!   batch merges into it with `||` and `-` in one statement; stored as text so that reading
-//!   a million rows costs the server no conversion), and its tags as a sorted `text[]`;
+//! - `timattr_accounts`: one row per managed account: its attributes as a JSON object by name
+//!   (readable with plain SQL; a batch merges into it with `||` and `-` in one statement) and
+//!   its tags as a `text[]` sorted bytewise;
 //! - `timattr_history`: one row per apply, import, fix or restore;
 //! - `timattr_locks`: who holds a project's writer lock (host, pid, command, since).
 //!
@@ -73,11 +72,8 @@ pub const MIGRATIONS: [&str; 3] = [
          pid bigint NOT NULL,
          command text NOT NULL,
          since bigint NOT NULL);",
-    // 3: tags (issue 16), and the attributes as jsonb's text: a reader then streams the
-    // stored bytes instead of having the server print a million jsonb values.
-    "ALTER TABLE timattr_accounts
-         ALTER COLUMN attrs TYPE text USING attrs::text,
-         ADD COLUMN tags text[] NOT NULL DEFAULT '{}';",
+    // 3: tags (issue 16). A constant default: no table rewrite, old rows read as untagged.
+    "ALTER TABLE timattr_accounts ADD COLUMN tags text[] NOT NULL DEFAULT '{}';",
 ];
 
 /// The first schema whose accounts have tags; readers of older ones see none.
@@ -395,7 +391,10 @@ impl PgStore {
             // The schema version is read in the snapshot, so a migration that commits
             // meanwhile cannot change the tables under this reader.
             client
-                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .batch_execute(&format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {}",
+                    read::IN_ACCOUNT_ORDER
+                ))
                 .await
                 .map_err(|e| t.db_err(&e))?;
             let Some(schema) = read::schema_readable(&client, &t).await? else {

@@ -19,6 +19,12 @@ use crate::store::{ExportHeader, ExportLine, HistoryEntry, Meta};
 /// of this many.
 const CHUNK: usize = 1024;
 
+/// Has the accounts read in their index's order rather than sorted after a full scan. Right
+/// after a big restore or first apply the table's statistics are stale, and the planner then
+/// picks a bitmap scan and a sort: the server reads and sorts all the rows before it sends the
+/// first one (0.9 s of a 1M-account no-op plan, against 0.5 s streamed from the index).
+pub(super) const IN_ACCOUNT_ORDER: &str = "SET LOCAL enable_sort = off";
+
 /// One message of a COPY out of the database, or its failure.
 type CopyItem = <tokio_postgres::CopyOutStream as futures_util::Stream>::Item;
 
@@ -127,8 +133,10 @@ impl PgStore {
             self.target.clone(),
             self.accounts_copy(),
         );
+        // A reader's transaction has it set already (see `open_existing`).
+        let in_transaction = self.writer.is_none();
         self.rt().spawn(async move {
-            if let Err(e) = stream_rows(&client, &t, &sql, &tx).await {
+            if let Err(e) = stream_rows(&client, &t, &sql, in_transaction, &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
         });
@@ -314,13 +322,39 @@ impl PgStore {
 }
 
 /// Streams the COPY `sql` to `tx` in chunks of messages; a failed message ends the stream.
+/// Outside a transaction, the index order is asked for around the COPY (sent together with
+/// it: no extra round trip before the first row).
 async fn stream_rows(
     client: &Arc<Client>,
     t: &Target,
     sql: &str,
+    in_transaction: bool,
     tx: &tokio::sync::mpsc::Sender<Result<Vec<CopyItem>>>,
 ) -> Result<()> {
-    let stream = client.copy_out(sql).await.map_err(|e| t.db_err(&e))?;
+    let db = |e: tokio_postgres::Error| t.db_err(&e);
+    let stream = if in_transaction {
+        client.copy_out(sql).await.map_err(db)?
+    } else {
+        let set = IN_ACCOUNT_ORDER.replace(" LOCAL", "");
+        let (set, copy) =
+            futures_util::future::join(client.batch_execute(&set), client.copy_out(sql)).await;
+        set.map_err(db)?;
+        copy.map_err(db)?
+    };
+    let result = forward(stream, tx).await;
+    if !in_transaction {
+        client
+            .batch_execute("RESET enable_sort")
+            .await
+            .map_err(db)?;
+    }
+    result
+}
+
+async fn forward(
+    stream: tokio_postgres::CopyOutStream,
+    tx: &tokio::sync::mpsc::Sender<Result<Vec<CopyItem>>>,
+) -> Result<()> {
     pin_mut!(stream);
     let mut chunk = Vec::with_capacity(CHUNK);
     while let Some(item) = stream.next().await {

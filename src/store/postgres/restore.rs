@@ -80,12 +80,29 @@ impl PgStore {
         if !matched {
             return Err(self.conflict());
         }
+        self.analyze();
         self.meta.lineage = header.lineage.clone();
         self.meta.serial = header.serial;
         self.meta.slots = header.slots.clone();
         self.meta.sdkappid = header.sdkappid;
         self.meta.endpoint_host = header.endpoint_host.clone();
         Ok(header)
+    }
+
+    /// Refreshes the accounts table's statistics after replacing its rows, so that the next
+    /// plan reads them from the index at once (autovacuum would only get to it later).
+    /// Failing to is not an error: the restore is committed.
+    fn analyze(&self) {
+        let (client, t) = (self.client.clone(), self.target.clone());
+        let analyzed = block(self.rt(), async move {
+            client
+                .batch_execute("ANALYZE timattr_accounts")
+                .await
+                .map_err(|e| t.db_err(&e))
+        });
+        if let Err(e) = analyzed {
+            tracing::warn!("after the restore: {e}");
+        }
     }
 
     fn check_restore(&self, header: &ExportHeader, force: bool) -> Result<()> {
@@ -154,12 +171,10 @@ async fn replace_all(
         let a: Vec<&str> = chunk.iter().map(|(a, _, _)| a.as_str()).collect();
         let j: Vec<&str> = chunk.iter().map(|(_, j, _)| j.as_str()).collect();
         let g: Vec<Option<&str>> = chunk.iter().map(|(_, _, g)| g.as_deref()).collect();
-        // The attributes go through jsonb so that they are stored as it prints them (which
-        // is what the planner's fast comparison expects).
         client
             .execute(
                 "INSERT INTO timattr_accounts (project, account, attrs, tags)
-                 SELECT $1, t.a, t.j::jsonb::text, ARRAY(SELECT jsonb_array_elements_text(t.g::jsonb))
+                 SELECT $1, t.a, t.j::jsonb, ARRAY(SELECT jsonb_array_elements_text(t.g::jsonb))
                  FROM unnest($2::text[], $3::text[], $4::text[]) AS t(a, j, g)",
                 &[&t.name, &a, &j, &g],
             )

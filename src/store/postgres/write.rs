@@ -202,8 +202,8 @@ pub(super) fn record_sql() -> String {
                    FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
                      AS t(account, setv, rm, tadd, trm)),
          merged AS (SELECT i.account,
-                       ((COALESCE(a.attrs::jsonb, '{{}}'::jsonb) || i.setv)
-                         - ARRAY(SELECT jsonb_array_elements_text(i.rm)))::text AS attrs,
+                       (COALESCE(a.attrs, '{{}}'::jsonb) || i.setv)
+                         - ARRAY(SELECT jsonb_array_elements_text(i.rm)) AS attrs,
                        CASE WHEN i.tadd IS NULL AND i.trm IS NULL THEN COALESCE(a.tags, '{{}}'::text[])
                        ELSE ARRAY(SELECT u.x FROM (SELECT unnest(COALESCE(a.tags, '{{}}'::text[]))
                                                    UNION SELECT jsonb_array_elements_text(COALESCE(i.tadd, '[]'::jsonb))) AS u(x)
@@ -215,12 +215,12 @@ pub(super) fn record_sql() -> String {
                     WHERE EXISTS (SELECT 1 FROM cas)),
          up AS (INSERT INTO timattr_accounts (project, account, attrs, tags)
                 SELECT $1, account, attrs, tags FROM merged
-                WHERE attrs <> '{{}}' OR tags <> '{{}}'::text[]
+                WHERE attrs <> '{{}}'::jsonb OR tags <> '{{}}'::text[]
                 ON CONFLICT (project, account)
                 DO UPDATE SET attrs = EXCLUDED.attrs, tags = EXCLUDED.tags RETURNING 1),
          del AS (DELETE FROM timattr_accounts a USING merged m
                  WHERE a.project = $1 AND a.account = m.account
-                   AND m.attrs = '{{}}' AND m.tags = '{{}}'::text[]
+                   AND m.attrs = '{{}}'::jsonb AND m.tags = '{{}}'::text[]
                  RETURNING 1)
          SELECT (SELECT count(*) FROM cas), (SELECT count(*) FROM up), (SELECT count(*) FROM del)"
     )
