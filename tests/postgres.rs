@@ -476,3 +476,132 @@ fn state_rm_forgets_accounts_in_sled_and_postgres() {
         assert!(stale.stderr().contains("stale"), "{}", stale.stderr());
     }
 }
+
+/// The tables exactly as a timattr of schema 2 made them (attributes as jsonb, no tags).
+const SCHEMA_2: &str = "CREATE TABLE timattr_schema (version integer NOT NULL);
+     INSERT INTO timattr_schema VALUES (2);
+     CREATE TABLE timattr_projects (
+         name text PRIMARY KEY,
+         format_version integer NOT NULL,
+         sdkappid bigint NOT NULL,
+         endpoint_host text NOT NULL,
+         lineage text NOT NULL,
+         serial bigint NOT NULL,
+         slots jsonb NOT NULL DEFAULT '{}',
+         created_at timestamptz NOT NULL DEFAULT now());
+     CREATE TABLE timattr_accounts (
+         project text NOT NULL REFERENCES timattr_projects (name) ON DELETE CASCADE,
+         account text COLLATE \"C\" NOT NULL,
+         attrs jsonb NOT NULL,
+         PRIMARY KEY (project, account));
+     CREATE TABLE timattr_history (
+         project text NOT NULL REFERENCES timattr_projects (name) ON DELETE CASCADE,
+         seq bigserial,
+         entry jsonb NOT NULL,
+         PRIMARY KEY (project, seq));
+     CREATE TABLE timattr_locks (
+         project text PRIMARY KEY,
+         token text NOT NULL,
+         host text NOT NULL,
+         pid bigint NOT NULL,
+         command text NOT NULL,
+         since bigint NOT NULL);";
+
+/// An export with some tags added to its accounts (as a store holding tags exports it).
+fn with_tags(export: &[u8], tags: &[(&str, &[&str])]) -> Vec<u8> {
+    use std::io::{BufRead, Write};
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for line in std::io::BufReader::new(flate2::read::GzDecoder::new(export)).lines() {
+        let mut v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if let Some((_, t)) = tags.iter().find(|(a, _)| v["account"] == *a) {
+            v["tags"] = serde_json::json!(t);
+        }
+        writeln!(gz, "{v}").unwrap();
+    }
+    gz.finish().unwrap()
+}
+
+#[test]
+fn a_schema_2_database_is_read_as_it_is_then_migrated_and_tags_move_between_stores() {
+    let Some(db) = TestDb::create() else { return };
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let a = runner(&emu, &db, "");
+    let want = users(40, "");
+    a.write_users_map("u.yaml", &want);
+    // The app as an earlier apply left it (names configured, values set)...
+    let earlier = Project::new(&emu.base_url(), NAMES);
+    earlier.write_users_map("u.yaml", &want);
+    earlier.run(&["apply", "--auto-approve"]).expect(0);
+    // ...and its state in the previous schema, made by hand.
+    db.sql(SCHEMA_2);
+    db.sql(&format!(
+        "INSERT INTO timattr_projects (name, format_version, sdkappid, endpoint_host, lineage, serial, slots)
+         VALUES ('app-{}', 3, {}, '127.0.0.1', 'old0lineage', 7, '{{\"0\": \"sex\", \"1\": \"city\", \"2\": \"tier\"}}')",
+        support::SDKAPPID,
+        support::SDKAPPID
+    ));
+    for (account, attrs) in &want {
+        let json = serde_json::to_string(attrs).unwrap().replace('\'', "''");
+        db.sql(&format!(
+            "INSERT INTO timattr_accounts VALUES ('app-{}', '{account}', '{json}')",
+            support::SDKAPPID
+        ));
+    }
+    // Readers read it without migrating it.
+    let plan = a.run(&["plan", "--detailed-exitcode"]).expect(0);
+    assert!(plan.stdout().contains("No changes."), "{}", plan.stdout());
+    assert_eq!(claims(&a), want);
+    assert_eq!(db.count("SELECT version::bigint FROM timattr_schema"), 2);
+    // A writer migrates it in place and goes on from the same lineage and serial.
+    let mut changed = want.clone();
+    changed
+        .get_mut("user00003")
+        .unwrap()
+        .insert("tier".into(), "gold".into());
+    a.write_users_map("u.yaml", &changed);
+    a.run(&["apply", "--auto-approve"]).expect(0);
+    assert_eq!(db.count("SELECT version::bigint FROM timattr_schema"), 3);
+    assert_eq!(claims(&a), changed);
+    assert_eq!(
+        db.count("SELECT serial FROM timattr_projects"),
+        8,
+        "the serial went on from the old tables"
+    );
+    let plan = a.run(&["plan", "--detailed-exitcode"]).expect(0);
+    assert!(plan.stdout().contains("No changes."), "{}", plan.stdout());
+    // Tags in an export restore into PostgreSQL, come back out sorted, and restore into sled
+    // with the same plan.
+    let export = a.run(&["state", "export"]).expect(0).0.stdout;
+    let tagged = with_tags(
+        &export,
+        &[("user00001", &["beta", "vip"]), ("user00002", &["ünï"])],
+    );
+    std::fs::write(a.path().join("tagged.jsonl.gz"), &tagged).unwrap();
+    a.run(&["state", "restore", "tagged.jsonl.gz"]).expect(0);
+    assert_eq!(
+        db.count("SELECT count(*) FROM timattr_accounts WHERE tags = '{beta,vip}'"),
+        1
+    );
+    let sled = Project::new(&emu.base_url(), NAMES);
+    sled.write_users_map("u.yaml", &changed);
+    let back = a.run(&["state", "export"]).expect(0).0.stdout;
+    std::fs::write(sled.path().join("back.jsonl.gz"), &back).unwrap();
+    sled.run(&["state", "restore", "back.jsonl.gz"]).expect(0);
+    let lines = |b: &[u8]| {
+        use std::io::BufRead;
+        std::io::BufReader::new(flate2::read::GzDecoder::new(b))
+            .lines()
+            .skip(1)
+            .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+            .collect::<Vec<serde_json::Value>>()
+    };
+    let from_pg = lines(&back);
+    assert_eq!(from_pg, lines(&tagged)[..]);
+    assert_eq!(
+        lines(&sled.run(&["state", "export"]).expect(0).0.stdout),
+        from_pg
+    );
+    let plan_pg = a.run(&["plan", "--format", "json"]).expect(0).stdout();
+    let plan_sled = sled.run(&["plan", "--format", "json"]).expect(0).stdout();
+    assert_eq!(plan_pg, plan_sled);
+}

@@ -68,15 +68,15 @@ pub struct Export {
 }
 
 impl Export {
-    /// Every account with its values (name, value), in account order.
-    pub fn accounts(&self) -> impl Iterator<Item = (&str, Vec<(&str, &str)>)> + '_ {
-        self.accounts.iter().map(|(a, attrs)| {
-            let values = attrs
+    /// Every account with its values (name, value) and its tags, in account order.
+    pub fn accounts(&self) -> impl Iterator<Item = (&str, Vec<(&str, &str)>, &Tags)> + '_ {
+        self.accounts.iter().map(|(a, managed)| {
+            let values = managed
                 .attrs
                 .iter()
                 .map(|(n, v)| (self.names.get(n), v))
                 .collect();
-            (&**a, values)
+            (&**a, values, &managed.tags)
         })
     }
 }

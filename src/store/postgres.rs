@@ -5,8 +5,9 @@
 //!
 //! - `timattr_schema`: one row, the schema version; a newer one is refused, not misread;
 //! - `timattr_projects`: per project the metadata of `Meta` (app, lineage, serial, slots);
-//! - `timattr_accounts`: one row per managed account, its attributes as a JSON object by name
-//!   (readable with plain SQL; a batch merges into it with `||` and `-` in one statement);
+//! - `timattr_accounts`: one row per managed account: its attributes as a JSON object by name
+//!   (readable with plain SQL; a batch merges into it with `||` and `-` in one statement) and
+//!   its tags as a `text[]` sorted bytewise;
 //! - `timattr_history`: one row per apply, import, fix or restore;
 //! - `timattr_locks`: who holds a project's writer lock (host, pid, command, since).
 //!
@@ -35,12 +36,12 @@ use crate::settings::DatabaseUrl;
 mod tls;
 
 /// The schema this binary writes. Readers also accept [`MIN_READ_VERSION`] and later.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 /// The oldest schema readers can read without a migration.
 pub const MIN_READ_VERSION: i32 = 1;
 
 /// Schema steps: `MIGRATIONS[i]` takes the tables from version `i` to `i + 1`.
-pub const MIGRATIONS: [&str; 2] = [
+pub const MIGRATIONS: [&str; 3] = [
     // 1: projects, accounts, history.
     "CREATE TABLE timattr_schema (version integer NOT NULL);
      INSERT INTO timattr_schema VALUES (0);
@@ -71,7 +72,12 @@ pub const MIGRATIONS: [&str; 2] = [
          pid bigint NOT NULL,
          command text NOT NULL,
          since bigint NOT NULL);",
+    // 3: tags (issue 16). A constant default: no table rewrite, old rows read as untagged.
+    "ALTER TABLE timattr_accounts ADD COLUMN tags text[] NOT NULL DEFAULT '{}';",
 ];
+
+/// The first schema whose accounts have tags; readers of older ones see none.
+const TAGS_VERSION: i32 = 3;
 
 /// Serialises migrations between processes (an arbitrary constant of this tool).
 const MIGRATION_LOCK: i64 = 0x7469_6d61_7474_7201;
@@ -309,6 +315,8 @@ pub struct PgStore {
     client: Arc<Client>,
     target: Arc<Target>,
     meta: Meta,
+    /// The schema version of the tables (older than [`SCHEMA_VERSION`] only for readers).
+    schema: i32,
     writer: Option<Writer>,
     /// The record statement, prepared once per connection (keyed by the client's address):
     /// with a distant database, each group commit is then one round trip.
@@ -365,6 +373,7 @@ pub struct WriterInfo {
     pub lock_timeout: Option<Duration>,
 }
 
+mod copy;
 mod read;
 mod restore;
 pub mod write;
@@ -379,21 +388,27 @@ impl PgStore {
         let t = target.clone();
         let opened = block(&rt, async move {
             let client = t.connect().await?;
-            if !read::schema_readable(&client, &t).await? {
-                return Ok(None);
-            }
+            // The schema version is read in the snapshot, so a migration that commits
+            // meanwhile cannot change the tables under this reader.
             client
-                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .batch_execute(&format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {}",
+                    read::IN_ACCOUNT_ORDER
+                ))
                 .await
                 .map_err(|e| t.db_err(&e))?;
+            let Some(schema) = read::schema_readable(&client, &t).await? else {
+                return Ok(None);
+            };
             let meta = read::meta(&client, &t).await?;
-            Ok(meta.map(|m| (client, m)))
+            Ok(meta.map(|m| (client, m, schema)))
         })?;
-        Ok(opened.map(|(client, meta)| PgStore {
+        Ok(opened.map(|(client, meta, schema)| PgStore {
             runtime: Some(rt),
             client: Arc::new(client),
             target,
             meta,
+            schema,
             writer: None,
             prepared: Prepared::default(),
         }))
@@ -412,7 +427,7 @@ impl PgStore {
         let w = writer.clone();
         let opened = block(&rt, async move {
             let client = t.connect().await?;
-            if !read::schema_readable(&client, &t).await? {
+            if read::schema_readable(&client, &t).await?.is_none() {
                 return Ok(None);
             }
             write::migrate(&client, &t).await?;
@@ -436,6 +451,7 @@ impl PgStore {
                 client,
                 target,
                 meta,
+                schema: SCHEMA_VERSION,
                 writer: Some(writer),
                 prepared,
             }
@@ -477,6 +493,7 @@ impl PgStore {
             client,
             target,
             meta,
+            schema: SCHEMA_VERSION,
             writer: Some(writer),
             prepared,
         };
@@ -513,8 +530,13 @@ impl PgStore {
     }
 }
 
-/// Decodes a JSON object of strings into attributes, interning names the table lacks.
-fn attrs_from_json(json: &[u8], names: &mut Names) -> Result<Managed, String> {
+/// Decodes one account as stored: its attributes (a JSON object of strings, names interned in
+/// `names` when the table lacks them) and its tags (kept sorted and unique however stored).
+fn managed_from_row<'a>(
+    json: &[u8],
+    tags: impl IntoIterator<Item = &'a str>,
+    names: &mut Names,
+) -> Result<Managed, String> {
     let map: BTreeMap<String, String> =
         serde_json::from_slice(json).map_err(|e| format!("an account's attributes: {e}"))?;
     let mut attrs = Attrs::with_capacity(map.len());
@@ -524,15 +546,16 @@ fn attrs_from_json(json: &[u8], names: &mut Names) -> Result<Managed, String> {
             .ok_or("more than 255 distinct attribute names")?;
         attrs.insert(idx, v.into_boxed_str());
     }
-    Ok(attrs.into())
+    Ok(Managed::new(attrs, tags.into_iter().collect()))
 }
 
 /// What the planner needs from the store: `L` only where it can differ from `D`.
 #[derive(Debug, Default)]
 pub struct Split {
-    /// Desired accounts whose attributes differ from (or are missing in) the store.
+    /// Desired accounts whose attributes or tags differ from (or are missing in) the store.
     pub changed: Vec<(Account, Managed)>,
-    /// Last-applied attributes of the changed accounts and of accounts only in the store.
+    /// Last-applied attributes and tags of the changed accounts and of accounts only in the
+    /// store.
     pub last: Vec<(Account, Managed)>,
     /// Desired accounts the store holds exactly.
     pub unchanged: usize,

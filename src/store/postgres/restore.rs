@@ -15,17 +15,22 @@ impl PgStore {
     /// header that was restored.
     pub fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader> {
         let header = export.header.clone();
-        let accounts: Vec<(String, String)> = export
+        let accounts: Vec<Restored> = export
             .accounts()
-            .map(|(account, values)| {
+            .map(|(account, values, tags)| {
                 let map: std::collections::BTreeMap<&str, &str> = values.into_iter().collect();
                 let json = serde_json::to_string(&map).expect("strings serialize");
-                (account.to_owned(), json)
+                let tags = (!tags.is_empty()).then(|| {
+                    serde_json::to_string(&tags.iter().collect::<Vec<_>>())
+                        .expect("strings serialize")
+                });
+                (account.to_owned(), json, tags)
             })
             .collect();
-        if let Some((a, _)) = accounts
+        let nul = |s: &str| s.contains("\\u0000");
+        if let Some((a, _, _)) = accounts
             .iter()
-            .find(|(a, j)| a.contains('\0') || j.contains("\\u0000"))
+            .find(|(a, j, g)| a.contains('\0') || nul(j) || g.as_deref().is_some_and(nul))
         {
             return Err(PgError::Restore(format!(
                 "account {a:?} has a NUL character, which PostgreSQL cannot store"
@@ -75,12 +80,29 @@ impl PgStore {
         if !matched {
             return Err(self.conflict());
         }
+        self.analyze();
         self.meta.lineage = header.lineage.clone();
         self.meta.serial = header.serial;
         self.meta.slots = header.slots.clone();
         self.meta.sdkappid = header.sdkappid;
         self.meta.endpoint_host = header.endpoint_host.clone();
         Ok(header)
+    }
+
+    /// Refreshes the accounts table's statistics after replacing its rows, so that the next
+    /// plan reads them from the index at once (autovacuum would only get to it later).
+    /// Failing to is not an error: the restore is committed.
+    fn analyze(&self) {
+        let (client, t) = (self.client.clone(), self.target.clone());
+        let analyzed = block(self.rt(), async move {
+            client
+                .batch_execute("ANALYZE timattr_accounts")
+                .await
+                .map_err(|e| t.db_err(&e))
+        });
+        if let Err(e) = analyzed {
+            tracing::warn!("after the restore: {e}");
+        }
     }
 
     fn check_restore(&self, header: &ExportHeader, force: bool) -> Result<()> {
@@ -112,6 +134,10 @@ impl PgStore {
     }
 }
 
+/// One account to restore: its id, attributes (a JSON object) and tags (a JSON list, `None`
+/// when it has none).
+type Restored = (String, String, Option<String>);
+
 /// The new metadata of a restored project: lineage, serial, slots (JSON), sdkappid, host.
 type NewMeta = (String, i64, String, i64, String);
 
@@ -122,7 +148,7 @@ async fn replace_all(
     t: &super::Target,
     cas: &(String, i64, String),
     meta: &NewMeta,
-    accounts: &[(String, String)],
+    accounts: &[Restored],
     history: &str,
 ) -> std::result::Result<bool, tokio_postgres::Error> {
     let (lineage, base, token) = cas;
@@ -142,13 +168,15 @@ async fn replace_all(
         )
         .await?;
     for chunk in accounts.chunks(INSERT_CHUNK) {
-        let (a, j): (Vec<&str>, Vec<&str>) =
-            chunk.iter().map(|(a, j)| (a.as_str(), j.as_str())).unzip();
+        let a: Vec<&str> = chunk.iter().map(|(a, _, _)| a.as_str()).collect();
+        let j: Vec<&str> = chunk.iter().map(|(_, j, _)| j.as_str()).collect();
+        let g: Vec<Option<&str>> = chunk.iter().map(|(_, _, g)| g.as_deref()).collect();
         client
             .execute(
-                "INSERT INTO timattr_accounts (project, account, attrs)
-                 SELECT $1, t.a, t.j::jsonb FROM unnest($2::text[], $3::text[]) AS t(a, j)",
-                &[&t.name, &a, &j],
+                "INSERT INTO timattr_accounts (project, account, attrs, tags)
+                 SELECT $1, t.a, t.j::jsonb, ARRAY(SELECT jsonb_array_elements_text(t.g::jsonb))
+                 FROM unnest($2::text[], $3::text[], $4::text[]) AS t(a, j, g)",
+                &[&t.name, &a, &j, &g],
             )
             .await?;
     }

@@ -203,11 +203,11 @@ fn jsonb_text_matches_the_server() {
     store.record(&[record], &names, 1).unwrap();
     let mut seen = 0;
     store
-        .rows(|account, stored| {
-            let i: usize = account[1..].parse().unwrap();
+        .rows(|row| {
+            let i: usize = row.account[1..].parse().unwrap();
             let mut mine = String::new();
             read::jsonb_text(&mut mine, &all[i], &names);
-            assert_eq!(mine, stored);
+            assert_eq!(mine, row.attrs);
             seen += 1;
             Ok(())
         })
@@ -410,4 +410,230 @@ fn sslmodes_encrypt_and_check_as_libpq_does() {
         Ok(true)
     );
     assert!(encrypted(&format!("sslmode=verify-full&sslrootcert={snakeoil}")).is_err());
+}
+
+fn tags(t: &[&str]) -> crate::model::Tags {
+    t.iter().copied().collect()
+}
+
+fn managed(a: &[(u8, &str)], t: &[&str]) -> Managed {
+    Managed::new(attrs(a), tags(t))
+}
+
+/// The plan of `desired` against a store, made as `plan` makes it (split, then diff).
+fn plan_of(state: &State, desired: &[(Account, Managed)]) -> crate::plan::Plan {
+    let mut names = names();
+    let split = state.split(desired.to_vec(), &mut names, |_| true).unwrap();
+    let d = crate::model::Desired {
+        names: names.clone(),
+        accounts: split.changed,
+    };
+    let mut plan = crate::plan::diff(d, split.last, names, &state.meta().slots).unwrap();
+    plan.unchanged += split.unchanged;
+    plan.managed = split.managed;
+    plan
+}
+
+#[test]
+fn tags_are_recorded_merged_removed_and_split() {
+    let Some(db) = TestDb::create() else { return };
+    let mut store = PgStore::open(db.target("p"), 1, "h", writer("apply", None)).unwrap();
+    let a = attrs(&[(0, "m")]);
+    let list = |t: &[&str]| -> Vec<Box<str>> { t.iter().map(|t| (*t).into()).collect() };
+    let (vip_beta, beta) = (list(&["beta", "vip"]), list(&["beta"]));
+    let (alpha, x) = (list(&["alpha"]), list(&["x"]));
+    // One group: u1 gets attributes and tags (vip twice), u2 only a tag, u3 a tag it then
+    // loses in a later batch of the same group.
+    let first = Record {
+        set: vec![("u1", &a)],
+        tags_added: vec![("u1", &vip_beta[..]), ("u2", &x[..]), ("u3", &x[..])],
+        ..Default::default()
+    };
+    let second = Record {
+        tags_added: vec![("u1", &vip_beta[1..])],
+        tags_removed: vec![("u3", &x[..])],
+        ..Default::default()
+    };
+    store.record(&[first, second], &names(), 1).unwrap();
+    let mut n = names();
+    assert_eq!(
+        store.load_last_applied(&mut n).unwrap(),
+        vec![
+            ("u1".into(), managed(&[(0, "m")], &["beta", "vip"])),
+            ("u2".into(), managed(&[], &["x"])),
+        ]
+    );
+    // Tags change without attributes; an account left with nothing leaves the table.
+    let third = Record {
+        tags_added: vec![("u1", &alpha[..])],
+        tags_removed: vec![("u1", &beta[..]), ("u2", &x[..])],
+        ..Default::default()
+    };
+    store.record(&[third], &names(), 1).unwrap();
+    assert_eq!(
+        store.account("u1", &mut n).unwrap(),
+        Some(managed(&[(0, "m")], &["alpha", "vip"]))
+    );
+    assert_eq!(store.account("u2", &mut n).unwrap(), None);
+    assert_eq!(store.account_count().unwrap(), 1);
+    db.sql("INSERT INTO timattr_accounts VALUES ('p', 'u5', '{}', '{t}')");
+    // Split: equal tags and attributes are unchanged (fast path); other tags are not, and
+    // their last-applied tags come along.
+    let desired = vec![
+        ("u1".into(), managed(&[(0, "m")], &["alpha", "vip"])),
+        ("u5".into(), managed(&[], &["t", "u"])),
+    ];
+    let split = store.split(desired.clone(), &mut n, |_| true).unwrap();
+    assert_eq!((split.unchanged, split.managed), (1, 2));
+    assert_eq!(split.last, vec![("u5".into(), managed(&[], &["t"]))]);
+    let without_tags = vec![("u1".into(), managed(&[(0, "m")], &[]))];
+    let split = store.split(without_tags, &mut n, |_| true).unwrap();
+    assert_eq!(split.unchanged, 0);
+    assert_eq!(split.last[0].1.tags, tags(&["alpha", "vip"]));
+    // A tag with a NUL is refused before anything is sent.
+    let nul: Vec<Box<str>> = vec!["a\0b".into()];
+    let bad = Record {
+        tags_added: vec![("u1", &nul[..])],
+        ..Default::default()
+    };
+    let err = store.record(&[bad], &names(), 1).unwrap_err();
+    assert!(err.to_string().contains("NUL"), "{err}");
+    assert_eq!(store.account_count().unwrap(), 2);
+}
+
+#[test]
+fn tags_move_between_sled_and_postgres_with_identical_plans() {
+    let Some(db) = TestDb::create() else { return };
+    let location = crate::settings::StateLocation::Postgres {
+        url: db.url(),
+        name: Some("p".into()),
+    };
+    let how = Opening {
+        writer: Some("apply".into()),
+        lock_timeout: None,
+    };
+    let mut pg = State::open(&location, 1, "h", &how).unwrap();
+    let (a, b) = (attrs(&[(0, "m"), (1, "深\"圳")]), attrs(&[(1, "x")]));
+    let vip: Vec<Box<str>> = vec!["b\"eta".into(), "vip".into(), "ünï😀".into()];
+    let record = Record {
+        set: vec![("u1", &a), ("u2", &b)],
+        tags_added: vec![("u1", &vip[..]), ("u3", &vip[1..2])],
+        ..Default::default()
+    };
+    pg.record(&[record], &names(), pg.next_serial().unwrap())
+        .unwrap();
+    let mut backup = Vec::new();
+    assert_eq!(pg.export(&mut backup).unwrap(), 3);
+    let line = flate2::read::GzDecoder::new(&backup[..]);
+    let text = std::io::read_to_string(line).unwrap();
+    assert!(
+        text.contains(r#""tags":["b\"eta","vip","ünï😀"]"#),
+        "{text}"
+    );
+    // PostgreSQL → sled → PostgreSQL (another project): the same state, the same plans.
+    let dir = tempfile::tempdir().unwrap();
+    let sled_location = crate::settings::StateLocation::Sled(dir.path().to_path_buf());
+    let mut sled = State::open(&sled_location, 1, "h", &how).unwrap();
+    let read = |b: &[u8]| crate::store::read_export(b);
+    sled.restore_export(&read(&backup).unwrap(), false).unwrap();
+    let mut back = Vec::new();
+    sled.export(&mut back).unwrap();
+    let other = crate::settings::StateLocation::Postgres {
+        url: db.url(),
+        name: Some("q".into()),
+    };
+    let mut restored = State::open(&other, 1, "h", &how).unwrap();
+    restored
+        .restore_export(&read(&back).unwrap(), false)
+        .unwrap();
+    let (mut n1, mut n2) = (names(), names());
+    let held = pg.load_last_applied(&mut n1).unwrap();
+    assert_eq!(sled.load_last_applied(&mut n2).unwrap(), held);
+    assert_eq!(restored.load_last_applied(&mut n2).unwrap(), held);
+    assert_eq!(held[2], ("u3".into(), managed(&[], &["vip"])));
+    let desired = vec![
+        (
+            "u1".into(),
+            managed(&[(0, "m"), (1, "深\"圳")], &["vip", "new"]),
+        ),
+        ("u2".into(), managed(&[(1, "x")], &[])),
+        ("u4".into(), managed(&[], &["vip"])),
+    ];
+    let plan = plan_of(&pg, &desired);
+    assert_eq!(plan_of(&sled, &desired), plan);
+    assert_eq!(plan_of(&restored, &desired), plan);
+    assert_eq!((plan.changes.len(), plan.unchanged), (3, 1));
+    let summary = plan.summary();
+    assert_eq!((summary.tags_added, summary.tags_removed), (2, 3));
+}
+
+#[test]
+fn a_database_of_the_previous_schema_is_read_then_migrated_in_place() {
+    let Some(db) = TestDb::create() else { return };
+    // The tables as schema 2 left them: attributes as jsonb, no tags.
+    db.sql(MIGRATIONS[0]);
+    db.sql(MIGRATIONS[1]);
+    db.sql("UPDATE timattr_schema SET version = 2;
+            INSERT INTO timattr_projects (name, format_version, sdkappid, endpoint_host, lineage, serial)
+            VALUES ('p', 2, 1, 'h', 'abc', 4);
+            INSERT INTO timattr_accounts VALUES ('p', 'u1', '{\"sex\": \"m\", \"city\": \"深\\\"圳\\\\\\n\"}');
+            INSERT INTO timattr_accounts VALUES ('p', 'u2', '{\"city\": \"x\"}');");
+    let before = vec![
+        ("u1".into(), managed(&[(0, "m"), (1, "深\"圳\\\n")], &[])),
+        ("u2".into(), managed(&[(1, "x")], &[])),
+    ];
+    // A reader reads it as it is: no tags, and the fast path still sees u1 unchanged.
+    let reader = PgStore::open_existing(db.target("p")).unwrap().unwrap();
+    let mut n = names();
+    assert_eq!(reader.load_last_applied(&mut n).unwrap(), before);
+    assert_eq!(
+        reader.account("u1", &mut n).unwrap(),
+        Some(before[0].1.clone())
+    );
+    let split = reader.split(before.clone(), &mut n, |_| true).unwrap();
+    assert_eq!((split.unchanged, split.changed.len()), (2, 0));
+    drop(reader);
+    // A writer migrates in place: same accounts, same serial and lineage, now with tags.
+    let mut store = PgStore::open(db.target("p"), 1, "h", writer("apply", None)).unwrap();
+    assert_eq!(
+        (store.meta().lineage.as_str(), store.meta().serial),
+        ("abc", 4)
+    );
+    assert_eq!(db_version(&db), SCHEMA_VERSION);
+    assert_eq!(store.load_last_applied(&mut n).unwrap(), before);
+    let split = store.split(before.clone(), &mut n, |_| true).unwrap();
+    assert_eq!(
+        split.unchanged, 2,
+        "the fast comparison holds after the migration"
+    );
+    let vip: Vec<Box<str>> = vec!["vip".into()];
+    let record = Record {
+        tags_added: vec![("u2", &vip[..])],
+        ..Default::default()
+    };
+    store.record(&[record], &names(), 5).unwrap();
+    drop(store);
+    let reader = PgStore::open_existing(db.target("p")).unwrap().unwrap();
+    assert_eq!(
+        reader.account("u2", &mut n).unwrap(),
+        Some(managed(&[(1, "x")], &["vip"]))
+    );
+    // The SQL stays readable: the attributes parse as jsonb.
+    db.sql("DO $$ BEGIN IF (SELECT attrs::jsonb ->> 'sex' FROM timattr_accounts WHERE account = 'u1') <> 'm' THEN RAISE 'unreadable'; END IF; END $$");
+}
+
+fn db_version(db: &TestDb) -> i32 {
+    let rt = runtime().unwrap();
+    let url = format!("host=127.0.0.1 user=root dbname={} sslmode=disable", db.0);
+    block(&rt, async move {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .query_one("SELECT version FROM timattr_schema", &[])
+            .await
+            .unwrap()
+            .get(0)
+    })
 }

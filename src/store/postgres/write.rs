@@ -192,75 +192,129 @@ pub(super) const CAS: &str = "name = $1 AND lineage = $2 AND serial IN ($3, $4)
     AND EXISTS (SELECT 1 FROM timattr_locks WHERE project = $1 AND token = $5)";
 
 /// One statement recording a group of batches: the CAS bumps the serial, and only when it
-/// matched are the accounts merged (`||` sets names, `-` drops them; an account left with
-/// nothing is deleted).
+/// matched are the accounts merged (`||` sets names, `-` drops them; tags are united with the
+/// added ones less the removed ones, sorted bytewise; an account left with nothing is deleted).
 pub(super) fn record_sql() -> String {
     format!(
         "WITH cas AS (UPDATE timattr_projects SET serial = $4 WHERE {CAS} RETURNING 1),
-         input AS (SELECT t.account, t.setv::jsonb AS setv, t.rm::jsonb AS rm
-                   FROM unnest($6::text[], $7::text[], $8::text[]) AS t(account, setv, rm)),
+         input AS (SELECT t.account, t.setv::jsonb AS setv, t.rm::jsonb AS rm,
+                          t.tadd::jsonb AS tadd, t.trm::jsonb AS trm
+                   FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+                     AS t(account, setv, rm, tadd, trm)),
          merged AS (SELECT i.account,
                        (COALESCE(a.attrs, '{{}}'::jsonb) || i.setv)
-                         - ARRAY(SELECT jsonb_array_elements_text(i.rm)) AS attrs
+                         - ARRAY(SELECT jsonb_array_elements_text(i.rm)) AS attrs,
+                       CASE WHEN i.tadd IS NULL AND i.trm IS NULL THEN COALESCE(a.tags, '{{}}'::text[])
+                       ELSE ARRAY(SELECT u.x FROM (SELECT unnest(COALESCE(a.tags, '{{}}'::text[]))
+                                                   UNION SELECT jsonb_array_elements_text(COALESCE(i.tadd, '[]'::jsonb))) AS u(x)
+                                  WHERE u.x <> ALL (ARRAY(SELECT jsonb_array_elements_text(COALESCE(i.trm, '[]'::jsonb))))
+                                  ORDER BY u.x COLLATE \"C\")
+                       END AS tags
                     FROM input i LEFT JOIN timattr_accounts a
                       ON a.project = $1 AND a.account = i.account
                     WHERE EXISTS (SELECT 1 FROM cas)),
-         up AS (INSERT INTO timattr_accounts (project, account, attrs)
-                SELECT $1, account, attrs FROM merged WHERE attrs <> '{{}}'::jsonb
-                ON CONFLICT (project, account) DO UPDATE SET attrs = EXCLUDED.attrs RETURNING 1),
+         up AS (INSERT INTO timattr_accounts (project, account, attrs, tags)
+                SELECT $1, account, attrs, tags FROM merged
+                WHERE attrs <> '{{}}'::jsonb OR tags <> '{{}}'::text[]
+                ON CONFLICT (project, account)
+                DO UPDATE SET attrs = EXCLUDED.attrs, tags = EXCLUDED.tags RETURNING 1),
          del AS (DELETE FROM timattr_accounts a USING merged m
-                 WHERE a.project = $1 AND a.account = m.account AND m.attrs = '{{}}'::jsonb
+                 WHERE a.project = $1 AND a.account = m.account
+                   AND m.attrs = '{{}}'::jsonb AND m.tags = '{{}}'::text[]
                  RETURNING 1)
          SELECT (SELECT count(*) FROM cas), (SELECT count(*) FROM up), (SELECT count(*) FROM del)"
     )
 }
 
-/// A group of records folded into one operation per account, in the order they happened:
-/// `(account, names set with values, names removed)` as JSON texts.
-fn fold(records: &[Record<'_>], names: &Names) -> Result<(Vec<String>, Vec<String>, Vec<String>)> {
-    let mut ops: BTreeMap<&str, BTreeMap<&str, Option<&str>>> = BTreeMap::new();
+/// What one group of records does, one entry per account in account order, as the record
+/// statement's parameters: attributes set (a JSON object) and removed (a JSON list), tags
+/// added and removed (JSON lists, NULL when the account's tags do not change).
+#[derive(Debug, Default)]
+struct Folded {
+    accounts: Vec<String>,
+    sets: Vec<String>,
+    removes: Vec<String>,
+    tags_added: Vec<Option<String>>,
+    tags_removed: Vec<Option<String>>,
+}
+
+/// One account's part of a group: per name its last value (`None`: removed), per tag whether
+/// it was last added or removed.
+#[derive(Default)]
+struct AccountOps<'a> {
+    attrs: BTreeMap<&'a str, Option<&'a str>>,
+    tags: BTreeMap<&'a str, bool>,
+}
+
+/// A group of records folded into one operation per account, in the order they happened (a
+/// record's additions before its removals, as [`crate::store::Edit::apply`] has them).
+fn fold(records: &[Record<'_>], names: &Names) -> Result<Folded> {
+    let mut ops: BTreeMap<&str, AccountOps> = BTreeMap::new();
     for record in records {
-        if !record.tags_added.is_empty() || !record.tags_removed.is_empty() {
-            // Interim: tags in PostgreSQL land with the tags schema migration.
-            return Err(PgError::Restore(
-                "the PostgreSQL state does not hold tags yet".into(),
-            ));
-        }
         for (account, attrs) in &record.set {
-            let op = ops.entry(account).or_default();
+            let op = &mut ops.entry(account).or_default().attrs;
             for (n, v) in attrs.iter() {
                 op.insert(names.get(n), Some(v));
             }
         }
         for (account, removed) in &record.removed {
-            let op = ops.entry(account).or_default();
+            let op = &mut ops.entry(account).or_default().attrs;
             for n in removed {
                 op.insert(names.get(*n), None);
             }
         }
+        for (edits, added) in [(&record.tags_added, true), (&record.tags_removed, false)] {
+            for (account, tags) in edits {
+                let op = &mut ops.entry(account).or_default().tags;
+                for tag in tags.iter() {
+                    op.insert(tag, added);
+                }
+            }
+        }
     }
-    let (mut accounts, mut sets, mut removes) = (Vec::new(), Vec::new(), Vec::new());
+    let mut folded = Folded::default();
     for (account, op) in ops {
+        let texts = op.attrs.iter().flat_map(|(n, v)| [Some(*n), *v]).flatten();
         if account.contains('\0')
-            || op
-                .iter()
-                .any(|(n, v)| n.contains('\0') || v.is_some_and(|v| v.contains('\0')))
+            || texts
+                .chain(op.tags.keys().copied())
+                .any(|s| s.contains('\0'))
         {
             return Err(PgError::Restore(format!(
                 "account {account:?} has a NUL character, which PostgreSQL cannot store"
             )));
         }
-        let set: BTreeMap<&str, &str> = op.iter().filter_map(|(n, v)| v.map(|v| (*n, v))).collect();
+        let set: BTreeMap<&str, &str> = op
+            .attrs
+            .iter()
+            .filter_map(|(n, v)| v.map(|v| (*n, v)))
+            .collect();
         let rm: Vec<&str> = op
+            .attrs
             .iter()
             .filter(|(_, v)| v.is_none())
             .map(|(n, _)| *n)
             .collect();
-        accounts.push(account.to_owned());
-        sets.push(serde_json::to_string(&set).expect("strings serialize"));
-        removes.push(serde_json::to_string(&rm).expect("strings serialize"));
+        let tags = |wanted: bool| {
+            let list: Vec<&str> = op
+                .tags
+                .iter()
+                .filter(|(_, added)| **added == wanted)
+                .map(|(t, _)| *t)
+                .collect();
+            (!op.tags.is_empty()).then(|| json(&list))
+        };
+        folded.accounts.push(account.to_owned());
+        folded.sets.push(json(&set));
+        folded.removes.push(json(&rm));
+        folded.tags_added.push(tags(true));
+        folded.tags_removed.push(tags(false));
     }
-    Ok((accounts, sets, removes))
+    Ok(folded)
+}
+
+fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("strings serialize")
 }
 
 impl PgStore {
@@ -363,11 +417,15 @@ impl PgStore {
         names: &Names,
         serial: u64,
     ) -> Result<RecordParams> {
-        let (accounts, sets, removes) = fold(records, names)?;
+        let folded = fold(records, names)?;
         let (lineage, base, new, token) = self.cas(serial)?;
-        Ok(Arc::new((
-            lineage, base, new, token, accounts, sets, removes,
-        )))
+        Ok(Arc::new(RecordArgs {
+            lineage,
+            base,
+            new,
+            token,
+            folded,
+        }))
     }
 
     fn record_now(&mut self, params: RecordParams, serial: u64) -> Result<()> {
@@ -483,15 +541,17 @@ impl PgStore {
     }
 }
 
-type RecordParams = Arc<(
-    String,
-    i64,
-    i64,
-    String,
-    Vec<String>,
-    Vec<String>,
-    Vec<String>,
-)>;
+/// The parameters of one record statement (see [`record_sql`]).
+#[derive(Debug)]
+struct RecordArgs {
+    lineage: String,
+    base: i64,
+    new: i64,
+    token: String,
+    folded: Folded,
+}
+
+type RecordParams = Arc<RecordArgs>;
 
 /// A record sent ahead (see [`PgStore::record_ahead`]).
 #[derive(Debug)]
@@ -531,10 +591,22 @@ async fn record_statement(
             s
         }
     };
+    let f = &p.folded;
     let row = client
         .query_one(
             &statement,
-            &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4, &p.5, &p.6],
+            &[
+                &t.name,
+                &p.lineage,
+                &p.base,
+                &p.new,
+                &p.token,
+                &f.accounts,
+                &f.sets,
+                &f.removes,
+                &f.tags_added,
+                &f.tags_removed,
+            ],
         )
         .await?;
     Ok(row.get(0))
