@@ -104,6 +104,11 @@ pub fn conclude(ctx: &Context, operation: Operation, executed: Executed) -> Resu
         ),
         (None, None) => None,
     };
+    // Accounts whose tags the API refused are named whatever else happened (also in the
+    // step summary, when nothing else stopped the run).
+    let refused = (!executed.refused.is_empty())
+        .then(|| crate::ops::execute::refused_error(&executed.refused, again));
+    let stopped_by = stopped_by.or_else(|| refused.as_ref().map(super::error_text));
     let outcome = report::Outcome {
         label,
         totals: &executed.totals,
@@ -114,9 +119,6 @@ pub fn conclude(ctx: &Context, operation: Operation, executed: Executed) -> Resu
         stopped_by,
     };
     output::append_step_summary(&report::outcome_markdown(&outcome));
-    // Accounts whose tags the API refused are named whatever else happened.
-    let refused = (!executed.refused.is_empty())
-        .then(|| crate::ops::execute::refused_error(&executed.refused, again));
     if let Some(e) = executed.error {
         if let Some(r) = refused {
             eprintln!("{}", super::error_text(&r));

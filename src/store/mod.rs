@@ -97,7 +97,7 @@ pub struct HistoryEntry {
     pub serial: u64,
     /// `apply`, `drift-fix`, `import` or `restore`.
     pub operation: String,
-    /// `complete`, `interrupted` or `failed`.
+    /// `complete`, `partial` (some users refused by the API), `interrupted` or `failed`.
     pub status: String,
     pub accounts_set: u64,
     pub accounts_removed: u64,
@@ -165,7 +165,10 @@ impl Record<'_> {
         }
         for (account, tags) in &self.tags_removed {
             let edit = ops.entry(account).or_default();
-            debug_assert!(edit.tags_removed.is_empty(), "{account} twice in one record");
+            debug_assert!(
+                edit.tags_removed.is_empty(),
+                "{account} twice in one record"
+            );
             edit.tags_removed = tags;
         }
         ops
