@@ -282,3 +282,82 @@ fn a_tagged_project_plans_saves_shows_and_applies_its_tags() {
     assert_eq!(u1, ["gold", "vip"]);
     p.run(&["plan", "--detailed-exitcode"]).expect(0);
 }
+
+/// 20 users, each with a value and the tag `vip`, as the last-applied state.
+fn twenty_tagged(emu: &Emulator) -> Project {
+    let p = Project::new(&emu.base_url(), NAMES);
+    let mut yaml = String::from("defaults:\n  tags: [vip]\nusers:\n");
+    for i in 0..20 {
+        yaml.push_str(&format!("  u{i:02}: {{city: c}}\n"));
+    }
+    p.write_users("a.yaml", &yaml);
+    p.run(&["apply", "--auto-approve"]).expect(0);
+    p
+}
+
+#[test]
+fn removing_tags_alone_counts_toward_the_mass_removal_safety() {
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = twenty_tagged(&emu);
+    // Same values, but the file no longer gives the default tag: 20 of 20 accounts lose a tag.
+    let mut yaml = String::from("users:\n");
+    for i in 0..20 {
+        yaml.push_str(&format!("  u{i:02}: {{city: c}}\n"));
+    }
+    p.write_users("a.yaml", &yaml);
+    let v = parsed(&p.run(&["plan", "--format", "json"]).expect(0));
+    assert_eq!(v["summary"]["tags_removed"], 20, "{v}");
+    assert_eq!(v["safety"]["apply_refuses"], true, "{v}");
+    assert_eq!(v["safety"]["removal_percent"], 100.0, "{v}");
+    let before = requests(&emu);
+    let run = p.run(&["apply", "--auto-approve"]).expect(1);
+    assert!(
+        run.stderr().contains("--allow-mass-removal"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(requests(&emu), before, "a refused apply sends nothing");
+    assert_eq!(emu.running().snapshot().users["u03"].tags, ["vip"]);
+    p.run(&["apply", "--auto-approve", "--allow-mass-removal"])
+        .expect(0);
+    assert!(emu.running().snapshot().users["u03"].tags.is_empty());
+}
+
+#[test]
+fn target_limits_tag_changes_to_the_matching_accounts() {
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = twenty_tagged(&emu);
+    let mut yaml = String::from("defaults:\n  tags: [gold]\nusers:\n");
+    for i in 0..20 {
+        yaml.push_str(&format!("  u{i:02}: {{city: c}}\n"));
+    }
+    p.write_users("a.yaml", &yaml);
+    let v = parsed(
+        &p.run(&["plan", "--format", "json", "--target", "u0*"])
+            .expect(0),
+    );
+    assert_eq!(v["changes"].as_array().unwrap().len(), 10, "{v}");
+    assert_eq!(
+        v["changes"][0]["tags"],
+        json!({"add": ["gold"], "remove": ["vip"]})
+    );
+    // Replacing a tag removes one: 10 of 20 users lose a tag, past the 10% safety.
+    p.run(&["apply", "--auto-approve", "--target", "u0*"])
+        .expect(1);
+    p.run(&[
+        "apply",
+        "--auto-approve",
+        "--allow-mass-removal",
+        "--target",
+        "u0*",
+    ])
+    .expect(0);
+    let live = emu.running().snapshot().users;
+    assert_eq!(live["u05"].tags, ["gold"]);
+    assert_eq!(live["u15"].tags, ["vip"], "outside the target: untouched");
+    let text = p.run(&["plan"]).expect(0).stdout();
+    assert!(
+        text.contains("0 to add, 10 to change, 0 to remove (10 users, 0 attribute values, 10 tags added, 10 removed)"),
+        "{text}"
+    );
+}
