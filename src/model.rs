@@ -375,6 +375,22 @@ mod tests {
     }
 
     #[test]
+    fn a_tag_pool_hands_out_one_allocation_per_text() {
+        let mut pool = TagPool::new();
+        let (a, b, c) = (
+            pool.get("vip"),
+            pool.get(&String::from("vip")),
+            pool.get("beta"),
+        );
+        assert!(Arc::ptr_eq(&a, &b) && &*a == "vip");
+        assert!(!Arc::ptr_eq(&a, &c) && &*c == "beta");
+        // Shared or not, tags compare by text.
+        let t: Tags = vec![a, c].into();
+        let u: Tags = ["vip", "beta"].into_iter().collect();
+        assert_eq!(t, u);
+    }
+
+    #[test]
     fn names_intern_after_declared() {
         let mut n = Names::new(&["sex".into(), "city".into()]);
         assert_eq!(n.intern("city"), Some(1));

@@ -380,6 +380,21 @@ mod tests {
     }
 
     #[test]
+    fn both_readers_share_one_allocation_per_tag() {
+        let text = "users:\n  a: {tags: [vip, beta]}\n  b: {tags: [\"vip\"]}\n";
+        let names = names();
+        let fast = walk(text, 0, &names, 0, None).unwrap().into_entries();
+        let slow = users::walk(text, 0, &names, 0, None, &mut Problems::default()).unwrap();
+        for entries in [fast, slow.into_entries()] {
+            let vip = |i: usize| {
+                let tags = entries[i].tags.as_ref().unwrap().as_slice();
+                tags.iter().find(|t| &***t == "vip").unwrap().clone()
+            };
+            assert!(std::sync::Arc::ptr_eq(&vip(0), &vip(1)));
+        }
+    }
+
+    #[test]
     fn generated_files_read_alike() {
         // Deterministic variety: flow and block accounts, 0-3 names, plain and quoted values,
         // indentations of 1-4 spaces, with and without defaults.

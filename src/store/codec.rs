@@ -167,4 +167,18 @@ mod tests {
         long.push(0);
         assert!(decode(&long, &mut names).is_err());
     }
+
+    #[test]
+    fn pooled_decoding_shares_the_tags_of_many_accounts() {
+        let mut names = Names::new(&[]);
+        let bytes = encode(
+            &Managed::new(Attrs::new(), ["vip"].into_iter().collect()),
+            &names,
+        );
+        let mut pool = TagPool::new();
+        let a = decode_pooled(&bytes, &mut names, &mut pool).unwrap();
+        let b = decode_pooled(&bytes, &mut names, &mut pool).unwrap();
+        let (a, b) = (&a.tags.as_slice()[0], &b.tags.as_slice()[0]);
+        assert!(std::sync::Arc::ptr_eq(a, b) && &**a == "vip");
+    }
 }
