@@ -390,7 +390,7 @@ mod tests {
                 let tags = entries[i].tags.as_ref().unwrap().as_slice();
                 tags.iter().find(|t| &***t == "vip").unwrap().clone()
             };
-            assert!(std::sync::Arc::ptr_eq(&vip(0), &vip(1)));
+            assert!(Tag::ptr_eq(&vip(0), &vip(1)));
         }
     }
 

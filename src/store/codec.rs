@@ -179,6 +179,6 @@ mod tests {
         let a = decode_pooled(&bytes, &mut names, &mut pool).unwrap();
         let b = decode_pooled(&bytes, &mut names, &mut pool).unwrap();
         let (a, b) = (&a.tags.as_slice()[0], &b.tags.as_slice()[0]);
-        assert!(std::sync::Arc::ptr_eq(a, b) && &**a == "vip");
+        assert!(crate::model::Tag::ptr_eq(a, b) && &**a == "vip");
     }
 }
