@@ -4,10 +4,71 @@
 //! an app has at most 10 attribute names, so an account's attributes refer to names by a
 //! one-byte index into [`Names`] instead of carrying a string per name.
 
+use std::borrow::Borrow;
+use std::collections::HashSet;
 use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 
 /// A user account id (`To_Account`): non-empty, at most 32 bytes once validated.
 pub type Account = Box<str>;
+
+/// A user tag; derefs to its text. Shared: an app reuses a handful of tags across millions of
+/// users, so every occurrence of `"vip"` read by one [`TagPool`] points at one allocation.
+/// A thin pointer (the text sits behind a second one) because accounts keep their tags in a
+/// slice: at 5.5 tags per user, 8 bytes a slot instead of a fat pointer's 16 halves the slice.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Tag(Arc<Box<str>>);
+
+impl Tag {
+    /// Whether both are the same allocation (not just the same text).
+    pub fn ptr_eq(a: &Tag, b: &Tag) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+}
+
+impl Deref for Tag {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for Tag {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Tag {
+    fn from(text: &str) -> Self {
+        Tag(Arc::new(text.into()))
+    }
+}
+
+impl From<String> for Tag {
+    fn from(text: String) -> Self {
+        Tag(Arc::new(text.into_boxed_str()))
+    }
+}
+
+impl From<Box<str>> for Tag {
+    fn from(text: Box<str>) -> Self {
+        Tag(Arc::new(text))
+    }
+}
+
+impl fmt::Debug for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
 
 /// Index of an attribute name in a [`Names`] table.
 pub type NameIdx = u8;
@@ -185,10 +246,32 @@ impl FromIterator<(NameIdx, Box<str>)> for Attrs {
     }
 }
 
+/// Hands out one shared [`Tag`] per distinct text, for readers of many tags (users files,
+/// the store). Local to one reader (or one parse piece): no lock, and a few copies of the
+/// same tag across pieces cost nothing worth a global table.
+#[derive(Default)]
+pub struct TagPool(HashSet<Tag>);
+
+impl TagPool {
+    pub fn new() -> Self {
+        TagPool::default()
+    }
+
+    /// The shared tag with this text.
+    pub fn get(&mut self, text: &str) -> Tag {
+        if let Some(tag) = self.0.get(text) {
+            return tag.clone();
+        }
+        let tag = Tag::from(text);
+        self.0.insert(tag.clone());
+        tag
+    }
+}
+
 /// The tags of one account (DESIGN.md §9): sorted, each once. An empty list costs no allocation,
 /// so a project without tags pays 16 bytes per account for the feature.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Tags(Box<[Box<str>]>);
+pub struct Tags(Box<[Tag]>);
 
 impl Tags {
     pub fn new() -> Self {
@@ -211,16 +294,17 @@ impl Tags {
         self.0.iter().map(|t| &**t)
     }
 
-    pub fn as_slice(&self) -> &[Box<str>] {
+    pub fn as_slice(&self) -> &[Tag] {
         &self.0
     }
 
     /// The tags of `self` that `other` lacks, in order.
     pub fn minus(&self, other: &Tags) -> Tags {
         Tags(
-            self.iter()
+            self.0
+                .iter()
                 .filter(|t| !other.contains(t))
-                .map(Into::into)
+                .cloned()
                 .collect(),
         )
     }
@@ -231,7 +315,7 @@ impl Tags {
         add: impl IntoIterator<Item = &'a str>,
         remove: impl IntoIterator<Item = &'a str>,
     ) -> Tags {
-        let mut all: Vec<Box<str>> = self.0.to_vec();
+        let mut all: Vec<Tag> = self.0.to_vec();
         all.extend(add.into_iter().map(Into::into));
         let gone: Vec<&str> = remove.into_iter().collect();
         all.retain(|t| !gone.contains(&&**t));
@@ -240,7 +324,7 @@ impl Tags {
 
     /// The `i`-th run of at most [`limits::MAX_TAGS_PER_ENTRY`] tags: what one request entry
     /// carries for this account.
-    pub fn chunk(&self, i: usize) -> &[Box<str>] {
+    pub fn chunk(&self, i: usize) -> &[Tag] {
         let start = (i * limits::MAX_TAGS_PER_ENTRY).min(self.0.len());
         let end = (start + limits::MAX_TAGS_PER_ENTRY).min(self.0.len());
         &self.0[start..end]
@@ -252,16 +336,16 @@ impl Tags {
     }
 }
 
-impl From<Vec<Box<str>>> for Tags {
+impl From<Vec<Tag>> for Tags {
     /// Sorts and drops duplicates.
-    fn from(mut v: Vec<Box<str>>) -> Self {
+    fn from(mut v: Vec<Tag>) -> Self {
         v.sort_unstable();
         v.dedup();
         Tags(v.into_boxed_slice())
     }
 }
 
-impl<S: Into<Box<str>>> FromIterator<S> for Tags {
+impl<S: Into<Tag>> FromIterator<S> for Tags {
     fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
         Tags::from(iter.into_iter().map(Into::into).collect::<Vec<_>>())
     }
@@ -343,6 +427,22 @@ mod tests {
         assert!(many.chunk(3).is_empty());
         assert_eq!(Tags::new().chunks(), 0);
         assert!(Managed::default().is_empty());
+    }
+
+    #[test]
+    fn a_tag_pool_hands_out_one_allocation_per_text() {
+        let mut pool = TagPool::new();
+        let (a, b, c) = (
+            pool.get("vip"),
+            pool.get(&String::from("vip")),
+            pool.get("beta"),
+        );
+        assert!(Tag::ptr_eq(&a, &b) && &*a == "vip");
+        assert!(!Tag::ptr_eq(&a, &c) && &*c == "beta");
+        // Shared or not, tags compare by text.
+        let t: Tags = vec![a, c].into();
+        let u: Tags = ["vip", "beta"].into_iter().collect();
+        assert_eq!(t, u);
     }
 
     #[test]

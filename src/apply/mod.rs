@@ -159,7 +159,7 @@ pub struct Refused {
     pub account: crate::model::Account,
     pub kind: BatchKind,
     /// The tags the entry carried (what stays unapplied and unrecorded).
-    pub tags: Vec<Box<str>>,
+    pub tags: Vec<crate::model::Tag>,
     pub error: ApiError,
 }
 

@@ -14,7 +14,7 @@
 use super::events::Pos;
 use super::scalar::{self, Plain};
 use super::users::{Defaults, Entry, Parsed, TAGS_KEY};
-use crate::model::{limits, Attrs, NameIdx, Names, Tags};
+use crate::model::{limits, Attrs, NameIdx, Names, Tag, TagPool, Tags};
 
 /// The entries of `text` (whose first line is line `1 + line_offset`), `defaults` merged, or
 /// `None` when the text is not in the subset or has a problem.
@@ -32,6 +32,7 @@ pub(crate) fn walk(
         names,
         scratch: Vec::with_capacity(names.declared_len()),
         tags: Vec::new(),
+        pool: TagPool::new(),
     };
     let mut own_defaults = None;
     let mut line = r.next_line()?;
@@ -80,7 +81,9 @@ struct Reader<'t, 'n> {
     names: &'n Names,
     scratch: Vec<(NameIdx, Box<str>)>,
     /// The tags of the list being read, reused from account to account.
-    tags: Vec<Box<str>>,
+    tags: Vec<Tag>,
+    /// One allocation per distinct tag of the piece, however many users list it.
+    pool: TagPool,
 }
 
 impl<'t> Reader<'t, '_> {
@@ -222,7 +225,8 @@ impl<'t> Reader<'t, '_> {
             if tag.is_empty() || tag.len() > limits::MAX_TAG_BYTES {
                 return None;
             }
-            self.tags.push(Box::from(std::str::from_utf8(tag).ok()?));
+            let tag = std::str::from_utf8(tag).ok()?;
+            self.tags.push(self.pool.get(tag));
             if let Some(more) = after.strip_prefix(b", ") {
                 rest = more;
                 continue;
@@ -373,6 +377,21 @@ mod tests {
         assert!(same(&text).unwrap()[0].contains("\"t99\""));
         // No `tags` anywhere: no tags managed, as before.
         assert!(same("users:\n  a: {city: x}\n").unwrap()[0].contains(" None "));
+    }
+
+    #[test]
+    fn both_readers_share_one_allocation_per_tag() {
+        let text = "users:\n  a: {tags: [vip, beta]}\n  b: {tags: [\"vip\"]}\n";
+        let names = names();
+        let fast = walk(text, 0, &names, 0, None).unwrap().into_entries();
+        let slow = users::walk(text, 0, &names, 0, None, &mut Problems::default()).unwrap();
+        for entries in [fast, slow.into_entries()] {
+            let vip = |i: usize| {
+                let tags = entries[i].tags.as_ref().unwrap().as_slice();
+                tags.iter().find(|t| &***t == "vip").unwrap().clone()
+            };
+            assert!(Tag::ptr_eq(&vip(0), &vip(1)));
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::fmt;
 use super::events::{Ev, Hard, Pos, Stream, Style};
 use super::problems::{Problem, Problems};
 use super::scalar::{self, Plain};
-use crate::model::{limits, Account, Attrs, NameIdx, Names, Tags};
+use crate::model::{limits, Account, Attrs, NameIdx, Names, Tag, TagPool, Tags};
 
 /// One account of a users file, with where it came from (for duplicate reports).
 #[derive(Debug)]
@@ -101,6 +101,7 @@ pub(crate) fn walk(
         file,
         problems,
         scratch: Vec::with_capacity(names.declared_len()),
+        pool: TagPool::new(),
     };
     let (first, at) = w.s.next()?;
     let shape = match first {
@@ -163,6 +164,8 @@ struct Walker<'a, 'p> {
     /// Values gathered before an account's [`Attrs`] is allocated at its exact size (a
     /// million accounts make every spare slot count). Reused from account to account.
     scratch: Vec<(NameIdx, Box<str>)>,
+    /// One allocation per distinct tag of the piece, however many users list it.
+    pool: TagPool,
 }
 
 impl<'a> Walker<'a, '_> {
@@ -352,7 +355,7 @@ impl<'a> Walker<'a, '_> {
             );
             return Ok(None);
         }
-        let mut found: Vec<(Box<str>, Pos)> = Vec::new();
+        let mut found: Vec<(Tag, Pos)> = Vec::new();
         loop {
             let (ev, pos) = self.s.next().map_err(|h| with_path(h, owner, TAGS_KEY))?;
             let text = match ev {
@@ -369,7 +372,7 @@ impl<'a> Walker<'a, '_> {
             if let Some(problem) = tag_problem(&text, owner, pos) {
                 self.problems.push(problem);
             } else {
-                found.push((Box::from(text), pos));
+                found.push((self.pool.get(&text), pos));
             }
         }
         if found.len() > limits::MAX_TAGS_PER_USER {

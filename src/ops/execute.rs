@@ -113,7 +113,7 @@ struct Tally {
 
 impl Tally {
     fn of(confirmed: &[&Batch], records: &[Record<'_>]) -> Tally {
-        let tags = |entries: &[(&str, &[Box<str>])]| -> u64 {
+        let tags = |entries: &[(&str, &[crate::model::Tag])]| -> u64 {
             entries.iter().map(|e| e.1.len() as u64).sum()
         };
         let mut tally = Tally {

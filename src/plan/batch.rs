@@ -6,7 +6,7 @@
 //! consecutive batches (never two entries in one request, which the API would merge past 10).
 
 use super::{Change, Plan};
-use crate::model::{limits, Tags};
+use crate::model::{limits, Tag, Tags};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BatchKind {
@@ -92,7 +92,7 @@ impl Batch {
     }
 
     /// The tags entry `k` carries (empty for attribute batches).
-    pub fn tags<'p>(&self, plan: &'p Plan, k: usize) -> &'p [Box<str>] {
+    pub fn tags<'p>(&self, plan: &'p Plan, k: usize) -> &'p [Tag] {
         if !self.kind.is_tags() {
             return &[];
         }

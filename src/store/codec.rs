@@ -8,7 +8,7 @@
 //! Names are spelled out so the store never depends on slot numbers or on the order of
 //! `attributes` in the project file.
 
-use crate::model::{Attrs, Managed, Names, Tags};
+use crate::model::{Attrs, Managed, Names, TagPool, Tags};
 
 const ATTRS_ONLY: u8 = 1;
 const WITH_TAGS: u8 = 2;
@@ -56,6 +56,16 @@ pub fn tag_fits(tag: &str) -> bool {
 }
 
 pub fn decode(bytes: &[u8], names: &mut Names) -> Result<Managed, String> {
+    decode_pooled(bytes, names, &mut TagPool::new())
+}
+
+/// [`decode`] with the tags taken from `pool`: readers of many accounts share one allocation
+/// per distinct tag.
+pub fn decode_pooled(
+    bytes: &[u8],
+    names: &mut Names,
+    pool: &mut TagPool,
+) -> Result<Managed, String> {
     let bad = || "an account's attributes cannot be decoded".to_owned();
     let (&version, rest) = bytes.split_first().ok_or_else(bad)?;
     if version != ATTRS_ONLY && version != WITH_TAGS {
@@ -78,7 +88,7 @@ pub fn decode(bytes: &[u8], names: &mut Names) -> Result<Managed, String> {
         rest = r;
     }
     let tags = if version == WITH_TAGS {
-        decode_tags(rest).ok_or_else(|| "an account's tags cannot be decoded".to_owned())?
+        decode_tags(rest, pool).ok_or_else(|| "an account's tags cannot be decoded".to_owned())?
     } else {
         Tags::new()
     };
@@ -86,15 +96,15 @@ pub fn decode(bytes: &[u8], names: &mut Names) -> Result<Managed, String> {
 }
 
 /// The tag section, which must fill the rest exactly.
-fn decode_tags(mut rest: &[u8]) -> Option<Tags> {
+fn decode_tags(mut rest: &[u8], pool: &mut TagPool) -> Option<Tags> {
     let (count, r) = split(rest, 2)?;
     let count = u16::from_le_bytes([count[0], count[1]]) as usize;
     rest = r;
-    let mut tags: Vec<Box<str>> = Vec::with_capacity(count.min(rest.len()));
+    let mut tags = Vec::with_capacity(count.min(rest.len()));
     for _ in 0..count {
         let (&len, r) = rest.split_first()?;
         let (tag, r) = split(r, len as usize)?;
-        tags.push(std::str::from_utf8(tag).ok()?.into());
+        tags.push(pool.get(std::str::from_utf8(tag).ok()?));
         rest = r;
     }
     (rest.is_empty() && !tags.is_empty()).then(|| Tags::from(tags))
@@ -156,5 +166,19 @@ mod tests {
         let mut long = bytes.clone();
         long.push(0);
         assert!(decode(&long, &mut names).is_err());
+    }
+
+    #[test]
+    fn pooled_decoding_shares_the_tags_of_many_accounts() {
+        let mut names = Names::new(&[]);
+        let bytes = encode(
+            &Managed::new(Attrs::new(), ["vip"].into_iter().collect()),
+            &names,
+        );
+        let mut pool = TagPool::new();
+        let a = decode_pooled(&bytes, &mut names, &mut pool).unwrap();
+        let b = decode_pooled(&bytes, &mut names, &mut pool).unwrap();
+        let (a, b) = (&a.tags.as_slice()[0], &b.tags.as_slice()[0]);
+        assert!(crate::model::Tag::ptr_eq(a, b) && &**a == "vip");
     }
 }

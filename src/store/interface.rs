@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::postgres::{PgError, PgStore, Target, WriterInfo};
 use super::{Export, ExportHeader, HistoryEntry, Meta, Record, Store, StoreError};
-use crate::model::{Account, Managed, Names};
+use crate::model::{Account, Managed, Names, TagPool};
 use crate::settings::StateLocation;
 
 pub use super::postgres::Split;
@@ -378,6 +378,7 @@ fn sled_split(
     let mut split = Split::default();
     let mut wanted = desired.into_iter().peekable();
     let mut scratch = Vec::with_capacity(256);
+    let mut pool = TagPool::new();
     let corrupt = |m: String| StoreError::Corrupt {
         path: store.path().to_path_buf(),
         message: m,
@@ -395,13 +396,13 @@ fn sled_split(
                 if scratch == stored {
                     split.unchanged += 1;
                 } else {
-                    let last = super::decode_managed(stored, names).map_err(corrupt)?;
+                    let last = super::decode_managed(stored, names, &mut pool).map_err(corrupt)?;
                     split.last.push((account.into(), last));
                     split.changed.push(d);
                 }
             }
             None => {
-                let last = super::decode_managed(stored, names).map_err(corrupt)?;
+                let last = super::decode_managed(stored, names, &mut pool).map_err(corrupt)?;
                 split.last.push((account.into(), last));
             }
         }

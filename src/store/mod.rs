@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Account, Attrs, Managed, Names};
+use crate::model::{Account, Attrs, Managed, Names, Tag, TagPool};
 
 pub use export::{check_app, read_export, Export, ExportHeader, ExportLine, MAX_EXPORT_BYTES};
 
@@ -115,9 +115,9 @@ pub struct Record<'a> {
     /// Accounts whose names were removed.
     pub removed: Vec<(&'a str, Vec<crate::model::NameIdx>)>,
     /// Accounts that got tags: the tags the server confirmed.
-    pub tags_added: Vec<(&'a str, &'a [Box<str>])>,
+    pub tags_added: Vec<(&'a str, &'a [Tag])>,
     /// Accounts that lost tags: the tags the server confirmed removed.
-    pub tags_removed: Vec<(&'a str, &'a [Box<str>])>,
+    pub tags_removed: Vec<(&'a str, &'a [Tag])>,
 }
 
 /// What one [`Record`] does to one account.
@@ -125,8 +125,8 @@ pub struct Record<'a> {
 pub struct Edit<'a> {
     pub set: Option<&'a Attrs>,
     pub removed: &'a [crate::model::NameIdx],
-    pub tags_added: &'a [Box<str>],
-    pub tags_removed: &'a [Box<str>],
+    pub tags_added: &'a [Tag],
+    pub tags_removed: &'a [Tag],
 }
 
 impl Edit<'_> {
@@ -572,8 +572,11 @@ impl Store {
     /// table does not know yet are added to it.
     pub fn load_last_applied(&self, names: &mut Names) -> Result<Vec<(Account, Managed)>> {
         let mut out = Vec::new();
+        let mut pool = TagPool::new();
         self.scan(|account, attrs| {
-            out.push((account.into(), self.decode(attrs, names)?));
+            let managed =
+                codec::decode_pooled(attrs, names, &mut pool).map_err(|m| self.corrupt(&m))?;
+            out.push((account.into(), managed));
             Ok(())
         })?;
         Ok(out)
@@ -808,9 +811,14 @@ pub fn encode_managed_into(out: &mut Vec<u8>, managed: &Managed, names: &Names) 
     codec::encode_into(out, managed, names)
 }
 
-/// Decodes what [`Store::scan`] visits; names the table does not know are added to it.
-pub fn decode_managed(bytes: &[u8], names: &mut Names) -> Result<Managed, String> {
-    codec::decode(bytes, names)
+/// Decodes what [`Store::scan`] visits; names the table does not know are added to it, tags
+/// are shared through `pool`.
+pub fn decode_managed(
+    bytes: &[u8],
+    names: &mut Names,
+    pool: &mut TagPool,
+) -> Result<Managed, String> {
+    codec::decode_pooled(bytes, names, pool)
 }
 
 /// Refuses names and values the encoding cannot hold (it has a u8 name and a u16 value length),

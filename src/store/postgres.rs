@@ -30,7 +30,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use super::Meta;
-use crate::model::{Account, Attrs, Managed, NameIdx, Names};
+use crate::model::{Account, Attrs, Managed, NameIdx, Names, TagPool};
 use crate::settings::DatabaseUrl;
 
 mod tls;
@@ -531,11 +531,13 @@ impl PgStore {
 }
 
 /// Decodes one account as stored: its attributes (a JSON object of strings, names interned in
-/// `names` when the table lacks them) and its tags (kept sorted and unique however stored).
+/// `names` when the table lacks them) and its tags (kept sorted and unique however stored,
+/// shared through `pool`).
 fn managed_from_row<'a>(
     json: &[u8],
     tags: impl IntoIterator<Item = &'a str>,
     names: &mut Names,
+    pool: &mut TagPool,
 ) -> Result<Managed, String> {
     let map: BTreeMap<String, String> =
         serde_json::from_slice(json).map_err(|e| format!("an account's attributes: {e}"))?;
@@ -546,7 +548,8 @@ fn managed_from_row<'a>(
             .ok_or("more than 255 distinct attribute names")?;
         attrs.insert(idx, v.into_boxed_str());
     }
-    Ok(Managed::new(attrs, tags.into_iter().collect()))
+    let tags = tags.into_iter().map(|t| pool.get(t)).collect();
+    Ok(Managed::new(attrs, tags))
 }
 
 /// What the planner needs from the store: `L` only where it can differ from `D`.

@@ -12,7 +12,7 @@ use super::{
     block, managed_from_row, PgError, PgStore, Result, Split, Target, MIN_READ_VERSION,
     SCHEMA_VERSION, TAGS_VERSION,
 };
-use crate::model::{Account, Attrs, Managed, NameIdx, Names};
+use crate::model::{Account, Attrs, Managed, NameIdx, Names, TagPool};
 use crate::store::{ExportHeader, ExportLine, HistoryEntry, Meta};
 
 /// COPY messages (one per row) are handed from the connection's task to the caller in chunks
@@ -166,6 +166,7 @@ impl PgStore {
         let mut split = Split::default();
         let mut wanted = desired.into_iter().peekable();
         let mut printer = JsonbPrinter::default();
+        let mut pool = TagPool::new();
         let t = self.target.clone();
         split.managed = self.rows(|row| {
             let account = row.account;
@@ -175,8 +176,8 @@ impl PgStore {
             while let Some(d) = wanted.next_if(|(a, _)| &**a < account) {
                 split.changed.push(d);
             }
-            let decode = |names: &mut Names| {
-                managed_from_row(row.attrs.as_bytes(), row.tags.iter(), names)
+            let mut decode = |names: &mut Names| {
+                managed_from_row(row.attrs.as_bytes(), row.tags.iter(), names, &mut pool)
                     .map_err(|m| t.corrupt(m))
             };
             match wanted.next_if(|(a, _)| &**a == account) {
@@ -212,9 +213,10 @@ impl PgStore {
     /// Every managed account with its last-applied attributes and tags, in account order.
     pub fn load_last_applied(&self, names: &mut Names) -> Result<Vec<(Account, Managed)>> {
         let mut out = Vec::new();
+        let mut pool = TagPool::new();
         let t = self.target.clone();
         self.rows(|row| {
-            let managed = managed_from_row(row.attrs.as_bytes(), row.tags.iter(), names)
+            let managed = managed_from_row(row.attrs.as_bytes(), row.tags.iter(), names, &mut pool)
                 .map_err(|m| t.corrupt(m))?;
             out.push((row.account.into(), managed));
             Ok(())
@@ -241,7 +243,7 @@ impl PgStore {
         let tags: Vec<&str> = row
             .try_get(1)
             .map_err(|e| corrupt(format!("an account's tags: {e}")))?;
-        managed_from_row(attrs.as_bytes(), tags, names)
+        managed_from_row(attrs.as_bytes(), tags, names, &mut TagPool::new())
             .map(Some)
             .map_err(corrupt)
     }

@@ -439,7 +439,7 @@ fn tags_are_recorded_merged_removed_and_split() {
     let Some(db) = TestDb::create() else { return };
     let mut store = PgStore::open(db.target("p"), 1, "h", writer("apply", None)).unwrap();
     let a = attrs(&[(0, "m")]);
-    let list = |t: &[&str]| -> Vec<Box<str>> { t.iter().map(|t| (*t).into()).collect() };
+    let list = |t: &[&str]| -> Vec<crate::model::Tag> { t.iter().map(|t| (*t).into()).collect() };
     let (vip_beta, beta) = (list(&["beta", "vip"]), list(&["beta"]));
     let (alpha, x) = (list(&["alpha"]), list(&["x"]));
     // One group: u1 gets attributes and tags (vip twice), u2 only a tag, u3 a tag it then
@@ -491,7 +491,7 @@ fn tags_are_recorded_merged_removed_and_split() {
     assert_eq!(split.unchanged, 0);
     assert_eq!(split.last[0].1.tags, tags(&["alpha", "vip"]));
     // A tag with a NUL is refused before anything is sent.
-    let nul: Vec<Box<str>> = vec!["a\0b".into()];
+    let nul: Vec<crate::model::Tag> = vec!["a\0b".into()];
     let bad = Record {
         tags_added: vec![("u1", &nul[..])],
         ..Default::default()
@@ -514,7 +514,7 @@ fn tags_move_between_sled_and_postgres_with_identical_plans() {
     };
     let mut pg = State::open(&location, 1, "h", &how).unwrap();
     let (a, b) = (attrs(&[(0, "m"), (1, "深\"圳")]), attrs(&[(1, "x")]));
-    let vip: Vec<Box<str>> = vec!["b\"eta".into(), "vip".into(), "ünï😀".into()];
+    let vip: Vec<crate::model::Tag> = vec!["b\"eta".into(), "vip".into(), "ünï😀".into()];
     let record = Record {
         set: vec![("u1", &a), ("u2", &b)],
         tags_added: vec![("u1", &vip[..]), ("u3", &vip[1..2])],
@@ -606,7 +606,7 @@ fn a_database_of_the_previous_schema_is_read_then_migrated_in_place() {
         split.unchanged, 2,
         "the fast comparison holds after the migration"
     );
-    let vip: Vec<Box<str>> = vec!["vip".into()];
+    let vip: Vec<crate::model::Tag> = vec!["vip".into()];
     let record = Record {
         tags_added: vec![("u2", &vip[..])],
         ..Default::default()
