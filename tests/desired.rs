@@ -1,29 +1,16 @@
 //! Loading real project and users files from temporary directories: the happy path, and
 //! every kind of broken input with the exact `file:line:column` of its error.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use support::files::{write, PROJECT};
 use timattr::desired::{load_project, load_users};
 use timattr::diag::Diagnostics;
 use timattr::model::Desired;
 use timattr::settings::{Endpoint, Settings};
-
-const PROJECT: &str = "\
-app:
-  sdkappid: 1400000000
-  admin: administrator
-  region: singapore
-attributes: [sex, city, tier]
-users: [\"users/*.yaml\"]
-";
-
-fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
-    let path = dir.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 /// Each diagnostic as `relative/path:line:col: message`.
 fn lines(dir: &Path, diags: &Diagnostics) -> Vec<String> {

@@ -2,45 +2,11 @@
 //! matches that are not readable files, control characters in ids, deep nesting, typos,
 //! and one big file parsed in pieces giving exactly what small files give.
 
-use std::path::{Path, PathBuf};
+mod support;
 
+use support::files::{load_in, shown, write, PROJECT};
 use timattr::desired::{load_project, load_users};
-use timattr::diag::Diagnostics;
 use timattr::model::Desired;
-
-const PROJECT: &str = "\
-app:
-  sdkappid: 1400000000
-  admin: administrator
-  region: singapore
-attributes: [sex, city, tier]
-users: [\"users/*.yaml\"]
-";
-
-fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
-    let path = dir.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn load_in(dir: &Path, project: &str) -> Result<Desired, Diagnostics> {
-    let path = write(dir, "timattr.yaml", project);
-    let s = load_project(&path).unwrap_or_else(|e| panic!("{e}"));
-    load_users(&s)
-}
-
-/// `relative/path:line:col: message` of each diagnostic.
-fn shown(dir: &Path, d: &Diagnostics) -> Vec<String> {
-    d.0.iter()
-        .map(|d| {
-            let mut d = d.clone();
-            d.file = d.file.strip_prefix(dir).unwrap_or(&d.file).to_path_buf();
-            let dir = format!("{}/", dir.display());
-            format!("{}: {}", d.location(), d.message.replace(&dir, ""))
-        })
-        .collect()
-}
 
 fn view(d: &Desired) -> Vec<String> {
     d.accounts

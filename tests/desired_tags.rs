@@ -5,33 +5,16 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use support::files::{self, shown, write, PROJECT};
 use support::Project;
-use timattr::desired::{load_project, load_users};
+use timattr::desired::load_project;
 use timattr::diag::Diagnostics;
 use timattr::model::Desired;
 
-const PROJECT: &str = "\
-app:
-  sdkappid: 1400000000
-  admin: administrator
-  region: singapore
-attributes: [sex, city, tier]
-users: [\"users/*.yaml\"]
-";
-
-fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
-    let path = dir.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 fn load_in(dir: &Path) -> Result<Desired, Diagnostics> {
-    let path = write(dir, "timattr.yaml", PROJECT);
-    let s = load_project(&path).unwrap_or_else(|e| panic!("{e}"));
-    load_users(&s)
+    files::load_in(dir, PROJECT)
 }
 
 fn load(files: &[(&str, &str)]) -> (tempfile::TempDir, Result<Desired, Diagnostics>) {
@@ -41,18 +24,6 @@ fn load(files: &[(&str, &str)]) -> (tempfile::TempDir, Result<Desired, Diagnosti
     }
     let r = load_in(dir.path());
     (dir, r)
-}
-
-/// `relative/path:line:col: message` of each diagnostic.
-fn shown(dir: &Path, d: &Diagnostics) -> Vec<String> {
-    d.0.iter()
-        .map(|d| {
-            let mut d = d.clone();
-            d.file = d.file.strip_prefix(dir).unwrap_or(&d.file).to_path_buf();
-            let dir = format!("{}/", dir.display());
-            format!("{}: {}", d.location(), d.message.replace(&dir, ""))
-        })
-        .collect()
 }
 
 fn errors(text: &str) -> Vec<String> {

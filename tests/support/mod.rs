@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+pub mod files;
+
 use timattr::api::Secret;
 use timattr::emulator::{self, Running};
 
