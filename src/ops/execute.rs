@@ -7,7 +7,7 @@
 //! something, whether it completed, failed, was stopped by a signal or was partial (the API
 //! refused some accounts' tags: the rest was applied and recorded, those are named).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -160,9 +160,9 @@ impl Sink for StoreSink<'_> {
             self.unrecorded(confirmed.len() as u64, accounts_in(confirmed));
             return Ok(());
         }
-        let records = records_of(plan, confirmed);
+        let record = record_of(plan, confirmed);
         let started = Instant::now();
-        let result = self.send(plan, confirmed, &records, slots);
+        let result = self.send(plan, confirmed, std::slice::from_ref(&record), slots);
         self.record_time += started.elapsed();
         if let Err(e) = result {
             self.fail();
@@ -173,26 +173,13 @@ impl Sink for StoreSink<'_> {
     }
 }
 
-/// The records of a group of confirmed batches: one, unless an account has entries in several
-/// of its tag batches (runs of 10 tags). A [`Record`] holds one edit per account, so its n-th
-/// entry goes into the n-th record; the store writes them in order with the group's serial.
-fn records_of<'p>(plan: &'p Plan, confirmed: &[&Batch]) -> Vec<Record<'p>> {
-    let mut records = vec![Record::default()];
-    let mut seen: HashMap<usize, usize> = HashMap::new();
-    let several = confirmed.iter().filter(|b| b.kind.is_tags()).count() > 1;
+/// The record of a group of confirmed batches. An account with runs of tags in several of
+/// them appears once per run; the store applies them all in one atomic step.
+fn record_of<'p>(plan: &'p Plan, confirmed: &[&Batch]) -> Record<'p> {
+    let mut record = Record::default();
     for batch in confirmed {
         for (k, &i) in batch.changes.iter().enumerate() {
-            let n = if several {
-                let n = seen.entry(i).or_default();
-                *n += 1;
-                *n - 1
-            } else {
-                0
-            };
-            if n == records.len() {
-                records.push(Record::default());
-            }
-            let (c, record) = (&plan.changes[i], &mut records[n]);
+            let c = &plan.changes[i];
             match batch.kind {
                 BatchKind::SetAttr => record.set.push((&c.account, &c.set)),
                 BatchKind::RemoveAttr => record.removed.push((&c.account, c.remove.clone())),
@@ -201,7 +188,7 @@ fn records_of<'p>(plan: &'p Plan, confirmed: &[&Batch]) -> Vec<Record<'p>> {
             }
         }
     }
-    records
+    record
 }
 
 fn accounts_in(confirmed: &[&Batch]) -> u64 {
@@ -584,10 +571,10 @@ mod tests {
         );
     }
 
-    /// A group holding several runs of one account's tags records each run: one edit per
-    /// account per record (a record with the account twice would keep only one run).
+    /// A group holding several runs of one account's tags records every run, in one record
+    /// the store applies whole.
     #[test]
-    fn an_account_with_runs_in_several_batches_of_a_group_gets_a_record_per_run() {
+    fn an_account_with_runs_in_several_batches_of_a_group_has_every_run_recorded() {
         use crate::model::{Attrs, Desired, Managed, Names, Tags};
         let names = Names::new(&["a".into()]);
         let tags = |n: usize| -> Tags { (0..n).map(|t| format!("t{t:02}")).collect() };
@@ -607,26 +594,19 @@ mod tests {
         let batches = plan.batches();
         let group: Vec<&Batch> = batches.iter().collect();
         assert_eq!(group.len(), 3);
-        let records = records_of(&plan, &group);
-        assert_eq!(records.len(), 3);
-        let mut all: Vec<(&str, usize)> = Vec::new();
-        for r in &records {
-            let accounts: Vec<&str> = r.tags_added.iter().map(|e| e.0).collect();
-            let mut unique = accounts.clone();
-            unique.sort_unstable();
-            unique.dedup();
-            assert_eq!(
-                unique.len(),
-                accounts.len(),
-                "an account twice in one record"
-            );
-            all.extend(r.tags_added.iter().map(|e| (e.0, e.1.len())));
-        }
+        let record = record_of(&plan, &group);
+        let all: Vec<(&str, usize)> = record.tags_added.iter().map(|e| (e.0, e.1.len())).collect();
         let u7: usize = all.iter().filter(|e| e.0 == "u007").map(|e| e.1).sum();
         assert_eq!((all.len(), u7), (152, 25));
-        // A group of one tag batch (or of attribute batches) is one record.
-        assert_eq!(records_of(&plan, &group[..1]).len(), 1);
-        let tally = Tally::of(&group, &records);
+        let tally = Tally::of(&group, std::slice::from_ref(&record));
         assert_eq!((tally.tag_entries, tally.tags_added), (152, 149 * 2 + 25));
+        // The store keeps all three runs of u007, not only the last.
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = crate::store::Store::open(dir.path(), 1, "h").unwrap();
+        store.record(&record, &plan.names, 1).unwrap();
+        let mut n = plan.names.clone();
+        let u007 = store.account("u007", &mut n).unwrap().unwrap();
+        assert_eq!(u007.tags, tags(25));
+        assert_eq!(store.account_count().unwrap(), 150);
     }
 }

@@ -106,8 +106,8 @@ pub struct HistoryEntry {
     pub retries: u64,
 }
 
-/// A batch of outcomes the API confirmed, to be written in one atomic step. Each list names an
-/// account at most once (an account's several runs of 10 tags go into successive records).
+/// A batch of outcomes the API confirmed, to be written in one atomic step. The tag lists may
+/// name an account several times (its runs of 10 tags in consecutive batches of one group).
 #[derive(Debug, Default)]
 pub struct Record<'a> {
     /// Accounts whose values were set: the names and values the server confirmed.
@@ -121,12 +121,13 @@ pub struct Record<'a> {
 }
 
 /// What one [`Record`] does to one account.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Edit<'a> {
     pub set: Option<&'a Attrs>,
     pub removed: &'a [crate::model::NameIdx],
-    pub tags_added: &'a [Tag],
-    pub tags_removed: &'a [Tag],
+    /// Every confirmed run of added (removed) tags, in the record's order.
+    pub tags_added: Vec<&'a [Tag]>,
+    pub tags_removed: Vec<&'a [Tag]>,
 }
 
 impl Edit<'_> {
@@ -141,8 +142,14 @@ impl Edit<'_> {
             managed.attrs.remove(*n);
         }
         if !self.tags_added.is_empty() || !self.tags_removed.is_empty() {
-            let added = self.tags_added.iter().map(|t| &**t);
-            let removed = self.tags_removed.iter().map(|t| &**t);
+            let added = self
+                .tags_added
+                .iter()
+                .flat_map(|run| run.iter().map(|t| &**t));
+            let removed = self
+                .tags_removed
+                .iter()
+                .flat_map(|run| run.iter().map(|t| &**t));
             managed.tags = managed.tags.edited(added, removed);
         }
     }
@@ -159,17 +166,10 @@ impl Record<'_> {
             ops.entry(account).or_default().removed = removed;
         }
         for (account, tags) in &self.tags_added {
-            let edit = ops.entry(account).or_default();
-            debug_assert!(edit.tags_added.is_empty(), "{account} twice in one record");
-            edit.tags_added = tags;
+            ops.entry(account).or_default().tags_added.push(tags);
         }
         for (account, tags) in &self.tags_removed {
-            let edit = ops.entry(account).or_default();
-            debug_assert!(
-                edit.tags_removed.is_empty(),
-                "{account} twice in one record"
-            );
-            edit.tags_removed = tags;
+            ops.entry(account).or_default().tags_removed.push(tags);
         }
         ops
     }
