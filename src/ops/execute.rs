@@ -489,19 +489,29 @@ pub fn refused_error(refused: &[Refused], again: &str) -> Error {
     text.push_str(&format!(
         "the API refused the tags of {} ({}); everything else was applied and recorded, and the next plan shows only these tags still to apply",
         crate::render::count(accounts.len(), "account", "accounts"),
-        accounts.into_iter().collect::<Vec<_>>().join(", ")
+        accounts
+            .into_iter()
+            .map(crate::escape::escape)
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     Error::msg(text)
 }
 
 /// `im_add_tag refused user u7: error 90032 (…): …` with what to do about this account.
 fn refusal_line(r: &Refused, tags: &[&str], again: &str) -> String {
-    let account = &r.account;
+    // Ids and tags may hold characters that move a terminal's cursor: escaped like values.
+    let account = crate::escape::escape(&r.account);
     let what = match r.kind {
         BatchKind::RemoveTag => "not removed",
         _ => "not added",
     };
-    let shown = tags.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+    let shown = tags
+        .iter()
+        .take(5)
+        .map(|t| crate::render::tag(t))
+        .collect::<Vec<_>>()
+        .join(", ");
     let more = if tags.len() > 5 { ", …" } else { "" };
     let tags = format!("{} {what}: {shown}{more}", tags.len());
     let fix = match r.error.code() {
@@ -539,6 +549,21 @@ mod tests {
                 },
             ),
         }
+    }
+
+    #[test]
+    fn refused_ids_and_tags_are_escaped() {
+        let e = refused_error(
+            &[refused(
+                "u\u{1b}[2J",
+                &["\u{202e}vip", "a b"],
+                code::TOO_MANY_TAGS,
+            )],
+            "timattr apply",
+        )
+        .to_string();
+        assert!(!e.contains('\u{1b}') && !e.contains('\u{202e}'), "{e:?}");
+        assert!(e.contains("\"a b\""), "{e}");
     }
 
     #[test]
