@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs one pinned timattr version for this runner's OS and architecture; used by the
-# composite action in action.yml, and runnable on its own (tests/action_install.rs runs it
+# composite action in action.yml, and runnable on its own (tests/it/action_install.rs runs it
 # against a local directory laid out like a GitHub release).
 #
 #   install-timattr.sh resolve   prints (and writes to $GITHUB_OUTPUT) version=, target=, dir=

@@ -1,7 +1,7 @@
 //! JSON Schemas of the project file and of users files (`timattr schema project|users`), so
 //! editors validate and complete them through the `# yaml-language-server: $schema=...` line.
 //!
-//! They mirror the loader's rules in `desired`; `tests/schema.rs` keeps the two in sync.
+//! They mirror the loader's rules in `desired`; `tests/it/schema.rs` keeps the two in sync.
 
 use serde_json::{json, Value};
 

@@ -2,7 +2,7 @@
 //! read as a smaller state; read-only commands write nothing; `state restore` checks all of a
 //! hostile export before anything changes; outputs are replaced atomically.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::Write;

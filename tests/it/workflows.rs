@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 
 use serde_yaml::Value;
 
-mod workflow_steps;
+use crate::workflow_steps;
 
 use workflow_steps::{gitlab_script, node_script, step, StepRun};
 

@@ -1,7 +1,7 @@
 //! `timattr validate` and `timattr plan` as a user runs them: no network, no secret, exact
 //! views, broken inputs rejected with locations and nothing touched.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use timattr::api::{usersig, Client, ClientConfig, Secret};
 
-mod support;
+use crate::support;
 
 use support::KEY;
 

@@ -2,7 +2,7 @@
 //! fields, the top of the markdown plan, confirmations, `--target`, `show`, `state rm`, and
 //! escaping of hostile account ids and values in text and markdown.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

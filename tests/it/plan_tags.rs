@@ -2,7 +2,7 @@
 //! `show` and `apply` of a saved plan that carries tags, the plan that follows, `state show`,
 //! and saved plans with forged tags refused.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::time::Duration;

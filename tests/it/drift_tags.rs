@@ -2,7 +2,7 @@
 //! 127.0.0.1: a managed tag missing live is drift, another system's tags never are, and import
 //! adopts the live tags the files also have.
 
-mod support;
+use crate::support;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};

@@ -1,9 +1,9 @@
 //! Snapshots of the output people read (insta): the text and markdown plans, drift text and
 //! a few error messages, so wording changes are reviewed rather than accidental. Paths, times
 //! and lineage ids are filtered out. Update with `INSTA_UPDATE=always cargo test --test
-//! snapshots` (or `cargo insta review`) and review the diff of `tests/snapshots/`.
+//! snapshots` (or `cargo insta review`) and review the diff of `tests/it/snapshots/`.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! other systems set, an account over the API's 100-tag limit, and kills and interrupts during
 //! the tag phases.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -42,7 +42,7 @@ fn unavailable() -> Option<String> {
 
 fn helper(args: &[&str]) -> String {
     let out = python()
-        .arg(root().join("tests/support/py_usersig.py"))
+        .arg(root().join("tests/it/support/py_usersig.py"))
         .args(args)
         .output()
         .expect("python3 runs");

@@ -2,7 +2,7 @@
 //! matches that are not readable files, control characters in ids, deep nesting, typos,
 //! and one big file parsed in pieces giving exactly what small files give.
 
-mod support;
+use crate::support;
 
 use support::files::{load_in, shown, write, PROJECT};
 use timattr::desired::{load_project, load_users};

@@ -1,7 +1,7 @@
 //! Loading real project and users files from temporary directories: the happy path, and
 //! every kind of broken input with the exact `file:line:column` of its error.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! `timattr drift`, `import` and `state` against the emulator on 127.0.0.1.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! of big files reading tags exactly as the general parser does, and projects without tags
 //! loading exactly as before.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

@@ -7,9 +7,8 @@
 //! it. Without a server they print "skipped: PostgreSQL not reachable"; under `CI=true` they
 //! fail instead.
 
-#[path = "support/postgres.rs"]
-mod pg;
-mod support;
+use crate::pg;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Commands that need only the project file never read the users files: a broken users file
 //! (mid-edit, mid-merge) must not stop a backup, an inspection or a reviewed saved plan.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,8 +3,8 @@
 //! is a success; every failure names the host and the attempts and is never recorded; retries
 //! are shown at the default verbosity; no output ever holds the key or a usersig.
 
-mod hostile;
-mod support;
+use crate::hostile;
+use crate::support;
 
 use std::time::{Duration, SystemTime};
 

@@ -1,7 +1,7 @@
 //! `timattr apply` against the emulator on 127.0.0.1: convergence under faults, a killed
 //! apply resumed, concurrent applies, saved plans, safety rails, confirmation.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::process::Stdio;

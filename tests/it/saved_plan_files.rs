@@ -2,7 +2,7 @@
 //! `plan --out` keeps the previous file, and `apply FILE` / `show FILE` read a bomb in bounded
 //! memory and refuse it.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 
