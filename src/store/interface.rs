@@ -101,12 +101,11 @@ fn sled_waiting<T>(
     let mut warned = false;
     loop {
         match open() {
-            Err(StoreError::Locked(path)) if deadline.is_some_and(|d| Instant::now() < d) => {
+            Err(e @ StoreError::Locked { .. }) if deadline.is_some_and(|d| Instant::now() < d) => {
                 if !warned {
-                    tracing::warn!(
-                        "state at {} is locked by another timattr process; waiting for it (--lock-timeout)",
-                        path.display()
-                    );
+                    let held = e.to_string();
+                    let held = held.split(": wait for it").next().unwrap_or(&held);
+                    tracing::warn!("{held}; waiting for it (--lock-timeout)");
                     warned = true;
                 }
                 std::thread::sleep(Duration::from_millis(100));
@@ -132,9 +131,9 @@ impl State {
                 };
                 // Readers open a sled directory read-only (nothing written, a read-only
                 // directory is fine); writers take its lock.
-                let open = || match how.writer {
+                let open = || match &how.writer {
                     None => Store::open_read_only(dir),
-                    Some(_) => Store::open_existing(dir),
+                    Some(command) => Store::open_existing_as(dir, command),
                 };
                 sled_waiting(how.lock_timeout, open)?.map(State::Sled)
             }
@@ -153,10 +152,18 @@ impl State {
                 }
             }
         };
-        if let Some(state) = &state {
-            state.check_belongs(sdkappid, host)?;
+        match (state, &how.writer) {
+            // A writer binds a store that recorded nothing to this app.
+            (Some(mut state), Some(_)) => {
+                state.bind(sdkappid, host)?;
+                Ok(Some(state))
+            }
+            (Some(state), None) => {
+                state.check_belongs(sdkappid, host)?;
+                Ok(Some(state))
+            }
+            (None, _) => Ok(None),
         }
-        Ok(state)
     }
 
     /// Opens the store of `sdkappid`/`host` for writing, creating it (with a new lineage) when
@@ -172,7 +179,11 @@ impl State {
                 let StateLocation::Sled(dir) = location else {
                     unreachable!("pg_target handles PostgreSQL")
                 };
-                sled_waiting(how.lock_timeout, || Store::open(dir, sdkappid, host)).map(State::Sled)
+                let command = how.writer.as_deref().unwrap_or("(writer)");
+                sled_waiting(how.lock_timeout, || {
+                    Store::open_as(dir, sdkappid, host, command)
+                })
+                .map(State::Sled)
             }
             Some(target) => {
                 let who = WriterInfo {
@@ -201,7 +212,16 @@ impl State {
         }
     }
 
-    /// Refuses a store made for another app or endpoint host.
+    /// A writer's: binds a store that recorded nothing yet (serial 0) to this app, or refuses
+    /// a store of another app.
+    pub fn bind(&mut self, sdkappid: u32, host: &str) -> Result<()> {
+        match self {
+            State::Sled(s) => Ok(s.bind(sdkappid, host)?),
+            State::Postgres(p) => Ok(p.bind(sdkappid, host)?),
+        }
+    }
+
+    /// Refuses a store made for another app or endpoint host (not one that recorded nothing).
     pub fn check_belongs(&self, sdkappid: u32, host: &str) -> Result<()> {
         match self {
             State::Sled(s) => Ok(s.check_belongs(sdkappid, host)?),

@@ -18,17 +18,21 @@
 //! of accounts and their number; a damaged store is an error that says what to do, never a
 //! smaller state.
 //!
-//! Writers take sled's file lock, which keeps a second process out and dies with its process,
-//! so a killed CI job leaves no stale lock. Readers ([`Store::open_read_only`]) open a private
-//! copy (`snapshot`) and never write to the state directory.
+//! Writers take the directory's lock file (`lock`: who holds it, see `lock`) and then sled's
+//! file lock; both keep a second process out and die with their process, so a killed CI job
+//! leaves no stale lock. Readers ([`Store::open_read_only`]) open a private copy (`snapshot`)
+//! and never write to the state directory; while a writer runs they copy the state it
+//! published when it started, so they never wait for it.
 
 mod blocks;
 mod codec;
 mod commits;
 mod export;
 pub mod interface;
+pub mod lock;
 pub mod postgres;
 mod snapshot;
+pub mod who;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,8 +55,11 @@ const HISTORY_PREFIX: &[u8] = b"h/";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("state is locked by another timattr process ({}): wait for it to finish, or stop it", .0.display())]
-    Locked(PathBuf),
+    #[error("state at {} is locked by {}: wait for it to finish, or let this command wait with --lock-timeout DURATION (e.g. 5m)", path.display(), holder.as_ref().map_or_else(|| "another timattr process".to_owned(), lock::Holder::describe))]
+    Locked {
+        path: PathBuf,
+        holder: Option<lock::Holder>,
+    },
     #[error("state at {}: {message}", path.display())]
     Sled { path: PathBuf, message: String },
     #[error("state at {} is damaged: {message}; move the directory aside and restore a backup with `timattr state restore FILE` (made by `timattr state export`), or rebuild the state with `timattr import`", path.display())]
@@ -187,6 +194,8 @@ pub struct Store {
     commits: u64,
     /// A reader's copy of the sled files: nothing it does reaches the state directory.
     copy: Option<Box<snapshot::Copy>>,
+    /// A writer's lock (dropped after `db`, so sled is closed before another writer may start).
+    lock: Option<lock::WriterLock>,
 }
 
 impl std::fmt::Debug for Store {
@@ -293,6 +302,59 @@ pub fn exists(dir: &Path) -> bool {
     dir.join("conf").exists() || dir.join("db").exists() || dir.join(commits::FILE).exists()
 }
 
+/// Opens sled's files for a writer that holds the lock file: sled's own lock may still be
+/// held for a moment by the flusher thread of a store this process just dropped.
+fn open_db_locked(dir: &Path) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match open_db(dir, true) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Takes the writer lock of `dir` for `command`, then publishes the committed state for the
+/// readers that come while it runs (see `snapshot`). A failed publication only means readers
+/// wait, so it is logged, not fatal.
+fn lock_writer(dir: &Path, command: &str) -> Result<lock::WriterLock> {
+    let mut held =
+        lock::WriterLock::try_acquire(dir, lock::Holder::new(command)).map_err(|refused| {
+            match refused {
+                lock::Refused::Held(holder) => StoreError::Locked {
+                    path: dir.to_path_buf(),
+                    holder,
+                },
+                lock::Refused::Io(e) => StoreError::Sled {
+                    path: dir.to_path_buf(),
+                    message: format!("cannot take the writer lock ({}): {e}", lock::FILE),
+                },
+            }
+        })?;
+    let published = if !exists(dir) {
+        Some(0)
+    } else {
+        match commits::read(dir) {
+            Ok(Some(r)) => {
+                match snapshot::publish(dir, r.commits) {
+                    Ok(_) => Some(r.commits),
+                    Err(e) => {
+                        tracing::warn!("cannot publish the state for readers ({e}): readers wait for this command");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        }
+    };
+    if let Err(e) = held.set_published(dir, published) {
+        tracing::warn!("cannot write {}: {e}", lock::FILE);
+    }
+    Ok(held)
+}
+
 fn open_db(dir: &Path, background_flush: bool) -> Result<sled::Db> {
     sled::Config::new()
         .path(dir)
@@ -302,7 +364,10 @@ fn open_db(dir: &Path, background_flush: bool) -> Result<sled::Db> {
         .open()
         .map_err(|e| match e {
             sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
-                StoreError::Locked(dir.to_path_buf())
+                StoreError::Locked {
+                    path: dir.to_path_buf(),
+                    holder: lock::read_holder(dir),
+                }
             }
             other => sled_err(dir, other),
         })
@@ -332,23 +397,33 @@ fn new_lineage() -> String {
 }
 
 impl Store {
-    /// Opens an existing store for writing, without creating one. `Ok(None)` when there is none
-    /// yet.
-    pub fn open_existing(dir: &Path) -> Result<Option<Store>> {
+    /// Opens an existing store for `command` to write, without creating one. `Ok(None)` when
+    /// there is none yet.
+    pub fn open_existing_as(dir: &Path, command: &str) -> Result<Option<Store>> {
         if !exists(dir) {
             return Ok(None);
         }
-        let db = open_db(dir, true)?;
+        let held = lock_writer(dir, command)?;
+        let db = open_db_locked(dir)?;
         let record = commits::read(dir).map_err(|m| corrupt_at(dir, &m))?;
         match read_meta(&db, dir)? {
-            Some(stored) => Store::assemble(db, dir, None, stored, record).map(Some),
+            Some(stored) => {
+                let mut store = Store::assemble(db, dir, None, stored, record)?;
+                store.lock = Some(held);
+                Ok(Some(store))
+            }
             None => no_meta(dir, record.as_ref()).map(|()| None),
         }
     }
 
+    #[cfg(test)]
+    pub fn open_existing(dir: &Path) -> Result<Option<Store>> {
+        Store::open_existing_as(dir, "test")
+    }
+
     /// Opens an existing store for reading only: nothing is written to `dir`, which may be
-    /// read-only. `Ok(None)` when there is none yet. A writer holding the store makes this
-    /// fail with [`StoreError::Locked`].
+    /// read-only. `Ok(None)` when there is none yet. Never waits for a writer: while one holds
+    /// the store, this reads the state the writer published when it started.
     pub fn open_read_only(dir: &Path) -> Result<Option<Store>> {
         if !exists(dir) {
             return Ok(None);
@@ -358,17 +433,9 @@ impl Store {
             return no_meta(dir, record.as_ref()).map(|()| None);
         }
         let started = std::time::Instant::now();
-        let (copy, record) = snapshot::take(dir).map_err(|f| match f {
-            snapshot::Failure::Locked => StoreError::Locked(dir.to_path_buf()),
-            snapshot::Failure::Record(m) => corrupt_at(dir, &m),
-            snapshot::Failure::Io(e) => StoreError::Sled {
-                path: dir.to_path_buf(),
-                message: format!(
-                    "cannot copy the database to read it into {} (readers need room there for a copy of `db`; set TMPDIR to another directory): {e}",
-                    std::env::temp_dir().display()
-                ),
-            },
-        })?;
+        let Some((copy, record)) = Store::copy_for_reading(dir)? else {
+            return Ok(None);
+        };
         tracing::debug!(elapsed = ?started.elapsed(), "copied the store to read it");
         let db = open_db(copy.dir(), false).map_err(|e| e.at(dir))?;
         tracing::debug!(elapsed = ?started.elapsed(), "opened the copy");
@@ -380,24 +447,94 @@ impl Store {
         }
     }
 
-    /// Opens the store of `sdkappid`/`host`, creating it (with a new lineage) when missing, and
-    /// refusing one that belongs to another app.
-    pub fn open(dir: &Path, sdkappid: u32, host: &str) -> Result<Store> {
+    /// A private copy of the committed state: of the database itself when no writer holds it,
+    /// else of what the writer published when it started. `None`: the writer is creating the
+    /// store (there was none before it).
+    fn copy_for_reading(
+        dir: &Path,
+    ) -> Result<Option<(snapshot::Copy, Option<commits::CommitRecord>)>> {
+        let io = |e: std::io::Error| {
+            StoreError::Sled {
+            path: dir.to_path_buf(),
+            message: format!(
+                "cannot copy the database to read it into {} (readers need room there for a copy of `db`; set TMPDIR to another directory): {e}",
+                std::env::temp_dir().display()
+            ),
+        }
+        };
+        // A writer ending, or starting before it named its publication: a few tries.
+        let mut holder = None;
+        for _ in 0..100 {
+            let failure = match snapshot::take(dir) {
+                Ok(taken) => return Ok(Some(taken)),
+                Err(f) => f,
+            };
+            match failure {
+                snapshot::Failure::Locked => {}
+                snapshot::Failure::Record(m) => return Err(corrupt_at(dir, &m)),
+                snapshot::Failure::Io(e) => return Err(io(e)),
+            }
+            holder = lock::read_holder(dir).filter(|_| lock::is_held(dir));
+            match holder.as_ref().and_then(|h| h.snapshot) {
+                Some(0) => return Ok(None),
+                Some(commits) => match snapshot::take_published(dir, commits) {
+                    Ok(taken) => return Ok(Some(taken)),
+                    Err(snapshot::Failure::Record(m)) => return Err(corrupt_at(dir, &m)),
+                    Err(snapshot::Failure::Io(e)) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(io(e))
+                    }
+                    Err(_) => {}
+                },
+                // The holder published nothing (it could not, or it is an older timattr).
+                None if holder.is_some() => break,
+                None => {}
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Err(StoreError::Locked {
+            path: dir.to_path_buf(),
+            holder,
+        })
+    }
+
+    /// Opens the store of `sdkappid`/`host` for `command` to write, creating it (with a new
+    /// lineage) when missing. A store that recorded nothing yet (serial 0) is bound to no app:
+    /// it is taken over for this one; any other store of another app is refused.
+    pub fn open_as(dir: &Path, sdkappid: u32, host: &str, command: &str) -> Result<Store> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Sled {
             path: dir.to_path_buf(),
             message: format!("cannot create directory: {e}"),
         })?;
-        let db = open_db(dir, true)?;
+        let held = lock_writer(dir, command)?;
+        let db = open_db_locked(dir)?;
         let record = commits::read(dir).map_err(|m| corrupt_at(dir, &m))?;
-        let store = match read_meta(&db, dir)? {
+        let mut store = match read_meta(&db, dir)? {
             Some(stored) => Store::assemble(db, dir, None, stored, record)?,
             None => {
                 no_meta(dir, record.as_ref())?;
                 Store::create(db, dir, sdkappid, host)?
             }
         };
-        store.check_belongs(sdkappid, host)?;
+        store.lock = Some(held);
+        store.bind(sdkappid, host)?;
         Ok(store)
+    }
+
+    #[cfg(test)]
+    pub fn open(dir: &Path, sdkappid: u32, host: &str) -> Result<Store> {
+        Store::open_as(dir, sdkappid, host, "test")
+    }
+
+    /// Binds an empty store (serial 0, nothing recorded) to `sdkappid`/`host`, or refuses a
+    /// store of another app.
+    pub fn bind(&mut self, sdkappid: u32, host: &str) -> Result<()> {
+        if self.meta.serial == 0 && self.accounts == 0 && !self.belongs(sdkappid, host) {
+            let mut meta = self.meta.clone();
+            meta.sdkappid = sdkappid;
+            meta.endpoint_host = host.to_owned();
+            return self.commit(sled::Batch::default(), meta, 0);
+        }
+        self.check_belongs(sdkappid, host)
     }
 
     /// A new, empty store: commit 1, recorded outside sled too.
@@ -417,6 +554,7 @@ impl Store {
             accounts: 0,
             commits: 0,
             copy: None,
+            lock: None,
         };
         store.commit(sled::Batch::default(), meta, 0)?;
         Ok(store)
@@ -442,6 +580,7 @@ impl Store {
             accounts,
             commits,
             copy,
+            lock: None,
         };
         match stored {
             Stored::Migrate(_) => store.migrate(record.as_ref())?,
@@ -518,9 +657,17 @@ impl Store {
         self.commit(batch, meta, accounts)
     }
 
-    /// Refuses a store made for another app or endpoint host.
+    fn belongs(&self, sdkappid: u32, host: &str) -> bool {
+        self.meta.sdkappid == sdkappid && self.meta.endpoint_host == host
+    }
+
+    /// Refuses a store made for another app or endpoint host, unless it recorded nothing yet
+    /// (serial 0): an empty store is bound to no app.
     pub fn check_belongs(&self, sdkappid: u32, host: &str) -> Result<()> {
-        if self.meta.sdkappid != sdkappid || self.meta.endpoint_host != host {
+        if self.meta.serial == 0 && self.accounts == 0 {
+            return Ok(());
+        }
+        if !self.belongs(sdkappid, host) {
             return Err(StoreError::OtherApp {
                 path: self.path.clone(),
                 store_app: self.meta.sdkappid,
@@ -874,7 +1021,7 @@ impl StoreError {
     fn at(self, dir: &Path) -> StoreError {
         let path = dir.to_path_buf();
         match self {
-            StoreError::Locked(_) => StoreError::Locked(path),
+            StoreError::Locked { holder, .. } => StoreError::Locked { path, holder },
             StoreError::Sled { message, .. } => StoreError::Sled { path, message },
             StoreError::Corrupt { message, .. } => StoreError::Corrupt { path, message },
             other => other,
@@ -898,7 +1045,7 @@ mod tests {
     fn reopen(dir: &Path) -> Store {
         for _ in 0..100 {
             match Store::open_existing(dir) {
-                Err(StoreError::Locked(_)) => {
+                Err(StoreError::Locked { .. }) => {
                     std::thread::sleep(std::time::Duration::from_millis(20))
                 }
                 other => return other.unwrap().unwrap(),
@@ -1082,11 +1229,77 @@ mod tests {
     }
 
     #[test]
-    fn a_reader_is_refused_while_a_writer_holds_the_store() {
+    fn a_reader_reads_the_state_a_running_writer_started_from() {
         let dir = tempfile::tempdir().unwrap();
-        let _writer = Store::open(dir.path(), 1, "h").unwrap();
-        let err = Store::open_read_only(dir.path()).unwrap_err();
-        assert!(matches!(err, StoreError::Locked(_)), "{err:?}");
+        let writer = Store::open(dir.path(), 1, "h").unwrap();
+        // The writer is creating the store: there was none before it.
+        assert!(Store::open_read_only(dir.path()).unwrap().is_none());
+        drop(writer);
+        let a = attrs(&[(0, "m")]);
+        let one = |account| Record {
+            set: vec![(account, &a)],
+            ..Default::default()
+        };
+        let mut writer = reopen(dir.path());
+        writer.record(&one("u1"), &names(), 1).unwrap();
+        drop(writer);
+        let mut writer = reopen(dir.path());
+        writer.record(&one("u2"), &names(), 2).unwrap();
+        let reader = Store::open_read_only(dir.path()).unwrap().unwrap();
+        assert_eq!(
+            (reader.meta().serial, reader.account_count().unwrap()),
+            (1, 1)
+        );
+        assert!(dir.path().join(snapshot::PUBLISHED).exists());
+        drop(writer);
+        // The writer removed its publication; now the reader reads the database itself.
+        let reader = Store::open_read_only(dir.path()).unwrap().unwrap();
+        assert_eq!(
+            (reader.meta().serial, reader.account_count().unwrap()),
+            (2, 2)
+        );
+        assert!(!dir.path().join(snapshot::PUBLISHED).exists());
+    }
+
+    #[test]
+    fn an_empty_store_is_bound_to_no_app() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), 1, "localhost").unwrap());
+        // Nothing was recorded: the corrected project takes the store over.
+        let mut store = reopen_as(dir.path(), 2, "example.com");
+        assert_eq!(
+            (store.meta().sdkappid, store.meta().endpoint_host.as_str()),
+            (2, "example.com")
+        );
+        let a = attrs(&[(0, "m")]);
+        let record = Record {
+            set: vec![("u1", &a)],
+            ..Default::default()
+        };
+        store.record(&record, &names(), 1).unwrap();
+        drop(store);
+        // Now it holds something of app 2: app 1 is refused.
+        let err = Store::open(dir.path(), 1, "localhost");
+        let err = match err {
+            Err(StoreError::Locked { .. }) => {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                Store::open(dir.path(), 1, "localhost").unwrap_err()
+            }
+            other => other.unwrap_err(),
+        };
+        assert!(err.to_string().contains("belongs to sdkappid 2"), "{err}");
+    }
+
+    fn reopen_as(dir: &Path, sdkappid: u32, host: &str) -> Store {
+        for _ in 0..100 {
+            match Store::open(dir, sdkappid, host) {
+                Err(StoreError::Locked { .. }) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                other => return other.unwrap(),
+            }
+        }
+        panic!("still locked");
     }
 
     #[test]
@@ -1140,10 +1353,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let _first = Store::open(dir.path(), 1, "h").unwrap();
         let err = Store::open(dir.path(), 1, "h").unwrap_err();
-        assert!(matches!(err, StoreError::Locked(_)), "{err:?}");
-        assert!(err
-            .to_string()
-            .contains("state is locked by another timattr process"));
+        assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+        let err = err.to_string();
+        assert!(
+            err.contains("is locked by `timattr test` on host "),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("(pid {})", std::process::id())),
+            "{err}"
+        );
+        assert!(err.contains("--lock-timeout"), "{err}");
     }
 
     #[test]

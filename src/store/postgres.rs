@@ -515,9 +515,29 @@ impl PgStore {
         &self.target
     }
 
-    /// Refuses a project made for another app or endpoint host.
+    /// Binds a project that recorded nothing yet (serial 0) to `sdkappid`/`host`; a writer's.
+    pub fn bind(&mut self, sdkappid: u32, host: &str) -> Result<()> {
+        if self.meta.serial != 0 || self.writer.is_none() {
+            return self.check_belongs(sdkappid, host);
+        }
+        let (client, t, meta, host) = (
+            self.client.clone(),
+            self.target.clone(),
+            self.meta.clone(),
+            host.to_owned(),
+        );
+        self.meta = block(self.rt(), async move {
+            write::bind(&client, &t, meta, sdkappid, &host).await
+        })?;
+        Ok(())
+    }
+
+    /// Refuses a project made for another app or endpoint host, unless it recorded nothing
+    /// yet (serial 0): an empty store is bound to no app.
     pub fn check_belongs(&self, sdkappid: u32, host: &str) -> Result<()> {
-        if self.meta.sdkappid != sdkappid || self.meta.endpoint_host != host {
+        if self.meta.serial != 0
+            && (self.meta.sdkappid != sdkappid || self.meta.endpoint_host != host)
+        {
             return Err(PgError::OtherApp {
                 target: self.target.describe(),
                 store_app: i64::from(self.meta.sdkappid),

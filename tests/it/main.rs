@@ -29,6 +29,7 @@ mod saved_plan_files;
 mod schema;
 mod snapshots;
 mod state_integrity;
+mod store_promises;
 mod tools;
 mod users_files_unread;
 mod usersig_official;

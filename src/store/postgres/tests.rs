@@ -363,6 +363,32 @@ fn the_interface_refuses_another_app_and_names_the_database() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
+#[test]
+fn an_empty_project_is_bound_to_no_app() {
+    let Some(db) = TestDb::create() else { return };
+    // A first apply against the wrong endpoint that recorded nothing.
+    drop(PgStore::open(db.target("p"), 1, "localhost", writer("apply", None)).unwrap());
+    let reader = PgStore::open_existing(db.target("p")).unwrap().unwrap();
+    reader.check_belongs(2, "example.com").unwrap();
+    drop(reader);
+    let mut store = PgStore::open(db.target("p"), 2, "example.com", writer("apply", None)).unwrap();
+    assert_eq!(
+        (store.meta().sdkappid, store.meta().endpoint_host.as_str()),
+        (2, "example.com")
+    );
+    store
+        .record_slots(&[(0, "sex".to_owned())].into(), 1)
+        .unwrap();
+    drop(store);
+    // Now it holds something of app 2: app 1 is refused.
+    let err = PgStore::open(db.target("p"), 1, "localhost", writer("apply", None)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("belongs to sdkappid 2 at example.com"),
+        "{err}"
+    );
+}
+
 /// The server of this machine has TLS on with Debian's self-signed "snakeoil" certificate.
 #[test]
 fn sslmodes_encrypt_and_check_as_libpq_does() {

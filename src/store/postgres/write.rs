@@ -181,9 +181,37 @@ pub(super) async fn create_project(
         )
         .await
         .map_err(|e| t.db_err(&e))?;
-    super::read::meta(client, t)
+    let meta = super::read::meta(client, t)
         .await?
-        .ok_or_else(|| t.corrupt("the project row vanished after it was created"))
+        .ok_or_else(|| t.corrupt("the project row vanished after it was created"))?;
+    bind(client, t, meta, sdkappid, host).await
+}
+
+/// Binds a project that recorded nothing yet to `sdkappid`/`host` (the caller holds the lock).
+pub(super) async fn bind(
+    client: &Client,
+    t: &Target,
+    meta: Meta,
+    sdkappid: u32,
+    host: &str,
+) -> Result<Meta> {
+    if meta.serial != 0 || (meta.sdkappid == sdkappid && meta.endpoint_host == host) {
+        return Ok(meta);
+    }
+    // Nothing recorded yet (serial 0): the project is bound to no app, so a first apply that
+    // failed against the wrong app or endpoint does not block the corrected project.
+    client
+        .execute(
+            "UPDATE timattr_projects SET sdkappid = $2, endpoint_host = $3 WHERE name = $1 AND serial = 0",
+            &[&t.name, &i64::from(sdkappid), &host],
+        )
+        .await
+        .map_err(|e| t.db_err(&e))?;
+    Ok(Meta {
+        sdkappid,
+        endpoint_host: host.to_owned(),
+        ..meta
+    })
 }
 
 /// The compare-and-swap every write carries: this writer's lock row, the lineage it read and
