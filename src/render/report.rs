@@ -100,14 +100,14 @@ pub fn outcome_markdown(o: &Outcome<'_>) -> String {
 pub fn write_history(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result<()> {
     writeln!(
         w,
-        "time                  serial  operation  status       set  removed  names  requests  retries"
+        "time                  serial  operation  status       set  removed  names  requests  retries  by, commit, run"
     )?;
     for h in entries {
         let time =
             humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(h.time));
         writeln!(
             w,
-            "{time}  {:>6}  {:<9}  {:<11}  {:>4}  {:>7}  {:>5}  {:>8}  {:>7}",
+            "{time}  {:>6}  {:<9}  {:<11}  {:>4}  {:>7}  {:>5}  {:>8}  {:>7}  {}",
             h.serial,
             super::escape(&h.operation),
             super::escape(&h.status),
@@ -115,10 +115,37 @@ pub fn write_history(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result
             h.accounts_removed,
             h.names_configured,
             h.requests,
-            h.retries
+            h.retries,
+            history_details(h)
         )?;
     }
     Ok(())
+}
+
+/// Who and what of an entry, as far as it is known: `alice on host-1; git 1a2b3c4d5e6f;
+/// https://…/runs/7; --target u1*; plan sha256:…`.
+fn history_details(h: &HistoryEntry) -> String {
+    let mut parts = Vec::new();
+    match (&h.actor, &h.host) {
+        (Some(a), Some(host)) => parts.push(format!("{} on {}", super::escape(a), super::escape(host))),
+        (Some(a), None) => parts.push(super::escape(a).into_owned()),
+        (None, Some(host)) => parts.push(format!("on {}", super::escape(host))),
+        (None, None) => {}
+    }
+    if let Some(sha) = &h.git_commit {
+        parts.push(format!("git {}", super::escape(&sha[..sha.len().min(12)])));
+    }
+    if let Some(url) = &h.ci_run_url {
+        parts.push(super::escape(url).into_owned());
+    }
+    if !h.targets.is_empty() {
+        let t: Vec<String> = h.targets.iter().map(|t| super::escape(t).into_owned()).collect();
+        parts.push(format!("--target {}", t.join(",")));
+    }
+    if let Some(d) = &h.plan_digest {
+        parts.push(format!("plan {}", super::escape(d)));
+    }
+    parts.join("; ")
 }
 
 /// `state history --format json`: the entries as one JSON array, oldest first.

@@ -1,5 +1,8 @@
-//! `state export` / `state restore`: gzip-compressed JSON lines, a header line then one line
-//! per account, so a backup can be read with `zcat | jq` and survives throwaway CI runners.
+//! `state export` / `state restore`: gzip-compressed JSON lines, a header line, one line per
+//! account, then one `{"history": …}` line per history entry (the header counts both; exports
+//! made before history was carried have none), so a backup can be read with `zcat | jq` and
+//! survives throwaway CI runners. One format for both backends: a state moves between them
+//! with its history.
 //!
 //! A backup is hostile input like any other file: [`read_export`] checks all of it (sizes,
 //! counts, limits of the API, the app it belongs to) before anything touches a store, reads the
@@ -35,6 +38,51 @@ pub struct ExportHeader {
     pub commit_id: Option<String>,
     pub slots: BTreeMap<u8, String>,
     pub accounts: u64,
+    /// History lines after the accounts.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub history: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A history line of an export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryLine {
+    pub history: HistoryEntry,
+}
+
+/// The most history lines an export may carry (one per run; a run a minute for years).
+const MAX_HISTORY: u64 = 10_000_000;
+
+impl ExportHeader {
+    /// The header of a backup of a store with `meta`, `accounts` and `history` entries.
+    pub fn of(meta: &Meta, accounts: u64, history: u64) -> ExportHeader {
+        ExportHeader {
+            format_version: meta.format_version,
+            sdkappid: meta.sdkappid,
+            endpoint_host: meta.endpoint_host.clone(),
+            lineage: meta.lineage.clone(),
+            serial: meta.serial,
+            commit_id: Some(meta.commit_id.clone()).filter(|c| !c.is_empty()),
+            slots: meta.slots.clone(),
+            accounts,
+            history,
+        }
+    }
+}
+
+/// Writes the history lines of an export.
+pub fn write_history_lines(out: &mut impl Write, history: &[HistoryEntry]) -> std::io::Result<()> {
+    for entry in history {
+        serde_json::to_writer(&mut *out, &HistoryLine {
+            history: entry.clone(),
+        })?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 /// Every following line.
@@ -69,6 +117,8 @@ pub struct Export {
     names: Names,
     /// In account order, without accounts that have no values.
     accounts: Vec<(Box<str>, Managed)>,
+    /// The exported store's history, oldest first.
+    pub history: Vec<HistoryEntry>,
 }
 
 impl Export {
@@ -89,16 +139,8 @@ impl Store {
     /// Writes the whole store to `out` (gzip JSON lines). Returns the number of accounts.
     pub fn export(&self, out: impl Write) -> std::io::Result<u64> {
         let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-        let header = ExportHeader {
-            format_version: self.meta.format_version,
-            sdkappid: self.meta.sdkappid,
-            endpoint_host: self.meta.endpoint_host.clone(),
-            lineage: self.meta.lineage.clone(),
-            serial: self.meta.serial,
-            commit_id: Some(self.meta.commit_id.clone()).filter(|c| !c.is_empty()),
-            slots: self.meta.slots.clone(),
-            accounts: self.accounts,
-        };
+        let history = self.history().map_err(std::io::Error::other)?;
+        let header = ExportHeader::of(&self.meta, self.accounts, history.len() as u64);
         serde_json::to_writer(&mut gz, &header)?;
         gz.write_all(b"\n")?;
         let mut names = Names::default();
@@ -112,6 +154,7 @@ impl Store {
                     .map_err(|e| StoreError::Restore(format!("cannot write the export: {e}")))
             })
             .map_err(std::io::Error::other)?;
+        write_history_lines(&mut gz, &history)?;
         gz.finish()?.flush()?;
         Ok(count as u64)
     }
@@ -129,8 +172,16 @@ impl Store {
         let header = &export.header;
         self.check_restorable(header, force)?;
         let mut batch = sled::Batch::default();
-        for kv in self.db.scan_prefix(blocks::PREFIX).keys() {
-            batch.remove(kv.map_err(|e| sled_err(&self.path, e))?);
+        for prefix in [blocks::PREFIX, super::HISTORY_PREFIX] {
+            for kv in self.db.scan_prefix(prefix).keys() {
+                batch.remove(kv.map_err(|e| sled_err(&self.path, e))?);
+            }
+        }
+        // The exported history, then the restore's own entry, in the same step.
+        let own = super::history::restored(header.serial, export.accounts.len() as u64);
+        for entry in export.history.iter().chain(std::iter::once(&own)) {
+            let key = super::history_key(&self.db, &self.path)?;
+            batch.insert(key, serde_json::to_vec(entry).unwrap_or_default());
         }
         let entries: blocks::Entries = export
             .accounts
@@ -153,17 +204,6 @@ impl Store {
             slots: header.slots.clone(),
         };
         self.commit(batch, meta, entries.len() as u64)?;
-        self.add_history(&HistoryEntry {
-            time: crate::clock::now_unix(),
-            serial: header.serial,
-            operation: "restore".into(),
-            status: "complete".into(),
-            accounts_set: entries.len() as u64,
-            accounts_removed: 0,
-            names_configured: 0,
-            requests: 0,
-            retries: 0,
-        })?;
         Ok(header.clone())
     }
 
@@ -219,6 +259,7 @@ pub fn read_export(input: impl Read) -> Result<Export> {
     let mut names = Names::default();
     let mut accounts: BTreeMap<Box<str>, Managed> = BTreeMap::new();
     let mut lines = 0u64;
+    let mut history = Vec::new();
     let mut line_no = 1usize;
     loop {
         line_no += 1;
@@ -231,10 +272,16 @@ pub fn read_export(input: impl Read) -> Result<Export> {
         }
         lines += 1;
         if lines > header.accounts {
-            return Err(bad(format!(
-                "line {line_no}: more accounts than the {} the header announces",
-                header.accounts
-            )));
+            if lines > header.accounts + header.history.min(MAX_HISTORY) {
+                return Err(bad(format!(
+                    "line {line_no}: more lines than the {} accounts and {} history entries the header announces",
+                    header.accounts, header.history
+                )));
+            }
+            let h: HistoryLine = serde_json::from_slice(&line)
+                .map_err(|e| bad(format!("line {line_no} (history): {e}")))?;
+            history.push(h.history);
+            continue;
         }
         let (account, attrs) =
             parse_line(&line, &mut names).map_err(|m| bad(format!("line {line_no}: {m}")))?;
@@ -247,16 +294,17 @@ pub fn read_export(input: impl Read) -> Result<Export> {
             accounts.insert(account, attrs);
         }
     }
-    if lines != header.accounts {
+    if lines != header.accounts + history.len() as u64 || history.len() as u64 != header.history {
         return Err(bad(format!(
-            "the header announces {} accounts but {lines} follow (truncated?)",
-            header.accounts
+            "the header announces {} accounts and {} history entries but {lines} lines follow (truncated?)",
+            header.accounts, header.history
         )));
     }
     Ok(Export {
         header,
         names,
         accounts: accounts.into_iter().collect(),
+        history,
     })
 }
 

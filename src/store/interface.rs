@@ -341,10 +341,28 @@ impl State {
         }
     }
 
-    pub fn add_history(&mut self, entry: &HistoryEntry) -> Result<()> {
+    /// Begins a run: from now on every commit writes its history entry, in the same atomic
+    /// step (see [`crate::store::history`]).
+    pub fn begin(&mut self, entry: HistoryEntry) {
         match self {
-            State::Sled(s) => Ok(s.add_history(entry)?),
-            State::Postgres(p) => Ok(p.add_history(entry)?),
+            State::Sled(s) => s.begin(entry),
+            State::Postgres(p) => p.begin(entry),
+        }
+    }
+
+    /// The entry of the run under way.
+    pub fn run_mut(&mut self) -> Option<&mut HistoryEntry> {
+        match self {
+            State::Sled(s) => s.run_mut(),
+            State::Postgres(p) => p.run_mut(),
+        }
+    }
+
+    /// Ends the run, writing its final entry if it committed anything.
+    pub fn finish(&mut self, update: impl FnOnce(&mut HistoryEntry)) -> Result<()> {
+        match self {
+            State::Sled(s) => Ok(s.finish(update)?),
+            State::Postgres(p) => Ok(p.finish(update)?),
         }
     }
 

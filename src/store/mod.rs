@@ -27,7 +27,8 @@
 mod blocks;
 mod codec;
 mod commits;
-mod export;
+pub mod export;
+pub mod history;
 pub mod interface;
 pub mod lock;
 pub mod postgres;
@@ -41,7 +42,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Account, Attrs, Managed, Names, Tag, TagPool};
 
-pub use export::{check_app, read_export, Export, ExportHeader, ExportLine, MAX_EXPORT_BYTES};
+pub use history::{HistoryEntry, Run};
+pub use export::{
+    check_app, read_export, Export, ExportHeader, ExportLine, HistoryLine, MAX_EXPORT_BYTES,
+};
 
 /// Bumped when the layout changes; older binaries refuse newer stores. Version 2 (blocks
 /// without checksums, metadata without counts) is migrated when first opened; version 1 (one sled
@@ -98,24 +102,6 @@ pub struct Meta {
     /// Attribute-name slots as configured in the app: slot `0..=9` → name.
     #[serde(default)]
     pub slots: BTreeMap<u8, String>,
-}
-
-/// One line of `timattr state history`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    /// Unix seconds.
-    pub time: u64,
-    /// Serial after the operation.
-    pub serial: u64,
-    /// `apply`, `drift-fix`, `import` or `restore`.
-    pub operation: String,
-    /// `complete`, `partial` (some users refused by the API), `interrupted` or `failed`.
-    pub status: String,
-    pub accounts_set: u64,
-    pub accounts_removed: u64,
-    pub names_configured: u64,
-    pub requests: u64,
-    pub retries: u64,
 }
 
 /// A batch of outcomes the API confirmed, to be written in one atomic step. The tag lists may
@@ -201,6 +187,8 @@ pub struct Store {
     copy: Option<Box<snapshot::Copy>>,
     /// A writer's lock (dropped after `db`, so sled is closed before another writer may start).
     lock: Option<lock::WriterLock>,
+    /// The run being recorded: every commit writes its history entry (see `history`).
+    run: Option<Run>,
 }
 
 impl std::fmt::Debug for Store {
@@ -563,6 +551,7 @@ impl Store {
             commits: 0,
             copy: None,
             lock: None,
+            run: None,
         };
         store.commit(sled::Batch::default(), meta, 0)?;
         Ok(store)
@@ -589,6 +578,7 @@ impl Store {
             commits,
             copy,
             lock: None,
+            run: None,
         };
         match stored {
             Stored::Migrate(_) => store.migrate(record.as_ref())?,
@@ -804,6 +794,9 @@ impl Store {
             path: self.path.clone(),
             message: m,
         })?;
+        if let Some(run) = self.run.as_mut() {
+            run.entry.count(std::slice::from_ref(record));
+        }
         let ops = record.edits();
         let mut scratch = names.clone();
         let mut batch = sled::Batch::default();
@@ -861,6 +854,16 @@ impl Store {
     /// atomic step, makes it durable, then records the commit outside sled.
     fn commit(&mut self, mut batch: sled::Batch, mut meta: Meta, accounts: u64) -> Result<()> {
         meta.commit_id = random_id();
+        if let Some(run) = self.run.as_mut() {
+            // The run's entry, in the same atomic step: no serial without its history.
+            let key = match &run.written {
+                Some(key) => key.clone(),
+                None => history_key(&self.db, &self.path)?,
+            };
+            let entry = run.at_commit(meta.serial, &meta.commit_id);
+            batch.insert(key.clone(), serde_json::to_vec(entry).unwrap_or_default());
+            run.written = Some(key);
+        }
         let next = MetaRecord {
             format_version: meta.format_version,
             meta,
@@ -916,15 +919,31 @@ impl Store {
         self.commit(sled::Batch::default(), meta, self.accounts)
     }
 
-    /// Appends a history entry (a commit of its own, so that losing it is noticed too).
-    pub fn add_history(&mut self, entry: &HistoryEntry) -> Result<()> {
+    /// Begins a run: from now on every commit writes its history entry.
+    pub fn begin(&mut self, entry: HistoryEntry) {
+        self.run = Some(Run::new(entry));
+    }
+
+    /// The entry of the run under way.
+    pub fn run_mut(&mut self) -> Option<&mut HistoryEntry> {
+        self.run.as_mut().map(|r| &mut r.entry)
+    }
+
+    /// Ends the run: its entry, as `update` leaves it, is written when the run committed
+    /// anything (a run that changed nothing has no serial and no entry).
+    pub fn finish(&mut self, update: impl FnOnce(&mut HistoryEntry)) -> Result<()> {
         self.writable()?;
-        let seq = self.db.generate_id().map_err(|e| sled_err(&self.path, e))?;
-        let mut key = HISTORY_PREFIX.to_vec();
-        key.extend_from_slice(&seq.to_be_bytes());
-        let mut batch = sled::Batch::default();
-        batch.insert(key, serde_json::to_vec(entry).unwrap_or_default());
-        self.commit(batch, self.meta.clone(), self.accounts)
+        let Some(mut run) = self.run.take() else {
+            return Ok(());
+        };
+        update(&mut run.entry);
+        if run.written.is_none() {
+            return Ok(());
+        }
+        self.run = Some(run);
+        let written = self.commit(sled::Batch::default(), self.meta.clone(), self.accounts);
+        self.run = None;
+        written
     }
 
     /// Every history entry, oldest first.
@@ -944,6 +963,14 @@ impl Store {
             message: message.to_owned(),
         }
     }
+}
+
+/// A new key for a history entry, after every other.
+fn history_key(db: &sled::Db, path: &Path) -> Result<Vec<u8>> {
+    let seq = db.generate_id().map_err(|e| sled_err(path, e))?;
+    let mut key = HISTORY_PREFIX.to_vec();
+    key.extend_from_slice(&seq.to_be_bytes());
+    Ok(key)
 }
 
 /// Replaces a block in `batch` by its edited entries, split when it grew too large, under the
@@ -1175,26 +1202,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), 7, "h").unwrap();
         let slots: BTreeMap<u8, String> = [(0, "sex".into()), (3, "city".into())].into();
+        store.begin(HistoryEntry::now("apply", None));
         store.record_slots(&slots, 2).unwrap();
-        let entry = HistoryEntry {
-            time: 1,
-            serial: 2,
-            operation: "apply".into(),
-            status: "complete".into(),
-            accounts_set: 0,
-            accounts_removed: 0,
-            names_configured: 2,
-            requests: 1,
-            retries: 0,
-        };
-        store.add_history(&entry).unwrap();
+        // Written with the commit: a run killed now still has its entry.
+        let provisional = store.history().unwrap();
+        assert_eq!(provisional.len(), 1);
+        assert_eq!(
+            (provisional[0].serial, provisional[0].status.as_str()),
+            (2, "interrupted")
+        );
+        assert_eq!(provisional[0].commit_id.as_ref(), Some(&store.meta().commit_id));
+        store
+            .finish(|e| {
+                e.status = "complete".into();
+                e.names_configured = 2;
+            })
+            .unwrap();
+        let entry = store.history().unwrap().pop().unwrap();
         drop(store);
         let store = reopen(dir.path());
         assert_eq!(store.meta().slots, slots);
         assert_eq!(store.meta().serial, 2);
-        assert_eq!(store.history().unwrap(), vec![entry]);
+        assert_eq!(store.history().unwrap(), vec![entry.clone()]);
+        assert_eq!((entry.status.as_str(), entry.names_configured), ("complete", 2));
         let record = commits::read(dir.path()).unwrap().unwrap();
         assert_eq!((record.serial, record.commits), (2, 3));
+        // A run that committed nothing writes no entry.
+        let mut store = store;
+        store.begin(HistoryEntry::now("apply", None));
+        store.finish(|e| e.status = "complete".into()).unwrap();
+        assert_eq!(store.history().unwrap().len(), 1);
     }
 
     #[test]
@@ -1433,6 +1470,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), 1, "h").unwrap();
         let a = attrs(&[(1, "深圳")]);
+        store.begin(HistoryEntry::now("apply", None));
         store
             .record(
                 &Record {
@@ -1444,6 +1482,8 @@ mod tests {
                 3,
             )
             .unwrap();
+        store.finish(|e| e.status = "complete".into()).unwrap();
+        let applied = store.history().unwrap();
         let mut backup = Vec::new();
         assert_eq!(store.export(&mut backup).unwrap(), 1);
         drop(store);
@@ -1457,6 +1497,11 @@ mod tests {
             fresh.load_last_applied(&mut n).unwrap(),
             vec![("u1".into(), a.clone().into())]
         );
+        // The history came along, and the restore added its own entry.
+        let history = fresh.history().unwrap();
+        assert_eq!(history.len(), 2, "{history:?}");
+        assert_eq!(history[0], applied[0]);
+        assert_eq!((history[1].operation.as_str(), history[1].serial), ("restore", 3));
         // Now the store has history: an export of another lineage is refused.
         let third = tempfile::tempdir().unwrap();
         let mut s3 = Store::open(third.path(), 1, "h").unwrap();

@@ -326,6 +326,8 @@ pub struct PgStore {
     /// The record statement, prepared once per connection (keyed by the client's address):
     /// with a distant database, each group commit is then one round trip.
     prepared: Prepared,
+    /// The run being recorded: every commit writes its history entry.
+    run: Option<super::Run>,
 }
 
 type Prepared = Arc<std::sync::Mutex<Option<(usize, tokio_postgres::Statement)>>>;
@@ -416,6 +418,7 @@ impl PgStore {
             schema,
             writer: None,
             prepared: Prepared::default(),
+            run: None,
         }))
     }
 
@@ -459,6 +462,7 @@ impl PgStore {
                 schema: SCHEMA_VERSION,
                 writer: Some(writer),
                 prepared,
+                run: None,
             }
         }))
     }
@@ -501,6 +505,7 @@ impl PgStore {
             schema: SCHEMA_VERSION,
             writer: Some(writer),
             prepared,
+            run: None,
         };
         store.check_belongs(sdkappid, &project_host)?;
         Ok(store)

@@ -296,16 +296,9 @@ impl PgStore {
     /// same as a sled store's). Returns the number of accounts.
     pub fn export(&self, out: impl Write) -> std::io::Result<u64> {
         let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-        let header = ExportHeader {
-            format_version: self.meta.format_version,
-            sdkappid: self.meta.sdkappid,
-            endpoint_host: self.meta.endpoint_host.clone(),
-            lineage: self.meta.lineage.clone(),
-            serial: self.meta.serial,
-            commit_id: Some(self.meta.commit_id.clone()).filter(|c| !c.is_empty()),
-            slots: self.meta.slots.clone(),
-            accounts: self.account_count().map_err(std::io::Error::other)? as u64,
-        };
+        let history = self.history().map_err(std::io::Error::other)?;
+        let accounts = self.account_count().map_err(std::io::Error::other)? as u64;
+        let header = ExportHeader::of(&self.meta, accounts, history.len() as u64);
         serde_json::to_writer(&mut gz, &header)?;
         gz.write_all(b"\n")?;
         let mut written: std::io::Result<()> = Ok(());
@@ -327,6 +320,7 @@ impl PgStore {
             })
             .map_err(std::io::Error::other)?;
         written?;
+        crate::store::export::write_history_lines(&mut gz, &history)?;
         gz.finish()?.flush()?;
         Ok(count as u64)
     }

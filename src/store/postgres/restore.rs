@@ -3,8 +3,7 @@
 
 use super::write::CAS;
 use super::{block, PgError, PgStore, Result};
-use crate::clock::now_unix;
-use crate::store::{random_id, Export, ExportHeader, HistoryEntry, FORMAT_VERSION};
+use crate::store::{random_id, Export, ExportHeader, FORMAT_VERSION};
 
 /// Accounts inserted per statement.
 const INSERT_CHUNK: usize = 5000;
@@ -44,18 +43,14 @@ impl PgStore {
         }
         self.check_restore(&header, force)?;
         let (lineage, base, _, token) = self.cas(self.meta.serial)?;
-        let history = serde_json::to_string(&HistoryEntry {
-            time: now_unix(),
-            serial: header.serial,
-            operation: "restore".into(),
-            status: "complete".into(),
-            accounts_set: header.accounts,
-            accounts_removed: 0,
-            names_configured: 0,
-            requests: 0,
-            retries: 0,
-        })
-        .expect("history serializes");
+        // The exported history, then the restore's own entry.
+        let own = crate::store::history::restored(header.serial, header.accounts);
+        let history: Vec<String> = export
+            .history
+            .iter()
+            .chain(std::iter::once(&own))
+            .map(|e| serde_json::to_string(e).expect("history serializes"))
+            .collect();
         let (client, t) = (self.client.clone(), self.target.clone());
         let commit_id = random_id();
         let new_meta = (
@@ -154,7 +149,7 @@ async fn replace_all(
     cas: &(String, i64, String),
     meta: &NewMeta,
     accounts: &[Restored],
-    history: &str,
+    history: &[String],
 ) -> std::result::Result<bool, tokio_postgres::Error> {
     let (lineage, base, token) = cas;
     let n = client
@@ -187,9 +182,19 @@ async fn replace_all(
     }
     client
         .execute(
-            "INSERT INTO timattr_history (project, entry) VALUES ($1, ($2::text)::jsonb)",
-            &[&t.name, &history],
+            "DELETE FROM timattr_history WHERE project = $1",
+            &[&t.name],
         )
         .await?;
+    for chunk in history.chunks(INSERT_CHUNK) {
+        // In order: `seq` follows the array's order.
+        client
+            .execute(
+                "INSERT INTO timattr_history (project, entry)
+                 SELECT $1, e::jsonb FROM unnest($2::text[]) WITH ORDINALITY AS h(e, n) ORDER BY n",
+                &[&t.name, &chunk],
+            )
+            .await?;
+    }
     Ok(true)
 }

@@ -17,7 +17,7 @@ use super::{
     RECONNECT_BACKOFF, SCHEMA_VERSION,
 };
 use crate::model::Names;
-use crate::store::{random_id, HistoryEntry, Meta, Record, FORMAT_VERSION};
+use crate::store::{random_id, HistoryEntry, Meta, Record, Run, FORMAT_VERSION};
 
 /// Creates or upgrades the tables. Concurrent first runs are serialised by a transaction-level
 /// advisory lock; a database of a newer schema is refused before anything is written.
@@ -252,8 +252,26 @@ pub(super) fn record_sql() -> String {
          del AS (DELETE FROM timattr_accounts a USING merged m
                  WHERE a.project = $1 AND a.account = m.account
                    AND m.attrs = '{{}}'::jsonb AND m.tags = '{{}}'::text[]
-                 RETURNING 1)
-         SELECT (SELECT count(*) FROM cas), (SELECT count(*) FROM up), (SELECT count(*) FROM del)"
+                 RETURNING 1),
+         {}
+         SELECT (SELECT count(*) FROM cas), (SELECT count(*) FROM up), (SELECT count(*) FROM del)",
+        history_ctes(12, 13)
+    )
+}
+
+/// The run's history entry (`$entry`, NULL without a run) written by the same statement as
+/// the commit, when its CAS matched: the entry found by `$key` rewritten, else inserted.
+fn history_ctes(entry: u8, key: u8) -> String {
+    format!(
+        "hist_up AS (UPDATE timattr_history SET entry = (${entry}::text)::jsonb
+                     WHERE project = $1 AND ${entry}::text IS NOT NULL
+                       AND entry @> (${key}::text)::jsonb AND EXISTS (SELECT 1 FROM cas)
+                     RETURNING 1),
+         hist_in AS (INSERT INTO timattr_history (project, entry)
+                     SELECT $1, (${entry}::text)::jsonb
+                     WHERE ${entry}::text IS NOT NULL AND EXISTS (SELECT 1 FROM cas)
+                       AND NOT EXISTS (SELECT 1 FROM hist_up)
+                     RETURNING 1)"
     )
 }
 
@@ -443,21 +461,41 @@ impl PgStore {
     }
 
     fn record_params(
-        &self,
+        &mut self,
         records: &[Record<'_>],
         names: &Names,
         serial: u64,
     ) -> Result<RecordParams> {
         let folded = fold(records, names)?;
         let (lineage, base, new, token) = self.cas(serial)?;
+        let commit_id = random_id();
+        if let Some(run) = self.run.as_mut() {
+            run.entry.count(records);
+        }
+        let (entry, key) = self.run_entry(serial, &commit_id);
         Ok(Arc::new(RecordArgs {
             lineage,
             base,
             new,
             token,
-            commit_id: random_id(),
+            commit_id,
             folded,
+            entry,
+            key,
         }))
+    }
+
+    /// The run's entry and key as a commit at `serial` writes them; `None` without a run.
+    fn run_entry(&mut self, serial: u64, commit_id: &str) -> (Option<String>, Option<String>) {
+        match self.run.as_mut() {
+            Some(run) => {
+                let entry = serde_json::to_string(run.at_commit(serial, commit_id))
+                    .expect("history serializes");
+                run.written = Some(Vec::new());
+                (Some(entry), Some(run.key_json()))
+            }
+            None => (None, None),
+        }
     }
 
     fn record_now(&mut self, params: RecordParams, serial: u64) -> Result<()> {
@@ -539,16 +577,24 @@ impl PgStore {
         let (lineage, base, new, token) = self.cas(serial)?;
         let json = serde_json::to_string(slots).expect("slots serialize");
         let commit_id = random_id();
-        let params = Arc::new((lineage, base, new, token, json, commit_id.clone()));
+        let (entry, key) = self.run_entry(serial, &commit_id);
+        let params = Arc::new((lineage, base, new, token, json, commit_id.clone(), entry, key));
         let n = self.write(move |client, t| {
             let p = params.clone();
             async move {
-                client
-                    .execute(
-                        &format!("UPDATE timattr_projects SET slots = ($6::text)::jsonb, serial = $4, commit_id = $7 WHERE {CAS}"),
-                        &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4, &p.5],
+                let sql = format!(
+                    "WITH cas AS (UPDATE timattr_projects SET slots = ($6::text)::jsonb, serial = $4, commit_id = $7 WHERE {CAS} RETURNING 1),
+                     {}
+                     SELECT count(*) FROM cas",
+                    history_ctes(8, 9)
+                );
+                let row = client
+                    .query_one(
+                        &sql,
+                        &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4, &p.5, &p.6, &p.7],
                     )
-                    .await
+                    .await?;
+                Ok(row.get::<_, i64>(0) as u64)
             }
         })?;
         if n != 1 {
@@ -560,20 +606,45 @@ impl PgStore {
         Ok(())
     }
 
-    /// Appends a history entry.
-    pub fn add_history(&mut self, entry: &HistoryEntry) -> Result<()> {
-        let json = Arc::new(serde_json::to_string(entry).expect("history serializes"));
-        self.write(move |client, t| {
-            let json = json.clone();
+    /// Begins a run: from now on every commit writes its history entry.
+    pub fn begin(&mut self, entry: HistoryEntry) {
+        self.run = Some(Run::new(entry));
+    }
+
+    /// The entry of the run under way.
+    pub fn run_mut(&mut self) -> Option<&mut HistoryEntry> {
+        self.run.as_mut().map(|r| &mut r.entry)
+    }
+
+    /// Ends the run: its entry, as `update` leaves it, is rewritten when the run committed
+    /// anything, under this writer's lock.
+    pub fn finish(&mut self, update: impl FnOnce(&mut HistoryEntry)) -> Result<()> {
+        let Some(mut run) = self.run.take() else {
+            return Ok(());
+        };
+        update(&mut run.entry);
+        if run.written.is_none() {
+            return Ok(());
+        }
+        let token = self.writer()?.token.clone();
+        let entry = serde_json::to_string(&run.entry).expect("history serializes");
+        let params = Arc::new((entry, run.key_json(), token));
+        let n = self.write(move |client, t| {
+            let p = params.clone();
             async move {
                 client
                     .execute(
-                        "INSERT INTO timattr_history (project, entry) VALUES ($1, ($2::text)::jsonb)",
-                        &[&t.name, &*json],
+                        "UPDATE timattr_history SET entry = ($2::text)::jsonb
+                         WHERE project = $1 AND entry @> ($3::text)::jsonb
+                           AND EXISTS (SELECT 1 FROM timattr_locks WHERE project = $1 AND token = $4)",
+                        &[&t.name, &p.0, &p.1, &p.2],
                     )
                     .await
             }
         })?;
+        if n != 1 {
+            return Err(self.conflict());
+        }
         Ok(())
     }
 }
@@ -588,6 +659,9 @@ struct RecordArgs {
     /// The commit id the record gives the project (the same when it is sent again).
     commit_id: String,
     folded: Folded,
+    /// The run's history entry and the key that finds it (see `history_ctes`).
+    entry: Option<String>,
+    key: Option<String>,
 }
 
 type RecordParams = Arc<RecordArgs>;
@@ -646,6 +720,8 @@ async fn record_statement(
                 &f.tags_added,
                 &f.tags_removed,
                 &p.commit_id,
+                &p.entry,
+                &p.key,
             ],
         )
         .await?;
