@@ -701,3 +701,53 @@ fn every_write_makes_a_new_commit_id_that_readers_see_and_a_restore_never_reuses
     assert_eq!(distinct.len(), seen.len(), "{seen:?}");
     assert!(seen.iter().all(|c| c.len() == 32), "{seen:?}");
 }
+
+#[test]
+fn every_serial_has_its_history_entry_written_with_the_commit_and_moves_with_exports() {
+    let Some(db) = TestDb::create() else { return };
+    let mut store = PgStore::open(db.target("p"), 1, "h", writer("apply", None)).unwrap();
+    let a: crate::model::Attrs = [(0u8, "m".into())].into_iter().collect();
+    let record = |account| Record {
+        set: vec![(account, &a)],
+        ..Default::default()
+    };
+    let mut entry = crate::store::HistoryEntry::now("apply", None);
+    entry.targets = vec!["u*".into()];
+    entry.plan_digest = Some("sha256:ab".into());
+    store.begin(entry);
+    store.record_slots(&[(0, "sex".to_owned())].into(), 1).unwrap();
+    store.record(&[record("u1")], &names(), 1).unwrap();
+    let pending = store.record_ahead(&[record("u2")], &names(), 1, ()).unwrap();
+    store.settle(pending).unwrap();
+    // Before the run ends, a reader already sees its entry, with what was committed.
+    let reader = PgStore::open_existing(db.target("p")).unwrap().unwrap();
+    let seen = reader.history().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!((seen[0].status.as_str(), seen[0].accounts_set), ("interrupted", 2));
+    assert_eq!(seen[0].commit_id.as_ref(), Some(&store.meta().commit_id));
+    drop(reader);
+    store.finish(|e| e.status = "complete".into()).unwrap();
+    let history = store.history().unwrap();
+    assert_eq!(history.len(), 1);
+    let applied = history[0].clone();
+    assert_eq!(
+        (applied.status.as_str(), applied.serial, applied.targets.len()),
+        ("complete", 1, 1)
+    );
+    assert_eq!(applied.plan_digest.as_deref(), Some("sha256:ab"));
+    // PostgreSQL → sled → PostgreSQL: the entry survives, each restore adds its own.
+    let mut backup = Vec::new();
+    store.export(&mut backup).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut sled = crate::store::Store::open(dir.path(), 1, "h").unwrap();
+    let read = |b: &[u8]| crate::store::read_export(b).unwrap();
+    sled.restore_export(&read(&backup), false).unwrap();
+    let mut back = Vec::new();
+    sled.export(&mut back).unwrap();
+    let mut other = PgStore::open(db.target("q"), 1, "h", writer("state restore", None)).unwrap();
+    other.restore_export(&read(&back), false).unwrap();
+    let moved = other.history().unwrap();
+    let ops: Vec<&str> = moved.iter().map(|e| e.operation.as_str()).collect();
+    assert_eq!(ops, ["apply", "restore", "restore"]);
+    assert_eq!(moved[0], applied);
+}
