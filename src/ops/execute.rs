@@ -418,6 +418,7 @@ fn executed(
             // Batches count from their answer until their slot is dropped: after the record,
             // also for records sent ahead.
             max_unrecorded: report.max_unrecorded,
+            unrecorded_entries: sink.unrecorded_accounts,
         },
         batches_ok: report.batches_ok,
         batches_failed: report.batches_failed,
@@ -439,8 +440,8 @@ fn unrecorded_error(error: Option<Error>, sink: &StoreSink<'_>) -> Option<Error>
         return Some(e);
     }
     Some(Error::msg(format!(
-        "{e}\nStopped sending: {} batches ({} accounts) were applied by the API but not recorded in the state, which does not claim them; the next `timattr apply` sends them again (every request is idempotent).",
-        sink.unrecorded_batches, sink.unrecorded_accounts
+        "{e}\nStopped sending: {} were applied by the API but not recorded in the state, which does not claim them; the next `timattr apply` sends them again (every request is idempotent).",
+        crate::render::count(sink.unrecorded_batches as usize, "batch", "batches")
     )))
 }
 

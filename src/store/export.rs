@@ -1,8 +1,7 @@
-//! `state export` / `state restore`: gzip-compressed JSON lines, a header line, one line per
-//! account, then one `{"history": …}` line per history entry (the header counts both; exports
-//! made before history was carried have none), so a backup can be read with `zcat | jq` and
-//! survives throwaway CI runners. One format for both backends: a state moves between them
-//! with its history.
+//! `state export` / `state restore`: gzip-compressed JSON lines, a header line (which also
+//! carries the history; exports made before it did have none) then one line per account, so a
+//! backup can be read with `zcat | jq` and survives throwaway CI runners. One format for both
+//! backends: a state moves between them with its history.
 //!
 //! A backup is hostile input like any other file: [`read_export`] checks all of it (sizes,
 //! counts, limits of the API, the app it belongs to) before anything touches a store, reads the
@@ -38,28 +37,17 @@ pub struct ExportHeader {
     pub commit_id: Option<String>,
     pub slots: BTreeMap<u8, String>,
     pub accounts: u64,
-    /// History lines after the accounts.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub history: u64,
+    /// The store's history, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
 }
 
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-/// A history line of an export.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HistoryLine {
-    pub history: HistoryEntry,
-}
-
-/// The most history lines an export may carry (one per run; a run a minute for years).
-const MAX_HISTORY: u64 = 10_000_000;
+/// The longest header: its history (a few hundred bytes an entry) makes it the one long line.
+const MAX_HEADER_BYTES: usize = 256 << 20;
 
 impl ExportHeader {
-    /// The header of a backup of a store with `meta`, `accounts` and `history` entries.
-    pub fn of(meta: &Meta, accounts: u64, history: u64) -> ExportHeader {
+    /// The header of a backup of a store with `meta`, `accounts` and `history`.
+    pub fn of(meta: &Meta, accounts: u64, history: Vec<HistoryEntry>) -> ExportHeader {
         ExportHeader {
             format_version: meta.format_version,
             sdkappid: meta.sdkappid,
@@ -74,16 +62,6 @@ impl ExportHeader {
     }
 }
 
-/// Writes the history lines of an export.
-pub fn write_history_lines(out: &mut impl Write, history: &[HistoryEntry]) -> std::io::Result<()> {
-    for entry in history {
-        serde_json::to_writer(&mut *out, &HistoryLine {
-            history: entry.clone(),
-        })?;
-        out.write_all(b"\n")?;
-    }
-    Ok(())
-}
 
 /// Every following line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,8 +95,6 @@ pub struct Export {
     names: Names,
     /// In account order, without accounts that have no values.
     accounts: Vec<(Box<str>, Managed)>,
-    /// The exported store's history, oldest first.
-    pub history: Vec<HistoryEntry>,
 }
 
 impl Export {
@@ -140,7 +116,7 @@ impl Store {
     pub fn export(&self, out: impl Write) -> std::io::Result<u64> {
         let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
         let history = self.history().map_err(std::io::Error::other)?;
-        let header = ExportHeader::of(&self.meta, self.accounts, history.len() as u64);
+        let header = ExportHeader::of(&self.meta, self.accounts, history);
         serde_json::to_writer(&mut gz, &header)?;
         gz.write_all(b"\n")?;
         let mut names = Names::default();
@@ -154,7 +130,6 @@ impl Store {
                     .map_err(|e| StoreError::Restore(format!("cannot write the export: {e}")))
             })
             .map_err(std::io::Error::other)?;
-        write_history_lines(&mut gz, &history)?;
         gz.finish()?.flush()?;
         Ok(count as u64)
     }
@@ -179,7 +154,7 @@ impl Store {
         }
         // The exported history, then the restore's own entry, in the same step.
         let own = super::history::restored(header.serial, export.accounts.len() as u64);
-        for entry in export.history.iter().chain(std::iter::once(&own)) {
+        for entry in header.history.iter().chain(std::iter::once(&own)) {
             let key = super::history_key(&self.db, &self.path)?;
             batch.insert(key, serde_json::to_vec(entry).unwrap_or_default());
         }
@@ -250,7 +225,7 @@ fn bad(m: impl std::fmt::Display) -> StoreError {
 pub fn read_export(input: impl Read) -> Result<Export> {
     let mut reader = crate::files::gzip_reader_capped(input, MAX_EXPORT_BYTES, "the export");
     let mut line = Vec::new();
-    if !read_line(&mut reader, &mut line, 1)? {
+    if !read_line(&mut reader, &mut line, 1, MAX_HEADER_BYTES)? {
         return Err(bad("it is empty"));
     }
     let header: ExportHeader =
@@ -259,11 +234,10 @@ pub fn read_export(input: impl Read) -> Result<Export> {
     let mut names = Names::default();
     let mut accounts: BTreeMap<Box<str>, Managed> = BTreeMap::new();
     let mut lines = 0u64;
-    let mut history = Vec::new();
     let mut line_no = 1usize;
     loop {
         line_no += 1;
-        if !read_line(&mut reader, &mut line, line_no)? {
+        if !read_line(&mut reader, &mut line, line_no, MAX_LINE_BYTES)? {
             break;
         }
         if line.is_empty() {
@@ -272,16 +246,10 @@ pub fn read_export(input: impl Read) -> Result<Export> {
         }
         lines += 1;
         if lines > header.accounts {
-            if lines > header.accounts + header.history.min(MAX_HISTORY) {
-                return Err(bad(format!(
-                    "line {line_no}: more lines than the {} accounts and {} history entries the header announces",
-                    header.accounts, header.history
-                )));
-            }
-            let h: HistoryLine = serde_json::from_slice(&line)
-                .map_err(|e| bad(format!("line {line_no} (history): {e}")))?;
-            history.push(h.history);
-            continue;
+            return Err(bad(format!(
+                "line {line_no}: more accounts than the {} the header announces",
+                header.accounts
+            )));
         }
         let (account, attrs) =
             parse_line(&line, &mut names).map_err(|m| bad(format!("line {line_no}: {m}")))?;
@@ -294,27 +262,31 @@ pub fn read_export(input: impl Read) -> Result<Export> {
             accounts.insert(account, attrs);
         }
     }
-    if lines != header.accounts + history.len() as u64 || history.len() as u64 != header.history {
+    if lines != header.accounts {
         return Err(bad(format!(
-            "the header announces {} accounts and {} history entries but {lines} lines follow (truncated?)",
-            header.accounts, header.history
+            "the header announces {} accounts but {lines} follow (truncated?)",
+            header.accounts
         )));
     }
     Ok(Export {
         header,
         names,
         accounts: accounts.into_iter().collect(),
-        history,
     })
 }
 
-/// Reads one line (without its `\n`) into `buf`, refusing one longer than [`MAX_LINE_BYTES`].
+/// Reads one line (without its `\n`) into `buf`, refusing one longer than `max` bytes.
 /// `Ok(false)` at the end of the input.
-fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, line_no: usize) -> Result<bool> {
+fn read_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    line_no: usize,
+    max: usize,
+) -> Result<bool> {
     buf.clear();
     let read = reader
         .by_ref()
-        .take(MAX_LINE_BYTES as u64 + 1)
+        .take(max as u64 + 1)
         .read_until(b'\n', buf)
         .map_err(bad)?;
     if read == 0 {
@@ -322,10 +294,8 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, line_no: usize) -> Re
     }
     if buf.last() == Some(&b'\n') {
         buf.pop();
-    } else if buf.len() > MAX_LINE_BYTES {
-        return Err(bad(format!(
-            "line {line_no} is longer than {MAX_LINE_BYTES} bytes"
-        )));
+    } else if buf.len() > max {
+        return Err(bad(format!("line {line_no} is longer than {max} bytes")));
     }
     Ok(true)
 }

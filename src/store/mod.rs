@@ -27,7 +27,7 @@
 mod blocks;
 mod codec;
 mod commits;
-pub mod export;
+mod export;
 pub mod history;
 pub mod interface;
 pub mod lock;
@@ -44,7 +44,7 @@ use crate::model::{Account, Attrs, Managed, Names, Tag, TagPool};
 
 pub use history::{HistoryEntry, Run};
 pub use export::{
-    check_app, read_export, Export, ExportHeader, ExportLine, HistoryLine, MAX_EXPORT_BYTES,
+    check_app, read_export, Export, ExportHeader, ExportLine, MAX_EXPORT_BYTES,
 };
 
 /// Bumped when the layout changes; older binaries refuse newer stores. Version 2 (blocks

@@ -298,7 +298,7 @@ impl PgStore {
         let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
         let history = self.history().map_err(std::io::Error::other)?;
         let accounts = self.account_count().map_err(std::io::Error::other)? as u64;
-        let header = ExportHeader::of(&self.meta, accounts, history.len() as u64);
+        let header = ExportHeader::of(&self.meta, accounts, history);
         serde_json::to_writer(&mut gz, &header)?;
         gz.write_all(b"\n")?;
         let mut written: std::io::Result<()> = Ok(());
@@ -320,7 +320,6 @@ impl PgStore {
             })
             .map_err(std::io::Error::other)?;
         written?;
-        crate::store::export::write_history_lines(&mut gz, &history)?;
         gz.finish()?.flush()?;
         Ok(count as u64)
     }

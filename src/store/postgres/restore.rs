@@ -45,7 +45,7 @@ impl PgStore {
         let (lineage, base, _, token) = self.cas(self.meta.serial)?;
         // The exported history, then the restore's own entry.
         let own = crate::store::history::restored(header.serial, header.accounts);
-        let history: Vec<String> = export
+        let history: Vec<String> = header
             .history
             .iter()
             .chain(std::iter::once(&own))
