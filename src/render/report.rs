@@ -164,7 +164,9 @@ pub fn write_history(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result
 fn history_details(h: &HistoryEntry) -> String {
     let mut parts = Vec::new();
     match (&h.actor, &h.host) {
-        (Some(a), Some(host)) => parts.push(format!("{} on {}", super::escape(a), super::escape(host))),
+        (Some(a), Some(host)) => {
+            parts.push(format!("{} on {}", super::escape(a), super::escape(host)))
+        }
         (Some(a), None) => parts.push(super::escape(a).into_owned()),
         (None, Some(host)) => parts.push(format!("on {}", super::escape(host))),
         (None, None) => {}
@@ -176,7 +178,11 @@ fn history_details(h: &HistoryEntry) -> String {
         parts.push(super::escape(url).into_owned());
     }
     if !h.targets.is_empty() {
-        let t: Vec<String> = h.targets.iter().map(|t| super::escape(t).into_owned()).collect();
+        let t: Vec<String> = h
+            .targets
+            .iter()
+            .map(|t| super::escape(t).into_owned())
+            .collect();
         parts.push(format!("--target {}", t.join(",")));
     }
     if let Some(d) = &h.plan_digest {
@@ -326,7 +332,10 @@ mod tests {
             md.starts_with("### timattr apply\n\n**failed** at serial 3."),
             "{md}"
         );
-        assert!(md.contains("| 600 | 0 | 0 | 6 | 0 | 4 | 0 | 10 | 4 |"), "{md}");
+        assert!(
+            md.contains("| 600 | 0 | 0 | 6 | 0 | 4 | 0 | 10 | 4 |"),
+            "{md}"
+        );
         assert!(
             md.contains("Stopped: error: the API refused &lt;x&gt;. Everything the API confirmed is recorded"),
             "{md}"
@@ -365,9 +374,20 @@ mod tests {
             "3 batches applied and recorded, 2 applied but not recorded (the next apply sends them again), 0 failed, 35 not sent"
         );
         let line = apply_line("Apply", &t);
-        assert!(line.contains("300 users set, 0 users with values removed (200 entries applied but not recorded)"), "{line}");
+        assert!(
+            line.contains(
+                "300 users set, 0 users with values removed (200 entries applied but not recorded)"
+            ),
+            "{line}"
+        );
         let md = outcome_markdown(&o);
-        assert!(!md.contains("Everything the API confirmed is recorded"), "{md}");
-        assert!(md.contains("| 300 | 0 | 0 | 5 | 2 | 0 | 35 | 10 | 0 |"), "{md}");
+        assert!(
+            !md.contains("Everything the API confirmed is recorded"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 300 | 0 | 0 | 5 | 2 | 0 | 35 | 10 | 0 |"),
+            "{md}"
+        );
     }
 }

@@ -62,7 +62,6 @@ impl ExportHeader {
     }
 }
 
-
 /// Every following line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportLine {

@@ -42,10 +42,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Account, Attrs, Managed, Names, Tag, TagPool};
 
+pub use export::{check_app, read_export, Export, ExportHeader, ExportLine, MAX_EXPORT_BYTES};
 pub use history::{HistoryEntry, Run};
-pub use export::{
-    check_app, read_export, Export, ExportHeader, ExportLine, MAX_EXPORT_BYTES,
-};
 
 /// Bumped when the layout changes; older binaries refuse newer stores. Version 2 (blocks
 /// without checksums, metadata without counts) is migrated when first opened; version 1 (one sled
@@ -1211,7 +1209,10 @@ mod tests {
             (provisional[0].serial, provisional[0].status.as_str()),
             (2, "interrupted")
         );
-        assert_eq!(provisional[0].commit_id.as_ref(), Some(&store.meta().commit_id));
+        assert_eq!(
+            provisional[0].commit_id.as_ref(),
+            Some(&store.meta().commit_id)
+        );
         store
             .finish(|e| {
                 e.status = "complete".into();
@@ -1224,7 +1225,10 @@ mod tests {
         assert_eq!(store.meta().slots, slots);
         assert_eq!(store.meta().serial, 2);
         assert_eq!(store.history().unwrap(), vec![entry.clone()]);
-        assert_eq!((entry.status.as_str(), entry.names_configured), ("complete", 2));
+        assert_eq!(
+            (entry.status.as_str(), entry.names_configured),
+            ("complete", 2)
+        );
         let record = commits::read(dir.path()).unwrap().unwrap();
         assert_eq!((record.serial, record.commits), (2, 3));
         // A run that committed nothing writes no entry.
@@ -1501,7 +1505,10 @@ mod tests {
         let history = fresh.history().unwrap();
         assert_eq!(history.len(), 2, "{history:?}");
         assert_eq!(history[0], applied[0]);
-        assert_eq!((history[1].operation.as_str(), history[1].serial), ("restore", 3));
+        assert_eq!(
+            (history[1].operation.as_str(), history[1].serial),
+            ("restore", 3)
+        );
         // Now the store has history: an export of another lineage is refused.
         let third = tempfile::tempdir().unwrap();
         let mut s3 = Store::open(third.path(), 1, "h").unwrap();

@@ -181,10 +181,7 @@ async fn replace_all(
             .await?;
     }
     client
-        .execute(
-            "DELETE FROM timattr_history WHERE project = $1",
-            &[&t.name],
-        )
+        .execute("DELETE FROM timattr_history WHERE project = $1", &[&t.name])
         .await?;
     for chunk in history.chunks(INSERT_CHUNK) {
         // In order: `seq` follows the array's order.

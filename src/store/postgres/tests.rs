@@ -715,15 +715,22 @@ fn every_serial_has_its_history_entry_written_with_the_commit_and_moves_with_exp
     entry.targets = vec!["u*".into()];
     entry.plan_digest = Some("sha256:ab".into());
     store.begin(entry);
-    store.record_slots(&[(0, "sex".to_owned())].into(), 1).unwrap();
+    store
+        .record_slots(&[(0, "sex".to_owned())].into(), 1)
+        .unwrap();
     store.record(&[record("u1")], &names(), 1).unwrap();
-    let pending = store.record_ahead(&[record("u2")], &names(), 1, ()).unwrap();
+    let pending = store
+        .record_ahead(&[record("u2")], &names(), 1, ())
+        .unwrap();
     store.settle(pending).unwrap();
     // Before the run ends, a reader already sees its entry, with what was committed.
     let reader = PgStore::open_existing(db.target("p")).unwrap().unwrap();
     let seen = reader.history().unwrap();
     assert_eq!(seen.len(), 1, "{seen:?}");
-    assert_eq!((seen[0].status.as_str(), seen[0].accounts_set), ("interrupted", 2));
+    assert_eq!(
+        (seen[0].status.as_str(), seen[0].accounts_set),
+        ("interrupted", 2)
+    );
     assert_eq!(seen[0].commit_id.as_ref(), Some(&store.meta().commit_id));
     drop(reader);
     store.finish(|e| e.status = "complete".into()).unwrap();
@@ -731,7 +738,11 @@ fn every_serial_has_its_history_entry_written_with_the_commit_and_moves_with_exp
     assert_eq!(history.len(), 1);
     let applied = history[0].clone();
     assert_eq!(
-        (applied.status.as_str(), applied.serial, applied.targets.len()),
+        (
+            applied.status.as_str(),
+            applied.serial,
+            applied.targets.len()
+        ),
         ("complete", 1, 1)
     );
     assert_eq!(applied.plan_digest.as_deref(), Some("sha256:ab"));

@@ -578,7 +578,16 @@ impl PgStore {
         let json = serde_json::to_string(slots).expect("slots serialize");
         let commit_id = random_id();
         let (entry, key) = self.run_entry(serial, &commit_id);
-        let params = Arc::new((lineage, base, new, token, json, commit_id.clone(), entry, key));
+        let params = Arc::new((
+            lineage,
+            base,
+            new,
+            token,
+            json,
+            commit_id.clone(),
+            entry,
+            key,
+        ));
         let n = self.write(move |client, t| {
             let p = params.clone();
             async move {
