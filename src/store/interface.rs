@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use super::postgres::{PgError, PgStore, Target, WriterInfo};
 use super::{Export, ExportHeader, HistoryEntry, Meta, Record, Store, StoreError};
-use crate::model::{Account, Managed, Names, TagPool};
+use crate::model::{Account, Managed, Names};
 use crate::settings::StateLocation;
 
-pub use super::postgres::Split;
+pub use super::split::Split;
 
 /// A group record sent ahead by [`State::record_ahead`], to be settled.
 #[derive(Debug)]
@@ -239,7 +239,7 @@ impl State {
         keep: impl Fn(&str) -> bool,
     ) -> Result<Split> {
         match self {
-            State::Sled(s) => sled_split(s, desired, names, keep),
+            State::Sled(s) => Ok(s.split(desired, names, keep)?),
             State::Postgres(p) => Ok(p.split(desired, names, keep)?),
         }
     }
@@ -403,49 +403,4 @@ impl State {
             }),
         }
     }
-}
-
-/// The sled side of [`State::split`]: while scanning, an account whose desired attributes
-/// encode to exactly the stored bytes is counted as unchanged without decoding anything.
-fn sled_split(
-    store: &Store,
-    desired: Vec<(Account, Managed)>,
-    names: &mut Names,
-    keep: impl Fn(&str) -> bool,
-) -> Result<Split> {
-    let mut split = Split::default();
-    let mut wanted = desired.into_iter().peekable();
-    let mut scratch = Vec::with_capacity(256);
-    let mut pool = TagPool::new();
-    let corrupt = |m: String| StoreError::Corrupt {
-        path: store.path().to_path_buf(),
-        message: m,
-    };
-    split.managed = store.scan(|account, stored| {
-        if !keep(account) {
-            return Ok(());
-        }
-        while let Some(d) = wanted.next_if(|(a, _)| &**a < account) {
-            split.changed.push(d);
-        }
-        match wanted.next_if(|(a, _)| &**a == account) {
-            Some(d) => {
-                super::encode_managed_into(&mut scratch, &d.1, names);
-                if scratch == stored {
-                    split.unchanged += 1;
-                } else {
-                    let last = super::decode_managed(stored, names, &mut pool).map_err(corrupt)?;
-                    split.last.push((account.into(), last));
-                    split.changed.push(d);
-                }
-            }
-            None => {
-                let last = super::decode_managed(stored, names, &mut pool).map_err(corrupt)?;
-                split.last.push((account.into(), last));
-            }
-        }
-        Ok(())
-    })?;
-    split.changed.extend(wanted);
-    Ok(split)
 }

@@ -32,6 +32,7 @@ pub mod history;
 pub mod interface;
 pub mod lock;
 pub mod postgres;
+pub mod split;
 mod snapshot;
 pub mod who;
 
@@ -711,6 +712,34 @@ impl Store {
         Ok(n)
     }
 
+    /// Splits the desired accounts (sorted) for the planner (see [`split::Split`]): while
+    /// scanning, an account whose desired attributes encode to exactly the stored bytes is
+    /// counted as unchanged without decoding anything.
+    pub fn split(
+        &self,
+        desired: Vec<(Account, Managed)>,
+        names: &mut Names,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<split::Split> {
+        let mut merge = split::Merge::new(desired, keep);
+        let mut scratch = Vec::with_capacity(256);
+        let mut pool = TagPool::new();
+        let managed = self.scan(|account, stored| {
+            merge.visit(account, |want| {
+                if let Some(d) = want {
+                    codec::encode_into(&mut scratch, d, names);
+                    if scratch == stored {
+                        return Ok(split::Stored::Same);
+                    }
+                }
+                codec::decode_pooled(stored, names, &mut pool)
+                    .map(split::Stored::Last)
+                    .map_err(|m| self.corrupt(&m))
+            })
+        })?;
+        Ok(merge.finish(managed))
+    }
+
     /// Every managed account with its last-applied attributes, in account order. Names the
     /// table does not know yet are added to it.
     pub fn load_last_applied(&self, names: &mut Names) -> Result<Vec<(Account, Managed)>> {
@@ -987,21 +1016,6 @@ fn write_block(batch: &mut sled::Batch, old_key: Option<sled::IVec>, entries: &b
     }
 }
 
-/// Encodes attributes as the store keeps them into `out` (cleared first), to compare with what
-/// [`Store::scan`] visits without allocating.
-pub fn encode_managed_into(out: &mut Vec<u8>, managed: &Managed, names: &Names) {
-    codec::encode_into(out, managed, names)
-}
-
-/// Decodes what [`Store::scan`] visits; names the table does not know are added to it, tags
-/// are shared through `pool`.
-pub fn decode_managed(
-    bytes: &[u8],
-    names: &mut Names,
-    pool: &mut TagPool,
-) -> Result<Managed, String> {
-    codec::decode_pooled(bytes, names, pool)
-}
 
 /// Refuses names and values the encoding cannot hold (it has a u8 name and a u16 value length),
 /// rather than truncating them into a damaged store.

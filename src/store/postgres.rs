@@ -31,7 +31,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use super::Meta;
-use crate::model::{Account, Attrs, Managed, NameIdx, Names, TagPool};
+use crate::model::{Attrs, Managed, NameIdx, Names, TagPool};
 use crate::settings::DatabaseUrl;
 
 mod tls;
@@ -580,20 +580,6 @@ fn managed_from_row<'a>(
     }
     let tags = tags.into_iter().map(|t| pool.get(t)).collect();
     Ok(Managed::new(attrs, tags))
-}
-
-/// What the planner needs from the store: `L` only where it can differ from `D`.
-#[derive(Debug, Default)]
-pub struct Split {
-    /// Desired accounts whose attributes or tags differ from (or are missing in) the store.
-    pub changed: Vec<(Account, Managed)>,
-    /// Last-applied attributes and tags of the changed accounts and of accounts only in the
-    /// store.
-    pub last: Vec<(Account, Managed)>,
-    /// Desired accounts the store holds exactly.
-    pub unchanged: usize,
-    /// Accounts in the store.
-    pub managed: usize,
 }
 
 #[cfg(test)]
