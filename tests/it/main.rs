@@ -26,6 +26,7 @@ mod plan_tags;
 mod postgres;
 mod readme;
 mod saved_plan_files;
+mod sealed_plans;
 mod schema;
 mod snapshots;
 mod state_integrity;
