@@ -134,9 +134,17 @@ fn each_tampering_is_refused_with_nothing_sent() {
             c["after"]["city"] = "x".repeat(60).into();
         };
         let cases: [(&str, &dyn Fn(&mut serde_json::Value), &str); 4] = [
-            ("EVIL", &evil, r#"u1: after.city is "EVIL", the files say "c1b""#),
+            (
+                "EVIL",
+                &evil,
+                r#"u1: after.city is "EVIL", the files say "c1b""#,
+            ),
             ("added", &added, "u9: not in the files or the state"),
-            ("stranger", &stranger, "stranger: not in the files or the state"),
+            (
+                "stranger",
+                &stranger,
+                "stranger: not in the files or the state",
+            ),
             ("long", &long, r#"u2: after.city is "xxxxxxxx"#),
         ];
         for (what, edit, why) in cases {
@@ -240,7 +248,10 @@ fn a_plan_saved_before_seals_is_refused_with_the_hint_to_plan_again() {
     for verb in ["apply", "show"] {
         let err = p.run(&[verb, "old.gz"]).expect(1).stderr();
         assert!(err.contains("older timattr"), "{verb}: {err}");
-        assert!(err.contains("timattr plan --out FILE` again"), "{verb}: {err}");
+        assert!(
+            err.contains("timattr plan --out FILE` again"),
+            "{verb}: {err}"
+        );
     }
     assert_eq!(requests(&emu), before);
     // An export made before commit ids still restores, and the restore is a new commit.
@@ -294,7 +305,9 @@ fn show_says_which_check_fails() {
         let moved = p.run(&["show", "plan.gz", "--format", "json"]).expect(1);
         serde_json::from_str::<serde_json::Value>(&moved.stdout()).unwrap();
         assert!(
-            moved.stderr().contains(r#"u1: after.city is "c1b", the files say "c1c""#),
+            moved
+                .stderr()
+                .contains(r#"u1: after.city is "c1b", the files say "c1c""#),
             "{backend}: {}",
             moved.stderr()
         );
@@ -321,11 +334,17 @@ fn emptying_a_small_project_is_a_mass_removal() {
         assert_eq!(v["safety"]["removes_from_every_account"], true, "{backend}");
         let md = p.run(&["plan", "--format", "markdown"]).expect(0).stdout();
         assert!(md.contains("Apply would refuse"), "{backend}: {md}");
-        assert!(md.contains("every one of the 9 managed users"), "{backend}: {md}");
+        assert!(
+            md.contains("every one of the 9 managed users"),
+            "{backend}: {md}"
+        );
         p.run(&["plan", "--out", "empty.gz"]).expect(0);
         let before = requests(&emu);
         let err = p.run(&["apply", "--auto-approve"]).expect(1).stderr();
-        assert!(err.contains("every one of the 9 managed users"), "{backend}: {err}");
+        assert!(
+            err.contains("every one of the 9 managed users"),
+            "{backend}: {err}"
+        );
         let err = p.run(&["apply", "empty.gz"]).expect(1).stderr();
         assert!(err.contains("--allow-mass-removal"), "{backend}: {err}");
         assert_eq!((emu.attrs(), requests(&emu)), (full, before), "{backend}");
