@@ -32,8 +32,8 @@ pub mod history;
 pub mod interface;
 pub mod lock;
 pub mod postgres;
-pub mod split;
 mod snapshot;
+pub mod split;
 pub mod who;
 
 use std::collections::BTreeMap;
@@ -1015,7 +1015,6 @@ fn write_block(batch: &mut sled::Batch, old_key: Option<sled::IVec>, entries: &b
         batch.insert(blocks::key(first), blocks::encode(entries));
     }
 }
-
 
 /// Refuses names and values the encoding cannot hold (it has a u8 name and a u16 value length),
 /// rather than truncating them into a damaged store.

@@ -115,7 +115,8 @@ mod tests {
                 .unwrap();
         }
         let split = merge.finish(stored.len());
-        let names = |v: &Vec<(Account, Managed)>| v.iter().map(|(a, _)| a.to_string()).collect::<Vec<_>>();
+        let names =
+            |v: &Vec<(Account, Managed)>| v.iter().map(|(a, _)| a.to_string()).collect::<Vec<_>>();
         assert_eq!(names(&split.changed), ["a", "d", "f"]);
         assert_eq!(names(&split.last), ["c", "d"]);
         assert_eq!((split.unchanged, split.managed), (1, 4));

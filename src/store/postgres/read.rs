@@ -9,8 +9,8 @@ use tokio_postgres::Client;
 
 use super::copy::{CopyRows, Row};
 use super::{
-    block, managed_from_row, PgError, PgStore, Result, Target, COMMIT_ID_VERSION,
-    MIN_READ_VERSION, SCHEMA_VERSION, TAGS_VERSION,
+    block, managed_from_row, PgError, PgStore, Result, Target, COMMIT_ID_VERSION, MIN_READ_VERSION,
+    SCHEMA_VERSION, TAGS_VERSION,
 };
 use crate::model::{Account, Attrs, Managed, NameIdx, Names, TagPool};
 use crate::store::split::{Merge, Split, Stored};
