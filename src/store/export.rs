@@ -144,7 +144,8 @@ impl Store {
     pub fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader> {
         self.writable()?;
         let header = &export.header;
-        self.check_restorable(header, force)?;
+        let has_history = self.meta.serial > 0 || self.accounts > 0;
+        check_restorable(&self.meta, has_history, header, force).map_err(StoreError::Restore)?;
         let mut batch = sled::Batch::default();
         for prefix in [blocks::PREFIX, super::HISTORY_PREFIX] {
             for kv in self.db.scan_prefix(prefix).keys() {
@@ -180,28 +181,39 @@ impl Store {
         self.commit(batch, meta, entries.len() as u64)?;
         Ok(header.clone())
     }
+}
 
-    /// Another app's export is refused always; another lineage or an older serial unless `force`.
-    fn check_restorable(&self, header: &ExportHeader, force: bool) -> Result<()> {
-        check_app(header, self.meta.sdkappid, &self.meta.endpoint_host)?;
-        let has_history = self.meta.serial > 0 || self.accounts > 0;
-        if force || !has_history {
-            return Ok(());
-        }
-        if header.lineage != self.meta.lineage {
-            return Err(StoreError::Restore(format!(
-                "the export has lineage {} but the store has lineage {}: it is another store's backup (use --force to replace this store anyway)",
-                header.lineage, self.meta.lineage
-            )));
-        }
-        if header.serial < self.meta.serial {
-            return Err(StoreError::Restore(format!(
-                "the export has serial {} but the store is at serial {}: it is older than the store (use --force to go back anyway)",
-                header.serial, self.meta.serial
-            )));
-        }
-        Ok(())
+/// The restore guard, the same for every backend: into a store that holds something
+/// (`has_history`), an export of another app is refused always, and one of another lineage or
+/// an older serial unless `force`. A store that recorded nothing is bound to no app.
+pub fn check_restorable(
+    meta: &Meta,
+    has_history: bool,
+    header: &ExportHeader,
+    force: bool,
+) -> Result<(), String> {
+    if !has_history {
+        return Ok(());
     }
+    if let Err(StoreError::Restore(m)) = check_app(header, meta.sdkappid, &meta.endpoint_host) {
+        return Err(m);
+    }
+    if force {
+        return Ok(());
+    }
+    if header.lineage != meta.lineage {
+        return Err(format!(
+            "the export has lineage {} but the store has lineage {}: it is another store's backup (use --force to replace this store anyway)",
+            header.lineage, meta.lineage
+        ));
+    }
+    if header.serial < meta.serial {
+        return Err(format!(
+            "the export has serial {} but the store is at serial {}: it is older than the store (use --force to go back anyway)",
+            header.serial, meta.serial
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses an export of another app or endpoint host; `--force` does not change that, because

@@ -27,7 +27,7 @@
 mod blocks;
 mod codec;
 mod commits;
-mod export;
+pub mod export;
 pub mod history;
 pub mod interface;
 pub mod lock;
@@ -1541,12 +1541,18 @@ mod tests {
         // Another app's export is refused even with force, and changes nothing.
         let fourth = tempfile::tempdir().unwrap();
         let mut s4 = Store::open(fourth.path(), 2, "h").unwrap();
+        let b = attrs(&[(0, "f")]);
+        let mine = Record {
+            set: vec![("u2", &b)],
+            ..Default::default()
+        };
+        s4.record(&mine, &names(), 1).unwrap();
         let err = s4.restore(&backup[..], true).unwrap_err();
         assert!(
             err.to_string().contains("--force does not override"),
             "{err}"
         );
-        assert_eq!(s4.account_count().unwrap(), 0);
+        assert_eq!(s4.account_count().unwrap(), 1);
         // Truncated input changes nothing.
         let err = fresh
             .restore(&backup[..backup.len() / 2], true)

@@ -106,30 +106,8 @@ impl PgStore {
 
     fn check_restore(&self, header: &ExportHeader, force: bool) -> Result<()> {
         let has_history = self.meta.serial > 0 || self.account_count()? > 0;
-        if !force && has_history {
-            if header.lineage != self.meta.lineage {
-                return Err(PgError::Restore(format!(
-                    "the export has lineage {} but the store has lineage {}: it is another store's backup (use --force to replace this store anyway)",
-                    header.lineage, self.meta.lineage
-                )));
-            }
-            if header.serial < self.meta.serial {
-                return Err(PgError::Restore(format!(
-                    "the export has serial {} but the store is at serial {}: it is older than the store (use --force to go back anyway)",
-                    header.serial, self.meta.serial
-                )));
-            }
-        }
-        if !force
-            && (header.sdkappid != self.meta.sdkappid
-                || header.endpoint_host != self.meta.endpoint_host)
-        {
-            return Err(PgError::Restore(format!(
-                "the export belongs to sdkappid {} at {}, but this store to sdkappid {} at {} (use --force to replace it anyway)",
-                header.sdkappid, header.endpoint_host, self.meta.sdkappid, self.meta.endpoint_host
-            )));
-        }
-        Ok(())
+        crate::store::export::check_restorable(&self.meta, has_history, header, force)
+            .map_err(PgError::Restore)
     }
 }
 

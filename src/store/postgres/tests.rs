@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
+use crate::model::Account;
 use crate::store::interface::{Opening, State};
 use crate::store::Record;
 
@@ -371,7 +372,9 @@ fn an_empty_project_is_bound_to_no_app() {
     let reader = PgStore::open_existing(db.target("p")).unwrap().unwrap();
     reader.check_belongs(2, "example.com").unwrap();
     drop(reader);
-    let mut store = PgStore::open(db.target("p"), 2, "example.com", writer("apply", None)).unwrap();
+    // The dropped store's connection (and lock) goes away in the background: wait for it.
+    let soon = Some(Duration::from_secs(10));
+    let mut store = PgStore::open(db.target("p"), 2, "example.com", writer("apply", soon)).unwrap();
     assert_eq!(
         (store.meta().sdkappid, store.meta().endpoint_host.as_str()),
         (2, "example.com")
@@ -381,7 +384,7 @@ fn an_empty_project_is_bound_to_no_app() {
         .unwrap();
     drop(store);
     // Now it holds something of app 2: app 1 is refused.
-    let err = PgStore::open(db.target("p"), 1, "localhost", writer("apply", None)).unwrap_err();
+    let err = PgStore::open(db.target("p"), 1, "localhost", writer("apply", soon)).unwrap_err();
     assert!(
         err.to_string()
             .contains("belongs to sdkappid 2 at example.com"),
