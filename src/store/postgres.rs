@@ -101,6 +101,10 @@ pub enum PgError {
         db: String,
         message: String,
     },
+    #[error("PostgreSQL at {addr} has no database {db:?}: create it (CREATE DATABASE \"{db}\"), or fix the database name in the state URL (`state` or TIMATTR_STATE)")]
+    NoDatabase { addr: String, db: String },
+    #[error("TLS with PostgreSQL at {addr} failed: {message}")]
+    Tls { addr: String, message: String },
     #[error("the state URL {url} is not usable: {message}")]
     BadUrl { url: String, message: String },
     #[error("{target}: {message}")]
@@ -237,11 +241,7 @@ impl Target {
     }
 
     async fn connect(&self) -> Result<Client> {
-        let unreachable = |e: tokio_postgres::Error| PgError::Unreachable {
-            addr: self.addr.clone(),
-            db: self.dbname.clone(),
-            message: describe_error(&e),
-        };
+        let unreachable = |e: tokio_postgres::Error| self.connect_failure(&e);
         let connector = self.tls.connector().map_err(|message| PgError::BadUrl {
             url: format!("for {}", self.addr),
             message,
@@ -266,6 +266,59 @@ impl Target {
         };
         Ok(client)
     }
+}
+
+impl Target {
+    /// Why connecting failed, as precisely as the error says: a missing database and a TLS
+    /// failure are not "cannot reach".
+    fn connect_failure(&self, e: &tokio_postgres::Error) -> PgError {
+        if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) {
+            return PgError::NoDatabase {
+                addr: self.addr.clone(),
+                db: self.dbname.clone(),
+            };
+        }
+        if let Some(tls) = tls_failure(e) {
+            return PgError::Tls {
+                addr: self.addr.clone(),
+                message: self.tls.explain(&tls, self.host()),
+            };
+        }
+        PgError::Unreachable {
+            addr: self.addr.clone(),
+            db: self.dbname.clone(),
+            message: describe_error(e),
+        }
+    }
+
+    /// The host name the client connects to (what `verify-full` checks).
+    fn host(&self) -> String {
+        match self.config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            #[cfg(unix)]
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".into(),
+        }
+    }
+}
+
+/// The TLS error under a client error, if the handshake is what failed.
+fn tls_failure(e: &tokio_postgres::Error) -> Option<rustls::Error> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<rustls::Error>() {
+            return Some(r.clone());
+        }
+        let inner = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>());
+        if let Some(r) = inner {
+            return Some(r.clone());
+        }
+        source = s.source();
+    }
+    None
 }
 
 async fn drive<S, T>(conn: tokio_postgres::Connection<S, T>)
