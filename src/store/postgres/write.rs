@@ -67,6 +67,7 @@ pub(super) async fn lock(
     let db = |e: tokio_postgres::Error| t.db_err(&e);
     let deadline = timeout.map(|d| Instant::now() + d);
     let mut warned = false;
+    let mut gone_since: Option<Instant> = None;
     loop {
         let got: bool = client
             .query_one("SELECT pg_try_advisory_lock($1)", &[&t.lock_key()])
@@ -77,6 +78,16 @@ pub(super) async fn lock(
             break;
         }
         let held = holder(client, t).await?;
+        // A holder on this host whose process is gone: its server session is only ending
+        // (the server notices the closed connection a moment later), so give it that moment.
+        let dead_here = matches!(&held, PgError::Locked { host, pid, .. }
+            if *host == hostname() && !process_alive(*pid));
+        if dead_here
+            && gone_since.get_or_insert_with(Instant::now).elapsed() < Duration::from_secs(5)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
         match deadline {
             Some(d) if Instant::now() < d => {
                 if !warned {
@@ -130,12 +141,15 @@ async fn holder(client: &Client, t: &Target) -> Result<PgError> {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "(unknown host)".into())
+    crate::store::who::hostname()
+}
+
+/// Whether process `pid` of this host still runs (assumed so where `/proc` cannot tell).
+fn process_alive(pid: i64) -> bool {
+    if !std::path::Path::new("/proc/self").exists() {
+        return true;
+    }
+    pid == i64::from(std::process::id()) || std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// After a reconnection: takes the lock again, and only if no other writer held it meanwhile
