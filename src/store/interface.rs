@@ -49,15 +49,6 @@ pub enum StateError {
     Postgres(#[from] PgError),
 }
 
-impl From<StateError> for crate::Error {
-    fn from(e: StateError) -> Self {
-        match e {
-            StateError::Sled(e) => crate::Error::Store(e),
-            StateError::Postgres(e) => crate::Error::Message(e.to_string()),
-        }
-    }
-}
-
 type Result<T, E = StateError> = std::result::Result<T, E>;
 
 /// How a command opens the state.
