@@ -18,6 +18,8 @@
 mod answer;
 mod client;
 pub mod codes;
+pub mod reach;
+pub mod received;
 mod secret;
 pub mod usersig;
 pub mod wire;
@@ -28,6 +30,7 @@ use std::time::Duration;
 
 pub use client::{Client, ClientConfig};
 pub use codes::{classify, fix, meaning, ErrorClass};
+pub use received::{Observer, Received};
 pub use secret::Secret;
 
 /// Fixed demo key shared by `endpoint: embedded` and its in-process emulator (not a secret:
