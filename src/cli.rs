@@ -299,6 +299,11 @@ pub struct EmulatorArgs {
     /// Environment variable holding the key.
     #[arg(long, default_value = "TIM_SECRET_KEY")]
     pub secret_env: String,
+    /// Simulate a misconfigured app (to try `timattr doctor`): a comma-separated list of
+    /// wrong-key, wrong-sdkappid, full-slots, clock-skew=DURATION (e.g. clock-skew=10m).
+    /// The data file is then read but never written.
+    #[arg(long, value_name = "LIST", value_parser = |s: &str| s.parse::<crate::emulator::Simulate>())]
+    pub simulate: Option<crate::emulator::Simulate>,
 }
 
 #[derive(Debug, Args, Clone)]
