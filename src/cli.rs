@@ -83,6 +83,12 @@ pub enum Command {
     ///
     /// Example: timattr show plan.gz --format markdown
     Show(ShowArgs),
+    /// Check, read-only, everything an apply needs: files, secret, endpoint, API, slots,
+    /// clock, state.
+    ///
+    /// Sends only im_get_attr_name and writes nothing to the state. Exits 0 when every check
+    /// passes. Example: timattr doctor --format json --record answers/
+    Doctor(DoctorArgs),
     /// Print a UserSig made from the secret (for debugging with curl).
     ///
     /// Example: TIM_SECRET_KEY=... timattr usersig --identifier administrator
@@ -260,6 +266,16 @@ pub enum StateCommand {
         #[arg(required = true, value_name = "ACCOUNT")]
         accounts: Vec<String>,
     },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct DoctorArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
+    /// Save every answer received into DIR, one file per answer (never the requests).
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -143,7 +143,7 @@ impl ApiError {
     }
 
     /// What the user should do.
-    fn advice(&self) -> &'static str {
+    pub fn advice(&self) -> &'static str {
         const ENDPOINT: &str = "check that app.region / app.endpoint points at the Chat REST API";
         match &*self.kind {
             ApiErrorKind::Code { code, .. } => fix(*code),

@@ -6,6 +6,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The host, port and whether TLS is used, of an endpoint's base URL (`scheme://host[:port]`).
+pub fn host_port(base: &str) -> Option<(String, u16, bool)> {
+    let url = reqwest::Url::parse(base).ok()?;
+    let host = url.host_str()?.to_owned();
+    let port = url.port_or_known_default()?;
+    Some((host, port, url.scheme() == "https"))
+}
+
 /// The addresses `host` resolves to (the system resolver, as the client uses).
 pub async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<IpAddr>, String> {
     let host = host.trim_matches(['[', ']']);

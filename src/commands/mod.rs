@@ -2,6 +2,7 @@
 //! operation of [`crate::ops`], render what it returns, and map the outcome to an exit code.
 
 mod apply;
+mod doctor;
 mod drift;
 mod emulator;
 mod import;
@@ -91,6 +92,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Import(args) => import::import(&ctx, &args),
         Command::Show(args) => show::show(&ctx, &args),
         Command::State(cmd) => state::state(&ctx, &cmd),
+        Command::Doctor(args) => doctor::doctor(&ctx, &args),
         Command::Usersig(args) => usersig::usersig(&ctx, &args),
         Command::Emulator(args) => emulator::emulator(&ctx, &args),
         Command::Schema(args) => schema::schema(&args),

@@ -1,0 +1,30 @@
+//! `timattr doctor [--format text|json] [--record DIR]`.
+
+use super::{Context, Exit};
+use crate::cli::{DoctorArgs, ListFormat};
+use crate::ops::doctor::{self, Options};
+use crate::render::output;
+use crate::{Error, Result};
+
+pub fn doctor(ctx: &Context, args: &DoctorArgs) -> Result<Exit> {
+    let report = doctor::run(&Options {
+        config: ctx.global.config.clone(),
+        record: args.record.clone(),
+    })?;
+    output::to_stdout(|out| match args.format {
+        ListFormat::Text => crate::render::doctor::write_text(out, &report, ctx.style()),
+        ListFormat::Json => crate::render::doctor::write_json(out, &report),
+    })?;
+    if let Some(dir) = &args.record {
+        ctx.note(format!("Answers received are saved in {}.", dir.display()));
+    }
+    if report.ok() {
+        Ok(Exit::Ok)
+    } else {
+        // The report says what failed; the error is only the exit code's reason.
+        Err(Error::msg(format!(
+            "doctor: {} failed; fix them in the order shown and run `timattr doctor` again",
+            report.failed().map(|c| c.name).collect::<Vec<_>>().join(", ")
+        )))
+    }
+}
