@@ -14,9 +14,13 @@ pub struct Provenance {
     pub run_url: Option<String>,
 }
 
-/// Provenance from environment variables (`env`) and the work tree's HEAD (`head`, asked only
-/// outside CI).
-pub fn detect(env: impl Fn(&str) -> Option<String>, head: impl FnOnce() -> Option<String>) -> Provenance {
+/// Provenance from environment variables (`env`) and, outside CI, the OS user (`user`, when
+/// no variable names one) and the work tree's HEAD (`head`).
+pub fn detect(
+    env: impl Fn(&str) -> Option<String>,
+    user: impl FnOnce() -> Option<String>,
+    head: impl FnOnce() -> Option<String>,
+) -> Provenance {
     let var = |k: &str| env(k).filter(|v| !v.is_empty());
     if var("GITHUB_ACTIONS").as_deref() == Some("true") {
         let run_url = match (
@@ -47,7 +51,10 @@ pub fn detect(env: impl Fn(&str) -> Option<String>, head: impl FnOnce() -> Optio
     }
     Provenance {
         ci: None,
-        actor: var("USER").or_else(|| var("USERNAME")).or_else(|| var("LOGNAME")),
+        actor: var("USER")
+            .or_else(|| var("USERNAME"))
+            .or_else(|| var("LOGNAME"))
+            .or_else(user),
         commit: head(),
         run_url: None,
     }
@@ -56,11 +63,32 @@ pub fn detect(env: impl Fn(&str) -> Option<String>, head: impl FnOnce() -> Optio
 /// This process's provenance; `project_dir`'s git HEAD outside CI (none when it is not a
 /// checkout or git is missing).
 pub fn current(project_dir: &Path) -> Provenance {
-    detect(|k| std::env::var(k).ok(), || git_head(project_dir))
+    detect(|k| std::env::var(k).ok(), os_user, || git_head(project_dir))
+}
+
+/// The login name of this process's user, from `/etc/passwd` (containers often set no `USER`).
+#[cfg(unix)]
+fn os_user() -> Option<String> {
+    let uid = rustix::process::getuid().as_raw().to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)? == uid).then(|| name.to_owned())
+    })
+}
+
+#[cfg(not(unix))]
+fn os_user() -> Option<String> {
+    None
 }
 
 fn git_head(dir: &Path) -> Option<String> {
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -78,8 +106,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -95,6 +125,7 @@ mod tests {
                 ("GITHUB_RUN_ID", "42"),
                 ("USER", "runner"),
             ]),
+            || panic!("no OS user in CI"),
             || panic!("no git in CI"),
         );
         assert_eq!(p.ci, Some("GitHub Actions"));
@@ -116,9 +147,15 @@ mod tests {
                 ("CI_JOB_URL", "https://gitlab.example.com/g/p/-/jobs/7"),
             ]),
             || None,
+            || None,
         );
         assert_eq!(
-            (p.ci, p.actor.as_deref(), p.commit.as_deref(), p.run_url.as_deref()),
+            (
+                p.ci,
+                p.actor.as_deref(),
+                p.commit.as_deref(),
+                p.run_url.as_deref()
+            ),
             (
                 Some("GitLab CI"),
                 Some("alice"),
@@ -126,12 +163,16 @@ mod tests {
                 Some("https://gitlab.example.com/g/p/-/jobs/7")
             )
         );
-        let p = detect(env(&[("USER", "bob"), ("GITHUB_ACTIONS", "false")]), || {
-            Some("fff".into())
-        });
+        let p = detect(
+            env(&[("USER", "bob"), ("GITHUB_ACTIONS", "false")]),
+            || Some("root".into()),
+            || Some("fff".into()),
+        );
         assert_eq!(p.ci, None);
         assert_eq!(p.actor.as_deref(), Some("bob"));
         assert_eq!(p.commit.as_deref(), Some("fff"));
         assert_eq!(p.run_url, None);
+        let p = detect(env(&[]), || Some("root".into()), || None);
+        assert_eq!((p.actor.as_deref(), p.commit), (Some("root"), None));
     }
 }

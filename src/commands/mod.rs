@@ -29,6 +29,9 @@ pub enum Exit {
     Ok,
     /// Changes or drift present (`plan --detailed-exitcode`, `drift`).
     Changes,
+    /// A check failed and the output already says which (`doctor`): exit 1 without an
+    /// error message of its own.
+    Failed,
     /// Stopped by a signal after the requests in flight were finished and recorded.
     Stopped(Signal),
 }
@@ -38,6 +41,7 @@ impl Exit {
         match self {
             Exit::Ok => 0,
             Exit::Changes => 2,
+            Exit::Failed => 1,
             // 128 + the signal's number, as shells report it.
             Exit::Stopped(Signal::Interrupt) => 130,
             Exit::Stopped(Signal::Terminate) => 143,

@@ -106,7 +106,10 @@ mod tests {
         assert_eq!(lines[0], "✓ project file     timattr.yaml loads");
         assert_eq!(lines[1], "✗ API and UserSig  error 70009\\u{1b}[2J");
         assert_eq!(lines[2], "                   fix: export the key");
-        assert_eq!(lines[3], "- clock            skipped: needs an answer (api)");
+        assert_eq!(
+            lines[3],
+            "- clock            skipped: needs an answer (api)"
+        );
         assert_eq!(
             lines[5],
             "1 of 3 checks failed (API and UserSig): fix them in this order and run `timattr doctor` again."

@@ -57,7 +57,10 @@ async fn endpoint(r: &mut Report, s: &Settings) -> bool {
                 name::ENDPOINT,
                 "embedded: the built-in emulator, started in this process on a loopback port (no network)",
             );
-            r.pass(name::TLS, "not needed: the built-in emulator is in this process");
+            r.pass(
+                name::TLS,
+                "not needed: the built-in emulator is in this process",
+            );
             return true;
         }
         Endpoint::Url { base, .. } => base,
@@ -144,7 +147,10 @@ async fn api_check(
                 name::API,
                 format!(
                     "im_get_attr_name answered OK from {}: sdkappid {}, admin {} and the key are accepted",
-                    s.endpoint.host(),
+                    match &s.endpoint {
+                        Endpoint::Embedded => "the built-in emulator",
+                        Endpoint::Url { host, .. } => host,
+                    },
                     s.sdkappid,
                     s.admin
                 ),
@@ -152,7 +158,7 @@ async fn api_check(
             Some(slots)
         }
         Err(e) => {
-            let (finding, fix) = explain(&e);
+            let (finding, fix) = explain(&e, &s.endpoint);
             r.fail(name::API, finding, fix);
             None
         }
@@ -161,15 +167,19 @@ async fn api_check(
 
 /// A failed `im_get_attr_name` in the operator's terms: the code and its meaning, or what
 /// went wrong on the way, and the fix from the code table.
-fn explain(e: &ApiError) -> (String, String) {
+fn explain(e: &ApiError, endpoint: &Endpoint) -> (String, String) {
+    // The embedded emulator's port changes every run; its name does not.
+    let from = match endpoint {
+        Endpoint::Embedded => "the built-in emulator".to_owned(),
+        Endpoint::Url { .. } => e.host.to_string(),
+    };
     let finding = match e.code() {
         Some(code) => format!(
-            "{} answered error {code} from {}: {}",
+            "{} answered error {code} from {from}: {}",
             e.command,
-            e.host,
             api::meaning(code)
         ),
-        None => format!("{}: {} from {}", e.command, e.reason_short(), e.host),
+        None => format!("{}: {} from {from}", e.command, e.reason_short()),
     };
     (finding, e.advice().to_owned())
 }
@@ -193,7 +203,9 @@ fn family(r: &mut Report, slots: Option<&BTreeMap<u8, String>>) {
         }
         Some(_) => r.info(
             name::FAMILY,
-            format!("{family}; no slot configured yet (slots of this family hold user_id accounts)"),
+            format!(
+                "{family}; no slot configured yet (slots of this family hold user_id accounts)"
+            ),
         ),
         None => r.info(name::FAMILY, family),
     }
@@ -254,7 +266,7 @@ fn attribute_names(r: &mut Report, s: &Settings, slots: Option<&BTreeMap<u8, Str
     if others.is_empty() {
         r.info(
             name::OTHER_SLOTS,
-            "none: every configured slot holds one of the project's names",
+            "none: no slot holds a name the project does not declare",
         );
     } else {
         r.info(
@@ -281,7 +293,13 @@ fn clock(r: &mut Report, seen: &Seen) {
         );
         return;
     };
-    let (ahead, by) = match server.duration_since(*at) {
+    // The Date header counts whole seconds: compare it with the arrival's whole second.
+    let at = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(
+            at.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        );
+    let (ahead, by) = match server.duration_since(at) {
         Ok(d) => (true, d.as_secs()),
         Err(e) => (false, e.duration().as_secs()),
     };
@@ -297,7 +315,9 @@ fn clock(r: &mut Report, seen: &Seen) {
     if by <= 1 {
         r.pass(
             name::CLOCK,
-            format!("this machine's clock agrees with the server's (Date: {date}) to within a second"),
+            format!(
+                "this machine's clock agrees with the server's (Date: {date}) to within a second"
+            ),
         );
     } else if by <= MAX_SKEW_SECS {
         r.pass(

@@ -24,9 +24,8 @@ pub struct Recorder {
 impl Recorder {
     /// Creates `dir` when missing.
     pub fn create(dir: &Path) -> Result<Arc<Recorder>> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            Error::io(format!("--record: cannot create {}", dir.display()), e)
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("--record: cannot create {}", dir.display()), e))?;
         Ok(Arc::new(Recorder {
             dir: dir.to_owned(),
             saved: AtomicUsize::new(0),

@@ -90,12 +90,19 @@ fn sled_writable(r: &mut Report, dir: &Path) {
         let Some(parent) = dir.ancestors().skip(1).find(|p| p.is_dir()) else {
             r.fail(
                 name::STATE_WRITE,
-                format!("{} cannot be created: no parent directory exists", dir.display()),
+                format!(
+                    "{} cannot be created: no parent directory exists",
+                    dir.display()
+                ),
                 "point `state` at a directory this user can create",
             );
             return;
         };
-        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
         match access(parent, Access::WRITE_OK | Access::EXEC_OK) {
             Ok(()) => r.pass(
                 name::STATE_WRITE,

@@ -10,7 +10,10 @@ use crate::store::Meta;
 const NEEDED: [(&str, &[&str]); 5] = [
     ("timattr_schema", &["SELECT"]),
     ("timattr_projects", &["SELECT", "INSERT", "UPDATE"]),
-    ("timattr_accounts", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
+    (
+        "timattr_accounts",
+        &["SELECT", "INSERT", "UPDATE", "DELETE"],
+    ),
     ("timattr_history", &["SELECT", "INSERT"]),
     ("timattr_locks", &["SELECT", "INSERT", "UPDATE"]),
 ];
@@ -129,7 +132,10 @@ async fn missing(
             }
         }
         if !lacking.is_empty() {
-            out.push(format!("GRANT {} ON {table} TO {quoted};", lacking.join(", ")));
+            out.push(format!(
+                "GRANT {} ON {table} TO {quoted};",
+                lacking.join(", ")
+            ));
         }
     }
     let seq = ask(
