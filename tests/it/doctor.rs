@@ -484,6 +484,16 @@ fn a_select_only_postgres_role_is_reported_with_the_grants_it_lacks() {
     assert_eq!(history, history_after);
 }
 
+/// The advisory-lock key of a project, as the store computes it (FNV-1a of `timattr:NAME`).
+fn lock_key(name: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in b"timattr:".iter().chain(name.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
 #[test]
 fn a_writer_holding_the_postgres_lock_is_named() {
     let Some(db) = TestDb::create() else { return };
@@ -493,32 +503,33 @@ fn a_writer_holding_the_postgres_lock_is_named() {
     let mut apply = p.cmd(&["apply", "--auto-approve"]);
     apply.env("TIMATTR_STATE", &url);
     Run(apply.output().unwrap()).expect(0);
-    // An import that waits on slow answers holds the writer lock meanwhile.
-    emu.running().set_latency(Duration::from_secs(5));
-    let mut import = p.cmd(&["import", "--auto-approve"]);
-    import
-        .env("TIMATTR_STATE", &url)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut child = import.spawn().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while db.count("SELECT count(*) FROM timattr_locks WHERE command = 'import'") == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the import never locked"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    emu.running().set_latency(Duration::ZERO);
-    let (_, doc) = doctor_json(&p, &[], &[("TIMATTR_STATE", &url)]);
-    let _ = child.wait();
-    assert_eq!(status(&doc, "state"), "fail", "{doc:#}");
+    // Another session takes the project's writer lock and names itself, as a writer does.
+    let conninfo = format!(
+        "host=127.0.0.1 port=5432 user=root dbname={} sslmode=disable",
+        db.name
+    );
+    let rt = &emu.runtime;
+    let (client, conn) = rt
+        .block_on(tokio_postgres::connect(&conninfo, tokio_postgres::NoTls))
+        .unwrap();
+    rt.spawn(conn);
+    rt.block_on(client.batch_execute(&format!(
+        "SELECT pg_advisory_lock({});
+         UPDATE timattr_locks SET command = 'import', host = 'runner-7', pid = 4242 WHERE project = 'app-1400000000';",
+        lock_key("app-1400000000")
+    )))
+    .unwrap();
+    let (run, doc) = doctor_json(&p, &[], &[("TIMATTR_STATE", &url)]);
+    assert_eq!(run.code(), 1);
+    assert_outcome(&doc, &["state"], &[]);
     assert!(
-        finding(&doc, "state").contains("locked now by `timattr import`"),
+        finding(&doc, "state")
+            .contains("locked now by `timattr import` on host runner-7 (pid 4242)"),
         "{doc:#}"
     );
     assert!(fix(&doc, "state").contains("--lock-timeout"), "{doc:#}");
-    // Once it is done, nobody holds it (the server ends the session a moment after the exit).
+    // Once that session ends, nobody holds it (the server lets go a moment after).
+    drop(client);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let (_, doc) = doctor_json(&p, &[], &[("TIMATTR_STATE", &url)]);

@@ -157,7 +157,9 @@ async fn holder(client: &tokio_postgres::Client, t: &Target) -> Result<Option<St
     let db = |e: tokio_postgres::Error| t.db_err(&e);
     let key = t.lock_key();
     // pg_advisory_lock(bigint) shows in pg_locks as classid = high half, objid = low half.
-    let (high, low) = (key >> 32, key & 0xffff_ffff);
+    // (oids, so both unsigned: the key's bits, not its sign-extended halves)
+    let bits = key as u64;
+    let (high, low) = ((bits >> 32) as i64, (bits & 0xffff_ffff) as i64);
     let held: bool = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
