@@ -72,10 +72,10 @@ pub(crate) fn redact(bytes: &[u8], secrets: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// Every spelling of `secret` a request or an echo of it may hold: as is, percent-encoded as
-/// a query value, and with the usersig's `*-_` mapped back to base64's `+/=`.
+/// Every spelling of `secret` a request or an echo of it may hold: as is, percent-encoded
+/// as the client's query has it and with every punctuation character encoded (`*` as `%2A`),
+/// and with the usersig's `*-_` mapped back to base64's `+/=`.
 pub(crate) fn spellings(secret: &str) -> Vec<Vec<u8>> {
-    let encoded: String = url_encode(secret);
     let base64: String = secret
         .chars()
         .map(|c| match c {
@@ -85,16 +85,28 @@ pub(crate) fn spellings(secret: &str) -> Vec<Vec<u8>> {
             c => c,
         })
         .collect();
-    let mut all = vec![secret.as_bytes().to_vec()];
-    for s in [encoded, base64] {
-        if !all.contains(&s.clone().into_bytes()) {
-            all.push(s.into_bytes());
+    let strict: String = secret
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let mut all: Vec<Vec<u8>> = Vec::new();
+    for s in [secret.to_owned(), query_encode(secret), strict, base64] {
+        let s = s.into_bytes();
+        if !all.contains(&s) {
+            all.push(s);
         }
     }
     all
 }
 
-fn url_encode(s: &str) -> String {
+/// `s` as a query value, encoded the way the client's URLs encode it.
+fn query_encode(s: &str) -> String {
     reqwest::Url::parse_with_params("http://x/", [("v", s)])
         .ok()
         .and_then(|u| u.query().map(|q| q.trim_start_matches("v=").to_owned()))
@@ -109,9 +121,9 @@ mod tests {
     fn redact_replaces_every_occurrence_of_every_spelling() {
         let sig = "eJyr*Vg-rx_";
         let spelled = spellings(sig);
-        assert!(spelled.contains(&b"eJyr%2AVg-rx_".to_vec()), "{spelled:?}");
+        assert!(spelled.contains(&b"eJyr%2AVg%2Drx%5F".to_vec()), "{spelled:?}");
         assert!(spelled.contains(&b"eJyr+Vg/rx=".to_vec()), "{spelled:?}");
-        let body = b"a eJyr*Vg-rx_ b eJyr%2AVg-rx_ c eJyr+Vg/rx= d KEY";
+        let body = b"a eJyr*Vg-rx_ b eJyr%2AVg%2Drx%5F c eJyr+Vg/rx= d KEY";
         let mut secrets: Vec<&[u8]> = spelled.iter().map(Vec::as_slice).collect();
         secrets.push(b"KEY");
         secrets.push(b"");

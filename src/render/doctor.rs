@@ -104,7 +104,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "✓ project file     timattr.yaml loads");
-        assert_eq!(lines[1], "✗ API and UserSig  error 70009\\u{1b}[2J");
+        assert_eq!(lines[1], "✗ API and UserSig  error 70009\\x1b[2J");
         assert_eq!(lines[2], "                   fix: export the key");
         assert_eq!(
             lines[3],
