@@ -11,6 +11,10 @@
 //! the endpoint's host and the attempts made. Answers are read up to a size cap, redirects are
 //! not followed, and a slow answer is announced while it is awaited.
 //!
+//! An observer ([`Client::observe`]) is shown every answer as received ([`received`]), the key
+//! and the usersig replaced; [`reach`] resolves the endpoint's host and tries its TLS handshake
+//! before any request (`timattr doctor`).
+//!
 //! Secrets never leave this module in printable form: the key and the sig are [`Secret`]s, URLs
 //! are logged without their query, errors carry codes and meanings, never the request, and
 //! messages about an answer describe its shape instead of quoting it.

@@ -121,7 +121,10 @@ mod tests {
     fn redact_replaces_every_occurrence_of_every_spelling() {
         let sig = "eJyr*Vg-rx_";
         let spelled = spellings(sig);
-        assert!(spelled.contains(&b"eJyr%2AVg%2Drx%5F".to_vec()), "{spelled:?}");
+        assert!(
+            spelled.contains(&b"eJyr%2AVg%2Drx%5F".to_vec()),
+            "{spelled:?}"
+        );
         assert!(spelled.contains(&b"eJyr+Vg/rx=".to_vec()), "{spelled:?}");
         let body = b"a eJyr*Vg-rx_ b eJyr%2AVg%2Drx%5F c eJyr+Vg/rx= d KEY";
         let mut secrets: Vec<&[u8]> = spelled.iter().map(Vec::as_slice).collect();

@@ -619,6 +619,29 @@ fn record_saves_each_answer_as_received_and_never_a_secret() {
 }
 
 #[test]
+fn a_failed_answer_is_explained_and_recorded_too() {
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let h = emu.runtime.block_on(Hostile::start(
+        Some(emu.base_url()),
+        std::sync::Arc::new(|_: &str, _| Act::status(502, "<html>Bad Gateway</html>")),
+    ));
+    let p = project(&h.base_url());
+    let dir = p.path().join("answers");
+    let (run, doc) = doctor_json(&p, &["--record", dir.to_str().unwrap()], &[]);
+    assert_eq!(run.code(), 1);
+    assert_outcome(&doc, &["api"], &["attribute_names", "other_slots"]);
+    assert!(finding(&doc, "api").contains("HTTP 502"), "{doc:#}");
+    assert!(fix(&doc, "api").contains("app.region"), "{doc:#}");
+    let files = tree(&dir);
+    let text = String::from_utf8_lossy(files.values().next().unwrap()).into_owned();
+    assert!(text.starts_with("HTTP/1.1 502 Bad Gateway\r\n"), "{text}");
+    assert!(text.ends_with("<html>Bad Gateway</html>"), "{text}");
+    // The hostile server sends no Date header: the clocks cannot be compared.
+    assert_eq!(status(&doc, "clock"), "info", "{doc:#}");
+    assert_eq!(h.commands(), ["im_get_attr_name"]);
+}
+
+#[test]
 fn record_on_the_emulator_saves_the_answer_with_its_headers() {
     let emu = Emulator::start(Duration::ZERO, 0.0);
     let p = project(&emu.base_url());
