@@ -33,7 +33,7 @@ pub(super) async fn checks(r: &mut Report, s: &Settings, recorder: Option<Arc<Re
         api_check(r, s, observer(&seen, recorder)).await
     };
     family(r, slots.as_ref());
-    attribute_names(r, s, slots.as_ref());
+    attribute_names(r, &s.attributes, slots.as_ref());
     clock(r, &seen);
 }
 
@@ -212,20 +212,18 @@ fn family(r: &mut Report, slots: Option<&BTreeMap<u8, String>>) {
 }
 
 /// The project's attribute names against the app's slots; other systems' slots.
-fn attribute_names(r: &mut Report, s: &Settings, slots: Option<&BTreeMap<u8, String>>) {
+fn attribute_names(r: &mut Report, attributes: &[String], slots: Option<&BTreeMap<u8, String>>) {
     let Some(slots) = slots else {
         r.skip(name::ATTRIBUTE_NAMES, "the API to accept the UserSig (api)");
         r.skip(name::OTHER_SLOTS, "the API to accept the UserSig (api)");
         return;
     };
     let slot_of = |n: &str| slots.iter().find(|(_, v)| *v == n).map(|(k, _)| *k);
-    let configured: Vec<String> = s
-        .attributes
+    let configured: Vec<String> = attributes
         .iter()
         .filter_map(|n| slot_of(n).map(|k| format!("{n} (slot {k})")))
         .collect();
-    let missing: Vec<&str> = s
-        .attributes
+    let missing: Vec<&str> = attributes
         .iter()
         .filter(|n| slot_of(n).is_none())
         .map(String::as_str)
@@ -260,7 +258,7 @@ fn attribute_names(r: &mut Report, s: &Settings, slots: Option<&BTreeMap<u8, Str
     }
     let others: Vec<String> = slots
         .iter()
-        .filter(|(_, n)| !s.attributes.contains(n))
+        .filter(|(_, n)| !attributes.contains(n))
         .map(|(k, n)| format!("{k} {n}"))
         .collect();
     if others.is_empty() {
@@ -336,5 +334,65 @@ fn clock(r: &mut Report, seen: &Seen) {
             ),
             "set this machine's clock right: turn on time synchronisation (e.g. `timedatectl set-ntp true`), then run `timattr doctor` again",
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::doctor::Status;
+
+    fn run(attributes: &[&str], slots: &[(u8, &str)]) -> Report {
+        let attributes: Vec<String> = attributes.iter().map(|a| (*a).to_owned()).collect();
+        let slots: BTreeMap<u8, String> =
+            slots.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        let mut r = Report::default();
+        attribute_names(&mut r, &attributes, Some(&slots));
+        r
+    }
+
+    #[test]
+    fn names_configured_missing_with_room_missing_without_room_and_others() {
+        let r = run(&["sex", "city"], &[(0, "sex"), (4, "city")]);
+        assert_eq!(r.checks[0].status, Status::Pass);
+        assert_eq!(
+            r.checks[0].finding,
+            "configured in the app: sex (slot 0), city (slot 4)"
+        );
+        assert!(r.checks[1].finding.starts_with("none"), "{:?}", r.checks[1]);
+
+        let r = run(&["sex", "tier"], &[(0, "sex"), (1, "legacy")]);
+        assert_eq!(r.checks[0].status, Status::Pass);
+        assert!(
+            r.checks[0].finding.contains("not yet configured: tier"),
+            "{:?}",
+            r.checks[0]
+        );
+        assert!(
+            r.checks[0].finding.contains("8 of 10 free"),
+            "{:?}",
+            r.checks[0]
+        );
+        assert_eq!(r.checks[1].status, Status::Info);
+        assert!(
+            r.checks[1].finding.contains("1 legacy"),
+            "{:?}",
+            r.checks[1]
+        );
+
+        let nine: Vec<(u8, String)> = (0..9).map(|k| (k, format!("o{k}"))).collect();
+        let nine: Vec<(u8, &str)> = nine.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = run(&["a", "b"], &nine);
+        assert_eq!(r.checks[0].status, Status::Fail);
+        assert!(
+            r.checks[0]
+                .finding
+                .contains("2 slots needed but only 1 of 10"),
+            "{:?}",
+            r.checks[0]
+        );
+        assert!(!r.checks[0].fix.is_empty());
+        let r = run(&["a"], &nine);
+        assert_eq!(r.checks[0].status, Status::Pass, "{:?}", r.checks[0]);
     }
 }
