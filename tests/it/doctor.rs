@@ -484,6 +484,45 @@ fn a_select_only_postgres_role_is_reported_with_the_grants_it_lacks() {
     assert_eq!(history, history_after);
 }
 
+#[test]
+fn tables_an_upgrade_must_migrate_need_their_owner() {
+    let Some(db) = TestDb::create() else { return };
+    // Tables as an older timattr left them (schema 2), every privilege granted but ownership.
+    for step in &timattr::store::postgres::MIGRATIONS[..2] {
+        db.sql(step);
+    }
+    db.sql("UPDATE timattr_schema SET version = 2");
+    let role = format!("doctor_rw_{:08x}", rand::random::<u32>());
+    TestDb::admin(&format!("CREATE ROLE {role} LOGIN"));
+    db.sql(&format!(
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};
+         GRANT CREATE ON SCHEMA public TO {role};"
+    ));
+    let p = project("embedded");
+    let url = db
+        .url()
+        .replace("postgres://root@", &format!("postgres://{role}@"));
+    let (_, doc) = doctor_json(&p, &[], &[("TIMATTR_STATE", &url)]);
+    let (_, owner) = doctor_json(&p, &[], &[("TIMATTR_STATE", &db.url())]);
+    drop(db);
+    TestDb::admin(&format!("DROP ROLE IF EXISTS {role}"));
+    assert_outcome(&doc, &["state_write"], &[]);
+    assert!(
+        finding(&doc, "state").contains("schema version 2"),
+        "{doc:#}"
+    );
+    assert!(
+        finding(&doc, "state_write").contains("only their owner"),
+        "{doc:#}"
+    );
+    assert!(
+        fix(&doc, "state_write").contains("as the tables' owner"),
+        "{doc:#}"
+    );
+    assert_outcome(&owner, &[], &[]);
+}
+
 /// The advisory-lock key of a project, as the store computes it (FNV-1a of `timattr:NAME`).
 fn lock_key(name: &str) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -233,6 +233,18 @@ fn postgres_state(r: &mut Report, s: &Settings, target: &Target, p: &Probe) {
 
 fn postgres_writable(r: &mut Report, p: &Probe) {
     let how = "asked with has_table_privilege; nothing written";
+    if p.migration_needs_owner {
+        r.fail(
+            name::STATE_WRITE,
+            format!(
+                "an apply could not record: the tables have schema version {}, and this timattr's first write upgrades them to {SCHEMA_VERSION}, which only their owner may do; role {} does not own them",
+                p.schema.unwrap_or(0),
+                p.role
+            ),
+            "run this timattr's first apply (or `timattr import`) once as the tables' owner; later ones can run as this role",
+        );
+        return;
+    }
     if p.missing.is_empty() {
         let what = if p.schema.is_none() {
             "may create the tool's tables"

@@ -32,6 +32,9 @@ pub struct Probe {
     pub holder: Option<String>,
     /// What the role lacks for an apply: `GRANT` statements that would give it.
     pub missing: Vec<String>,
+    /// The tables are older than this timattr's schema and the role does not own them: the
+    /// first writer migrates them (`ALTER TABLE`), which only their owner may.
+    pub migration_needs_owner: bool,
 }
 
 impl Target {
@@ -59,6 +62,10 @@ impl Target {
                 _ => None,
             };
             let missing = missing(&client, &t, &role, schema).await?;
+            let migration_needs_owner = match schema {
+                Some(v) if v < SCHEMA_VERSION => !owns_tables(&client, &t).await?,
+                _ => false,
+            };
             let holder = match schema {
                 Some(v) if v >= 2 => holder(&client, &t).await?,
                 _ => None,
@@ -69,6 +76,7 @@ impl Target {
                 meta,
                 holder,
                 missing,
+                migration_needs_owner,
             })
         })
     }
@@ -150,6 +158,20 @@ async fn missing(
         ));
     }
     Ok(out)
+}
+
+/// Whether the role owns (or is a member of the owner of) the accounts table, which the
+/// migrations alter.
+async fn owns_tables(client: &tokio_postgres::Client, t: &Target) -> Result<bool> {
+    client
+        .query_one(
+            "SELECT coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE')
+                 FROM pg_class c WHERE c.oid = to_regclass('timattr_accounts')), false)",
+            &[],
+        )
+        .await
+        .map(|r| r.get(0))
+        .map_err(|e| t.db_err(&e))
 }
 
 /// The holder of the project's advisory lock, if a session holds it now.
