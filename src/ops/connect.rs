@@ -73,6 +73,13 @@ async fn start_embedded(
     read_only_data: bool,
 ) -> Result<crate::emulator::Running> {
     let simulate = crate::emulator::Simulate::from_env().map_err(Error::msg)?;
+    if simulate.is_active() {
+        // Said at once: a simulating emulator forgets every write when the run ends.
+        tracing::warn!(
+            "{} is set: the built-in emulator simulates a misconfigured app and does not save its data",
+            crate::emulator::SIMULATE_ENV
+        );
+    }
     crate::emulator::start(crate::emulator::Config {
         listen: ([127, 0, 0, 1], 0).into(),
         sdkappid: settings.sdkappid,
