@@ -61,6 +61,7 @@ impl HistoryEntry {
     /// A new entry of `operation` made here and now, by whoever runs this process, status
     /// `interrupted` until told otherwise.
     pub fn now(operation: &str, project_dir: Option<&Path>) -> HistoryEntry {
+        let who = project_dir.map(crate::provenance::current);
         HistoryEntry {
             time: crate::clock::now_unix(),
             serial: 0,
@@ -74,10 +75,10 @@ impl HistoryEntry {
             tags_added: 0,
             tags_removed: 0,
             commit_id: None,
-            actor: who::actor(),
+            actor: who.as_ref().and_then(|w| w.actor.clone()),
             host: Some(who::hostname()),
-            git_commit: project_dir.and_then(who::git_commit),
-            ci_run_url: who::ci_run_url(),
+            git_commit: who.as_ref().and_then(|w| w.commit.clone()),
+            ci_run_url: who.and_then(|w| w.run_url),
             targets: Vec::new(),
             plan_digest: None,
         }

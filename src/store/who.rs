@@ -1,6 +1,7 @@
-//! Who and what makes a commit (DESIGN.md §6 history): the actor, the host, the project's git
-//! commit and the CI run's URL, read from the environment and the work tree. Never fails: what
-//! cannot be found is left out.
+//! Where a commit is made (DESIGN.md §6 history): the host, and the HEAD of the project's git
+//! work tree read without spawning git where the files are plain. The actor, the CI's commit
+//! and run URL are `crate::provenance`'s (which `doctor` reports too). Never fails: what cannot
+//! be found is left out.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,42 +16,9 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "(unknown host)".into())
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-}
-
-/// The CI's user (`GITHUB_ACTOR`, `GITLAB_USER_LOGIN`), else the OS user.
-pub fn actor() -> Option<String> {
-    var("GITHUB_ACTOR")
-        .or_else(|| var("GITLAB_USER_LOGIN"))
-        .or_else(|| var("USER"))
-        .or_else(|| var("LOGNAME"))
-}
-
-/// The CI run's URL: GitHub Actions' run page, GitLab's job page.
-pub fn ci_run_url() -> Option<String> {
-    if let (Some(server), Some(repo), Some(run)) = (
-        var("GITHUB_SERVER_URL"),
-        var("GITHUB_REPOSITORY"),
-        var("GITHUB_RUN_ID"),
-    ) {
-        return Some(format!(
-            "{}/{repo}/actions/runs/{run}",
-            server.trim_end_matches('/')
-        ));
-    }
-    var("CI_JOB_URL")
-}
-
-/// The project's git commit: the CI's (`GITHUB_SHA`, `CI_COMMIT_SHA`), else the HEAD of the
-/// git work tree holding `project_dir`, if it is one.
-pub fn git_commit(project_dir: &Path) -> Option<String> {
-    var("GITHUB_SHA")
-        .or_else(|| var("CI_COMMIT_SHA"))
-        .or_else(|| head_of(project_dir))
+/// The HEAD of the git work tree holding `project_dir`, if it is one.
+pub fn git_head(project_dir: &Path) -> Option<String> {
+    head_of(project_dir)
 }
 
 /// HEAD read from the files (`.git/HEAD`, loose refs, `packed-refs`); `git rev-parse HEAD`
