@@ -379,6 +379,7 @@ pub struct WriterInfo {
 }
 
 mod copy;
+pub mod probe;
 mod read;
 mod restore;
 pub mod write;
