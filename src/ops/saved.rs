@@ -87,7 +87,12 @@ pub fn read(path: &Path) -> Result<Saved> {
     crate::files::gzip_reader_capped(file, inflate_cap(compressed), path.display().to_string())
         .read_to_end(&mut bytes)
         .map_err(|e| not_a_plan(path, e))?;
-    let doc: PlanDoc = serde_json::from_slice(&bytes).map_err(|e| not_a_plan(path, e))?;
+    let doc: PlanDoc = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::msg(format!(
+            "{}: not a timattr plan file (gzip JSON from `timattr plan --out`), or it was damaged: {e}",
+            crate::render::escape(&path.display().to_string())
+        ))
+    })?;
     let seal = seal_of(&bytes, doc.digest.as_deref());
     let (plan, state, safety) = doc.into_saved().map_err(|e| {
         // An edit that breaks the plan's own rules is reported as the edit it is.

@@ -200,7 +200,7 @@ pub fn write_sealed(
     };
     write_members(&mut hashing, plan, Some(state), Some(safety))?;
     let digest = format!("{DIGEST_PREFIX}{}", hex(&hashing.hasher.finalize()));
-    write!(hashing.inner, "{DIGEST_MEMBER}{digest}\"}}\n")?;
+    writeln!(hashing.inner, "{DIGEST_MEMBER}{digest}\"}}")?;
     Ok(digest)
 }
 

@@ -83,6 +83,9 @@ fn tamper(p: &Project, edit: impl Fn(&mut serde_json::Value)) {
     write_plan(p, "sealed.gz", &resealed(doc));
 }
 
+/// An edit of a saved plan's JSON.
+type Edit = dyn Fn(&mut serde_json::Value);
+
 fn change<'a>(doc: &'a mut serde_json::Value, account: &str) -> &'a mut serde_json::Value {
     doc["changes"]
         .as_array_mut()
@@ -133,7 +136,7 @@ fn each_tampering_is_refused_with_nothing_sent() {
             c["set"]["city"] = "x".repeat(60).into();
             c["after"]["city"] = "x".repeat(60).into();
         };
-        let cases: [(&str, &dyn Fn(&mut serde_json::Value), &str); 4] = [
+        let cases: [(&str, &Edit, &str); 4] = [
             (
                 "EVIL",
                 &evil,

@@ -60,19 +60,6 @@ fn tool(name: &str) -> Option<Command> {
     None
 }
 
-/// Whether `program` runs; a missing one fails under `CI=true` and is skipped elsewhere.
-fn installed(program: &str) -> bool {
-    if Command::new(program).arg("--version").output().is_ok() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{program} is not installed"
-    );
-    println!("skipped: {program} is not installed");
-    false
-}
-
 fn yaml_files(dir: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
         .unwrap()
