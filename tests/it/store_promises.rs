@@ -327,3 +327,54 @@ fn a_role_without_insert_on_history_records_nothing_and_says_so() {
     assert_eq!(plan["summary"]["change"], 50, "{plan}");
     db.sql(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
 }
+
+/// `kill -9` in the middle of an apply: the serial it recorded has its history entry (written
+/// with the first commit), saying `interrupted`, with who ran it and the `--target` patterns.
+#[test]
+fn a_killed_apply_leaves_its_serial_with_a_history_entry() {
+    let emu = Emulator::start(Duration::from_millis(5), 0.0);
+    let p = project(&emu, "apply:\n  rate_limit: 10\n  concurrency: 2\n");
+    p.write_users_map("a.yaml", &users(3_000, ""));
+    let mut child = p
+        .cmd(&["apply", "--auto-approve", "--target", "user0*"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_ACTOR", "octocat")
+        .env("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567")
+        .env("GITHUB_SERVER_URL", "https://github.com")
+        .env("GITHUB_REPOSITORY", "org/app")
+        .env("GITHUB_RUN_ID", "42")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while set_batches(&emu) < 4 {
+        assert!(Instant::now() < deadline, "the apply never got going");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let plan = json(&p.run(&["plan", "--format", "json"]).expect(0));
+    assert_eq!(plan["state"]["serial"], 1, "{plan}");
+    let history = json(&p.run(&["state", "history", "--format", "json"]).expect(0));
+    let entries = history.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{history}");
+    let e = &entries[0];
+    assert_eq!(e["serial"], 1, "{history}");
+    assert_eq!(e["status"], "interrupted", "{history}");
+    assert!(e["accounts_set"].as_u64().unwrap() > 0, "{history}");
+    assert_eq!(e["actor"], "octocat", "{history}");
+    assert_eq!(e["git_commit"], "0123456789abcdef0123456789abcdef01234567");
+    assert_eq!(
+        e["ci_run_url"],
+        "https://github.com/org/app/actions/runs/42"
+    );
+    assert_eq!(e["targets"], serde_json::json!(["user0*"]), "{history}");
+    assert_eq!(e["commit_id"], plan["state"]["commit_id"], "{history}");
+    let text = p.run(&["state", "history"]).expect(0).stdout();
+    assert!(text.contains("interrupted"), "{text}");
+    assert!(text.contains("octocat on "), "{text}");
+    assert!(text.contains("git 0123456789ab"), "{text}");
+    assert!(text.contains("--target user0*"), "{text}");
+}
