@@ -135,6 +135,8 @@ pub fn restore(settings: &Settings, file: &Path, force: bool) -> Result<ExportHe
     let export = crate::store::read_export(input)?;
     crate::store::check_app(&export.header, settings.sdkappid, settings.endpoint.host())?;
     let mut store = open_or_create(settings, "state restore")?;
+    // Its history entry says who restored, from where.
+    store.begin(HistoryEntry::now("restore", Some(&settings.project_dir)));
     Ok(store.restore_export(&export, force)?)
 }
 

@@ -153,7 +153,8 @@ impl Store {
             }
         }
         // The exported history, then the restore's own entry, in the same step.
-        let own = super::history::restored(header.serial, export.accounts.len() as u64);
+        let own =
+            super::history::restored(self.run.take(), header.serial, export.accounts.len() as u64);
         for entry in header.history.iter().chain(std::iter::once(&own)) {
             let key = super::history_key(&self.db, &self.path)?;
             batch.insert(key, serde_json::to_vec(entry).unwrap_or_default());

@@ -132,9 +132,11 @@ impl Run {
     }
 }
 
-/// The entry a restore adds after the exported history.
-pub fn restored(serial: u64, accounts: u64) -> HistoryEntry {
-    let mut entry = HistoryEntry::now("restore", None);
+/// The entry a restore adds after the exported history: the run begun for it (who and where)
+/// when there is one.
+pub fn restored(run: Option<Run>, serial: u64, accounts: u64) -> HistoryEntry {
+    let mut entry = run.map_or_else(|| HistoryEntry::now("restore", None), |r| r.entry);
+    entry.operation = "restore".into();
     entry.status = "complete".into();
     entry.serial = serial;
     entry.accounts_set = accounts;

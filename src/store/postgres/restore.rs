@@ -44,7 +44,7 @@ impl PgStore {
         self.check_restore(&header, force)?;
         let (lineage, base, _, token) = self.cas(self.meta.serial)?;
         // The exported history, then the restore's own entry.
-        let own = crate::store::history::restored(header.serial, header.accounts);
+        let own = crate::store::history::restored(self.run.take(), header.serial, header.accounts);
         let history: Vec<String> = header
             .history
             .iter()
