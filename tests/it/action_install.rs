@@ -2,6 +2,8 @@
 //! directory laid out like a GitHub release: a good archive installs, a wrong checksum fails and
 //! installs nothing, a runner without an archive falls back to `cargo install --locked` of that
 //! exact tag (a fake cargo records the call), and a cached copy is reused only when it is right.
+// The install script is bash run against fake releases; the Unix runners test it.
+#![cfg(unix)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -491,6 +491,7 @@ fn killed_during_tag_adds_the_store_claims_only_tags_the_server_has() {
 }
 
 #[test]
+#[cfg(unix)] // sends a signal with kill(1)
 fn interrupted_during_tag_removes_the_store_claims_only_tags_the_server_has() {
     let server = Server::start(Duration::from_millis(20));
     let p = slow_tag_project(&server);

@@ -214,6 +214,7 @@ fn wait_for(emu: &Emulator, command: &str, n: u64) {
 }
 
 #[test]
+#[cfg(unix)] // sends a signal with kill(1)
 fn sigterm_stops_drift_and_import_with_143() {
     let (emu, p) = applied(2_000);
     // One read per second: 20 reads, time enough to stop each run mid-way.

@@ -23,6 +23,7 @@ mod hostile_server;
 mod output;
 mod plan;
 mod plan_tags;
+mod portability;
 mod postgres;
 mod readme;
 mod saved_plan_files;

@@ -17,6 +17,7 @@ fn project() -> Project {
 }
 
 #[test]
+#[cfg(unix)] // limits the child with sh and ulimit
 fn a_failed_plan_out_keeps_the_previous_file() {
     let p = project();
     let out = p.path().join("plan.gz");
@@ -52,6 +53,7 @@ fn bomb(prefix: &str, filler: u8, megabytes: usize) -> Vec<u8> {
 }
 
 #[test]
+#[cfg(unix)] // limits the child with sh and ulimit
 fn a_saved_plan_bomb_is_refused_in_bounded_memory() {
     let p = project();
     for (name, data) in [

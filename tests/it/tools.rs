@@ -61,6 +61,7 @@ fn usersig_prints_a_sig_our_verifier_accepts() {
 }
 
 #[test]
+#[cfg(unix)] // sends a signal with kill(1)
 fn emulator_command_serves_persists_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("emu.json");

@@ -9,6 +9,8 @@
 //! says so; no drift → the drift issue is closed. Finally the third-party checkers (actionlint,
 //! zizmor, hadolint, shellcheck), each shown able to fail. A missing tool skips with a message,
 //! and fails under `CI=true`.
+// The workflow rules and steps are checked on Linux (the checkers and bash live there).
+#![cfg(unix)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
