@@ -4,6 +4,7 @@
 use crate::support;
 
 use std::collections::BTreeMap;
+#[cfg(unix)]
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 

@@ -194,6 +194,7 @@ fn import_adopts_only_the_names_each_account_has_in_the_files() {
 }
 
 /// Waits (bounded) until the server has answered `n` requests of `command`.
+#[cfg(unix)]
 fn wait_for(emu: &Emulator, command: &str, n: u64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while emu

@@ -1,6 +1,8 @@
 //! Saved plan files are output files and compressed inputs (DESIGN.md §8): a failed
 //! `plan --out` keeps the previous file, and `apply FILE` / `show FILE` read a bomb in bounded
 //! memory and refuse it.
+// Each test limits the child with sh and ulimit.
+#![cfg(unix)]
 
 use crate::support;
 
@@ -17,7 +19,6 @@ fn project() -> Project {
 }
 
 #[test]
-#[cfg(unix)] // limits the child with sh and ulimit
 fn a_failed_plan_out_keeps_the_previous_file() {
     let p = project();
     let out = p.path().join("plan.gz");
@@ -53,7 +54,6 @@ fn bomb(prefix: &str, filler: u8, megabytes: usize) -> Vec<u8> {
 }
 
 #[test]
-#[cfg(unix)] // limits the child with sh and ulimit
 fn a_saved_plan_bomb_is_refused_in_bounded_memory() {
     let p = project();
     for (name, data) in [

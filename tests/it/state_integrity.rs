@@ -621,6 +621,7 @@ fn restore_refuses_hostile_exports_and_changes_nothing() {
 }
 
 /// `n` gzip members of 1 MB each: tiny on disk, `n` MB inflated.
+#[cfg(unix)]
 fn bomb(prefix: &str, filler: u8, megabytes: usize) -> Vec<u8> {
     let mut out = gzip(prefix);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -641,6 +642,7 @@ fn restore_limited(p: &Project, file: &Path) -> Run {
 }
 
 #[test]
+#[cfg(unix)] // limits the child with sh and ulimit
 fn a_gzip_bomb_is_refused_in_bounded_memory() {
     let p = applied();
     let before = snapshot(&p.state_dir());
