@@ -5,6 +5,8 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    // Before anything allocates (the first allocation reserves mimalloc's arena).
+    timattr::alloc::configure();
     use clap::Parser;
     match timattr::cli::Cli::try_parse() {
         Ok(cli) => timattr::commands::main(cli),
