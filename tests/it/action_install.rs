@@ -279,7 +279,9 @@ fn the_build_provenance_is_verified_with_gh_where_it_is_installed() {
         ]
     );
     assert!(
-        stderr(&out).contains("build provenance of timattr-0.1.0-x86_64-unknown-linux-musl.tar.gz is verified"),
+        stderr(&out).contains(
+            "build provenance of timattr-0.1.0-x86_64-unknown-linux-musl.tar.gz is verified"
+        ),
         "{}",
         stderr(&out)
     );
@@ -296,10 +298,16 @@ fn an_archive_whose_attestation_fails_is_not_installed() {
     let gh = fake_gh(runner.tmp.path(), 1);
     let runner = runner.env("TIMATTR_INSTALL_GH", &gh);
     let out = runner.install(&release);
-    assert_fails_with(&out, "does not verify (example-org/timattr, tag v0.1.0); nothing installed");
+    assert_fails_with(
+        &out,
+        "does not verify (example-org/timattr, tag v0.1.0); nothing installed",
+    );
     assert!(!runner.install_dir().join("bin/timattr").exists());
     let left: Vec<_> = std::fs::read_dir(runner.install_dir()).unwrap().collect();
-    assert!(left.is_empty(), "the unattested archive stays cached: {left:?}");
+    assert!(
+        left.is_empty(),
+        "the unattested archive stays cached: {left:?}"
+    );
     assert!(!runner.file("github_output").contains("path="));
 }
 
@@ -655,7 +663,10 @@ fn the_action_wires_its_inputs_outputs_and_steps() {
     assert_eq!(resolve(version, &inputs, &outputs), VERSION);
     // The attestation was checked with the github-token input as gh's token.
     let gh = runner.file("gh-args");
-    assert!(gh.starts_with("attestation\nverify\n") && gh.contains("\ntoken=t0ken\n"), "{gh}");
+    assert!(
+        gh.starts_with("attestation\nverify\n") && gh.contains("\ntoken=t0ken\n"),
+        "{gh}"
+    );
 }
 
 /// Runs one `run:` step of action.yml as the runner would, recording its outputs.
