@@ -1,7 +1,9 @@
 //! The allocator's settings at start-up, and giving the loader's freed memory back to the OS
 //! before the plan allocates.
 //!
-//! [`configure`] runs first in `main`, before anything allocates: mimalloc commits its 1 GiB
+//! [`configure`] runs before `main` (a constructor in `main.rs`: the Rust runtime allocates before
+//! `main`, and the first allocation reserves the arena with the settings of that moment; called
+//! at the top of `main` it measured no effect). Lazily committed arenas: mimalloc commits its 1 GiB
 //! arena eagerly on Linux by default, and every zeroed allocation then costs real page zeroing
 //! (sled's 2 MiB page-table nodes: a 30,000-user plan took 37 MB and 0.08 s of system time, 21 MB
 //! and 0.01 s with lazy commit; BENCHMARKS.md, "YAML loader"). Set in code, the setting reaches
@@ -40,8 +42,10 @@ extern "C" {
 const ARENA_EAGER_COMMIT: c_int = 4;
 
 /// Sets mimalloc's options for this program: arena memory is committed on demand. Call it
-/// first in `main`: the setting applies to arenas reserved after it, and the first allocation
-/// reserves one. (A `MIMALLOC_ARENA_EAGER_COMMIT` in the environment no longer overrides it.)
+/// before the first allocation (the binary calls it from a constructor, before `main`): the
+/// setting applies to arenas reserved after it, and the first allocation reserves one. It uses
+/// no Rust runtime service. (`MIMALLOC_ARENA_EAGER_COMMIT` in the environment no longer
+/// overrides it.)
 pub fn configure() {
     // SAFETY: `void mi_option_set(mi_option_t option, long value)` is exported by the mimalloc
     // static library that the `mimalloc` dependency links; `mi_option_t` is a C enum (an `int`)
