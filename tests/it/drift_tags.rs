@@ -4,11 +4,9 @@
 
 use crate::support;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{users, Emulator, Project, Run};
+use support::{users, Emulator, Project};
 
 const NAMES: &[&str] = &["sex", "city", "tier"];
 
@@ -37,7 +35,9 @@ fn live_tags(emu: &Emulator, account: &str) -> Vec<String> {
 /// The binary in a terminal (`script` gives it a pseudo-terminal), `answer` typed at its
 /// question; stdout and stderr both end up in the run's stdout.
 #[cfg(target_os = "linux")] // util-linux `script -qec`
-fn run_in_terminal(p: &Project, args: &str, answer: &str) -> Run {
+fn run_in_terminal(p: &Project, args: &str, answer: &str) -> support::Run {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
     let cmd = p.cmd(&[]);
     let mut child = Command::new("script")
         .args(["-qec", &format!("\"$BIN\" {args}"), "/dev/null"])
@@ -55,7 +55,7 @@ fn run_in_terminal(p: &Project, args: &str, answer: &str) -> Run {
     // Kept open until the run ends: an early end of input would answer the question.
     let out = child.wait_with_output().unwrap();
     drop(stdin);
-    Run(out)
+    support::Run(out)
 }
 
 #[test]
