@@ -31,6 +31,7 @@
 //! - [`emulator`] is the server side of the API family, for offline use and tests.
 //! - [`files`] replaces output files atomically and reads gzip input with a size cap.
 //! - [`escape`] is how every output shows control and bidirectional characters.
+//! - [`provenance`] is who and what a run is (actor, commit, CI run URL), as history records it.
 //! - [`clock`] is the wall clock in Unix seconds (usersigs, history, exports).
 //! - [`suggest`] finds the known word a typo meant ("did you mean `city`?").
 //! - [`schema`] holds the JSON Schemas of the project and users files, for editors.
@@ -54,6 +55,7 @@ pub mod limiter;
 pub mod model;
 pub mod ops;
 pub mod plan;
+pub mod provenance;
 pub mod render;
 pub mod schema;
 pub mod settings;

@@ -1,5 +1,5 @@
 //! Every platform the release names builds from one source: no use of a Unix-only API
-//! (`std::os::unix`, `libc`, `tokio::signal::unix`) stands outside an item, block or statement
+//! (`std::os::unix`, `libc`, `tokio::signal::unix`, `rustix`) stands outside an item, block or statement
 //! under `#[cfg(unix)]` (or `#[cfg(all(unix, ...))]`, or a file under `#![cfg(unix)]`), in
 //! `src/`, `tests/` and `examples/` alike: the Windows CI job compiles all three.
 //!
@@ -11,11 +11,13 @@
 
 use std::path::{Path, PathBuf};
 
-const UNIX_ONLY: [&str; 4] = [
+const UNIX_ONLY: [&str; 5] = [
     "std::os::unix",
     "libc::",
     "extern crate libc",
     "tokio::signal::unix",
+    // A Unix-only dependency (`[target.'cfg(unix)'.dependencies]` in Cargo.toml).
+    "rustix::",
 ];
 
 /// Whether the text of an attribute (between `#[` and `]`) restricts to Unix.
@@ -282,5 +284,26 @@ fn the_scan_places_uses_by_their_cfg() {
     ];
     for (text, line) in bare {
         assert_eq!(uncovered(text), [line], "{text}");
+    }
+}
+
+/// The Unix-only crates are dependencies on Unix alone, so Windows does not build them.
+#[test]
+fn unix_only_crates_are_unix_only_dependencies() {
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let mut section = String::new();
+    for line in manifest.lines() {
+        if line.starts_with('[') {
+            section = line.trim().to_owned();
+        } else if ["rustix", "libc", "nix"]
+            .iter()
+            .any(|c| line.trim_start().starts_with(&format!("{c} ")))
+        {
+            assert_eq!(
+                section, "[target.'cfg(unix)'.dependencies]",
+                "Cargo.toml: {line} outside the cfg(unix) dependencies"
+            );
+        }
     }
 }
