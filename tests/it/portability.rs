@@ -5,7 +5,7 @@
 //!
 //! The scan reads Rust's tokens as far as braces need: comments and string, char and raw string
 //! literals are skipped, so a `{` in a format string does not open a block. Attributes seen since
-//! the last `;`, `{`, `}` (or `,` outside parentheses) apply to what follows; a `{` opened under
+//! the last `;`, `{`, `}` (or `,` outside parentheses and generics) apply to what follows; a `{` opened under
 //! `cfg(unix)` covers everything up to its `}`. It errs on the strict side: a use it cannot place
 //! is reported, never passed.
 
@@ -33,6 +33,7 @@ fn uncovered(text: &str) -> Vec<usize> {
     let mut pending = false; // a cfg(unix) attribute waits for its item
     let mut file_wide = false;
     let mut parens = 0usize;
+    let mut angles = 0usize; // `<` open since the last `{`, `}` or `;`
     let mut out = Vec::new();
     let bytes = code.as_bytes();
     let mut i = 0;
@@ -62,16 +63,21 @@ fn uncovered(text: &str) -> Vec<usize> {
         match bytes[i] {
             b'{' => {
                 stack.push(pending);
-                pending = false;
+                (pending, angles) = (false, 0);
             }
             b'}' => {
                 stack.pop();
-                pending = false;
+                (pending, angles) = (false, 0);
             }
-            b';' => pending = false,
-            b',' if parens == 0 => pending = false,
+            b';' => (pending, angles) = (false, 0),
+            b',' if parens == 0 && angles == 0 => pending = false,
             b'(' | b'[' => parens += 1,
             b')' | b']' => parens = parens.saturating_sub(1),
+            // Generics (`-> Result<(), E>`), not `->` or `=>`.
+            b'<' => angles += 1,
+            b'>' if i > 0 && !matches!(bytes[i - 1], b'-' | b'=') => {
+                angles = angles.saturating_sub(1);
+            }
             _ => {}
         }
         i += 1;
@@ -240,6 +246,7 @@ fn the_scan_places_uses_by_their_cfg() {
         "#[cfg(all(unix, test))]\nmod t {\n    fn f() { libc::getpid(); }\n}\n",
         "//! Doc.\n#![cfg(unix)]\nuse std::os::unix::fs::FileExt;\n",
         "#[cfg(unix)]\nfn f(a: u8, b: u8) -> String {\n    format!(\"{{\");\n    tokio::signal::unix::ctrl_c();\n    String::new()\n}\n",
+        "#[cfg(unix)]\nfn f(p: &Path) -> Result<(), String> {\n    use rustix::fs::CWD;\n    Ok(())\n}\n",
     ];
     for text in covered {
         assert!(uncovered(text).is_empty(), "{text}");
