@@ -8,7 +8,9 @@
 
 use std::fmt;
 
-use crate::model::NameIdx;
+use std::collections::BTreeMap;
+
+use crate::model::{Account, NameIdx, Names};
 
 /// The compiled size a pattern may take. Values are at most 50 bytes, so no honest pattern
 /// comes near it; a hostile one (`\w{1000}{1000}`) is refused instead of eating memory.
@@ -195,6 +197,77 @@ impl Policies {
     }
 }
 
+/// What a live value outside its policy belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Subject {
+    /// The attribute of that name.
+    Attribute(String),
+    /// A tag (the value is the tag).
+    Tag,
+}
+
+/// A live value or tag outside the project's policy (reported by `import` and `drift`, which
+/// still record or compare it as it is: the live app is what it is).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Violation {
+    pub account: Account,
+    pub subject: Subject,
+    pub value: String,
+    /// The policy in words ([`Policy::describe`]).
+    pub policy: String,
+}
+
+impl Policies {
+    /// The live values of `account` that their declared attribute's policy refuses.
+    pub fn check_live_attrs(
+        &self,
+        account: &str,
+        live: Option<&BTreeMap<String, String>>,
+        names: &Names,
+        out: &mut Vec<Violation>,
+    ) {
+        let Some(live) = live.filter(|_| !self.attrs.is_empty()) else {
+            return;
+        };
+        for (i, policy) in self.attrs.iter().enumerate() {
+            let Some(policy) = policy else { continue };
+            let Ok(idx) = NameIdx::try_from(i) else { break };
+            let Some(value) = live.get(names.get(idx)) else {
+                continue;
+            };
+            if !policy.allows(value) {
+                out.push(Violation {
+                    account: account.into(),
+                    subject: Subject::Attribute(names.get(idx).to_owned()),
+                    value: value.clone(),
+                    policy: policy.describe(),
+                });
+            }
+        }
+    }
+
+    /// The live tags of `account` that the tags policy refuses: every tag read, since a tag
+    /// set by hand or by another system lands in a push segment all the same.
+    pub fn check_live_tags(
+        &self,
+        account: &str,
+        live: Option<&[String]>,
+        out: &mut Vec<Violation>,
+    ) {
+        let Some(policy) = &self.tags else { return };
+        for tag in live.unwrap_or_default() {
+            if !policy.allows(tag) {
+                out.push(Violation {
+                    account: account.into(),
+                    subject: Subject::Tag,
+                    value: tag.clone(),
+                    policy: policy.describe(),
+                });
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +333,35 @@ mod tests {
         let p = Policies::new(vec![None, Some(Policy::values(["x"]))], None);
         assert!(!p.is_empty());
         assert!(p.attr(1).is_some() && p.attr(0).is_none() && p.attr(9).is_none());
+    }
+
+    #[test]
+    fn live_values_and_tags_outside_the_policy_are_found() {
+        let names = Names::new(&["sex".into(), "tier".into()]);
+        let p = Policies::new(vec![None, Some(Policy::values(["free", "gold"]))], None)
+            .with_tags(Policy::Pattern(Pattern::new("[a-z]+").unwrap()));
+        let live: BTreeMap<String, String> = [("sex", "?"), ("tier", "glod"), ("other", "x")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let mut out = Vec::new();
+        p.check_live_attrs("u1", Some(&live), &names, &mut out);
+        p.check_live_attrs("u2", None, &names, &mut out);
+        p.check_live_tags("u1", Some(&["ok".into(), "Bad".into()]), &mut out);
+        let shown: Vec<String> = out
+            .iter()
+            .map(|v| format!("{} {:?} {} ({})", v.account, v.subject, v.value, v.policy))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "u1 Attribute(\"tier\") glod (one of: free, gold)",
+                "u1 Tag Bad (pattern: [a-z]+)",
+            ]
+        );
+        let mut none = Vec::new();
+        Policies::default().check_live_attrs("u1", Some(&live), &names, &mut none);
+        Policies::default().check_live_tags("u1", Some(&["Bad".into()]), &mut none);
+        assert!(none.is_empty());
     }
 }
