@@ -255,6 +255,26 @@ fn generate(
     })
 }
 
+/// The generated project file with value policies: `values` on sex, tier and lang, a pattern
+/// on city (every generated value passes), and a tags pattern when the data has tags.
+fn with_policies(plain: &str, tags: bool) -> Result<String, String> {
+    let list = |n: usize| VALUES[n].join(", ");
+    let mut policies = format!(
+        "attributes:\n  - {{name: sex, values: [{}]}}\n  - {{name: city, pattern: '[a-z]+'}}\n  - {{name: tier, values: [{}]}}\n  - {{name: lang, values: [{}]}}\n  - country\n  - plan\n",
+        list(0),
+        list(2),
+        list(3)
+    );
+    if tags {
+        policies.push_str("tags: {pattern: 'tag[0-9]+'}\n");
+    }
+    let with = plain.replace(&format!("attributes: [{}]\n", NAMES.join(", ")), &policies);
+    if with == plain {
+        return Err("the generated project file has no plain attributes list".into());
+    }
+    Ok(with)
+}
+
 /// `tag07, tag31, ...`: 1 to `most` distinct names of the pool ("" for `most` = 0). No draw
 /// at all without tags, so that tag-less data stays that of the earlier runs.
 fn tag_list(rng: &mut StdRng, most: usize) -> String {
@@ -960,20 +980,7 @@ impl Bench {
         .map_err(|e| e.to_string())?;
         let project_file = p.dir.join("timattr.yaml");
         let plain = std::fs::read_to_string(&project_file).map_err(|e| e.to_string())?;
-        let list = |n: usize| VALUES[n].join(", ");
-        let mut policies = format!(
-            "attributes:\n  - {{name: sex, values: [{}]}}\n  - {{name: city, pattern: '[a-z]+'}}\n  - {{name: tier, values: [{}]}}\n  - {{name: lang, values: [{}]}}\n  - country\n  - plan\n",
-            list(0),
-            list(2),
-            list(3)
-        );
-        if self.opts.tags > 0 {
-            policies.push_str("tags: {pattern: 'tag[0-9]+'}\n");
-        }
-        let with = plain.replace(&format!("attributes: [{}]\n", NAMES.join(", ")), &policies);
-        if with == plain {
-            return Err("the generated project file has no plain attributes list".into());
-        }
+        let with = with_policies(&plain, self.opts.tags > 0)?;
         let rounds = if self.opts.quick { 3 } else { 7 };
         let (mut without_s, mut with_s) = (Vec::new(), Vec::new());
         for round in 0..rounds {
@@ -994,7 +1001,8 @@ impl Bench {
         // The policies are really checked: a typo in the last file is refused.
         let last = p.users_files.last().ok_or("no users file")?;
         let text = std::fs::read_to_string(last).map_err(|e| e.to_string())?;
-        std::fs::write(last, format!("{text}  vtypo: {{tier: glod}}\n")).map_err(|e| e.to_string())?;
+        std::fs::write(last, format!("{text}  vtypo: {{tier: glod}}\n"))
+            .map_err(|e| e.to_string())?;
         std::fs::write(&project_file, &with).map_err(|e| e.to_string())?;
         self.timattr(&p, &["validate"], &[1])?;
         std::fs::write(last, text).map_err(|e| e.to_string())?;
