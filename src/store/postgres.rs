@@ -374,6 +374,7 @@ pub struct WriterInfo {
 }
 
 mod copy;
+pub mod probe;
 mod read;
 mod restore;
 pub mod write;
