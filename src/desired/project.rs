@@ -1,5 +1,7 @@
 //! The project file (`timattr.yaml`): read into a small tree of positioned nodes, then
-//! checked key by key into [`Settings`], every problem reported at its node.
+//! checked key by key into [`Settings`], every problem reported at its node. That includes the
+//! value policies (DESIGN.md §11): `attributes` entries `{name, values|pattern}` and the
+//! top-level `tags`, compiled here once into [`Policies`].
 //!
 //! The file is small, so a generic tree is simplest here; the users files, which can hold
 //! millions of accounts, are walked straight into the model instead (see `users.rs`).
@@ -218,7 +220,7 @@ fn check(root: &Node, path: &Path, problems: &mut Problems) -> Settings {
         ),
     }
     if let Some(tags) = top.get("tags").and_then(|n| check_tags(n, problems)) {
-        s.policies = s.policies.clone().with_tags(tags);
+        s.policies = std::mem::take(&mut s.policies).with_tags(tags);
     }
     match top.get("users") {
         Some(n) => s.users = check_users(n, problems),
