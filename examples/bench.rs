@@ -1019,15 +1019,21 @@ impl Bench {
             plural(files),
             self.opts.tagged()
         );
-        self.figures.push(
-            Figure::new(
-                format!("cold plan WITH value policies ({what})"),
-                median(&with_s, wall),
-                "s",
-            )
-            .against("same plan without policies", median(&without_s, wall))
-            .target(Target::AtMost(1.10)),
-        );
+        let figure = Figure::new(
+            format!("cold plan WITH value policies ({what})"),
+            median(&with_s, wall),
+            "s",
+        )
+        .against("same plan without policies", median(&without_s, wall));
+        // Under 100k accounts a plan takes milliseconds and process start-up is the figure.
+        self.figures.push(if size >= 100_000 {
+            figure.target(Target::AtMost(1.10))
+        } else {
+            self.notes.push(format!(
+                "the policies target (≤ 1.10) is for 1M accounts; at {size} the plan takes milliseconds"
+            ));
+            figure
+        });
         if with_s.iter().chain(&without_s).all(|r| r.cpu >= 0.05) {
             self.figures.push(
                 Figure::new(
