@@ -24,6 +24,7 @@ mod hostile_server;
 mod output;
 mod plan;
 mod plan_tags;
+mod policies;
 mod portability;
 mod postgres;
 mod readme;
