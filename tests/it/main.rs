@@ -24,6 +24,8 @@ mod hostile_server;
 mod output;
 mod plan;
 mod plan_tags;
+mod policies;
+mod portability;
 mod postgres;
 mod readme;
 mod saved_plan_files;
