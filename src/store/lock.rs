@@ -10,7 +10,6 @@ use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 
-use fs2::FileExt;
 use serde::{Deserialize, Serialize};
 
 pub const FILE: &str = "lock";
@@ -87,7 +86,7 @@ impl WriterLock {
             .truncate(false)
             .open(dir.join(FILE))
             .map_err(Refused::Io)?;
-        if file.try_lock_exclusive().is_err() {
+        if file.try_lock().is_err() {
             return Err(Refused::Held(read_holder(dir)));
         }
         let mut lock = WriterLock {
@@ -132,9 +131,9 @@ pub fn is_held(dir: &Path) -> bool {
     let Ok(file) = File::open(dir.join(FILE)) else {
         return false;
     };
-    let held = FileExt::try_lock_shared(&file).is_err();
+    let held = file.try_lock_shared().is_err();
     if !held {
-        let _ = FileExt::unlock(&file);
+        let _ = file.unlock();
     }
     held
 }

@@ -92,7 +92,7 @@ pub fn publish(dir: &Path, commits: u64) -> io::Result<PathBuf> {
     if !target.join(commits::FILE).exists() {
         let db = File::open(dir.join("db"))?;
         // Only a writer of an older timattr (which takes no lock file) can hold `db` now.
-        FileExt::try_lock_shared(&db)
+        db.try_lock_shared()
             .map_err(|_| io::Error::new(io::ErrorKind::WouldBlock, "the database is held"))?;
         let tmp = base.join(format!(".tmp-{:016x}", rand::random::<u64>()));
         std::fs::create_dir(&tmp)?;
