@@ -30,6 +30,9 @@ pub struct ExportHeader {
     pub lineage: String,
     pub serial: u64,
     pub slots: BTreeMap<u8, String>,
+    /// Non-zero account types of the slots (absent in older exports and legacy projects).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slot_types: BTreeMap<u8, u8>,
     pub accounts: u64,
 }
 
@@ -92,6 +95,7 @@ impl Store {
             lineage: self.meta.lineage.clone(),
             serial: self.meta.serial,
             slots: self.meta.slots.clone(),
+            slot_types: self.meta.slot_types.clone(),
             accounts: self.accounts,
         };
         serde_json::to_writer(&mut gz, &header)?;
@@ -144,6 +148,7 @@ impl Store {
             lineage: header.lineage.clone(),
             serial: header.serial,
             slots: header.slots.clone(),
+            slot_types: header.slot_types.clone(),
         };
         self.commit(batch, meta, entries.len() as u64)?;
         self.add_history(&HistoryEntry {
@@ -305,6 +310,13 @@ fn check_header(h: &ExportHeader) -> Result<(), String> {
             return Err(format!("slot {slot} does not exist (slots are 0 to 9)"));
         }
         check_text("attribute name", name)?;
+    }
+    for (slot, ty) in &h.slot_types {
+        if !h.slots.contains_key(slot) || *ty != 1 {
+            return Err(format!(
+                "slot {slot} has account type {ty}: types are recorded only for named slots, and only 1 (RegistrationID)"
+            ));
+        }
     }
     Ok(())
 }

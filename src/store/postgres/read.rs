@@ -67,8 +67,11 @@ pub(super) async fn schema_version(client: &Client, t: &Target) -> Result<Option
 pub(super) async fn meta(client: &Client, t: &Target) -> Result<Option<Meta>> {
     let row = client
         .query_opt(
-            "SELECT format_version, sdkappid, endpoint_host, lineage, serial, slots::text
-             FROM timattr_projects WHERE name = $1",
+            // `slot_types` through the row's JSON: a reader of an older schema, which lacks
+            // the column, reads no types (all slots type 0) instead of failing.
+            "SELECT format_version, sdkappid, endpoint_host, lineage, serial, slots::text,
+                    COALESCE((to_jsonb(p) -> 'slot_types')::text, '{}')
+             FROM timattr_projects p WHERE name = $1",
             &[&t.name],
         )
         .await
@@ -79,6 +82,7 @@ pub(super) async fn meta(client: &Client, t: &Target) -> Result<Option<Meta>> {
     let sdkappid: i64 = row.get(1);
     let serial: i64 = row.get(4);
     let slots: String = row.get(5);
+    let slot_types: String = row.get(6);
     Ok(Some(Meta {
         format_version: u32::try_from(row.get::<_, i32>(0))
             .map_err(|_| t.corrupt("format version"))?,
@@ -87,6 +91,8 @@ pub(super) async fn meta(client: &Client, t: &Target) -> Result<Option<Meta>> {
         lineage: row.get(3),
         serial: u64::try_from(serial).map_err(|_| t.corrupt("serial"))?,
         slots: serde_json::from_str(&slots).map_err(|e| t.corrupt(format!("slots: {e}")))?,
+        slot_types: serde_json::from_str(&slot_types)
+            .map_err(|e| t.corrupt(format!("slot types: {e}")))?,
     }))
 }
 
@@ -295,6 +301,7 @@ impl PgStore {
             lineage: self.meta.lineage.clone(),
             serial: self.meta.serial,
             slots: self.meta.slots.clone(),
+            slot_types: self.meta.slot_types.clone(),
             accounts: self.account_count().map_err(std::io::Error::other)? as u64,
         };
         serde_json::to_writer(&mut gz, &header)?;

@@ -63,6 +63,7 @@ impl PgStore {
             serde_json::to_string(&header.slots).expect("slots serialize"),
             i64::from(header.sdkappid),
             header.endpoint_host.clone(),
+            serde_json::to_string(&header.slot_types).expect("slot types serialize"),
         );
         let cas = (lineage, base, token);
         let matched = block(self.rt(), async move {
@@ -84,6 +85,7 @@ impl PgStore {
         self.meta.lineage = header.lineage.clone();
         self.meta.serial = header.serial;
         self.meta.slots = header.slots.clone();
+        self.meta.slot_types = header.slot_types.clone();
         self.meta.sdkappid = header.sdkappid;
         self.meta.endpoint_host = header.endpoint_host.clone();
         Ok(header)
@@ -138,8 +140,9 @@ impl PgStore {
 /// when it has none).
 type Restored = (String, String, Option<String>);
 
-/// The new metadata of a restored project: lineage, serial, slots (JSON), sdkappid, host.
-type NewMeta = (String, i64, String, i64, String);
+/// The new metadata of a restored project: lineage, serial, slots (JSON), sdkappid, host,
+/// slot types (JSON).
+type NewMeta = (String, i64, String, i64, String, String);
 
 /// Inside a transaction: the CAS on the project row, then every account replaced and the
 /// history entry added. `false` when the CAS did not match (nothing was changed).
@@ -154,8 +157,8 @@ async fn replace_all(
     let (lineage, base, token) = cas;
     let n = client
         .execute(
-            &format!("UPDATE timattr_projects SET lineage = $6, serial = $7, slots = ($8::text)::jsonb, sdkappid = $9, endpoint_host = $10 WHERE {CAS}"),
-            &[&t.name, lineage, base, base, token, &meta.0, &meta.1, &meta.2, &meta.3, &meta.4],
+            &format!("UPDATE timattr_projects SET lineage = $6, serial = $7, slots = ($8::text)::jsonb, sdkappid = $9, endpoint_host = $10, slot_types = ($11::text)::jsonb WHERE {CAS}"),
+            &[&t.name, lineage, base, base, token, &meta.0, &meta.1, &meta.2, &meta.3, &meta.4, &meta.5],
         )
         .await?;
     if n != 1 {

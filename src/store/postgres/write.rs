@@ -501,16 +501,29 @@ impl PgStore {
 
     /// Records the attribute-name slots as the app now has them, with `serial`.
     pub fn record_slots(&mut self, slots: &BTreeMap<u8, String>, serial: u64) -> Result<()> {
+        let types = crate::store::kept_types(&self.meta, slots);
+        self.record_slot_types(slots, &types, serial)
+    }
+
+    /// [`Self::record_slots`] with the slots' account types (non-zero ones).
+    pub fn record_slot_types(
+        &mut self,
+        slots: &BTreeMap<u8, String>,
+        types: &BTreeMap<u8, u8>,
+        serial: u64,
+    ) -> Result<()> {
         let (lineage, base, new, token) = self.cas(serial)?;
         let json = serde_json::to_string(slots).expect("slots serialize");
-        let params = Arc::new((lineage, base, new, token, json));
+        let types: BTreeMap<u8, u8> = types.iter().filter(|(_, t)| **t != 0).map(|(s, t)| (*s, *t)).collect();
+        let types_json = serde_json::to_string(&types).expect("slot types serialize");
+        let params = Arc::new((lineage, base, new, token, json, types_json));
         let n = self.write(move |client, t| {
             let p = params.clone();
             async move {
                 client
                     .execute(
-                        &format!("UPDATE timattr_projects SET slots = ($6::text)::jsonb, serial = $4 WHERE {CAS}"),
-                        &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4],
+                        &format!("UPDATE timattr_projects SET slots = ($6::text)::jsonb, slot_types = ($7::text)::jsonb, serial = $4 WHERE {CAS}"),
+                        &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4, &p.5],
                     )
                     .await
             }
@@ -519,6 +532,7 @@ impl PgStore {
             return Err(self.conflict());
         }
         self.meta.slots = slots.clone();
+        self.meta.slot_types = types;
         self.meta.serial = serial;
         Ok(())
     }
