@@ -169,6 +169,8 @@ fn check(root: &Node, path: &Path, problems: &mut Problems) -> Settings {
         sdkappid: 0,
         admin: String::new(),
         endpoint: Endpoint::Embedded,
+        api: crate::api::Family::default(),
+        account_types: Default::default(),
         secret_env: DEFAULT_SECRET_ENV.to_owned(),
         attributes: Vec::new(),
         users: Vec::new(),
@@ -357,7 +359,7 @@ fn check_app(app: &Node, s: &mut Settings, problems: &mut Problems) {
     let Some(f) = fields(
         app,
         "`app`",
-        &["sdkappid", "admin", "region", "endpoint", "secret_env"],
+        &["sdkappid", "admin", "region", "endpoint", "secret_env", "api"],
         problems,
     ) else {
         return;
@@ -377,6 +379,28 @@ fn check_app(app: &Node, s: &mut Settings, problems: &mut Problems) {
     check_endpoint(&f, s, problems);
     if let Some(n) = f.get("secret_env") {
         check_secret_env(n, s, problems);
+    }
+    if let Some(n) = f.get("api") {
+        check_api(n, s, problems);
+    }
+}
+
+/// `api`: the API family (DESIGN.md §12), `all_member_push` (the default) or `timpush`.
+fn check_api(n: &Node, s: &mut Settings, problems: &mut Problems) {
+    use crate::api::Family;
+    let Some(api) = string(n, "`api`", problems) else {
+        return;
+    };
+    match Family::parse(api) {
+        Some(family) => s.api = family,
+        None => {
+            let names = Family::ALL.map(Family::as_str);
+            let help = match crate::suggest::did_you_mean(api, names) {
+                Some(near) => format!("did you mean `{near}`? families: {}", names.join(", ")),
+                None => format!("families: {}", names.join(", ")),
+            };
+            problems.push(Problem::new(n.pos, format!("unknown API family {api:?}")).help(help));
+        }
     }
 }
 

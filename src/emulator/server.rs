@@ -37,6 +37,8 @@ pub async fn start(cfg: Config) -> Result<Running, EmulatorError> {
         }
         None => (Data::default(), None),
     };
+    let mut data = data;
+    cfg.setup.apply(&mut data);
     let bind = |source| EmulatorError::Bind {
         addr: cfg.listen,
         source,
@@ -56,6 +58,7 @@ pub async fn start(cfg: Config) -> Result<Running, EmulatorError> {
     });
     let app = Router::new()
         .route("/v4/all_member_push/{command}", any(handle))
+        .route("/v4/timpush/{command}", any(super::timpush::handle))
         .fallback(|| async { fail(code::MALFORMED_URL, "no such API path") })
         .with_state(shared.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
