@@ -39,8 +39,8 @@ pub fn check(settings: &Settings, desired: Desired, fix: bool) -> Result<Checked
     };
     let mut names = Names::new(&settings.attributes);
     let last = store.load_last_applied(&mut names)?;
-    let drifted = match read_drift(settings, &last, &names)? {
-        Ok(drifted) => drifted,
+    let (drifted, gone) = match read_drift(settings, &last, &names)? {
+        Ok(read) => read,
         Err(signal) => return Ok(Checked::Interrupted(signal)),
     };
     let checked = last.len();
@@ -54,25 +54,30 @@ pub fn check(settings: &Settings, desired: Desired, fix: bool) -> Result<Checked
         checked,
         tags_checked,
         pending,
+        gone,
     };
     Ok(Checked::Report(Box::new(report), Box::new(store)))
 }
 
-/// The drifted accounts, sorted, or the signal that stopped the reads.
+/// The accounts the API says do not exist (a read's 70107), gathered over both reads.
+type Gone = std::collections::BTreeSet<Account>;
+
+/// The drifted accounts and those that are gone, sorted, or the signal that stopped the reads.
 fn read_drift(
     settings: &Settings,
     last: &[(Account, Managed)],
     names: &Names,
-) -> Result<std::result::Result<Vec<AccountDrift>, Signal>> {
+) -> Result<std::result::Result<(Vec<AccountDrift>, Vec<Account>), Signal>> {
     connect::runtime()?.block_on(async {
         let interrupt = connect::signals();
         tokio::pin!(interrupt);
         let connection = Connection::open(settings).await?;
         let runner = connection.runner(settings);
-        let attrs = read_attr_drift(&runner, last, names, interrupt.as_mut()).await;
+        let mut gone = Gone::new();
+        let attrs = read_attr_drift(&runner, last, names, &mut gone, interrupt.as_mut()).await;
         // Tags are read only once the attributes are: one stop or error ends both.
         let tags = match &attrs {
-            Ok(Ok(_)) => read_tag_drift(&runner, last, interrupt.as_mut()).await,
+            Ok(Ok(_)) => read_tag_drift(&runner, last, &mut gone, interrupt.as_mut()).await,
             _ => Ok(Ok(Vec::new())),
         };
         connection.close().await?;
@@ -80,7 +85,10 @@ fn read_drift(
             (Err(signal), _) | (_, Err(signal)) => return Ok(Err(signal)),
             (Ok(attrs), Ok(tags)) => (attrs, tags),
         };
-        Ok(Ok(drift::with_missing_tags(attrs, tags)))
+        Ok(Ok((
+            drift::with_missing_tags(attrs, tags),
+            gone.into_iter().collect(),
+        )))
     })
 }
 
@@ -101,6 +109,7 @@ async fn read_attr_drift(
     runner: &Runner,
     last: &[(Account, Managed)],
     names: &Names,
+    gone: &mut Gone,
     interrupt: Pin<&mut impl Future<Output = Signal>>,
 ) -> Result<std::result::Result<Vec<AccountDrift>, Signal>> {
     let (at, accounts) = accounts_where(last, |m| !m.attrs.is_empty());
@@ -109,6 +118,10 @@ async fn read_attr_drift(
         let end = (first + MAX_BATCH).min(at.len());
         for &i in &at[first..end] {
             let (account, managed) = &last[i];
+            if live.is_missing(account) {
+                gone.insert(account.clone());
+                continue;
+            }
             let live = live.get(&**account);
             drifted.extend(drift::compare(account, &managed.attrs, live, names));
         }
@@ -125,8 +138,10 @@ async fn read_attr_drift(
 async fn read_tag_drift(
     runner: &Runner,
     last: &[(Account, Managed)],
+    gone: &mut Gone,
     interrupt: Pin<&mut impl Future<Output = Signal>>,
 ) -> Result<std::result::Result<Vec<(Account, Tags)>, Signal>> {
+    // An account already gone is not read again.
     let (at, accounts) = accounts_where(last, |m| !m.tags.is_empty());
     if accounts.is_empty() {
         return Ok(Ok(Vec::new()));
@@ -136,6 +151,10 @@ async fn read_tag_drift(
         let end = (first + MAX_BATCH).min(at.len());
         for &i in &at[first..end] {
             let (account, managed) = &last[i];
+            if live.is_missing(account) {
+                gone.insert(account.clone());
+                continue;
+            }
             let live = live.get(&**account).map(Vec::as_slice);
             let gone = drift::missing_tags(&managed.tags, live);
             if !gone.is_empty() {

@@ -92,6 +92,28 @@ pub struct Imported {
     pub retries: u64,
     pub elapsed: Duration,
     pub interrupted: Option<Signal>,
+    /// Accounts of the users files the API says do not exist (70107): skipped, nothing
+    /// recorded for them. Sorted.
+    pub gone: Vec<Account>,
+}
+
+/// Reads the app's slots with their account types; a declared `account_type` that differs
+/// from its slot's is an error naming the attribute, before anything is recorded.
+async fn read_slots(
+    runner: &Runner,
+    settings: &Settings,
+) -> Result<(BTreeMap<u8, String>, BTreeMap<u8, u8>)> {
+    let cmd = runner.client.command(crate::api::Command::GetAttrName);
+    let slots = runner.call(cmd, || runner.client.get_attr_slots()).await?;
+    crate::plan::check_slot_types(
+        &settings.declared_types(),
+        &slots.names,
+        &slots.types,
+        "in the app",
+    )
+    .map_err(Error::msg)?;
+    let types = super::execute::slot_type_codes(&slots);
+    Ok((slots.names, types))
 }
 
 /// What the command line asked for.
@@ -152,8 +174,11 @@ fn import_streaming(settings: &Settings, desired: Desired) -> Result<Imported> {
             accounts: &accounts,
             wanted: &wanted,
             counted: Vec::new(),
+            gone: Default::default(),
         };
-        let result = streaming.read_and_record(&runner, interrupt.as_mut()).await;
+        let result = streaming
+            .read_and_record(&runner, settings, interrupt.as_mut())
+            .await;
         connection.close().await?;
         result
     })?;
@@ -199,7 +224,14 @@ fn import_reviewed(
         tokio::pin!(interrupt);
         let connection = Connection::open(settings).await?;
         let runner = connection.runner(settings);
-        let result = read_adoptions(&runner, &names, &accounts, &wanted, interrupt.as_mut()).await;
+        let result = match read_slots(&runner, settings).await {
+            Ok(slots) => {
+                read_adoptions(&runner, &names, &accounts, &wanted, interrupt.as_mut())
+                    .await
+                    .map(|read| (read, slots))
+            }
+            Err(e) => Err(e),
+        };
         connection.close().await?;
         result
     })?;
@@ -216,7 +248,7 @@ fn import_reviewed(
     }
     review.confirm()?;
     let serial = store.meta().serial + 1;
-    store.record_slots(&slots, serial)?;
+    store.record_slot_types(&slots.0, &slots.1, serial)?;
     for (chunk, adopted) in accounts.chunks(MAX_BATCH).zip(adopted.chunks(MAX_BATCH)) {
         let adopted: Vec<(&str, &Adopted)> = chunk.iter().map(|c| &**c).zip(adopted).collect();
         let record = record_of(&adopted);
@@ -247,14 +279,16 @@ async fn read_adoptions(
     accounts: &[Account],
     wanted: &[Managed],
     mut interrupt: Pin<&mut impl Future<Output = Signal>>,
-) -> Result<((Imported, Vec<Adopted>), BTreeMap<u8, String>)> {
-    let slots = runner
-        .call("im_get_attr_name", || runner.client.get_attr_name())
-        .await?;
+) -> Result<(Imported, Vec<Adopted>)> {
     let mut adopted = vec![Adopted::default(); accounts.len()];
+    let mut gone = vec![false; accounts.len()];
     let on_chunk = |first: usize, live: LiveAttrs| {
         let end = (first + MAX_BATCH).min(accounts.len());
         for i in first..end {
+            if live.is_missing(&accounts[i]) {
+                gone[i] = true;
+                continue;
+            }
             adopted[i] = adopt(&wanted[i].attrs, live.get(&*accounts[i]), names);
         }
     };
@@ -266,6 +300,11 @@ async fn read_adoptions(
         let on_chunk = |first: usize, live: LiveTags| {
             let end = (first + MAX_BATCH).min(at.len());
             for &i in &at[first..end] {
+                if gone[i] || live.is_missing(&accounts[i]) {
+                    gone[i] = true;
+                    adopted[i] = Adopted::default();
+                    continue;
+                }
                 let live = live.get(&*accounts[i]).map(Vec::as_slice);
                 adopt_tags(&mut adopted[i], &wanted[i].tags, live);
             }
@@ -279,8 +318,12 @@ async fn read_adoptions(
         retries: runner.stats.retries(),
         elapsed: Duration::ZERO,
         interrupted,
+        gone: (0..accounts.len())
+            .filter(|&i| gone[i])
+            .map(|i| accounts[i].clone())
+            .collect(),
     };
-    Ok(((imported, adopted), slots))
+    Ok((imported, adopted))
 }
 
 /// The changes adopting would make to the state: before = last-applied, set = live values
@@ -356,6 +399,8 @@ struct Streaming<'a> {
     wanted: &'a [Managed],
     /// Per account, whether it is counted as recorded (so the tag pass does not count it twice).
     counted: Vec<bool>,
+    /// Indices of the accounts the API says do not exist.
+    gone: std::collections::BTreeSet<usize>,
 }
 
 impl Streaming<'_> {
@@ -364,18 +409,21 @@ impl Streaming<'_> {
     async fn read_and_record(
         &mut self,
         runner: &Runner,
+        settings: &Settings,
         mut interrupt: Pin<&mut impl Future<Output = Signal>>,
     ) -> Result<Imported> {
-        let slots = runner
-            .call("im_get_attr_name", || runner.client.get_attr_name())
-            .await?;
-        self.store.record_slots(&slots, self.serial)?;
+        let (slots, types) = read_slots(runner, settings).await?;
+        self.store.record_slot_types(&slots, &types, self.serial)?;
         self.counted = vec![false; self.accounts.len()];
         let accounts = self.accounts;
         let mut store_error = None;
         let on_chunk = |first: usize, live: LiveAttrs| {
             let end = (first + MAX_BATCH).min(accounts.len());
-            let adopted = (first..end)
+            let (missing, present): (Vec<usize>, Vec<usize>) =
+                (first..end).partition(|&i| live.is_missing(&accounts[i]));
+            self.gone.extend(missing);
+            let adopted = present
+                .into_iter()
                 .map(|i| {
                     (
                         i,
@@ -392,7 +440,11 @@ impl Streaming<'_> {
         if matches!(interrupted, Ok(None)) && store_error.is_none() && !tagged.is_empty() {
             let on_chunk = |first: usize, live: LiveTags| {
                 let end = (first + MAX_BATCH).min(at.len());
-                let adopted = at[first..end]
+                let (missing, present): (Vec<usize>, Vec<usize>) = at[first..end]
+                    .iter()
+                    .partition(|&&i| live.is_missing(&accounts[i]) || self.gone.contains(&i));
+                self.gone.extend(missing);
+                let adopted = present
                     .iter()
                     .map(|&i| {
                         let mut a = Adopted::default();
@@ -415,6 +467,7 @@ impl Streaming<'_> {
             retries: runner.stats.retries(),
             elapsed: Duration::ZERO,
             interrupted: interrupted.map_err(Error::from)?,
+            gone: self.gone.iter().map(|&i| accounts[i].clone()).collect(),
         })
     }
 
