@@ -811,6 +811,7 @@ fn start_emulator(rt: &tokio::runtime::Runtime) -> Result<timattr::emulator::Run
         fault_rate: 0.0,
         data: None,
         rate_limit: 100,
+        setup: Default::default(),
     };
     rt.block_on(timattr::emulator::start(cfg))
         .map_err(|e| e.to_string())

@@ -282,6 +282,7 @@ mod tests {
             checked: 5,
             tags_checked: 2,
             pending,
+            gone: Vec::new(),
         };
         assert_eq!(report.drifted_tags(), 3);
         let fix = report.fix_plan();

@@ -341,6 +341,7 @@ mod tests {
             checked: 3,
             tags_checked: 0,
             pending,
+            gone: Vec::new(),
         }
     }
 
