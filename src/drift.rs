@@ -44,6 +44,9 @@ pub struct Report {
     /// §12), sorted: gone with everything recorded for them, not "values deleted"; a fix cannot
     /// bring them back.
     pub gone: Vec<Account>,
+    /// Live values and tags outside the project's policies, sorted (DESIGN.md §11); `None`
+    /// when the project has no policies. Reported only: they are not drift.
+    pub policy_violations: Option<Vec<crate::policy::Violation>>,
 }
 
 impl Report {
@@ -283,6 +286,7 @@ mod tests {
             tags_checked: 2,
             pending,
             gone: Vec::new(),
+            policy_violations: None,
         };
         assert_eq!(report.drifted_tags(), 3);
         let fix = report.fix_plan();

@@ -32,6 +32,8 @@
 //! - [`files`] replaces output files atomically and reads gzip input with a size cap.
 //! - [`escape`] is how every output shows control and bidirectional characters.
 //! - [`clock`] is the wall clock in Unix seconds (usersigs, history, exports).
+//! - [`policy`] is what values and tags the project allows (DESIGN.md §11): checked while the
+//!   users files are walked, and on live values by `import` and `drift`.
 //! - [`suggest`] finds the known word a typo meant ("did you mean `city`?").
 //! - [`schema`] holds the JSON Schemas of the project and users files, for editors.
 //! - [`error`] is the crate's error: what went wrong and what the user can do next.
@@ -54,6 +56,7 @@ pub mod limiter;
 pub mod model;
 pub mod ops;
 pub mod plan;
+pub mod policy;
 pub mod render;
 pub mod schema;
 pub mod settings;

@@ -166,6 +166,9 @@ pub struct Settings {
     pub attributes: Vec<String>,
     /// The declared `account_type` of attributes that are not `user_id` (timpush only).
     pub account_types: std::collections::BTreeMap<String, crate::model::AccountType>,
+    /// What each declared attribute may hold and which tags exist (DESIGN.md §11); empty for
+    /// a plain list of names.
+    pub policies: crate::policy::Policies,
     /// Users glob patterns as written.
     pub users: Vec<String>,
     /// The sled directory, resolved against `project_dir` (also where `endpoint: embedded`

@@ -11,6 +11,7 @@ use crate::apply::{LiveAttrs, LiveTags, Runner, Signal};
 use crate::drift::{self, AccountDrift, Report};
 use crate::model::limits::MAX_BATCH;
 use crate::model::{Account, Desired, Managed, Names, Tags};
+use crate::policy::{Policies, Violation};
 use crate::settings::Settings;
 use crate::store::interface::State;
 use crate::{Error, Result};
@@ -39,7 +40,7 @@ pub fn check(settings: &Settings, desired: Desired, fix: bool) -> Result<Checked
     };
     let mut names = Names::new(&settings.attributes);
     let last = store.load_last_applied(&mut names)?;
-    let (drifted, gone) = match read_drift(settings, &last, &names)? {
+    let (drifted, Found { mut violations, gone }) = match read_drift(settings, &last, &names)? {
         Ok(read) => read,
         Err(signal) => return Ok(Checked::Interrupted(signal)),
     };
@@ -48,36 +49,58 @@ pub fn check(settings: &Settings, desired: Desired, fix: bool) -> Result<Checked
     let slots = store.meta().slots.clone();
     let pending = crate::plan::diff(desired, last, names.clone(), &slots)
         .map_err(|e| Error::msg(e.to_string()))?;
+    violations.sort();
     let report = Report {
         names,
         drifted,
         checked,
         tags_checked,
         pending,
-        gone,
+        // Reported, never compared: the live app is what it is (DESIGN.md §11).
+        policy_violations: (!settings.policies.is_empty()).then_some(violations),
+        gone: gone.into_iter().collect(),
     };
     Ok(Checked::Report(Box::new(report), Box::new(store)))
 }
 
-/// The accounts the API says do not exist (a read's 70107), gathered over both reads.
-type Gone = std::collections::BTreeSet<Account>;
+/// What the reads found besides drift: live values outside the project's policies, and the
+/// accounts the API says do not exist (a read's 70107, DESIGN.md §12).
+#[derive(Default)]
+struct Found {
+    violations: Vec<Violation>,
+    gone: std::collections::BTreeSet<Account>,
+}
 
-/// The drifted accounts and those that are gone, sorted, or the signal that stopped the reads.
+/// The drifted accounts (sorted) and what else the reads found, or the signal that stopped
+/// the reads.
+type Read = (Vec<AccountDrift>, Found);
+
 fn read_drift(
     settings: &Settings,
     last: &[(Account, Managed)],
     names: &Names,
-) -> Result<std::result::Result<(Vec<AccountDrift>, Vec<Account>), Signal>> {
+) -> Result<std::result::Result<Read, Signal>> {
     connect::runtime()?.block_on(async {
         let interrupt = connect::signals();
         tokio::pin!(interrupt);
         let connection = Connection::open(settings).await?;
         let runner = connection.runner(settings);
-        let mut gone = Gone::new();
-        let attrs = read_attr_drift(&runner, last, names, &mut gone, interrupt.as_mut()).await;
+        let policies = &settings.policies;
+        let mut found = Found::default();
+        let attrs = read_attr_drift(
+            &runner,
+            last,
+            names,
+            policies,
+            &mut found,
+            interrupt.as_mut(),
+        )
+        .await;
         // Tags are read only once the attributes are: one stop or error ends both.
         let tags = match &attrs {
-            Ok(Ok(_)) => read_tag_drift(&runner, last, &mut gone, interrupt.as_mut()).await,
+            Ok(Ok(_)) => {
+                read_tag_drift(&runner, last, policies, &mut found, interrupt.as_mut()).await
+            }
             _ => Ok(Ok(Vec::new())),
         };
         connection.close().await?;
@@ -85,10 +108,7 @@ fn read_drift(
             (Err(signal), _) | (_, Err(signal)) => return Ok(Err(signal)),
             (Ok(attrs), Ok(tags)) => (attrs, tags),
         };
-        Ok(Ok((
-            drift::with_missing_tags(attrs, tags),
-            gone.into_iter().collect(),
-        )))
+        Ok(Ok((drift::with_missing_tags(attrs, tags), found)))
     })
 }
 
@@ -109,7 +129,8 @@ async fn read_attr_drift(
     runner: &Runner,
     last: &[(Account, Managed)],
     names: &Names,
-    gone: &mut Gone,
+    policies: &Policies,
+    found: &mut Found,
     interrupt: Pin<&mut impl Future<Output = Signal>>,
 ) -> Result<std::result::Result<Vec<AccountDrift>, Signal>> {
     let (at, accounts) = accounts_where(last, |m| !m.attrs.is_empty());
@@ -118,12 +139,14 @@ async fn read_attr_drift(
         let end = (first + MAX_BATCH).min(at.len());
         for &i in &at[first..end] {
             let (account, managed) = &last[i];
+            // Gone with everything recorded for it: not "values deleted remotely".
             if live.is_missing(account) {
-                gone.insert(account.clone());
+                found.gone.insert(account.clone());
                 continue;
             }
             let live = live.get(&**account);
             drifted.extend(drift::compare(account, &managed.attrs, live, names));
+            policies.check_live_attrs(account, live, names, &mut found.violations);
         }
     };
     if let Some(signal) = runner.read_attrs(&accounts, on_chunk, interrupt).await? {
@@ -138,10 +161,10 @@ async fn read_attr_drift(
 async fn read_tag_drift(
     runner: &Runner,
     last: &[(Account, Managed)],
-    gone: &mut Gone,
+    policies: &Policies,
+    found: &mut Found,
     interrupt: Pin<&mut impl Future<Output = Signal>>,
 ) -> Result<std::result::Result<Vec<(Account, Tags)>, Signal>> {
-    // An account already gone is not read again.
     let (at, accounts) = accounts_where(last, |m| !m.tags.is_empty());
     if accounts.is_empty() {
         return Ok(Ok(Vec::new()));
@@ -152,10 +175,11 @@ async fn read_tag_drift(
         for &i in &at[first..end] {
             let (account, managed) = &last[i];
             if live.is_missing(account) {
-                gone.insert(account.clone());
+                found.gone.insert(account.clone());
                 continue;
             }
             let live = live.get(&**account).map(Vec::as_slice);
+            policies.check_live_tags(account, live, &mut found.violations);
             let gone = drift::missing_tags(&managed.tags, live);
             if !gone.is_empty() {
                 missing.push((account.clone(), gone));

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use super::json::ChangeDoc;
+use super::policy::ViolationDoc;
 use super::{count, escape, markdown, old_to_new_as, quote, Style};
 use crate::drift::Report;
 
@@ -21,6 +22,10 @@ pub struct DriftDoc {
     /// Managed accounts that do not exist live (70107); left out when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gone: Vec<String>,
+    /// Live values and tags outside the project's policies (reported, not drift); left out
+    /// when the project has no policies, so such a project's report is the one it always was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_violations: Option<Vec<ViolationDoc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +107,10 @@ impl DriftDoc {
                 .map(|c| ChangeDoc::of_change(c, &report.pending.names))
                 .collect(),
             gone: report.gone.iter().map(|a| a.to_string()).collect(),
+            policy_violations: report
+                .policy_violations
+                .as_ref()
+                .map(|v| v.iter().map(ViolationDoc::of).collect()),
         }
     }
 }
@@ -228,7 +237,7 @@ pub fn write_text(w: &mut impl Write, report: &Report, style: Style) -> io::Resu
     if let Some(p) = pending_line(report) {
         writeln!(w, "{p}")?;
     }
-    Ok(())
+    super::policy::write_text(w, violations(report), style)
 }
 
 pub fn write_json(w: &mut impl Write, report: &Report) -> io::Result<()> {
@@ -257,6 +266,7 @@ pub fn markdown_text(report: &Report) -> String {
         let _ = writeln!(md, "{g} {}\n", shown.join(", "));
     }
     if report.drifted.is_empty() {
+        super::policy::push_markdown(&mut md, violations(report));
         return md;
     }
     md.push_str("<details><summary>Drifted users</summary>\n\n| user | attribute | last applied | live |\n|---|---|---|---|\n");
@@ -299,7 +309,12 @@ pub fn markdown_text(report: &Report) -> String {
             markdown::MAX_CHARS
         );
     }
+    super::policy::push_markdown(&mut md, violations(report));
     md
+}
+
+fn violations(report: &Report) -> &[crate::policy::Violation] {
+    report.policy_violations.as_deref().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -342,6 +357,7 @@ mod tests {
             tags_checked: 0,
             pending,
             gone: Vec::new(),
+            policy_violations: None,
         }
     }
 

@@ -7,6 +7,7 @@ pub mod drift;
 pub mod json;
 pub mod markdown;
 pub mod output;
+pub mod policy;
 pub mod progress;
 pub mod report;
 pub mod text;

@@ -23,6 +23,7 @@ mod hostile_server;
 mod output;
 mod plan;
 mod plan_tags;
+mod policies;
 mod postgres;
 mod readme;
 mod saved_plan_files;
