@@ -27,6 +27,7 @@ mod policies;
 mod postgres;
 mod readme;
 mod saved_plan_files;
+mod timpush;
 mod schema;
 mod snapshots;
 mod state_integrity;
