@@ -253,17 +253,17 @@ fn cases() -> Vec<Case> {
         // The API family and account types (DESIGN.md §12).
         project(
             "the timpush family with account types",
-            "app: {sdkappid: 1, admin: a, endpoint: embedded, api: timpush}\nattributes:\n  - sex\n  - {name: device_city, account_type: registration_id}\n  - {name: tier, values: [a, b], account_type: user_id}\nusers: [\"users/*.yaml\"]\n",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded, api: timpush}\nattributes:\n  - city\n  - {name: device_city, account_type: registration_id}\n  - {name: tier, values: [a, b], account_type: user_id}\nusers: [\"users/*.yaml\"]\n",
             true,
         ),
         project(
             "the all_member_push family named",
-            "app: {sdkappid: 1, admin: a, endpoint: embedded, api: all_member_push}\nattributes: [sex]\nusers: [\"users/*.yaml\"]\n",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded, api: all_member_push}\nattributes: [city]\nusers: [\"users/*.yaml\"]\n",
             true,
         ),
         project(
             "an unknown API family",
-            "app: {sdkappid: 1, admin: a, endpoint: embedded, api: timPush}\nattributes: [sex]\nusers: [\"users/*.yaml\"]\n",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded, api: timPush}\nattributes: [city]\nusers: [\"users/*.yaml\"]\n",
             false,
         ),
         project(
