@@ -812,6 +812,8 @@ fn start_emulator(rt: &tokio::runtime::Runtime) -> Result<timattr::emulator::Run
         data: None,
         rate_limit: 100,
         setup: Default::default(),
+        simulate: Default::default(),
+        read_only_data: false,
     };
     rt.block_on(timattr::emulator::start(cfg))
         .map_err(|e| e.to_string())

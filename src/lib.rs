@@ -31,6 +31,7 @@
 //! - [`emulator`] is the server side of the API family, for offline use and tests.
 //! - [`files`] replaces output files atomically and reads gzip input with a size cap.
 //! - [`escape`] is how every output shows control and bidirectional characters.
+//! - [`provenance`] is who and what a run is (actor, commit, CI run URL), as history records it.
 //! - [`clock`] is the wall clock in Unix seconds (usersigs, history, exports).
 //! - [`policy`] is what values and tags the project allows (DESIGN.md §11): checked while the
 //!   users files are walked, and on live values by `import` and `drift`.
@@ -57,6 +58,7 @@ pub mod model;
 pub mod ops;
 pub mod plan;
 pub mod policy;
+pub mod provenance;
 pub mod render;
 pub mod schema;
 pub mod settings;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::answer::{self, Answered, Problem};
 use super::codes::code;
 use super::family::{Command, Family};
+use super::received::{self, Observer, Received};
 use super::wire::{self, ErrorEntry};
 use super::{now_unix, usersig, wire_timpush, ApiError, ApiErrorKind, Failed, Failures, Secret};
 use crate::model::AccountType;
@@ -60,6 +61,8 @@ struct Inner {
     identifier: String,
     secret: Secret,
     sig: Mutex<Option<CachedSig>>,
+    /// Shown every answer received (`timattr doctor`); set at most once.
+    observer: std::sync::OnceLock<Observer>,
 }
 
 #[derive(Clone)]
@@ -190,6 +193,7 @@ impl Client {
                 identifier: cfg.identifier,
                 secret: cfg.secret,
                 sig: Mutex::new(None),
+                observer: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -207,6 +211,38 @@ impl Client {
     /// What `command` is called in this client's family (for the limiter and messages).
     pub fn command(&self, command: Command) -> &'static str {
         self.inner.family.name(command)
+    }
+
+    /// Shows `observer` every answer received from now on, secrets replaced (see
+    /// [`Received`]). A client has at most one observer; a second is ignored.
+    pub fn observe(&self, observer: Observer) {
+        let _ = self.inner.observer.set(observer);
+    }
+
+    /// Hands an answer to the observer, with the key and `sig` replaced in every spelling.
+    fn notify(
+        &self,
+        command: &'static str,
+        status: u16,
+        headers: Vec<(String, Vec<u8>)>,
+        body: &[u8],
+        sig: &Secret,
+    ) {
+        let Some(observer) = self.inner.observer.get() else {
+            return;
+        };
+        let mut spelled = received::spellings(sig.expose());
+        spelled.extend(received::spellings(self.inner.secret.expose()));
+        let secrets: Vec<&[u8]> = spelled.iter().map(Vec::as_slice).collect();
+        observer(&Received {
+            command,
+            status,
+            headers: headers
+                .into_iter()
+                .map(|(name, value)| (name, received::redact(&value, &secrets)))
+                .collect(),
+            body: received::redact(body, &secrets),
+        });
     }
 
     /// Sets attribute-name slots (`0..=9` → name) as UserID slots; other slots keep their names.
@@ -625,6 +661,13 @@ impl Client {
             .await
             .map_err(|e| self.error(cmd, network_kind(e)))?;
         let status = resp.status();
+        // Only with an observer: the headers as received, for `doctor` (Date) and `--record`.
+        let observed = i.observer.get().map(|_| {
+            resp.headers()
+                .iter()
+                .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+                .collect::<Vec<_>>()
+        });
         if status != reqwest::StatusCode::OK {
             tracing::debug!(command = cmd, url = %endpoint, status = status.as_u16(), "HTTP failure");
             let mut e = self.error(cmd, ApiErrorKind::Http(status.as_u16()));
@@ -636,9 +679,16 @@ impl Client {
                     .and_then(|v| answer::retry_after(v, SystemTime::now()))
                     .and_then(|d| u32::try_from(d.as_secs()).ok());
             }
+            if let Some(headers) = observed {
+                let body = self.body(cmd, resp).await.unwrap_or_default();
+                self.notify(cmd, status.as_u16(), headers, &body, sig);
+            }
             return Err(e);
         }
         let bytes = self.body(cmd, resp).await?;
+        if let Some(headers) = observed {
+            self.notify(cmd, status.as_u16(), headers, &bytes, sig);
+        }
         answer::read_partial(&bytes, payload).map_err(|p| match p {
             Problem::Fail { code, info } => {
                 tracing::debug!(command = cmd, code, "FAIL");

@@ -30,6 +30,8 @@ pub fn emulator(ctx: &Context, args: &EmulatorArgs) -> Result<Exit> {
             registration_ids: args.registration_ids.clone(),
             missing: args.missing_accounts.clone(),
         },
+        simulate: args.simulate.clone().unwrap_or_default(),
+        read_only_data: false,
     };
     connect::runtime()?
         .block_on(crate::emulator::run_until_ctrl_c(cfg))

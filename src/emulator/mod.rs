@@ -14,6 +14,8 @@
 //! - `rules`: validation of a request against the data, into a read or a write `Op`.
 //! - `traffic`: the per-command rate windows and statistics.
 //! - `faults`: latency and injected faults.
+//! - `simulate`: misconfigurations of a real app (wrong key or SDKAppID, full slots, clock
+//!   skew), for `timattr doctor`.
 //! - `persist`: the data file (snapshot, written to a temporary file and renamed) and journal.
 
 mod faults;
@@ -22,6 +24,7 @@ mod persist;
 mod rules;
 mod server;
 mod timpush;
+mod simulate;
 mod traffic;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +40,7 @@ use crate::api::Secret;
 pub use persist::journal_path;
 use rules::Op;
 pub use server::{run_until_ctrl_c, start, Running};
+pub use simulate::{Simulate, ENV as SIMULATE_ENV};
 
 /// How to run an emulator.
 #[derive(Clone, Debug)]
@@ -57,6 +61,11 @@ pub struct Config {
     pub rate_limit: u32,
     /// Slots, RegistrationIDs and missing accounts to add to the data at start.
     pub setup: Setup,
+    /// Misconfigurations to simulate (none by default).
+    pub simulate: Simulate,
+    /// Load `data` but never write it: writes answered OK stay in memory (`timattr doctor`
+    /// on `endpoint: embedded`; always so while simulating).
+    pub read_only_data: bool,
 }
 
 /// What the emulated app holds before the first request (flags of `timattr emulator`, or the
@@ -152,6 +161,8 @@ impl Config {
             data: None,
             rate_limit: 100,
             setup: Setup::default(),
+            simulate: Simulate::default(),
+            read_only_data: false,
         }
     }
 }

@@ -377,6 +377,7 @@ pub struct WriterInfo {
 }
 
 mod copy;
+pub mod probe;
 mod read;
 mod restore;
 pub mod write;
