@@ -614,3 +614,40 @@ fn the_embedded_endpoint_serves_timpush_set_up_from_the_environment() {
     assert!(err.contains("set_attr refused user u1: error 90035"), "{err}");
     assert_eq!(planned(&p), ["u1"]);
 }
+
+#[test]
+fn doctor_reports_the_family_and_each_slots_account_type() {
+    let p = Project::new("embedded", &[]);
+    write_project(&p, "  - city\n  - device_city\n");
+    p.write_users("a.yaml", "users:\n  u1: {city: Rome}\n");
+    let run = Run(p
+        .cmd(&["doctor", "--format", "json"])
+        .env(emulator::env::SLOTS, "0=city,3=device_city:registration_id")
+        .output()
+        .unwrap());
+    let doc = json_of(&run.expect(1));
+    let check = |name: &str| {
+        doc["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} check: {doc}"))
+            .clone()
+    };
+    let family = check("family")["finding"].as_str().unwrap().to_owned();
+    assert!(
+        family.contains("timpush (v4/timpush); slot account types: 0 city: user_id, 3 device_city: registration_id"),
+        "{family}"
+    );
+    let names = check("attribute_names");
+    assert_eq!(names["status"], "fail", "{names}");
+    assert!(
+        names["finding"]
+            .as_str()
+            .unwrap()
+            .contains("attribute \"device_city\" is declared `account_type: user_id`, but its slot 3 is configured for registration_id accounts"),
+        "{names}"
+    );
+    assert!(check("api")["finding"].as_str().unwrap().starts_with("get_attr_name answered OK"));
+}
