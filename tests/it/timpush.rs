@@ -651,3 +651,28 @@ fn doctor_reports_the_family_and_each_slots_account_type() {
     );
     assert!(check("api")["finding"].as_str().unwrap().starts_with("get_attr_name answered OK"));
 }
+
+#[test]
+fn postgresql_records_slot_types_too() {
+    let Some(db) = crate::pg::TestDb::create() else {
+        return;
+    };
+    let emu = Emulator::start_setup(setup());
+    let p = project(&emu, "  - city\n  - {name: device_city, account_type: registration_id}\n");
+    p.write_users("a.yaml", &format!("users:\n  u1: {{city: Rome}}\n  {REG}: {{device_city: Oslo}}\n"));
+    let run = |args: &[&str]| Run(p.cmd(args).env("TIMATTR_STATE", db.url()).output().unwrap());
+    run(&["apply", "--auto-approve"]).expect(0);
+    assert_eq!(
+        db.count("SELECT count(*) FROM timattr_projects WHERE slot_types = '{\"1\": 1}'::jsonb"),
+        1
+    );
+    write_project(&p, "  - city\n  - device_city\n");
+    let err = run(&["plan"]).expect(1).stderr();
+    assert!(err.contains("its slot 1 is configured for registration_id accounts in the state"), "{err}");
+    // An export to sled keeps the types.
+    let export = p.path().join("pg.jsonl.gz");
+    run(&["state", "export", "--out", export.to_str().unwrap()]).expect(0);
+    p.run(&["state", "restore", export.to_str().unwrap()]).expect(0);
+    let err = p.run(&["plan"]).expect(1).stderr();
+    assert!(err.contains("configured for registration_id accounts in the state"), "{err}");
+}
