@@ -49,6 +49,30 @@ fn pattern(what: &str) -> Value {
     json!({"type": "string", "minLength": 1, "format": "regex", "description": what})
 }
 
+/// The `app` section.
+fn app() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["sdkappid", "admin"],
+        "properties": {
+            "sdkappid": {"type": "integer", "minimum": 0, "maximum": u32::MAX,
+                "description": "SDKAppID of the Chat app"},
+            "admin": {"type": "string", "minLength": 1, "maxLength": limits::MAX_ACCOUNT_BYTES,
+                "description": "app admin account used as `identifier`"},
+            "region": {"enum": REGIONS, "description": "region of the app; picks the API host"},
+            "endpoint": {"type": "string",
+                "description": "overrides region: https://host[:port], http:// only for loopback, or `embedded` for the built-in emulator",
+                "anyOf": [{"const": "embedded"}, {"pattern": "^https?://"}]},
+            "secret_env": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "default": "TIM_SECRET_KEY",
+                "description": "name of the environment variable holding the SecretKey"},
+            "api": {"enum": ["all_member_push", "timpush"], "default": "all_member_push",
+                "description": "the API family: v4/all_member_push (the default) or v4/timpush (the Push service's, with account types)"}
+        },
+        "anyOf": [{"required": ["region"]}, {"required": ["endpoint"]}]
+    })
+}
+
 pub fn project() -> Value {
     let name = json!({"type": "string", "minLength": 1, "maxLength": limits::MAX_ATTR_BYTES,
         "not": {"const": "tags"}});
@@ -69,26 +93,7 @@ pub fn project() -> Value {
             "properties": {"app": {"required": ["api"], "properties": {"api": {"const": "timpush"}}}}
         },
         "properties": {
-            "app": {
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["sdkappid", "admin"],
-                "properties": {
-                    "sdkappid": {"type": "integer", "minimum": 0, "maximum": u32::MAX,
-                        "description": "SDKAppID of the Chat app"},
-                    "admin": {"type": "string", "minLength": 1, "maxLength": limits::MAX_ACCOUNT_BYTES,
-                        "description": "app admin account used as `identifier`"},
-                    "region": {"enum": REGIONS, "description": "region of the app; picks the API host"},
-                    "endpoint": {"type": "string",
-                        "description": "overrides region: https://host[:port], http:// only for loopback, or `embedded` for the built-in emulator",
-                        "anyOf": [{"const": "embedded"}, {"pattern": "^https?://"}]},
-                    "secret_env": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "default": "TIM_SECRET_KEY",
-                        "description": "name of the environment variable holding the SecretKey"},
-                    "api": {"enum": ["all_member_push", "timpush"], "default": "all_member_push",
-                        "description": "the API family: v4/all_member_push (the default) or v4/timpush (the Push service's, with account types)"}
-                },
-                "anyOf": [{"required": ["region"]}, {"required": ["endpoint"]}]
-            },
+            "app": app(),
             "attributes": {
                 "type": "array",
                 "maxItems": limits::MAX_ATTRIBUTE_NAMES,

@@ -336,17 +336,23 @@ mod tests {
         // The documented partial success (timpush-api.md §4).
         let a = partial(r#""ErrorList":[{"ErrorCode":90035,"To_Account":"379C2F0D"}]"#).unwrap();
         assert_eq!(a.failed.len(), 1);
-        assert_eq!((a.failed[0].error_code, &*a.failed[0].to_account), (90035, "379C2F0D"));
+        assert_eq!(
+            (a.failed[0].error_code, &*a.failed[0].to_account),
+            (90035, "379C2F0D")
+        );
         assert_eq!(a.failed[0].error_info, "");
-        let b = partial(r#""ErrorList":[{"ErrorCode":70107,"To_Account":"Mary","ErrorInfo":"no"}]"#)
-            .unwrap();
+        let b =
+            partial(r#""ErrorList":[{"ErrorCode":70107,"To_Account":"Mary","ErrorInfo":"no"}]"#)
+                .unwrap();
         assert_eq!(b.failed[0].error_info, "no");
         // Absent or [] means none failed.
         assert!(partial(r#""ErrorList":[]"#).unwrap().failed.is_empty());
-        assert!(read_partial::<wire::Empty>(format!("{{{env}}}").as_bytes(), "answer")
-            .unwrap()
-            .failed
-            .is_empty());
+        assert!(
+            read_partial::<wire::Empty>(format!("{{{env}}}").as_bytes(), "answer")
+                .unwrap()
+                .failed
+                .is_empty()
+        );
         for odd in [
             r#""ErrorList":null"#,
             r#""ErrorList":{}"#,
@@ -368,7 +374,10 @@ mod tests {
             br#"{"ActionStatus":"FAIL","ErrorCode":90001,"ErrorList":[{"ErrorCode":70107,"To_Account":"a"}]}"#,
             "answer",
         );
-        assert!(matches!(fail, Err(Problem::Fail { code: 90001, .. })), "{fail:?}");
+        assert!(
+            matches!(fail, Err(Problem::Fail { code: 90001, .. })),
+            "{fail:?}"
+        );
     }
 
     #[test]

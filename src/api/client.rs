@@ -427,7 +427,10 @@ impl Client {
         for (account, v) in found {
             twice += usize::from(live.found.insert(account, v).is_some());
         }
-        if let Some(e) = failed.iter().find(|e| e.error_code != code::ACCOUNT_NOT_FOUND) {
+        if let Some(e) = failed
+            .iter()
+            .find(|e| e.error_code != code::ACCOUNT_NOT_FOUND)
+        {
             let account = crate::escape::escape(&e.to_account);
             let info = format!("for account {account}");
             return Err(self.error(
@@ -511,7 +514,11 @@ impl Client {
 
     /// A write without accounts (`set_attr_name`): success is the bare OK; an `ErrorList`
     /// there has no account it could name, so it is not OK.
-    async fn write_all<Req: Serialize>(&self, cmd: &'static str, req: &Req) -> Result<(), ApiError> {
+    async fn write_all<Req: Serialize>(
+        &self,
+        cmd: &'static str,
+        req: &Req,
+    ) -> Result<(), ApiError> {
         let answered: Answered<wire::Empty> = self.call(cmd, req, "answer").await?;
         self.no_errors(cmd, answered).map(drop)
     }

@@ -119,7 +119,10 @@ mod tests {
             Family::AllMemberPush.path(Command::SetAttr),
             "/v4/all_member_push/im_set_attr"
         );
-        assert_eq!(Family::Timpush.path(Command::SetAttr), "/v4/timpush/set_attr");
+        assert_eq!(
+            Family::Timpush.path(Command::SetAttr),
+            "/v4/timpush/set_attr"
+        );
         assert_eq!(
             Family::Timpush.name(Command::RemoveAllTags),
             "clear_all_tags"

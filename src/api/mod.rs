@@ -40,8 +40,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use client::{AttrSlots, Client, ClientConfig, Live};
-pub use family::{Command, Family};
 pub use codes::{classify, fix, meaning, ErrorClass};
+pub use family::{Command, Family};
 pub use received::{Observer, Received};
 pub use secret::Secret;
 

@@ -109,7 +109,11 @@ pub struct ErrorEntry {
     pub error_code: i64,
     #[serde(rename = "To_Account")]
     pub to_account: String,
-    #[serde(rename = "ErrorInfo", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "ErrorInfo",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub error_info: String,
 }
 

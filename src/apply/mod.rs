@@ -34,8 +34,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::api::codes::code;
-use crate::api::{wire, ApiError, ApiErrorKind, Client, Command, Failures};
 use crate::api::AttrSlots;
+use crate::api::{wire, ApiError, ApiErrorKind, Client, Command, Failures};
 use crate::limiter::{Limiter, RetryPolicy};
 use crate::model::AccountType;
 use crate::plan::{Batch, BatchKind, Plan};
@@ -110,9 +110,7 @@ impl Runner {
         declared: &[(String, AccountType)],
     ) -> crate::Result<(AttrSlots, usize)> {
         let read = self.client.command(Command::GetAttrName);
-        let mut slots = self
-            .call(read, || self.client.get_attr_slots())
-            .await?;
+        let mut slots = self.call(read, || self.client.get_attr_slots()).await?;
         crate::plan::check_slot_types(declared, &slots.names, &slots.types, "in the app")
             .map_err(crate::Error::msg)?;
         let names: Vec<String> = declared.iter().map(|(n, _)| n.clone()).collect();
@@ -131,7 +129,8 @@ impl Runner {
                 types,
             };
             let write = self.client.command(Command::SetAttrName);
-            self.call(write, || self.client.set_attr_slots(&new)).await?;
+            self.call(write, || self.client.set_attr_slots(&new))
+                .await?;
             slots.names.extend(new.names);
             slots.types.extend(new.types);
         }
@@ -379,9 +378,7 @@ where
             let answer = send(body);
             async move { (job, answer.await.map(|f| (command, f.into()))) }
         };
-        let done = |answers: Vec<(Job, Answer)>,
-                    slots: Vec<Slot>,
-                    queue: &mut VecDeque<Job>| {
+        let done = |answers: Vec<(Job, Answer)>, slots: Vec<Slot>, queue: &mut VecDeque<Job>| {
             let handed = Handed {
                 plan: &plan,
                 batches: &batches,

@@ -83,7 +83,7 @@ pub fn load_users(settings: &Settings) -> Result<Desired, Diagnostics> {
 fn app_tag_cap(settings: &Settings, accounts: &[(Account, Managed)]) -> Option<Diagnostic> {
     let mut distinct: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for (_, m) in accounts {
-        distinct.extend(m.tags.iter().map(|t| &*t));
+        distinct.extend(m.tags.iter());
     }
     let cap = crate::model::limits::MAX_TAGS_PER_APP;
     (distinct.len() > cap).then(|| {

@@ -375,7 +375,14 @@ fn check_app(app: &Node, s: &mut Settings, problems: &mut Problems) {
     let Some(f) = fields(
         app,
         "`app`",
-        &["sdkappid", "admin", "region", "endpoint", "secret_env", "api"],
+        &[
+            "sdkappid",
+            "admin",
+            "region",
+            "endpoint",
+            "secret_env",
+            "api",
+        ],
         problems,
     ) else {
         return;
@@ -504,7 +511,13 @@ fn is_env_name(s: &str) -> bool {
 }
 
 /// A declared `account_type`: only the timpush family has account types (DESIGN.md §12).
-fn check_account_type(name: &str, ty: AccountType, at: Pos, s: &mut Settings, problems: &mut Problems) {
+fn check_account_type(
+    name: &str,
+    ty: AccountType,
+    at: Pos,
+    s: &mut Settings,
+    problems: &mut Problems,
+) {
     if s.api != crate::api::Family::Timpush {
         problems.push(
             Problem::new(
@@ -640,9 +653,14 @@ fn attribute_account_type(n: &Node, name: &str, spec: &mut AttributeSpec, proble
     match AccountType::parse(text) {
         Some(t) => spec.account_type = Some((t, n.pos)),
         None => {
-            let kinds = [AccountType::UserId.as_str(), AccountType::RegistrationId.as_str()];
+            let kinds = [
+                AccountType::UserId.as_str(),
+                AccountType::RegistrationId.as_str(),
+            ];
             let help = match crate::suggest::did_you_mean(text, kinds) {
-                Some(near) => format!("did you mean `{near}`? account types: user_id, registration_id"),
+                Some(near) => {
+                    format!("did you mean `{near}`? account types: user_id, registration_id")
+                }
                 None => "account types: user_id (the default), registration_id".to_owned(),
             };
             problems.push(Problem::new(n.pos, format!("unknown {what} {text:?}")).help(help));

@@ -23,8 +23,8 @@ mod handler;
 mod persist;
 mod rules;
 mod server;
-mod timpush;
 mod simulate;
+mod timpush;
 mod traffic;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -94,7 +94,12 @@ impl Setup {
     pub fn parse_slot(s: &str) -> Result<(u8, (String, u8)), String> {
         let bad = || format!("{s:?} is not SLOT=NAME[:user_id|registration_id] with SLOT 0 to 9");
         let (slot, rest) = s.split_once('=').ok_or_else(bad)?;
-        let slot: u8 = slot.trim().parse().ok().filter(|n| *n < 10).ok_or_else(bad)?;
+        let slot: u8 = slot
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n < 10)
+            .ok_or_else(bad)?;
         let (name, ty) = match rest.rsplit_once(':') {
             Some((name, ty)) => {
                 let ty = crate::model::AccountType::parse(ty.trim()).ok_or_else(bad)?;

@@ -25,19 +25,33 @@ const MAX_TAGS_PER_REQUEST: usize = 10;
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Op {
-    SetAttrName { slots: BTreeMap<u8, String> },
+    SetAttrName {
+        slots: BTreeMap<u8, String>,
+    },
     /// timpush `set_attr_name`: names with their account types (every slot given has one).
     SetSlots {
         slots: BTreeMap<u8, String>,
         types: BTreeMap<u8, u8>,
     },
     /// timpush `add_tag` with `Replace: 1`: each user's tags become exactly these.
-    ReplaceTags { users: Vec<wire::UserTags> },
-    SetAttr { users: Vec<wire::UserAttrs> },
-    RemoveAttr { users: Vec<wire::UserAttrNames> },
-    AddTag { users: Vec<wire::UserTags> },
-    RemoveTag { users: Vec<wire::UserTags> },
-    RemoveAllTags { accounts: Vec<String> },
+    ReplaceTags {
+        users: Vec<wire::UserTags>,
+    },
+    SetAttr {
+        users: Vec<wire::UserAttrs>,
+    },
+    RemoveAttr {
+        users: Vec<wire::UserAttrNames>,
+    },
+    AddTag {
+        users: Vec<wire::UserTags>,
+    },
+    RemoveTag {
+        users: Vec<wire::UserTags>,
+    },
+    RemoveAllTags {
+        accounts: Vec<String>,
+    },
 }
 
 /// What a valid request asks for.

@@ -207,7 +207,10 @@ impl Running {
     /// Makes `account` a missing one (timpush: 70107) from now on, as if it were deleted
     /// behind the client's back; its data stays. For drift and import tests.
     pub fn mark_missing(&self, account: &str) {
-        lock(&self.shared.store).data.missing.insert(account.to_owned());
+        lock(&self.shared.store)
+            .data
+            .missing
+            .insert(account.to_owned());
     }
 
     pub fn set_fault_rate(&self, p: f64) {

@@ -299,7 +299,10 @@ fn add_tag(doc: &Value, data: &Data) -> Result<Judged, Reject> {
     let mut kept = Vec::with_capacity(users.len());
     for u in users {
         let ty = data.account_type(&u.to_account);
-        if u.tags.iter().any(|t| tag_type(data, t).is_some_and(|tt| tt != ty)) {
+        if u.tags
+            .iter()
+            .any(|t| tag_type(data, t).is_some_and(|tt| tt != ty))
+        {
             push_once(&mut failed, &u.to_account, code::WRONG_ACCOUNT_TYPE);
         } else if !failed.iter().any(|e| e.to_account == u.to_account) {
             kept.push(u);
@@ -318,10 +321,18 @@ fn check_replace(users: &[wire::UserTags]) -> Result<(), Reject> {
         if u.tags.len() > MAX_TAGS_PER_USER {
             return reject(
                 code::TOO_MANY_TAGS,
-                format!("{} tags for {}; at most {MAX_TAGS_PER_USER}", u.tags.len(), u.to_account),
+                format!(
+                    "{} tags for {}; at most {MAX_TAGS_PER_USER}",
+                    u.tags.len(),
+                    u.to_account
+                ),
             );
         }
-        if let Some(t) = u.tags.iter().find(|t| t.is_empty() || t.len() > MAX_ATTR_BYTES) {
+        if let Some(t) = u
+            .tags
+            .iter()
+            .find(|t| t.is_empty() || t.len() > MAX_ATTR_BYTES)
+        {
             return reject(
                 code::TAG_TOO_LONG,
                 format!("tag {t:?} must be 1..={MAX_ATTR_BYTES} bytes"),

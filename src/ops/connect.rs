@@ -36,13 +36,16 @@ impl Connection {
             }
             Endpoint::Url { base, .. } => (base.clone(), None),
         };
-        let client = Client::for_family(ClientConfig {
-            base_url,
-            sdkappid: settings.sdkappid,
-            identifier: settings.admin.clone(),
-            secret,
-            timeout: std::time::Duration::from_secs(30),
-        }, settings.api)?;
+        let client = Client::for_family(
+            ClientConfig {
+                base_url,
+                sdkappid: settings.sdkappid,
+                identifier: settings.admin.clone(),
+                secret,
+                timeout: std::time::Duration::from_secs(30),
+            },
+            settings.api,
+        )?;
         Ok(Connection { client, embedded })
     }
 

@@ -40,7 +40,13 @@ pub fn check(settings: &Settings, desired: Desired, fix: bool) -> Result<Checked
     };
     let mut names = Names::new(&settings.attributes);
     let last = store.load_last_applied(&mut names)?;
-    let (drifted, Found { mut violations, gone }) = match read_drift(settings, &last, &names)? {
+    let (
+        drifted,
+        Found {
+            mut violations,
+            gone,
+        },
+    ) = match read_drift(settings, &last, &names)? {
         Ok(read) => read,
         Err(signal) => return Ok(Checked::Interrupted(signal)),
     };
@@ -144,7 +150,7 @@ async fn read_attr_drift(
                 found.gone.insert(account.clone());
                 continue;
             }
-            let live = live.get(&**account);
+            let live = live.get(account);
             drifted.extend(drift::compare(account, &managed.attrs, live, names));
             policies.check_live_attrs(account, live, names, &mut found.violations);
         }
@@ -178,7 +184,7 @@ async fn read_tag_drift(
                 found.gone.insert(account.clone());
                 continue;
             }
-            let live = live.get(&**account).map(Vec::as_slice);
+            let live = live.get(account).map(Vec::as_slice);
             policies.check_live_tags(account, live, &mut found.violations);
             let gone = drift::missing_tags(&managed.tags, live);
             if !gone.is_empty() {

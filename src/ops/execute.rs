@@ -492,10 +492,19 @@ pub fn refused_error(refused: &[Refused], again: &str) -> Error {
             g.0.account == r.account && g.0.kind == r.kind && g.0.error.code() == r.error.code()
         };
         match groups.iter_mut().find(|g| key(g)) {
-            Some(g) => g.1.extend(r.tags.iter().map(|t| &**t).chain(r.names.iter().map(|n| &**n))),
+            Some(g) => g.1.extend(
+                r.tags
+                    .iter()
+                    .map(|t| &**t)
+                    .chain(r.names.iter().map(|n| &**n)),
+            ),
             None => groups.push((
                 r,
-                r.tags.iter().map(|t| &**t).chain(r.names.iter().map(|n| &**n)).collect(),
+                r.tags
+                    .iter()
+                    .map(|t| &**t)
+                    .chain(r.names.iter().map(|n| &**n))
+                    .collect(),
             )),
         }
     }

@@ -300,7 +300,7 @@ async fn read_adoptions(
                 gone[i] = true;
                 continue;
             }
-            let live = live.get(&*accounts[i]);
+            let live = live.get(&accounts[i]);
             adopted[i] = adopt(&wanted[i].attrs, live, names);
             policies.check_live_attrs(&accounts[i], live, names, &mut violations);
         }
@@ -318,7 +318,7 @@ async fn read_adoptions(
                     adopted[i] = Adopted::default();
                     continue;
                 }
-                let live = live.get(&*accounts[i]).map(Vec::as_slice);
+                let live = live.get(&accounts[i]).map(Vec::as_slice);
                 adopt_tags(&mut adopted[i], &wanted[i].tags, live);
                 policies.check_live_tags(&accounts[i], live, &mut violations);
             }
@@ -447,7 +447,7 @@ impl Streaming<'_> {
             let adopted = present
                 .into_iter()
                 .map(|i| {
-                    let live = live.get(&*accounts[i]);
+                    let live = live.get(&accounts[i]);
                     let (names, out) = (self.names, &mut self.violations);
                     self.policies
                         .check_live_attrs(&accounts[i], live, names, out);
@@ -471,7 +471,7 @@ impl Streaming<'_> {
                     .iter()
                     .map(|&i| {
                         let mut a = Adopted::default();
-                        let live = live.get(&*accounts[i]).map(Vec::as_slice);
+                        let live = live.get(&accounts[i]).map(Vec::as_slice);
                         adopt_tags(&mut a, &self.wanted[i].tags, live);
                         let out = &mut self.violations;
                         self.policies.check_live_tags(&accounts[i], live, out);

@@ -129,7 +129,11 @@ fn gone_line(report: &Report) -> Option<String> {
 
 /// The error of `drift --fix` when accounts are gone: each named, and what to do.
 pub fn gone_error(gone: &[crate::model::Account]) -> crate::Error {
-    let shown: Vec<String> = gone.iter().take(20).map(|a| escape(a).into_owned()).collect();
+    let shown: Vec<String> = gone
+        .iter()
+        .take(20)
+        .map(|a| escape(a).into_owned())
+        .collect();
     let more = if gone.len() > 20 { ", …" } else { "" };
     crate::Error::msg(format!(
         "{} managed by the state {} not exist in the app (70107): {}{more}; nothing was sent for {}. Remove {} from the users files and apply (or forget {} with `timattr state rm`)",

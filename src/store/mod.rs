@@ -789,7 +789,11 @@ impl Store {
         self.writable()?;
         let mut meta = self.meta.clone();
         meta.slots = slots.clone();
-        meta.slot_types = types.iter().filter(|(_, t)| **t != 0).map(|(s, t)| (*s, *t)).collect();
+        meta.slot_types = types
+            .iter()
+            .filter(|(_, t)| **t != 0)
+            .map(|(s, t)| (*s, *t))
+            .collect();
         meta.serial = serial;
         self.commit(sled::Batch::default(), meta, self.accounts)
     }

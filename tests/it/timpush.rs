@@ -71,7 +71,10 @@ fn tags(a: &str, t: &[&str]) -> UserTags {
 
 /// `(account, code)` of each failed account.
 fn failed(f: &timattr::api::Failures) -> Vec<(String, i64)> {
-    f.failed.iter().map(|e| (e.account.clone(), e.code)).collect()
+    f.failed
+        .iter()
+        .map(|e| (e.account.clone(), e.code))
+        .collect()
 }
 
 /// Slots 0 `city` (UserID) and 1 `device_city` (RegistrationID), set through timpush.
@@ -99,7 +102,10 @@ async fn both_families_serve_one_data_set_and_the_path_decides() {
     let live = legacy.get_attr(&strings(&["u1"])).await.unwrap();
     assert_eq!(live["u1"]["city"], "Rome");
     legacy.add_tag(&[tags("u1", &["vip"])]).await.unwrap();
-    assert_eq!(push.get_tag(&strings(&["u1"])).await.unwrap()["u1"], ["vip"]);
+    assert_eq!(
+        push.get_tag(&strings(&["u1"])).await.unwrap()["u1"],
+        ["vip"]
+    );
     // Each family's requests are counted under its own command names.
     let stats = em.stats();
     assert_eq!(stats.requests.get("set_attr"), Some(&1), "{stats:?}");
@@ -146,12 +152,18 @@ async fn slot_types_round_trip_and_never_change() {
         names: [(1, "device_city".to_owned())].into(),
         types: [(1, AccountType::UserId)].into(),
     };
-    assert_eq!(push.set_attr_slots(&change).await.unwrap_err().code(), Some(90033));
+    assert_eq!(
+        push.set_attr_slots(&change).await.unwrap_err().code(),
+        Some(90033)
+    );
     let twice = AttrSlots {
         names: [(5, "city".to_owned())].into(),
         types: BTreeMap::new(),
     };
-    assert_eq!(push.set_attr_slots(&twice).await.unwrap_err().code(), Some(90033));
+    assert_eq!(
+        push.set_attr_slots(&twice).await.unwrap_err().code(),
+        Some(90033)
+    );
     // The answer carries every slot's type, as the spec's sample does.
     let raw: Value = reqwest::Client::new()
         .post(format!(
@@ -212,9 +224,16 @@ async fn set_attr_lists_the_wrong_type_and_the_missing_and_applies_the_rest() {
     assert_eq!(data.users["u1"].attrs["city"], "Rome");
     assert!(!data.users.contains_key("u2") && !data.users.contains_key(GHOST));
     // The RegistrationID's entry that failed was not applied; its earlier one was.
-    assert_eq!(data.users[REG].attrs, [("device_city".to_owned(), "Oslo".to_owned())].into());
+    assert_eq!(
+        data.users[REG].attrs,
+        [("device_city".to_owned(), "Oslo".to_owned())].into()
+    );
     // A full success has no ErrorList.
-    assert!(c.set_attr(&[user("u1", &[("city", "Pisa")])]).await.unwrap().is_empty());
+    assert!(c
+        .set_attr(&[user("u1", &[("city", "Pisa")])])
+        .await
+        .unwrap()
+        .is_empty());
     em.stop().await.unwrap();
 }
 
@@ -223,7 +242,9 @@ async fn removes_and_clears_list_the_missing_accounts() {
     let em = start(setup()).await;
     let c = client(em.base_url(), Family::Timpush);
     typed_slots(&c).await;
-    c.set_attr(&[user("u1", &[("city", "Rome")])]).await.unwrap();
+    c.set_attr(&[user("u1", &[("city", "Rome")])])
+        .await
+        .unwrap();
     c.add_tag(&[tags("u1", &["a", "b"])]).await.unwrap();
     let removed = c
         .remove_attr(&[
@@ -275,7 +296,10 @@ async fn add_tag_types_a_tag_by_its_first_use_and_honours_replace() {
         ]
     );
     let live = c.get_tag(&strings(&["u3", REG])).await.unwrap();
-    assert_eq!((live["u3"].clone(), live[REG].clone()), (strings(&["vip"]), strings(&["device"])));
+    assert_eq!(
+        (live["u3"].clone(), live[REG].clone()),
+        (strings(&["vip"]), strings(&["device"]))
+    );
     // `Replace: 1` overwrites every tag of the user (the tool never sends it; counted here).
     let raw: Value = reqwest::Client::new()
         .post(format!("{}/v4/timpush/add_tag?{}", em.base_url(), query()))
@@ -297,7 +321,9 @@ async fn reads_list_missing_accounts_only_in_the_error_list() {
     let em = start(setup()).await;
     let c = client(em.base_url(), Family::Timpush);
     typed_slots(&c).await;
-    c.set_attr(&[user("u1", &[("city", "Rome")])]).await.unwrap();
+    c.set_attr(&[user("u1", &[("city", "Rome")])])
+        .await
+        .unwrap();
     let asked = strings(&["u1", GHOST, "nobody-yet"]);
     let live = c.get_attr(&asked).await.unwrap();
     assert_eq!(live["u1"]["city"], "Rome");
@@ -315,7 +341,10 @@ async fn reads_list_missing_accounts_only_in_the_error_list() {
         .json()
         .await
         .unwrap();
-    assert_eq!(raw["ErrorList"], json!([{"ErrorCode": 70107, "To_Account": GHOST}]));
+    assert_eq!(
+        raw["ErrorList"],
+        json!([{"ErrorCode": 70107, "To_Account": GHOST}])
+    );
     assert_eq!(raw["UserAttrs"].as_array().unwrap().len(), 1, "{raw}");
     // The legacy family has no missing accounts: it answers them as users without values.
     let legacy = client(em.base_url(), Family::AllMemberPush);
@@ -337,7 +366,10 @@ async fn an_error_list_that_is_not_about_the_request_is_not_ok() {
         )
         .await;
         let c = client(stranger.base_url(), family);
-        let e = c.set_attr(&[user("u1", &[("city", "x")])]).await.unwrap_err();
+        let e = c
+            .set_attr(&[user("u1", &[("city", "x")])])
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("not in the request"), "{e}");
         assert!(c.get_attr(&strings(&["u1"])).await.is_err());
         assert!(c.set_attr_name(&[(0, "c".into())].into()).await.is_err());
@@ -352,7 +384,10 @@ async fn an_error_list_that_is_not_about_the_request_is_not_ok() {
         )
         .await;
         let c = client(other.base_url(), family);
-        assert_eq!(c.get_tag(&strings(&["u1"])).await.unwrap_err().code(), Some(90035));
+        assert_eq!(
+            c.get_tag(&strings(&["u1"])).await.unwrap_err().code(),
+            Some(90035)
+        );
         // The same answer for a write names the account, with its code.
         let f = c.add_tag(&[tags("u1", &["a"])]).await.unwrap();
         assert_eq!(failed(&f), [("u1".to_owned(), 90035)]);
@@ -446,7 +481,10 @@ fn a_partial_apply_records_all_but_the_failed_and_the_next_plan_shows_exactly_th
     let stats = emu.running().stats();
     assert_eq!(stats.replace_requests, 0);
     assert_eq!(stats.requests.get("clear_all_tags"), None);
-    assert!(stats.requests.keys().all(|c| !c.starts_with("im_")), "{stats:?}");
+    assert!(
+        stats.requests.keys().all(|c| !c.starts_with("im_")),
+        "{stats:?}"
+    );
 }
 
 #[test]
@@ -468,7 +506,10 @@ fn the_legacy_family_takes_an_error_list_the_same_way() {
     let p = Project::new(&h.base_url(), &["city"]);
     p.write_users("a.yaml", "users:\n  u1: {city: x}\n  u2: {city: y}\n");
     let err = p.run(&["apply", "--auto-approve"]).expect(1).stderr();
-    assert!(err.contains("im_set_attr refused user u2: error 70107"), "{err}");
+    assert!(
+        err.contains("im_set_attr refused user u2: error 70107"),
+        "{err}"
+    );
     assert_eq!(history(&p).last().unwrap()["status"], "partial");
     assert_eq!(planned(&p), ["u2"]);
     // A stranger in the list: the answer is not OK, nothing of the batch is recorded.
@@ -499,14 +540,23 @@ fn a_declared_type_that_differs_from_the_app_is_refused_before_anything_is_writt
     assert!(!p.state_dir().join("db").exists() || history(&p).is_empty());
     // Import checks the same before recording anything.
     let err = p.run(&["import", "--auto-approve"]).expect(1).stderr();
-    assert!(err.contains("slot 0 is configured for registration_id"), "{err}");
+    assert!(
+        err.contains("slot 0 is configured for registration_id"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_declared_type_that_differs_from_the_state_is_refused_without_the_network() {
     let emu = Emulator::start_setup(setup());
-    let p = project(&emu, "  - {name: device_city, account_type: registration_id}\n");
-    p.write_users("a.yaml", &format!("users:\n  {REG}: {{device_city: Oslo}}\n"));
+    let p = project(
+        &emu,
+        "  - {name: device_city, account_type: registration_id}\n",
+    );
+    p.write_users(
+        "a.yaml",
+        &format!("users:\n  {REG}: {{device_city: Oslo}}\n"),
+    );
     p.run(&["apply", "--auto-approve"]).expect(0);
     assert_eq!(
         emu.running().snapshot().attr_types,
@@ -542,7 +592,10 @@ fn account_type_needs_the_timpush_family() {
     p.write_users("a.yaml", "users: {}\n");
     let err = p.run(&["validate"]).expect(1).stderr();
     assert!(err.contains("timattr.yaml:6:39"), "{err}");
-    assert!(err.contains("`account_type` of attribute \"device_city\" needs `app.api: timpush`"), "{err}");
+    assert!(
+        err.contains("`account_type` of attribute \"device_city\" needs `app.api: timpush`"),
+        "{err}"
+    );
     std::fs::write(
         p.path().join("timattr.yaml"),
         "app:\n  sdkappid: 1\n  admin: a\n  endpoint: embedded\n  api: timPush\nattributes:\n  - {name: c, account_type: regid}\nusers: [\"users/*.yaml\"]\n",
@@ -578,12 +631,18 @@ fn the_app_wide_tag_cap_is_checked_on_the_projects_own_tags() {
 fn drift_reports_accounts_that_no_longer_exist_and_import_skips_them() {
     let emu = Emulator::start_setup(Setup::default());
     let p = project(&emu, "  - city\n");
-    p.write_users("a.yaml", "users:\n  u1: {city: Rome}\n  u2: {city: Pisa, tags: [vip]}\n");
+    p.write_users(
+        "a.yaml",
+        "users:\n  u1: {city: Rome}\n  u2: {city: Pisa, tags: [vip]}\n",
+    );
     p.run(&["apply", "--auto-approve"]).expect(0);
     emu.running().mark_missing("u2");
     let run = p.run(&["drift"]).expect(2);
     let out = run.stdout();
-    assert!(out.contains("u2 (the account does not exist in the app: 70107)"), "{out}");
+    assert!(
+        out.contains("u2 (the account does not exist in the app: 70107)"),
+        "{out}"
+    );
     assert!(!out.contains("deleted remotely"), "{out}");
     let doc = json_of(&p.run(&["drift", "--format", "json"]).expect(2));
     assert_eq!(doc["gone"], json!(["u2"]), "{doc}");
@@ -593,25 +652,40 @@ fn drift_reports_accounts_that_no_longer_exist_and_import_skips_them() {
         .run(&["drift", "--fix", "--auto-approve"])
         .expect(1)
         .stderr();
-    assert!(err.contains("1 account managed by the state does not exist in the app (70107): u2"), "{err}");
+    assert!(
+        err.contains("1 account managed by the state does not exist in the app (70107): u2"),
+        "{err}"
+    );
     // Import names and skips it, recording the others.
     let err = p.run(&["import", "--auto-approve"]).expect(0).stderr();
-    assert!(err.contains("Skipped 1 account that the app does not have (70107"), "{err}");
+    assert!(
+        err.contains("Skipped 1 account that the app does not have (70107"),
+        "{err}"
+    );
     assert!(err.contains(": u2."), "{err}");
 }
 
 #[test]
 fn the_embedded_endpoint_serves_timpush_set_up_from_the_environment() {
     let p = Project::new("embedded", &[]);
-    write_project(&p, "  - {name: device_city, account_type: registration_id}\n");
-    p.write_users("a.yaml", &format!("users:\n  {REG}: {{device_city: Oslo}}\n  u1: {{device_city: Rome}}\n"));
+    write_project(
+        &p,
+        "  - {name: device_city, account_type: registration_id}\n",
+    );
+    p.write_users(
+        "a.yaml",
+        &format!("users:\n  {REG}: {{device_city: Oslo}}\n  u1: {{device_city: Rome}}\n"),
+    );
     let run = Run(p
         .cmd(&["apply", "--auto-approve"])
         .env(emulator::env::REGISTRATION_IDS, REG)
         .output()
         .unwrap());
     let err = run.expect(1).stderr();
-    assert!(err.contains("set_attr refused user u1: error 90035"), "{err}");
+    assert!(
+        err.contains("set_attr refused user u1: error 90035"),
+        "{err}"
+    );
     assert_eq!(planned(&p), ["u1"]);
 }
 
@@ -649,7 +723,10 @@ fn doctor_reports_the_family_and_each_slots_account_type() {
             .contains("attribute \"device_city\" is declared `account_type: user_id`, but its slot 3 is configured for registration_id accounts"),
         "{names}"
     );
-    assert!(check("api")["finding"].as_str().unwrap().starts_with("get_attr_name answered OK"));
+    assert!(check("api")["finding"]
+        .as_str()
+        .unwrap()
+        .starts_with("get_attr_name answered OK"));
 }
 
 #[test]
@@ -658,8 +735,14 @@ fn postgresql_records_slot_types_too() {
         return;
     };
     let emu = Emulator::start_setup(setup());
-    let p = project(&emu, "  - city\n  - {name: device_city, account_type: registration_id}\n");
-    p.write_users("a.yaml", &format!("users:\n  u1: {{city: Rome}}\n  {REG}: {{device_city: Oslo}}\n"));
+    let p = project(
+        &emu,
+        "  - city\n  - {name: device_city, account_type: registration_id}\n",
+    );
+    p.write_users(
+        "a.yaml",
+        &format!("users:\n  u1: {{city: Rome}}\n  {REG}: {{device_city: Oslo}}\n"),
+    );
     let run = |args: &[&str]| Run(p.cmd(args).env("TIMATTR_STATE", db.url()).output().unwrap());
     run(&["apply", "--auto-approve"]).expect(0);
     assert_eq!(
@@ -668,11 +751,18 @@ fn postgresql_records_slot_types_too() {
     );
     write_project(&p, "  - city\n  - device_city\n");
     let err = run(&["plan"]).expect(1).stderr();
-    assert!(err.contains("its slot 1 is configured for registration_id accounts in the state"), "{err}");
+    assert!(
+        err.contains("its slot 1 is configured for registration_id accounts in the state"),
+        "{err}"
+    );
     // An export to sled keeps the types.
     let export = p.path().join("pg.jsonl.gz");
     run(&["state", "export", "--out", export.to_str().unwrap()]).expect(0);
-    p.run(&["state", "restore", export.to_str().unwrap()]).expect(0);
+    p.run(&["state", "restore", export.to_str().unwrap()])
+        .expect(0);
     let err = p.run(&["plan"]).expect(1).stderr();
-    assert!(err.contains("configured for registration_id accounts in the state"), "{err}");
+    assert!(
+        err.contains("configured for registration_id accounts in the state"),
+        "{err}"
+    );
 }

@@ -206,16 +206,10 @@ fn family(r: &mut Report, api: api::Family, slots: Option<&api::AttrSlots>) {
                 .collect();
             r.info(
                 name::FAMILY,
-                format!(
-                    "{family}; slot account types: {}{only}",
-                    listed.join(", ")
-                ),
+                format!("{family}; slot account types: {}{only}", listed.join(", ")),
             );
         }
-        Some(_) => r.info(
-            name::FAMILY,
-            format!("{family}; no slot configured yet"),
-        ),
+        Some(_) => r.info(name::FAMILY, format!("{family}; no slot configured yet")),
         None => r.info(name::FAMILY, family),
     }
 }
@@ -229,7 +223,11 @@ fn account_types(r: &mut Report, s: &Settings, slots: &api::AttrSlots) {
     {
         // One attribute_names check: it fails, and says this too.
         let fix = "declare each attribute's `account_type` as its slot has it, or give the other accounts' values a new attribute name";
-        match r.checks.iter_mut().find(|c| c.name == name::ATTRIBUTE_NAMES) {
+        match r
+            .checks
+            .iter_mut()
+            .find(|c| c.name == name::ATTRIBUTE_NAMES)
+        {
             Some(c) => {
                 c.finding = format!("{}; {why}", c.finding);
                 if c.status == super::Status::Fail {

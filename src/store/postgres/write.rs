@@ -514,7 +514,11 @@ impl PgStore {
     ) -> Result<()> {
         let (lineage, base, new, token) = self.cas(serial)?;
         let json = serde_json::to_string(slots).expect("slots serialize");
-        let types: BTreeMap<u8, u8> = types.iter().filter(|(_, t)| **t != 0).map(|(s, t)| (*s, *t)).collect();
+        let types: BTreeMap<u8, u8> = types
+            .iter()
+            .filter(|(_, t)| **t != 0)
+            .map(|(s, t)| (*s, *t))
+            .collect();
         let types_json = serde_json::to_string(&types).expect("slot types serialize");
         let params = Arc::new((lineage, base, new, token, json, types_json));
         let n = self.write(move |client, t| {
