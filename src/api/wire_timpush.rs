@@ -138,5 +138,65 @@ mod tests {
         )
         .unwrap();
         assert_eq!(attrs.user_attrs.len(), 2);
+        let tags: wire::UserTagsList = serde_json::from_str(
+            r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,
+                "UserTags":[{"To_Account":"xiaoming","Tags":["GoldMember","WeekPassUser"]},
+                            {"To_Account":"xiaohong","Tags":["PlatinumMember","MonthPassUser"]}],
+                "ErrorList":[{"ErrorCode":70107,"To_Account":"Mary"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(tags.user_tags[1].tags, ["PlatinumMember", "MonthPassUser"]);
+        // The partial-success samples of set_attr, remove_attr, remove_tag, clear_all_tags.
+        for (sample, code, account) in [
+            (
+                r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"ErrorList":[{"ErrorCode":90035,"To_Account":"379C2F0D-290D-47AE-94D1-919058C39C77"}]}"#,
+                90035,
+                "379C2F0D-290D-47AE-94D1-919058C39C77",
+            ),
+            (
+                r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"ErrorList":[{"ErrorCode":70107,"To_Account":"Mary"}]}"#,
+                70107,
+                "Mary",
+            ),
+            (
+                r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,"ErrorList":[{"ErrorCode":70107,"To_Account":"xiaohong"}]}"#,
+                70107,
+                "xiaohong",
+            ),
+        ] {
+            let list: wire::ErrorList = serde_json::from_str(sample).unwrap();
+            assert_eq!(list.error_list.len(), 1);
+            assert_eq!(
+                (
+                    list.error_list[0].error_code,
+                    &*list.error_list[0].to_account
+                ),
+                (code, account)
+            );
+        }
+    }
+
+    /// The account-list requests (get_attr, get_tag, clear_all_tags) and remove_tag.
+    #[test]
+    fn account_lists_and_remove_tag_serialize_as_the_spec() {
+        let get = wire::Accounts {
+            to_account: vec!["Mary".into(), "xiaoming".into(), "xiaohua".into()],
+        };
+        assert_eq!(
+            json(&get),
+            r#"{"To_Account":["Mary","xiaoming","xiaohua"]}"#
+        );
+        let remove = wire::UserTagsList {
+            user_tags: vec![wire::UserTags {
+                to_account: "xiaohong".into(),
+                tags: vec!["Platinum Member".into(), "MonthPassUser".into()],
+            }],
+        };
+        assert_eq!(
+            json(&remove),
+            r#"{"UserTags":[{"To_Account":"xiaohong","Tags":["Platinum Member","MonthPassUser"]}]}"#
+        );
+        // An empty ErrorList is left out of an answer, as the samples of a full success are.
+        assert_eq!(json(&wire::ErrorList::default()), "{}");
     }
 }

@@ -408,3 +408,66 @@ fn answer(read: Read, data: &Data) -> Response {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Setup;
+    use super::*;
+
+    #[test]
+    fn slots_parse_with_and_without_a_type() {
+        assert_eq!(
+            Setup::parse_slot("2=device_city:registration_id"),
+            Ok((2, ("device_city".to_owned(), 1)))
+        );
+        assert_eq!(Setup::parse_slot("0=city"), Ok((0, ("city".to_owned(), 0))));
+        assert_eq!(
+            Setup::parse_slot("0=a:b:user_id"),
+            Ok((0, ("a:b".to_owned(), 0)))
+        );
+        for bad in ["10=x", "x", "=x", "1=", "1=x:device", "-1=x"] {
+            assert!(Setup::parse_slot(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The journal replays what timpush wrote: slot types, tag types, replaced tags.
+    #[test]
+    fn timpush_writes_replay_to_the_same_data() {
+        let mut data = Data::default();
+        data.registration_ids.insert("r".into());
+        let ops = [
+            Op::SetSlots {
+                slots: [(0, "city".to_owned()), (1, "dev".to_owned())].into(),
+                types: [(0, 0), (1, 1)].into(),
+            },
+            Op::AddTag {
+                users: vec![wire::UserTags {
+                    to_account: "r".into(),
+                    tags: vec!["device".into()],
+                }],
+            },
+            Op::ReplaceTags {
+                users: vec![wire::UserTags {
+                    to_account: "u".into(),
+                    tags: vec!["only".into()],
+                }],
+            },
+        ];
+        let mut replayed = data.clone();
+        for op in &ops {
+            data.apply(op);
+            let line = serde_json::to_string(op).unwrap();
+            replayed.apply(&serde_json::from_str(&line).unwrap());
+        }
+        assert_eq!(data, replayed);
+        assert_eq!(data.attr_types, [(1, 1)].into());
+        assert_eq!(data.tag_types, [("device".to_owned(), 1)].into());
+        assert_eq!(data.users["u"].tags, ["only"]);
+        // A named slot keeps its type: setting it again as type 0 is refused.
+        let again = wire_timpush::AttrNames {
+            attr_names: [("1".to_owned(), "dev".to_owned())].into(),
+            attr_types: BTreeMap::new(),
+        };
+        assert_eq!(set_attr_name(again, &data).unwrap_err().code, 90033);
+    }
+}
