@@ -49,33 +49,39 @@ fn pattern(what: &str) -> Value {
     json!({"type": "string", "minLength": 1, "format": "regex", "description": what})
 }
 
-/// The `app` section.
-fn app() -> Value {
+/// `attributes`: plain names and `{name, values|pattern}` entries.
+fn attributes() -> Value {
+    let name = json!({"type": "string", "minLength": 1, "maxLength": limits::MAX_ATTR_BYTES,
+        "not": {"const": "tags"}});
     json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["sdkappid", "admin"],
-        "properties": {
-            "sdkappid": {"type": "integer", "minimum": 0, "maximum": u32::MAX,
-                "description": "SDKAppID of the Chat app"},
-            "admin": {"type": "string", "minLength": 1, "maxLength": limits::MAX_ACCOUNT_BYTES,
-                "description": "app admin account used as `identifier`"},
-            "region": {"enum": REGIONS, "description": "region of the app; picks the API host"},
-            "endpoint": {"type": "string",
-                "description": "overrides region: https://host[:port], http:// only for loopback, or `embedded` for the built-in emulator",
-                "anyOf": [{"const": "embedded"}, {"pattern": "^https?://"}]},
-            "secret_env": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "default": "TIM_SECRET_KEY",
-                "description": "name of the environment variable holding the SecretKey"},
-            "api": {"enum": ["all_member_push", "timpush"], "default": "all_member_push",
-                "description": "the API family: v4/all_member_push (the default) or v4/timpush (the Push service's, with account types)"}
-        },
-        "anyOf": [{"required": ["region"]}, {"required": ["endpoint"]}]
+        "type": "array",
+        "maxItems": limits::MAX_ATTRIBUTE_NAMES,
+        "uniqueItems": true,
+        "items": {"anyOf": [name.clone(), attribute_entry(&name)]},
+        "description": "the app's attribute names (at most 10, each at most 50 bytes): a plain name takes any value; {name, values} or {name, pattern} says what it may hold. `tags` is not a name: in users files it is the user's list of tags"
+    })
+}
+
+/// The top-level `tags` policy.
+fn tags() -> Value {
+    json!({
+        "description": "which tags exist: {allowed: [...]} or {pattern: '...'}; validate, plan and apply refuse any other tag",
+        "anyOf": [
+            {"type": "null"},
+            {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "allowed": value_list(1, "the tags that exist"),
+                    "pattern": pattern("a regular expression every whole tag must match (regex crate syntax)")
+                },
+                "oneOf": [{"required": ["allowed"]}, {"required": ["pattern"]}]
+            }
+        ]
     })
 }
 
 pub fn project() -> Value {
-    let name = json!({"type": "string", "minLength": 1, "maxLength": limits::MAX_ATTR_BYTES,
-        "not": {"const": "tags"}});
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://timattr.dev/schema/project.json",
@@ -93,29 +99,28 @@ pub fn project() -> Value {
             "properties": {"app": {"required": ["api"], "properties": {"api": {"const": "timpush"}}}}
         },
         "properties": {
-            "app": app(),
-            "attributes": {
-                "type": "array",
-                "maxItems": limits::MAX_ATTRIBUTE_NAMES,
-                "uniqueItems": true,
-                "items": {"anyOf": [name.clone(), attribute_entry(&name)]},
-                "description": "the app's attribute names (at most 10, each at most 50 bytes): a plain name takes any value; {name, values} or {name, pattern} says what it may hold. `tags` is not a name: in users files it is the user's list of tags"
+            "app": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["sdkappid", "admin"],
+                "properties": {
+                    "sdkappid": {"type": "integer", "minimum": 0, "maximum": u32::MAX,
+                        "description": "SDKAppID of the Chat app"},
+                    "admin": {"type": "string", "minLength": 1, "maxLength": limits::MAX_ACCOUNT_BYTES,
+                        "description": "app admin account used as `identifier`"},
+                    "region": {"enum": REGIONS, "description": "region of the app; picks the API host"},
+                    "endpoint": {"type": "string",
+                        "description": "overrides region: https://host[:port], http:// only for loopback, or `embedded` for the built-in emulator",
+                        "anyOf": [{"const": "embedded"}, {"pattern": "^https?://"}]},
+                    "secret_env": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "default": "TIM_SECRET_KEY",
+                        "description": "name of the environment variable holding the SecretKey"},
+                    "api": {"enum": ["all_member_push", "timpush"], "default": "all_member_push",
+                        "description": "the API family: v4/all_member_push (the default) or v4/timpush (the Push service's, with account types)"}
+                },
+                "anyOf": [{"required": ["region"]}, {"required": ["endpoint"]}]
             },
-            "tags": {
-                "description": "which tags exist: {allowed: [...]} or {pattern: '...'}; validate, plan and apply refuse any other tag",
-                "anyOf": [
-                    {"type": "null"},
-                    {
-                        "type": "object",
-                        "additionalProperties": false,
-                        "properties": {
-                            "allowed": value_list(1, "the tags that exist"),
-                            "pattern": pattern("a regular expression every whole tag must match (regex crate syntax)")
-                        },
-                        "oneOf": [{"required": ["allowed"]}, {"required": ["pattern"]}]
-                    }
-                ]
-            },
+            "attributes": attributes(),
+            "tags": tags(),
             "users": {
                 "type": "array", "minItems": 1,
                 "items": {"type": "string", "minLength": 1},

@@ -8,7 +8,7 @@
 //! line ends, no comments or blank lines. A value of `tags` is a flow list of such values on
 //! the same line: `tags: [vip, "beta"]` or `tags: []`. Within that subset YAML has one reading, which is
 //! the one built here. Anything else, and any problem at all (an undeclared name, a number, a
-//! duplicate...), gives `None`, and the caller walks the text with the general parser, which
+//! duplicate, a value or tag outside its policy...), gives `None`, and the caller walks the text with the general parser, which
 //! finds and words every problem. So the fast path can only be faster, never different.
 
 use super::events::Pos;

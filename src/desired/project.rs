@@ -1,5 +1,7 @@
 //! The project file (`timattr.yaml`): read into a small tree of positioned nodes, then
-//! checked key by key into [`Settings`], every problem reported at its node.
+//! checked key by key into [`Settings`], every problem reported at its node. That includes the
+//! value policies (DESIGN.md §11): `attributes` entries `{name, values|pattern}` and the
+//! top-level `tags`, compiled here once into [`Policies`].
 //!
 //! The file is small, so a generic tree is simplest here; the users files, which can hold
 //! millions of accounts, are walked straight into the model instead (see `users.rs`).
@@ -223,7 +225,7 @@ fn check(root: &Node, path: &Path, problems: &mut Problems) -> Settings {
         ),
     }
     if let Some(tags) = top.get("tags").and_then(|n| check_tags(n, problems)) {
-        s.policies = s.policies.clone().with_tags(tags);
+        s.policies = std::mem::take(&mut s.policies).with_tags(tags);
     }
     match top.get("users") {
         Some(n) => s.users = check_users(n, problems),
@@ -625,17 +627,18 @@ fn attribute_map(item: &Node, problems: &mut Problems) -> AttributeSpec {
     let Some(f) = fields(item, "an attribute entry", &keys, problems) else {
         return spec;
     };
-    let Some(name_node) = f.get("name") else {
-        problems.push(
+    match f.get("name") {
+        Some(n) => attribute_name(n, "name", &mut spec, problems),
+        None => problems.push(
             Problem::new(item.pos, "an attribute entry needs a `name`")
                 .help("e.g. {name: tier, values: [free, gold, vip]}"),
-        );
-        return spec;
-    };
-    attribute_name(name_node, "name", &mut spec, problems);
-    let Some((name, _)) = spec.name.clone() else {
-        return spec;
-    };
+        ),
+    }
+    // The other keys are checked even without a usable name: every problem in one run.
+    let name = spec
+        .name
+        .as_ref()
+        .map_or("?".to_owned(), |(n, _)| n.clone());
     for (key, check) in ATTRIBUTE_KEYS.iter().filter(|(k, _)| *k != "name") {
         if let Some(n) = f.get(key) {
             check(n, &name, &mut spec, problems);
@@ -962,7 +965,7 @@ mod tests {
     #[test]
     fn policy_mistakes_are_errors_at_their_place() {
         let (_, problems) = checked(&format!(
-            "{HEAD}attributes:\n  - {{name: tier, values: [free, gold, free, 3, ~]}}\n  - {{name: city, pattern: '[a-'}}\n  - {{name: c2, values: [a], pattern: b}}\n  - {{nme: z}}\n  - {{name: z, valeus: [a]}}\n  - {{name: e, values: []}}\n  - {{name: f, pattern: 'a)|(b'}}\ntags: {{allowed: [''], pattern: x}}\n"
+            "{HEAD}attributes:\n  - {{name: tier, values: [free, gold, free, 3, ~]}}\n  - {{name: city, pattern: '[a-'}}\n  - {{name: c2, values: [a], pattern: b}}\n  - {{nme: z, values: []}}\n  - {{name: z, valeus: [a]}}\n  - {{name: e, values: []}}\n  - {{name: f, pattern: 'a)|(b'}}\ntags: {{allowed: [''], pattern: x}}\n"
         ));
         assert_eq!(
             problems,
@@ -974,6 +977,7 @@ mod tests {
                 "6:38 attribute \"c2\" has both `values` and `pattern`; give one",
                 "7:6 unknown key `nme` in an attribute entry",
                 "7:5 an attribute entry needs a `name`",
+                "7:22 `values` of attribute \"?\" is an empty list",
                 "8:15 unknown key `valeus` in an attribute entry",
                 "9:23 `values` of attribute \"e\" is an empty list",
                 "10:24 `pattern` of attribute \"f\" is not a valid regular expression: unopened group (at `)`)",

@@ -9,6 +9,10 @@
 //! attribute name) holds a list of 1..=100 distinct strings of 1..=50 bytes; a user's own list
 //! replaces the list in `defaults`. Tags, like values, may hold any character: every output
 //! escapes them, whereas an account id is also a key the tool matches on.
+//!
+//! Value policies (DESIGN.md §11) are checked as each value and tag is read, so a value outside
+//! its policy is refused where it is written (in `defaults` once, not under every user), with
+//! did-you-mean against the allowed values.
 
 use std::borrow::Cow;
 use std::fmt;

@@ -155,7 +155,7 @@ mod tests {
         let text = String::from_utf8(text).unwrap();
         assert_eq!(
             text,
-            "Live 2 values are outside the project's policies (reported only: the files decide what is applied):\n  u1 tier: \"glod\" (one of: free, gold)\n  u\\u{1b}2 tag: \"v|<b>\" (pattern: ^[a-z]+$)\n"
+            "Live 2 values are outside the project's policies (reported only: the files decide what is applied):\n  u1 tier: \"glod\" (one of: free, gold)\n  u\\x1b2 tag: \"v|<b>\" (pattern: ^[a-z]+$)\n"
         );
         let docs: Vec<ViolationDoc> = v.iter().map(ViolationDoc::of).collect();
         assert_eq!(

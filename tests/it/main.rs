@@ -29,6 +29,7 @@ mod postgres;
 mod readme;
 mod saved_plan_files;
 mod schema;
+mod sealed_plans;
 mod snapshots;
 mod state_integrity;
 mod timpush;

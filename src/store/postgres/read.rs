@@ -9,8 +9,8 @@ use tokio_postgres::Client;
 
 use super::copy::{CopyRows, Row};
 use super::{
-    block, managed_from_row, PgError, PgStore, Result, Split, Target, MIN_READ_VERSION,
-    SCHEMA_VERSION, TAGS_VERSION,
+    block, managed_from_row, PgError, PgStore, Result, Split, Target, COMMIT_ID_VERSION,
+    MIN_READ_VERSION, SCHEMA_VERSION, TAGS_VERSION,
 };
 use crate::model::{Account, Attrs, Managed, NameIdx, Names, TagPool};
 use crate::store::{ExportHeader, ExportLine, HistoryEntry, Meta};
@@ -63,15 +63,22 @@ pub(super) async fn schema_version(client: &Client, t: &Target) -> Result<Option
     Ok(row.get(0))
 }
 
-/// The project's metadata, `None` when the project does not exist.
-pub(super) async fn meta(client: &Client, t: &Target) -> Result<Option<Meta>> {
+/// The project's metadata in tables of `schema`, `None` when the project does not exist.
+pub(super) async fn meta(client: &Client, t: &Target, schema: i32) -> Result<Option<Meta>> {
+    let commit_id = if schema >= COMMIT_ID_VERSION {
+        "commit_id"
+    } else {
+        "''"
+    };
     let row = client
         .query_opt(
-            // `slot_types` through the row's JSON: a reader of an older schema, which lacks
-            // the column, reads no types (all slots type 0) instead of failing.
-            "SELECT format_version, sdkappid, endpoint_host, lineage, serial, slots::text,
-                    COALESCE((to_jsonb(p) -> 'slot_types')::text, '{}')
-             FROM timattr_projects p WHERE name = $1",
+            &format!(
+                // `slot_types` through the row's JSON: tables of an older schema, without the
+                // column, read as no types (every slot type 0).
+                "SELECT format_version, sdkappid, endpoint_host, lineage, serial, slots::text, {commit_id},
+                        COALESCE((to_jsonb(p) -> 'slot_types')::text, '{{}}')
+                 FROM timattr_projects p WHERE name = $1"
+            ),
             &[&t.name],
         )
         .await
@@ -82,7 +89,7 @@ pub(super) async fn meta(client: &Client, t: &Target) -> Result<Option<Meta>> {
     let sdkappid: i64 = row.get(1);
     let serial: i64 = row.get(4);
     let slots: String = row.get(5);
-    let slot_types: String = row.get(6);
+    let slot_types: String = row.get(7);
     Ok(Some(Meta {
         format_version: u32::try_from(row.get::<_, i32>(0))
             .map_err(|_| t.corrupt("format version"))?,
@@ -90,6 +97,7 @@ pub(super) async fn meta(client: &Client, t: &Target) -> Result<Option<Meta>> {
         endpoint_host: row.get(2),
         lineage: row.get(3),
         serial: u64::try_from(serial).map_err(|_| t.corrupt("serial"))?,
+        commit_id: row.get(6),
         slots: serde_json::from_str(&slots).map_err(|e| t.corrupt(format!("slots: {e}")))?,
         slot_types: serde_json::from_str(&slot_types)
             .map_err(|e| t.corrupt(format!("slot types: {e}")))?,
@@ -300,6 +308,7 @@ impl PgStore {
             endpoint_host: self.meta.endpoint_host.clone(),
             lineage: self.meta.lineage.clone(),
             serial: self.meta.serial,
+            commit_id: Some(self.meta.commit_id.clone()).filter(|c| !c.is_empty()),
             slots: self.meta.slots.clone(),
             slot_types: self.meta.slot_types.clone(),
             accounts: self.account_count().map_err(std::io::Error::other)? as u64,
