@@ -87,24 +87,11 @@ impl Runner {
             .await
     }
 
-    /// Makes sure the app has every declared attribute name: reads the configured slots
-    /// first so existing names keep their numbers, then sets the missing names into free
-    /// slots. Returns the app's slots afterwards and how many names were configured.
-    pub async fn configure_names(
-        &self,
-        declared: &[String],
-    ) -> crate::Result<(BTreeMap<u8, String>, usize)> {
-        let declared: Vec<(String, AccountType)> = declared
-            .iter()
-            .map(|n| (n.clone(), AccountType::UserId))
-            .collect();
-        let (slots, configured) = self.configure_slots(&declared).await?;
-        Ok((slots.names, configured))
-    }
-
-    /// [`Runner::configure_names`] with each name's account type: a configured slot whose type
-    /// differs from the declared one is an error naming the attribute, before anything is
-    /// written (a slot's type can never change); new names are set with their types.
+    /// Makes sure the app has every declared attribute name: reads the configured slots first
+    /// so existing names keep their numbers, then sets the missing names into free slots, each
+    /// with its account type. A configured slot whose type differs from the declared one is an
+    /// error naming the attribute, before anything is written (a slot's type can never change).
+    /// Returns the app's slots afterwards and how many names were configured.
     pub async fn configure_slots(
         &self,
         declared: &[(String, AccountType)],
