@@ -25,6 +25,7 @@ mod output;
 mod plan;
 mod plan_tags;
 mod policies;
+mod portability;
 mod postgres;
 mod readme;
 mod saved_plan_files;
