@@ -48,10 +48,12 @@ impl Diagnostic {
 
     /// `file:line:column`, as editors and CI annotations understand it.
     pub fn location(&self) -> String {
+        // A file name that is not UTF-8 is shown with its bytes escaped (DESIGN.md §8).
+        let file = crate::escape::path(&self.file);
         match (self.line, self.column) {
-            (0, _) => self.file.display().to_string(),
-            (l, 0) => format!("{}:{}", self.file.display(), l),
-            (l, c) => format!("{}:{}:{}", self.file.display(), l, c),
+            (0, _) => file,
+            (l, 0) => format!("{file}:{l}"),
+            (l, c) => format!("{file}:{l}:{c}"),
         }
     }
 }

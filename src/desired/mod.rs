@@ -15,6 +15,7 @@
 mod chunks;
 mod events;
 mod fast;
+mod paths;
 mod problems;
 mod project;
 mod scalar;
@@ -49,7 +50,10 @@ pub fn load_users(settings: &Settings) -> Result<Desired, Diagnostics> {
     let names = Names::new(&settings.attributes);
     let mut diags = Vec::new();
     let files = users_files(settings, &mut diags);
-    let outcomes = parse_all(&files, &names);
+    // Symlinks resolved, so that "inside" is decided on where the files really are.
+    let root = std::fs::canonicalize(&settings.project_dir)
+        .unwrap_or_else(|_| settings.project_dir.clone());
+    let outcomes = parse_all(&files, &root, &names);
 
     let mut runs = Vec::with_capacity(outcomes.len());
     let mut per_file: Vec<Vec<Diagnostic>> = Vec::with_capacity(outcomes.len());
@@ -115,36 +119,7 @@ fn not_regular(meta: &std::fs::Metadata) -> std::io::Result<()> {
     Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, what))
 }
 
-/// The paths matched by `pattern`, relative to `project_dir`, sorted; every match counts,
-/// whatever it is (reading it says what is wrong with it). Directories the glob could not
-/// read are listed apart.
-pub(crate) fn expand(
-    project_dir: &Path,
-    pattern: &str,
-) -> Result<(Vec<PathBuf>, Vec<String>), String> {
-    let full = if Path::new(pattern).is_absolute() || project_dir == Path::new(".") {
-        pattern.to_owned()
-    } else {
-        // The directory is literal text, not a pattern.
-        let dir = glob::Pattern::escape(&project_dir.to_string_lossy());
-        format!("{}/{pattern}", dir.trim_end_matches('/'))
-    };
-    let paths = glob::glob(&full).map_err(|e| format!("invalid users pattern {pattern:?}: {e}"))?;
-    let mut files = Vec::new();
-    let mut unreadable = Vec::new();
-    for p in paths {
-        match p {
-            Ok(p) => files.push(p),
-            Err(e) => unreadable.push(format!(
-                "cannot read {} while matching users pattern {pattern:?}: {}",
-                e.path().display(),
-                e.error()
-            )),
-        }
-    }
-    files.sort();
-    Ok((files, unreadable))
-}
+pub(crate) use paths::expand;
 
 /// Every users file, each once even when several patterns match it.
 fn users_files(settings: &Settings, diags: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
@@ -243,7 +218,7 @@ fn workers() -> usize {
 /// Parses the files in parallel: workers pull file indices from a shared counter. The
 /// calling thread is one of them: memory it allocates and frees is reused by the plan that
 /// follows, where a finished thread's would linger until the allocator reclaims it.
-fn parse_all(files: &[PathBuf], names: &Names) -> Vec<FileOutcome> {
+fn parse_all(files: &[PathBuf], root: &Path, names: &Names) -> Vec<FileOutcome> {
     let workers = workers().min(files.len()).max(1);
     let next = AtomicUsize::new(0);
     let slots: Mutex<Vec<Option<FileOutcome>>> =
@@ -251,7 +226,7 @@ fn parse_all(files: &[PathBuf], names: &Names) -> Vec<FileOutcome> {
     let work = || loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(path) = files.get(i) else { break };
-        let outcome = parse_file(path, u32::try_from(i).unwrap_or(u32::MAX), names);
+        let outcome = parse_file(path, root, u32::try_from(i).unwrap_or(u32::MAX), names);
         if let Ok(mut slots) = slots.lock() {
             slots[i] = Some(outcome);
         }
@@ -270,8 +245,18 @@ fn parse_all(files: &[PathBuf], names: &Names) -> Vec<FileOutcome> {
         .collect()
 }
 
-fn parse_file(path: &Path, file: u32, names: &Names) -> FileOutcome {
-    let text = match read_input(path) {
+fn parse_file(path: &Path, root: &Path, file: u32, names: &Names) -> FileOutcome {
+    let real = match paths::inside(root, path) {
+        Ok(real) => real,
+        Err(message) => {
+            return FileOutcome {
+                runs: Vec::new(),
+                diags: vec![Diagnostic::new(path, 0, 0, message)],
+            }
+        }
+    };
+    // The resolved path is opened: what was checked is what is read.
+    let text = match read_input(&real) {
         Ok(t) => t,
         Err(e) => {
             return FileOutcome {
@@ -310,7 +295,7 @@ fn parse_file(path: &Path, file: u32, names: &Names) -> FileOutcome {
         if run.windows(2).any(|w| w[0].account == w[1].account) {
             *run = without_duplicates(std::mem::take(run), &mut problems);
             // Only for the source lines of the diagnostics: this is the error path.
-            text = text.or_else(|| read_input(path).ok());
+            text = text.or_else(|| read_input(&real).ok());
         }
     }
     let mut diags = problems.into_diagnostics(path, text.as_deref().unwrap_or_default());

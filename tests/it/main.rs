@@ -19,6 +19,7 @@ mod desired_tags;
 mod drift;
 mod drift_tags;
 mod emulator;
+mod hostile_inputs;
 mod hostile_server;
 mod output;
 mod plan;
