@@ -30,6 +30,7 @@
 //! - [`drift`] compares live attributes with last-applied into a drift report.
 //! - [`emulator`] is the server side of the API family, for offline use and tests.
 //! - [`files`] replaces output files atomically and reads gzip input with a size cap.
+//! - [`redact`] is the one redaction step before every output: registered secrets become `***`.
 //! - [`escape`] is how every output shows control and bidirectional characters.
 //! - [`clock`] is the wall clock in Unix seconds (usersigs, history, exports).
 //! - [`suggest`] finds the known word a typo meant ("did you mean `city`?").
@@ -54,6 +55,7 @@ pub mod limiter;
 pub mod model;
 pub mod ops;
 pub mod plan;
+pub mod redact;
 pub mod render;
 pub mod schema;
 pub mod settings;

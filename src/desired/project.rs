@@ -118,9 +118,17 @@ pub(crate) fn load(path: &Path) -> Result<Settings, Diagnostics> {
     })?;
     let root = tree(&text).map_err(|h| Diagnostics(vec![hard_diagnostic(path, &text, h)]))?;
     let mut problems = Problems::default();
-    let settings = check(&root, path, &mut problems);
+    let mut settings = check(&root, path, &mut problems);
     if !problems.is_empty() {
         return Err(Diagnostics(problems.into_diagnostics(path, &text)));
+    }
+    let env = crate::settings::STATE_ENV;
+    settings.state = settings
+        .state
+        .with_env_override(std::env::var_os(env).as_deref(), &settings.project_dir)
+        .map_err(|m| Diagnostics(vec![Diagnostic::new(Path::new(env), 0, 0, m)]))?;
+    if let StateLocation::Sled(dir) = &settings.state {
+        settings.state_dir = dir.clone();
     }
     Ok(settings)
 }
@@ -216,13 +224,6 @@ fn check(root: &Node, path: &Path, problems: &mut Problems) -> Settings {
     }
     if let Some(n) = top.get("state") {
         check_state(n, &mut s, problems);
-    }
-    s.state = s.state.clone().with_env_override(
-        std::env::var(crate::settings::STATE_ENV).ok().as_deref(),
-        &project_dir,
-    );
-    if let StateLocation::Sled(dir) = &s.state {
-        s.state_dir = dir.clone();
     }
     if let Some(n) = top.get("apply") {
         if !matches!(n.kind, Kind::Null) {

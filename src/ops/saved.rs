@@ -15,9 +15,11 @@ use crate::{Error, Result};
 /// and renamed (DESIGN.md §8), so a failed write leaves the previous plan file intact.
 pub fn save(path: &Path, plan: &Plan, state: &StateRef, safety: &Safety) -> Result<()> {
     crate::files::write_atomically(path, |out| {
-        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-        crate::render::json::write_plan(&mut gz, plan, Some(state), Some(safety))?;
-        gz.finish()?.flush()
+        let gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+        // Masked before compression: the redaction step sees the plan's text.
+        let mut clear = crate::redact::Writer::new(gz);
+        crate::render::json::write_plan(&mut clear, plan, Some(state), Some(safety))?;
+        clear.into_inner()?.finish()?.flush()
     })
     .map_err(|e| Error::io(format!("cannot write plan file {}", path.display()), e))
 }

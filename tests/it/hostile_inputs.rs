@@ -80,3 +80,117 @@ fn file_names_that_are_not_utf8_are_read_and_shown_escaped() {
     assert!(err.contains("1 user"), "{err}");
 }
 
+
+/// A run of `p` with `envs` set, as (code, stdout, stderr).
+fn run_env(p: &Project, args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> (i32, String, String) {
+    let mut cmd = p.cmd(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn os(s: &str) -> &std::ffi::OsStr {
+    std::ffi::OsStr::new(s)
+}
+
+#[test]
+fn state_locations_follow_the_rules() {
+    let p = project();
+    p.write_users("a.yaml", "users:\n  u1: {sex: m}\n");
+    for (value, says) in [
+        ("postgress://root@127.0.0.1:5432/x", "did you mean `postgres://`?"),
+        ("mysql://root@127.0.0.1/x", "unknown state scheme `mysql://`"),
+        ("postgres://root@127.0.0.1:5432", "names no database"),
+        ("postgresql://root@127.0.0.1:5432/", "names no database"),
+    ] {
+        let (code, _, err) = run_env(&p, &["plan"], &[("TIMATTR_STATE", os(value))]);
+        assert_eq!(code, 1, "{value}: {err}");
+        assert!(err.contains("TIMATTR_STATE") && err.contains(says), "{value}: {err}");
+        let entries: Vec<_> = std::fs::read_dir(p.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(
+            !entries.iter().any(|n| n.to_string_lossy().contains(':')),
+            "{value}: a directory named after the URL: {entries:?}"
+        );
+    }
+    // Any case of the scheme selects PostgreSQL (here one that cannot be reached).
+    let (code, _, err) = run_env(
+        &p,
+        &["plan"],
+        &[("TIMATTR_STATE", os("POSTGRES://root@127.0.0.1:1/x?sslmode=disable&connect_timeout=2"))],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("PostgreSQL"), "{err}");
+    assert!(!p.path().join("POSTGRES:").exists());
+
+    let bad = std::ffi::OsStr::from_bytes(b"state-\xff");
+    let (code, _, err) = run_env(&p, &["plan"], &[("TIMATTR_STATE", bad)]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("TIMATTR_STATE is not valid UTF-8"), "{err}");
+}
+
+#[test]
+fn a_password_with_reserved_characters_is_refused_without_a_fragment() {
+    let p = project();
+    p.write_users("a.yaml", "users:\n  u1: {sex: m}\n");
+    for url in [
+        "postgres://root:p@ssLEAK@127.0.0.1:5432/x",
+        "postgres://root:p/ssLEAK@127.0.0.1:5432/x",
+        "postgres://root:p:ssLEAK@127.0.0.1:5432/x",
+        "postgres://root:p?ssLEAK@127.0.0.1:5432/x",
+        "postgres://root:p#ssLEAK@127.0.0.1:5432/x",
+    ] {
+        for args in [&["plan"][..], &["-vvv", "state", "list"][..]] {
+            let (code, out, err) = run_env(&p, args, &[("TIMATTR_STATE", os(url))]);
+            assert_eq!(code, 1, "{url}: {err}");
+            assert!(err.contains("percent-encode"), "{url}: {err}");
+            assert!(!err.contains("LEAK") && !out.contains("LEAK"), "{url}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_password_in_the_project_file_is_not_shown_in_the_excerpt() {
+    let p = project();
+    p.write_users("a.yaml", "users:\n  u1: {sex: m}\n");
+    p.write_project(NAMES, "state: postgres://root:hunter2xyz@127.0.0.1:5432/timattr\n");
+    let err = p.run(&["validate"]).expect(1).stderr();
+    assert!(err.contains("PGPASSWORD") && err.contains("timattr.yaml:"), "{err}");
+    assert!(!err.contains("hunter2xyz"), "{err}");
+    assert!(err.contains("***"), "the excerpt is still shown, masked: {err}");
+}
+
+#[test]
+fn secrets_never_reach_any_output_at_any_verbosity() {
+    let p = project();
+    let password = "pgPw-Qx7-secret";
+    // A value that happens to hold the password, and a broken line that quotes it.
+    p.write_users("a.yaml", &format!("users:\n  u1: {{sex: \"{password}\"}}\n"));
+    let envs = [("PGPASSWORD", os(password))];
+    for args in [&["-vvv", "plan"][..], &["-vvv", "plan", "--format", "json"][..], &["-vvv", "apply", "--auto-approve"][..], &["-vvv", "drift"][..]] {
+        let (_, out, err) = run_env(&p, args, &envs);
+        assert!(!out.contains(password) && !err.contains(password), "{args:?}: {out}{err}");
+    }
+    let (_, out, _) = run_env(&p, &["plan", "--format", "json"], &envs);
+    assert!(!out.contains(password), "{out}");
+    p.write_users("a.yaml", &format!("users:\n  u1: {{sex: [\"{password}\"]}}\n"));
+    let (code, out, err) = run_env(&p, &["-vvv", "validate"], &envs);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("a.yaml:2:") && err.contains("***"), "{err}");
+    assert!(!out.contains(password) && !err.contains(password), "{err}");
+    let summary = p.path().join("summary.md");
+    p.write_users("a.yaml", &format!("users:\n  u2: {{sex: \"{password}\"}}\n"));
+    let (_, _, err) = run_env(
+        &p,
+        &["apply", "--auto-approve"],
+        &[("PGPASSWORD", os(password)), ("GITHUB_STEP_SUMMARY", summary.as_os_str())],
+    );
+    let written = std::fs::read_to_string(&summary).unwrap_or_default();
+    assert!(!written.is_empty(), "{err}");
+    assert!(!written.contains(password), "{written}");
+}
