@@ -278,7 +278,12 @@ fn parse_file(path: &Path, root: &Path, file: u32, names: &Names) -> FileOutcome
     let mut runs = match parallel {
         Some(runs) => runs,
         None => match walk_users(&text, 0, names, file, None, &mut problems) {
-            Ok(parsed) => vec![parsed.into_entries()],
+            Ok(parsed) => {
+                if parsed.entries.is_empty() && !parsed.users_map && problems.is_empty() {
+                    problems.push(declares_no_users(parsed.users_at));
+                }
+                vec![parsed.into_entries()]
+            }
             Err(h) => {
                 hard = Some(hard_diagnostic(path, &text, h));
                 Vec::new()
@@ -301,6 +306,17 @@ fn parse_file(path: &Path, root: &Path, file: u32, names: &Names) -> FileOutcome
     let mut diags = problems.into_diagnostics(path, text.as_deref().unwrap_or_default());
     diags.extend(hard);
     FileOutcome { runs, diags }
+}
+
+/// A users file that is empty, only comments, `---`, or `users:` with nothing: a file emptied
+/// by mistake must not read as "remove every user it had" (DESIGN.md §8).
+fn declares_no_users(users_at: Option<Pos>) -> Problem {
+    let message = match users_at {
+        Some(_) => "`users` is empty: this users file declares no users",
+        None => "this users file declares no users (it is empty, or only comments)",
+    };
+    Problem::new(users_at.unwrap_or_default(), message)
+        .help("a file that is meant to hold no users says so: `users: {}`")
 }
 
 /// A users document walked by the fast path when it is in its subset, else by the general

@@ -66,6 +66,9 @@ pub(crate) struct Parsed {
     pub defaults: Option<(Pos, Defaults)>,
     /// Where the `users` key is, when there is one.
     pub users_at: Option<Pos>,
+    /// Whether `users` holds a map (`users: {}` is a file intentionally without users;
+    /// `users:` with nothing is not).
+    pub users_map: bool,
 }
 
 impl Parsed {
@@ -114,8 +117,7 @@ pub(crate) fn walk(
         ev => w.describe_skip(&ev)?,
     };
     w.s.finish()?;
-    // An empty file is a users file without users (not an error: the plan's mass-removal
-    // safety is what guards against an emptied file).
+    // A file without anything (null) is reported by the caller as declaring no users.
     if shape != "null" {
         w.problems.push(
             Problem::new(
@@ -211,7 +213,7 @@ impl<'a> Walker<'a, '_> {
                 out.users_at = Some(at);
                 users_seen = true;
                 let defaults = chunk_defaults.or(out.defaults.as_ref().map(|(_, d)| d));
-                out.entries = self.users_map(defaults)?;
+                (out.entries, out.users_map) = self.users_map(defaults)?;
             }
         }
         if !users_seen {
@@ -223,12 +225,13 @@ impl<'a> Walker<'a, '_> {
         Ok(out)
     }
 
-    /// The `users` map: account → attributes.
-    fn users_map(&mut self, defaults: Option<&Defaults>) -> Result<Vec<Entry>, Hard> {
+    /// The `users` map: account → attributes, and whether it is a map at all.
+    fn users_map(&mut self, defaults: Option<&Defaults>) -> Result<(Vec<Entry>, bool), Hard> {
         let (ev, at) = self.s.next()?;
         if !matches!(ev, Ev::MapStart) {
             let shape = self.describe_skip(&ev)?;
-            // `users:` with nothing under it: a file that manages no account (yet).
+            // `users:` with nothing under it is reported by the file's caller: in a piece of
+            // a big file it is the head before the users.
             if shape != "null" {
                 self.problems.push(
                     Problem::new(
@@ -238,7 +241,7 @@ impl<'a> Walker<'a, '_> {
                     .help("users:\n    u1: {name: \"value\"}"),
                 );
             }
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         }
         let mut entries = Vec::new();
         while let Some((account, key)) = self.key()? {
@@ -254,7 +257,7 @@ impl<'a> Walker<'a, '_> {
                 });
             }
         }
-        Ok(entries)
+        Ok((entries, true))
     }
 
     /// A map of attribute name → value and `tags` (an account's, or `defaults`), with the

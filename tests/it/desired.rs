@@ -269,8 +269,8 @@ fn users_happy_path_multi_file_with_defaults() {
             "users/b.yaml",
             "users:\n  b1: {}\n  b2:\n  a0: {city: 'Zürich'}\ndefaults: {sex: m}\n",
         ),
-        ("users/empty.yaml", ""),
-        ("users/no-users.yaml", "users:\n"),
+        ("users/empty.yaml", "users: {}\n"),
+        ("users/no-users.yaml", "# intentionally empty\nusers: {}\n"),
     ]);
     let d = r.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(

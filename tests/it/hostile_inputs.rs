@@ -194,3 +194,27 @@ fn secrets_never_reach_any_output_at_any_verbosity() {
     assert!(!written.is_empty(), "{err}");
     assert!(!written.contains(password), "{written}");
 }
+
+#[test]
+fn a_users_file_that_declares_no_users_is_an_error() {
+    let p = project();
+    p.write_users("a.yaml", "users:\n  u1: {sex: m}\n");
+    for (text, says) in [
+        ("", "declares no users"),
+        ("# only a comment\n\n# and another\n", "declares no users"),
+        ("---\n", "declares no users"),
+        ("---\n...\n", "declares no users"),
+        ("users:\n", "`users` is empty"),
+        ("users: ~\n", "`users` is empty"),
+        ("users: null\n", "`users` is empty"),
+        ("defaults: {sex: m}\nusers:\n", "`users` is empty"),
+    ] {
+        p.write_users("b.yaml", text);
+        let err = p.run(&["validate"]).expect(1).stderr();
+        assert!(err.contains("b.yaml") && err.contains(says), "{text:?}: {err}");
+        assert!(err.contains("users: {}"), "{text:?}: the hint names the way: {err}");
+    }
+    p.write_users("b.yaml", "# intentionally empty\nusers: {}\n");
+    let err = p.run(&["validate"]).expect(0).stderr();
+    assert!(err.contains("1 user"), "{err}");
+}
