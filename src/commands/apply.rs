@@ -100,6 +100,7 @@ pub fn conclude(ctx: &Context, operation: Operation, executed: Executed) -> Resu
             match signal {
                 crate::apply::Signal::Interrupt => "interrupted (Ctrl-C)",
                 crate::apply::Signal::Terminate => "terminated (SIGTERM)",
+                crate::apply::Signal::Hangup => "hung up (SIGHUP)",
             }
             .to_owned(),
         ),

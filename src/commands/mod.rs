@@ -40,6 +40,7 @@ impl Exit {
             // 128 + the signal's number, as shells report it.
             Exit::Stopped(Signal::Interrupt) => 130,
             Exit::Stopped(Signal::Terminate) => 143,
+            Exit::Stopped(Signal::Hangup) => 129,
         }
     }
 }
