@@ -61,6 +61,7 @@ pub fn load_users(settings: &Settings) -> Result<Desired, Diagnostics> {
         runs.extend(o.runs);
         per_file.push(o.diags);
     }
+    normalisation_twins(&runs, &files, &mut per_file);
     let (accounts, duplicates) = merge(runs);
     report_duplicates(&files, duplicates, &mut per_file);
 
@@ -333,6 +334,61 @@ fn walk_users(
         Some(parsed) => Ok(parsed),
         None => users::walk(text, line_offset, names, file, defaults, problems),
     }
+}
+
+/// Two accounts whose ids differ only in Unicode normalisation (`café` as NFC and as NFD)
+/// would be two accounts that print the same: each later spelling is an error at its place,
+/// the difference shown with the non-ASCII characters escaped. Runs of both readers (fast
+/// path and general parser) pass here, so they agree.
+fn normalisation_twins(runs: &[Vec<Entry>], files: &[PathBuf], per_file: &mut [Vec<Diagnostic>]) {
+    use unicode_normalization::UnicodeNormalization as _;
+    let mut ids: Vec<(String, &Entry)> = runs
+        .iter()
+        .flatten()
+        .filter(|e| !e.account.is_ascii())
+        .map(|e| (e.account.nfc().collect(), e))
+        .collect();
+    if ids.len() < 2 {
+        return;
+    }
+    ids.sort_by(|a, b| (&a.0, a.1.file, a.1.key).cmp(&(&b.0, b.1.file, b.1.key)));
+    for group in ids.chunk_by(|a, b| a.0 == b.0) {
+        let first = group[0].1;
+        for (_, e) in group.iter().skip(1).filter(|(_, e)| e.account != first.account) {
+            let Some(path) = files.get(e.file as usize) else {
+                continue;
+            };
+            let first_at = problems::at(&files[first.file as usize], first.key).location();
+            let d = Diagnostic::new(
+                path,
+                e.key.line as usize,
+                e.key.col as usize,
+                format!(
+                    "account \"{}\" differs only in Unicode normalisation from account \"{}\" (first at {first_at}): they would be two accounts that look the same",
+                    ascii_escaped(&e.account),
+                    ascii_escaped(&first.account)
+                ),
+            )
+            .with_help("spell the id one way in every file (NFC, what most editors write)");
+            if let Some(list) = per_file.get_mut(e.file as usize) {
+                list.push(d);
+            }
+        }
+    }
+}
+
+/// `s` with every character outside ASCII written `\u{…}`, so that two spellings of one
+/// text show their difference.
+fn ascii_escaped(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_ascii() && !c.is_ascii_control() {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    out
 }
 
 /// Keeps the first definition of each account (entries sorted, stably) and reports the others.

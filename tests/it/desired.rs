@@ -455,7 +455,7 @@ fn users_tags_are_rejected() {
     let errs = users_errors(&[("users/a.yaml", "users:\n  u1: {city: !custom x}\n")]);
     assert_eq!(
         errs,
-        ["users/a.yaml:2:14: users.u1.city: YAML tags (`!name value`) are not supported; remove the tag"]
+        ["users/a.yaml:2:14: users.u1.city: the YAML tag `!custom` is not supported (only `!!str` is); remove it, and quote the value if it is text"]
     );
 }
 

@@ -218,3 +218,118 @@ fn a_users_file_that_declares_no_users_is_an_error() {
     let err = p.run(&["validate"]).expect(0).stderr();
     assert!(err.contains("1 user"), "{err}");
 }
+
+/// The desired state as the JSON plan shows it: account → `after`.
+fn planned(p: &Project) -> serde_json::Value {
+    let out = p.run(&["plan", "--format", "json"]).expect(0).stdout();
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut after = serde_json::Map::new();
+    for c in plan["changes"].as_array().unwrap() {
+        after.insert(c["account"].as_str().unwrap().to_owned(), c["after"].clone());
+    }
+    serde_json::Value::Object(after)
+}
+
+#[test]
+fn merge_keys_merge_and_explicit_keys_win() {
+    let p = project();
+    p.write_users(
+        "a.yaml",
+        "defaults:\n  <<: {tier: free}\nusers:\n  u1: &base {sex: m, city: x}\n  u2: {<<: *base, city: y}\n  u3:\n    <<: [*base, {tier: gold, city: z}]\n    sex: f\n  u4: {\"<<\": x}\n",
+    );
+    let err = p.run(&["validate"]).expect(1).stderr();
+    // The quoted "<<" is an attribute name like any other (undeclared here).
+    assert!(err.contains("a.yaml:9:8") && err.contains("\"<<\""), "{err}");
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    p.write_users(
+        "a.yaml",
+        "defaults:\n  <<: {tier: free}\nusers:\n  u1: &base {sex: m, city: x}\n  u2: {<<: *base, city: y}\n  u3:\n    <<: [*base, {tier: gold, city: z}]\n    sex: f\n",
+    );
+    let after = planned(&p);
+    assert_eq!(
+        after,
+        serde_json::json!({
+            "u1": {"sex": "m", "city": "x", "tier": "free"},
+            "u2": {"sex": "m", "city": "y", "tier": "free"},
+            "u3": {"sex": "f", "city": "x", "tier": "gold"},
+        })
+    );
+    p.write_users("a.yaml", "users:\n  u1: {<<: 1}\n  u2: {<<: [x]}\n");
+    let err = p.run(&["validate"]).expect(1).stderr();
+    assert_eq!(err.matches("merge key `<<`").count(), 2, "{err}");
+}
+
+#[test]
+fn tags_other_than_str_are_errors_naming_the_tag_and_hide_nothing() {
+    let p = project();
+    p.write_users(
+        "a.yaml",
+        "users:\n  u1: {sex: !!bool \"yes\"}\n  u2: {sex: !!binary aGk=}\n  u3: {city: !!timestamp 2001-12-14}\n  u4: {city: !custom x}\n  u5: {tier: 42}\n  u6: !!map {sex: m}\n  u7: {sex: !!str 1}\n",
+    );
+    let err = p.run(&["validate"]).expect(1).stderr();
+    for (at, tag) in [
+        ("a.yaml:2:13", "`!!bool`"),
+        ("a.yaml:3:13", "`!!binary`"),
+        ("a.yaml:4:14", "`!!timestamp`"),
+        ("a.yaml:5:14", "`!custom`"),
+        ("a.yaml:7:7", "`!!map`"),
+    ] {
+        assert!(
+            err.lines().any(|l| l.contains(at) && l.contains(tag)),
+            "{at} {tag}: {err}"
+        );
+    }
+    // The number after the tags is still found; `!!str 1` is the string "1".
+    assert!(err.contains("a.yaml:6:14"), "{err}");
+    assert!(err.contains("6 errors found"), "{err}");
+}
+
+#[test]
+fn a_yaml_1_1_directive_changes_nothing() {
+    let p = project();
+    let body = "users:\n  u1: {sex: yes, city: on, tier: \"0o17\"}\n";
+    p.write_users("a.yaml", body);
+    let plain = planned(&p);
+    p.write_users("a.yaml", &format!("%YAML 1.1\n---\n{body}"));
+    assert_eq!(planned(&p), plain);
+    p.write_users("a.yaml", "%YAML 1.1\n---\nusers:\n  u1: {sex: 0x1F}\n");
+    let err = p.run(&["validate"]).expect(1).stderr();
+    assert!(err.contains("a.yaml:4:13") && err.contains("quote it"), "{err}");
+}
+
+#[test]
+fn a_50_mb_line_is_cut_in_the_excerpt() {
+    let p = project();
+    let long = "x".repeat(50 << 20);
+    p.write_users("a.yaml", &format!("users:\n  u1: {{sex: \"{long}\", city: 1}}\n"));
+    let run = p.run(&["validate"]).expect(1);
+    let err = run.stderr();
+    assert!(err.len() < 4_000, "{} bytes of stderr", err.len());
+    assert!(err.contains("bytes long") && err.contains('…'), "{err}");
+    for line in err.lines() {
+        assert!(line.chars().count() <= 220, "{line}");
+    }
+}
+
+#[test]
+fn nfc_and_nfd_spellings_of_one_id_are_told_apart() {
+    let p = project();
+    let nfc = "caf\u{e9}";
+    let nfd = "cafe\u{301}";
+    p.write_users("a.yaml", &format!("users:\n  {nfc}: {{sex: m}}\n"));
+    p.write_users("b.yaml", &format!("users:\n  {nfd}: {{sex: f}}\n"));
+    let err = p.run(&["validate"]).expect(1).stderr();
+    assert!(err.contains("differs only in Unicode normalisation"), "{err}");
+    assert!(err.contains(r"cafe\u{301}") && err.contains(r"caf\u{e9}"), "{err}");
+    assert!(err.contains("b.yaml:2:3") && err.contains("a.yaml:2:3"), "{err}");
+    // The same inside one file, where the general parser reads a big plain file too.
+    let mut big = String::from("users:\n");
+    for i in 0..2000 {
+        big.push_str(&format!("  user{i:05}: {{sex: m}}\n"));
+    }
+    big.push_str(&format!("  {nfc}: {{sex: m}}\n  {nfd}: {{sex: m}}\n"));
+    std::fs::remove_file(p.path().join("users/b.yaml")).unwrap();
+    p.write_users("a.yaml", &big);
+    let err = p.run(&["validate"]).expect(1).stderr();
+    assert!(err.contains("differs only in Unicode normalisation"), "{err}");
+}
