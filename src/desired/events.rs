@@ -392,7 +392,7 @@ fn too_deep(pos: Pos) -> Hard {
 fn written(tag: &Tag) -> String {
     let shown = if tag.is_yaml_core_schema() {
         format!("!!{}", tag.suffix)
-    } else if tag.handle == "!" || tag.handle.is_empty() {
+    } else if tag.handle == "!" {
         format!("!{}", tag.suffix)
     } else {
         format!("!<{}{}>", tag.handle, tag.suffix)
