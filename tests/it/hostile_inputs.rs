@@ -333,3 +333,33 @@ fn nfc_and_nfd_spellings_of_one_id_are_told_apart() {
     let err = p.run(&["validate"]).expect(1).stderr();
     assert!(err.contains("differs only in Unicode normalisation"), "{err}");
 }
+
+/// Random passwords, given raw (`PGPASSWORD`) and percent-encoded (`TIMATTR_STATE`), never
+/// show in any output under `-vvv`, in any spelling.
+#[test]
+fn random_passwords_never_reach_any_output() {
+    use rand::{distributions::Alphanumeric, Rng};
+    let p = project();
+    let mut rng = rand::thread_rng();
+    for _ in 0..3 {
+        let core: String = (&mut rng).sample_iter(&Alphanumeric).take(12).map(char::from).collect();
+        let password = format!("{core}@:/?#%é");
+        let encoded: String = password
+            .bytes()
+            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect();
+        p.write_users("a.yaml", &format!("users:\n  u1: {{sex: \"{core}\"}}\n"));
+        let url = format!("postgres://root:{encoded}@127.0.0.1:1/x?sslmode=disable&connect_timeout=1");
+        for args in [&["-vvv", "plan"][..], &["-vvv", "state", "list"][..], &["-vvv", "validate"][..]] {
+            let (_, out, err) = run_env(
+                &p,
+                args,
+                &[("PGPASSWORD", os(&password)), ("TIMATTR_STATE", os(&url))],
+            );
+            for spelling in [&password, &encoded, &core] {
+                assert!(!out.contains(spelling.as_str()), "{args:?} {spelling}: {out}");
+                assert!(!err.contains(spelling.as_str()), "{args:?} {spelling}: {err}");
+            }
+        }
+    }
+}
