@@ -259,7 +259,10 @@ mod tests {
         let d = Diagnostic::new(Path::new("u.yaml"), 2, 8, "x").with_source("\tcity:\t42", 2);
         let shown = d.to_string();
         let lines: Vec<&str> = shown.lines().collect();
-        assert_eq!(lines[2], format!("2 | {}city:{}42", " ".repeat(8), " ".repeat(3)));
+        assert_eq!(
+            lines[2],
+            format!("2 | {}city:{}42", " ".repeat(8), " ".repeat(3))
+        );
         assert_eq!(lines[3], format!("  | {}^^", " ".repeat(16)));
     }
 

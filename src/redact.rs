@@ -94,7 +94,10 @@ pub fn register(secret: &str) -> bool {
         return false;
     }
     let mut guard = SECRETS.write().unwrap_or_else(|e| e.into_inner());
-    let mut needles = guard.as_ref().map(|s| s.needles.clone()).unwrap_or_default();
+    let mut needles = guard
+        .as_ref()
+        .map(|s| s.needles.clone())
+        .unwrap_or_default();
     let before = needles.len();
     needles.extend(new.into_iter().map(String::into_bytes));
     needles.sort();

@@ -293,9 +293,7 @@ impl<'a> UrlParts<'a> {
             Some(i) => (&rest[..i], Some(&rest[i + 1..])),
             None => (rest, None),
         };
-        let (authority, path) = before_query
-            .split_once('/')
-            .unwrap_or((before_query, ""));
+        let (authority, path) = before_query.split_once('/').unwrap_or((before_query, ""));
         // An `@` after the authority is the end of a user info cut short by an unencoded
         // `/`, `?` or `#` in the password.
         let late_at = path.contains('@') || query.is_some_and(|q| q.contains('@'));
@@ -351,8 +349,10 @@ impl DatabaseUrl {
             return Err(format!("`{}://` is not a PostgreSQL URL", parts.scheme));
         }
         let in_query = parts.query.is_some_and(|q| {
-            q.split('&')
-                .any(|kv| kv.split_once('=').is_some_and(|(k, v)| k == "dbname" && !v.is_empty()))
+            q.split('&').any(|kv| {
+                kv.split_once('=')
+                    .is_some_and(|(k, v)| k == "dbname" && !v.is_empty())
+            })
         });
         if parts.dbname.is_empty() && !in_query {
             return Err(format!(

@@ -150,8 +150,14 @@ fn ambiguity(doc: &Value) -> Option<String> {
     }
     if let Some(names) = obj.get("AttrNames").and_then(Value::as_object) {
         let mut seen = std::collections::HashSet::new();
-        if names.values().filter_map(Value::as_str).any(|n| !seen.insert(n)) {
-            return Some("an ambiguous answer: one attribute name is in two slots of `AttrNames`".into());
+        if names
+            .values()
+            .filter_map(Value::as_str)
+            .any(|n| !seen.insert(n))
+        {
+            return Some(
+                "an ambiguous answer: one attribute name is in two slots of `AttrNames`".into(),
+            );
         }
     }
     None
@@ -390,13 +396,25 @@ mod tests {
         );
         assert!(why.contains("repeated"), "{why}");
         for body in [
-            format!(r#"{{{env},"UserAttrs":[{{"To_Account":"u","Attrs":{{"sex":"m","sex":"f"}}}}]}}"#),
-            format!(r#"{{{env},"UserAttrs":[{{"To_Account":"u","To_Account":"v","Attrs":{{}}}}]}}"#),
+            format!(
+                r#"{{{env},"UserAttrs":[{{"To_Account":"u","Attrs":{{"sex":"m","sex":"f"}}}}]}}"#
+            ),
+            format!(
+                r#"{{{env},"UserAttrs":[{{"To_Account":"u","To_Account":"v","Attrs":{{}}}}]}}"#
+            ),
             format!(r#"{{{env},"UserAttrs":[],"UserAttrs":[{{"To_Account":"u","Attrs":{{}}}}]}}"#),
-            format!(r#"{{{env},"UserAttrs":[{{"To_Account":"u","Attrs":{{"sex":"m"}}}},{{"To_Account":"u","Attrs":{{"sex":"f"}}}}]}}"#),
-            format!(r#"{{{env},"UserAttrs":[{{"To_Account":"u","Attrs":{{}}}}],"ErrorList":[{{"ErrorCode":70107,"To_Account":"u"}}]}}"#),
+            format!(
+                r#"{{{env},"UserAttrs":[{{"To_Account":"u","Attrs":{{"sex":"m"}}}},{{"To_Account":"u","Attrs":{{"sex":"f"}}}}]}}"#
+            ),
+            format!(
+                r#"{{{env},"UserAttrs":[{{"To_Account":"u","Attrs":{{}}}}],"ErrorList":[{{"ErrorCode":70107,"To_Account":"u"}}]}}"#
+            ),
         ] {
-            assert!(attrs(&body).contains("ambiguous"), "{body}: {}", attrs(&body));
+            assert!(
+                attrs(&body).contains("ambiguous"),
+                "{body}: {}",
+                attrs(&body)
+            );
         }
         let tags = format!(
             r#"{{{env},"UserTags":[{{"To_Account":"u","Tags":["a"]}},{{"To_Account":"u","Tags":[]}}]}}"#

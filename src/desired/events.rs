@@ -521,12 +521,21 @@ mod tests {
             .collect();
         assert_eq!(
             shown,
-            [(1, 4, "!x"), (2, 4, "!!bool"), (3, 4, "!!binary"), (4, 4, "!!map"), (6, 4, "!<tag:e.com,1:t>")]
+            [
+                (1, 4, "!x"),
+                (2, 4, "!!bool"),
+                (3, 4, "!!binary"),
+                (4, 4, "!!map"),
+                (6, 4, "!<tag:e.com,1:t>")
+            ]
         );
         assert!(errors.iter().all(|h| h.tag));
         assert!(s.take_tag_errors().is_empty());
         // The `!!bool "yes"` is read as text, never as "yes" accepted silently.
-        assert_eq!(shown_of(text), "{ a '1' b 'yes' c 'aGk=' d { k v } e '1' f 'q' }");
+        assert_eq!(
+            shown_of(text),
+            "{ a '1' b 'yes' c 'aGk=' d { k v } e '1' f 'q' }"
+        );
     }
 
     fn shown_of(text: &str) -> String {

@@ -354,7 +354,11 @@ fn normalisation_twins(runs: &[Vec<Entry>], files: &[PathBuf], per_file: &mut [V
     ids.sort_by(|a, b| (&a.0, a.1.file, a.1.key).cmp(&(&b.0, b.1.file, b.1.key)));
     for group in ids.chunk_by(|a, b| a.0 == b.0) {
         let first = group[0].1;
-        for (_, e) in group.iter().skip(1).filter(|(_, e)| e.account != first.account) {
+        for (_, e) in group
+            .iter()
+            .skip(1)
+            .filter(|(_, e)| e.account != first.account)
+        {
             let Some(path) = files.get(e.file as usize) else {
                 continue;
             };

@@ -233,7 +233,11 @@ mod tests {
         let (found, _) = expand(d, "u/**/*.yaml").unwrap();
         assert_eq!(
             found,
-            [d.join("u/a.yaml"), d.join("u/x/b.yaml"), d.join("u/x/y/c.yaml")]
+            [
+                d.join("u/a.yaml"),
+                d.join("u/x/b.yaml"),
+                d.join("u/x/y/c.yaml")
+            ]
         );
         let (found, _) = expand(d, "u/*/b.yaml").unwrap();
         assert_eq!(found, [d.join("u/x/b.yaml")]);
@@ -255,7 +259,10 @@ mod tests {
             std::os::unix::fs::symlink(target, p.join("users").join(name)).unwrap();
             p.join("users").join(name)
         };
-        assert_eq!(inside(&p, &p.join("users/a.yaml")).unwrap(), p.join("users/a.yaml"));
+        assert_eq!(
+            inside(&p, &p.join("users/a.yaml")).unwrap(),
+            p.join("users/a.yaml")
+        );
         let inner = link(&p.join("users/a.yaml"), "inner.yaml");
         assert_eq!(inside(&p, &inner).unwrap(), p.join("users/a.yaml"));
         let out = link(&root.join("secret.yaml"), "out.yaml");

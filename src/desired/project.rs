@@ -676,11 +676,20 @@ mod tests {
         };
         let kv = |k: &str, v: &str| (k.to_owned(), v.to_owned());
         assert_eq!(shown(2), [kv("j", "Int(2)"), kv("k", "Int(9)")]);
-        assert_eq!(shown(3), [kv("j", "Int(2)"), kv("k", "Int(1)"), kv("m", "Int(5)")]);
+        assert_eq!(
+            shown(3),
+            [kv("j", "Int(2)"), kv("k", "Int(1)"), kv("m", "Int(5)")]
+        );
         // A quoted "<<" is an ordinary key.
         assert_eq!(shown(4), [kv("<<", "Str(\"x\")")]);
-        assert!(tree("a: {<<: 1}\n").unwrap_err().message.contains("merge key"));
-        assert!(tree("a: {<<: [x]}\n").unwrap_err().message.contains("merge key"));
+        assert!(tree("a: {<<: 1}\n")
+            .unwrap_err()
+            .message
+            .contains("merge key"));
+        assert!(tree("a: {<<: [x]}\n")
+            .unwrap_err()
+            .message
+            .contains("merge key"));
     }
 
     #[test]

@@ -115,20 +115,20 @@ pub(crate) fn walk(
 impl<'a> Walker<'a, '_> {
     fn document(&mut self, defaults: Option<&Defaults>) -> Result<Parsed, Hard> {
         let w = self;
-    let (first, at) = w.s.next()?;
-    let shape = match first {
-        Ev::MapStart => {
-            let parsed = w.top_map(at, defaults)?;
-            w.s.finish()?;
-            return Ok(parsed);
-        }
-        Ev::End => return Ok(Parsed::default()),
-        ev => w.describe_skip(&ev)?,
-    };
-    w.s.finish()?;
-    // A file without anything (null) is reported by the caller as declaring no users.
-    if shape != "null" {
-        w.problems.push(
+        let (first, at) = w.s.next()?;
+        let shape = match first {
+            Ev::MapStart => {
+                let parsed = w.top_map(at, defaults)?;
+                w.s.finish()?;
+                return Ok(parsed);
+            }
+            Ev::End => return Ok(Parsed::default()),
+            ev => w.describe_skip(&ev)?,
+        };
+        w.s.finish()?;
+        // A file without anything (null) is reported by the caller as declaring no users.
+        if shape != "null" {
+            w.problems.push(
             Problem::new(
                 at,
                 format!(
@@ -137,8 +137,8 @@ impl<'a> Walker<'a, '_> {
             )
             .help("users:\n    u1: {name: \"value\"}"),
         );
-    }
-    Ok(Parsed::default())
+        }
+        Ok(Parsed::default())
     }
 
     /// Reports the refused tags read so far, under the path of `at` when given.

@@ -32,7 +32,10 @@ fn users_files_outside_the_project_are_never_read() {
     let run = p.cmd(&["plan"]).env("LEAKY", SENTINEL).output().unwrap();
     let err = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{err}");
-    assert!(err.contains("env.yaml") && err.contains("outside the project directory"), "{err}");
+    assert!(
+        err.contains("env.yaml") && err.contains("outside the project directory"),
+        "{err}"
+    );
     assert!(!err.contains(SENTINEL) && !err.contains("LEAKY"), "{err}");
 
     std::fs::remove_file(p.path().join("users/env.yaml")).unwrap();
@@ -42,10 +45,17 @@ fn users_files_outside_the_project_are_never_read() {
         r#"["users/*.yaml", "users/../../*"]"#,
     ] {
         with_patterns(&p, pattern);
-        let run = p.cmd(&["validate"]).env("LEAKY", SENTINEL).output().unwrap();
+        let run = p
+            .cmd(&["validate"])
+            .env("LEAKY", SENTINEL)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&run.stderr);
         assert_eq!(run.status.code(), Some(1), "{pattern}: {err}");
-        assert!(err.contains("outside the project directory"), "{pattern}: {err}");
+        assert!(
+            err.contains("outside the project directory"),
+            "{pattern}: {err}"
+        );
         assert!(!err.contains(SENTINEL), "{pattern}: {err}");
     }
 }
@@ -65,7 +75,10 @@ fn a_symlink_inside_the_project_is_read() {
 fn file_names_that_are_not_utf8_are_read_and_shown_escaped() {
     let p = project();
     p.write_users("a.yaml", "users:\n  u1: {sex: m}\n");
-    let odd = p.path().join("users").join(std::ffi::OsStr::from_bytes(b"caf\xe9.yaml"));
+    let odd = p
+        .path()
+        .join("users")
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9.yaml"));
     std::fs::write(&odd, "users:\n  u2: {sex: f}\n").unwrap();
     let err = p.run(&["validate"]).expect(0).stderr();
     assert!(err.contains("2 users"), "{err}");
@@ -79,7 +92,6 @@ fn file_names_that_are_not_utf8_are_read_and_shown_escaped() {
     let err = p.run(&["validate"]).expect(0).stderr();
     assert!(err.contains("1 user"), "{err}");
 }
-
 
 /// A run of `p` with `envs` set, as (code, stdout, stderr).
 fn run_env(p: &Project, args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> (i32, String, String) {
@@ -104,15 +116,28 @@ fn state_locations_follow_the_rules() {
     let p = project();
     p.write_users("a.yaml", "users:\n  u1: {sex: m}\n");
     for (value, says) in [
-        ("postgress://root@127.0.0.1:5432/x", "did you mean `postgres://`?"),
-        ("mysql://root@127.0.0.1/x", "unknown state scheme `mysql://`"),
+        (
+            "postgress://root@127.0.0.1:5432/x",
+            "did you mean `postgres://`?",
+        ),
+        (
+            "mysql://root@127.0.0.1/x",
+            "unknown state scheme `mysql://`",
+        ),
         ("postgres://root@127.0.0.1:5432", "names no database"),
         ("postgresql://root@127.0.0.1:5432/", "names no database"),
     ] {
         let (code, _, err) = run_env(&p, &["plan"], &[("TIMATTR_STATE", os(value))]);
         assert_eq!(code, 1, "{value}: {err}");
-        assert!(err.contains("TIMATTR_STATE") && err.contains(says), "{value}: {err}");
-        let entries: Vec<_> = std::fs::read_dir(p.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(
+            err.contains("TIMATTR_STATE") && err.contains(says),
+            "{value}: {err}"
+        );
+        let entries: Vec<_> = std::fs::read_dir(p.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert!(
             !entries.iter().any(|n| n.to_string_lossy().contains(':')),
             "{value}: a directory named after the URL: {entries:?}"
@@ -122,7 +147,10 @@ fn state_locations_follow_the_rules() {
     let (code, _, err) = run_env(
         &p,
         &["plan"],
-        &[("TIMATTR_STATE", os("POSTGRES://root@127.0.0.1:1/x?sslmode=disable&connect_timeout=2"))],
+        &[(
+            "TIMATTR_STATE",
+            os("POSTGRES://root@127.0.0.1:1/x?sslmode=disable&connect_timeout=2"),
+        )],
     );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("PostgreSQL"), "{err}");
@@ -149,7 +177,10 @@ fn a_password_with_reserved_characters_is_refused_without_a_fragment() {
             let (code, out, err) = run_env(&p, args, &[("TIMATTR_STATE", os(url))]);
             assert_eq!(code, 1, "{url}: {err}");
             assert!(err.contains("percent-encode"), "{url}: {err}");
-            assert!(!err.contains("LEAK") && !out.contains("LEAK"), "{url}: {err}");
+            assert!(
+                !err.contains("LEAK") && !out.contains("LEAK"),
+                "{url}: {err}"
+            );
         }
     }
 }
@@ -158,11 +189,20 @@ fn a_password_with_reserved_characters_is_refused_without_a_fragment() {
 fn a_password_in_the_project_file_is_not_shown_in_the_excerpt() {
     let p = project();
     p.write_users("a.yaml", "users:\n  u1: {sex: m}\n");
-    p.write_project(NAMES, "state: postgres://root:hunter2xyz@127.0.0.1:5432/timattr\n");
+    p.write_project(
+        NAMES,
+        "state: postgres://root:hunter2xyz@127.0.0.1:5432/timattr\n",
+    );
     let err = p.run(&["validate"]).expect(1).stderr();
-    assert!(err.contains("PGPASSWORD") && err.contains("timattr.yaml:"), "{err}");
+    assert!(
+        err.contains("PGPASSWORD") && err.contains("timattr.yaml:"),
+        "{err}"
+    );
     assert!(!err.contains("hunter2xyz"), "{err}");
-    assert!(err.contains("***"), "the excerpt is still shown, masked: {err}");
+    assert!(
+        err.contains("***"),
+        "the excerpt is still shown, masked: {err}"
+    );
 }
 
 #[test]
@@ -170,25 +210,45 @@ fn secrets_never_reach_any_output_at_any_verbosity() {
     let p = project();
     let password = "pgPw-Qx7-secret";
     // A value that happens to hold the password, and a broken line that quotes it.
-    p.write_users("a.yaml", &format!("users:\n  u1: {{sex: \"{password}\"}}\n"));
+    p.write_users(
+        "a.yaml",
+        &format!("users:\n  u1: {{sex: \"{password}\"}}\n"),
+    );
     let envs = [("PGPASSWORD", os(password))];
-    for args in [&["-vvv", "plan"][..], &["-vvv", "plan", "--format", "json"][..], &["-vvv", "apply", "--auto-approve"][..], &["-vvv", "drift"][..]] {
+    for args in [
+        &["-vvv", "plan"][..],
+        &["-vvv", "plan", "--format", "json"][..],
+        &["-vvv", "apply", "--auto-approve"][..],
+        &["-vvv", "drift"][..],
+    ] {
         let (_, out, err) = run_env(&p, args, &envs);
-        assert!(!out.contains(password) && !err.contains(password), "{args:?}: {out}{err}");
+        assert!(
+            !out.contains(password) && !err.contains(password),
+            "{args:?}: {out}{err}"
+        );
     }
     let (_, out, _) = run_env(&p, &["plan", "--format", "json"], &envs);
     assert!(!out.contains(password), "{out}");
-    p.write_users("a.yaml", &format!("users:\n  u1: {{sex: [\"{password}\"]}}\n"));
+    p.write_users(
+        "a.yaml",
+        &format!("users:\n  u1: {{sex: [\"{password}\"]}}\n"),
+    );
     let (code, out, err) = run_env(&p, &["-vvv", "validate"], &envs);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("a.yaml:2:") && err.contains("***"), "{err}");
     assert!(!out.contains(password) && !err.contains(password), "{err}");
     let summary = p.path().join("summary.md");
-    p.write_users("a.yaml", &format!("users:\n  u2: {{sex: \"{password}\"}}\n"));
+    p.write_users(
+        "a.yaml",
+        &format!("users:\n  u2: {{sex: \"{password}\"}}\n"),
+    );
     let (_, _, err) = run_env(
         &p,
         &["apply", "--auto-approve"],
-        &[("PGPASSWORD", os(password)), ("GITHUB_STEP_SUMMARY", summary.as_os_str())],
+        &[
+            ("PGPASSWORD", os(password)),
+            ("GITHUB_STEP_SUMMARY", summary.as_os_str()),
+        ],
     );
     let written = std::fs::read_to_string(&summary).unwrap_or_default();
     assert!(!written.is_empty(), "{err}");
@@ -211,8 +271,14 @@ fn a_users_file_that_declares_no_users_is_an_error() {
     ] {
         p.write_users("b.yaml", text);
         let err = p.run(&["validate"]).expect(1).stderr();
-        assert!(err.contains("b.yaml") && err.contains(says), "{text:?}: {err}");
-        assert!(err.contains("users: {}"), "{text:?}: the hint names the way: {err}");
+        assert!(
+            err.contains("b.yaml") && err.contains(says),
+            "{text:?}: {err}"
+        );
+        assert!(
+            err.contains("users: {}"),
+            "{text:?}: the hint names the way: {err}"
+        );
     }
     p.write_users("b.yaml", "# intentionally empty\nusers: {}\n");
     let err = p.run(&["validate"]).expect(0).stderr();
@@ -225,7 +291,10 @@ fn planned(p: &Project) -> serde_json::Value {
     let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
     let mut after = serde_json::Map::new();
     for c in plan["changes"].as_array().unwrap() {
-        after.insert(c["account"].as_str().unwrap().to_owned(), c["after"].clone());
+        after.insert(
+            c["account"].as_str().unwrap().to_owned(),
+            c["after"].clone(),
+        );
     }
     serde_json::Value::Object(after)
 }
@@ -239,7 +308,10 @@ fn merge_keys_merge_and_explicit_keys_win() {
     );
     let err = p.run(&["validate"]).expect(1).stderr();
     // The quoted "<<" is an attribute name like any other (undeclared here).
-    assert!(err.contains("a.yaml:9:8") && err.contains("\"<<\""), "{err}");
+    assert!(
+        err.contains("a.yaml:9:8") && err.contains("\"<<\""),
+        "{err}"
+    );
     assert_eq!(err.matches("error:").count(), 1, "{err}");
     p.write_users(
         "a.yaml",
@@ -294,14 +366,20 @@ fn a_yaml_1_1_directive_changes_nothing() {
     assert_eq!(planned(&p), plain);
     p.write_users("a.yaml", "%YAML 1.1\n---\nusers:\n  u1: {sex: 0x1F}\n");
     let err = p.run(&["validate"]).expect(1).stderr();
-    assert!(err.contains("a.yaml:4:13") && err.contains("quote it"), "{err}");
+    assert!(
+        err.contains("a.yaml:4:13") && err.contains("quote it"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_50_mb_line_is_cut_in_the_excerpt() {
     let p = project();
     let long = "x".repeat(50 << 20);
-    p.write_users("a.yaml", &format!("users:\n  u1: {{sex: \"{long}\", city: 1}}\n"));
+    p.write_users(
+        "a.yaml",
+        &format!("users:\n  u1: {{sex: \"{long}\", city: 1}}\n"),
+    );
     let run = p.run(&["validate"]).expect(1);
     let err = run.stderr();
     assert!(err.len() < 4_000, "{} bytes of stderr", err.len());
@@ -319,9 +397,18 @@ fn nfc_and_nfd_spellings_of_one_id_are_told_apart() {
     p.write_users("a.yaml", &format!("users:\n  {nfc}: {{sex: m}}\n"));
     p.write_users("b.yaml", &format!("users:\n  {nfd}: {{sex: f}}\n"));
     let err = p.run(&["validate"]).expect(1).stderr();
-    assert!(err.contains("differs only in Unicode normalisation"), "{err}");
-    assert!(err.contains(r"cafe\u{301}") && err.contains(r"caf\u{e9}"), "{err}");
-    assert!(err.contains("b.yaml:2:3") && err.contains("a.yaml:2:3"), "{err}");
+    assert!(
+        err.contains("differs only in Unicode normalisation"),
+        "{err}"
+    );
+    assert!(
+        err.contains(r"cafe\u{301}") && err.contains(r"caf\u{e9}"),
+        "{err}"
+    );
+    assert!(
+        err.contains("b.yaml:2:3") && err.contains("a.yaml:2:3"),
+        "{err}"
+    );
     // The same inside one file, where the general parser reads a big plain file too.
     let mut big = String::from("users:\n");
     for i in 0..2000 {
@@ -331,7 +418,10 @@ fn nfc_and_nfd_spellings_of_one_id_are_told_apart() {
     std::fs::remove_file(p.path().join("users/b.yaml")).unwrap();
     p.write_users("a.yaml", &big);
     let err = p.run(&["validate"]).expect(1).stderr();
-    assert!(err.contains("differs only in Unicode normalisation"), "{err}");
+    assert!(
+        err.contains("differs only in Unicode normalisation"),
+        "{err}"
+    );
 }
 
 /// Random passwords, given raw (`PGPASSWORD`) and percent-encoded (`TIMATTR_STATE`), never
@@ -342,23 +432,44 @@ fn random_passwords_never_reach_any_output() {
     let p = project();
     let mut rng = rand::thread_rng();
     for _ in 0..3 {
-        let core: String = (&mut rng).sample_iter(&Alphanumeric).take(12).map(char::from).collect();
+        let core: String = (&mut rng)
+            .sample_iter(&Alphanumeric)
+            .take(12)
+            .map(char::from)
+            .collect();
         let password = format!("{core}@:/?#%é");
         let encoded: String = password
             .bytes()
-            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
             .collect();
         p.write_users("a.yaml", &format!("users:\n  u1: {{sex: \"{core}\"}}\n"));
-        let url = format!("postgres://root:{encoded}@127.0.0.1:1/x?sslmode=disable&connect_timeout=1");
-        for args in [&["-vvv", "plan"][..], &["-vvv", "state", "list"][..], &["-vvv", "validate"][..]] {
+        let url =
+            format!("postgres://root:{encoded}@127.0.0.1:1/x?sslmode=disable&connect_timeout=1");
+        for args in [
+            &["-vvv", "plan"][..],
+            &["-vvv", "state", "list"][..],
+            &["-vvv", "validate"][..],
+        ] {
             let (_, out, err) = run_env(
                 &p,
                 args,
                 &[("PGPASSWORD", os(&password)), ("TIMATTR_STATE", os(&url))],
             );
             for spelling in [&password, &encoded, &core] {
-                assert!(!out.contains(spelling.as_str()), "{args:?} {spelling}: {out}");
-                assert!(!err.contains(spelling.as_str()), "{args:?} {spelling}: {err}");
+                assert!(
+                    !out.contains(spelling.as_str()),
+                    "{args:?} {spelling}: {out}"
+                );
+                assert!(
+                    !err.contains(spelling.as_str()),
+                    "{args:?} {spelling}: {err}"
+                );
             }
         }
     }

@@ -600,7 +600,8 @@ fn ambiguous_answers_are_never_recorded() {
     let listed_twice = format!(
         r#"{{{env},"UserAttrs":[{{"To_Account":"user00000","Attrs":{{"sex":"a"}}}},{{"To_Account":"user00000","Attrs":{{"sex":"b"}}}}]}}"#
     );
-    r.hostile.set_script(only(command::GET_ATTR, Act::ok(&listed_twice)));
+    r.hostile
+        .set_script(only(command::GET_ATTR, Act::ok(&listed_twice)));
     let run = p.run(&["import"]).expect(1);
     assert!(run.stderr().contains("listed twice"), "{}", run.stderr());
     assert_eq!(claims(&p), 0, "import recorded an ambiguous read");
