@@ -48,6 +48,10 @@ impl Exit {
 /// Runs the command line and prints any error on stderr.
 pub fn main(cli: Cli) -> ExitCode {
     crate::redact::register_environment();
+    // A panic's message passes the redaction step like every other output.
+    std::panic::set_hook(Box::new(|info| {
+        crate::redact::eprintln(&crate::render::escape_text(&info.to_string()));
+    }));
     init_logging(&cli.global);
     match run(cli) {
         Ok(exit) => ExitCode::from(exit.code()),
