@@ -166,6 +166,37 @@ pub fn text(text: &str) -> Cow<'_, str> {
     Cow::Owned(m.replace_all(text, &vec![MASK; set.needles.len()]))
 }
 
+/// Whether any secret is registered (when none is, a gzip output need not be re-encoded).
+pub fn active() -> bool {
+    current().is_some_and(|s| s.matcher.is_some())
+}
+
+/// A writer for gzip bytes produced elsewhere (the store's export): they are inflated,
+/// masked as text and compressed again, so that the redaction step sees what the file says.
+pub struct Gzip<W: Write>(flate2::write::GzDecoder<Writer<flate2::write::GzEncoder<W>>>);
+
+impl<W: Write> Gzip<W> {
+    pub fn new(out: W) -> Gzip<W> {
+        let encoder = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+        Gzip(flate2::write::GzDecoder::new(Writer::new(encoder)))
+    }
+
+    /// Completes the gzip output and returns the inner writer.
+    pub fn finish(self) -> io::Result<W> {
+        self.0.finish()?.into_inner()?.finish()
+    }
+}
+
+impl<W: Write> Write for Gzip<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
 /// Writes `line` and a newline to stderr, redacted; errors are ignored (stderr is gone).
 pub fn eprintln(line: &str) {
     let mut err = Writer::new(io::stderr().lock());
@@ -185,6 +216,11 @@ impl<W: Write> Writer<W> {
             inner: Some(inner),
             pending: Vec::new(),
         }
+    }
+
+    /// The inner writer (what was written may still be held back).
+    pub fn get_ref(&self) -> &W {
+        self.inner.as_ref().expect("present until dropped")
     }
 
     /// Writes out what is held back and returns the inner writer.
@@ -284,6 +320,23 @@ mod tests {
             let streamed = String::from_utf8(through(line.as_bytes(), &[9, 10, 11])).unwrap();
             assert_eq!(streamed, out, "{line}");
         }
+    }
+
+    #[test]
+    fn gzip_outputs_are_masked_inside() {
+        use std::io::Read as _;
+        register("gz-Secret-77");
+        let mut plain = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        plain.write_all(b"{\"v\":\"gz-Secret-77\"}\n").unwrap();
+        let compressed = plain.finish().unwrap();
+        let mut g = Gzip::new(Vec::new());
+        for piece in compressed.chunks(7) {
+            g.write_all(piece).unwrap();
+        }
+        let out = g.finish().unwrap();
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&out[..]).read_to_string(&mut text).unwrap();
+        assert_eq!(text, "{\"v\":\"***\"}\n");
     }
 
     #[test]
