@@ -811,6 +811,8 @@ fn start_emulator(rt: &tokio::runtime::Runtime) -> Result<timattr::emulator::Run
         fault_rate: 0.0,
         data: None,
         rate_limit: 100,
+        simulate: Default::default(),
+        read_only_data: false,
     };
     rt.block_on(timattr::emulator::start(cfg))
         .map_err(|e| e.to_string())

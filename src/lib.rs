@@ -32,6 +32,7 @@
 //! - [`files`] replaces output files atomically and reads gzip input with a size cap.
 //! - [`redact`] is the one redaction step before every output: registered secrets become `***`.
 //! - [`escape`] is how every output shows control and bidirectional characters.
+//! - [`provenance`] is who and what a run is (actor, commit, CI run URL), as history records it.
 //! - [`clock`] is the wall clock in Unix seconds (usersigs, history, exports).
 //! - [`suggest`] finds the known word a typo meant ("did you mean `city`?").
 //! - [`schema`] holds the JSON Schemas of the project and users files, for editors.
@@ -55,6 +56,7 @@ pub mod limiter;
 pub mod model;
 pub mod ops;
 pub mod plan;
+pub mod provenance;
 pub mod redact;
 pub mod render;
 pub mod schema;

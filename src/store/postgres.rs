@@ -376,6 +376,7 @@ pub struct WriterInfo {
 }
 
 mod copy;
+pub mod probe;
 mod read;
 mod restore;
 pub mod write;

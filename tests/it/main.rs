@@ -16,6 +16,7 @@ mod completions;
 mod desired;
 mod desired_inputs;
 mod desired_tags;
+mod doctor;
 mod drift;
 mod drift_tags;
 mod emulator;

@@ -103,7 +103,7 @@ pub(super) async fn lock(
 }
 
 /// The "locked by" error, naming the holder as its row says.
-async fn holder(client: &Client, t: &Target) -> Result<PgError> {
+pub(super) async fn holder(client: &Client, t: &Target) -> Result<PgError> {
     let row = client
         .query_opt(
             "SELECT command, host, pid, since FROM timattr_locks WHERE project = $1",
