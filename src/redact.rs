@@ -335,7 +335,9 @@ mod tests {
         }
         let out = g.finish().unwrap();
         let mut text = String::new();
-        flate2::read::GzDecoder::new(&out[..]).read_to_string(&mut text).unwrap();
+        flate2::read::GzDecoder::new(&out[..])
+            .read_to_string(&mut text)
+            .unwrap();
         assert_eq!(text, "{\"v\":\"***\"}\n");
     }
 

@@ -126,8 +126,9 @@ pub fn export(settings: &Settings, file: Option<&Path>, out: impl Write) -> Resu
             .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
             count
         }
-        None => export_redacted(&store, out)
-            .map_err(|e| Error::io("cannot write the export", e))?,
+        None => {
+            export_redacted(&store, out).map_err(|e| Error::io("cannot write the export", e))?
+        }
     };
     let meta = store.meta();
     Ok(Exported {

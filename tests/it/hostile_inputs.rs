@@ -254,8 +254,14 @@ fn secrets_never_reach_any_output_at_any_verbosity() {
     assert!(!written.is_empty(), "{err}");
     assert!(!written.contains(password), "{written}");
     // Files: a saved plan and an export hold the text masked (inside their gzip).
-    p.write_users("a.yaml", &format!("users:\n  u3: {{sex: \"{password}\"}}\n"));
-    for args in [&["plan", "--out", "p.plan"][..], &["state", "export", "--out", "b.gz"][..]] {
+    p.write_users(
+        "a.yaml",
+        &format!("users:\n  u3: {{sex: \"{password}\"}}\n"),
+    );
+    for args in [
+        &["plan", "--out", "p.plan"][..],
+        &["state", "export", "--out", "b.gz"][..],
+    ] {
         let (code, _, err) = run_env(&p, args, &envs);
         assert_eq!(code, 0, "{args:?}: {err}");
     }
@@ -264,7 +270,10 @@ fn secrets_never_reach_any_output_at_any_verbosity() {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
             .unwrap();
-        assert!(text.contains("***") && !text.contains(password), "{file}: {text}");
+        assert!(
+            text.contains("***") && !text.contains(password),
+            "{file}: {text}"
+        );
     }
 }
 
