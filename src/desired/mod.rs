@@ -11,6 +11,10 @@
 //! lean model (`users.rs`); a file of several MB is also cut into pieces parsed in parallel
 //! (`chunks.rs`), so one big file uses every core too. Text in the plain shape of generated
 //! files takes a fast path (`fast.rs`) that gives up, to the general parser, on anything else.
+//!
+//! Which files are users files, and that they lie inside the project directory, is
+//! `paths.rs`; a file that declares no users, and two ids that differ only in Unicode
+//! normalisation, are refused here, after either reader.
 
 mod chunks;
 mod events;

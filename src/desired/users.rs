@@ -8,7 +8,9 @@
 //! under every user of the same file, the user's values winning. The key `tags` (never an
 //! attribute name) holds a list of 1..=100 distinct strings of 1..=50 bytes; a user's own list
 //! replaces the list in `defaults`. Tags, like values, may hold any character: every output
-//! escapes them, whereas an account id is also a key the tool matches on.
+//! escapes them, whereas an account id is also a key the tool matches on. A plain `<<` in a
+//! user's map or in `defaults` is a YAML merge key (`<<: *base`, `<<: [*a, *b]`): the merged
+//! maps' values are checked like the map's own and go under them, the earlier merge first.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -113,30 +115,26 @@ pub(crate) fn walk(
 }
 
 impl<'a> Walker<'a, '_> {
+    /// The document: a map with `users` (and `defaults`), or nothing at all.
     fn document(&mut self, defaults: Option<&Defaults>) -> Result<Parsed, Hard> {
-        let w = self;
-        let (first, at) = w.s.next()?;
+        let (first, at) = self.s.next()?;
         let shape = match first {
             Ev::MapStart => {
-                let parsed = w.top_map(at, defaults)?;
-                w.s.finish()?;
+                let parsed = self.top_map(at, defaults)?;
+                self.s.finish()?;
                 return Ok(parsed);
             }
             Ev::End => return Ok(Parsed::default()),
-            ev => w.describe_skip(&ev)?,
+            ev => self.describe_skip(&ev)?,
         };
-        w.s.finish()?;
+        self.s.finish()?;
         // A file without anything (null) is reported by the caller as declaring no users.
         if shape != "null" {
-            w.problems.push(
-            Problem::new(
-                at,
-                format!(
-                    "a users file must be a map with `users` (and optionally `defaults`), not {shape}"
-                ),
-            )
-            .help("users:\n    u1: {name: \"value\"}"),
-        );
+            let message = format!(
+                "a users file must be a map with `users` (and optionally `defaults`), not {shape}"
+            );
+            self.problems
+                .push(Problem::new(at, message).help("users:\n    u1: {name: \"value\"}"));
         }
         Ok(Parsed::default())
     }
