@@ -197,8 +197,16 @@ fn saved_plan_applies_exactly_and_goes_stale() {
     let v1 = users(50, "");
     p.write_users_map("a.yaml", &v1);
     p.run(&["plan", "--out", "v1.plan"]).expect(0);
-    // The files change after review: the saved plan still applies what was reviewed.
+    // The files change after review: the plan is no longer what they give (DESIGN.md §4), so
+    // it is refused with nothing sent; with the files as reviewed, it applies.
     p.write_users_map("a.yaml", &users(50, "-later"));
+    let err = p.run(&["apply", "v1.plan"]).expect(1).stderr();
+    assert!(
+        err.contains(r#"user00000: after.city is "city0", the files say "city0-later""#),
+        "{err}"
+    );
+    assert_eq!(emu.running().stats().total_requests(), 0);
+    p.write_users_map("a.yaml", &v1);
     p.run(&["apply", "v1.plan"]).expect(0);
     assert_eq!(emu.attrs(), v1);
     // Applying the same plan again: the state moved on.
@@ -211,6 +219,7 @@ fn saved_plan_applies_exactly_and_goes_stale() {
     );
 
     // A plan made now, then another apply happens first: stale again.
+    p.write_users_map("a.yaml", &users(50, "-later"));
     p.run(&["plan", "--out", "v2.plan"]).expect(0);
     p.run(&["apply", "--auto-approve"]).expect(0);
     let err = p.run(&["apply", "v2.plan"]).expect(1).stderr();

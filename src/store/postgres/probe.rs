@@ -57,7 +57,7 @@ impl Target {
             let schema = read::schema_version(&client, &t).await?;
             let meta = match schema {
                 Some(v) if (super::MIN_READ_VERSION..=SCHEMA_VERSION).contains(&v) => {
-                    read::meta(&client, &t).await?
+                    read::meta(&client, &t, v).await?
                 }
                 _ => None,
             };

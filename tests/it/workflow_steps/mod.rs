@@ -9,7 +9,7 @@ use serde_yaml::Value;
 
 /// The text of one step: its `run` script, or its `with.script` for github-script.
 pub struct Step {
-    text: String,
+    pub text: String,
 }
 
 /// The step called `name` in any job of the workflow at `path`.
@@ -63,7 +63,9 @@ plan)
     if [ -n "$out" ]; then echo gz > "$out"; fi
     if [ "$format" = json ]; then echo "${FAKE_PLAN:-$empty}"; else echo "### timattr plan"; fi ;;
 show)
-    if [ "$format" = json ]; then echo "${FAKE_SHOW:-$empty}"; else echo "Plan: 1 to add"; fi ;;
+    if [ "$format" = json ]; then echo "${FAKE_SHOW:-$empty}"; else echo "Plan: 1 to add"; fi
+    if [ -n "${FAKE_SHOW_FAILS-}" ]; then echo "$FAKE_SHOW_FAILS" >&2; exit 1; fi
+    echo "✓ content: each of its 1 change is what the current files and state give" >&2 ;;
 drift)
     echo "drift report"
     exit "${FAKE_DRIFT_EXIT:-0}" ;;
