@@ -240,7 +240,7 @@ fn secrets_never_reach_any_output_at_any_verbosity() {
     let summary = p.path().join("summary.md");
     p.write_users(
         "a.yaml",
-        &format!("users:\n  u2: {{sex: \"{password}\"}}\n"),
+        &format!("users:\n  u1: {{sex: m}}\n  u2: {{sex: \"{password}\"}}\n"),
     );
     let (_, _, err) = run_env(
         &p,
