@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
@@ -281,7 +281,7 @@ fn tag_list(rng: &mut StdRng, most: usize) -> String {
     if most == 0 {
         return String::new();
     }
-    let n = rng.gen_range(1..=most.min(TAG_POOL));
+    let n = rng.random_range(1..=most.min(TAG_POOL));
     let mut pool: Vec<usize> = (0..TAG_POOL).collect();
     let (picked, _) = pool.partial_shuffle(rng, n);
     let names: Vec<String> = picked.iter().map(|k| format!("tag{k:02}")).collect();
@@ -302,14 +302,14 @@ fn write_account(
     let names: &mut [usize] = if with_defaults.is_none() {
         &mut []
     } else if with_defaults == Some(true) {
-        let own = rng.gen_range(1..=3);
+        let own = rng.random_range(1..=3);
         idx[..4].shuffle(rng);
-        if rng.gen_bool(0.1) {
+        if rng.random_bool(0.1) {
             idx[0] = 5; // sometimes override the default plan
         }
         &mut idx[..own]
     } else {
-        let own = rng.gen_range(3..=5);
+        let own = rng.random_range(3..=5);
         idx.shuffle(rng);
         &mut idx[..own]
     };
@@ -317,7 +317,7 @@ fn write_account(
     if block_style {
         let _ = writeln!(out, "  {prefix}{i:08}:");
         for &n in names.iter() {
-            let v = VALUES[n][rng.gen_range(0..VALUES[n].len())];
+            let v = VALUES[n][rng.random_range(0..VALUES[n].len())];
             let _ = writeln!(out, "    {}: {v}", NAMES[n]);
         }
         if !tags.is_empty() {
@@ -326,7 +326,7 @@ fn write_account(
     } else {
         let _ = write!(out, "  {prefix}{i:08}: {{");
         for (k, &n) in names.iter().enumerate() {
-            let v = VALUES[n][rng.gen_range(0..VALUES[n].len())];
+            let v = VALUES[n][rng.random_range(0..VALUES[n].len())];
             let sep = if k == 0 { "" } else { ", " };
             let _ = write!(out, "{sep}{}: {v}", NAMES[n]);
         }

@@ -109,20 +109,32 @@ pub(crate) fn read_input(path: &Path) -> std::io::Result<String> {
 }
 
 fn not_regular(meta: &std::fs::Metadata) -> std::io::Result<()> {
-    use std::os::unix::fs::FileTypeExt as _;
     let t = meta.file_type();
     let what = if t.is_file() {
         return Ok(());
     } else if t.is_dir() {
         "it is a directory"
-    } else if t.is_fifo() {
+    } else {
+        special_kind(t)
+    };
+    Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, what))
+}
+
+#[cfg(unix)]
+fn special_kind(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if t.is_fifo() {
         "it is a FIFO (named pipe), not a regular file"
     } else if t.is_socket() {
         "it is a socket, not a regular file"
     } else {
         "it is a device, not a regular file"
-    };
-    Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, what))
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: std::fs::FileType) -> &'static str {
+    "it is not a regular file"
 }
 
 pub(crate) use paths::expand;
@@ -690,6 +702,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
     fn read_input_names_what_is_not_a_regular_file() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();

@@ -78,7 +78,6 @@ fn parse_slot(slot: &[u8]) -> Option<CommitRecord> {
 
 /// Writes `record` into its slot (see the module's note on durability).
 pub fn write(dir: &Path, record: &CommitRecord) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
     let disk = OnDisk {
         record: record.clone(),
         crc32: crc(record),
@@ -95,7 +94,20 @@ pub fn write(dir: &Path, record: &CommitRecord) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(dir)?,
         Err(e) => return Err(e),
     };
-    file.write_all_at(&slot, (record.commits % 2) * SLOT as u64)
+    write_at(&file, &slot, (record.commits % 2) * SLOT as u64)
+}
+
+#[cfg(unix)]
+fn write_at(file: &std::fs::File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(buf, offset)
+}
+
+#[cfg(not(unix))]
+fn write_at(mut file: &std::fs::File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    file.seek(SeekFrom::Start(offset))?;
+    file.write_all(buf)
 }
 
 /// Creates the file with two empty slots, durably, and opens it.

@@ -4,6 +4,7 @@
 use crate::support;
 
 use std::collections::BTreeMap;
+#[cfg(unix)]
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -313,6 +314,7 @@ fn fatal_errors_name_the_code_and_record_nothing_unconfirmed() {
 }
 
 #[test]
+#[cfg(unix)] // sends a signal with kill(1)
 fn ctrl_c_finishes_in_flight_records_and_exits_130() {
     let emu = Emulator::start(Duration::from_millis(20), 0.0);
     let p = project(&emu, "apply:\n  rate_limit: 5\n  concurrency: 2\n");
@@ -542,6 +544,7 @@ fn confirmed_but_unrecorded_batches_stay_within_concurrency() {
 }
 
 #[test]
+#[cfg(unix)] // sends a signal with kill(1)
 fn sigterm_finishes_in_flight_records_and_exits_143() {
     stopped_by_signal("-TERM", 143);
 }

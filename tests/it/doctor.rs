@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+#[cfg(unix)]
 use std::process::Command;
 use std::time::Duration;
 
@@ -349,11 +350,13 @@ fn a_failed_tls_handshake_is_named_and_the_api_check_skipped() {
 /// The state directory made read-only for this process, even as root (where permission
 /// bits do not stop writes): a read-only bind mount of it onto itself, else the immutable
 /// attribute; `None` when neither works here.
+#[cfg(unix)] // chmod, mount, chattr
 struct ReadOnly {
     dir: PathBuf,
     how: &'static str,
 }
 
+#[cfg(unix)] // chmod, mount, chattr
 impl ReadOnly {
     fn make(dir: &Path) -> Option<ReadOnly> {
         use std::os::unix::fs::PermissionsExt;
@@ -391,6 +394,7 @@ impl ReadOnly {
     }
 }
 
+#[cfg(unix)] // chmod, mount, chattr
 impl Drop for ReadOnly {
     fn drop(&mut self) {
         use std::os::unix::fs::PermissionsExt;
@@ -410,6 +414,7 @@ impl Drop for ReadOnly {
 }
 
 #[test]
+#[cfg(unix)] // chmod, mount, chattr
 fn a_read_only_state_directory_is_read_and_reported_unrecordable() {
     let emu = Emulator::start(Duration::ZERO, 0.0);
     let p = project(&emu.base_url());

@@ -26,6 +26,7 @@ mod output;
 mod plan;
 mod plan_tags;
 mod policies;
+mod portability;
 mod postgres;
 mod readme;
 mod saved_plan_files;

@@ -5,7 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Access, AtFlags};
+#[cfg(not(unix))]
+use portable::Access;
+#[cfg(unix)]
+use rustix::fs::Access;
 
 use super::{name, Report};
 use crate::settings::{DatabaseUrl, Settings, StateLocation};
@@ -78,9 +81,44 @@ fn describe(meta: &Meta) -> String {
 }
 
 /// Whether this process may write `path` (effective ids, as an apply would run).
+#[cfg(unix)]
 fn access(path: &Path, mode: Access) -> Result<(), String> {
-    rustix::fs::accessat(rustix::fs::CWD, path, mode, AtFlags::EACCESS)
-        .map_err(|e| std::io::Error::from(e).to_string())
+    use rustix::fs::{accessat, AtFlags, CWD};
+    accessat(CWD, path, mode, AtFlags::EACCESS).map_err(|e| std::io::Error::from(e).to_string())
+}
+
+/// Elsewhere (Windows) there is no access(2): the read-only attribute answers for writing.
+#[cfg(not(unix))]
+fn access(path: &Path, mode: Access) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if mode.contains(Access::WRITE_OK) && meta.permissions().readonly() {
+        return Err("it is read-only".to_owned());
+    }
+    Ok(())
+}
+
+/// The access(2) modes the checks ask for, where rustix has no `access` (Windows).
+#[cfg(not(unix))]
+mod portable {
+    #[derive(Clone, Copy)]
+    pub struct Access(u8);
+
+    impl Access {
+        pub const READ_OK: Self = Self(4);
+        pub const WRITE_OK: Self = Self(2);
+        pub const EXEC_OK: Self = Self(1);
+
+        pub fn contains(self, other: Self) -> bool {
+            self.0 & other.0 == other.0
+        }
+    }
+
+    impl std::ops::BitOr for Access {
+        type Output = Self;
+        fn bitor(self, other: Self) -> Self {
+            Self(self.0 | other.0)
+        }
+    }
 }
 
 /// Could an apply write the sled directory (its files, or create it)?

@@ -1,6 +1,8 @@
 //! Runs single steps of the example workflows outside GitHub: a `run:` script under bash with
 //! fake `gh` and `timattr` programs first on PATH, or a `github-script` step under node with a
 //! fake `github` client that records its calls. The fakes answer from `FAKE_*` variables.
+// Steps run under bash with fake programs; the Unix runners test them.
+#![cfg(unix)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
