@@ -19,8 +19,11 @@ pub struct Diagnostic {
     pub message: String,
     /// What the user can do about it.
     pub help: Option<String>,
-    /// The source line of the problem and how many characters the caret underlines.
+    /// The source line of the problem and how many characters the caret underlines: at most
+    /// [`KEPT_AROUND`] characters on each side of the problem (a 50 MB line is not copied).
     pub source: Option<(String, usize)>,
+    /// Characters of the line left out before `source`, and whether some were left out after.
+    pub source_cut: (usize, bool),
 }
 
 impl Diagnostic {
@@ -32,12 +35,21 @@ impl Diagnostic {
             message: message.into(),
             help: None,
             source: None,
+            source_cut: (0, false),
         }
     }
 
-    /// Attaches the source line (as read) and the width of the problem on it.
+    /// Attaches the source line (as read) and the width of the problem on it; only the part
+    /// around the problem is kept.
     pub fn with_source(mut self, line: &str, width: usize) -> Self {
-        self.source = Some((line.to_owned(), width.max(1)));
+        let line = line.trim_end_matches(['\r', '\n']);
+        let width = width.max(1);
+        let from = self.column.saturating_sub(1).saturating_sub(KEPT_AROUND);
+        let keep = self.column.saturating_sub(1) - from + width + KEPT_AROUND;
+        let mut chars = line.chars().skip(from);
+        let kept: String = chars.by_ref().take(keep).collect();
+        self.source_cut = (from, chars.next().is_some());
+        self.source = Some((kept, width));
         self
     }
 
@@ -48,10 +60,12 @@ impl Diagnostic {
 
     /// `file:line:column`, as editors and CI annotations understand it.
     pub fn location(&self) -> String {
+        // A file name that is not UTF-8 is shown with its bytes escaped (DESIGN.md §8).
+        let file = crate::escape::path(&self.file);
         match (self.line, self.column) {
-            (0, _) => self.file.display().to_string(),
-            (l, 0) => format!("{}:{}", self.file.display(), l),
-            (l, c) => format!("{}:{}:{}", self.file.display(), l, c),
+            (0, _) => file,
+            (l, 0) => format!("{file}:{l}"),
+            (l, c) => format!("{file}:{l}:{c}"),
         }
     }
 }
@@ -61,7 +75,9 @@ impl fmt::Display for Diagnostic {
         write!(f, "{}: error: {}", self.location(), self.message)?;
         if let Some((line, width)) = &self.source {
             if self.line > 0 && self.column > 0 {
-                snippet(f, self.line, self.column, line, *width)?;
+                let (before, after) = self.source_cut;
+                let column = self.column - before;
+                snippet(f, self.line, (column, *width), line, (before > 0, after))?;
             }
         }
         if let Some(help) = &self.help {
@@ -76,58 +92,70 @@ impl fmt::Display for Diagnostic {
 /// 3 |     city: 42
 ///   |           ^^
 /// ```
-/// Characters that could move the cursor or reorder the text are shown escaped, and the caret
-/// is placed under the escaped text.
+/// Characters that could move the cursor or reorder the text are shown escaped, tabs are
+/// expanded to the next multiple of 8, and the caret is placed under the text as shown. At
+/// most [`MAX_COLUMNS`] columns are shown, cut with `…` around the problem.
 fn snippet(
     f: &mut fmt::Formatter<'_>,
     line: usize,
-    column: usize,
+    (column, width): (usize, usize),
     text: &str,
-    width: usize,
+    (cut_before, cut_after): (bool, bool),
 ) -> fmt::Result {
     let gutter = " ".repeat(line.to_string().len());
-    let mut shown = String::with_capacity(text.len());
+    let mut shown: Vec<char> = Vec::with_capacity(text.len());
     let mut caret_at = None;
     let mut caret_end = None;
-    for (i, c) in text.trim_end_matches(['\r', '\n']).chars().enumerate() {
+    let mut escaped = String::new();
+    for (i, c) in text.chars().enumerate() {
         if i + 1 == column {
-            caret_at = Some(shown.chars().count());
+            caret_at = Some(shown.len());
         }
         if i + 1 == column + width {
-            caret_end = Some(shown.chars().count());
+            caret_end = Some(shown.len());
         }
         match c {
-            '\t' => shown.push(' '),
-            c if is_unsafe(c) => crate::escape::push_escape(&mut shown, c),
+            '\t' => shown.extend(std::iter::repeat_n(' ', TAB - shown.len() % TAB)),
+            c if is_unsafe(c) => {
+                escaped.clear();
+                crate::escape::push_escape(&mut escaped, c);
+                shown.extend(escaped.chars());
+            }
             c => shown.push(c),
         }
     }
-    let len = shown.chars().count();
+    let len = shown.len();
     let start = caret_at.unwrap_or(len);
     let end = caret_end.unwrap_or(len).max(start + 1);
-    // A long line (a whole document on one line) is shown around the caret only.
-    let from = start.saturating_sub(SNIPPET_CONTEXT);
-    let to = (end + SNIPPET_CONTEXT).min(len);
-    let mut window: String = shown.chars().skip(from).take(to - from).collect();
+    // The problem and what surrounds it, in at most MAX_COLUMNS columns with the `…`s.
+    let room = MAX_COLUMNS - 2;
+    let caret = (end - start).min(room / 2);
+    let mut from = start.saturating_sub((room - caret) / 2);
+    let to = (from + room).min(len);
+    from = from.min(to.saturating_sub(room));
+    let mut window: String = shown[from..to].iter().collect();
     let mut offset = start - from;
-    if from > 0 {
+    if from > 0 || cut_before {
         window.insert(0, '…');
         offset += 1;
     }
-    if to < len {
+    if to < len || cut_after {
         window.push('…');
     }
-    let width = (end - start).min(2 * SNIPPET_CONTEXT);
     write!(
         f,
         "\n{gutter} |\n{line} | {window}\n{gutter} | {}{}",
         " ".repeat(offset),
-        "^".repeat(width)
+        "^".repeat(caret.min(to.saturating_sub(start)).max(1))
     )
 }
 
-/// Characters shown on each side of the problem in a source line.
-const SNIPPET_CONTEXT: usize = 60;
+/// The most columns of a source line an excerpt shows (DESIGN.md §8).
+pub const MAX_COLUMNS: usize = 200;
+/// Characters of a source line kept on each side of the problem.
+const KEPT_AROUND: usize = MAX_COLUMNS;
+/// Tab stops every this many columns.
+const TAB: usize = 8;
 
 use crate::escape::is_unsafe;
 
@@ -193,16 +221,49 @@ mod tests {
     }
 
     #[test]
-    fn a_long_line_is_shown_around_the_problem() {
+    fn a_long_line_is_shown_around_the_problem_in_at_most_200_columns() {
         let line = format!("{}x{}", "[".repeat(5000), "]".repeat(5000));
         let d = Diagnostic::new(Path::new("u.yaml"), 1, 5001, "x").with_source(&line, 1);
         let shown = d.to_string();
         let lines: Vec<&str> = shown.lines().collect();
         assert_eq!(
             lines[2],
-            format!("1 | …{}x{}…", "[".repeat(60), "]".repeat(60))
+            format!("1 | …{}x{}…", "[".repeat(98), "]".repeat(99))
         );
-        assert_eq!(lines[3], format!("  | {}^", " ".repeat(61)));
+        assert_eq!(lines[2].chars().count(), 4 + MAX_COLUMNS);
+        assert_eq!(lines[3], format!("  | {}^", " ".repeat(99)));
+        // A problem near the start of a long line, and one near its end.
+        let d = Diagnostic::new(Path::new("u.yaml"), 1, 3, "x").with_source(&line, 1);
+        let shown = d.to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines[2], format!("1 | {}…", "[".repeat(198)));
+        assert_eq!(lines[3], "  |   ^");
+        let d = Diagnostic::new(Path::new("u.yaml"), 1, 10_000, "x").with_source(&line, 2);
+        let lines: Vec<String> = d.to_string().lines().map(str::to_owned).collect();
+        assert_eq!(lines[2], format!("1 | …{}", "]".repeat(198)));
+        assert_eq!(lines[3], format!("  | {}^^", " ".repeat(197)));
+    }
+
+    #[test]
+    fn a_huge_line_is_not_kept_whole() {
+        let line = "a".repeat(50 << 20);
+        let d = Diagnostic::new(Path::new("u.yaml"), 1, 25 << 20, "x").with_source(&line, 3);
+        let kept = d.source.as_ref().unwrap().0.len();
+        assert!(kept <= 3 * MAX_COLUMNS, "{kept}");
+        let shown = d.to_string();
+        assert!(shown.len() < 1000, "{}", shown.len());
+    }
+
+    #[test]
+    fn tabs_are_expanded_and_the_caret_lines_up() {
+        let d = Diagnostic::new(Path::new("u.yaml"), 2, 8, "x").with_source("\tcity:\t42", 2);
+        let shown = d.to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(
+            lines[2],
+            format!("2 | {}city:{}42", " ".repeat(8), " ".repeat(3))
+        );
+        assert_eq!(lines[3], format!("  | {}^^", " ".repeat(16)));
     }
 
     fn is_unsafe_but_newline(c: char) -> bool {

@@ -43,6 +43,21 @@ pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// A path as messages show it: the characters of [`is_unsafe`] escaped, and each byte that
+/// is not UTF-8 (a file name may hold any) written as `\xNN`, so two different names never
+/// look the same.
+pub fn path(p: &std::path::Path) -> String {
+    let bytes = p.as_os_str().as_encoded_bytes();
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(&escape(chunk.valid()));
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
 /// A message of several lines (an error, a note) with [`escape`] applied to everything but
 /// its line breaks and tabs, which multi-line diagnostics need and which cannot move the
 /// cursor back.

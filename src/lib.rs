@@ -32,6 +32,7 @@
 //! - [`emulator`] is the server side of both API families on one data set, for offline use
 //!   and tests.
 //! - [`files`] replaces output files atomically and reads gzip input with a size cap.
+//! - [`redact`] is the one redaction step before every output: registered secrets become `***`.
 //! - [`escape`] is how every output shows control and bidirectional characters.
 //! - [`provenance`] is who and what a run is (actor, commit, CI run URL), as history records it.
 //! - [`clock`] is the wall clock in Unix seconds (usersigs, history, exports).
@@ -61,6 +62,7 @@ pub mod ops;
 pub mod plan;
 pub mod policy;
 pub mod provenance;
+pub mod redact;
 pub mod render;
 pub mod schema;
 pub mod settings;

@@ -189,13 +189,10 @@ pub fn users() -> Value {
         "properties": {
             "defaults": {"description": "merged under every user of this file; its `tags` are those of the users without a `tags` list", "anyOf": [attrs, {"type": "null"}]},
             "users": {
-                "description": "account id → attributes and `tags`",
-                "anyOf": [
-                    {"type": "object",
-                     "propertyNames": {"minLength": 1, "maxLength": limits::MAX_ACCOUNT_BYTES},
-                     "additionalProperties": {"anyOf": [attrs, {"type": "null"}]}},
-                    {"type": "null"}
-                ]
+                "description": "account id → attributes and `tags`; a file meant to hold no users says `users: {}`",
+                "type": "object",
+                "propertyNames": {"minLength": 1, "maxLength": limits::MAX_ACCOUNT_BYTES},
+                "additionalProperties": {"anyOf": [attrs, {"type": "null"}]}
             }
         }
     })

@@ -285,9 +285,105 @@ pub const STATE_ENV: &str = "TIMATTR_STATE";
 #[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseUrl(String);
 
+/// The pieces of a PostgreSQL URL. [`UrlParts::split`] is the one place a URL is cut into
+/// them: the checks, the redaction and the connection all see the same user, password and
+/// hosts (an unencoded `@` read one way here and another way there printed part of a
+/// password).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UrlParts<'a> {
+    pub scheme: &'a str,
+    pub user: Option<&'a str>,
+    pub password: Option<&'a str>,
+    /// `host:port`, or several separated by commas.
+    pub hosts: &'a str,
+    /// The database name (still percent-encoded), `""` when the URL has none.
+    pub dbname: &'a str,
+    pub query: Option<&'a str>,
+}
+
+/// The one message for a URL that cannot be split unambiguously; it quotes none of it.
+const RESERVED_IN_PASSWORD: &str = "the state URL cannot be split unambiguously: its user name or password holds an unencoded reserved character (`@`, `/`, `:`, `?` or `#`); percent-encode it (`@` → %40, `/` → %2F, `:` → %3A, `?` → %3F, `#` → %23)";
+
+impl<'a> UrlParts<'a> {
+    /// Splits `url` (`scheme://[user[:password]@]hosts[/dbname][?query]`), refusing any URL
+    /// whose user info could be read in two ways.
+    pub fn split(url: &'a str) -> Result<UrlParts<'a>, String> {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err("not a URL (no `://`)".into());
+        };
+        let (before_query, query) = match rest.find(['?', '#']) {
+            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+            None => (rest, None),
+        };
+        let (authority, path) = before_query.split_once('/').unwrap_or((before_query, ""));
+        // An `@` after the authority is the end of a user info cut short by an unencoded
+        // `/`, `?` or `#` in the password.
+        let late_at = path.contains('@') || query.is_some_and(|q| q.contains('@'));
+        let ats = authority.matches('@').count();
+        if ats > 1 || late_at {
+            return Err(RESERVED_IN_PASSWORD.into());
+        }
+        let (userinfo, hosts) = match authority.split_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let (user, password) = match userinfo {
+            Some(u) if u.matches(':').count() > 1 => return Err(RESERVED_IN_PASSWORD.into()),
+            Some(u) => match u.split_once(':') {
+                Some((user, password)) => (Some(user), Some(password)),
+                None => (Some(u), None),
+            },
+            None => (None, None),
+        };
+        Ok(UrlParts {
+            scheme,
+            user: user.filter(|u| !u.is_empty()),
+            password,
+            hosts,
+            dbname: path,
+            query: query.filter(|q| !q.is_empty()),
+        })
+    }
+
+    /// The `password=` parameters of the query.
+    fn query_password(&self) -> bool {
+        self.query.is_some_and(|q| {
+            q.split('&')
+                .any(|kv| kv.to_ascii_lowercase().starts_with("password="))
+        })
+    }
+}
+
 impl DatabaseUrl {
+    /// A URL taken as it is (tests, and values already checked by [`DatabaseUrl::parse`]).
     pub fn new(url: impl Into<String>) -> Self {
         DatabaseUrl(url.into())
+    }
+
+    /// A `state` value or `TIMATTR_STATE` naming PostgreSQL, checked (DESIGN.md §7): the
+    /// scheme in any case (written lower-case), one reading of the user info, a database name.
+    /// Its password is registered with the redaction step before anything is checked.
+    pub fn parse(value: &str) -> Result<DatabaseUrl, String> {
+        crate::redact::register_url_password(value);
+        let parts = UrlParts::split(value)?;
+        let scheme = parts.scheme.to_ascii_lowercase();
+        if scheme != "postgres" && scheme != "postgresql" {
+            return Err(format!("`{}://` is not a PostgreSQL URL", parts.scheme));
+        }
+        let in_query = parts.query.is_some_and(|q| {
+            q.split('&').any(|kv| {
+                kv.split_once('=')
+                    .is_some_and(|(k, v)| k == "dbname" && !v.is_empty())
+            })
+        });
+        if parts.dbname.is_empty() && !in_query {
+            return Err(format!(
+                "the state URL names no database ({}): add it after the host, e.g. postgres://user@host:5432/timattr",
+                DatabaseUrl::new(value).redacted()
+            ));
+        }
+        let rest = &value[parts.scheme.len()..];
+        Ok(DatabaseUrl(format!("{scheme}{rest}")))
     }
 
     /// The URL with everything the user typed, password included: only for the database client.
@@ -295,52 +391,46 @@ impl DatabaseUrl {
         &self.0
     }
 
-    /// The URL without its password (`postgres://user@host/db?...`), safe to print.
-    pub fn redacted(&self) -> String {
-        let Some((scheme, rest)) = self.0.split_once("://") else {
-            return "(unparsable URL)".into();
-        };
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        let authority = match authority.rsplit_once('@') {
-            Some((userinfo, hosts)) => {
-                let user = userinfo.split(':').next().unwrap_or("");
-                format!("{user}@{hosts}")
-            }
-            None => authority.to_owned(),
-        };
-        // A password can also ride in the query (`?password=`).
-        let tail = match tail.split_once('?') {
-            Some((path, query)) => {
-                let kept: Vec<&str> = query
-                    .split('&')
-                    .filter(|kv| !kv.to_ascii_lowercase().starts_with("password="))
-                    .collect();
-                if kept.is_empty() {
-                    path.to_owned()
-                } else {
-                    format!("{path}?{}", kept.join("&"))
-                }
-            }
-            None => tail.to_owned(),
-        };
-        format!("{scheme}://{authority}{tail}")
+    /// The pieces of the URL (see [`UrlParts::split`]).
+    pub fn parts(&self) -> Result<UrlParts<'_>, String> {
+        UrlParts::split(&self.0)
     }
 
-    /// Whether the URL itself carries a password (in the user info or the query).
-    pub fn has_password(&self) -> bool {
-        let Some((_, rest)) = self.0.split_once("://") else {
-            return false;
+    /// The URL without its password (`postgres://user@host/db?...`), safe to print.
+    pub fn redacted(&self) -> String {
+        let Ok(p) = self.parts() else {
+            return "(a URL that cannot be split unambiguously)".into();
         };
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let in_userinfo = rest[..authority_end]
-            .rsplit_once('@')
-            .is_some_and(|(userinfo, _)| userinfo.contains(':'));
-        let in_query = rest.split_once('?').is_some_and(|(_, q)| {
+        let authority = match p.user {
+            Some(user) => format!("{user}@{}", p.hosts),
+            None if p.password.is_some() => format!("@{}", p.hosts),
+            None => p.hosts.to_owned(),
+        };
+        // A password can also ride in the query (`?password=`).
+        let query = p.query.map(|q| {
             q.split('&')
-                .any(|kv| kv.to_ascii_lowercase().starts_with("password="))
+                .filter(|kv| !kv.to_ascii_lowercase().starts_with("password="))
+                .collect::<Vec<_>>()
+                .join("&")
         });
-        in_userinfo || in_query
+        let path = if p.dbname.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", p.dbname)
+        };
+        match query.filter(|q| !q.is_empty()) {
+            Some(q) => format!("{}://{authority}{path}?{q}", p.scheme),
+            None => format!("{}://{authority}{path}", p.scheme),
+        }
+    }
+
+    /// Whether the URL itself carries a password (in the user info or the query). A URL that
+    /// cannot be split counts as carrying one.
+    pub fn has_password(&self) -> bool {
+        match self.parts() {
+            Ok(p) => p.password.is_some() || p.query_password(),
+            Err(_) => true,
+        }
     }
 }
 
@@ -350,9 +440,37 @@ impl std::fmt::Debug for DatabaseUrl {
     }
 }
 
-/// Whether a `state` value names PostgreSQL rather than a sled directory.
+/// The schemes that select PostgreSQL.
+const DATABASE_SCHEMES: [&str; 2] = ["postgres", "postgresql"];
+
+/// Whether a `state` value names PostgreSQL rather than a sled directory (the scheme in any
+/// case).
 pub fn is_database_url(value: &str) -> bool {
-    value.starts_with("postgres://") || value.starts_with("postgresql://")
+    value.split_once("://").is_some_and(|(scheme, _)| {
+        DATABASE_SCHEMES
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(scheme))
+    })
+}
+
+/// What a `state` value names: a sled directory (no `://`), PostgreSQL, or an error for any
+/// other scheme, never a directory named after a typo.
+fn location(value: &str, project_dir: &std::path::Path) -> Result<Option<PathBuf>, String> {
+    let Some((scheme, _)) = value.split_once("://") else {
+        return Ok(Some(project_dir.join(value)));
+    };
+    if is_database_url(value) {
+        return Ok(None);
+    }
+    let shown = crate::escape::escape(scheme);
+    let lower = scheme.to_ascii_lowercase();
+    let hint = match crate::suggest::did_you_mean(&lower, DATABASE_SCHEMES.iter().copied()) {
+        Some(near) => format!("; did you mean `{near}://`?"),
+        None => String::new(),
+    };
+    Err(format!(
+        "unknown state scheme `{shown}://`: the state is a sled directory (a path without `://`) or a PostgreSQL URL (postgres://user@host:5432/db){hint}"
+    ))
 }
 
 impl StateLocation {
@@ -363,13 +481,13 @@ impl StateLocation {
         name: Option<String>,
         project_dir: &std::path::Path,
     ) -> Result<StateLocation, String> {
-        if !is_database_url(value) {
+        if let Some(dir) = location(value, project_dir)? {
             if name.is_some() {
                 return Err("`state.name` applies only to a PostgreSQL `url`".into());
             }
-            return Ok(StateLocation::Sled(project_dir.join(value)));
+            return Ok(StateLocation::Sled(dir));
         }
-        let url = DatabaseUrl::new(value);
+        let url = DatabaseUrl::parse(value)?;
         if url.has_password() {
             return Err(format!(
                 "the state URL carries a password ({}): no password belongs in the project file; set PGPASSWORD, or give the whole URL in the environment variable {STATE_ENV} (e.g. from a CI secret)",
@@ -380,26 +498,34 @@ impl StateLocation {
     }
 
     /// `TIMATTR_STATE` over the project file's choice: a URL (it may carry a password) keeps a
-    /// `name` the project file gave; a path is relative to the project directory.
+    /// `name` the project file gave; a path is relative to the project directory. A value that
+    /// is not UTF-8 is an error, never ignored.
     pub fn with_env_override(
         self,
-        env: Option<&str>,
+        env: Option<&std::ffi::OsStr>,
         project_dir: &std::path::Path,
-    ) -> StateLocation {
+    ) -> Result<StateLocation, String> {
         let Some(value) = env.filter(|v| !v.is_empty()) else {
-            return self;
+            return Ok(self);
         };
-        if !is_database_url(value) {
-            return StateLocation::Sled(project_dir.join(value));
+        let Some(value) = value.to_str() else {
+            // The lossy spelling could still hold a password: it is registered, never shown.
+            crate::redact::register_url_password(&value.to_string_lossy());
+            return Err(format!(
+                "{STATE_ENV} is not valid UTF-8: set it to a sled directory or a postgres:// URL (percent-encode other bytes)"
+            ));
+        };
+        if let Some(dir) = location(value, project_dir)? {
+            return Ok(StateLocation::Sled(dir));
         }
         let name = match self {
             StateLocation::Postgres { name, .. } => name,
             StateLocation::Sled(_) => None,
         };
-        StateLocation::Postgres {
-            url: DatabaseUrl::new(value),
+        Ok(StateLocation::Postgres {
+            url: DatabaseUrl::parse(value)?,
             name,
-        }
+        })
     }
 
     /// How the state is named in messages (never with a password).
@@ -451,9 +577,11 @@ mod state_location_tests {
         let pg =
             StateLocation::from_project("postgres://u@h/db", Some("prod".into()), dir).unwrap();
         // The environment's URL keeps the project's name; a path replaces it.
+        let env = |v: &str| Some(std::ffi::OsStr::new(v).to_owned());
         match pg
             .clone()
-            .with_env_override(Some("postgres://u:pw@other/db"), dir)
+            .with_env_override(env("postgres://u:pw@other/db").as_deref(), dir)
+            .unwrap()
         {
             StateLocation::Postgres { url, name } => {
                 assert_eq!(url.expose(), "postgres://u:pw@other/db");
@@ -462,8 +590,8 @@ mod state_location_tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            pg.with_env_override(Some("elsewhere"), dir),
-            StateLocation::Sled("/p/elsewhere".into())
+            pg.with_env_override(env("elsewhere").as_deref(), dir),
+            Ok(StateLocation::Sled("/p/elsewhere".into()))
         );
     }
 }

@@ -6,6 +6,13 @@
 //! truncated JSON, a payload of the wrong type) is [`Problem::Malformed`], never a success.
 //! Messages are built here from the shape of the answer, never by quoting it: a hostile or
 //! broken server could echo the usersig back.
+//!
+//! Only an unambiguous answer is OK (DESIGN.md §8): the JSON is read through a visitor that
+//! refuses a key repeated in one object, at any level (serde_json alone keeps the last one, so
+//! `"ErrorCode":90033,…,"ErrorCode":0` would read as success); then an account listed twice
+//! (in `UserAttrs`, `UserTags`, `ErrorList`, together) or one attribute name in two slots of
+//! `AttrNames` makes the answer not OK. The checks work on the document, not on one family's
+//! types, so every command of every family passes them.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -48,20 +55,38 @@ pub(crate) fn read_partial<T: DeserializeOwned>(
     body: &[u8],
     payload: &str,
 ) -> Result<Answered<T>, Problem> {
-    let doc: Value = serde_json::from_slice(body).map_err(|e| {
+    let doc = strict_json(body)?;
+    envelope(&doc)?;
+    if let Some(why) = ambiguity(&doc) {
+        return Err(Problem::Malformed(why));
+    }
+    let failed = error_list(&doc)?;
+    // The serde message would quote the offending value; say only what was expected.
+    let body = serde_json::from_value(doc)
+        .map_err(|_| Problem::Malformed(format!("OK without a well-formed {payload}")))?;
+    Ok(Answered { body, failed })
+}
+
+/// The document of `body`, refusing a key repeated in any object.
+fn strict_json(body: &[u8]) -> Result<Value, Problem> {
+    use serde::Deserialize as _;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let doc = Strict::deserialize(&mut de).and_then(|d| de.end().map(|()| d.0));
+    doc.map_err(|e| {
+        if e.to_string().starts_with(REPEATED_KEY) {
+            return Problem::Malformed(format!(
+                "{REPEATED_KEY} (an ambiguous answer) at line {} column {}",
+                e.line(),
+                e.column()
+            ));
+        }
         let what = match e.classify() {
             serde_json::error::Category::Eof => "truncated JSON",
             serde_json::error::Category::Io => "unreadable",
             _ => "not JSON",
         };
         Problem::Malformed(format!("{what} at line {} column {}", e.line(), e.column()))
-    })?;
-    envelope(&doc)?;
-    let failed = error_list(&doc)?;
-    // The serde message would quote the offending value; say only what was expected.
-    let body = serde_json::from_value(doc)
-        .map_err(|_| Problem::Malformed(format!("OK without a well-formed {payload}")))?;
-    Ok(Answered { body, failed })
+    })
 }
 
 /// The `ErrorList` of an OK (DESIGN.md §12): absent or `[]` means none failed; otherwise a list
@@ -89,6 +114,101 @@ fn error_list(doc: &Value) -> Result<Vec<wire::ErrorEntry>, Problem> {
         out.push(entry);
     }
     Ok(out)
+}
+
+const REPEATED_KEY: &str = "a key repeated in one object";
+
+/// A JSON value read by a visitor that refuses repeated keys.
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(value) = map.next_value()?;
+            if out.insert(key, value).is_some() {
+                return Err(serde::de::Error::custom(REPEATED_KEY));
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// Why an answer with a valid envelope is still ambiguous: an account listed twice across
+/// its account lists, or one attribute name in two slots. The message names only our own
+/// field names, never the answer's text.
+fn ambiguity(doc: &Value) -> Option<String> {
+    let obj = doc.as_object()?;
+    let mut accounts = std::collections::HashSet::new();
+    for field in ["UserAttrs", "UserTags", "ErrorList"] {
+        let Some(list) = obj.get(field).and_then(Value::as_array) else {
+            continue;
+        };
+        for account in list.iter().filter_map(|e| e.get("To_Account")?.as_str()) {
+            if !accounts.insert(account) {
+                return Some(format!(
+                    "an ambiguous answer: one account is listed twice (`{field}`)"
+                ));
+            }
+        }
+    }
+    if let Some(names) = obj.get("AttrNames").and_then(Value::as_object) {
+        let mut seen = std::collections::HashSet::new();
+        if names
+            .values()
+            .filter_map(Value::as_str)
+            .any(|n| !seen.insert(n))
+        {
+            return Some(
+                "an ambiguous answer: one attribute name is in two slots of `AttrNames`".into(),
+            );
+        }
+    }
+    None
 }
 
 /// Checks the envelope: `Ok` only for `"ActionStatus":"OK"` with `"ErrorCode":0`.
@@ -311,6 +431,52 @@ mod tests {
         ] {
             malformed::<wire::UserTagsList>(&body, "UserTags");
         }
+    }
+
+    #[test]
+    fn ambiguous_answers_are_not_ok() {
+        let env = r#""ActionStatus":"OK","ErrorCode":0"#;
+        let attrs = |body: &str| malformed::<wire::UserAttrsList>(body, "UserAttrs");
+        // The last duplicate would win in serde_json: a failure read as success.
+        let why = malformed::<wire::Empty>(
+            r#"{"ActionStatus":"FAIL","ErrorCode":90033,"ErrorInfo":"x","ActionStatus":"OK","ErrorCode":0}"#,
+            "answer",
+        );
+        assert!(why.contains("repeated"), "{why}");
+        for body in [
+            format!(
+                r#"{{{env},"UserAttrs":[{{"To_Account":"u","Attrs":{{"sex":"m","sex":"f"}}}}]}}"#
+            ),
+            format!(
+                r#"{{{env},"UserAttrs":[{{"To_Account":"u","To_Account":"v","Attrs":{{}}}}]}}"#
+            ),
+            format!(r#"{{{env},"UserAttrs":[],"UserAttrs":[{{"To_Account":"u","Attrs":{{}}}}]}}"#),
+            format!(
+                r#"{{{env},"UserAttrs":[{{"To_Account":"u","Attrs":{{"sex":"m"}}}},{{"To_Account":"u","Attrs":{{"sex":"f"}}}}]}}"#
+            ),
+            format!(
+                r#"{{{env},"UserAttrs":[{{"To_Account":"u","Attrs":{{}}}}],"ErrorList":[{{"ErrorCode":70107,"To_Account":"u"}}]}}"#
+            ),
+        ] {
+            assert!(
+                attrs(&body).contains("ambiguous"),
+                "{body}: {}",
+                attrs(&body)
+            );
+        }
+        let tags = format!(
+            r#"{{{env},"UserTags":[{{"To_Account":"u","Tags":["a"]}},{{"To_Account":"u","Tags":[]}}]}}"#
+        );
+        assert!(malformed::<wire::UserTagsList>(&tags, "UserTags").contains("twice"));
+        let names = format!(r#"{{{env},"AttrNames":{{"0":"sex","3":"sex"}}}}"#);
+        assert!(malformed::<wire::AttrNames>(&names, "AttrNames").contains("two slots"));
+        let names = format!(r#"{{{env},"AttrNames":{{"0":"sex","0":"city"}}}}"#);
+        assert!(malformed::<wire::AttrNames>(&names, "AttrNames").contains("repeated"));
+        // Distinct accounts and names, and equal values of different users, are fine.
+        let ok = format!(
+            r#"{{{env},"UserAttrs":[{{"To_Account":"u","Attrs":{{"sex":"m"}}}},{{"To_Account":"v","Attrs":{{"sex":"m"}}}}]}}"#
+        );
+        assert!(read::<wire::UserAttrsList>(ok.as_bytes(), "UserAttrs").is_ok());
     }
 
     #[test]

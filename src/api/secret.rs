@@ -11,7 +11,9 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
+    /// Also registers the value with [`crate::redact`]: from now on no output shows it.
     pub fn new(value: String) -> Self {
+        crate::redact::register(&value);
         Secret(value)
     }
 
@@ -27,7 +29,7 @@ impl Secret {
 
 impl From<String> for Secret {
     fn from(value: String) -> Self {
-        Secret(value)
+        Secret::new(value)
     }
 }
 

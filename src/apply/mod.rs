@@ -130,6 +130,8 @@ impl Runner {
 pub enum Signal {
     Interrupt,
     Terminate,
+    /// SIGHUP: the terminal or SSH session closed; handled like SIGTERM (DESIGN.md §8).
+    Hangup,
 }
 
 /// Receives the batches the API confirmed.

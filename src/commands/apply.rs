@@ -65,8 +65,9 @@ impl Review for Terminal<'_> {
 
 /// Asks `question` on the terminal; anything but `yes` is the error `cancelled`.
 pub fn ask(question: &str, cancelled: &str) -> Result<()> {
-    eprint!("\n{question}");
-    let _ = std::io::stderr().flush();
+    let mut err = crate::redact::Writer::new(std::io::stderr());
+    let _ = write!(err, "\n{question}");
+    let _ = err.flush();
     let mut answer = String::new();
     std::io::stdin()
         .lock()
@@ -102,6 +103,7 @@ pub fn conclude(ctx: &Context, operation: Operation, executed: Executed) -> Resu
             match signal {
                 crate::apply::Signal::Interrupt => "interrupted (Ctrl-C)",
                 crate::apply::Signal::Terminate => "terminated (SIGTERM)",
+                crate::apply::Signal::Hangup => "hung up (SIGHUP)",
             }
             .to_owned(),
         ),
@@ -125,7 +127,7 @@ pub fn conclude(ctx: &Context, operation: Operation, executed: Executed) -> Resu
     output::append_step_summary(&report::outcome_markdown(&outcome));
     if let Some(e) = executed.error {
         if let Some(r) = refused {
-            eprintln!("{}", super::error_text(&r));
+            crate::redact::eprintln(&super::error_text(&r));
         }
         ctx.note(format!(
             "Stopped: {}. {}; run `{again}` again once the cause is fixed.",
@@ -140,7 +142,7 @@ pub fn conclude(ctx: &Context, operation: Operation, executed: Executed) -> Resu
             report::batches_line(&outcome)
         ));
         if let Some(r) = refused {
-            eprintln!("{}", super::error_text(&r));
+            crate::redact::eprintln(&super::error_text(&r));
         }
         return Ok(Exit::Stopped(signal));
     }

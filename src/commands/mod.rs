@@ -45,17 +45,23 @@ impl Exit {
             // 128 + the signal's number, as shells report it.
             Exit::Stopped(Signal::Interrupt) => 130,
             Exit::Stopped(Signal::Terminate) => 143,
+            Exit::Stopped(Signal::Hangup) => 129,
         }
     }
 }
 
 /// Runs the command line and prints any error on stderr.
 pub fn main(cli: Cli) -> ExitCode {
+    crate::redact::register_environment();
+    // A panic's message passes the redaction step like every other output.
+    std::panic::set_hook(Box::new(|info| {
+        crate::redact::eprintln(&crate::render::escape_text(&info.to_string()));
+    }));
     init_logging(&cli.global);
     match run(cli) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
-            eprintln!("{}", error_text(&e));
+            crate::redact::eprintln(&error_text(&e));
             ExitCode::from(1)
         }
     }
@@ -113,6 +119,10 @@ impl Context {
     /// The project file alone: commands that do not need the users files stop here.
     pub fn settings(&self) -> Result<Settings> {
         let mut settings = crate::desired::load_project(&self.global.config)?;
+        // The project's SecretKey variable, registered before anything could print it.
+        if let Some(key) = std::env::var_os(&settings.secret_env) {
+            crate::redact::register(&key.to_string_lossy());
+        }
         settings.lock_timeout = self.global.lock_timeout;
         Ok(settings)
     }
@@ -136,7 +146,7 @@ impl Context {
     /// Progress and notes on stderr, unless `--quiet`.
     pub fn note(&self, msg: impl std::fmt::Display) {
         if !self.global.quiet {
-            eprintln!("{}", crate::render::escape_text(&msg.to_string()));
+            crate::redact::eprintln(&crate::render::escape_text(&msg.to_string()));
         }
     }
 
@@ -168,7 +178,8 @@ fn init_logging(global: &Global) {
         .unwrap_or_else(|| EnvFilter::new(format!("timattr={level},sled=off,warn")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Every log line passes the redaction step, at any verbosity.
+        .with_writer(|| crate::redact::Writer::new(std::io::stderr()))
         .with_ansi(color_enabled(global.color, std::io::stderr().is_terminal()))
         .with_target(false)
         .try_init();

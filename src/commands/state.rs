@@ -27,7 +27,7 @@ pub fn state(ctx: &Context, cmd: &StateCommand) -> Result<Exit> {
                     "refusing to write a gzip backup to the terminal: use `timattr state export --out FILE`, or pipe it (`timattr state export > backup.jsonl.gz`)",
                 ));
             }
-            let mut stdout = output::stdout();
+            let mut stdout = output::binary_stdout();
             let exported = state::export(&settings, out.as_deref(), &mut stdout)?;
             output::written(stdout.flush())?;
             ctx.note(format!(

@@ -4,8 +4,12 @@
 //! The walkers of this module's siblings pull [`Ev`]s from a [`Stream`] and build their model
 //! as they go, so a file is parsed once and every problem already has its `line:column`.
 //! The stream also holds the document to the rules no walker should have to repeat:
-//! one document per file, no custom tags, aliases replayed within a node budget (an alias
-//! bomb ends in an error, not in memory exhaustion), and a nesting depth cap.
+//! one document per file, no tag but `!!str` (DESIGN.md §8: `!!bool "yes"` must not become
+//! `"yes"`, `!!binary` must not pass as text), aliases replayed within a node budget (an alias
+//! bomb ends in an error, not in memory exhaustion), and a nesting depth cap. A refused tag
+//! does not end the walk: it is kept in [`Stream::take_tag_errors`] and the node is read as
+//! text, so every other problem of the file is still found. A `%YAML 1.1` directive changes
+//! nothing: plain scalars are resolved by one rule (`scalar.rs`) whatever the version says.
 
 use std::borrow::Cow;
 use std::rc::Rc;
@@ -92,6 +96,8 @@ pub(crate) struct Stream<'a> {
     anchors: Vec<Option<Rc<[Rec<'a>]>>>,
     recordings: Vec<Recording<'a>>,
     replays: Vec<(Rc<[Rec<'a>]>, usize)>,
+    /// Refused tags, in the order read (each a `Hard` with `tag` set).
+    tag_errors: Vec<Hard>,
 }
 
 impl<'a> Stream<'a> {
@@ -112,7 +118,13 @@ impl<'a> Stream<'a> {
             anchors: Vec::new(),
             recordings: Vec::new(),
             replays: Vec::new(),
+            tag_errors: Vec::new(),
         }
+    }
+
+    /// The refused tags read since the last call.
+    pub fn take_tag_errors(&mut self) -> Vec<Hard> {
+        std::mem::take(&mut self.tag_errors)
     }
 
     /// The next event of the document and where it starts.
@@ -276,9 +288,19 @@ impl<'a> Stream<'a> {
                     self.replay(id, pos)?;
                     return Ok(None);
                 }
-                Event::Scalar(text, style, anchor, tag) => (scalar(text, style, tag, pos)?, anchor),
-                Event::SequenceStart(anchor, tag) => (collection(Ev::SeqStart, tag, pos)?, anchor),
-                Event::MappingStart(anchor, tag) => (collection(Ev::MapStart, tag, pos)?, anchor),
+                Event::Scalar(text, style, anchor, tag) => {
+                    let (ev, refused) = scalar(text, style, tag.as_deref(), pos);
+                    self.tag_errors.extend(refused);
+                    (ev, anchor)
+                }
+                Event::SequenceStart(anchor, tag) => {
+                    self.tag_errors.extend(collection_tag(tag.as_deref(), pos));
+                    (Ev::SeqStart, anchor)
+                }
+                Event::MappingStart(anchor, tag) => {
+                    self.tag_errors.extend(collection_tag(tag.as_deref(), pos));
+                    (Ev::MapStart, anchor)
+                }
                 Event::SequenceEnd => (Ev::SeqEnd, 0),
                 Event::MappingEnd => (Ev::MapEnd, 0),
             };
@@ -366,37 +388,54 @@ fn too_deep(pos: Pos) -> Hard {
     )
 }
 
-/// YAML tags are not supported, except the core schema's (`!!str "1"`, `!!map`...).
-fn custom_tag(tag: Option<&Tag>, pos: Pos) -> Result<Option<&str>, Hard> {
-    match tag {
-        None => Ok(None),
-        Some(t) if t.is_yaml_core_schema() => Ok(Some(t.suffix.as_str())),
-        Some(_) => Err(Hard {
-            pos,
-            message: "YAML tags (`!name value`) are not supported; remove the tag".to_owned(),
-            tag: true,
-        }),
+/// How a tag is written in a file: `!!bool`, `!custom`, `!<tag:example.com:x>`.
+fn written(tag: &Tag) -> String {
+    let shown = if tag.is_yaml_core_schema() {
+        format!("!!{}", tag.suffix)
+    } else if tag.handle == "!" {
+        format!("!{}", tag.suffix)
+    } else {
+        format!("!<{}{}>", tag.handle, tag.suffix)
+    };
+    crate::escape::escape(&shown).into_owned()
+}
+
+/// A refused tag: only `!!str` (on a scalar) has a meaning here.
+fn refused(tag: &Tag, pos: Pos) -> Hard {
+    let shown = written(tag);
+    let fix = if tag.is_yaml_core_schema() && tag.suffix == "binary" {
+        "timattr values are text: decode it and write the text"
+    } else {
+        "remove it, and quote the value if it is text"
+    };
+    Hard {
+        pos,
+        message: format!("the YAML tag `{shown}` is not supported (only `!!str` is); {fix}"),
+        tag: true,
     }
 }
 
+/// A scalar with its style: `!!str` makes it text; any other tag is refused (and the value
+/// read as text, so that it causes no second error).
 fn scalar<'a>(
     text: Cow<'a, str>,
     style: ScalarStyle,
-    tag: Option<Cow<'a, Tag>>,
+    tag: Option<&Tag>,
     pos: Pos,
-) -> Result<Ev<'a>, Hard> {
-    let core = custom_tag(tag.as_deref(), pos)?;
-    let style = match (style, core) {
-        (_, Some("str")) => Style::Text,
-        (ScalarStyle::Plain, _) | (_, Some(_)) => Style::Plain,
-        _ => Style::Text,
-    };
-    Ok(Ev::Scalar(text, style))
+) -> (Ev<'a>, Option<Hard>) {
+    match tag {
+        Some(t) if t.is_yaml_core_schema() && t.suffix == "str" => {
+            (Ev::Scalar(text, Style::Text), None)
+        }
+        Some(t) => (Ev::Scalar(text, Style::Text), Some(refused(t, pos))),
+        None if style == ScalarStyle::Plain => (Ev::Scalar(text, Style::Plain), None),
+        None => (Ev::Scalar(text, Style::Text), None),
+    }
 }
 
-fn collection<'a>(ev: Ev<'a>, tag: Option<Cow<'a, Tag>>, pos: Pos) -> Result<Ev<'a>, Hard> {
-    custom_tag(tag.as_deref(), pos)?;
-    Ok(ev)
+/// Any tag on a list or a map is refused (`!!map` and `!!seq` included: nothing needs them).
+fn collection_tag(tag: Option<&Tag>, pos: Pos) -> Option<Hard> {
+    tag.map(|t| refused(t, pos))
 }
 
 #[cfg(test)]
@@ -456,13 +495,58 @@ mod tests {
         let second = all("a: 1\n---\nb: 2\n").unwrap_err();
         assert_eq!(second.pos, Pos { line: 2, col: 1 });
         assert!(second.message.contains("more than one document"));
-        let tag = all("a: !x 1\n").unwrap_err();
-        assert!(tag.tag && tag.pos == Pos { line: 1, col: 4 }, "{tag:?}");
         assert_eq!(all("a: *n\n").unwrap_err().message, "unknown anchor");
         let flow = all("a: {b: 1\n").unwrap_err();
         assert!(
             flow.message.starts_with("did not find expected"),
             "{flow:?}"
+        );
+    }
+
+    #[test]
+    fn tags_but_str_are_refused_naming_the_tag_and_the_walk_goes_on() {
+        let text = "a: !x 1\nb: !!bool \"yes\"\nc: !!binary aGk=\nd: !!map {k: v}\ne: !!str 1\nf: !<tag:e.com,1:t> q\n";
+        let mut s = Stream::new(text, 0);
+        let mut events = Vec::new();
+        loop {
+            match s.next().unwrap() {
+                (Ev::End, _) => break,
+                (ev, _) => events.push(ev),
+            }
+        }
+        let errors = s.take_tag_errors();
+        let shown: Vec<(u32, u32, &str)> = errors
+            .iter()
+            .map(|h| (h.pos.line, h.pos.col, h.message.split('`').nth(1).unwrap()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (1, 4, "!x"),
+                (2, 4, "!!bool"),
+                (3, 4, "!!binary"),
+                (4, 4, "!!map"),
+                (6, 4, "!<tag:e.com,1:t>")
+            ]
+        );
+        assert!(errors.iter().all(|h| h.tag));
+        assert!(s.take_tag_errors().is_empty());
+        // The `!!bool "yes"` is read as text, never as "yes" accepted silently.
+        assert_eq!(
+            shown_of(text),
+            "{ a '1' b 'yes' c 'aGk=' d { k v } e '1' f 'q' }"
+        );
+    }
+
+    fn shown_of(text: &str) -> String {
+        shown(text)
+    }
+
+    #[test]
+    fn a_yaml_1_1_directive_changes_nothing() {
+        assert_eq!(
+            shown("%YAML 1.1\n---\na: yes\nb: 0o17\n"),
+            shown("a: yes\nb: 0o17\n")
         );
     }
 

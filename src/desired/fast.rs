@@ -69,10 +69,15 @@ pub(crate) fn walk(
         r.next_line()?;
         entries.push(r.account(line, indent, merged, file)?);
     }
+    // `users:` with nothing: the general parser's caller says that it declares no users.
+    if entries.is_empty() {
+        return None;
+    }
     Some(Parsed {
         entries,
         defaults: own_defaults,
         users_at: Some(users_at),
+        users_map: true,
     })
 }
 

@@ -11,10 +11,15 @@
 //! lean model (`users.rs`); a file of several MB is also cut into pieces parsed in parallel
 //! (`chunks.rs`), so one big file uses every core too. Text in the plain shape of generated
 //! files takes a fast path (`fast.rs`) that gives up, to the general parser, on anything else.
+//!
+//! Which files are users files, and that they lie inside the project directory, is
+//! `paths.rs`; a file that declares no users, and two ids that differ only in Unicode
+//! normalisation, are refused here, after either reader.
 
 mod chunks;
 mod events;
 mod fast;
+mod paths;
 mod problems;
 mod project;
 mod scalar;
@@ -50,7 +55,10 @@ pub fn load_users(settings: &Settings) -> Result<Desired, Diagnostics> {
     let names = Names::new(&settings.attributes);
     let mut diags = Vec::new();
     let files = users_files(settings, &mut diags);
-    let outcomes = parse_all(&files, &names, &settings.policies);
+    // Symlinks resolved, so that "inside" is decided on where the files really are.
+    let root = std::fs::canonicalize(&settings.project_dir)
+        .unwrap_or_else(|_| settings.project_dir.clone());
+    let outcomes = parse_all(&files, &root, &names, &settings.policies);
 
     let mut runs = Vec::with_capacity(outcomes.len());
     let mut per_file: Vec<Vec<Diagnostic>> = Vec::with_capacity(outcomes.len());
@@ -58,6 +66,7 @@ pub fn load_users(settings: &Settings) -> Result<Desired, Diagnostics> {
         runs.extend(o.runs);
         per_file.push(o.diags);
     }
+    normalisation_twins(&runs, &files, &mut per_file);
     let (accounts, duplicates) = merge(runs);
     report_duplicates(&files, duplicates, &mut per_file);
 
@@ -153,36 +162,7 @@ fn special_kind(_: std::fs::FileType) -> &'static str {
     "it is not a regular file"
 }
 
-/// The paths matched by `pattern`, relative to `project_dir`, sorted; every match counts,
-/// whatever it is (reading it says what is wrong with it). Directories the glob could not
-/// read are listed apart.
-pub(crate) fn expand(
-    project_dir: &Path,
-    pattern: &str,
-) -> Result<(Vec<PathBuf>, Vec<String>), String> {
-    let full = if Path::new(pattern).is_absolute() || project_dir == Path::new(".") {
-        pattern.to_owned()
-    } else {
-        // The directory is literal text, not a pattern.
-        let dir = glob::Pattern::escape(&project_dir.to_string_lossy());
-        format!("{}/{pattern}", dir.trim_end_matches('/'))
-    };
-    let paths = glob::glob(&full).map_err(|e| format!("invalid users pattern {pattern:?}: {e}"))?;
-    let mut files = Vec::new();
-    let mut unreadable = Vec::new();
-    for p in paths {
-        match p {
-            Ok(p) => files.push(p),
-            Err(e) => unreadable.push(format!(
-                "cannot read {} while matching users pattern {pattern:?}: {}",
-                e.path().display(),
-                e.error()
-            )),
-        }
-    }
-    files.sort();
-    Ok((files, unreadable))
-}
+pub(crate) use paths::expand;
 
 /// Every users file, each once even when several patterns match it.
 fn users_files(settings: &Settings, diags: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
@@ -281,7 +261,12 @@ fn workers() -> usize {
 /// Parses the files in parallel: workers pull file indices from a shared counter. The
 /// calling thread is one of them: memory it allocates and frees is reused by the plan that
 /// follows, where a finished thread's would linger until the allocator reclaims it.
-fn parse_all(files: &[PathBuf], names: &Names, policies: &Policies) -> Vec<FileOutcome> {
+fn parse_all(
+    files: &[PathBuf],
+    root: &Path,
+    names: &Names,
+    policies: &Policies,
+) -> Vec<FileOutcome> {
     let workers = workers().min(files.len()).max(1);
     let next = AtomicUsize::new(0);
     let slots: Mutex<Vec<Option<FileOutcome>>> =
@@ -289,7 +274,8 @@ fn parse_all(files: &[PathBuf], names: &Names, policies: &Policies) -> Vec<FileO
     let work = || loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(path) = files.get(i) else { break };
-        let outcome = parse_file(path, u32::try_from(i).unwrap_or(u32::MAX), names, policies);
+        let index = u32::try_from(i).unwrap_or(u32::MAX);
+        let outcome = parse_file(path, root, index, names, policies);
         if let Ok(mut slots) = slots.lock() {
             slots[i] = Some(outcome);
         }
@@ -308,8 +294,24 @@ fn parse_all(files: &[PathBuf], names: &Names, policies: &Policies) -> Vec<FileO
         .collect()
 }
 
-fn parse_file(path: &Path, file: u32, names: &Names, policies: &Policies) -> FileOutcome {
-    let text = match read_input(path) {
+fn parse_file(
+    path: &Path,
+    root: &Path,
+    file: u32,
+    names: &Names,
+    policies: &Policies,
+) -> FileOutcome {
+    let real = match paths::inside(root, path) {
+        Ok(real) => real,
+        Err(message) => {
+            return FileOutcome {
+                runs: Vec::new(),
+                diags: vec![Diagnostic::new(path, 0, 0, message)],
+            }
+        }
+    };
+    // The resolved path is opened: what was checked is what is read.
+    let text = match read_input(&real) {
         Ok(t) => t,
         Err(e) => {
             return FileOutcome {
@@ -331,7 +333,12 @@ fn parse_file(path: &Path, file: u32, names: &Names, policies: &Policies) -> Fil
     let mut runs = match parallel {
         Some(runs) => runs,
         None => match walk_users(&text, 0, names, policies, file, None, &mut problems) {
-            Ok(parsed) => vec![parsed.into_entries()],
+            Ok(parsed) => {
+                if parsed.entries.is_empty() && !parsed.users_map && problems.is_empty() {
+                    problems.push(declares_no_users(parsed.users_at));
+                }
+                vec![parsed.into_entries()]
+            }
             Err(h) => {
                 hard = Some(hard_diagnostic(path, &text, h));
                 Vec::new()
@@ -348,12 +355,23 @@ fn parse_file(path: &Path, file: u32, names: &Names, policies: &Policies) -> Fil
         if run.windows(2).any(|w| w[0].account == w[1].account) {
             *run = without_duplicates(std::mem::take(run), &mut problems);
             // Only for the source lines of the diagnostics: this is the error path.
-            text = text.or_else(|| read_input(path).ok());
+            text = text.or_else(|| read_input(&real).ok());
         }
     }
     let mut diags = problems.into_diagnostics(path, text.as_deref().unwrap_or_default());
     diags.extend(hard);
     FileOutcome { runs, diags }
+}
+
+/// A users file that is empty, only comments, `---`, or `users:` with nothing: a file emptied
+/// by mistake must not read as "remove every user it had" (DESIGN.md §8).
+fn declares_no_users(users_at: Option<Pos>) -> Problem {
+    let message = match users_at {
+        Some(_) => "`users` is empty: this users file declares no users",
+        None => "this users file declares no users (it is empty, or only comments)",
+    };
+    Problem::new(users_at.unwrap_or_default(), message)
+        .help("a file that is meant to hold no users says so: `users: {}`")
 }
 
 /// A users document walked by the fast path when it is in its subset, else by the general
@@ -371,6 +389,65 @@ fn walk_users(
         Some(parsed) => Ok(parsed),
         None => users::walk(text, line_offset, names, policies, file, defaults, problems),
     }
+}
+
+/// Two accounts whose ids differ only in Unicode normalisation (`café` as NFC and as NFD)
+/// would be two accounts that print the same: each later spelling is an error at its place,
+/// the difference shown with the non-ASCII characters escaped. Runs of both readers (fast
+/// path and general parser) pass here, so they agree.
+fn normalisation_twins(runs: &[Vec<Entry>], files: &[PathBuf], per_file: &mut [Vec<Diagnostic>]) {
+    use unicode_normalization::UnicodeNormalization as _;
+    let mut ids: Vec<(String, &Entry)> = runs
+        .iter()
+        .flatten()
+        .filter(|e| !e.account.is_ascii())
+        .map(|e| (e.account.nfc().collect(), e))
+        .collect();
+    if ids.len() < 2 {
+        return;
+    }
+    ids.sort_by(|a, b| (&a.0, a.1.file, a.1.key).cmp(&(&b.0, b.1.file, b.1.key)));
+    for group in ids.chunk_by(|a, b| a.0 == b.0) {
+        let first = group[0].1;
+        for (_, e) in group
+            .iter()
+            .skip(1)
+            .filter(|(_, e)| e.account != first.account)
+        {
+            let Some(path) = files.get(e.file as usize) else {
+                continue;
+            };
+            let first_at = problems::at(&files[first.file as usize], first.key).location();
+            let d = Diagnostic::new(
+                path,
+                e.key.line as usize,
+                e.key.col as usize,
+                format!(
+                    "account \"{}\" differs only in Unicode normalisation from account \"{}\" (first at {first_at}): they would be two accounts that look the same",
+                    ascii_escaped(&e.account),
+                    ascii_escaped(&first.account)
+                ),
+            )
+            .with_help("spell the id one way in every file (NFC, what most editors write)");
+            if let Some(list) = per_file.get_mut(e.file as usize) {
+                list.push(d);
+            }
+        }
+    }
+}
+
+/// `s` with every character outside ASCII written `\u{…}`, so that two spellings of one
+/// text show their difference.
+fn ascii_escaped(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_ascii() && !c.is_ascii_control() {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    out
 }
 
 /// Keeps the first definition of each account (entries sorted, stably) and reports the others.

@@ -53,17 +53,23 @@ impl Kind {
 
 /// Reads a document into a tree (an empty document is a null node at 1:1).
 pub(crate) fn tree(text: &str) -> Result<Node, Hard> {
+    tree_and_tags(text).map(|(root, _)| root)
+}
+
+/// [`tree`], and the tags it refused (each a problem of the file; the node is read as text).
+fn tree_and_tags(text: &str) -> Result<(Node, Vec<Hard>), Hard> {
     let mut s = Stream::new(text, 0);
     let (ev, pos) = s.next()?;
     if matches!(ev, Ev::End) {
-        return Ok(Node {
+        let root = Node {
             pos: Pos { line: 1, col: 1 },
             kind: Kind::Null,
-        });
+        };
+        return Ok((root, s.take_tag_errors()));
     }
     let root = node(&mut s, ev, pos)?;
     s.finish()?;
-    Ok(root)
+    Ok((root, s.take_tag_errors()))
 }
 
 /// The node starting with `ev`. Recursion is bounded by the stream's depth cap.
@@ -89,20 +95,66 @@ fn node(s: &mut Stream, ev: Ev, pos: Pos) -> Result<Node, Hard> {
         }
         Ev::MapStart => {
             let mut entries = Vec::new();
+            let mut merges = Vec::new();
             loop {
-                let (key, at) = match s.next()? {
+                let (key, at, style) = match s.next()? {
                     (Ev::MapEnd | Ev::End, _) => break,
-                    (Ev::Scalar(key, _), at) => (key.into_owned(), at),
+                    (Ev::Scalar(key, style), at) => (key.into_owned(), at, style),
                     (_, at) => return Err(Hard::new(at, "a key must be plain text")),
                 };
                 let (ev, pos) = s.next()?;
-                entries.push((at, key, node(s, ev, pos)?));
+                let value = node(s, ev, pos)?;
+                if key == "<<" && style == Style::Plain {
+                    merges.push(value);
+                } else {
+                    entries.push((at, key, value));
+                }
             }
+            merge_into(&mut entries, merges)?;
             Kind::Map(entries)
         }
         Ev::SeqEnd | Ev::MapEnd | Ev::End => Kind::Null,
     };
     Ok(Node { pos, kind })
+}
+
+/// Adds what the merge keys of a map give (`<<: *base`, `<<: [*a, *b]`): keys the map does
+/// not have itself, the earlier merge winning (YAML's merge key type).
+fn merge_into(entries: &mut Vec<(Pos, String, Node)>, merges: Vec<Node>) -> Result<(), Hard> {
+    for merge in merges {
+        let sources = match merge.kind {
+            Kind::Map(m) => vec![m],
+            Kind::Seq(items) => {
+                let mut maps = Vec::with_capacity(items.len());
+                for item in items {
+                    match item.kind {
+                        Kind::Map(m) => maps.push(m),
+                        other => return Err(not_mergeable(item.pos, &other)),
+                    }
+                }
+                maps
+            }
+            other => return Err(not_mergeable(merge.pos, &other)),
+        };
+        for source in sources {
+            for (at, key, value) in source {
+                if !entries.iter().any(|(_, k, _)| *k == key) {
+                    entries.push((at, key, value));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn not_mergeable(pos: Pos, kind: &Kind) -> Hard {
+    Hard::new(
+        pos,
+        format!(
+            "a merge key `<<` takes a map or a list of maps, not {}",
+            kind.describe()
+        ),
+    )
 }
 
 /// Loads and checks the project file. It does not look at the users files (their globs are
@@ -119,11 +171,23 @@ pub(crate) fn load(path: &Path) -> Result<Settings, Diagnostics> {
             "run timattr in the directory holding timattr.yaml, or pass -c FILE",
         )])
     })?;
-    let root = tree(&text).map_err(|h| Diagnostics(vec![hard_diagnostic(path, &text, h)]))?;
+    let (root, refused) =
+        tree_and_tags(&text).map_err(|h| Diagnostics(vec![hard_diagnostic(path, &text, h)]))?;
     let mut problems = Problems::default();
-    let settings = check(&root, path, &mut problems);
+    for h in refused {
+        problems.push(h.into());
+    }
+    let mut settings = check(&root, path, &mut problems);
     if !problems.is_empty() {
         return Err(Diagnostics(problems.into_diagnostics(path, &text)));
+    }
+    let env = crate::settings::STATE_ENV;
+    settings.state = settings
+        .state
+        .with_env_override(std::env::var_os(env).as_deref(), &settings.project_dir)
+        .map_err(|m| Diagnostics(vec![Diagnostic::new(Path::new(env), 0, 0, m)]))?;
+    if let StateLocation::Sled(dir) = &settings.state {
+        settings.state_dir = dir.clone();
     }
     Ok(settings)
 }
@@ -236,13 +300,6 @@ fn check(root: &Node, path: &Path, problems: &mut Problems) -> Settings {
     }
     if let Some(n) = top.get("state") {
         check_state(n, &mut s, problems);
-    }
-    s.state = s.state.clone().with_env_override(
-        std::env::var(crate::settings::STATE_ENV).ok().as_deref(),
-        &project_dir,
-    );
-    if let StateLocation::Sled(dir) = &s.state {
-        s.state_dir = dir.clone();
     }
     if let Some(n) = top.get("apply") {
         if !matches!(n.kind, Kind::Null) {
@@ -910,6 +967,42 @@ mod tests {
         assert!(!is_env_name("2K"));
         assert!(!is_env_name(""));
         assert!(!is_env_name("A-B"));
+    }
+
+    #[test]
+    fn merge_keys_merge_maps_and_explicit_keys_win() {
+        let text = "a: &a {k: 1, j: 2}\nb: &b {j: 3, m: 4}\nc: {<<: *a, k: 9}\nd: {<<: [*a, *b], m: 5}\ne: {\"<<\": x}\n";
+        let root = tree(text).unwrap();
+        let Kind::Map(top) = root.kind else {
+            panic!("not a map")
+        };
+        let shown = |i: usize| -> Vec<(String, String)> {
+            let Kind::Map(m) = &top[i].2.kind else {
+                panic!("not a map")
+            };
+            let mut v: Vec<(String, String)> = m
+                .iter()
+                .map(|(_, k, n)| (k.clone(), format!("{:?}", n.kind)))
+                .collect();
+            v.sort();
+            v
+        };
+        let kv = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(shown(2), [kv("j", "Int(2)"), kv("k", "Int(9)")]);
+        assert_eq!(
+            shown(3),
+            [kv("j", "Int(2)"), kv("k", "Int(1)"), kv("m", "Int(5)")]
+        );
+        // A quoted "<<" is an ordinary key.
+        assert_eq!(shown(4), [kv("<<", "Str(\"x\")")]);
+        assert!(tree("a: {<<: 1}\n")
+            .unwrap_err()
+            .message
+            .contains("merge key"));
+        assert!(tree("a: {<<: [x]}\n")
+            .unwrap_err()
+            .message
+            .contains("merge key"));
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! under every user of the same file, the user's values winning. The key `tags` (never an
 //! attribute name) holds a list of 1..=100 distinct strings of 1..=50 bytes; a user's own list
 //! replaces the list in `defaults`. Tags, like values, may hold any character: every output
-//! escapes them, whereas an account id is also a key the tool matches on.
+//! escapes them, whereas an account id is also a key the tool matches on. A plain `<<` in a
+//! user's map or in `defaults` is a YAML merge key (`<<: *base`, `<<: [*a, *b]`): the merged
+//! maps' values are checked like the map's own and go under them, the earlier merge first.
 //!
 //! Value policies (DESIGN.md §11) are checked as each value and tag is read, so a value outside
 //! its policy is refused where it is written (in `defaults` once, not under every user), with
@@ -71,6 +73,9 @@ pub(crate) struct Parsed {
     pub defaults: Option<(Pos, Defaults)>,
     /// Where the `users` key is, when there is one.
     pub users_at: Option<Pos>,
+    /// Whether `users` holds a map (`users: {}` is a file intentionally without users;
+    /// `users:` with nothing is not).
+    pub users_map: bool,
 }
 
 impl Parsed {
@@ -110,31 +115,47 @@ pub(crate) fn walk(
         scratch: Vec::with_capacity(names.declared_len()),
         pool: TagPool::new(),
     };
-    let (first, at) = w.s.next()?;
-    let shape = match first {
-        Ev::MapStart => {
-            let parsed = w.top_map(at, defaults)?;
-            w.s.finish()?;
-            return Ok(parsed);
+    let parsed = w.document(defaults);
+    // Refused tags not yet reported (on keys, deeper nodes), also after a hard error.
+    w.tag_problems(None);
+    parsed
+}
+
+impl<'a> Walker<'a, '_> {
+    /// The document: a map with `users` (and `defaults`), or nothing at all.
+    fn document(&mut self, defaults: Option<&Defaults>) -> Result<Parsed, Hard> {
+        let (first, at) = self.s.next()?;
+        let shape = match first {
+            Ev::MapStart => {
+                let parsed = self.top_map(at, defaults)?;
+                self.s.finish()?;
+                return Ok(parsed);
+            }
+            Ev::End => return Ok(Parsed::default()),
+            ev => self.describe_skip(&ev)?,
+        };
+        self.s.finish()?;
+        // A file without anything (null) is reported by the caller as declaring no users.
+        if shape != "null" {
+            let message = format!(
+                "a users file must be a map with `users` (and optionally `defaults`), not {shape}"
+            );
+            self.problems
+                .push(Problem::new(at, message).help("users:\n    u1: {name: \"value\"}"));
         }
-        Ev::End => return Ok(Parsed::default()),
-        ev => w.describe_skip(&ev)?,
-    };
-    w.s.finish()?;
-    // An empty file is a users file without users (not an error: the plan's mass-removal
-    // safety is what guards against an emptied file).
-    if shape != "null" {
-        w.problems.push(
-            Problem::new(
-                at,
-                format!(
-                    "a users file must be a map with `users` (and optionally `defaults`), not {shape}"
-                ),
-            )
-            .help("users:\n    u1: {name: \"value\"}"),
-        );
+        Ok(Parsed::default())
     }
-    Ok(Parsed::default())
+
+    /// Reports the refused tags read so far, under the path of `at` when given.
+    fn tag_problems(&mut self, at: Option<(Owner, &str)>) {
+        for h in self.s.take_tag_errors() {
+            let h = match at {
+                Some((owner, name)) => with_path(h, owner, name),
+                None => h,
+            };
+            self.problems.push(h.into());
+        }
+    }
 }
 
 /// Whose attributes a map holds, for messages.
@@ -186,8 +207,13 @@ impl<'a> Walker<'a, '_> {
 
     /// The next key of a map, or `None` at its end.
     fn key(&mut self) -> Result<Option<(Cow<'a, str>, Pos)>, Hard> {
+        Ok(self.styled_key()?.map(|(text, at, _)| (text, at)))
+    }
+
+    /// [`Walker::key`] with its style: only a plain `<<` is a merge key.
+    fn styled_key(&mut self) -> Result<Option<(Cow<'a, str>, Pos, Style)>, Hard> {
         match self.s.next()? {
-            (Ev::Scalar(text, _), at) => Ok(Some((text, at))),
+            (Ev::Scalar(text, style), at) => Ok(Some((text, at, style))),
             (Ev::MapEnd | Ev::End, _) => Ok(None),
             (ev, at) => Err(Hard::new(
                 at,
@@ -220,7 +246,7 @@ impl<'a> Walker<'a, '_> {
                 out.users_at = Some(at);
                 users_seen = true;
                 let defaults = chunk_defaults.or(out.defaults.as_ref().map(|(_, d)| d));
-                out.entries = self.users_map(defaults)?;
+                (out.entries, out.users_map) = self.users_map(defaults)?;
             }
         }
         if !users_seen {
@@ -232,12 +258,13 @@ impl<'a> Walker<'a, '_> {
         Ok(out)
     }
 
-    /// The `users` map: account → attributes.
-    fn users_map(&mut self, defaults: Option<&Defaults>) -> Result<Vec<Entry>, Hard> {
+    /// The `users` map: account → attributes, and whether it is a map at all.
+    fn users_map(&mut self, defaults: Option<&Defaults>) -> Result<(Vec<Entry>, bool), Hard> {
         let (ev, at) = self.s.next()?;
         if !matches!(ev, Ev::MapStart) {
             let shape = self.describe_skip(&ev)?;
-            // `users:` with nothing under it: a file that manages no account (yet).
+            // `users:` with nothing under it is reported by the file's caller: in a piece of
+            // a big file it is the head before the users.
             if shape != "null" {
                 self.problems.push(
                     Problem::new(
@@ -247,10 +274,18 @@ impl<'a> Walker<'a, '_> {
                     .help("users:\n    u1: {name: \"value\"}"),
                 );
             }
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         }
         let mut entries = Vec::new();
-        while let Some((account, key)) = self.key()? {
+        while let Some((account, key, style)) = self.styled_key()? {
+            if account == MERGE_KEY && style == Style::Plain {
+                self.problems.push(
+                    Problem::new(key, "a merge key `<<` is not supported in the `users` map")
+                        .help("merge keys work in a user's attributes and in `defaults`: u2: {<<: *u1, city: x}; quote \"<<\" for an account of that name"),
+                );
+                self.s.next().and_then(|(ev, _)| self.s.skip_node(&ev))?;
+                continue;
+            }
             let valid = check_account(&account, key, self.problems);
             let (attrs, tags) = self.fields(Owner::Account(&account), defaults)?;
             if valid {
@@ -263,7 +298,7 @@ impl<'a> Walker<'a, '_> {
                 });
             }
         }
-        Ok(entries)
+        Ok((entries, true))
     }
 
     /// A map of attribute name → value and `tags` (an account's, or `defaults`), with the
@@ -289,7 +324,13 @@ impl<'a> Walker<'a, '_> {
         // repetition.
         let mut first_at = [None::<Pos>; limits::MAX_ATTRIBUTE_NAMES];
         let mut tags: Option<(Pos, Option<Tags>)> = None;
-        while let Some((name, key)) = self.key()? {
+        // What `<<` merge keys give: under the map's own keys, the earlier merge winning.
+        let mut merged = Merged::default();
+        while let Some((name, key, style)) = self.styled_key()? {
+            if name == MERGE_KEY && style == Style::Plain {
+                self.merge(owner, &mut merged)?;
+                continue;
+            }
             if name == TAGS_KEY {
                 let list = self.tags(owner)?;
                 match &tags {
@@ -325,11 +366,72 @@ impl<'a> Walker<'a, '_> {
                 self.scratch.push((idx, v));
             }
         }
-        let tags = match tags {
-            Some((_, own)) => own,
-            None => default_tags(),
+        let tags = match (tags, merged.tags) {
+            (Some((_, own)), _) => own,
+            (None, Some(from_merge)) => from_merge,
+            (None, None) => default_tags(),
         };
+        for (n, v) in merged.values {
+            if !self.scratch.iter().any(|(m, _)| *m == n) {
+                self.scratch.push((n, v));
+            }
+        }
         Ok((self.own_attrs(defaults), tags))
+    }
+
+    /// The value of a merge key: a map (`<<: *base`) or a list of maps (`<<: [*a, *b]`).
+    fn merge(&mut self, owner: Owner, merged: &mut Merged) -> Result<(), Hard> {
+        let (ev, at) = self.s.next()?;
+        match ev {
+            Ev::MapStart => self.merge_map(owner, merged),
+            Ev::SeqStart => loop {
+                match self.s.next()? {
+                    (Ev::SeqEnd | Ev::End, _) => return Ok(()),
+                    (Ev::MapStart, _) => self.merge_map(owner, merged)?,
+                    (ev, at) => {
+                        let shape = self.describe_skip(&ev)?;
+                        self.problems.push(not_mergeable(owner, shape, at));
+                    }
+                }
+            },
+            ev => {
+                let shape = self.describe_skip(&ev)?;
+                self.problems.push(not_mergeable(owner, shape, at));
+                Ok(())
+            }
+        }
+    }
+
+    /// One merged map, whose start was just read: its values are checked like the map's own.
+    fn merge_map(&mut self, owner: Owner, merged: &mut Merged) -> Result<(), Hard> {
+        while let Some((name, key, style)) = self.styled_key()? {
+            if name == MERGE_KEY && style == Style::Plain {
+                self.merge(owner, merged)?;
+                continue;
+            }
+            if name == TAGS_KEY {
+                let list = self.tags(owner)?;
+                if merged.tags.is_none() {
+                    merged.tags = Some(list);
+                }
+                continue;
+            }
+            let idx = self
+                .names
+                .index_of(&name)
+                .filter(|&i| self.names.is_declared(i));
+            let value = self.value(owner, &name, idx)?;
+            match (idx, value) {
+                (None, _) => self
+                    .problems
+                    .push(undeclared(&name, owner, key, self.names)),
+                (Some(n), Some(v)) if !merged.values.iter().any(|(m, _)| *m == n) => {
+                    merged.values.push((n, v));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// The gathered values with the defaults merged under them, as an exactly sized [`Attrs`].
@@ -367,6 +469,7 @@ impl<'a> Walker<'a, '_> {
         let mut found: Vec<(Tag, Pos)> = Vec::new();
         loop {
             let (ev, pos) = self.s.next().map_err(|h| with_path(h, owner, TAGS_KEY))?;
+            self.tag_problems(Some((owner, TAGS_KEY)));
             let text = match ev {
                 Ev::SeqEnd | Ev::End => break,
                 Ev::Scalar(text, Style::Text) => text,
@@ -419,7 +522,6 @@ impl<'a> Walker<'a, '_> {
         Ok(Some(found.into_iter().map(|(t, _)| t).collect()))
     }
 
-    /// One attribute value: a YAML string of at most 50 bytes.
     /// One attribute value: a YAML string of at most 50 bytes, within the policy of the
     /// declared name `idx`.
     fn value(
@@ -429,6 +531,7 @@ impl<'a> Walker<'a, '_> {
         idx: Option<NameIdx>,
     ) -> Result<Option<Box<str>>, Hard> {
         let (ev, at) = self.s.next().map_err(|h| with_path(h, owner, name))?;
+        self.tag_problems(Some((owner, name)));
         let quoted = match &ev {
             Ev::Scalar(text, Style::Text) => return Ok(self.string(text, owner, name, idx, at)),
             Ev::Scalar(text, Style::Plain) => match scalar::resolve(text) {
@@ -516,6 +619,24 @@ fn refused_help(p: Problem, policy: &Policy, text: &str, what: &str, key: &str) 
 
 /// The key of a user's tag list: never an attribute name (the project file refuses it).
 pub(crate) const TAGS_KEY: &str = "tags";
+
+/// The YAML merge key (plain, not quoted): `<<: *base` or `<<: [*a, *b]`.
+pub(crate) const MERGE_KEY: &str = "<<";
+
+/// What the merge keys of one map give.
+#[derive(Default)]
+struct Merged {
+    values: Vec<(NameIdx, Box<str>)>,
+    tags: Option<Option<Tags>>,
+}
+
+fn not_mergeable(owner: Owner, shape: &str, at: Pos) -> Problem {
+    Problem::new(
+        at,
+        format!("a merge key `<<` {owner} takes a map or a list of maps, not {shape}"),
+    )
+    .help("e.g. <<: *base, or <<: [*a, *b], where &base marks a map of attributes")
+}
 
 /// A YAML-tag error under `name` with the path of the node in front, as users expect.
 fn with_path(mut h: Hard, owner: Owner, name: &str) -> Hard {

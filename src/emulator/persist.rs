@@ -122,8 +122,11 @@ fn replay(data: &mut Data, bytes: &[u8], path: &Path) -> Result<usize, EmulatorE
 impl Journal {
     /// Appends one write; called before the write is applied and answered.
     pub(crate) fn append(&mut self, op: &Op) -> io::Result<()> {
-        let mut line = serde_json::to_vec(op).map_err(io::Error::other)?;
-        line.push(b'\n');
+        let mut line = serde_json::to_string(op).map_err(io::Error::other)?;
+        // The emulator's data is a file the tool writes: it passes the redaction step.
+        line = crate::redact::text(&line).into_owned();
+        line.push('\n');
+        let line = line.into_bytes();
         // One write_all of the whole line; no fsync: surviving a killed process is the goal,
         // and the page cache does that.
         if let Err(e) = self.file.write_all(&line) {
@@ -145,10 +148,10 @@ impl Journal {
     pub(crate) fn compact(&mut self, data: &Data) -> Result<(), EmulatorError> {
         let tmp = with_suffix(&self.snapshot, ".tmp");
         let write = || -> io::Result<()> {
-            let mut w = BufWriter::new(File::create(&tmp)?);
+            let mut w = BufWriter::new(crate::redact::Writer::new(File::create(&tmp)?));
             serde_json::to_writer(&mut w, data).map_err(io::Error::other)?;
             w.flush()?;
-            w.get_ref().sync_all()?;
+            w.get_ref().get_ref().sync_all()?;
             fs::rename(&tmp, &self.snapshot)
         };
         write().map_err(io_err(&self.snapshot))?;

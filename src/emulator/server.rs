@@ -101,7 +101,7 @@ pub async fn start(cfg: Config) -> Result<Running, EmulatorError> {
 /// Serves until Ctrl-C, then persists and returns. For `timattr emulator`.
 pub async fn run_until_ctrl_c(cfg: Config) -> Result<(), EmulatorError> {
     let running = start(cfg).await?;
-    eprintln!("listening on {}", running.base_url());
+    crate::redact::eprintln(&format!("listening on {}", running.base_url()));
     tokio::signal::ctrl_c()
         .await
         .map_err(|e| EmulatorError::Serve(format!("waiting for Ctrl-C: {e}")))?;

@@ -137,7 +137,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::io("cannot start the async runtime", e))
 }
 
-/// Listens for Ctrl-C and SIGTERM from the moment it is called (inside a runtime), and
+/// Listens for Ctrl-C, SIGTERM and SIGHUP from the moment it is called (inside a runtime), and
 /// completes with the first that arrives. A signal that cannot be watched never completes.
 pub fn signals() -> impl Future<Output = Signal> + Send {
     #[cfg(unix)]
@@ -145,10 +145,12 @@ pub fn signals() -> impl Future<Output = Signal> + Send {
         use tokio::signal::unix::{signal, SignalKind};
         let interrupt = signal(SignalKind::interrupt()).ok();
         let terminate = signal(SignalKind::terminate()).ok();
+        let hangup = signal(SignalKind::hangup()).ok();
         async move {
             tokio::select! {
                 () = first(interrupt) => Signal::Interrupt,
                 () = first(terminate) => Signal::Terminate,
+                () = first(hangup) => Signal::Hangup,
             }
         }
     }

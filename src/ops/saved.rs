@@ -35,9 +35,11 @@ const NAMED: usize = 5;
 pub fn save(path: &Path, plan: &Plan, state: &StateRef, safety: &Safety) -> Result<String> {
     let mut digest = String::new();
     crate::files::write_atomically(path, |out| {
-        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-        digest = crate::render::json::write_sealed(&mut gz, plan, state, safety)?;
-        gz.finish()?.flush()
+        let gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+        // Masked before compression: the redaction step sees the plan's text.
+        let mut clear = crate::redact::Writer::new(gz);
+        digest = crate::render::json::write_sealed(&mut clear, plan, state, safety)?;
+        clear.into_inner()?.finish()?.flush()
     })
     .map_err(|e| Error::io(format!("cannot write plan file {}", path.display()), e))?;
     Ok(digest)

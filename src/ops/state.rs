@@ -100,6 +100,18 @@ pub struct Exported {
     pub serial: u64,
 }
 
+/// The store's export, through the redaction step when a secret is registered (the store
+/// writes gzip: its text is masked inside, then compressed again).
+fn export_redacted(store: &State, out: impl Write) -> std::io::Result<u64> {
+    if !crate::redact::active() {
+        return store.export(out);
+    }
+    let mut gz = crate::redact::Gzip::new(out);
+    let count = store.export(&mut gz)?;
+    gz.finish()?;
+    Ok(count)
+}
+
 /// Writes a backup of the store to `out`, or to `file` when given.
 pub fn export(settings: &Settings, file: Option<&Path>, out: impl Write) -> Result<Exported> {
     let store = require(settings)?;
@@ -108,15 +120,15 @@ pub fn export(settings: &Settings, file: Option<&Path>, out: impl Write) -> Resu
             // Replaced only once complete: a failed export keeps the previous backup.
             let mut count = 0;
             crate::files::write_atomically(path, |w| {
-                count = store.export(w)?;
+                count = export_redacted(&store, w)?;
                 Ok(())
             })
             .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
             count
         }
-        None => store
-            .export(out)
-            .map_err(|e| Error::io("cannot write the export", e))?,
+        None => {
+            export_redacted(&store, out).map_err(|e| Error::io("cannot write the export", e))?
+        }
     };
     let meta = store.meta();
     Ok(Exported {

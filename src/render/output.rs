@@ -1,15 +1,24 @@
 //! Where output goes: stdout for data (buffered; a closed pipe is not a failure) and the
-//! GitHub step summary for markdown.
+//! GitHub step summary for markdown, both through the redaction step ([`crate::redact`]).
 
 use std::io::Write;
 
 use crate::{Error, Result};
 
-/// Stdout, buffered and locked.
-pub type Stdout = std::io::BufWriter<std::io::StdoutLock<'static>>;
+/// Stdout, buffered, locked and redacted.
+pub type Stdout = std::io::BufWriter<crate::redact::Writer<std::io::StdoutLock<'static>>>;
 
-/// Stdout, buffered and locked, for data.
+/// Stdout, buffered, locked and redacted, for data.
 pub fn stdout() -> Stdout {
+    std::io::BufWriter::with_capacity(
+        1 << 16,
+        crate::redact::Writer::new(std::io::stdout().lock()),
+    )
+}
+
+/// Stdout for compressed bytes (an export), which masking would corrupt: what they hold was
+/// never given a secret (the store holds none).
+pub fn binary_stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
     std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())
 }
 
@@ -31,6 +40,7 @@ pub fn to_stdout(write: impl FnOnce(&mut Stdout) -> std::io::Result<()>) -> Resu
 /// Appends markdown to the file named by `GITHUB_STEP_SUMMARY`, when set, after a blank line
 /// (a heading right after the previous section's `</details>` would render as text).
 pub fn append_step_summary(markdown: &str) {
+    let markdown = &*crate::redact::text(markdown);
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
         return;
     };

@@ -76,7 +76,7 @@ async fn tick(
                 bar.set_position(n);
                 bar.set_message(msg);
             }
-            None => eprintln!("applied {n}/{total} users  {msg}"),
+            None => crate::redact::eprintln(&format!("applied {n}/{total} users  {msg}")),
         }
     }
 }

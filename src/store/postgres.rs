@@ -168,6 +168,8 @@ impl Target {
             url: url.redacted(),
             message,
         };
+        // The URL is split as the checks and the redaction split it: no second reading.
+        url.parts().map_err(bad)?;
         let (rest, tls) = tls::Mode::split_from_url(url.expose()).map_err(bad)?;
         let mut config: tokio_postgres::Config = rest
             .parse()

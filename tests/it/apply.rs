@@ -546,6 +546,16 @@ fn confirmed_but_unrecorded_batches_stay_within_concurrency() {
 #[test]
 #[cfg(unix)] // sends a signal with kill(1)
 fn sigterm_finishes_in_flight_records_and_exits_143() {
+    stopped_by_signal("-TERM", 143);
+}
+
+/// A closed terminal or SSH session: like SIGTERM, exit 129 (DESIGN.md §8).
+#[test]
+fn sighup_finishes_in_flight_records_and_exits_129() {
+    stopped_by_signal("-HUP", 129);
+}
+
+fn stopped_by_signal(signal: &str, code: i32) {
     let emu = Emulator::start(Duration::from_millis(20), 0.0);
     let p = project(&emu, "apply:\n  rate_limit: 5\n  concurrency: 2\n");
     let want = users(3_000, "");
@@ -559,13 +569,13 @@ fn sigterm_finishes_in_flight_records_and_exits_143() {
     wait_for_set_batches(&emu, 3);
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+        .args([signal, &pid])
         .status()
         .unwrap()
         .success());
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert_eq!(out.status.code(), Some(code), "{err}");
     assert!(
         err.contains("Apply interrupted"),
         "the summary is written: {err}"

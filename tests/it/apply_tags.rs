@@ -77,7 +77,12 @@ fn project(server: &Server, extra: &str) -> Project {
 
 /// `users/a.yaml` from (account, attributes, tags); `None` leaves the `tags` key out.
 fn write_users(p: &Project, users: &[User]) {
-    let mut yaml = String::from("users:\n");
+    // `users:` with nothing is an error (DESIGN.md §8): no users is `users: {}`.
+    let mut yaml = String::from(if users.is_empty() {
+        "users: {}\n"
+    } else {
+        "users:\n"
+    });
     for (account, attrs, tags) in users {
         let mut fields: Vec<String> = attrs.iter().map(|(n, v)| format!("{n}: {v:?}")).collect();
         if let Some(tags) = tags {

@@ -269,8 +269,8 @@ fn users_happy_path_multi_file_with_defaults() {
             "users/b.yaml",
             "users:\n  b1: {}\n  b2:\n  a0: {city: 'Zürich'}\ndefaults: {sex: m}\n",
         ),
-        ("users/empty.yaml", ""),
-        ("users/no-users.yaml", "users:\n"),
+        ("users/empty.yaml", "users: {}\n"),
+        ("users/no-users.yaml", "# intentionally empty\nusers: {}\n"),
     ]);
     let d = r.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
@@ -455,7 +455,7 @@ fn users_tags_are_rejected() {
     let errs = users_errors(&[("users/a.yaml", "users:\n  u1: {city: !custom x}\n")]);
     assert_eq!(
         errs,
-        ["users/a.yaml:2:14: users.u1.city: YAML tags (`!name value`) are not supported; remove the tag"]
+        ["users/a.yaml:2:14: users.u1.city: the YAML tag `!custom` is not supported (only `!!str` is); remove it, and quote the value if it is text"]
     );
 }
 

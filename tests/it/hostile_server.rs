@@ -571,3 +571,38 @@ fn a_wrong_key_and_a_fatal_code_leak_nothing_at_any_verbosity() {
     assert!(run.stderr().contains("TRACE"), "trace logs are on");
     assert_no_secrets(&all_output(&run), &r.hostile);
 }
+
+#[test]
+fn ambiguous_answers_are_never_recorded() {
+    // A failure with its keys repeated as success: serde_json alone keeps the last.
+    let twice = r#"{"ActionStatus":"FAIL","ErrorCode":90033,"ErrorInfo":"bad","ActionStatus":"OK","ErrorCode":0}"#;
+    let r = rig(only(command::SET_ATTR, Act::ok(twice)));
+    let p = project(&r, 10);
+    let run = p.run(&["apply", "--auto-approve"]).expect(1);
+    assert!(run.stderr().contains("repeated"), "{}", run.stderr());
+    assert_eq!(claims(&p), 0, "nothing may be recorded");
+    assert_no_secrets(&all_output(&run), &r.hostile);
+
+    // One attribute name in two slots: nothing is sent after it.
+    let env = r#""ActionStatus":"OK","ErrorCode":0"#;
+    let slots = format!(r#"{{{env},"AttrNames":{{"0":"sex","1":"city","2":"tier","5":"sex"}}}}"#);
+    let fresh = rig(only(command::GET_ATTR_NAME, Act::ok(&slots)));
+    let q = project(&fresh, 10);
+    let run = q.run(&["apply", "--auto-approve"]).expect(1);
+    assert!(run.stderr().contains("two slots"), "{}", run.stderr());
+    assert_eq!(fresh.hostile.count(command::SET_ATTR), 0);
+    assert_eq!(claims(&q), 0);
+
+    // An account listed twice by im_get_attr: import records nothing of it.
+    r.hostile.set_script(only("none", Act::Forward));
+    p.run(&["apply", "--auto-approve"]).expect(0);
+    std::fs::remove_dir_all(p.state_dir()).unwrap();
+    let listed_twice = format!(
+        r#"{{{env},"UserAttrs":[{{"To_Account":"user00000","Attrs":{{"sex":"a"}}}},{{"To_Account":"user00000","Attrs":{{"sex":"b"}}}}]}}"#
+    );
+    r.hostile
+        .set_script(only(command::GET_ATTR, Act::ok(&listed_twice)));
+    let run = p.run(&["import"]).expect(1);
+    assert!(run.stderr().contains("listed twice"), "{}", run.stderr());
+    assert_eq!(claims(&p), 0, "import recorded an ambiguous read");
+}

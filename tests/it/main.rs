@@ -20,6 +20,7 @@ mod doctor;
 mod drift;
 mod drift_tags;
 mod emulator;
+mod hostile_inputs;
 mod hostile_server;
 mod output;
 mod plan;

@@ -667,7 +667,10 @@ fn schema_follows_the_loader_at_the_edges() {
             "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [city]\nusers: [\"users/*.yaml\"]\napply:\n",
             true,
         ),
-        // The loader accepts an empty users file; the schema requires a `users` key.
-        users("empty users file", "# nothing yet\n", true),
+        // `users:` with nothing declares no users: an error (DESIGN.md §8); `users: {}` is
+        // the intentionally empty file. (A file of only comments is an error too, but schema
+        // checkers have no document to check there.)
+        users("users: null", "users:\n", false),
+        users("users: {}", "users: {}\n", true),
     ]);
 }

@@ -38,7 +38,13 @@ impl Recorder {
         let n = self.saved.fetch_add(1, Ordering::SeqCst) + 1;
         let path = self.dir.join(format!("{n:02}-{}.http", answer.command));
         let bytes = answer.to_http();
-        if let Err(e) = crate::files::write_atomically(&path, |w| w.write_all(&bytes)) {
+        // Through the redaction step, like every file the tool writes.
+        let write = |w: &mut dyn std::io::Write| {
+            let mut masked = crate::redact::Writer::new(w);
+            std::io::Write::write_all(&mut masked, &bytes)?;
+            std::io::Write::flush(&mut masked)
+        };
+        if let Err(e) = crate::files::write_atomically(&path, write) {
             self.lock().push(format!("{}: {e}", path.display()));
         }
     }

@@ -135,7 +135,12 @@ impl Project {
 
     /// Writes `users/NAME` from a map.
     pub fn write_users_map(&self, name: &str, users: &BTreeMap<String, BTreeMap<String, String>>) {
-        let mut yaml = String::from("users:\n");
+        // An empty map is written `users: {}`: `users:` with nothing is an error (§8).
+        let mut yaml = String::from(if users.is_empty() {
+            "users: {}\n"
+        } else {
+            "users:\n"
+        });
         for (account, attrs) in users {
             yaml.push_str(&format!("  {}:", json(account)));
             if attrs.is_empty() {
