@@ -168,6 +168,9 @@ fn write_top(md: &mut String, plan: &Plan, ctx: PlanContext) {
             "> [!CAUTION]\n> **Apply would refuse this plan:** {why}.\n\n"
         );
     }
+    if plan.no_state {
+        md.push_str("> [!NOTE]\n> **No state yet:** this plan was made without a last-applied state, so every account is new. If the app already has values, `timattr import` adopts them first.\n\n");
+    }
     if plan.is_partial() {
         let targets: Vec<String> = plan
             .targets
