@@ -8,7 +8,6 @@
 //! refused some accounts' tags: the rest was applied and recorded, those are named).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use super::connect::{self, Connection};
 use crate::apply::{Refused, Runner, Signal, Sink, Slot};
 use crate::model::NameIdx;
 use crate::plan::{Batch, BatchKind, Plan};
-use crate::render::progress::Progress;
+use crate::render::progress::{Phases, Progress};
 use crate::render::report::ApplyTotals;
 use crate::settings::Settings;
 use crate::store::interface::{PendingRecord, State};
@@ -82,7 +81,7 @@ struct StoreSink<'a> {
     kind: Option<BatchKind>,
     /// What the store has recorded so far.
     recorded: Tally,
-    done: Arc<AtomicU64>,
+    done: Arc<Phases>,
     record_time: Duration,
     /// Most batches of records sent ahead and not yet settled.
     max_ahead: usize,
@@ -109,6 +108,8 @@ struct Tally {
     tag_entries: u64,
     tags_added: u64,
     tags_removed: u64,
+    /// Users per phase, for the progress display.
+    users: [u64; 4],
 }
 
 impl Tally {
@@ -118,6 +119,7 @@ impl Tally {
         };
         let mut tally = Tally {
             batches: confirmed.len() as u64,
+            users: Phases::count(confirmed),
             ..Tally::default()
         };
         for r in records {
@@ -142,6 +144,9 @@ impl Tally {
         self.tag_entries += other.tag_entries;
         self.tags_added += other.tags_added;
         self.tags_removed += other.tags_removed;
+        for (a, b) in self.users.iter_mut().zip(other.users) {
+            *a += b;
+        }
     }
 }
 
@@ -261,7 +266,7 @@ impl StoreSink<'_> {
 
     fn recorded(&mut self, tally: &Tally) {
         self.recorded.add(tally);
-        self.done.fetch_add(tally.entries(), Ordering::Relaxed);
+        self.done.add(&tally.users);
     }
 
     /// After a failure: whatever was sent ahead is not claimed as recorded.
@@ -353,9 +358,8 @@ async fn run_batches(
 ) -> Executed {
     let plan = Arc::new(plan);
     let batches = Arc::new(plan.batches());
-    let total: u64 = batches.iter().map(|b| b.changes.len() as u64).sum();
-    let done = Arc::new(AtomicU64::new(0));
-    let progress = Progress::start(quiet, total, done.clone(), runner.stats.clone());
+    let done = Arc::new(Phases::of(&batches));
+    let progress = Progress::start(quiet, done.clone(), runner.stats.clone());
     let mut sink = StoreSink {
         store,
         serial,

@@ -92,3 +92,24 @@ fn a_dry_run_of_a_plan_apply_would_refuse_exits_1_and_says_so() {
     p.run(&["apply", "--dry-run", "--allow-mass-removal"]).expect(0);
     assert_eq!(emu.attrs().len(), 20, "a dry run sends nothing");
 }
+
+#[test]
+fn the_piped_progress_line_names_the_phase_and_counts_its_users() {
+    // Three slow set batches, one at a time: the apply outlasts the 5 s between log lines.
+    let emu = Emulator::start(Duration::from_millis(2_500), 0.0);
+    let p = Project::new(&emu.base_url(), NAMES);
+    p.write_project(NAMES, "apply:\n  concurrency: 1\n");
+    p.write_users_map("a.yaml", &users(250, ""));
+    let run = p.run(&["apply", "--auto-approve"]).expect(0);
+    let err = run.stderr();
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("set attributes: "))
+        .unwrap_or_else(|| panic!("no progress line: {err}"));
+    let counts = line["set attributes: ".len()..].split(' ').next().unwrap();
+    let (done, total) = counts.split_once('/').unwrap();
+    assert_eq!(total, "250", "{line}");
+    assert!(done.parse::<u64>().unwrap() <= 250, "{line}");
+    assert!(line.contains("250 users  "), "{line}");
+    assert!(!err.contains("applied "), "{err}");
+}
