@@ -89,12 +89,17 @@ struct StoreSink<'a> {
     failed: bool,
     unrecorded_batches: u64,
     unrecorded_accounts: u64,
+    /// Per change of the plan: whether something of it was recorded.
+    changed: Vec<bool>,
+    accounts_changed: u64,
 }
 
 /// A group whose record was sent ahead.
 struct Ahead {
     pending: PendingRecord,
     tally: Tally,
+    /// The plan's changes the group holds, counted as changed once recorded.
+    changes: Vec<usize>,
 }
 
 /// What a group of confirmed batches carries, counted.
@@ -196,6 +201,13 @@ fn record_of<'p>(plan: &'p Plan, confirmed: &[&Batch]) -> Record<'p> {
     record
 }
 
+fn changes_in(confirmed: &[&Batch]) -> Vec<usize> {
+    confirmed
+        .iter()
+        .flat_map(|b| b.changes.iter().copied())
+        .collect()
+}
+
 fn accounts_in(confirmed: &[&Batch]) -> u64 {
     confirmed.iter().map(|b| b.changes.len() as u64).sum()
 }
@@ -224,14 +236,19 @@ impl StoreSink<'_> {
             let pending = self
                 .store
                 .record_ahead(records, &plan.names, self.serial, slots)?;
-            self.ahead.push_back(Ahead { pending, tally });
+            let changes = changes_in(confirmed);
+            self.ahead.push_back(Ahead {
+                pending,
+                tally,
+                changes,
+            });
             let n: u64 = self.ahead.iter().map(|a| a.tally.batches).sum();
             self.max_ahead = self.max_ahead.max(n as usize);
             self.settle_answered()
         } else {
             self.settle_all()?;
             self.store.record(records, &plan.names, self.serial)?;
-            self.recorded(&tally);
+            self.recorded(&tally, &changes_in(confirmed));
             Ok(())
         }
     }
@@ -253,19 +270,30 @@ impl StoreSink<'_> {
     }
 
     fn settle_oldest(&mut self) -> Result<()> {
-        let Some(Ahead { pending, tally }) = self.ahead.pop_front() else {
+        let Some(Ahead {
+            pending,
+            tally,
+            changes,
+        }) = self.ahead.pop_front()
+        else {
             return Ok(());
         };
         if let Err(e) = self.store.settle(pending) {
             self.unrecorded(tally.batches, tally.entries());
             return Err(e.into());
         }
-        self.recorded(&tally);
+        self.recorded(&tally, &changes);
         Ok(())
     }
 
-    fn recorded(&mut self, tally: &Tally) {
+    fn recorded(&mut self, tally: &Tally, changes: &[usize]) {
         self.recorded.add(tally);
+        for &i in changes {
+            // An account of several phases (or tag runs) counts once.
+            if !std::mem::replace(&mut self.changed[i], true) {
+                self.accounts_changed += 1;
+            }
+        }
         self.done.add(&tally.users);
     }
 
@@ -372,6 +400,8 @@ async fn run_batches(
         failed: false,
         unrecorded_batches: 0,
         unrecorded_accounts: 0,
+        changed: vec![false; plan.changes.len()],
+        accounts_changed: 0,
     };
     let mut report = crate::apply::run(runner, plan, batches, &mut sink, interrupt).await;
     if let Some(e) = sink.finish() {
@@ -402,8 +432,12 @@ fn executed(
     Executed {
         totals: ApplyTotals {
             status,
+            accounts_changed: sink.accounts_changed,
             accounts_set: recorded.set,
             accounts_removed: recorded.removed,
+            // `users` is per phase, in `BatchKind::PHASES` order: sets, tag adds, removes, tag removes.
+            accounts_tags_added: recorded.users[1],
+            accounts_tags_removed: recorded.users[3],
             names_configured: 0,
             requests: runner.stats.requests(),
             retries: runner.stats.retries(),

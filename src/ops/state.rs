@@ -145,8 +145,9 @@ pub fn history(settings: &Settings) -> Result<Vec<HistoryEntry>> {
 
 /// Forgets `accounts`: they leave the store (and become unmanaged) in one commit with the next
 /// serial, so plans saved before are stale. Nothing is sent: their live values stay. Refuses,
-/// changing nothing, when any of them is not managed. Returns the new serial.
-pub fn rm(settings: &Settings, accounts: &[String]) -> Result<u64> {
+/// changing nothing, when any of them is not managed. An account given twice is forgotten
+/// once. Returns the new serial and how many accounts were forgotten.
+pub fn rm(settings: &Settings, accounts: &[String]) -> Result<(u64, usize)> {
     let mut store = require_writable(settings, "state rm")?;
     let mut names = Names::new(&settings.attributes);
     let mut forgotten = Vec::with_capacity(accounts.len());
@@ -191,5 +192,5 @@ pub fn rm(settings: &Settings, accounts: &[String]) -> Result<u64> {
         requests: 0,
         retries: 0,
     })?;
-    Ok(serial)
+    Ok((serial, forgotten.len()))
 }

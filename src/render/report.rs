@@ -8,12 +8,18 @@ use super::count;
 use crate::store::{ExportLine, HistoryEntry};
 
 /// The counts of an apply (or a fix), for its final line and a benchmark reading it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ApplyTotals {
     /// `complete`, `interrupted` or `failed`.
     pub status: &'static str,
+    /// Distinct accounts that something was applied to (values set or removed, tags added or
+    /// removed): what "users changed" counts.
+    pub accounts_changed: u64,
     pub accounts_set: u64,
     pub accounts_removed: u64,
+    /// Accounts that tags were added to, removed from.
+    pub accounts_tags_added: u64,
+    pub accounts_tags_removed: u64,
     pub names_configured: u64,
     pub requests: u64,
     pub retries: u64,
@@ -25,24 +31,56 @@ pub struct ApplyTotals {
     pub max_unrecorded: usize,
 }
 
-/// `Apply complete: … requests (… retries) in T s (U users/s; store writes X ms per batch; …).`
-pub fn apply_line(label: &str, t: &ApplyTotals) -> String {
+/// `Apply complete: 4 users changed (3 with values set, 1 with tags added), … requests (…
+/// retries) in T s (U users/s).` Each number says what it counts; the parts that are zero
+/// are left out. `verbose` (`-v`) adds the internals (store write time, records awaited),
+/// which tell an operator or a benchmark about the store, not a user about the app.
+pub fn apply_line(label: &str, t: &ApplyTotals, verbose: bool) -> String {
     let secs = t.elapsed.as_secs_f64();
-    let per_batch = if t.batches_recorded > 0 {
-        t.record_time.as_secs_f64() * 1000.0 / t.batches_recorded as f64
+    let mut parts = Vec::new();
+    for (n, what) in [
+        (t.accounts_set, "with values set"),
+        (t.accounts_removed, "with values removed"),
+        (t.accounts_tags_added, "with tags added"),
+        (t.accounts_tags_removed, "with tags removed"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    let parts = if parts.is_empty() {
+        String::new()
     } else {
-        0.0
+        format!(" ({})", parts.join(", "))
+    };
+    let names = if t.names_configured > 0 {
+        format!(
+            ", {} configured",
+            count(t.names_configured as usize, "attribute name", "attribute names")
+        )
+    } else {
+        String::new()
+    };
+    let internals = if verbose {
+        let per_batch = if t.batches_recorded > 0 {
+            t.record_time.as_secs_f64() * 1000.0 / t.batches_recorded as f64
+        } else {
+            0.0
+        };
+        format!(
+            "; store writes {per_batch:.2} ms per batch; at most {} awaiting their record",
+            count(t.max_unrecorded, "confirmed batch", "confirmed batches"),
+        )
+    } else {
+        String::new()
     };
     format!(
-        "{label} {}: {} set, {} with values removed, {} configured; {} ({}) in {secs:.2} s ({:.0} users/s; store writes {per_batch:.2} ms per batch; at most {} awaiting their record).",
+        "{label} {}: {} changed{parts}{names}; {} ({}) in {secs:.2} s ({:.0} users/s{internals}).",
         t.status,
-        count(t.accounts_set as usize, "user", "users"),
-        count(t.accounts_removed as usize, "user", "users"),
-        count(t.names_configured as usize, "attribute name", "attribute names"),
+        count(t.accounts_changed as usize, "user", "users"),
         count(t.requests as usize, "request", "requests"),
         count(t.retries as usize, "retry", "retries"),
-        (t.accounts_set + t.accounts_removed) as f64 / secs.max(1e-9),
-        count(t.max_unrecorded, "confirmed batch", "confirmed batches"),
+        t.accounts_changed as f64 / secs.max(1e-9),
     )
 }
 
@@ -155,27 +193,28 @@ mod tests {
     fn the_apply_line_keeps_the_numbers_benchmarks_read() {
         let t = ApplyTotals {
             status: "complete",
+            accounts_changed: 200,
             accounts_set: 200,
-            accounts_removed: 0,
             names_configured: 3,
             requests: 3,
-            retries: 0,
             elapsed: Duration::from_secs(2),
             batches_recorded: 2,
             record_time: Duration::from_millis(3),
             max_unrecorded: 2,
+            ..ApplyTotals::default()
         };
-        let line = apply_line("Apply", &t);
-        assert!(line.starts_with("Apply complete: 200 users set,"), "{line}");
-        assert!(
-            line.contains(" in 2.00 s (100 users/s; store writes 1.50 ms per batch;"),
-            "{line}"
+        let line = apply_line("Apply", &t, false);
+        assert_eq!(
+            line,
+            "Apply complete: 200 users changed (200 with values set), 3 attribute names configured; 3 requests (0 retries) in 2.00 s (100 users/s)."
         );
+        let line = apply_line("Apply", &t, true);
         assert!(
-            line.contains("at most 2 confirmed batches awaiting their record"),
+            line.ends_with(" in 2.00 s (100 users/s; store writes 1.50 ms per batch; at most 2 confirmed batches awaiting their record)."),
             "{line}"
         );
         let one = ApplyTotals {
+            accounts_changed: 1,
             accounts_set: 1,
             requests: 1,
             retries: 1,
@@ -183,14 +222,31 @@ mod tests {
             names_configured: 1,
             ..t
         };
-        let line = apply_line("Apply", &one);
+        let line = apply_line("Apply", &one, true);
         assert!(
-            line.starts_with("Apply complete: 1 user set, 0 users with values removed, 1 attribute name configured; 1 request (1 retry) in"),
+            line.starts_with("Apply complete: 1 user changed (1 with values set), 1 attribute name configured; 1 request (1 retry) in"),
             "{line}"
         );
         assert!(
             line.contains("at most 1 confirmed batch awaiting"),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn a_fix_counts_tag_only_repairs_among_the_users_changed() {
+        let t = ApplyTotals {
+            status: "complete",
+            accounts_changed: 4,
+            accounts_set: 3,
+            accounts_tags_added: 1,
+            requests: 2,
+            elapsed: Duration::from_secs(1),
+            ..ApplyTotals::default()
+        };
+        assert_eq!(
+            apply_line("Fix", &t, false),
+            "Fix complete: 4 users changed (3 with values set, 1 with tags added); 2 requests (0 retries) in 1.00 s (4 users/s)."
         );
     }
 
@@ -231,15 +287,14 @@ mod tests {
     fn a_stopped_run_says_what_applied_failed_and_was_not_sent() {
         let t = ApplyTotals {
             status: "failed",
+            accounts_changed: 600,
             accounts_set: 600,
-            accounts_removed: 0,
-            names_configured: 0,
             requests: 10,
             retries: 4,
             elapsed: Duration::from_secs(1),
             batches_recorded: 6,
-            record_time: Duration::ZERO,
             max_unrecorded: 1,
+            ..ApplyTotals::default()
         };
         let o = Outcome {
             label: "Apply",

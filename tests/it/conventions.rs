@@ -113,3 +113,71 @@ fn the_piped_progress_line_names_the_phase_and_counts_its_users() {
     assert!(line.contains("250 users  "), "{line}");
     assert!(!err.contains("applied "), "{err}");
 }
+
+#[test]
+fn counts_say_what_they_count_and_agree_in_number() {
+    // u1 has attributes and tags, u2 only tags, u3 no tags.
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = Project::new(&emu.base_url(), NAMES);
+    p.write_users(
+        "a.yaml",
+        "users:\n  u1: {city: x, tags: [vip]}\n  u2: {tags: [news]}\n  u3: {city: y}\n  u4: {city: z}\n",
+    );
+    let run = p.run(&["apply", "--auto-approve"]).expect(0);
+    assert!(
+        run.stderr().contains("Apply complete: 4 users changed (3 with values set, 2 with tags added), 3 attribute names configured; "),
+        "{}",
+        run.stderr()
+    );
+    assert!(!run.stderr().contains("ms per batch"), "internals only at -v: {}", run.stderr());
+    // One drifted value: "1 user, 1 attribute value differs".
+    emu.running().set_user_attr("u3", "city", "elsewhere");
+    let text = p.run(&["drift"]).expect(2).stdout();
+    assert!(
+        text.contains("Drift: 1 user, 1 attribute value differs from the last-applied state (4 users checked)."),
+        "{text}"
+    );
+    // Three value repairs and a tag-only one: the fix repaired 4 users.
+    let r = emu.running();
+    r.set_user_attr("u1", "city", "elsewhere");
+    r.set_user_attr("u4", "city", "elsewhere");
+    r.remove_user_tags("u2", &["news"]);
+    let run = p.run(&["drift", "--fix", "--auto-approve", "-v"]).expect(0);
+    assert!(
+        run.stderr().contains("Fix complete: 4 users changed (3 with values set, 1 with tags added); "),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.stderr().contains("ms per batch; at most "), "{}", run.stderr());
+    // `state rm u3 u3` forgets one account, as the history records.
+    let run = p.run(&["state", "rm", "u3", "u3"]).expect(0);
+    assert!(
+        run.stderr().starts_with("Forgot 1 account (1 name repeated, counted once) (serial "),
+        "{}",
+        run.stderr()
+    );
+    let history = p.run(&["state", "history"]).expect(0).stdout();
+    let last = history.lines().last().unwrap();
+    assert!(last.contains("state-rm"), "{history}");
+    assert_eq!(last.split_whitespace().nth(5), Some("1"), "{history}");
+}
+
+#[test]
+fn the_markdown_table_and_the_removal_box_label_what_they_count() {
+    // 12 applied; 2 leave the files and 1 loses a value: 3 lose values, 2 of them leave.
+    let (_emu, p) = applied(12);
+    let mut next = users(12, "");
+    next.remove("user00003");
+    next.remove("user00007");
+    next.get_mut("user00001").unwrap().remove("tier");
+    p.write_users_map("a.yaml", &next);
+    let md = p.run(&["plan", "--format", "markdown"]).expect(0).stdout();
+    assert!(
+        md.contains("| users to add | users to change | users leaving the store | users unchanged | attribute values | requests |\n|---:|---:|---:|---:|---:|---:|\n| 0 | 1 | 2 | 9 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("**Removals:** 3 of 12 managed users lose attribute values; 2 of them leave the store."),
+        "{md}"
+    );
+}
