@@ -181,3 +181,31 @@ fn the_markdown_table_and_the_removal_box_label_what_they_count() {
         "{md}"
     );
 }
+
+#[test]
+fn the_emulator_on_a_wildcard_address_prints_the_address_it_listens_on() {
+    use std::io::BufRead;
+    let p = Project::new("embedded", NAMES);
+    let mut child = p
+        .cmd(&["emulator", "--listen", "0.0.0.0:0"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines
+        .find(|l| l.as_ref().map_or(true, |l| l.starts_with("listening on")))
+        .unwrap()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let port = line
+        .strip_prefix("listening on http://0.0.0.0:")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert_ne!(port, "0", "{line}");
+    assert!(
+        line.ends_with(&format!("(every interface; from this machine: http://127.0.0.1:{port})")),
+        "{line}"
+    );
+}
