@@ -96,9 +96,7 @@ pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) 
         review.note("Dry run: nothing was sent and nothing was written.");
         // A dry run is how a pipeline asks "would this apply go through?": the answer is no.
         if let Some(why) = refusal {
-            return Err(Error::msg(format!(
-                "apply would refuse this plan: {why}"
-            )));
+            return Err(Error::msg(format!("apply would refuse this plan: {why}")));
         }
         return Ok(Applied::DryRun);
     }

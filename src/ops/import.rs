@@ -344,7 +344,7 @@ pub fn preview(
         unchanged,
         managed: last.len(),
         targets: Vec::new(),
-            no_state: false,
+        no_state: false,
     }
 }
 

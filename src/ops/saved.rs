@@ -31,6 +31,20 @@ fn inflate_cap(compressed: u64) -> u64 {
 
 /// Reads a saved plan, and its mass-removal verdict when the file has one.
 pub fn read(path: &Path) -> Result<(Plan, StateRef, Option<SafetyDoc>)> {
+    read_plan(path).map_err(|e| match crate::files::doc_kind(path) {
+        // Another of the tool's files: say which, not what its parser missed.
+        Some(
+            kind @ (crate::files::DocKind::Export | crate::files::DocKind::Plan { gzipped: false }),
+        ) => Error::msg(format!(
+            "{} is not a saved plan: this is {}",
+            path.display(),
+            kind.described()
+        )),
+        _ => e,
+    })
+}
+
+fn read_plan(path: &Path) -> Result<(Plan, StateRef, Option<SafetyDoc>)> {
     let file = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("cannot read plan file {}", path.display()), e))?;
     let compressed = file.metadata().map_or(0, |m| m.len());

@@ -132,7 +132,17 @@ pub fn export(settings: &Settings, file: Option<&Path>, out: impl Write) -> Resu
 pub fn restore(settings: &Settings, file: &Path, force: bool) -> Result<ExportHeader> {
     let input = std::fs::File::open(file)
         .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
-    let export = crate::store::read_export(input)?;
+    let export = crate::store::read_export(input).map_err(|e| {
+        match crate::files::doc_kind(file) {
+            // Another of the tool's files: say which, not what its parser missed.
+            Some(kind @ crate::files::DocKind::Plan { .. }) => Error::msg(format!(
+                "{} is not a state export: this is {}",
+                file.display(),
+                kind.described()
+            )),
+            _ => Error::from(e),
+        }
+    })?;
     crate::store::check_app(&export.header, settings.sdkappid, settings.endpoint.host())?;
     let mut store = open_or_create(settings, "state restore")?;
     Ok(store.restore_export(&export, force)?)

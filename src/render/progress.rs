@@ -239,7 +239,10 @@ mod tests {
         let p = phases.current().unwrap();
         assert_eq!(p.line("x"), "add tags (2 of 2): 0/1 user  x");
         phases.add(&Phases::count(&[&batches[2]]));
-        assert_eq!(phases.current().unwrap().line("x"), "add tags (2 of 2): 1/1 user  x");
+        assert_eq!(
+            phases.current().unwrap().line("x"),
+            "add tags (2 of 2): 1/1 user  x"
+        );
     }
 
     #[test]

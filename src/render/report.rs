@@ -56,7 +56,11 @@ pub fn apply_line(label: &str, t: &ApplyTotals, verbose: bool) -> String {
     let names = if t.names_configured > 0 {
         format!(
             ", {} configured",
-            count(t.names_configured as usize, "attribute name", "attribute names")
+            count(
+                t.names_configured as usize,
+                "attribute name",
+                "attribute names"
+            )
         )
     } else {
         String::new()

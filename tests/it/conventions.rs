@@ -35,20 +35,34 @@ fn a_target_matching_no_account_is_an_error_not_no_changes() {
     ] {
         let run = p.run(args).expect(1);
         assert!(
-            run.stderr().contains("no account of the users files or the state"),
+            run.stderr()
+                .contains("no account of the users files or the state"),
             "{args:?}: {}",
             run.stderr()
         );
     }
-    let run = p.run(&["plan", "--target", "user00001", "--target", "usr*", "--target", "x?"]).expect(1);
+    let run = p
+        .run(&[
+            "plan",
+            "--target",
+            "user00001",
+            "--target",
+            "usr*",
+            "--target",
+            "x?",
+        ])
+        .expect(1);
     assert!(
-        run.stderr().contains(r#"patterns "usr*", "x?" match no account"#),
+        run.stderr()
+            .contains(r#"patterns "usr*", "x?" match no account"#),
         "{}",
         run.stderr()
     );
     // An account only the state knows (it leaves the files) still matches.
     p.write_users_map("a.yaml", &users(2, ""));
-    let run = p.run(&["plan", "--target", "user00002", "--format", "json"]).expect(0);
+    let run = p
+        .run(&["plan", "--target", "user00002", "--format", "json"])
+        .expect(0);
     assert_eq!(json(&run.stdout())["summary"]["remove"], 1);
     drop(emu);
 }
@@ -74,7 +88,10 @@ fn with_no_state_the_markdown_and_json_plans_say_so_at_the_top() {
     let q = Project::new("embedded", NAMES);
     q.write_users_map("a.yaml", &users(2, ""));
     q.run(&["plan", "--out", "p.gz"]).expect(0);
-    let md = q.run(&["show", "p.gz", "--format", "markdown"]).expect(0).stdout();
+    let md = q
+        .run(&["show", "p.gz", "--format", "markdown"])
+        .expect(0)
+        .stdout();
     assert!(md.contains("**No state yet:**"), "{md}");
 }
 
@@ -88,8 +105,13 @@ fn a_dry_run_of_a_plan_apply_would_refuse_exits_1_and_says_so() {
         "{}",
         run.stderr()
     );
-    assert!(run.stderr().contains("Dry run: nothing was sent"), "{}", run.stderr());
-    p.run(&["apply", "--dry-run", "--allow-mass-removal"]).expect(0);
+    assert!(
+        run.stderr().contains("Dry run: nothing was sent"),
+        "{}",
+        run.stderr()
+    );
+    p.run(&["apply", "--dry-run", "--allow-mass-removal"])
+        .expect(0);
     assert_eq!(emu.attrs().len(), 20, "a dry run sends nothing");
 }
 
@@ -129,7 +151,11 @@ fn counts_say_what_they_count_and_agree_in_number() {
         "{}",
         run.stderr()
     );
-    assert!(!run.stderr().contains("ms per batch"), "internals only at -v: {}", run.stderr());
+    assert!(
+        !run.stderr().contains("ms per batch"),
+        "internals only at -v: {}",
+        run.stderr()
+    );
     // One drifted value: "1 user, 1 attribute value differs".
     emu.running().set_user_attr("u3", "city", "elsewhere");
     let text = p.run(&["drift"]).expect(2).stdout();
@@ -144,15 +170,21 @@ fn counts_say_what_they_count_and_agree_in_number() {
     r.remove_user_tags("u2", &["news"]);
     let run = p.run(&["drift", "--fix", "--auto-approve", "-v"]).expect(0);
     assert!(
-        run.stderr().contains("Fix complete: 4 users changed (3 with values set, 1 with tags added); "),
+        run.stderr()
+            .contains("Fix complete: 4 users changed (3 with values set, 1 with tags added); "),
         "{}",
         run.stderr()
     );
-    assert!(run.stderr().contains("ms per batch; at most "), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("ms per batch; at most "),
+        "{}",
+        run.stderr()
+    );
     // `state rm u3 u3` forgets one account, as the history records.
     let run = p.run(&["state", "rm", "u3", "u3"]).expect(0);
     assert!(
-        run.stderr().starts_with("Forgot 1 account (1 name repeated, counted once) (serial "),
+        run.stderr()
+            .starts_with("Forgot 1 account (1 name repeated, counted once) (serial "),
         "{}",
         run.stderr()
     );
@@ -177,7 +209,9 @@ fn the_markdown_table_and_the_removal_box_label_what_they_count() {
         "{md}"
     );
     assert!(
-        md.contains("**Removals:** 3 of 12 managed users lose attribute values; 2 of them leave the store."),
+        md.contains(
+            "**Removals:** 3 of 12 managed users lose attribute values; 2 of them leave the store."
+        ),
         "{md}"
     );
 }
@@ -205,7 +239,47 @@ fn the_emulator_on_a_wildcard_address_prints_the_address_it_listens_on() {
         .unwrap_or_else(|| panic!("{line}"));
     assert_ne!(port, "0", "{line}");
     assert!(
-        line.ends_with(&format!("(every interface; from this machine: http://127.0.0.1:{port})")),
+        line.ends_with(&format!(
+            "(every interface; from this machine: http://127.0.0.1:{port})"
+        )),
         "{line}"
     );
+}
+
+#[test]
+fn a_state_export_and_a_saved_plan_given_for_each_other_are_named() {
+    let (_emu, p) = applied(3);
+    p.write_users_map("a.yaml", &users(4, ""));
+    p.run(&["plan", "--out", "plan.gz"]).expect(0);
+    p.run(&["state", "export", "--out", "backup.jsonl.gz"])
+        .expect(0);
+    let json = p.run(&["plan", "--format", "json"]).expect(0).stdout();
+    std::fs::write(p.path().join("plan.json"), json).unwrap();
+    for args in [
+        &["show", "backup.jsonl.gz"][..],
+        &["apply", "backup.jsonl.gz"],
+    ] {
+        let err = p.run(args).expect(1).stderr();
+        assert!(
+            err.contains("backup.jsonl.gz is not a saved plan: this is a state export (from `timattr state export`): load it with `timattr state restore FILE`"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("missing field"), "{err}");
+    }
+    let err = p.run(&["show", "plan.json"]).expect(1).stderr();
+    assert!(
+        err.contains("plan.json is not a saved plan: this is a JSON plan as `timattr plan --format json` prints it"),
+        "{err}"
+    );
+    for file in ["plan.gz", "plan.json"] {
+        let err = p.run(&["state", "restore", file]).expect(1).stderr();
+        assert!(
+            err.contains(&format!("{file} is not a state export: this is a")),
+            "{err}"
+        );
+        assert!(!err.contains("missing field"), "{err}");
+    }
+    // What both really are still works.
+    p.run(&["show", "plan.gz"]).expect(0);
+    p.run(&["state", "restore", "backup.jsonl.gz"]).expect(0);
 }
