@@ -283,3 +283,134 @@ fn a_state_export_and_a_saved_plan_given_for_each_other_are_named() {
     p.run(&["show", "plan.gz"]).expect(0);
     p.run(&["state", "restore", "backup.jsonl.gz"]).expect(0);
 }
+
+/// A TLS server on 127.0.0.1 with a self-signed certificate (made for this test only, for
+/// 127.0.0.1 and localhost): counts the connections it is offered.
+fn self_signed_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert =
+        CertificateDer::from_pem_slice(include_bytes!("support/selfsigned_cert.pem")).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("support/selfsigned_key.pem")).unwrap();
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = connections.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            // The client refuses the certificate: the handshake ends with its alert.
+            let _ = conn.complete_io(&mut stream);
+        }
+    });
+    (port, connections)
+}
+
+#[test]
+fn a_self_signed_endpoint_certificate_fails_at_once_with_the_reason() {
+    let (port, connections) = self_signed_server();
+    let p = Project::new(&format!("https://127.0.0.1:{port}"), NAMES);
+    p.write_users_map("a.yaml", &users(2, ""));
+    let started = std::time::Instant::now();
+    let err = p.run(&["apply", "--auto-approve"]).expect(1).stderr();
+    assert!(err.contains("TLS certificate not accepted ("), "{err}");
+    assert!(err.contains("after 1 attempt"), "{err}");
+    assert!(err.contains("not trusted (self-signed"), "{err}");
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "{err}");
+}
+
+#[test]
+fn a_secret_key_with_whitespace_or_not_utf8_is_named_before_anything_is_sent() {
+    use std::os::unix::ffi::OsStrExt;
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = Project::new(&emu.base_url(), NAMES);
+    p.write_users_map("a.yaml", &users(2, ""));
+    let key = "0123456789abcdef0123456789abcdef";
+    for value in [format!("{key}\n"), format!(" {key}")] {
+        let run = support::Run(
+            p.cmd(&["apply", "--auto-approve"])
+                .env(support::SECRET_ENV, &value)
+                .output()
+                .unwrap(),
+        )
+        .expect(1);
+        let err = run.stderr();
+        assert!(err.contains("has leading or trailing whitespace"), "{err}");
+        assert!(!err.contains(key), "the key is never shown: {err}");
+    }
+    let run = support::Run(
+        p.cmd(&["apply", "--auto-approve"])
+            .env(support::SECRET_ENV, std::ffi::OsStr::from_bytes(b"key\xff"))
+            .output()
+            .unwrap(),
+    )
+    .expect(1);
+    assert!(
+        run.stderr().contains("is set but is not valid UTF-8"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!run.stderr().contains("not set:"), "{}", run.stderr());
+    assert_eq!(emu.running().stats().requests.values().sum::<u64>(), 0);
+}
+
+#[test]
+fn yaml_and_number_mistakes_get_a_help_line_with_the_fix() {
+    let p = Project::new("embedded", NAMES);
+    p.write_users_map("a.yaml", &users(1, ""));
+    let project = std::fs::read_to_string(p.path().join("timattr.yaml")).unwrap();
+    let quoted = project.replace("sdkappid: 1400000000", "sdkappid: \"1400000000\"");
+    assert_ne!(quoted, project);
+    std::fs::write(
+        p.path().join("timattr.yaml"),
+        format!("{quoted}apply:\n  rate_limit: 1e2\n"),
+    )
+    .unwrap();
+    let err = p.run(&["validate"]).expect(1).stderr();
+    assert!(
+        err.contains("help: remove the quotes: `sdkappid: 1400000000`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`rate_limit` must be an integer from 1 to 100, not the float 100.0"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "help: write it as a whole number without exponent or decimal point: `rate_limit: 100`"
+        ),
+        "{err}"
+    );
+    std::fs::write(p.path().join("timattr.yaml"), &project).unwrap();
+    for (yaml, help) in [
+        (
+            "users:\n\tu1: {sex: m}\n",
+            "help: YAML indents with spaces only: replace the tab with spaces",
+        ),
+        (
+            "users:\n  u1: {sex: m}\n u2: {sex: f}\n",
+            "help: check the indentation: the keys of one mapping start in the same column",
+        ),
+        (
+            "users:\n  u1:\n    sex: m\n      city: x\n",
+            "help: check the indentation (this line is deeper",
+        ),
+    ] {
+        p.write_users("a.yaml", yaml);
+        let err = p.run(&["validate"]).expect(1).stderr();
+        assert!(err.contains(help), "{yaml:?}: {err}");
+    }
+}
