@@ -34,7 +34,7 @@ pub struct Global {
     /// Only errors on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// When to use colours (NO_COLOR is honoured).
+    /// When to use colours (auto honours NO_COLOR, CLICOLOR_FORCE and TERM=dumb).
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
     /// Wait up to DURATION (e.g. 30s, 5m) for another timattr process's lock on the state
@@ -48,6 +48,16 @@ pub enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+impl From<ColorChoice> for anstream::ColorChoice {
+    fn from(c: ColorChoice) -> anstream::ColorChoice {
+        match c {
+            ColorChoice::Auto => anstream::ColorChoice::Auto,
+            ColorChoice::Always => anstream::ColorChoice::Always,
+            ColorChoice::Never => anstream::ColorChoice::Never,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,7 +11,6 @@ mod show;
 mod state;
 mod usersig;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use crate::apply::Signal;
@@ -137,7 +136,7 @@ impl Context {
     /// The style of stdout.
     pub fn style(&self) -> Style {
         Style {
-            color: color_enabled(self.global.color, std::io::stdout().is_terminal()),
+            color: color_enabled(self.global.color, &std::io::stdout()),
         }
     }
 }
@@ -163,7 +162,7 @@ fn init_logging(global: &Global) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(color_enabled(global.color, std::io::stderr().is_terminal()))
+        .with_ansi(color_enabled(global.color, &std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -176,13 +175,8 @@ pub fn plan_context(settings: &Settings) -> PlanContext {
     }
 }
 
-/// Colours only on terminals, never with `NO_COLOR` or `--color never`.
-pub fn color_enabled(choice: ColorChoice, is_terminal: bool) -> bool {
-    match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
-    }
+/// Whether `stream` gets colours (`--color`, `NO_COLOR`, `CLICOLOR_FORCE`, `TERM=dumb`: see
+/// [`crate::render::output::color_on`]).
+pub fn color_enabled(choice: ColorChoice, stream: &impl anstream::stream::RawStream) -> bool {
+    crate::render::output::color_on(choice.into(), stream)
 }

@@ -1,5 +1,7 @@
 //! `timattr validate` and `timattr plan`.
 
+use std::io::IsTerminal;
+
 use super::{plan_context, Context, Exit};
 use crate::cli::PlanArgs;
 use crate::ops::plan::Targets;
@@ -56,8 +58,10 @@ pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<Exit> {
     }
     let format = Format::from(args.format);
     write(ctx, &plan, &state, pc, format)?;
-    // The views say it at their top; stderr says it too, for a plan piped elsewhere.
-    if let Some(why) = crate::ops::plan::mass_removal(&plan, &settings) {
+    // The text and markdown views say it at their top; stderr says it too for a plan piped
+    // elsewhere, but not when stdout is the same terminal (once is enough).
+    let shown = format != Format::Json && std::io::stdout().is_terminal();
+    if let Some(why) = crate::ops::plan::mass_removal(&plan, &settings).filter(|_| !shown) {
         ctx.note(format!("warning: apply would refuse: {why}"));
     }
     tracing::info!(elapsed = ?started.elapsed(), "rendered");

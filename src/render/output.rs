@@ -1,9 +1,22 @@
 //! Where output goes: stdout for data (buffered; a closed pipe is not a failure) and the
-//! GitHub step summary for markdown.
+//! GitHub step summary for markdown; and whether a stream gets colours.
 
 use std::io::Write;
 
 use crate::{Error, Result};
+
+/// Whether `stream` gets colours. `--color always|never` decide; `auto` follows anstream
+/// (as clap does): `NO_COLOR` set → none, else `CLICOLOR_FORCE` set → colours, else
+/// `CLICOLOR=0` → none, else colours on a terminal whose `TERM` is not `dumb`.
+pub fn color_on(choice: anstream::ColorChoice, stream: &impl anstream::stream::RawStream) -> bool {
+    match choice {
+        anstream::ColorChoice::Auto => {
+            anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never
+        }
+        anstream::ColorChoice::Never => false,
+        anstream::ColorChoice::Always | anstream::ColorChoice::AlwaysAnsi => true,
+    }
+}
 
 /// Stdout, buffered and locked.
 pub type Stdout = std::io::BufWriter<std::io::StdoutLock<'static>>;

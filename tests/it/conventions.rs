@@ -414,3 +414,109 @@ fn yaml_and_number_mistakes_get_a_help_line_with_the_fix() {
         assert!(err.contains(help), "{yaml:?}: {err}");
     }
 }
+
+/// `timattr ARGS` in `p` with a terminal for its output (`script`), `env` set; `None` when
+/// there is no `script` (outside CI).
+fn in_terminal(p: &Project, args: &str, env: &[(&str, &str)]) -> Option<String> {
+    let bin = env!("CARGO_BIN_EXE_timattr");
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &format!("{bin} {args}"), "/dev/null"])
+        .current_dir(p.path())
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .env_remove("CLICOLOR")
+        .env("TERM", "xterm-256color")
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    match cmd.output() {
+        Ok(out) => Some(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Err(_) if std::env::var_os("CI").is_some_and(|v| v == "true") => {
+            panic!("`script` (util-linux) is needed under CI")
+        }
+        Err(_) => {
+            eprintln!("skipped: no `script` to give the command a terminal");
+            None
+        }
+    }
+}
+
+#[test]
+fn colours_follow_color_no_color_clicolor_force_and_term_dumb() {
+    let p = Project::new("embedded", NAMES);
+    p.write_users_map("a.yaml", &users(2, ""));
+    let piped = |args: &[&str], env: &[(&str, &str)], remove: &[&str]| {
+        let mut cmd = p.cmd(args);
+        for k in remove {
+            cmd.env_remove(k);
+        }
+        cmd.env_remove("CLICOLOR_FORCE").env_remove("CLICOLOR");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        support::Run(cmd.output().unwrap()).expect(0).stdout()
+    };
+    let coloured = |text: &str| text.contains("\x1b[");
+    assert!(
+        !coloured(&piped(&["plan"], &[], &["NO_COLOR"])),
+        "a pipe: no colours"
+    );
+    assert!(coloured(&piped(
+        &["plan"],
+        &[("CLICOLOR_FORCE", "1")],
+        &["NO_COLOR"]
+    )));
+    assert!(
+        !coloured(&piped(&["plan"], &[("CLICOLOR_FORCE", "1")], &[])),
+        "NO_COLOR wins"
+    );
+    assert!(
+        coloured(&piped(&["plan", "--color", "always"], &[], &[])),
+        "the flag wins"
+    );
+    assert!(!coloured(&piped(
+        &["plan", "--color", "never"],
+        &[("CLICOLOR_FORCE", "1")],
+        &["NO_COLOR"]
+    )));
+    // On a terminal: colours, unless TERM=dumb, NO_COLOR or --color never.
+    let Some(text) = in_terminal(&p, "plan", &[]) else {
+        return;
+    };
+    assert!(coloured(&text), "{text}");
+    for (args, env) in [
+        ("plan", &[("TERM", "dumb")][..]),
+        ("plan", &[("NO_COLOR", "1")]),
+        ("plan --color never", &[]),
+    ] {
+        let text = in_terminal(&p, args, env).unwrap();
+        assert!(!coloured(&text), "{args} {env:?}: {text:?}");
+    }
+}
+
+#[test]
+fn the_mass_removal_warning_prints_once_on_a_terminal() {
+    let (_emu, p) = applied(20);
+    p.write_users_map("a.yaml", &users(10, ""));
+    let Some(text) = in_terminal(&p, "plan", &[("NO_COLOR", "1")]) else {
+        return;
+    };
+    assert_eq!(
+        text.to_lowercase().matches("apply would refuse").count(),
+        1,
+        "{text}"
+    );
+    // Piped, stderr says it too (stdout may go to a file).
+    let run = p.run(&["plan"]).expect(0);
+    assert!(
+        run.stdout().contains("Apply would refuse this plan"),
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        run.stderr().contains("warning: apply would refuse"),
+        "{}",
+        run.stderr()
+    );
+}
