@@ -65,7 +65,8 @@ pub enum Command {
     /// Check the project and users files. No network, no state writes.
     ///
     /// Example: timattr validate -c timattr.yaml
-    Validate,
+    /// GitLab: timattr validate --format codeclimate > gl-code-quality-report.json
+    Validate(ValidateArgs),
     /// Show what apply would change: desired files against the last-applied state.
     ///
     /// Needs no network and no secret. Example: timattr plan --format markdown --out plan.gz
@@ -109,6 +110,22 @@ pub enum Command {
     ///
     /// Example: timattr completions bash > /etc/bash_completion.d/timattr
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ValidateArgs {
+    /// Output format: `codeclimate` writes the errors as a GitLab Code Quality report
+    /// (JSON, `[]` when the files are valid) on stdout.
+    #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
+    pub format: ValidateFormat,
+}
+
+/// `validate --format text|codeclimate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ValidateFormat {
+    #[default]
+    Text,
+    Codeclimate,
 }
 
 /// `--format text|json|markdown` (mapped onto [`crate::render::Format`], which knows no clap).

@@ -50,6 +50,12 @@ pub fn main(cli: Cli) -> ExitCode {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
             eprintln!("{}", error_text(&e));
+            // On the lines of the pull request's diff, too (DESIGN.md §2).
+            if let Error::Invalid(d) = &e {
+                if crate::render::ci::in_github_actions() {
+                    eprint!("{}", crate::render::ci::github_annotations(d));
+                }
+            }
             ExitCode::from(1)
         }
     }
@@ -83,7 +89,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         global: cli.global.clone(),
     };
     match cli.command {
-        Command::Validate => plan::validate(&ctx),
+        Command::Validate(args) => plan::validate(&ctx, &args),
         Command::Plan(args) => plan::plan(&ctx, &args),
         Command::Apply(args) => apply::apply(&ctx, &args),
         Command::Drift(args) => drift::drift(&ctx, &args),

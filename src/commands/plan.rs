@@ -3,15 +3,26 @@
 use std::io::IsTerminal;
 
 use super::{plan_context, Context, Exit};
-use crate::cli::PlanArgs;
+use std::io::Write;
+
+use crate::cli::{PlanArgs, ValidateArgs, ValidateFormat};
 use crate::ops::plan::Targets;
 use crate::plan::Plan;
 use crate::render::json::StateRef;
 use crate::render::{self, count, output, Format, PlanContext};
-use crate::Result;
+use crate::{Error, Result};
 
-pub fn validate(ctx: &Context) -> Result<Exit> {
-    let (settings, desired) = ctx.load()?;
+pub fn validate(ctx: &Context, args: &ValidateArgs) -> Result<Exit> {
+    let loaded = ctx.load();
+    if args.format == ValidateFormat::Codeclimate {
+        // The report is the artifact GitLab reads: written whether the files are valid or not.
+        let report = match &loaded {
+            Err(Error::Invalid(d)) => render::ci::codeclimate(d),
+            _ => render::ci::codeclimate(&Default::default()),
+        };
+        output::to_stdout(|out| out.write_all(report.as_bytes()))?;
+    }
+    let (settings, desired) = loaded?;
     let values: usize = desired.accounts.iter().map(|(_, a)| a.attrs.len()).sum();
     let tags: usize = desired.accounts.iter().map(|(_, a)| a.tags.len()).sum();
     // Projects without tags keep their summary word for word.

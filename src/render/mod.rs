@@ -3,6 +3,7 @@
 //! JSON for programs, markdown for pull-request comments; [`progress`] is the apply's
 //! progress display on stderr.
 
+pub mod ci;
 pub mod drift;
 pub mod json;
 pub mod markdown;

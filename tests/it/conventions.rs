@@ -520,3 +520,39 @@ fn the_mass_removal_warning_prints_once_on_a_terminal() {
         run.stderr()
     );
 }
+
+#[test]
+fn file_errors_are_github_annotations_in_actions_and_a_gitlab_report_on_request() {
+    let p = Project::new("embedded", NAMES);
+    p.write_users("a.yaml", "users:\n  u1: {city: 42}\n  u2: {citty: x}\n");
+    for args in [&["validate"][..], &["plan"], &["apply", "--auto-approve"]] {
+        let run = support::Run(
+            p.cmd(args).env("GITHUB_ACTIONS", "true").output().unwrap(),
+        )
+        .expect(1);
+        let err = run.stderr();
+        let annotations: Vec<&str> = err.lines().filter(|l| l.starts_with("::error ")).collect();
+        assert_eq!(annotations.len(), 2, "{args:?}: {err}");
+        assert!(
+            annotations[0].starts_with("::error file=users/a.yaml,line=2,col=14,title=timattr::"),
+            "{err}"
+        );
+        assert!(annotations[1].contains("line=3,col=8"), "{err}");
+        assert!(annotations[1].contains("%0Ahelp: did you mean"), "{err}");
+    }
+    // Outside Actions: none.
+    let err = p.run(&["validate"]).expect(1).stderr();
+    assert!(!err.contains("::error"), "{err}");
+    let run = p.run(&["validate", "--format", "codeclimate"]).expect(1);
+    let report = json(&run.stdout());
+    let issues = report.as_array().unwrap();
+    assert_eq!(issues.len(), 2, "{report}");
+    assert_eq!(issues[0]["location"]["path"], "users/a.yaml");
+    assert_eq!(issues[0]["location"]["lines"]["begin"], 2);
+    assert_eq!(issues[0]["check_name"], "timattr");
+    assert!(issues[0]["fingerprint"].as_str().is_some_and(|f| f.len() == 64));
+    // Valid files: an empty report, exit 0.
+    p.write_users("a.yaml", "users:\n  u1: {city: x}\n");
+    let run = p.run(&["validate", "--format", "codeclimate"]).expect(0);
+    assert_eq!(run.stdout(), "[]\n");
+}
