@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// One mebibyte, the unit of the caps' error messages.
 const MB: u64 = 1024 * 1024;
@@ -246,6 +246,19 @@ fn doc_kind_of(
     }
 }
 
+/// `a/./b` → `a/b`, `./a` → `a` (`..` is kept: without the file system it cannot be resolved).
+pub fn normal(path: &Path) -> PathBuf {
+    let out: PathBuf = path
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect();
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,5 +477,11 @@ mod tests {
         let other = dir.path().join("o.yaml");
         std::fs::write(&other, "users: {}\n").unwrap();
         assert_eq!(doc_kind(&other), None);
+    }
+    #[test]
+    fn paths_lose_their_current_directory_steps() {
+        assert_eq!(normal(Path::new("././state2")), PathBuf::from("state2"));
+        assert_eq!(normal(Path::new("a/./b/../c")), PathBuf::from("a/b/../c"));
+        assert_eq!(normal(Path::new("./")), PathBuf::from("."));
     }
 }

@@ -345,7 +345,9 @@ impl StateLocation {
             if name.is_some() {
                 return Err("`state.name` applies only to a PostgreSQL `url`".into());
             }
-            return Ok(StateLocation::Sled(project_dir.join(value)));
+            return Ok(StateLocation::Sled(crate::files::normal(
+                &project_dir.join(value),
+            )));
         }
         let url = DatabaseUrl::new(value);
         if url.has_password() {
@@ -368,7 +370,7 @@ impl StateLocation {
             return self;
         };
         if !is_database_url(value) {
-            return StateLocation::Sled(project_dir.join(value));
+            return StateLocation::Sled(crate::files::normal(&project_dir.join(value)));
         }
         let name = match self {
             StateLocation::Postgres { name, .. } => name,

@@ -2,7 +2,7 @@
 //! Actions workflow commands (`::error file=…,line=…,col=…::…`) and the GitLab Code Quality
 //! report (`validate --format codeclimate`).
 
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -33,7 +33,11 @@ pub fn github_annotations(diags: &Diagnostics) -> String {
         }
         // Quoted file content must not move the cursor in a log either (DESIGN.md §8).
         let message = crate::escape::escape_text(&message);
-        out.push_str(&format!("::error {}::{}\n", props.join(","), data(&message)));
+        out.push_str(&format!(
+            "::error {}::{}\n",
+            props.join(","),
+            data(&message)
+        ));
     }
     out
 }
@@ -57,24 +61,11 @@ fn repo_path(file: &Path) -> String {
         .ok()
         .and_then(|cwd| file.strip_prefix(cwd).ok().map(Path::to_path_buf))
         .unwrap_or_else(|| file.to_path_buf());
-    normal(&relative)
+    crate::files::normal(&relative)
         .components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join("/")
-}
-
-/// `a/./b` → `a/b`, `./a` → `a` (`..` is kept: without the file system it cannot be resolved).
-pub fn normal(path: &Path) -> PathBuf {
-    let out: PathBuf = path
-        .components()
-        .filter(|c| !matches!(c, Component::CurDir))
-        .collect();
-    if out.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        out
-    }
 }
 
 /// One issue of a GitLab Code Quality report.
@@ -175,12 +166,5 @@ mod tests {
         assert_eq!(v[1]["location"]["lines"]["begin"], 1);
         assert_ne!(v[0]["fingerprint"], v[1]["fingerprint"]);
         assert_eq!(codeclimate(&Diagnostics::default()), "[]\n");
-    }
-
-    #[test]
-    fn paths_lose_their_current_directory_steps() {
-        assert_eq!(normal(Path::new("././state2")), PathBuf::from("state2"));
-        assert_eq!(normal(Path::new("a/./b/../c")), PathBuf::from("a/b/../c"));
-        assert_eq!(normal(Path::new("./")), PathBuf::from("."));
     }
 }

@@ -526,10 +526,8 @@ fn file_errors_are_github_annotations_in_actions_and_a_gitlab_report_on_request(
     let p = Project::new("embedded", NAMES);
     p.write_users("a.yaml", "users:\n  u1: {city: 42}\n  u2: {citty: x}\n");
     for args in [&["validate"][..], &["plan"], &["apply", "--auto-approve"]] {
-        let run = support::Run(
-            p.cmd(args).env("GITHUB_ACTIONS", "true").output().unwrap(),
-        )
-        .expect(1);
+        let run =
+            support::Run(p.cmd(args).env("GITHUB_ACTIONS", "true").output().unwrap()).expect(1);
         let err = run.stderr();
         let annotations: Vec<&str> = err.lines().filter(|l| l.starts_with("::error ")).collect();
         assert_eq!(annotations.len(), 2, "{args:?}: {err}");
@@ -550,9 +548,21 @@ fn file_errors_are_github_annotations_in_actions_and_a_gitlab_report_on_request(
     assert_eq!(issues[0]["location"]["path"], "users/a.yaml");
     assert_eq!(issues[0]["location"]["lines"]["begin"], 2);
     assert_eq!(issues[0]["check_name"], "timattr");
-    assert!(issues[0]["fingerprint"].as_str().is_some_and(|f| f.len() == 64));
+    assert!(issues[0]["fingerprint"]
+        .as_str()
+        .is_some_and(|f| f.len() == 64));
     // Valid files: an empty report, exit 0.
     p.write_users("a.yaml", "users:\n  u1: {city: x}\n");
     let run = p.run(&["validate", "--format", "codeclimate"]).expect(0);
     assert_eq!(run.stdout(), "[]\n");
+}
+
+#[test]
+fn state_paths_print_without_dot_steps() {
+    let p = Project::new("embedded", NAMES);
+    p.write_project(NAMES, "state: ./state2\n");
+    p.write_users_map("a.yaml", &users(1, ""));
+    let err = p.run(&["-c", "./timattr.yaml", "plan"]).expect(0).stderr();
+    assert!(err.contains("there is no state at state2 yet"), "{err}");
+    assert!(!err.contains("./"), "{err}");
 }
