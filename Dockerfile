@@ -18,7 +18,9 @@ FROM rust:${RUST_VERSION}-alpine${ALPINE_VERSION} AS build
 # hadolint ignore=DL3018
 RUN apk add --no-cache musl-dev
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+# The context has no .git: the commit `--version` reports comes from this argument.
+ARG TIMATTR_BUILD_COMMIT=unknown
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 RUN cargo build --release --locked \
     && cp target/release/timattr /timattr \

@@ -10,7 +10,12 @@ use crate::render::Format;
 ///
 /// Keep the desired attributes in YAML, review `timattr plan`, then `timattr apply`.
 #[derive(Debug, Parser)]
-#[command(name = "timattr", version, propagate_version = true)]
+#[command(
+    name = "timattr",
+    version,
+    long_version = LONG_VERSION,
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -18,7 +23,19 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--version` (and `timattr version`): the version, then what it was built from.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("TIMATTR_GIT_COMMIT"),
+    "\ntarget: ",
+    env!("TIMATTR_TARGET"),
+    "\nprofile: ",
+    env!("TIMATTR_PROFILE")
+);
+
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// The project file.
     #[arg(
@@ -110,6 +127,13 @@ pub enum Command {
     ///
     /// Example: timattr completions bash > /etc/bash_completion.d/timattr
     Completions(CompletionsArgs),
+    /// Print the version and what it was built from (git commit, target, build profile).
+    Version,
+    /// Print the manual page (roff), generated from this command line's definition.
+    ///
+    /// Example: timattr man > timattr.1
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -249,6 +273,7 @@ pub enum StateCommand {
     ///
     /// Example: timattr state show xiaojun012
     Show {
+        /// The account id, as in the users files.
         account: String,
         /// Output format (JSON, an export line, unless asked otherwise: scripts read it).
         #[arg(long, value_enum, default_value_t = ListFormat::Json)]
@@ -267,6 +292,7 @@ pub enum StateCommand {
     /// Refuses another lineage or an older serial unless --force.
     /// Example: timattr state restore backup.jsonl.gz
     Restore {
+        /// A backup written by `timattr state export`.
         file: PathBuf,
         /// Accept another lineage or an older serial.
         #[arg(long)]
@@ -284,6 +310,7 @@ pub enum StateCommand {
     ///
     /// Example: timattr state rm xiaojun012 xiaojun013
     Rm {
+        /// The account ids to forget (one or more; a repeated one counts once).
         #[arg(required = true, value_name = "ACCOUNT")]
         accounts: Vec<String>,
     },

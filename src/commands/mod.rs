@@ -100,6 +100,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Emulator(args) => emulator::emulator(&ctx, &args),
         Command::Schema(args) => schema::schema(&args),
         Command::Completions(args) => schema::completions(&args),
+        Command::Version => schema::version(),
+        Command::Man => schema::man(),
     }
 }
 

@@ -566,3 +566,68 @@ fn state_paths_print_without_dot_steps() {
     assert!(err.contains("there is no state at state2 yet"), "{err}");
     assert!(!err.contains("./"), "{err}");
 }
+
+#[test]
+fn version_and_help_say_what_a_user_needs() {
+    let p = Project::new("embedded", NAMES);
+    for args in [&["--version"][..], &["version"]] {
+        let out = p.run(args).expect(0).stdout();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!("timattr {}", env!("CARGO_PKG_VERSION")),
+            "{out}"
+        );
+        assert!(
+            lines[1].starts_with("commit: ") && lines[1].len() > "commit: ".len(),
+            "{out}"
+        );
+        assert!(
+            lines[2].starts_with("target: ") && lines[2].contains('-'),
+            "{out}"
+        );
+        assert!(
+            lines[3] == "profile: debug" || lines[3] == "profile: release",
+            "{out}"
+        );
+    }
+    // The short form stays one line, for scripts comparing versions.
+    assert_eq!(
+        p.run(&["-V"]).expect(0).stdout(),
+        format!("timattr {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let help = p.run(&["plan", "--help"]).expect(0).stdout();
+    let (own, global) = help.split_once("Global options:").expect(&help);
+    assert!(
+        own.contains("--target <PATTERN>") && !own.contains("--config"),
+        "{help}"
+    );
+    assert!(
+        global.contains("--config") && global.contains("--lock-timeout"),
+        "{help}"
+    );
+    for (args, described) in [
+        (&["state", "show", "--help"][..], "The account id"),
+        (
+            &["state", "restore", "--help"],
+            "A backup written by `timattr state export`",
+        ),
+        (&["state", "rm", "--help"], "The account ids to forget"),
+    ] {
+        let help = p.run(args).expect(0).stdout();
+        assert!(help.contains(described), "{args:?}: {help}");
+    }
+}
+
+#[test]
+fn the_committed_man_page_is_the_one_the_cli_generates() {
+    let p = Project::new("embedded", NAMES);
+    let page = p.run(&["man"]).expect(0).stdout();
+    assert!(page.contains(".TH timattr 1"), "{page}");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/timattr.1")).unwrap();
+    assert!(
+        page == committed,
+        "timattr.1 is out of date: run `cargo run -- man > timattr.1` and commit it"
+    );
+}
