@@ -80,11 +80,12 @@ fn list(settings: &crate::settings::Settings, format: ListFormat) -> Result<()> 
         ListFormat::Json => {
             let mut first = true;
             state::list(settings, |account| {
-                out.write_all(if first { b"[\n" } else { b",\n" })?;
+                // One compact document, like every `--format json`.
+                out.write_all(if first { b"[" } else { b"," })?;
                 first = false;
                 crate::render::json::to_safe_writer(&mut out, &account, false)
             })?;
-            output::written(out.write_all(if first { b"[]\n" } else { b"\n]\n" }))?;
+            output::written(out.write_all(if first { b"[]\n" } else { b"]\n" }))?;
         }
     }
     output::written(out.flush())

@@ -227,14 +227,16 @@ pub fn write_plan(
     // Rendered in chunks: one write per ~64 KiB instead of dozens per change.
     let mut buf = Vec::with_capacity(1 << 17);
     for (i, change) in plan.changes.iter().enumerate() {
-        buf.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+        if i > 0 {
+            buf.push(b',');
+        }
         push_change(&mut buf, change, &plan.names);
         if buf.len() >= 1 << 16 {
             w.write_all(&buf)?;
             buf.clear();
         }
     }
-    buf.extend_from_slice(b"\n]}\n");
+    buf.extend_from_slice(b"]}\n");
     w.write_all(&buf)
 }
 

@@ -145,8 +145,7 @@ pub fn write_history(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result
         "time                  serial  operation  status       set  removed  names  requests  retries"
     )?;
     for h in entries {
-        let time =
-            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(h.time));
+        let time = rfc3339(h.time);
         writeln!(
             w,
             "{time}  {:>6}  {:<9}  {:<11}  {:>4}  {:>7}  {:>5}  {:>8}  {:>7}",
@@ -163,10 +162,20 @@ pub fn write_history(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result
     Ok(())
 }
 
-/// `state history --format json`: the entries as one JSON array, oldest first.
+/// `state history --format json`: the entries as one compact JSON array, oldest first, each
+/// `time` in RFC 3339 (UTC) as the text table shows it, not Unix seconds.
 pub fn write_history_json(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result<()> {
-    super::json::to_safe_writer(w, &entries, true)?;
+    let mut docs = serde_json::to_value(entries)?;
+    for (doc, entry) in docs.as_array_mut().into_iter().flatten().zip(entries) {
+        doc["time"] = rfc3339(entry.time).into();
+    }
+    super::json::to_safe_writer(w, &docs, false)?;
     writeln!(w)
+}
+
+/// Unix seconds as RFC 3339 in UTC, to the second (`2026-12-07T23:45:49Z`).
+pub fn rfc3339(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(unix)).to_string()
 }
 
 /// `state show --format text`: the account, then one `name: "value"` line per attribute, then
@@ -185,7 +194,7 @@ pub fn write_account_text(w: &mut impl Write, account: &ExportLine) -> io::Resul
 
 /// `state show`: one account as a line of `state export` has it, pretty.
 pub fn write_account(w: &mut impl Write, account: &ExportLine) -> io::Result<()> {
-    super::json::to_safe_writer(w, account, true)?;
+    super::json::to_safe_writer(w, account, false)?;
     writeln!(w)
 }
 

@@ -631,3 +631,40 @@ fn the_committed_man_page_is_the_one_the_cli_generates() {
         "timattr.1 is out of date: run `cargo run -- man > timattr.1` and commit it"
     );
 }
+
+#[test]
+fn every_json_output_is_one_compact_document_with_rfc3339_times() {
+    let (emu, p) = applied(3);
+    p.write_users_map("a.yaml", &users(4, ""));
+    emu.running()
+        .set_user_attr("user00001", "city", "elsewhere");
+    for args in [
+        &["plan", "--format", "json"][..],
+        &["drift", "--format", "json"],
+        &["state", "list", "--format", "json"],
+        &["state", "show", "user00001", "--format", "json"],
+        &["state", "history", "--format", "json"],
+    ] {
+        let run = p.run(args);
+        assert!(
+            run.code() == 0 || run.code() == 2,
+            "{args:?}: {}",
+            run.stderr()
+        );
+        let out = run.stdout();
+        assert_eq!(out.lines().count(), 1, "{args:?}: one line: {out}");
+        json(&out);
+    }
+    let history = json(
+        &p.run(&["state", "history", "--format", "json"])
+            .expect(0)
+            .stdout(),
+    );
+    let time = history[0]["time"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{history}"));
+    assert!(
+        time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        "{time}"
+    );
+}
