@@ -12,6 +12,9 @@
 # `timattr-X.Y.Z-TARGET.tar.gz` (`.zip` on Windows) containing `timattr-X.Y.Z-TARGET/timattr[.exe]`.
 # The archive is used only when its SHA-256 matches SHA256SUMS (and the pinned sha256, if given),
 # also when it comes from the cache.
+# Its build provenance is then checked with `gh attestation verify` (made by the repository's
+# release workflow from the tag vX.Y.Z) where gh is installed; without gh the script says that only
+# the SHA-256 was checked.
 # A target that the release has no archive for is built with `cargo install --locked` from the
 # release's tag instead. Anything else that goes wrong (no SHA256SUMS, a failed download, a
 # wrong checksum, a binary that reports another version) fails the install.
@@ -26,6 +29,9 @@
 #                                an https URL or a local directory (a mirror, or a test fixture)
 #   TIMATTR_INSTALL_DIR          where to install (default $RUNNER_TOOL_CACHE/timattr/VERSION/OS-ARCH)
 #   TIMATTR_INSTALL_CARGO        the cargo used by the fallback (default cargo)
+#   TIMATTR_INSTALL_ATTESTATION  auto (verify when gh is installed; the default), required (fail
+#                                without gh) or off
+#   TIMATTR_INSTALL_GH           the gh used to verify attestations (default gh; it reads GH_TOKEN)
 #   RUNNER_OS, RUNNER_ARCH       as on GitHub runners (Linux|macOS|Windows, X64|ARM64|...);
 #                                default: from uname
 set -euo pipefail
@@ -216,6 +222,36 @@ verified_archive() {
     mv -f "$dir/$asset.part" "$dir/$asset"
 }
 
+# Checks that archive $1 of version $2 was built by the repository's release workflow from tag
+# v$2 (`gh attestation verify`). Without gh it says so (or fails, when it is required); a failed
+# check removes the archive and installs nothing.
+verify_attestation() {
+    local archive="$1" version="$2" mode="${TIMATTR_INSTALL_ATTESTATION:-auto}"
+    local gh="${TIMATTR_INSTALL_GH:-gh}" name="${1##*/}" repo
+    case "$mode" in
+    off)
+        note "attestation check off: $name is verified by its SHA-256 only"
+        return
+        ;;
+    auto | required) ;;
+    *) die "attestation must be auto, required or off, not '$mode'" ;;
+    esac
+    if ! command -v "$gh" >/dev/null 2>&1; then
+        [[ "$mode" == auto ]] ||
+            die "gh is not installed, and the attestation check is required; nothing installed"
+        note "gh is not installed: the build provenance of $name is not verified, only its SHA-256"
+        return
+    fi
+    repo="$(repository)"
+    if "$gh" attestation verify "$(native "$archive")" --repo "$repo" \
+        --source-ref "refs/tags/v$version" >&2; then
+        note "the build provenance of $name is verified: $repo, tag v$version"
+    else
+        rm -f "$archive"
+        die "the build provenance of $name does not verify ($repo, tag v$version); nothing installed"
+    fi
+}
+
 # No archive fits this runner: build that exact version from the release's tag. A build from an
 # earlier run (restored from the cache) is reused when it reports the version.
 install_from_source() {
@@ -274,9 +310,11 @@ cmd_install() {
     fi
     if [[ -n "$expected" ]]; then
         verified_archive "$version" "$asset" "$dir" "$expected"
+        verify_attestation "$dir/$asset" "$version"
         unpack "$dir/$asset" "$version-$target" "$dir" "$ext" "$exe"
     else
         [[ -z "$pinned" ]] || die "a sha256 is pinned but release v$version has no archive for this runner"
+        note "no release archive for this runner: no attestation to verify"
         install_from_source "$version" "$dir" "$exe"
     fi
     check_binary "$dir/bin/$exe" "$version"

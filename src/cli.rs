@@ -111,6 +111,12 @@ pub enum Command {
     ///
     /// Example: timattr show plan.gz --format markdown
     Show(ShowArgs),
+    /// Check, read-only, everything an apply needs: files, secret, endpoint, API, slots,
+    /// clock, state.
+    ///
+    /// Sends only im_get_attr_name and writes nothing to the state. Exits 0 when every check
+    /// passes. Example: timattr doctor --format json --record answers/
+    Doctor(DoctorArgs),
     /// Print a UserSig made from the secret (for debugging with curl).
     ///
     /// Example: TIM_SECRET_KEY=... timattr usersig --identifier administrator
@@ -316,6 +322,16 @@ pub enum StateCommand {
     },
 }
 
+#[derive(Debug, Args, Clone, Default)]
+pub struct DoctorArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
+    /// Save every answer received into DIR, one file per answer (never the requests).
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct UsersigArgs {
     /// Identifier to sign for (default: the project's admin).
@@ -353,6 +369,11 @@ pub struct EmulatorArgs {
     /// Environment variable holding the key.
     #[arg(long, default_value = "TIM_SECRET_KEY")]
     pub secret_env: String,
+    /// Simulate a misconfigured app (to try `timattr doctor`): a comma-separated list of
+    /// wrong-key, wrong-sdkappid, full-slots, clock-skew=DURATION (e.g. clock-skew=10m).
+    /// The data file is then read but never written.
+    #[arg(long, value_name = "LIST", value_parser = |s: &str| s.parse::<crate::emulator::Simulate>())]
+    pub simulate: Option<crate::emulator::Simulate>,
 }
 
 #[derive(Debug, Args, Clone)]

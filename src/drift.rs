@@ -40,6 +40,9 @@ pub struct Report {
     pub tags_checked: usize,
     /// Desired ≠ last-applied: changes not applied yet (not drift).
     pub pending: Plan,
+    /// Live values and tags outside the project's policies, sorted (DESIGN.md §11); `None`
+    /// when the project has no policies. Reported only: they are not drift.
+    pub policy_violations: Option<Vec<crate::policy::Violation>>,
 }
 
 impl Report {
@@ -273,6 +276,7 @@ mod tests {
             checked: 5,
             tags_checked: 2,
             pending,
+            policy_violations: None,
         };
         assert_eq!(report.drifted_tags(), 3);
         let fix = report.fix_plan();

@@ -287,6 +287,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
     fn replaces_an_existing_file_and_keeps_its_mode() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
@@ -334,6 +335,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
     fn a_symlink_keeps_pointing_at_the_replaced_file() {
         let dir = tempfile::tempdir().unwrap();
         let real = dir.path().join("real.txt");

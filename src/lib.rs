@@ -31,7 +31,10 @@
 //! - [`emulator`] is the server side of the API family, for offline use and tests.
 //! - [`files`] replaces output files atomically and reads gzip input with a size cap.
 //! - [`escape`] is how every output shows control and bidirectional characters.
+//! - [`provenance`] is who and what a run is (actor, commit, CI run URL), as history records it.
 //! - [`clock`] is the wall clock in Unix seconds (usersigs, history, exports).
+//! - [`policy`] is what values and tags the project allows (DESIGN.md §11): checked while the
+//!   users files are walked, and on live values by `import` and `drift`.
 //! - [`suggest`] finds the known word a typo meant ("did you mean `city`?").
 //! - [`schema`] holds the JSON Schemas of the project and users files, for editors.
 //! - [`error`] is the crate's error: what went wrong and what the user can do next.
@@ -54,6 +57,8 @@ pub mod limiter;
 pub mod model;
 pub mod ops;
 pub mod plan;
+pub mod policy;
+pub mod provenance;
 pub mod render;
 pub mod schema;
 pub mod settings;

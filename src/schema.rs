@@ -18,6 +18,67 @@ pub const REGIONS: [&str; 7] = [
     "tokyo",
 ];
 
+/// `{name, values}` / `{name, pattern}`: an attribute with a value policy (DESIGN.md §11).
+fn attribute_entry(name: &Value) -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["name"],
+        "properties": {
+            "name": name,
+            "values": value_list(0, "the only values the attribute may hold"),
+            "pattern": pattern("a regular expression the whole value must match (regex crate syntax)")
+        },
+        "not": {"required": ["values", "pattern"]},
+        "description": "an attribute with a policy: `values` or `pattern`, not both"
+    })
+}
+
+/// A non-empty list of distinct strings of `min..=50` bytes.
+fn value_list(min: usize, what: &str) -> Value {
+    json!({
+        "type": "array", "minItems": 1, "uniqueItems": true,
+        "items": {"type": "string", "minLength": min, "maxLength": limits::MAX_ATTR_BYTES},
+        "description": what
+    })
+}
+
+fn pattern(what: &str) -> Value {
+    json!({"type": "string", "minLength": 1, "format": "regex", "description": what})
+}
+
+/// `attributes`: plain names and `{name, values|pattern}` entries.
+fn attributes() -> Value {
+    let name = json!({"type": "string", "minLength": 1, "maxLength": limits::MAX_ATTR_BYTES,
+        "not": {"const": "tags"}});
+    json!({
+        "type": "array",
+        "maxItems": limits::MAX_ATTRIBUTE_NAMES,
+        "uniqueItems": true,
+        "items": {"anyOf": [name.clone(), attribute_entry(&name)]},
+        "description": "the app's attribute names (at most 10, each at most 50 bytes): a plain name takes any value; {name, values} or {name, pattern} says what it may hold. `tags` is not a name: in users files it is the user's list of tags"
+    })
+}
+
+/// The top-level `tags` policy.
+fn tags() -> Value {
+    json!({
+        "description": "which tags exist: {allowed: [...]} or {pattern: '...'}; validate, plan and apply refuse any other tag",
+        "anyOf": [
+            {"type": "null"},
+            {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "allowed": value_list(1, "the tags that exist"),
+                    "pattern": pattern("a regular expression every whole tag must match (regex crate syntax)")
+                },
+                "oneOf": [{"required": ["allowed"]}, {"required": ["pattern"]}]
+            }
+        ]
+    })
+}
+
 pub fn project() -> Value {
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -45,14 +106,8 @@ pub fn project() -> Value {
                 },
                 "anyOf": [{"required": ["region"]}, {"required": ["endpoint"]}]
             },
-            "attributes": {
-                "type": "array",
-                "maxItems": limits::MAX_ATTRIBUTE_NAMES,
-                "uniqueItems": true,
-                "items": {"type": "string", "minLength": 1, "maxLength": limits::MAX_ATTR_BYTES,
-                    "not": {"const": "tags"}},
-                "description": "the app's attribute names (at most 10, each at most 50 bytes); `tags` is not a name: in users files it is the user's list of tags"
-            },
+            "attributes": attributes(),
+            "tags": tags(),
             "users": {
                 "type": "array", "minItems": 1,
                 "items": {"type": "string", "minLength": 1},

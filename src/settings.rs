@@ -162,6 +162,9 @@ pub struct Settings {
     pub secret_env: String,
     /// Declared attribute names, in file order.
     pub attributes: Vec<String>,
+    /// What each declared attribute may hold and which tags exist (DESIGN.md §11); empty for
+    /// a plain list of names.
+    pub policies: crate::policy::Policies,
     /// Users glob patterns as written.
     pub users: Vec<String>,
     /// The sled directory, resolved against `project_dir` (also where `endpoint: embedded`

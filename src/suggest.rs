@@ -3,7 +3,10 @@
 /// The candidate closest to `word`, when it is close enough to be the word meant: a
 /// Jaro-Winkler similarity (case ignored) of at least 0.8, a unique best, and not `word`
 /// itself. Jaro-Winkler favours a shared beginning, which is what typos of names keep
-/// (`TIM_SECRT` for `TIM_SECRET_KEY`, `cty` for `city`).
+/// (`TIM_SECRT` for `TIM_SECRET_KEY`, `cty` for `city`). Its matching window is too narrow
+/// for short words (`vpi` is not matched to `vip`), so a word of 3 or more characters with
+/// no close match falls back to the one candidate a single edit away (a swap of neighbours,
+/// an insertion, a deletion or a replacement).
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
@@ -12,9 +15,11 @@ pub fn did_you_mean<'a>(
         return None;
     }
     let lower: Vec<char> = word.chars().flat_map(char::to_lowercase).collect();
+    let candidates: Vec<&'a str> = candidates.into_iter().collect();
+    let candidates_again = &candidates;
     let mut best: Option<(&'a str, f64)> = None;
     let mut tie = false;
-    for c in candidates {
+    for &c in &candidates {
         if c == word {
             return None;
         }
@@ -34,7 +39,47 @@ pub fn did_you_mean<'a>(
     }
     match best {
         Some((c, _)) if !tie => Some(c),
-        _ => None,
+        Some(_) => None,
+        None => one_edit_away(&lower, candidates_again),
+    }
+}
+
+/// The only candidate of 3 or more characters one edit from `word` (itself 3 or more).
+fn one_edit_away<'a>(word: &[char], candidates: &[&'a str]) -> Option<&'a str> {
+    if word.len() < 3 {
+        return None;
+    }
+    let mut found = None;
+    for &c in candidates {
+        let other: Vec<char> = c.chars().flat_map(char::to_lowercase).collect();
+        if other.len() >= 3 && edit_distance_is_one(word, &other) {
+            if found.is_some_and(|f| f != c) {
+                return None;
+            }
+            found = Some(c);
+        }
+    }
+    found
+}
+
+/// Whether `a` becomes `b` by exactly one swap of neighbours, insertion, deletion or replacement.
+fn edit_distance_is_one(a: &[char], b: &[char]) -> bool {
+    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let (a, b) = (&a[prefix..], &b[prefix..]);
+    let suffix = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let (a, b) = (
+        &a[..a.len() - suffix.min(a.len())],
+        &b[..b.len() - suffix.min(b.len())],
+    );
+    match (a.len(), b.len()) {
+        (1, 1) | (1, 0) | (0, 1) => true,
+        (2, 2) => a[0] == b[1] && a[1] == b[0],
+        _ => false,
     }
 }
 
@@ -110,6 +155,32 @@ mod tests {
         assert_eq!(did_you_mean("x", []), None);
         assert_eq!(did_you_mean("", ["a"]), None);
         assert_eq!(did_you_mean("tier", ["city"]), None);
+        // A single edit between short words is not a guess when no other word is as close.
+        assert_eq!(did_you_mean("vpi", ["beta", "vip"]), Some("vip"));
+        assert_eq!(did_you_mean("vpi", ["vip", "pvi"]), None);
+        assert_eq!(did_you_mean("fre", ["free", "gold"]), Some("free"));
+        assert_eq!(did_you_mean("x", ["m", "f"]), None);
+    }
+
+    #[test]
+    fn one_edit() {
+        let c = |s: &str| s.chars().collect::<Vec<_>>();
+        for (a, b) in [
+            ("vpi", "vip"),
+            ("gol", "gold"),
+            ("gxld", "gold"),
+            ("ggold", "gold"),
+        ] {
+            assert!(edit_distance_is_one(&c(a), &c(b)), "{a} {b}");
+        }
+        for (a, b) in [
+            ("gold", "gold"),
+            ("glod2", "gold"),
+            ("dlog", "gold"),
+            ("aa", "aaaa"),
+        ] {
+            assert!(!edit_distance_is_one(&c(a), &c(b)), "{a} {b}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::answer::{self, Problem};
 use super::codes::code;
+use super::received::{self, Observer, Received};
 use super::wire::{self, command};
 use super::{now_unix, usersig, ApiError, ApiErrorKind, Secret};
 
@@ -57,6 +58,8 @@ struct Inner {
     identifier: String,
     secret: Secret,
     sig: Mutex<Option<CachedSig>>,
+    /// Shown every answer received (`timattr doctor`); set at most once.
+    observer: std::sync::OnceLock<Observer>,
 }
 
 #[derive(Clone)]
@@ -117,6 +120,7 @@ impl Client {
                 identifier: cfg.identifier,
                 secret: cfg.secret,
                 sig: Mutex::new(None),
+                observer: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -124,6 +128,38 @@ impl Client {
     /// `host[:port]` of the endpoint, as errors name it.
     pub fn host(&self) -> &str {
         &self.inner.host
+    }
+
+    /// Shows `observer` every answer received from now on, secrets replaced (see
+    /// [`Received`]). A client has at most one observer; a second is ignored.
+    pub fn observe(&self, observer: Observer) {
+        let _ = self.inner.observer.set(observer);
+    }
+
+    /// Hands an answer to the observer, with the key and `sig` replaced in every spelling.
+    fn notify(
+        &self,
+        command: &'static str,
+        status: u16,
+        headers: Vec<(String, Vec<u8>)>,
+        body: &[u8],
+        sig: &Secret,
+    ) {
+        let Some(observer) = self.inner.observer.get() else {
+            return;
+        };
+        let mut spelled = received::spellings(sig.expose());
+        spelled.extend(received::spellings(self.inner.secret.expose()));
+        let secrets: Vec<&[u8]> = spelled.iter().map(Vec::as_slice).collect();
+        observer(&Received {
+            command,
+            status,
+            headers: headers
+                .into_iter()
+                .map(|(name, value)| (name, received::redact(&value, &secrets)))
+                .collect(),
+            body: received::redact(body, &secrets),
+        });
     }
 
     /// Sets attribute-name slots (`0..=9` → name); other slots keep their names.
@@ -384,6 +420,13 @@ impl Client {
             .await
             .map_err(|e| self.error(cmd, network_kind(e)))?;
         let status = resp.status();
+        // Only with an observer: the headers as received, for `doctor` (Date) and `--record`.
+        let observed = i.observer.get().map(|_| {
+            resp.headers()
+                .iter()
+                .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+                .collect::<Vec<_>>()
+        });
         if status != reqwest::StatusCode::OK {
             tracing::debug!(command = cmd, url = %endpoint, status = status.as_u16(), "HTTP failure");
             let mut e = self.error(cmd, ApiErrorKind::Http(status.as_u16()));
@@ -395,9 +438,16 @@ impl Client {
                     .and_then(|v| answer::retry_after(v, SystemTime::now()))
                     .and_then(|d| u32::try_from(d.as_secs()).ok());
             }
+            if let Some(headers) = observed {
+                let body = self.body(cmd, resp).await.unwrap_or_default();
+                self.notify(cmd, status.as_u16(), headers, &body, sig);
+            }
             return Err(e);
         }
         let bytes = self.body(cmd, resp).await?;
+        if let Some(headers) = observed {
+            self.notify(cmd, status.as_u16(), headers, &bytes, sig);
+        }
         answer::read(&bytes, payload).map_err(|p| match p {
             Problem::Fail { code, info } => {
                 tracing::debug!(command = cmd, code, "FAIL");

@@ -84,11 +84,13 @@ pub fn meaning(code: i64) -> &'static str {
         70001 => "usersig expired",
         70002 => "usersig empty",
         70003 => "usersig could not be decoded",
+        70005 => "usersig invalid",
         70009 => "usersig signature mismatch (wrong SecretKey)",
         70013 => "identifier differs from the one inside the usersig",
         70014 => "sdkappid differs from the one inside the usersig",
         70016 => "SecretKey not found for this app",
         70020 => "SDKAppID not found",
+        70052 => "usersig has been invalidated",
         90045 => "push to all users is not enabled",
         _ => "unknown error code",
     }
@@ -114,7 +116,8 @@ pub fn fix(code: i64) -> &'static str {
         }
         60017 | 60021 => "check the app's settings in the Chat console (feature switches, IP allow list)",
         70001 => "the usersig expired; check the system clock and run the command again",
-        70002 | 70003 => "check the SecretKey in the secret environment variable",
+        70002 | 70003 | 70005 => "check the SecretKey in the secret environment variable",
+        70052 => "the usersig was invalidated (e.g. the SecretKey was changed in the Chat console): export the app's current key and run the command again",
         70009 => "the SecretKey is wrong: check the secret environment variable holds this app's key",
         70013 | 70014 => "check app.admin and app.sdkappid match the app the SecretKey belongs to",
         90045 => "enable Push to all users in the Chat console (Pro edition or above)",
@@ -138,8 +141,8 @@ mod tests {
         assert_eq!(classify(70050), ErrorClass::RetryAfterMinute);
         for c in [
             90001, 60003, 90009, 60010, 90018, 90020, 90032, 90033, 60002, 60009, 60012, 60015,
-            60006, 60016, 60017, 60020, 60021, 70002, 70003, 70009, 70013, 70014, 70016, 70020,
-            90045, 12345,
+            60006, 60016, 60017, 60020, 60021, 70002, 70003, 70005, 70009, 70013, 70014, 70016,
+            70020, 70052, 90045, 12345,
         ] {
             assert_eq!(classify(c), ErrorClass::Fatal, "{c}");
         }
@@ -150,7 +153,8 @@ mod tests {
         for c in [
             90001, 60003, 90009, 60010, 90018, 90020, 90032, 90033, 91000, 60007, 60011, 60018,
             60019, 60008, 60013, 60014, 70050, 60002, 60009, 60012, 60015, 60006, 60016, 60017,
-            60020, 60021, 70001, 70002, 70003, 70009, 70013, 70014, 70016, 70020, 90045,
+            60020, 60021, 70001, 70002, 70003, 70005, 70009, 70013, 70014, 70016, 70020, 70052,
+            90045,
         ] {
             assert_ne!(meaning(c), "unknown error code", "{c}");
             assert_ne!(fix(c), fix(1), "{c}");

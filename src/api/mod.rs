@@ -11,6 +11,10 @@
 //! the endpoint's host and the attempts made. Answers are read up to a size cap, redirects are
 //! not followed, and a slow answer is announced while it is awaited.
 //!
+//! An observer ([`Client::observe`]) is shown every answer as received ([`received`]), the key
+//! and the usersig replaced; [`reach`] resolves the endpoint's host and tries its TLS handshake
+//! before any request (`timattr doctor`).
+//!
 //! Secrets never leave this module in printable form: the key and the sig are [`Secret`]s, URLs
 //! are logged without their query, errors carry codes and meanings, never the request, and
 //! messages about an answer describe its shape instead of quoting it.
@@ -18,6 +22,8 @@
 mod answer;
 mod client;
 pub mod codes;
+pub mod reach;
+pub mod received;
 mod secret;
 pub mod usersig;
 pub mod wire;
@@ -28,6 +34,7 @@ use std::time::Duration;
 
 pub use client::{Client, ClientConfig};
 pub use codes::{classify, fix, meaning, ErrorClass};
+pub use received::{Observer, Received};
 pub use secret::Secret;
 
 /// Fixed demo key shared by `endpoint: embedded` and its in-process emulator (not a secret:
@@ -144,7 +151,7 @@ impl ApiError {
     }
 
     /// What the user should do.
-    fn advice(&self) -> &'static str {
+    pub fn advice(&self) -> &'static str {
         const ENDPOINT: &str = "check that app.region / app.endpoint points at the Chat REST API";
         match &*self.kind {
             ApiErrorKind::Code { code, .. } => fix(*code),

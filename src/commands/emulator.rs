@@ -28,6 +28,8 @@ pub fn emulator(ctx: &Context, args: &EmulatorArgs) -> Result<Exit> {
         fault_rate: args.fault_rate,
         data: args.data.clone(),
         rate_limit: 100,
+        simulate: args.simulate.clone().unwrap_or_default(),
+        read_only_data: false,
     };
     connect::runtime()?
         .block_on(crate::emulator::run_until_ctrl_c(cfg))

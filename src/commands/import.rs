@@ -7,7 +7,7 @@ use super::{Context, Exit};
 use crate::cli::ImportArgs;
 use crate::ops::import::{Adoption, ImportOptions};
 use crate::plan::Plan;
-use crate::render::{count, output, text};
+use crate::render::{count, output, text, Style};
 use crate::Result;
 
 pub fn import(ctx: &Context, args: &ImportArgs) -> Result<Exit> {
@@ -27,10 +27,26 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> Result<Exit> {
         count(imported.retries as usize, "retry", "retries"),
         imported.elapsed.as_secs_f64()
     ));
+    report_violations(ctx, &imported.policy_violations);
     Ok(match imported.interrupted {
         None => Exit::Ok,
         Some(signal) => Exit::Stopped(signal),
     })
+}
+
+/// Live values outside the project's policies, on stderr beside the other notes and in the
+/// GitHub step summary; they were recorded as they are.
+fn report_violations(ctx: &Context, violations: &[crate::policy::Violation]) {
+    if violations.is_empty() {
+        return;
+    }
+    let mut shown = Vec::new();
+    if crate::render::policy::write_text(&mut shown, violations, Style::default()).is_ok() {
+        ctx.note(String::from_utf8_lossy(&shown).trim_end());
+    }
+    let mut md = String::from("### timattr import\n");
+    crate::render::policy::push_markdown(&mut md, violations);
+    output::append_step_summary(&md);
 }
 
 struct Terminal<'a> {

@@ -2,6 +2,7 @@
 //! operation of [`crate::ops`], render what it returns, and map the outcome to an exit code.
 
 mod apply;
+mod doctor;
 mod drift;
 mod emulator;
 mod import;
@@ -27,6 +28,9 @@ pub enum Exit {
     Ok,
     /// Changes or drift present (`plan --detailed-exitcode`, `drift`).
     Changes,
+    /// A check failed and the output already says which (`doctor`): exit 1 without an
+    /// error message of its own.
+    Failed,
     /// Stopped by a signal after the requests in flight were finished and recorded.
     Stopped(Signal),
 }
@@ -36,6 +40,7 @@ impl Exit {
         match self {
             Exit::Ok => 0,
             Exit::Changes => 2,
+            Exit::Failed => 1,
             // 128 + the signal's number, as shells report it.
             Exit::Stopped(Signal::Interrupt) => 130,
             Exit::Stopped(Signal::Terminate) => 143,
@@ -96,6 +101,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Import(args) => import::import(&ctx, &args),
         Command::Show(args) => show::show(&ctx, &args),
         Command::State(cmd) => state::state(&ctx, &cmd),
+        Command::Doctor(args) => doctor::doctor(&ctx, &args),
         Command::Usersig(args) => usersig::usersig(&ctx, &args),
         Command::Emulator(args) => emulator::emulator(&ctx, &args),
         Command::Schema(args) => schema::schema(&args),

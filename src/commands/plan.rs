@@ -60,9 +60,10 @@ pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<Exit> {
     }
     let pc = plan_context(&settings);
     if let Some(out) = &args.out {
-        crate::ops::saved::save(out, &plan, &state, &plan.safety(pc.max_removal_percent))?;
+        let digest =
+            crate::ops::saved::save(out, &plan, &state, &plan.safety(pc.max_removal_percent))?;
         ctx.note(format!(
-            "Saved the plan to {}; apply it with `timattr apply {}`.",
+            "Saved the plan to {} ({digest}); apply it with `timattr apply {}`.",
             out.display(),
             out.display()
         ));

@@ -8,13 +8,14 @@
 //! line ends, no comments or blank lines. A value of `tags` is a flow list of such values on
 //! the same line: `tags: [vip, "beta"]` or `tags: []`. Within that subset YAML has one reading, which is
 //! the one built here. Anything else, and any problem at all (an undeclared name, a number, a
-//! duplicate...), gives `None`, and the caller walks the text with the general parser, which
+//! duplicate, a value or tag outside its policy...), gives `None`, and the caller walks the text with the general parser, which
 //! finds and words every problem. So the fast path can only be faster, never different.
 
 use super::events::Pos;
 use super::scalar::{self, Plain};
 use super::users::{Defaults, Entry, Parsed, TAGS_KEY};
 use crate::model::{limits, Attrs, NameIdx, Names, Tag, TagPool, Tags};
+use crate::policy::Policies;
 
 /// The entries of `text` (whose first line is line `1 + line_offset`), `defaults` merged, or
 /// `None` when the text is not in the subset or has a problem.
@@ -22,6 +23,7 @@ pub(crate) fn walk(
     text: &str,
     line_offset: u32,
     names: &Names,
+    policies: &Policies,
     file: u32,
     defaults: Option<&Defaults>,
 ) -> Option<Parsed> {
@@ -30,6 +32,7 @@ pub(crate) fn walk(
         at: 0,
         line: line_offset,
         names,
+        policies,
         scratch: Vec::with_capacity(names.declared_len()),
         tags: Vec::new(),
         pool: TagPool::new(),
@@ -79,6 +82,8 @@ struct Reader<'t, 'n> {
     /// The number of the line last returned.
     line: u32,
     names: &'n Names,
+    /// A value or tag outside its policy gives up (the general parser words the problem).
+    policies: &'n Policies,
     scratch: Vec<(NameIdx, Box<str>)>,
     /// The tags of the list being read, reused from account to account.
     tags: Vec<Tag>,
@@ -226,6 +231,9 @@ impl<'t> Reader<'t, '_> {
                 return None;
             }
             let tag = std::str::from_utf8(tag).ok()?;
+            if self.policies.tags().is_some_and(|p| !p.allows(tag)) {
+                return None;
+            }
             self.tags.push(self.pool.get(tag));
             if let Some(more) = after.strip_prefix(b", ") {
                 rest = more;
@@ -254,8 +262,11 @@ impl<'t> Reader<'t, '_> {
             return None;
         }
         *seen |= bit;
-        self.scratch
-            .push((idx, Box::from(std::str::from_utf8(value).ok()?)));
+        let value = std::str::from_utf8(value).ok()?;
+        if self.policies.attr(idx).is_some_and(|p| !p.allows(value)) {
+            return None;
+        }
+        self.scratch.push((idx, Box::from(value)));
         Some(())
     }
 }
@@ -336,9 +347,18 @@ mod tests {
     /// The fast path's reading of `text`, which must be the general parser's.
     fn same(text: &str) -> Option<Vec<String>> {
         let names = names();
-        let fast = walk(text, 3, &names, 0, None)?;
+        let fast = walk(text, 3, &names, &Policies::default(), 0, None)?;
         let mut problems = Problems::default();
-        let slow = users::walk(text, 3, &names, 0, None, &mut problems).unwrap();
+        let slow = users::walk(
+            text,
+            3,
+            &names,
+            &Policies::default(),
+            0,
+            None,
+            &mut problems,
+        )
+        .unwrap();
         assert!(problems.is_empty(), "{text:?}");
         let (fast, slow) = (view(fast), view(slow));
         assert_eq!(fast, slow, "{text:?}");
@@ -383,8 +403,19 @@ mod tests {
     fn both_readers_share_one_allocation_per_tag() {
         let text = "users:\n  a: {tags: [vip, beta]}\n  b: {tags: [\"vip\"]}\n";
         let names = names();
-        let fast = walk(text, 0, &names, 0, None).unwrap().into_entries();
-        let slow = users::walk(text, 0, &names, 0, None, &mut Problems::default()).unwrap();
+        let fast = walk(text, 0, &names, &Policies::default(), 0, None)
+            .unwrap()
+            .into_entries();
+        let slow = users::walk(
+            text,
+            0,
+            &names,
+            &Policies::default(),
+            0,
+            None,
+            &mut Problems::default(),
+        )
+        .unwrap();
         for entries in [fast, slow.into_entries()] {
             let vip = |i: usize| {
                 let tags = entries[i].tags.as_ref().unwrap().as_slice();
@@ -479,11 +510,35 @@ mod tests {
             "users:\n  a: {tags: [x] }\n",            // space before the brace
         ] {
             let names = names();
-            let fast = walk(text, 0, &names, 0, None);
+            let fast = walk(text, 0, &names, &Policies::default(), 0, None);
             assert!(
                 fast.is_none() || text == "users:\n  a: {city: x}\n  a: {}\n",
                 "{text:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_value_or_tag_outside_its_policy_falls_back() {
+        use crate::policy::Policy;
+        let names = names();
+        let policies = Policies::new(
+            vec![None, None, Some(Policy::values(["free", "gold"]))],
+            Some(Policy::values(["vip"])),
+        );
+        let walk_with = |text: &str| walk(text, 0, &names, &policies, 0, None);
+        assert!(walk_with("users:\n  a: {tier: gold, tags: [vip]}\n").is_some());
+        for text in [
+            "users:\n  a: {tier: glod}\n",
+            "users:\n  a:\n    tier: glod\n",
+            "defaults: {tier: glod}\nusers:\n  a: {}\n",
+            "users:\n  a: {tags: [vpi]}\n",
+            "defaults: {tags: [vip, x]}\nusers:\n  a: {}\n",
+        ] {
+            assert!(walk_with(text).is_none(), "{text:?}");
+            let mut problems = Problems::default();
+            users::walk(text, 0, &names, &policies, 0, None, &mut problems).unwrap();
+            assert_eq!(problems.list.len(), 1, "{text:?}");
         }
     }
 }

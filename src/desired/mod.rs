@@ -28,6 +28,7 @@ use std::sync::Mutex;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::{Account, Desired, Managed, Names};
+use crate::policy::Policies;
 use crate::settings::Settings;
 use events::Pos;
 use problems::{hard_diagnostic, Problem, Problems};
@@ -49,7 +50,7 @@ pub fn load_users(settings: &Settings) -> Result<Desired, Diagnostics> {
     let names = Names::new(&settings.attributes);
     let mut diags = Vec::new();
     let files = users_files(settings, &mut diags);
-    let outcomes = parse_all(&files, &names);
+    let outcomes = parse_all(&files, &names, &settings.policies);
 
     let mut runs = Vec::with_capacity(outcomes.len());
     let mut per_file: Vec<Vec<Diagnostic>> = Vec::with_capacity(outcomes.len());
@@ -99,20 +100,32 @@ pub(crate) fn read_input(path: &Path) -> std::io::Result<String> {
 }
 
 fn not_regular(meta: &std::fs::Metadata) -> std::io::Result<()> {
-    use std::os::unix::fs::FileTypeExt as _;
     let t = meta.file_type();
     let what = if t.is_file() {
         return Ok(());
     } else if t.is_dir() {
         "it is a directory"
-    } else if t.is_fifo() {
+    } else {
+        special_kind(t)
+    };
+    Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, what))
+}
+
+#[cfg(unix)]
+fn special_kind(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if t.is_fifo() {
         "it is a FIFO (named pipe), not a regular file"
     } else if t.is_socket() {
         "it is a socket, not a regular file"
     } else {
         "it is a device, not a regular file"
-    };
-    Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, what))
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: std::fs::FileType) -> &'static str {
+    "it is not a regular file"
 }
 
 /// The paths matched by `pattern`, relative to `project_dir`, sorted; every match counts,
@@ -243,7 +256,7 @@ fn workers() -> usize {
 /// Parses the files in parallel: workers pull file indices from a shared counter. The
 /// calling thread is one of them: memory it allocates and frees is reused by the plan that
 /// follows, where a finished thread's would linger until the allocator reclaims it.
-fn parse_all(files: &[PathBuf], names: &Names) -> Vec<FileOutcome> {
+fn parse_all(files: &[PathBuf], names: &Names, policies: &Policies) -> Vec<FileOutcome> {
     let workers = workers().min(files.len()).max(1);
     let next = AtomicUsize::new(0);
     let slots: Mutex<Vec<Option<FileOutcome>>> =
@@ -251,7 +264,7 @@ fn parse_all(files: &[PathBuf], names: &Names) -> Vec<FileOutcome> {
     let work = || loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(path) = files.get(i) else { break };
-        let outcome = parse_file(path, u32::try_from(i).unwrap_or(u32::MAX), names);
+        let outcome = parse_file(path, u32::try_from(i).unwrap_or(u32::MAX), names, policies);
         if let Ok(mut slots) = slots.lock() {
             slots[i] = Some(outcome);
         }
@@ -270,7 +283,7 @@ fn parse_all(files: &[PathBuf], names: &Names) -> Vec<FileOutcome> {
         .collect()
 }
 
-fn parse_file(path: &Path, file: u32, names: &Names) -> FileOutcome {
+fn parse_file(path: &Path, file: u32, names: &Names, policies: &Policies) -> FileOutcome {
     let text = match read_input(path) {
         Ok(t) => t,
         Err(e) => {
@@ -288,11 +301,11 @@ fn parse_file(path: &Path, file: u32, names: &Names) -> FileOutcome {
     let mut problems = Problems::default();
     let mut hard = None;
     let parallel = (text.len() > 2 * PIECE_BYTES && workers() > 1)
-        .then(|| parse_pieces(&text, names, file, PIECE_BYTES))
+        .then(|| parse_pieces(&text, names, policies, file, PIECE_BYTES))
         .flatten();
     let mut runs = match parallel {
         Some(runs) => runs,
-        None => match walk_users(&text, 0, names, file, None, &mut problems) {
+        None => match walk_users(&text, 0, names, policies, file, None, &mut problems) {
             Ok(parsed) => vec![parsed.into_entries()],
             Err(h) => {
                 hard = Some(hard_diagnostic(path, &text, h));
@@ -324,13 +337,14 @@ fn walk_users(
     text: &str,
     line_offset: u32,
     names: &Names,
+    policies: &Policies,
     file: u32,
     defaults: Option<&Defaults>,
     problems: &mut Problems,
 ) -> Result<users::Parsed, events::Hard> {
-    match fast::walk(text, line_offset, names, file, defaults) {
+    match fast::walk(text, line_offset, names, policies, file, defaults) {
         Some(parsed) => Ok(parsed),
-        None => users::walk(text, line_offset, names, file, defaults, problems),
+        None => users::walk(text, line_offset, names, policies, file, defaults, problems),
     }
 }
 
@@ -352,10 +366,25 @@ fn without_duplicates(entries: Vec<Entry>, problems: &mut Problems) -> Vec<Entry
 /// The entries of a big file parsed in pieces on every core, or `None` when the file cannot
 /// be cut or any piece has a problem (the caller then parses the whole file, so that every
 /// diagnostic is exactly that of a whole-file parse).
-fn parse_pieces(text: &str, names: &Names, file: u32, piece_len: usize) -> Option<Vec<Vec<Entry>>> {
+fn parse_pieces(
+    text: &str,
+    names: &Names,
+    policies: &Policies,
+    file: u32,
+    piece_len: usize,
+) -> Option<Vec<Vec<Entry>>> {
     let split = chunks::split(text, piece_len)?;
     let mut problems = Problems::default();
-    let head = users::walk(&text[..split.head_end], 0, names, file, None, &mut problems).ok()?;
+    let head = users::walk(
+        &text[..split.head_end],
+        0,
+        names,
+        policies,
+        file,
+        None,
+        &mut problems,
+    )
+    .ok()?;
     if !problems.is_empty() || head.users_at.is_none() || !head.entries.is_empty() {
         return None;
     }
@@ -380,6 +409,7 @@ fn parse_pieces(text: &str, names: &Names, file: u32, piece_len: usize) -> Optio
                         &doc,
                         line.saturating_sub(2),
                         names,
+                        policies,
                         file,
                         head_defaults.as_ref(),
                         &mut problems,
@@ -595,6 +625,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
     fn read_input_names_what_is_not_a_regular_file() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -648,12 +679,20 @@ mod tests {
                 text.push_str(&format!("  u{i:05}:\n    tags:\n    - t{i}\n    - 'y'\n"));
             }
         }
-        let whole = users::walk(&text, 0, &names, 0, None, &mut Problems::default())
-            .unwrap()
-            .into_entries();
+        let whole = users::walk(
+            &text,
+            0,
+            &names,
+            &Policies::default(),
+            0,
+            None,
+            &mut Problems::default(),
+        )
+        .unwrap()
+        .into_entries();
         let split = chunks::split(&text, 4096).unwrap();
         assert!(split.pieces.len() > 5);
-        let mut cut: Vec<Entry> = parse_pieces(&text, &names, 0, 4096)
+        let mut cut: Vec<Entry> = parse_pieces(&text, &names, &Policies::default(), 0, 4096)
             .unwrap()
             .into_iter()
             .flatten()
@@ -678,10 +717,18 @@ mod tests {
             "{}defaults: {{tags: [d]}}\n",
             text.replacen("defaults: {tier: free, tags: [d]}\n", "", 1)
         );
-        let whole = users::walk(&late, 0, &names, 0, None, &mut Problems::default())
-            .unwrap()
-            .into_entries();
-        let mut cut: Vec<Entry> = parse_pieces(&late, &names, 0, 4096)
+        let whole = users::walk(
+            &late,
+            0,
+            &names,
+            &Policies::default(),
+            0,
+            None,
+            &mut Problems::default(),
+        )
+        .unwrap()
+        .into_entries();
+        let mut cut: Vec<Entry> = parse_pieces(&late, &names, &Policies::default(), 0, 4096)
             .unwrap()
             .into_iter()
             .flatten()
@@ -694,8 +741,8 @@ mod tests {
             "u02001: {city: c2001, tags: [t2001, x]}",
             "u02001: {city: 1}",
         );
-        assert!(parse_pieces(&bad, &names, 0, 4096).is_none());
+        assert!(parse_pieces(&bad, &names, &Policies::default(), 0, 4096).is_none());
         let bad = text.replace("tags: [t2001, x]", "tags: [t2001, 5]");
-        assert!(parse_pieces(&bad, &names, 0, 4096).is_none());
+        assert!(parse_pieces(&bad, &names, &Policies::default(), 0, 4096).is_none());
     }
 }

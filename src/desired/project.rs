@@ -1,5 +1,7 @@
 //! The project file (`timattr.yaml`): read into a small tree of positioned nodes, then
-//! checked key by key into [`Settings`], every problem reported at its node.
+//! checked key by key into [`Settings`], every problem reported at its node. That includes the
+//! value policies (DESIGN.md §11): `attributes` entries `{name, values|pattern}` and the
+//! top-level `tags`, compiled here once into [`Policies`].
 //!
 //! The file is small, so a generic tree is simplest here; the users files, which can hold
 //! millions of accounts, are walked straight into the model instead (see `users.rs`).
@@ -11,6 +13,7 @@ use super::problems::{hard_diagnostic, source_lines, Problem, Problems};
 use super::scalar::{self, Plain};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::limits;
+use crate::policy::{Pattern, Policies, Policy};
 use crate::settings::{ApplySettings, Endpoint, Settings, StateLocation, REGIONS};
 
 const DEFAULT_SECRET_ENV: &str = "TIM_SECRET_KEY";
@@ -171,6 +174,7 @@ fn check(root: &Node, path: &Path, problems: &mut Problems) -> Settings {
         endpoint: Endpoint::Embedded,
         secret_env: DEFAULT_SECRET_ENV.to_owned(),
         attributes: Vec::new(),
+        policies: Policies::default(),
         users: Vec::new(),
         state_dir: project_dir.join(DEFAULT_STATE),
         state: StateLocation::Sled(project_dir.join(DEFAULT_STATE)),
@@ -187,7 +191,7 @@ fn check(root: &Node, path: &Path, problems: &mut Problems) -> Settings {
     let Some(top) = fields(
         root,
         "the project file",
-        &["app", "attributes", "users", "state", "apply"],
+        &["app", "attributes", "tags", "users", "state", "apply"],
         problems,
     ) else {
         return s;
@@ -201,11 +205,22 @@ fn check(root: &Node, path: &Path, problems: &mut Problems) -> Settings {
         )),
     }
     match top.get("attributes") {
-        Some(n) => s.attributes = check_attributes(n, problems),
+        Some(n) => {
+            let specs = check_attributes(n, problems);
+            let mut policies = Vec::with_capacity(specs.len());
+            for spec in specs {
+                s.attributes.extend(spec.name.map(|(n, _)| n));
+                policies.push(spec.policy.map(|(p, _)| p));
+            }
+            s.policies = Policies::new(policies, None);
+        }
         None => problems.push(
             Problem::new(top.pos, "missing `attributes`")
                 .help("list the app's attribute names, e.g. attributes: [sex, city, tier]"),
         ),
+    }
+    if let Some(tags) = top.get("tags").and_then(|n| check_tags(n, problems)) {
+        s.policies = std::mem::take(&mut s.policies).with_tags(tags);
     }
     match top.get("users") {
         Some(n) => s.users = check_users(n, problems),
@@ -488,7 +503,26 @@ fn is_env_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn check_attributes(node: &Node, problems: &mut Problems) -> Vec<String> {
+/// An entry of `attributes` once checked: a plain name, or the keys of its map.
+#[derive(Default)]
+struct AttributeSpec {
+    name: Option<(String, Pos)>,
+    /// `values` or `pattern`, with the key that gave it.
+    policy: Option<(Policy, &'static str)>,
+}
+
+type KeyCheck = fn(&Node, &str, &mut AttributeSpec, &mut Problems);
+
+/// The keys of an attribute's map, in the order they are checked, and the check of each: a
+/// new key is one line here (and its field in [`AttributeSpec`]).
+const ATTRIBUTE_KEYS: &[(&str, KeyCheck)] = &[
+    ("name", attribute_name),
+    ("values", attribute_values),
+    ("pattern", attribute_pattern),
+];
+
+/// `attributes`: plain names and `{name, values|pattern}` maps, mixed freely (DESIGN.md §11).
+fn check_attributes(node: &Node, problems: &mut Problems) -> Vec<AttributeSpec> {
     let Kind::Seq(items) = &node.kind else {
         problems.push(
             Problem::new(
@@ -498,7 +532,7 @@ fn check_attributes(node: &Node, problems: &mut Problems) -> Vec<String> {
                     node.kind.describe()
                 ),
             )
-            .help("e.g. attributes: [sex, city, tier]"),
+            .help("e.g. attributes: [sex, city, tier], or an entry {name: tier, values: [free, gold]}"),
         );
         return Vec::new();
     };
@@ -512,14 +546,21 @@ fn check_attributes(node: &Node, problems: &mut Problems) -> Vec<String> {
             ),
         ));
     }
-    let mut names: Vec<(String, Pos)> = Vec::with_capacity(items.len());
+    let mut specs: Vec<AttributeSpec> = Vec::with_capacity(items.len());
     for item in items {
-        let Some(name) = string(item, "an attribute name", problems) else {
+        let spec = match &item.kind {
+            Kind::Map(_) => attribute_map(item, problems),
+            _ => AttributeSpec {
+                name: string(item, "an attribute name", problems).map(|n| (n.to_owned(), item.pos)),
+                ..AttributeSpec::default()
+            },
+        };
+        let Some((name, pos)) = &spec.name else {
             continue;
         };
         if name.is_empty() || name.len() > limits::MAX_ATTR_BYTES {
             problems.push(Problem::new(
-                item.pos,
+                *pos,
                 format!(
                     "attribute name {name:?} is {} bytes long; names are 1 to {} bytes (UTF-8)",
                     name.len(),
@@ -528,19 +569,209 @@ fn check_attributes(node: &Node, problems: &mut Problems) -> Vec<String> {
             ));
         } else if name == super::users::TAGS_KEY {
             problems.push(
-                Problem::new(item.pos, "`tags` cannot be an attribute name")
+                Problem::new(*pos, "`tags` cannot be an attribute name")
                     .help("in a users file, `tags` is the user's list of tags (e.g. tags: [vip]); name the attribute otherwise"),
             );
-        } else if let Some((_, first)) = names.iter().find(|(n, _)| n == name) {
+        } else if let Some(first) = specs
+            .iter()
+            .filter_map(|s| s.name.as_ref())
+            .find(|(n, _)| n == name)
+        {
             problems.push(
-                Problem::new(item.pos, format!("attribute {name:?} is listed twice"))
-                    .first_at(*first),
+                Problem::new(*pos, format!("attribute {name:?} is listed twice")).first_at(first.1),
             );
         } else {
-            names.push((name.to_owned(), item.pos));
+            specs.push(spec);
         }
     }
-    names.into_iter().map(|(n, _)| n).collect()
+    specs
+}
+
+/// `{name: tier, values: [...]}` or `{name: city, pattern: '...'}`.
+fn attribute_map(item: &Node, problems: &mut Problems) -> AttributeSpec {
+    let mut spec = AttributeSpec::default();
+    let keys: Vec<&str> = ATTRIBUTE_KEYS.iter().map(|(k, _)| *k).collect();
+    let Some(f) = fields(item, "an attribute entry", &keys, problems) else {
+        return spec;
+    };
+    match f.get("name") {
+        Some(n) => attribute_name(n, "name", &mut spec, problems),
+        None => problems.push(
+            Problem::new(item.pos, "an attribute entry needs a `name`")
+                .help("e.g. {name: tier, values: [free, gold, vip]}"),
+        ),
+    }
+    // The other keys are checked even without a usable name: every problem in one run.
+    let name = spec
+        .name
+        .as_ref()
+        .map_or("?".to_owned(), |(n, _)| n.clone());
+    for (key, check) in ATTRIBUTE_KEYS.iter().filter(|(k, _)| *k != "name") {
+        if let Some(n) = f.get(key) {
+            check(n, &name, &mut spec, problems);
+        }
+    }
+    spec
+}
+
+fn attribute_name(n: &Node, _: &str, spec: &mut AttributeSpec, problems: &mut Problems) {
+    spec.name = string(n, "an attribute name", problems).map(|s| (s.to_owned(), n.pos));
+}
+
+fn attribute_values(n: &Node, name: &str, spec: &mut AttributeSpec, problems: &mut Problems) {
+    let what = format!("`values` of attribute {name:?}");
+    if let Some(p) = value_list(n, &what, 0, problems) {
+        set_policy(n, name, (p, "values"), spec, problems);
+    }
+}
+
+fn attribute_pattern(n: &Node, name: &str, spec: &mut AttributeSpec, problems: &mut Problems) {
+    let what = format!("`pattern` of attribute {name:?}");
+    if let Some(p) = pattern(n, &what, problems) {
+        set_policy(n, name, (p, "pattern"), spec, problems);
+    }
+}
+
+/// One policy per attribute: `values` and `pattern` together are an error (which would win
+/// is not obvious to a reader of the file).
+fn set_policy(
+    n: &Node,
+    name: &str,
+    policy: (Policy, &'static str),
+    spec: &mut AttributeSpec,
+    problems: &mut Problems,
+) {
+    match &spec.policy {
+        Some((_, first)) => problems.push(
+            Problem::new(
+                n.pos,
+                format!(
+                    "attribute {name:?} has both `{first}` and `{}`; give one",
+                    policy.1
+                ),
+            )
+            .help("`values` lists the allowed values; `pattern` is a regular expression the whole value must match"),
+        ),
+        None => spec.policy = Some(policy),
+    }
+}
+
+/// A non-empty list of distinct strings of `min_bytes..=50` bytes, as a `values` policy.
+fn value_list(
+    node: &Node,
+    what: &str,
+    min_bytes: usize,
+    problems: &mut Problems,
+) -> Option<Policy> {
+    let items = match &node.kind {
+        Kind::Seq(items) if !items.is_empty() => items,
+        Kind::Seq(_) => {
+            problems.push(
+                Problem::new(node.pos, format!("{what} is an empty list"))
+                    .help("list the allowed values, or remove the key to allow any"),
+            );
+            return None;
+        }
+        other => {
+            problems.push(
+                Problem::new(
+                    node.pos,
+                    format!("{what} must be a list of strings, not {}", other.describe()),
+                )
+                .help("e.g. values: [free, gold, vip]"),
+            );
+            return None;
+        }
+    };
+    let mut seen: Vec<(&str, Pos)> = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for item in items {
+        let Kind::Str(v) = &item.kind else {
+            let fix = match &item.kind {
+                Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => {
+                    format!("quote it: \"{}\"", describe_value(item))
+                }
+                Kind::Null => "quote it (\"\") or remove it".to_owned(),
+                _ => "write a string".to_owned(),
+            };
+            problems.push(
+                Problem::new(
+                    item.pos,
+                    format!("an item of {what} is {}; {fix}", item.kind.describe()),
+                )
+                .help("values are strings"),
+            );
+            ok = false;
+            continue;
+        };
+        if v.len() < min_bytes || v.len() > limits::MAX_ATTR_BYTES {
+            problems.push(Problem::new(
+                item.pos,
+                format!(
+                    "{v:?} in {what} is {} bytes long; the API takes {min_bytes} to {} bytes (UTF-8)",
+                    v.len(),
+                    limits::MAX_ATTR_BYTES
+                ),
+            ));
+            ok = false;
+        } else if let Some((_, first)) = seen.iter().find(|(s, _)| s == v) {
+            problems.push(
+                Problem::new(item.pos, format!("{v:?} is listed twice in {what}")).first_at(*first),
+            );
+        } else {
+            seen.push((v, item.pos));
+        }
+    }
+    ok.then(|| Policy::values(seen.into_iter().map(|(v, _)| v)))
+}
+
+/// A regular expression that the whole value must match; an invalid one is reported here,
+/// at its place in the project file.
+fn pattern(node: &Node, what: &str, problems: &mut Problems) -> Option<Policy> {
+    let source = string(node, what, problems)?;
+    if source.is_empty() {
+        problems.push(
+            Problem::new(node.pos, format!("{what} is empty"))
+                .help("write a regular expression, e.g. '^[a-z0-9-]+$', or remove the key"),
+        );
+        return None;
+    }
+    match Pattern::new(source) {
+        Ok(p) => Some(Policy::Pattern(p)),
+        Err(why) => {
+            problems.push(
+                Problem::new(node.pos, format!("{what} is not a valid regular expression: {why}"))
+                    .help("the syntax is the regex crate's (https://docs.rs/regex/#syntax); quote the pattern with '...' so YAML keeps backslashes"),
+            );
+            None
+        }
+    }
+}
+
+/// The top-level `tags`: `{allowed: [...]}` or `{pattern: '...'}`.
+fn check_tags(node: &Node, problems: &mut Problems) -> Option<Policy> {
+    if matches!(node.kind, Kind::Null) {
+        return None;
+    }
+    let f = fields(node, "`tags`", &["allowed", "pattern"], problems)?;
+    match (f.get("allowed"), f.get("pattern")) {
+        (Some(_), Some(p)) => {
+            problems.push(
+                Problem::new(p.pos, "`tags` has both `allowed` and `pattern`; give one")
+                    .help("`allowed` lists the tags that exist; `pattern` is a regular expression every tag must match"),
+            );
+            None
+        }
+        (Some(a), None) => value_list(a, "`tags.allowed`", 1, problems),
+        (None, Some(p)) => pattern(p, "`tags.pattern`", problems),
+        (None, None) => {
+            problems.push(
+                Problem::new(node.pos, "`tags` needs `allowed` or `pattern`")
+                    .help("e.g. tags: {allowed: [newsletter, vip, beta]}"),
+            );
+            None
+        }
+    }
 }
 
 fn check_users(node: &Node, problems: &mut Problems) -> Vec<String> {
@@ -635,5 +866,66 @@ mod tests {
         assert_eq!(root.pos, p(1, 1));
         assert_eq!(at, [(p(1, 1), p(1, 4)), (p(2, 1), p(2, 4))]);
         assert!(matches!(entries[1].2.kind, Kind::Null));
+    }
+
+    /// The settings and the problems (`line:col message`) of a project file's text.
+    fn checked(text: &str) -> (Settings, Vec<String>) {
+        let root = tree(text).unwrap();
+        let mut problems = Problems::default();
+        let s = check(&root, Path::new("timattr.yaml"), &mut problems);
+        let shown = problems
+            .list
+            .into_iter()
+            .map(|p| format!("{}:{} {}", p.pos.line, p.pos.col, p.message))
+            .collect();
+        (s, shown)
+    }
+
+    const HEAD: &str = "app: {sdkappid: 1, admin: a, endpoint: embedded}\nusers: [u.yaml]\n";
+
+    #[test]
+    fn attributes_mix_plain_names_and_policies() {
+        let (s, problems) = checked(&format!(
+            "{HEAD}attributes:\n  - sex\n  - name: tier\n    values: [free, gold, vip]\n  - {{name: city, pattern: '[A-Z][a-z]+'}}\n  - {{name: x}}\ntags: {{allowed: [vip, beta]}}\n"
+        ));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(s.attributes, ["sex", "tier", "city", "x"]);
+        let p = &s.policies;
+        assert_eq!(p.attr(0), None);
+        assert_eq!(p.attr(1).unwrap().describe(), "one of: free, gold, vip");
+        assert!(p.attr(2).unwrap().allows("Paris") && !p.attr(2).unwrap().allows("paris"));
+        assert_eq!(p.attr(3), None);
+        assert_eq!(p.tags().unwrap().describe(), "one of: beta, vip");
+        let (s, _) = checked(&format!("{HEAD}attributes: [sex, city]\n"));
+        assert!(s.policies.is_empty());
+        let (s, problems) = checked(&format!(
+            "{HEAD}attributes: [a]\ntags: {{pattern: '[a-z]+'}}\n"
+        ));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(s.policies.tags().unwrap().allows("vip"));
+    }
+
+    #[test]
+    fn policy_mistakes_are_errors_at_their_place() {
+        let (_, problems) = checked(&format!(
+            "{HEAD}attributes:\n  - {{name: tier, values: [free, gold, free, 3, ~]}}\n  - {{name: city, pattern: '[a-'}}\n  - {{name: c2, values: [a], pattern: b}}\n  - {{nme: z, values: []}}\n  - {{name: z, valeus: [a]}}\n  - {{name: e, values: []}}\n  - {{name: f, pattern: 'a)|(b'}}\ntags: {{allowed: [''], pattern: x}}\n"
+        ));
+        assert_eq!(
+            problems,
+            [
+                "4:39 \"free\" is listed twice in `values` of attribute \"tier\"",
+                "4:45 an item of `values` of attribute \"tier\" is a number; quote it: \"3\"",
+                "4:48 an item of `values` of attribute \"tier\" is null; quote it (\"\") or remove it",
+                "5:27 `pattern` of attribute \"city\" is not a valid regular expression: unclosed character class (at `[`)",
+                "6:38 attribute \"c2\" has both `values` and `pattern`; give one",
+                "7:6 unknown key `nme` in an attribute entry",
+                "7:5 an attribute entry needs a `name`",
+                "7:22 `values` of attribute \"?\" is an empty list",
+                "8:15 unknown key `valeus` in an attribute entry",
+                "9:23 `values` of attribute \"e\" is an empty list",
+                "10:24 `pattern` of attribute \"f\" is not a valid regular expression: unopened group (at `)`)",
+                "11:32 `tags` has both `allowed` and `pattern`; give one",
+            ]
+        );
     }
 }

@@ -9,6 +9,10 @@
 //! attribute name) holds a list of 1..=100 distinct strings of 1..=50 bytes; a user's own list
 //! replaces the list in `defaults`. Tags, like values, may hold any character: every output
 //! escapes them, whereas an account id is also a key the tool matches on.
+//!
+//! Value policies (DESIGN.md §11) are checked as each value and tag is read, so a value outside
+//! its policy is refused where it is written (in `defaults` once, not under every user), with
+//! did-you-mean against the allowed values.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -17,6 +21,7 @@ use super::events::{Ev, Hard, Pos, Stream, Style};
 use super::problems::{Problem, Problems};
 use super::scalar::{self, Plain};
 use crate::model::{limits, Account, Attrs, NameIdx, Names, Tag, TagPool, Tags};
+use crate::policy::{Policies, Policy};
 
 /// One account of a users file, with where it came from (for duplicate reports).
 #[derive(Debug)]
@@ -91,6 +96,7 @@ pub(crate) fn walk(
     text: &str,
     line_offset: u32,
     names: &Names,
+    policies: &Policies,
     file: u32,
     defaults: Option<&Defaults>,
     problems: &mut Problems,
@@ -98,6 +104,7 @@ pub(crate) fn walk(
     let mut w = Walker {
         s: Stream::new(text, line_offset),
         names,
+        policies,
         file,
         problems,
         scratch: Vec::with_capacity(names.declared_len()),
@@ -159,6 +166,8 @@ impl Owner<'_> {
 struct Walker<'a, 'p> {
     s: Stream<'a>,
     names: &'p Names,
+    /// Checked as each value and tag is read: no second pass over the model.
+    policies: &'p Policies,
     file: u32,
     problems: &'p mut Problems,
     /// Values gathered before an account's [`Attrs`] is allocated at its exact size (a
@@ -295,7 +304,7 @@ impl<'a> Walker<'a, '_> {
                 .names
                 .index_of(&name)
                 .filter(|&i| self.names.is_declared(i));
-            let value = self.value(owner, &name)?;
+            let value = self.value(owner, &name, idx)?;
             let Some(idx) = idx else {
                 self.problems
                     .push(undeclared(&name, owner, key, self.names));
@@ -371,6 +380,12 @@ impl<'a> Walker<'a, '_> {
             };
             if let Some(problem) = tag_problem(&text, owner, pos) {
                 self.problems.push(problem);
+            } else if let Some(problem) = self
+                .policies
+                .tags()
+                .and_then(|p| tag_refused(p, &text, owner, pos))
+            {
+                self.problems.push(problem);
             } else {
                 found.push((self.pool.get(&text), pos));
             }
@@ -405,12 +420,19 @@ impl<'a> Walker<'a, '_> {
     }
 
     /// One attribute value: a YAML string of at most 50 bytes.
-    fn value(&mut self, owner: Owner, name: &str) -> Result<Option<Box<str>>, Hard> {
+    /// One attribute value: a YAML string of at most 50 bytes, within the policy of the
+    /// declared name `idx`.
+    fn value(
+        &mut self,
+        owner: Owner,
+        name: &str,
+        idx: Option<NameIdx>,
+    ) -> Result<Option<Box<str>>, Hard> {
         let (ev, at) = self.s.next().map_err(|h| with_path(h, owner, name))?;
         let quoted = match &ev {
-            Ev::Scalar(text, Style::Text) => return Ok(self.string(text, owner, name, at)),
+            Ev::Scalar(text, Style::Text) => return Ok(self.string(text, owner, name, idx, at)),
             Ev::Scalar(text, Style::Plain) => match scalar::resolve(text) {
-                Plain::Text => return Ok(self.string(text, owner, name, at)),
+                Plain::Text => return Ok(self.string(text, owner, name, idx, at)),
                 Plain::Null => format!("quote it ({name}: \"\") or remove the line"),
                 // The text as written: `1.10` stays `"1.10"`, `0x1F` stays `"0x1F"`.
                 _ => format!("quote it: {name}: \"{}\"", text.escape_debug()),
@@ -428,7 +450,21 @@ impl<'a> Walker<'a, '_> {
         Ok(None)
     }
 
-    fn string(&mut self, v: &str, owner: Owner, name: &str, at: Pos) -> Option<Box<str>> {
+    fn string(
+        &mut self,
+        v: &str,
+        owner: Owner,
+        name: &str,
+        idx: Option<NameIdx>,
+        at: Pos,
+    ) -> Option<Box<str>> {
+        if let Some(policy) = idx.and_then(|i| self.policies.attr(i)) {
+            if !policy.allows(v) {
+                self.problems
+                    .push(value_refused(policy, v, owner, name, at));
+                return None;
+            }
+        }
         if v.len() > limits::MAX_ATTR_BYTES {
             self.problems.push(Problem::new(
                 at,
@@ -441,6 +477,40 @@ impl<'a> Walker<'a, '_> {
             return None;
         }
         Some(Box::from(v))
+    }
+}
+
+/// A value outside its attribute's policy, with the allowed value it was probably meant to be.
+fn value_refused(policy: &Policy, v: &str, owner: Owner, name: &str, at: Pos) -> Problem {
+    let p = Problem::new(
+        at,
+        format!("value {v:?} of {name:?} {owner} is not allowed ({name}: {policy})"),
+    );
+    refused_help(p, policy, v, "the value", "`attributes`")
+}
+
+/// A tag outside the project's `tags` policy.
+fn tag_refused(policy: &Policy, tag: &str, owner: Owner, at: Pos) -> Option<Problem> {
+    if policy.allows(tag) {
+        return None;
+    }
+    let p = Problem::new(
+        at,
+        format!("tag {tag:?} {owner} is not allowed (tags: {policy})"),
+    );
+    Some(refused_help(p, policy, tag, "the tag", "`tags`"))
+}
+
+/// "did you mean `gold`?", else what to change.
+fn refused_help(p: Problem, policy: &Policy, text: &str, what: &str, key: &str) -> Problem {
+    match (policy.did_you_mean(text), policy) {
+        (Some(near), _) => p.help(format!("did you mean `{near}`?")),
+        (None, Policy::Values(_)) => p.help(format!(
+            "fix {what}, or add it to the project file's {key} if it is meant to exist"
+        )),
+        (None, Policy::Pattern(_)) => p.help(format!(
+            "the whole text must match the pattern; fix {what}, or the pattern in the project file's {key}"
+        )),
     }
 }
 
@@ -617,7 +687,7 @@ mod tests {
     fn entries(text: &str) -> (Vec<String>, Vec<String>) {
         let names = names();
         let mut p = Problems::default();
-        let entries = walk(text, 0, &names, 0, None, &mut p)
+        let entries = walk(text, 0, &names, &Policies::default(), 0, None, &mut p)
             .unwrap()
             .into_entries();
         let shown = entries
@@ -774,7 +844,64 @@ mod tests {
     fn positions_come_from_the_parser() {
         let names = names();
         let mut p = Problems::default();
-        walk("users:\n  a: {city: 1}\n", 40, &names, 0, None, &mut p).unwrap();
+        walk(
+            "users:\n  a: {city: 1}\n",
+            40,
+            &names,
+            &Policies::default(),
+            0,
+            None,
+            &mut p,
+        )
+        .unwrap();
         assert_eq!(p.list[0].pos, Pos { line: 42, col: 13 });
+    }
+
+    fn policies() -> Policies {
+        use crate::policy::Pattern;
+        let city = Policy::Pattern(Pattern::new("[A-Z][a-z]+").unwrap());
+        Policies::new(
+            vec![
+                None,
+                Some(city),
+                Some(Policy::values(["free", "gold", "vip"])),
+            ],
+            Some(Policy::values(["beta", "news", "vip"])),
+        )
+    }
+
+    /// `line:col message [help]` of each problem under the policies above.
+    fn refused(text: &str) -> Vec<String> {
+        let mut p = Problems::default();
+        walk(text, 0, &names(), &policies(), 0, None, &mut p).unwrap();
+        p.list
+            .into_iter()
+            .map(|p| {
+                let help = p.help.unwrap_or_default();
+                format!("{}:{} {} [{help}]", p.pos.line, p.pos.col, p.message)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn values_and_tags_outside_their_policy_are_refused_where_they_are() {
+        let got = refused(
+            "defaults: {tier: fre, tags: [news, nwes]}\nusers:\n  a: {tier: glod, city: berlin, sex: anything}\n  b: {tier: gold, city: Berlin, tags: [vpi, beta]}\n  c: {tier: \"gold \"}\n",
+        );
+        assert_eq!(
+            got,
+            [
+                "1:18 value \"fre\" of \"tier\" in `defaults` is not allowed (tier: one of: free, gold, vip) [did you mean `free`?]",
+                "1:36 tag \"nwes\" in `defaults` is not allowed (tags: one of: beta, news, vip) [did you mean `news`?]",
+                "3:13 value \"glod\" of \"tier\" for account \"a\" is not allowed (tier: one of: free, gold, vip) [did you mean `gold`?]",
+                "3:25 value \"berlin\" of \"city\" for account \"a\" is not allowed (city: pattern: [A-Z][a-z]+) [the whole text must match the pattern; fix the value, or the pattern in the project file's `attributes`]",
+                "4:40 tag \"vpi\" for account \"b\" is not allowed (tags: one of: beta, news, vip) [did you mean `vip`?]",
+                "5:13 value \"gold \" of \"tier\" for account \"c\" is not allowed (tier: one of: free, gold, vip) [did you mean `gold`?]",
+            ]
+        );
+        // Allowed values pass; attributes without a policy take anything.
+        assert!(
+            refused("users: {a: {tier: vip, city: Paris, sex: '?', tags: [vip]}}\n").is_empty()
+        );
     }
 }

@@ -11,6 +11,8 @@
 //! - `rules`: validation of a request against the data, into a read or a write `Op`.
 //! - `traffic`: the per-command rate windows and statistics.
 //! - `faults`: latency and injected faults.
+//! - `simulate`: misconfigurations of a real app (wrong key or SDKAppID, full slots, clock
+//!   skew), for `timattr doctor`.
 //! - `persist`: the data file (snapshot, written to a temporary file and renamed) and journal.
 
 mod faults;
@@ -18,6 +20,7 @@ mod handler;
 mod persist;
 mod rules;
 mod server;
+mod simulate;
 mod traffic;
 
 use std::collections::BTreeMap;
@@ -33,6 +36,7 @@ use crate::api::Secret;
 pub use persist::journal_path;
 use rules::Op;
 pub use server::{run_until_ctrl_c, start, Running};
+pub use simulate::{Simulate, ENV as SIMULATE_ENV};
 
 /// How to run an emulator.
 #[derive(Clone, Debug)]
@@ -51,6 +55,11 @@ pub struct Config {
     pub data: Option<PathBuf>,
     /// Requests per command per sliding second (the real service allows 100).
     pub rate_limit: u32,
+    /// Misconfigurations to simulate (none by default).
+    pub simulate: Simulate,
+    /// Load `data` but never write it: writes answered OK stay in memory (`timattr doctor`
+    /// on `endpoint: embedded`; always so while simulating).
+    pub read_only_data: bool,
 }
 
 impl Config {
@@ -65,6 +74,8 @@ impl Config {
             fault_rate: 0.0,
             data: None,
             rate_limit: 100,
+            simulate: Simulate::default(),
+            read_only_data: false,
         }
     }
 }

@@ -44,20 +44,8 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> EmulatorError + '_ {
 
 /// Loads `snapshot` and replays its journal, compacts them, and opens the journal for appends.
 pub(crate) fn open(snapshot: &Path) -> Result<(Data, Journal), EmulatorError> {
-    let mut data = match fs::read(snapshot) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| EmulatorError::Corrupt {
-            path: snapshot.to_owned(),
-            why: e.to_string(),
-        })?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Data::default(),
-        Err(e) => return Err(io_err(snapshot)(e)),
-    };
+    let (data, replayed, leftover) = read(snapshot)?;
     let path = journal_path(snapshot);
-    let (replayed, leftover) = match fs::read(&path) {
-        Ok(bytes) => (replay(&mut data, &bytes, &path)?, !bytes.is_empty()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (0, false),
-        Err(e) => return Err(io_err(&path)(e)),
-    };
     if let Some(dir) = snapshot.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
@@ -78,6 +66,32 @@ pub(crate) fn open(snapshot: &Path) -> Result<(Data, Journal), EmulatorError> {
     }
     tracing::debug!(users = data.users.len(), replayed, "emulator data loaded");
     Ok((data, journal))
+}
+
+/// Loads `snapshot` and replays its journal without writing anything (a missing file is an
+/// empty app): the data of an emulator that must not change its file.
+pub(crate) fn load(snapshot: &Path) -> Result<Data, EmulatorError> {
+    read(snapshot).map(|(data, _, _)| data)
+}
+
+/// The snapshot with its journal replayed, how many lines were replayed, and whether the
+/// journal held anything.
+fn read(snapshot: &Path) -> Result<(Data, usize, bool), EmulatorError> {
+    let mut data = match fs::read(snapshot) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| EmulatorError::Corrupt {
+            path: snapshot.to_owned(),
+            why: e.to_string(),
+        })?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Data::default(),
+        Err(e) => return Err(io_err(snapshot)(e)),
+    };
+    let path = journal_path(snapshot);
+    let (replayed, leftover) = match fs::read(&path) {
+        Ok(bytes) => (replay(&mut data, &bytes, &path)?, !bytes.is_empty()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (0, false),
+        Err(e) => return Err(io_err(&path)(e)),
+    };
+    Ok((data, replayed, leftover))
 }
 
 /// Applies each complete journal line; a torn last line (killed mid-write, never answered OK)

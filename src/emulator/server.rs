@@ -28,7 +28,14 @@ pub struct Running {
 
 /// Binds, loads the data file if any, and serves in a background task.
 pub async fn start(cfg: Config) -> Result<Running, EmulatorError> {
-    let (data, journal) = match cfg.data.clone() {
+    let read_only = cfg.read_only_data || cfg.simulate.is_active();
+    let (mut data, journal) = match cfg.data.clone() {
+        Some(path) if read_only => {
+            let d = tokio::task::spawn_blocking(move || persist::load(&path))
+                .await
+                .map_err(|e| EmulatorError::Serve(e.to_string()))??;
+            (d, None)
+        }
         Some(path) => {
             let (d, j) = tokio::task::spawn_blocking(move || persist::open(&path))
                 .await
@@ -45,10 +52,12 @@ pub async fn start(cfg: Config) -> Result<Running, EmulatorError> {
         .await
         .map_err(bind)?;
     let addr = listener.local_addr().map_err(bind)?;
+    let simulate = cfg.simulate;
+    simulate.fill_slots(&mut data);
     let shared = Arc::new(Shared {
-        sdkappid: cfg.sdkappid,
+        sdkappid: simulate.sdkappid(cfg.sdkappid),
         admin: cfg.admin,
-        key: cfg.key,
+        key: simulate.key(cfg.key),
         rate_limit: cfg.rate_limit,
         faults: Faults::new(cfg.latency, cfg.fault_rate),
         store: Mutex::new(Store { data, journal }),
@@ -57,7 +66,19 @@ pub async fn start(cfg: Config) -> Result<Running, EmulatorError> {
     let app = Router::new()
         .route("/v4/all_member_push/{command}", any(handle))
         .fallback(|| async { fail(code::MALFORMED_URL, "no such API path") })
-        .with_state(shared.clone());
+        .with_state(shared.clone())
+        .layer(axum::middleware::map_response(
+            move |mut r: axum::response::Response| {
+                // A skewed clock shows in the `Date` header (hyper keeps one the app set).
+                let date = simulate.date(std::time::SystemTime::now());
+                async move {
+                    if let Some(v) = date.and_then(|d| axum::http::HeaderValue::from_str(&d).ok()) {
+                        r.headers_mut().insert(axum::http::header::DATE, v);
+                    }
+                    r
+                }
+            },
+        ));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)

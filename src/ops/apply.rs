@@ -3,8 +3,9 @@
 //!
 //! The order is the contract: nothing is created or sent for an apply that cannot go on (a
 //! non-terminal without approval, a mass removal, a missing secret), a missing store is only
-//! created once the apply is confirmed, and a saved plan applies only to the exact state it
-//! was made against.
+//! created once the apply is confirmed, and a saved plan applies only when sealed, made
+//! against the exact state under the writer's lock, and part of what planning the current
+//! files gives now ([`saved`]).
 
 use std::path::PathBuf;
 
@@ -58,9 +59,10 @@ pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) 
     let targets = super::plan::Targets::new(&opts.targets)?;
     let saved = match &opts.planfile {
         Some(path) => {
-            let (plan, state, _) = saved::read(path)?;
-            saved::check_same_app(settings, &state)?;
-            Some((plan, state))
+            let saved = saved::read(path)?;
+            saved::check_seal(&saved)?;
+            saved::check_same_app(settings, &saved.state)?;
+            Some(saved)
         }
         None => None,
     };
@@ -70,6 +72,8 @@ pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) 
             "refusing to apply without confirmation: stdin is not a terminal; review the plan and run again with --auto-approve (or apply a saved plan file)",
         ));
     }
+    // Both plan the current files: a saved plan is checked against them.
+    let desired = crate::desired::load_users(settings)?;
     // An existing store is opened (and locked) now; a missing one is only created once the
     // apply is confirmed, so a refused or dry run writes nothing.
     // A writer plans under its lock (PostgreSQL: waiting up to --lock-timeout first), so
@@ -80,14 +84,17 @@ pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) 
         state::open_existing(settings, "apply")?
     };
     let (plan, planned_at) = match saved {
-        Some((plan, state)) => {
-            saved::check_not_stale(existing.as_ref(), &state)?;
-            (plan, state)
+        Some(saved) => {
+            // Under the writer's lock, which every write below checks it still holds: the
+            // state cannot change between this check and the first write.
+            saved::check_not_stale(existing.as_ref(), &saved.state)?;
+            let (verdict, plan) = saved::verify(settings, &saved.plan, desired, existing.as_ref())?;
+            if let Some(e) = verdict.error() {
+                return Err(e);
+            }
+            (plan, saved.state)
         }
-        None => {
-            let desired = crate::desired::load_users(settings)?;
-            super::plan::make_plan(settings, desired, existing.as_ref(), &targets)?
-        }
+        None => super::plan::make_plan(settings, desired, existing.as_ref(), &targets)?,
     };
     review.show_plan(&plan)?;
     let refusal = super::plan::mass_removal(&plan, settings).filter(|_| !opts.allow_mass_removal);

@@ -18,10 +18,20 @@ pub struct Connection {
 
 impl Connection {
     pub async fn open(settings: &Settings) -> Result<Connection> {
+        Connection::open_with(settings, false).await
+    }
+
+    /// [`Connection::open`] for a run that only reads: an embedded emulator then loads its
+    /// data file without writing it (`timattr doctor`).
+    pub async fn open_for_reads(settings: &Settings) -> Result<Connection> {
+        Connection::open_with(settings, true).await
+    }
+
+    async fn open_with(settings: &Settings, reads_only: bool) -> Result<Connection> {
         let secret = project_secret(settings)?;
         let (base_url, embedded) = match &settings.endpoint {
             Endpoint::Embedded => {
-                let running = start_embedded(settings).await?;
+                let running = start_embedded(settings, reads_only).await?;
                 (running.base_url(), Some(running))
             }
             Endpoint::Url { base, .. } => (base.clone(), None),
@@ -58,7 +68,18 @@ impl Connection {
     }
 }
 
-async fn start_embedded(settings: &Settings) -> Result<crate::emulator::Running> {
+async fn start_embedded(
+    settings: &Settings,
+    read_only_data: bool,
+) -> Result<crate::emulator::Running> {
+    let simulate = crate::emulator::Simulate::from_env().map_err(Error::msg)?;
+    if simulate.is_active() {
+        // Said at once: a simulating emulator forgets every write when the run ends.
+        tracing::warn!(
+            "{} is set: the built-in emulator simulates a misconfigured app and does not save its data",
+            crate::emulator::SIMULATE_ENV
+        );
+    }
     crate::emulator::start(crate::emulator::Config {
         listen: ([127, 0, 0, 1], 0).into(),
         sdkappid: settings.sdkappid,
@@ -68,6 +89,8 @@ async fn start_embedded(settings: &Settings) -> Result<crate::emulator::Running>
         fault_rate: 0.0,
         data: Some(settings.state_dir.join("embedded-emulator.json")),
         rate_limit: 100,
+        simulate,
+        read_only_data,
     })
     .await
     .map_err(|e| Error::msg(format!("cannot start the embedded emulator: {e}")))

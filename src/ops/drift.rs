@@ -11,6 +11,7 @@ use crate::apply::{LiveAttrs, LiveTags, Runner, Signal};
 use crate::drift::{self, AccountDrift, Report};
 use crate::model::limits::MAX_BATCH;
 use crate::model::{Account, Desired, Managed, Names, Tags};
+use crate::policy::{Policies, Violation};
 use crate::settings::Settings;
 use crate::store::interface::State;
 use crate::{Error, Result};
@@ -39,8 +40,8 @@ pub fn check(settings: &Settings, desired: Desired, fix: bool) -> Result<Checked
     };
     let mut names = Names::new(&settings.attributes);
     let last = store.load_last_applied(&mut names)?;
-    let drifted = match read_drift(settings, &last, &names)? {
-        Ok(drifted) => drifted,
+    let (drifted, mut violations) = match read_drift(settings, &last, &names)? {
+        Ok(read) => read,
         Err(signal) => return Ok(Checked::Interrupted(signal)),
     };
     let checked = last.len();
@@ -48,31 +49,49 @@ pub fn check(settings: &Settings, desired: Desired, fix: bool) -> Result<Checked
     let slots = store.meta().slots.clone();
     let pending = crate::plan::diff(desired, last, names.clone(), &slots)
         .map_err(|e| Error::msg(e.to_string()))?;
+    violations.sort();
     let report = Report {
         names,
         drifted,
         checked,
         tags_checked,
         pending,
+        // Reported, never compared: the live app is what it is (DESIGN.md §11).
+        policy_violations: (!settings.policies.is_empty()).then_some(violations),
     };
     Ok(Checked::Report(Box::new(report), Box::new(store)))
 }
 
-/// The drifted accounts, sorted, or the signal that stopped the reads.
+/// The drifted accounts (sorted) and the live values outside the project's policies, or the
+/// signal that stopped the reads.
+type Read = (Vec<AccountDrift>, Vec<Violation>);
+
 fn read_drift(
     settings: &Settings,
     last: &[(Account, Managed)],
     names: &Names,
-) -> Result<std::result::Result<Vec<AccountDrift>, Signal>> {
+) -> Result<std::result::Result<Read, Signal>> {
     connect::runtime()?.block_on(async {
         let interrupt = connect::signals();
         tokio::pin!(interrupt);
         let connection = Connection::open(settings).await?;
         let runner = connection.runner(settings);
-        let attrs = read_attr_drift(&runner, last, names, interrupt.as_mut()).await;
+        let policies = &settings.policies;
+        let mut violations = Vec::new();
+        let attrs = read_attr_drift(
+            &runner,
+            last,
+            names,
+            policies,
+            &mut violations,
+            interrupt.as_mut(),
+        )
+        .await;
         // Tags are read only once the attributes are: one stop or error ends both.
         let tags = match &attrs {
-            Ok(Ok(_)) => read_tag_drift(&runner, last, interrupt.as_mut()).await,
+            Ok(Ok(_)) => {
+                read_tag_drift(&runner, last, policies, &mut violations, interrupt.as_mut()).await
+            }
             _ => Ok(Ok(Vec::new())),
         };
         connection.close().await?;
@@ -80,7 +99,7 @@ fn read_drift(
             (Err(signal), _) | (_, Err(signal)) => return Ok(Err(signal)),
             (Ok(attrs), Ok(tags)) => (attrs, tags),
         };
-        Ok(Ok(drift::with_missing_tags(attrs, tags)))
+        Ok(Ok((drift::with_missing_tags(attrs, tags), violations)))
     })
 }
 
@@ -101,6 +120,8 @@ async fn read_attr_drift(
     runner: &Runner,
     last: &[(Account, Managed)],
     names: &Names,
+    policies: &Policies,
+    violations: &mut Vec<Violation>,
     interrupt: Pin<&mut impl Future<Output = Signal>>,
 ) -> Result<std::result::Result<Vec<AccountDrift>, Signal>> {
     let (at, accounts) = accounts_where(last, |m| !m.attrs.is_empty());
@@ -111,6 +132,7 @@ async fn read_attr_drift(
             let (account, managed) = &last[i];
             let live = live.get(&**account);
             drifted.extend(drift::compare(account, &managed.attrs, live, names));
+            policies.check_live_attrs(account, live, names, violations);
         }
     };
     if let Some(signal) = runner.read_attrs(&accounts, on_chunk, interrupt).await? {
@@ -125,6 +147,8 @@ async fn read_attr_drift(
 async fn read_tag_drift(
     runner: &Runner,
     last: &[(Account, Managed)],
+    policies: &Policies,
+    violations: &mut Vec<Violation>,
     interrupt: Pin<&mut impl Future<Output = Signal>>,
 ) -> Result<std::result::Result<Vec<(Account, Tags)>, Signal>> {
     let (at, accounts) = accounts_where(last, |m| !m.tags.is_empty());
@@ -137,6 +161,7 @@ async fn read_tag_drift(
         for &i in &at[first..end] {
             let (account, managed) = &last[i];
             let live = live.get(&**account).map(Vec::as_slice);
+            policies.check_live_tags(account, live, violations);
             let gone = drift::missing_tags(&managed.tags, live);
             if !gone.is_empty() {
                 missing.push((account.clone(), gone));

@@ -16,6 +16,7 @@ use crate::apply::{LiveAttrs, LiveTags, Runner, Signal};
 use crate::model::limits::MAX_BATCH;
 use crate::model::{Account, Attrs, Desired, Managed, NameIdx, Names, Tags};
 use crate::plan::{Action, Change, Plan, TagChange};
+use crate::policy::{Policies, Violation};
 use crate::settings::Settings;
 use crate::store::interface::State;
 use crate::store::{HistoryEntry, Record};
@@ -92,6 +93,9 @@ pub struct Imported {
     pub retries: u64,
     pub elapsed: Duration,
     pub interrupted: Option<Signal>,
+    /// Live values and tags read that the project's policies refuse, sorted: recorded as they
+    /// are (the live app is what it is), and reported (DESIGN.md §11).
+    pub policy_violations: Vec<Violation>,
 }
 
 /// What the command line asked for.
@@ -149,6 +153,8 @@ fn import_streaming(settings: &Settings, desired: Desired) -> Result<Imported> {
             store: &mut store,
             serial,
             names: &names,
+            policies: &settings.policies,
+            violations: Vec::new(),
             accounts: &accounts,
             wanted: &wanted,
             counted: Vec::new(),
@@ -199,7 +205,14 @@ fn import_reviewed(
         tokio::pin!(interrupt);
         let connection = Connection::open(settings).await?;
         let runner = connection.runner(settings);
-        let result = read_adoptions(&runner, &names, &accounts, &wanted, interrupt.as_mut()).await;
+        let result = read_adoptions(
+            &runner,
+            (&names, &settings.policies),
+            &accounts,
+            &wanted,
+            interrupt.as_mut(),
+        )
+        .await;
         connection.close().await?;
         result
     })?;
@@ -243,7 +256,7 @@ fn tagged(accounts: &[Account], wanted: &[Managed]) -> (Vec<usize>, Vec<Account>
 /// files) into what adopting them would record.
 async fn read_adoptions(
     runner: &Runner,
-    names: &Names,
+    (names, policies): (&Names, &Policies),
     accounts: &[Account],
     wanted: &[Managed],
     mut interrupt: Pin<&mut impl Future<Output = Signal>>,
@@ -252,10 +265,13 @@ async fn read_adoptions(
         .call("im_get_attr_name", || runner.client.get_attr_name())
         .await?;
     let mut adopted = vec![Adopted::default(); accounts.len()];
+    let mut violations = Vec::new();
     let on_chunk = |first: usize, live: LiveAttrs| {
         let end = (first + MAX_BATCH).min(accounts.len());
         for i in first..end {
-            adopted[i] = adopt(&wanted[i].attrs, live.get(&*accounts[i]), names);
+            let live = live.get(&*accounts[i]);
+            adopted[i] = adopt(&wanted[i].attrs, live, names);
+            policies.check_live_attrs(&accounts[i], live, names, &mut violations);
         }
     };
     let mut interrupted = runner
@@ -268,6 +284,7 @@ async fn read_adoptions(
             for &i in &at[first..end] {
                 let live = live.get(&*accounts[i]).map(Vec::as_slice);
                 adopt_tags(&mut adopted[i], &wanted[i].tags, live);
+                policies.check_live_tags(&accounts[i], live, &mut violations);
             }
         };
         interrupted = runner.read_tags(&tagged, on_chunk, interrupt).await?;
@@ -279,6 +296,7 @@ async fn read_adoptions(
         retries: runner.stats.retries(),
         elapsed: Duration::ZERO,
         interrupted,
+        policy_violations: sorted(violations),
     };
     Ok(((imported, adopted), slots))
 }
@@ -348,11 +366,18 @@ pub fn preview(
     }
 }
 
+fn sorted(mut v: Vec<Violation>) -> Vec<Violation> {
+    v.sort();
+    v
+}
+
 /// An import without review: each answered chunk is recorded as it comes.
 struct Streaming<'a> {
     store: &'a mut State,
     serial: u64,
     names: &'a Names,
+    policies: &'a Policies,
+    violations: Vec<Violation>,
     accounts: &'a [Account],
     wanted: &'a [Managed],
     /// Per account, whether it is counted as recorded (so the tag pass does not count it twice).
@@ -378,10 +403,11 @@ impl Streaming<'_> {
             let end = (first + MAX_BATCH).min(accounts.len());
             let adopted = (first..end)
                 .map(|i| {
-                    (
-                        i,
-                        adopt(&self.wanted[i].attrs, live.get(&*accounts[i]), self.names),
-                    )
+                    let live = live.get(&*accounts[i]);
+                    let (names, out) = (self.names, &mut self.violations);
+                    self.policies
+                        .check_live_attrs(&accounts[i], live, names, out);
+                    (i, adopt(&self.wanted[i].attrs, live, self.names))
                 })
                 .collect();
             self.record_chunk(adopted, &mut store_error);
@@ -399,6 +425,8 @@ impl Streaming<'_> {
                         let mut a = Adopted::default();
                         let live = live.get(&*accounts[i]).map(Vec::as_slice);
                         adopt_tags(&mut a, &self.wanted[i].tags, live);
+                        let out = &mut self.violations;
+                        self.policies.check_live_tags(&accounts[i], live, out);
                         (i, a)
                     })
                     .collect();
@@ -416,6 +444,7 @@ impl Streaming<'_> {
             retries: runner.stats.retries(),
             elapsed: Duration::ZERO,
             interrupted: interrupted.map_err(Error::from)?,
+            policy_violations: sorted(std::mem::take(&mut self.violations)),
         })
     }
 

@@ -9,6 +9,7 @@
 //!   and adopts it ([`import::adopt`] is the pure rule).
 //! - [`state`] opens the store and holds the `state` use cases (list, show, export, restore,
 //!   history, rm); [`saved`] reads and writes saved plan files and checks they still apply.
+//! - [`doctor`] is the read-only pre-flight: every check an apply needs, with the fix.
 //! - [`connect`] reaches the API: client, embedded emulator, secret, runtime, signals.
 //!
 //! Operations take `Settings` and an options struct, never clap types; they return values
@@ -16,6 +17,7 @@
 
 pub mod apply;
 pub mod connect;
+pub mod doctor;
 pub mod drift;
 pub mod execute;
 pub mod import;

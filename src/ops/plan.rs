@@ -102,13 +102,14 @@ pub fn make_plan(
 ) -> Result<(Plan, StateRef)> {
     desired.accounts.retain(|(a, _)| targets.matches(a));
     let mut names = Names::new(&settings.attributes);
-    let (slots, lineage, serial) = match store {
+    let (slots, lineage, serial, commit_id) = match store {
         Some(store) => (
             store.meta().slots.clone(),
             Some(store.meta().lineage.clone()),
             store.meta().serial,
+            Some(store.meta().commit_id.clone()),
         ),
-        None => (Default::default(), None, 0),
+        None => (Default::default(), None, 0, None),
     };
     // The store hands over `L` only where it can differ from `D`.
     let split = match store {
@@ -132,6 +133,7 @@ pub fn make_plan(
     let state = StateRef {
         lineage: lineage.clone(),
         serial,
+        commit_id,
         sdkappid: settings.sdkappid,
         endpoint_host: settings.endpoint.host().to_owned(),
         attributes: settings.attributes.clone(),

@@ -11,6 +11,7 @@
 //! added, a tag in `L` not in `D` is removed, a tag in neither is never touched.
 
 mod batch;
+pub mod compare;
 
 use std::collections::BTreeMap;
 
@@ -148,6 +149,8 @@ pub struct Safety {
     /// `losing` in percent of `managed`, rounded to one decimal.
     pub removal_percent: f64,
     pub max_removal_percent: f64,
+    /// Whether every managed account would lose something (refused whatever their number).
+    pub every_account: bool,
     /// Whether `apply` refuses the plan without `--allow-mass-removal`.
     pub apply_refuses: bool,
 }
@@ -223,14 +226,16 @@ impl Plan {
         s
     }
 
-    /// Whether the plan removes values from more than `max_percent` of the managed accounts
-    /// (only when at least 10 accounts are managed).
+    /// Whether the plan removes values or tags from more than `max_percent` of the managed
+    /// accounts (when at least 10 accounts are managed), or from every managed account
+    /// whatever their number: a small project emptied by a truncated file is wiped as surely.
     pub fn is_mass_removal(&self, max_percent: f64) -> bool {
-        if self.managed < 10 {
+        let losing = self.summary().accounts_losing_values;
+        if self.managed == 0 {
             return false;
         }
-        let losing = self.summary().accounts_losing_values as f64;
-        losing * 100.0 / self.managed as f64 > max_percent
+        losing >= self.managed
+            || (self.managed >= 10 && losing as f64 * 100.0 / self.managed as f64 > max_percent)
     }
 
     /// The mass-removal verdict against `max_percent`.
@@ -246,6 +251,7 @@ impl Plan {
             managed: self.managed,
             removal_percent: (percent * 10.0).round() / 10.0,
             max_removal_percent: max_percent,
+            every_account: self.managed > 0 && losing >= self.managed,
             apply_refuses: self.is_mass_removal(max_percent),
         }
     }

@@ -149,12 +149,30 @@ fn slots_keep_numbers_and_fill_gaps() {
 }
 
 #[test]
-fn mass_removal_needs_ten_managed_accounts() {
+fn mass_removal_needs_ten_managed_accounts_or_every_one() {
     let l: Vec<(Account, Managed)> = (0..9)
         .map(|i| (format!("u{i}").into(), attrs(&[(0, "m")]).into()))
         .collect();
-    let plan = diff(desired(&[]), l, names(), &all_slots()).unwrap();
+    // 1 of 9 loses a value: fewer than 10 managed, not every one.
+    let keep: Vec<(String, Attrs)> = (1..9)
+        .map(|i| (format!("u{i}"), attrs(&[(0, "m")])))
+        .collect();
+    let d = desired(
+        &keep
+            .iter()
+            .map(|(a, at)| (a.as_str(), at.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let plan = diff(d, l.clone(), names(), &all_slots()).unwrap();
     assert!(!plan.is_mass_removal(10.0));
+    assert!(!plan.safety(10.0).every_account);
+    // All 9 emptied: refused whatever their number.
+    let plan = diff(desired(&[]), l, names(), &all_slots()).unwrap();
+    assert!(plan.is_mass_removal(10.0));
+    assert!(plan.is_mass_removal(100.0));
+    let safety = plan.safety(10.0);
+    assert!(safety.every_account && safety.apply_refuses);
+    assert_eq!(safety.removal_percent, 100.0);
     let l: Vec<(Account, Managed)> = (0..20)
         .map(|i| (format!("u{i:02}").into(), attrs(&[(0, "m")]).into()))
         .collect();

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use super::json::ChangeDoc;
+use super::policy::ViolationDoc;
 use super::{count, escape, markdown, old_to_new_as, quote, Style};
 use crate::drift::Report;
 
@@ -18,6 +19,10 @@ pub struct DriftDoc {
     pub drift: Vec<DriftedDoc>,
     /// Desired ≠ last-applied: changes not applied yet (not drift).
     pub pending: Vec<ChangeDoc>,
+    /// Live values and tags outside the project's policies (reported, not drift); left out
+    /// when the project has no policies, so such a project's report is the one it always was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_violations: Option<Vec<ViolationDoc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +99,10 @@ impl DriftDoc {
                 .iter()
                 .map(|c| ChangeDoc::of_change(c, &report.pending.names))
                 .collect(),
+            policy_violations: report
+                .policy_violations
+                .as_ref()
+                .map(|v| v.iter().map(ViolationDoc::of).collect()),
         }
     }
 }
@@ -177,7 +186,7 @@ pub fn write_text(w: &mut impl Write, report: &Report, style: Style) -> io::Resu
     if let Some(p) = pending_line(report) {
         writeln!(w, "{p}")?;
     }
-    Ok(())
+    super::policy::write_text(w, violations(report), style)
 }
 
 pub fn write_json(w: &mut impl Write, report: &Report) -> io::Result<()> {
@@ -197,6 +206,7 @@ pub fn markdown_text(report: &Report) -> String {
         let _ = writeln!(md, "{p}\n");
     }
     if report.drifted.is_empty() {
+        super::policy::push_markdown(&mut md, violations(report));
         return md;
     }
     md.push_str("<details><summary>Drifted users</summary>\n\n| user | attribute | last applied | live |\n|---|---|---|---|\n");
@@ -239,7 +249,12 @@ pub fn markdown_text(report: &Report) -> String {
             markdown::MAX_CHARS
         );
     }
+    super::policy::push_markdown(&mut md, violations(report));
     md
+}
+
+fn violations(report: &Report) -> &[crate::policy::Violation] {
+    report.policy_violations.as_deref().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -281,6 +296,7 @@ mod tests {
             checked: 3,
             tags_checked: 0,
             pending,
+            policy_violations: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The JSON plan (`--format json`) and its saved form (`plan --out`), which adds the state's
-//! lineage and serial so `apply FILE` can refuse a stale plan.
+//! lineage, serial and commit id so `apply FILE` can refuse a stale plan, and ends with the
+//! SHA-256 digest of everything before it (see [`write_sealed`]; checked by `ops::saved`).
 //!
 //! [`PlanDoc`] is the one definition of the format: it reads saved plans (derived), and its
 //! derived writer is the reference. Plans of a million changes are written by a streaming
@@ -23,6 +24,10 @@ pub struct StateRef {
     /// `null` when there was no store yet.
     pub lineage: Option<String>,
     pub serial: u64,
+    /// The store's commit id (`null` when there was no store yet; absent in plans saved before
+    /// commit ids, which are refused).
+    #[serde(default)]
+    pub commit_id: Option<String>,
     pub sdkappid: u32,
     pub endpoint_host: String,
     /// The declared attribute names at planning time, in order.
@@ -183,8 +188,67 @@ pub fn write_change(w: &mut impl Write, change: &Change, names: &Names) -> io::R
 }
 
 /// The plan as one JSON document (DESIGN.md §4), with the mass-removal verdict when `safety`
-/// is given and the state it was made against when `state` is (the saved-plan form has both).
+/// is given and the state it was made against when `state` is.
 pub fn write_plan(
+    w: &mut impl Write,
+    plan: &Plan,
+    state: Option<&StateRef>,
+    safety: Option<&Safety>,
+) -> io::Result<()> {
+    write_members(w, plan, state, safety)?;
+    w.write_all(b"}\n")
+}
+
+/// The member that closes a saved plan: `,"digest":"sha256:<hex>"}`.
+pub const DIGEST_MEMBER: &str = ",\"digest\":\"";
+pub const DIGEST_PREFIX: &str = "sha256:";
+
+/// The saved form of a plan: the document of [`write_plan`] with `state` and `safety`, closed
+/// by a last member `"digest": "sha256:<hex>"`, the SHA-256 of every byte of the document
+/// before that member (from its `{` to the `]` of `changes`). Returns the digest.
+pub fn write_sealed(
+    w: &mut impl Write,
+    plan: &Plan,
+    state: &StateRef,
+    safety: &Safety,
+) -> io::Result<String> {
+    use sha2::Digest;
+    let mut hashing = Hashing {
+        inner: w,
+        hasher: sha2::Sha256::new(),
+    };
+    write_members(&mut hashing, plan, Some(state), Some(safety))?;
+    let digest = format!("{DIGEST_PREFIX}{}", hex(&hashing.hasher.finalize()));
+    writeln!(hashing.inner, "{DIGEST_MEMBER}{digest}\"}}")?;
+    Ok(digest)
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Passes writes on and hashes them.
+struct Hashing<'a, W: Write> {
+    inner: &'a mut W,
+    hasher: sha2::Sha256,
+}
+
+impl<W: Write> Write for Hashing<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The document's members, without its closing `}`.
+fn write_members(
     w: &mut impl Write,
     plan: &Plan,
     state: Option<&StateRef>,
@@ -236,7 +300,7 @@ pub fn write_plan(
             buf.clear();
         }
     }
-    buf.extend_from_slice(b"]}\n");
+    buf.extend_from_slice(b"]");
     w.write_all(&buf)
 }
 
@@ -258,6 +322,10 @@ pub struct PlanDoc {
     pub targets: Vec<String>,
     pub attribute_names: SlotsDoc,
     pub changes: Vec<ChangeDoc>,
+    /// Saved plans only: `sha256:<hex>` of the document before this member (see
+    /// [`write_sealed`]); absent in plans saved before digests, which are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// The mass-removal verdict (DESIGN.md §4).
@@ -268,6 +336,10 @@ pub struct SafetyDoc {
     pub removal_percent: f64,
     #[serde(serialize_with = "whole_as_integer")]
     pub max_removal_percent: f64,
+    /// Present (`true`) only when every managed account loses something: refused whatever
+    /// their number, even under `max_removal_percent` or with fewer than 10 accounts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removes_from_every_account: bool,
     /// `apply` refuses unless `--allow-mass-removal`.
     pub apply_refuses: bool,
 }
@@ -286,6 +358,7 @@ impl From<&Safety> for SafetyDoc {
         SafetyDoc {
             removal_percent: s.removal_percent,
             max_removal_percent: s.max_removal_percent,
+            removes_from_every_account: s.every_account,
             apply_refuses: s.apply_refuses,
         }
     }
@@ -424,6 +497,7 @@ impl PlanDoc {
                 .iter()
                 .map(|c| ChangeDoc::of_change(c, &plan.names))
                 .collect(),
+            digest: None,
         }
     }
 
@@ -707,6 +781,7 @@ mod tests {
         let state = StateRef {
             lineage: Some("abc".into()),
             serial: 3,
+            commit_id: Some("c".into()),
             sdkappid: 1,
             endpoint_host: "h".into(),
             attributes: vec!["city".into()],
@@ -779,6 +854,7 @@ mod tests {
         let state = StateRef {
             lineage: Some("abc".into()),
             serial: 7,
+            commit_id: Some("c".into()),
             sdkappid: 1,
             endpoint_host: "h".into(),
             attributes: vec!["city".into(), "tier".into()],
@@ -812,6 +888,7 @@ mod tests {
         let state = StateRef {
             lineage: None,
             serial: 0,
+            commit_id: None,
             sdkappid: 1,
             endpoint_host: "h".into(),
             attributes: vec!["city".into(), "tier".into(), "sex".into()],
@@ -882,6 +959,7 @@ mod tests {
             let state = StateRef {
                 lineage: Some("l".into()),
                 serial: 1,
+                commit_id: Some("c".into()),
                 sdkappid: 1,
                 endpoint_host: "h".into(),
                 attributes: vec!["a".into(), "b".into(), "c".into()],

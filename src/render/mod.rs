@@ -4,10 +4,12 @@
 //! progress display on stderr.
 
 pub mod ci;
+pub mod doctor;
 pub mod drift;
 pub mod json;
 pub mod markdown;
 pub mod output;
+pub mod policy;
 pub mod progress;
 pub mod report;
 pub mod text;
@@ -109,9 +111,19 @@ pub fn mass_removal(plan: &crate::plan::Plan, max_removal_percent: f64) -> Optio
         } else {
             "attribute values"
         };
+        let share = if s.every_account {
+            format!(
+                "every one of the {} managed users (any number of users counts when it is all of them)",
+                s.managed
+            )
+        } else {
+            format!(
+                "{} of {} managed users ({:.1}%, more than max_removal_percent {}%)",
+                s.losing, s.managed, s.removal_percent, s.max_removal_percent
+            )
+        };
         format!(
-            "this plan removes {what} from {} of {} managed users ({:.1}%, more than max_removal_percent {}%): check for an emptied or mis-globbed users file; if the removal is intended, `timattr apply --allow-mass-removal` is the reviewed override",
-            s.losing, s.managed, s.removal_percent, s.max_removal_percent
+            "this plan removes {what} from {share}: check for an emptied or mis-globbed users file; if the removal is intended, `timattr apply --allow-mass-removal` is the reviewed override"
         )
     })
 }

@@ -172,11 +172,14 @@ mod tests {
             accounts: vec![
                 ("u1".into(), a(&[(1, "x")]).into()),
                 ("u2".into(), a(&[(0, "m")]).into()),
+                ("u4".into(), a(&[(0, "f")]).into()),
             ],
         };
+        // u4 keeps its values: not every managed account loses one (DESIGN.md §4 safety).
         let last = vec![
             ("u1".into(), a(&[(1, "y"), (2, "gold")]).into()),
             ("u3".into(), a(&[(2, "free")]).into()),
+            ("u4".into(), a(&[(0, "f")]).into()),
         ];
         let slots: BTreeMap<u8, String> = [(0, "sex".into()), (1, "city".into())].into();
         crate::plan::diff(desired, last, names, &slots).unwrap()

@@ -1,4 +1,4 @@
-//! The commit record: the store's lineage, serial, commit count and account count, kept in a
+//! The commit record: the store's lineage, serial, commit id, commit count and account count, kept in a
 //! small file beside sled's (`<state dir>/last-commit`) and replaced atomically after each
 //! commit.
 //!
@@ -23,6 +23,10 @@ pub const FILE: &str = "last-commit";
 pub struct CommitRecord {
     pub lineage: String,
     pub serial: u64,
+    /// The commit's random id (absent in records written before commit ids, so that their
+    /// checksum still matches).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub commit_id: String,
     /// Commits since the store was made; every write of the metadata is one.
     pub commits: u64,
     pub accounts: u64,
@@ -74,7 +78,6 @@ fn parse_slot(slot: &[u8]) -> Option<CommitRecord> {
 
 /// Writes `record` into its slot (see the module's note on durability).
 pub fn write(dir: &Path, record: &CommitRecord) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
     let disk = OnDisk {
         record: record.clone(),
         crc32: crc(record),
@@ -91,7 +94,20 @@ pub fn write(dir: &Path, record: &CommitRecord) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(dir)?,
         Err(e) => return Err(e),
     };
-    file.write_all_at(&slot, (record.commits % 2) * SLOT as u64)
+    write_at(&file, &slot, (record.commits % 2) * SLOT as u64)
+}
+
+#[cfg(unix)]
+fn write_at(file: &std::fs::File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(buf, offset)
+}
+
+#[cfg(not(unix))]
+fn write_at(mut file: &std::fs::File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    file.seek(SeekFrom::Start(offset))?;
+    file.write_all(buf)
 }
 
 /// Creates the file with two empty slots, durably, and opens it.
@@ -147,6 +163,7 @@ mod tests {
         CommitRecord {
             lineage: "l".into(),
             serial,
+            commit_id: format!("c{commits}"),
             commits,
             accounts,
         }
@@ -177,6 +194,24 @@ mod tests {
         assert!(read(dir.path()).is_err());
         std::fs::write(&path, b"").unwrap();
         assert!(read(dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_record_written_before_commit_ids_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"lineage":"l","serial":2,"commits":3,"accounts":4}"#;
+        let crc = {
+            let mut c = flate2::Crc::new();
+            c.update(old.as_bytes());
+            c.sum()
+        };
+        let mut slot =
+            format!(r#"{{"lineage":"l","serial":2,"commits":3,"accounts":4,"crc32":{crc}}}"#)
+                .into_bytes();
+        slot.resize(2 * SLOT, b' ');
+        std::fs::write(dir.path().join(FILE), &slot).unwrap();
+        let read = read(dir.path()).unwrap().unwrap();
+        assert_eq!((read.serial, read.commit_id.as_str()), (2, ""));
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub struct ExportHeader {
     pub endpoint_host: String,
     pub lineage: String,
     pub serial: u64,
+    /// The commit exported (absent in exports made before commit ids, which still restore).
+    /// A restore never reuses it: restoring is a commit of its own, with a new id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_id: Option<String>,
     pub slots: BTreeMap<u8, String>,
     pub accounts: u64,
 }
@@ -91,6 +95,7 @@ impl Store {
             endpoint_host: self.meta.endpoint_host.clone(),
             lineage: self.meta.lineage.clone(),
             serial: self.meta.serial,
+            commit_id: Some(self.meta.commit_id.clone()).filter(|c| !c.is_empty()),
             slots: self.meta.slots.clone(),
             accounts: self.accounts,
         };
@@ -143,6 +148,8 @@ impl Store {
             endpoint_host: header.endpoint_host.clone(),
             lineage: header.lineage.clone(),
             serial: header.serial,
+            // `commit` makes a new one: a restored state is never the exported commit.
+            commit_id: String::new(),
             slots: header.slots.clone(),
         };
         self.commit(batch, meta, entries.len() as u64)?;
@@ -287,13 +294,14 @@ fn check_header(h: &ExportHeader) -> Result<(), String> {
     if h.serial == u64::MAX {
         return Err("the serial is at its maximum and could not be bumped".into());
     }
-    let lineage_ok = !h.lineage.is_empty()
-        && h.lineage.len() <= 64
-        && h.lineage
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if !lineage_ok {
+    let is_id = |s: &str| {
+        !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if !is_id(&h.lineage) {
         return Err("the lineage is not an id (1 to 64 letters, digits or '-')".into());
+    }
+    if h.commit_id.as_deref().is_some_and(|c| !is_id(c)) {
+        return Err("the commit id is not an id (1 to 64 letters, digits or '-')".into());
     }
     if h.slots.len() > MAX_ATTRIBUTE_NAMES {
         return Err(format!(

@@ -5,8 +5,8 @@
 //! single `apply_batch`:
 //!
 //! - `meta`: format version, the sdkappid and endpoint host the store belongs to, the lineage id
-//!   made at creation, the serial (bumped once per apply that changed something), and the
-//!   attribute-name slots;
+//!   made at creation, the serial (bumped once per apply that changed something), the commit id
+//!   (a new random id made by every commit, never made again), and the attribute-name slots;
 //! - `b/<first account>`: a block of consecutive accounts with their managed attributes (see
 //!   `blocks`; names are spelled out, so a slot renamed elsewhere cannot relabel our values);
 //! - `h/<sequence>`: one history entry per apply, import, fix or restore.
@@ -83,6 +83,11 @@ pub struct Meta {
     pub endpoint_host: String,
     pub lineage: String,
     pub serial: u64,
+    /// A random id made by every commit and never made again (not by a restore of an older
+    /// export, not by another lineage): unlike the serial, it names one exact state. Empty in a
+    /// store written before commit ids, until its next commit.
+    #[serde(default)]
+    pub commit_id: String,
     /// Attribute-name slots as configured in the app: slot `0..=9` → name.
     #[serde(default)]
     pub slots: BTreeMap<u8, String>,
@@ -216,6 +221,7 @@ impl MetaRecord {
         commits::CommitRecord {
             lineage: self.meta.lineage.clone(),
             serial: self.meta.serial,
+            commit_id: self.meta.commit_id.clone(),
             commits: self.commits,
             accounts: self.accounts,
         }
@@ -327,7 +333,8 @@ fn sled_err(path: &Path, e: sled::Error) -> StoreError {
     }
 }
 
-fn new_lineage() -> String {
+/// A new random id (128 bits, hex): lineages and commit ids.
+pub fn random_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
@@ -406,8 +413,9 @@ impl Store {
             format_version: FORMAT_VERSION,
             sdkappid,
             endpoint_host: host.to_owned(),
-            lineage: new_lineage(),
+            lineage: random_id(),
             serial: 0,
+            commit_id: String::new(),
             slots: BTreeMap::new(),
         };
         let mut store = Store {
@@ -702,9 +710,10 @@ impl Store {
         self.commit(batch, meta, accounts)
     }
 
-    /// Writes `batch` together with `meta` and the account count in one atomic step, makes
-    /// it durable, then records the commit outside sled.
-    fn commit(&mut self, mut batch: sled::Batch, meta: Meta, accounts: u64) -> Result<()> {
+    /// Writes `batch` together with `meta` (with a new commit id) and the account count in one
+    /// atomic step, makes it durable, then records the commit outside sled.
+    fn commit(&mut self, mut batch: sled::Batch, mut meta: Meta, accounts: u64) -> Result<()> {
+        meta.commit_id = random_id();
         let next = MetaRecord {
             format_version: meta.format_version,
             meta,
@@ -730,6 +739,7 @@ impl Store {
         let record = commits::CommitRecord {
             lineage: self.meta.lineage.clone(),
             serial: self.meta.serial,
+            commit_id: self.meta.commit_id.clone(),
             commits: self.commits,
             accounts: self.accounts,
         };
@@ -1144,6 +1154,58 @@ mod tests {
         assert!(err
             .to_string()
             .contains("state is locked by another timattr process"));
+    }
+
+    #[test]
+    fn every_commit_makes_a_new_commit_id_and_a_restore_never_reuses_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), 1, "h").unwrap();
+        let mut seen = vec![store.meta().commit_id.clone()];
+        let a = attrs(&[(0, "m")]);
+        let one = |account| Record {
+            set: vec![(account, &a)],
+            ..Default::default()
+        };
+        store.record(&one("u1"), &names(), 1).unwrap();
+        seen.push(store.meta().commit_id.clone());
+        let mut backup = Vec::new();
+        store.export(&mut backup).unwrap();
+        store.record(&one("u2"), &names(), 2).unwrap();
+        seen.push(store.meta().commit_id.clone());
+        // The export names its commit; restoring it (forced back to serial 1) makes new ones.
+        let export = read_export(&backup[..]).unwrap();
+        assert_eq!(export.header.commit_id.as_deref(), Some(seen[1].as_str()));
+        for _ in 0..2 {
+            store.restore_export(&export, true).unwrap();
+            assert_eq!(store.meta().serial, 1);
+            seen.push(store.meta().commit_id.clone());
+        }
+        drop(store);
+        let reopened = reopen(dir.path());
+        assert_eq!(reopened.meta().commit_id, *seen.last().unwrap());
+        drop(reopened);
+        let reader = Store::open_read_only(dir.path()).unwrap().unwrap();
+        assert_eq!(reader.meta().commit_id, *seen.last().unwrap());
+        let record = commits::read(dir.path()).unwrap().unwrap();
+        assert_eq!(record.commit_id, *seen.last().unwrap());
+        let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+        assert_eq!(distinct.len(), seen.len(), "{seen:?}");
+        assert!(seen.iter().all(|c| c.len() == 32), "{seen:?}");
+        // An export made before commit ids still restores, with a new id.
+        let mut old = Vec::new();
+        {
+            let mut gz = flate2::write::GzEncoder::new(&mut old, flate2::Compression::default());
+            let header = r#"{"format_version":3,"sdkappid":1,"endpoint_host":"h","lineage":"l0","serial":4,"slots":{},"accounts":0}"#;
+            std::io::Write::write_all(&mut gz, format!("{header}\n").as_bytes()).unwrap();
+            gz.finish().unwrap();
+        }
+        let other = tempfile::tempdir().unwrap();
+        let mut fresh = Store::open(other.path(), 1, "h").unwrap();
+        let before = fresh.meta().commit_id.clone();
+        let header = fresh.restore(&old[..], false).unwrap();
+        assert_eq!(header.commit_id, None);
+        assert_ne!(fresh.meta().commit_id, before);
+        assert!(!fresh.meta().commit_id.is_empty());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! tool, see [`MIGRATIONS`]):
 //!
 //! - `timattr_schema`: one row, the schema version; a newer one is refused, not misread;
-//! - `timattr_projects`: per project the metadata of `Meta` (app, lineage, serial, slots);
+//! - `timattr_projects`: per project the metadata of `Meta` (app, lineage, serial, commit id,
+//!   slots); every write of the row makes a new random commit id;
 //! - `timattr_accounts`: one row per managed account: its attributes as a JSON object by name
 //!   (readable with plain SQL; a batch merges into it with `||` and `-` in one statement) and
 //!   its tags as a `text[]` sorted bytewise;
@@ -36,12 +37,12 @@ use crate::settings::DatabaseUrl;
 mod tls;
 
 /// The schema this binary writes. Readers also accept [`MIN_READ_VERSION`] and later.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 /// The oldest schema readers can read without a migration.
 pub const MIN_READ_VERSION: i32 = 1;
 
 /// Schema steps: `MIGRATIONS[i]` takes the tables from version `i` to `i + 1`.
-pub const MIGRATIONS: [&str; 3] = [
+pub const MIGRATIONS: [&str; 4] = [
     // 1: projects, accounts, history.
     "CREATE TABLE timattr_schema (version integer NOT NULL);
      INSERT INTO timattr_schema VALUES (0);
@@ -74,10 +75,14 @@ pub const MIGRATIONS: [&str; 3] = [
          since bigint NOT NULL);",
     // 3: tags (issue 16). A constant default: no table rewrite, old rows read as untagged.
     "ALTER TABLE timattr_accounts ADD COLUMN tags text[] NOT NULL DEFAULT '{}';",
+    // 4: commit ids (issue 20). Empty until the project's next write.
+    "ALTER TABLE timattr_projects ADD COLUMN commit_id text NOT NULL DEFAULT '';",
 ];
 
 /// The first schema whose accounts have tags; readers of older ones see none.
 const TAGS_VERSION: i32 = 3;
+/// The first schema whose projects have a commit id; readers of older ones see none.
+const COMMIT_ID_VERSION: i32 = 4;
 
 /// Serialises migrations between processes (an arbitrary constant of this tool).
 const MIGRATION_LOCK: i64 = 0x7469_6d61_7474_7201;
@@ -374,6 +379,7 @@ pub struct WriterInfo {
 }
 
 mod copy;
+pub mod probe;
 mod read;
 mod restore;
 pub mod write;
@@ -400,7 +406,7 @@ impl PgStore {
             let Some(schema) = read::schema_readable(&client, &t).await? else {
                 return Ok(None);
             };
-            let meta = read::meta(&client, &t).await?;
+            let meta = read::meta(&client, &t, schema).await?;
             Ok(meta.map(|m| (client, m, schema)))
         })?;
         Ok(opened.map(|(client, meta, schema)| PgStore {
@@ -432,7 +438,7 @@ impl PgStore {
             }
             write::migrate(&client, &t).await?;
             write::lock(&client, &t, &w, who.lock_timeout).await?;
-            let Some(meta) = read::meta(&client, &t).await? else {
+            let Some(meta) = read::meta(&client, &t, SCHEMA_VERSION).await? else {
                 return Ok(None);
             };
             let statement = client

@@ -10,8 +10,6 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use fs2::FileExt;
-
 use super::commits::{self, CommitRecord};
 
 /// A private copy of a state directory's sled files; removed on drop.
@@ -50,7 +48,7 @@ impl From<io::Error> for Failure {
 /// Copies the sled files of `src` and reads its commit record, both under one shared lock.
 pub fn take(src: &Path) -> Result<(Copy, Option<CommitRecord>), Failure> {
     let db = File::open(src.join("db"))?;
-    if FileExt::try_lock_shared(&db).is_err() {
+    if db.try_lock_shared().is_err() {
         return Err(Failure::Locked);
     }
     let copy = Copy { dir: fresh_dir()? };
@@ -116,18 +114,31 @@ const PREFIX: &str = "timattr-read-";
 
 /// A new directory only this user can read, in the system's temp directory (`TMPDIR`).
 fn fresh_dir() -> io::Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
     let base = std::env::temp_dir();
     remove_stale(&base);
     let mut last = None;
     for _ in 0..16 {
         let tag: u64 = rand::random();
         let dir = base.join(format!("{PREFIX}{}-{tag:016x}", std::process::id()));
-        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        match private_dir().create(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
             Err(e) => return Err(e),
         }
     }
     Err(last.unwrap_or_else(|| io::Error::other("cannot create a temp directory")))
+}
+
+#[cfg(unix)]
+fn private_dir() -> std::fs::DirBuilder {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut b = std::fs::DirBuilder::new();
+    b.mode(0o700);
+    b
+}
+
+/// Elsewhere (Windows) the temp directory is the user's own already.
+#[cfg(not(unix))]
+fn private_dir() -> std::fs::DirBuilder {
+    std::fs::DirBuilder::new()
 }

@@ -2,6 +2,10 @@
 //! directory laid out like a GitHub release: a good archive installs, a wrong checksum fails and
 //! installs nothing, a runner without an archive falls back to `cargo install --locked` of that
 //! exact tag (a fake cargo records the call), and a cached copy is reused only when it is right.
+//! The build provenance is checked with `gh attestation verify` (a fake gh records the call and
+//! passes or fails), and the install says so when gh is missing.
+// The install script is bash run against fake releases; the Unix runners test it.
+#![cfg(unix)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -138,6 +142,8 @@ impl Runner {
             .env("TIMATTR_INSTALL_REPOSITORY", "example-org/timattr")
             .env("GITHUB_OUTPUT", self.tmp.path().join("github_output"))
             .env("GITHUB_PATH", self.tmp.path().join("github_path"))
+            // No gh unless a test gives a fake one: a runner's real gh must not answer here.
+            .env("TIMATTR_INSTALL_GH", self.tmp.path().join("no-gh"))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()
             .unwrap()
@@ -224,6 +230,113 @@ fn a_pinned_sha256_must_match_the_release() {
     assert_ok(&runner.install(&release));
     let runner = Runner::new("Linux", "X64").env("TIMATTR_INSTALL_SHA256", "abc");
     assert_fails_with(&runner.install(&release), "64 hex digits");
+}
+
+/// A fake gh that records its arguments and GH_TOKEN, and exits with `code`.
+fn fake_gh(dir: &Path, code: i32) -> PathBuf {
+    let gh = dir.join("fake-gh");
+    let log = dir.join("gh-args");
+    std::fs::write(
+        &gh,
+        format!(
+            "#!/bin/sh
+printf '%s\n' \"$@\" \"token=$GH_TOKEN\" > '{}'
+exit {code}
+",
+            log.display()
+        ),
+    )
+    .unwrap();
+    make_executable(&gh);
+    gh
+}
+
+#[test]
+fn the_build_provenance_is_verified_with_gh_where_it_is_installed() {
+    let release = Release::new(&[LINUX_X64]);
+    let runner = Runner::new("Linux", "X64");
+    let gh = fake_gh(runner.tmp.path(), 0);
+    let runner = runner
+        .env("TIMATTR_INSTALL_GH", &gh)
+        .env("GH_TOKEN", "t0ken");
+    let out = runner.install(&release);
+    assert_ok(&out);
+    let archive = runner
+        .install_dir()
+        .join(format!("timattr-{VERSION}-{LINUX_X64}.tar.gz"));
+    let args: Vec<String> = runner.file("gh-args").lines().map(str::to_owned).collect();
+    assert_eq!(
+        args,
+        [
+            "attestation",
+            "verify",
+            &archive.display().to_string(),
+            "--repo",
+            "example-org/timattr",
+            "--source-ref",
+            &format!("refs/tags/v{VERSION}"),
+            "token=t0ken",
+        ]
+    );
+    assert!(
+        stderr(&out).contains(
+            "build provenance of timattr-0.1.0-x86_64-unknown-linux-musl.tar.gz is verified"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // The cached archive is checked again on the next run.
+    std::fs::remove_file(runner.tmp.path().join("gh-args")).unwrap();
+    assert_ok(&runner.install(&release));
+    assert!(runner.file("gh-args").starts_with("attestation\nverify\n"));
+}
+
+#[test]
+fn an_archive_whose_attestation_fails_is_not_installed() {
+    let release = Release::new(&[LINUX_X64]);
+    let runner = Runner::new("Linux", "X64");
+    let gh = fake_gh(runner.tmp.path(), 1);
+    let runner = runner.env("TIMATTR_INSTALL_GH", &gh);
+    let out = runner.install(&release);
+    assert_fails_with(
+        &out,
+        "does not verify (example-org/timattr, tag v0.1.0); nothing installed",
+    );
+    assert!(!runner.install_dir().join("bin/timattr").exists());
+    let left: Vec<_> = std::fs::read_dir(runner.install_dir()).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "the unattested archive stays cached: {left:?}"
+    );
+    assert!(!runner.file("github_output").contains("path="));
+}
+
+#[test]
+fn without_gh_the_install_says_the_provenance_is_unverified() {
+    let release = Release::new(&[LINUX_X64]);
+    let runner = Runner::new("Linux", "X64");
+    let out = runner.install(&release);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("gh is not installed: the build provenance of timattr-0.1.0-x86_64-unknown-linux-musl.tar.gz is not verified, only its SHA-256"),
+        "{}",
+        stderr(&out)
+    );
+    let required = Runner::new("Linux", "X64").env("TIMATTR_INSTALL_ATTESTATION", "required");
+    assert_fails_with(&required.install(&release), "attestation check is required");
+    assert!(!required.install_dir().join("bin/timattr").exists());
+    // Off: gh is not asked, even where it would fail.
+    let off = Runner::new("Linux", "X64");
+    let gh = fake_gh(off.tmp.path(), 1);
+    let off = off
+        .env("TIMATTR_INSTALL_GH", &gh)
+        .env("TIMATTR_INSTALL_ATTESTATION", "off");
+    let out = off.install(&release);
+    assert_ok(&out);
+    assert!(stderr(&out).contains("attestation check off"));
+    assert!(off.file("gh-args").is_empty());
+    let bad = Runner::new("Linux", "X64").env("TIMATTR_INSTALL_ATTESTATION", "yes");
+    assert_fails_with(&bad.install(&release), "must be auto, required or off");
 }
 
 /// A fake cargo that records its arguments and installs a fake binary under `--root`.
@@ -498,6 +611,7 @@ fn the_action_wires_its_inputs_outputs_and_steps() {
         serde_yaml::from_str(&std::fs::read_to_string(root().join("action.yml")).unwrap()).unwrap();
     let release = Release::new(&[LINUX_X64]);
     let runner = Runner::new("Linux", "X64");
+    fake_gh(runner.tmp.path(), 0);
     let project = runner.tmp.path().join("project");
     std::fs::create_dir_all(&project).unwrap();
     std::fs::write(project.join(".timattr-version"), format!("{VERSION}\n")).unwrap();
@@ -514,6 +628,8 @@ fn the_action_wires_its_inputs_outputs_and_steps() {
         ("repository", "acme/timattr".into()),
         ("base-url", release.base.display().to_string()),
         ("cache", "true".into()),
+        ("attestation", "auto".into()),
+        ("github-token", "t0ken".into()),
     ];
     let mut names: Vec<&str> = inputs.iter().map(|(k, _)| *k).collect();
     names.sort();
@@ -545,6 +661,12 @@ fn the_action_wires_its_inputs_outputs_and_steps() {
     assert_eq!(installed_version(&expected), format!("timattr {VERSION}"));
     let version = action["outputs"]["version"]["value"].as_str().unwrap();
     assert_eq!(resolve(version, &inputs, &outputs), VERSION);
+    // The attestation was checked with the github-token input as gh's token.
+    let gh = runner.file("gh-args");
+    assert!(
+        gh.starts_with("attestation\nverify\n") && gh.contains("\ntoken=t0ken\n"),
+        "{gh}"
+    );
 }
 
 /// Runs one `run:` step of action.yml as the runner would, recording its outputs.
@@ -567,6 +689,7 @@ fn run_action_step(
         .env("RUNNER_ARCH", "X64")
         .env("RUNNER_TOOL_CACHE", runner.tmp.path().join("toolcache"))
         .env("GITHUB_ACTION_PATH", root())
+        .env("TIMATTR_INSTALL_GH", runner.tmp.path().join("fake-gh"))
         .env("GITHUB_OUTPUT", &output_file)
         .env("GITHUB_PATH", runner.tmp.path().join("github_path"));
     for (k, v) in step["env"].as_mapping().unwrap() {

@@ -4,6 +4,7 @@
 use crate::support;
 
 use std::collections::BTreeMap;
+#[cfg(unix)]
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -197,8 +198,16 @@ fn saved_plan_applies_exactly_and_goes_stale() {
     let v1 = users(50, "");
     p.write_users_map("a.yaml", &v1);
     p.run(&["plan", "--out", "v1.plan"]).expect(0);
-    // The files change after review: the saved plan still applies what was reviewed.
+    // The files change after review: the plan is no longer what they give (DESIGN.md §4), so
+    // it is refused with nothing sent; with the files as reviewed, it applies.
     p.write_users_map("a.yaml", &users(50, "-later"));
+    let err = p.run(&["apply", "v1.plan"]).expect(1).stderr();
+    assert!(
+        err.contains(r#"user00000: after.city is "city0", the files say "city0-later""#),
+        "{err}"
+    );
+    assert_eq!(emu.running().stats().total_requests(), 0);
+    p.write_users_map("a.yaml", &v1);
     p.run(&["apply", "v1.plan"]).expect(0);
     assert_eq!(emu.attrs(), v1);
     // Applying the same plan again: the state moved on.
@@ -211,6 +220,7 @@ fn saved_plan_applies_exactly_and_goes_stale() {
     );
 
     // A plan made now, then another apply happens first: stale again.
+    p.write_users_map("a.yaml", &users(50, "-later"));
     p.run(&["plan", "--out", "v2.plan"]).expect(0);
     p.run(&["apply", "--auto-approve"]).expect(0);
     let err = p.run(&["apply", "v2.plan"]).expect(1).stderr();
@@ -304,6 +314,7 @@ fn fatal_errors_name_the_code_and_record_nothing_unconfirmed() {
 }
 
 #[test]
+#[cfg(unix)] // sends a signal with kill(1)
 fn ctrl_c_finishes_in_flight_records_and_exits_130() {
     let emu = Emulator::start(Duration::from_millis(20), 0.0);
     let p = project(&emu, "apply:\n  rate_limit: 5\n  concurrency: 2\n");
@@ -533,6 +544,7 @@ fn confirmed_but_unrecorded_batches_stay_within_concurrency() {
 }
 
 #[test]
+#[cfg(unix)] // sends a signal with kill(1)
 fn sigterm_finishes_in_flight_records_and_exits_143() {
     let emu = Emulator::start(Duration::from_millis(20), 0.0);
     let p = project(&emu, "apply:\n  rate_limit: 5\n  concurrency: 2\n");

@@ -427,7 +427,7 @@ fn store_attrs_accounts(p: &Project) -> usize {
 fn dry_run_lists_the_tag_requests_the_apply_sends() {
     let server = Server::start(Duration::ZERO);
     let p = project(&server, "");
-    let tags = |i: usize| Some(tag_list("k", if i % 50 == 0 { 25 } else { 4 }));
+    let tags = |i: usize| Some(tag_list("k", if i.is_multiple_of(50) { 25 } else { 4 }));
     write_users(&p, &tagged_users(230, tags));
     let dry = p.run(&["apply", "--dry-run"]).expect(0);
     let listed = |c: &str| {
@@ -491,6 +491,7 @@ fn killed_during_tag_adds_the_store_claims_only_tags_the_server_has() {
 }
 
 #[test]
+#[cfg(unix)] // sends a signal with kill(1)
 fn interrupted_during_tag_removes_the_store_claims_only_tags_the_server_has() {
     let server = Server::start(Duration::from_millis(20));
     let p = slow_tag_project(&server);

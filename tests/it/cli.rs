@@ -287,6 +287,7 @@ fn the_request_estimate_is_what_the_first_apply_sends_and_counts_agree() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // util-linux `script -qec`
 fn state_export_refuses_a_terminal() {
     let (_emu, p) = applied(2);
     // `script` gives the command a terminal for stdout.
@@ -452,6 +453,7 @@ fn step_summary_sections_are_separated_and_apply_reports_its_result() {
 
 /// Runs the binary on a terminal (`script`) with `answer` typed in; `None` without `script`
 /// (skipped, or failed under CI).
+#[cfg(target_os = "linux")] // util-linux `script -qec`
 fn on_terminal(p: &Project, args: &str, answer: &str) -> Option<(i32, String)> {
     use std::io::Write;
     let bin = env!("CARGO_BIN_EXE_timattr");
@@ -490,6 +492,7 @@ fn on_terminal(p: &Project, args: &str, answer: &str) -> Option<(i32, String)> {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // util-linux `script -qec`
 fn import_over_a_state_shows_what_it_would_adopt_and_asks() {
     let (emu, p) = applied(3);
     emu.running().set_user_attr("user00002", "city", "moved");
@@ -511,6 +514,7 @@ fn import_over_a_state_shows_what_it_would_adopt_and_asks() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // util-linux `script -qec`
 fn drift_fix_on_a_terminal_asks_and_no_sends_nothing() {
     let (emu, p) = applied(3);
     emu.running().set_user_attr("user00002", "city", "moved");

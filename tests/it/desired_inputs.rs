@@ -39,6 +39,7 @@ fn a_byte_order_mark_is_accepted_in_every_file() {
 }
 
 #[test]
+#[cfg(unix)]
 fn matches_that_are_not_readable_files_are_errors_naming_them() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -73,6 +74,7 @@ fn matches_that_are_not_readable_files_are_errors_naming_them() {
 }
 
 #[test]
+#[cfg(unix)]
 fn an_unreadable_users_file_is_an_error() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();

@@ -194,6 +194,7 @@ fn import_adopts_only_the_names_each_account_has_in_the_files() {
 }
 
 /// Waits (bounded) until the server has answered `n` requests of `command`.
+#[cfg(unix)]
 fn wait_for(emu: &Emulator, command: &str, n: u64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while emu
@@ -214,6 +215,7 @@ fn wait_for(emu: &Emulator, command: &str, n: u64) {
 }
 
 #[test]
+#[cfg(unix)] // sends a signal with kill(1)
 fn sigterm_stops_drift_and_import_with_143() {
     let (emu, p) = applied(2_000);
     // One read per second: 20 reads, time enough to stop each run mid-way.

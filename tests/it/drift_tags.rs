@@ -4,11 +4,9 @@
 
 use crate::support;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{users, Emulator, Project, Run};
+use support::{users, Emulator, Project};
 
 const NAMES: &[&str] = &["sex", "city", "tier"];
 
@@ -36,7 +34,10 @@ fn live_tags(emu: &Emulator, account: &str) -> Vec<String> {
 
 /// The binary in a terminal (`script` gives it a pseudo-terminal), `answer` typed at its
 /// question; stdout and stderr both end up in the run's stdout.
-fn run_in_terminal(p: &Project, args: &str, answer: &str) -> Run {
+#[cfg(target_os = "linux")] // util-linux `script -qec`
+fn run_in_terminal(p: &Project, args: &str, answer: &str) -> support::Run {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
     let cmd = p.cmd(&[]);
     let mut child = Command::new("script")
         .args(["-qec", &format!("\"$BIN\" {args}"), "/dev/null"])
@@ -54,7 +55,7 @@ fn run_in_terminal(p: &Project, args: &str, answer: &str) -> Run {
     // Kept open until the run ends: an early end of input would answer the question.
     let out = child.wait_with_output().unwrap();
     drop(stdin);
-    Run(out)
+    support::Run(out)
 }
 
 #[test]
@@ -86,6 +87,7 @@ fn a_project_without_tags_never_reads_or_shows_tags() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // util-linux `script -qec`
 fn import_over_a_state_in_a_terminal_previews_then_records_on_yes() {
     let emu = Emulator::start(Duration::ZERO, 0.0);
     let p = Project::new(&emu.base_url(), NAMES);
@@ -246,6 +248,7 @@ fn import_when_every_desired_tag_is_live_leaves_an_empty_plan() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // util-linux `script -qec`
 fn import_over_a_state_previews_tag_adoption() {
     let (emu, p) = applied_with_tags();
     let r = emu.running();

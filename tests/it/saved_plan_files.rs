@@ -1,6 +1,8 @@
 //! Saved plan files are output files and compressed inputs (DESIGN.md §8): a failed
 //! `plan --out` keeps the previous file, and `apply FILE` / `show FILE` read a bomb in bounded
 //! memory and refuse it.
+// Each test limits the child with sh and ulimit.
+#![cfg(unix)]
 
 use crate::support;
 

@@ -243,6 +243,72 @@ fn users(name: &'static str, doc: impl Into<String>, valid: bool) -> Case {
 fn cases() -> Vec<Case> {
     let eleven_names = "attributes: [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11]";
     let mut v = vec![
+        // Value policies (DESIGN.md §11).
+        project(
+            "attributes with policies and a tags policy",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes:\n  - sex\n  - {name: tier, values: [free, gold, vip]}\n  - {name: city, pattern: '^[a-z]+$'}\n  - {name: plain}\ntags: {allowed: [newsletter, vip]}\nusers: [\"users/*.yaml\"]\n",
+            true,
+        ),
+        project(
+            "a tags pattern",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [city]\ntags: {pattern: '[a-z0-9-]+'}\nusers: [\"users/*.yaml\"]\n",
+            true,
+        ),
+        project(
+            "values and pattern on one attribute",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [{name: tier, values: [a], pattern: b}]\nusers: [\"users/*.yaml\"]\n",
+            false,
+        ),
+        project(
+            "an attribute entry without a name",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [{values: [a]}]\nusers: [\"users/*.yaml\"]\n",
+            false,
+        ),
+        project(
+            "an unknown key in an attribute entry",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [{name: tier, value: [a]}]\nusers: [\"users/*.yaml\"]\n",
+            false,
+        ),
+        project(
+            "an empty values list",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [{name: tier, values: []}]\nusers: [\"users/*.yaml\"]\n",
+            false,
+        ),
+        project(
+            "a number in values",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [{name: tier, values: [gold, 3]}]\nusers: [\"users/*.yaml\"]\n",
+            false,
+        ),
+        project(
+            "a value listed twice",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [{name: tier, values: [gold, gold]}]\nusers: [\"users/*.yaml\"]\n",
+            false,
+        ),
+        project(
+            "an invalid pattern",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [{name: city, pattern: '[a-'}]\nusers: [\"users/*.yaml\"]\n",
+            false,
+        ),
+        project(
+            "tags with both allowed and pattern",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [city]\ntags: {allowed: [a], pattern: b}\nusers: [\"users/*.yaml\"]\n",
+            false,
+        ),
+        project(
+            "tags with neither",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [city]\ntags: {}\nusers: [\"users/*.yaml\"]\n",
+            false,
+        ),
+        project(
+            "an empty tag allowed",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [city]\ntags: {allowed: ['']}\nusers: [\"users/*.yaml\"]\n",
+            false,
+        ),
+        project(
+            "tags as a list",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [city]\ntags: [vip]\nusers: [\"users/*.yaml\"]\n",
+            false,
+        ),
         project("minimal project", PROJECT_OK, true),
         project(
             "region instead of endpoint",

@@ -621,6 +621,7 @@ fn restore_refuses_hostile_exports_and_changes_nothing() {
 }
 
 /// `n` gzip members of 1 MB each: tiny on disk, `n` MB inflated.
+#[cfg(unix)]
 fn bomb(prefix: &str, filler: u8, megabytes: usize) -> Vec<u8> {
     let mut out = gzip(prefix);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -634,12 +635,14 @@ fn bomb(prefix: &str, filler: u8, megabytes: usize) -> Vec<u8> {
 
 /// Restores under an address-space limit, so that inflating a bomb into memory would fail
 /// the test instead of swapping the machine.
+#[cfg(unix)] // limits the child with sh and ulimit
 fn restore_limited(p: &Project, file: &Path) -> Run {
     let args = format!("state restore '{}' --force", file.display());
     p.run_limited("ulimit -v 1048576", &args)
 }
 
 #[test]
+#[cfg(unix)] // limits the child with sh and ulimit
 fn a_gzip_bomb_is_refused_in_bounded_memory() {
     let p = applied();
     let before = snapshot(&p.state_dir());
@@ -675,6 +678,7 @@ fn a_gzip_bomb_is_refused_in_bounded_memory() {
 }
 
 #[test]
+#[cfg(unix)] // limits the child with sh and ulimit
 fn export_out_replaces_the_file_only_when_complete() {
     let p = applied();
     let out = p.path().join("backup.gz");

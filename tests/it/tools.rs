@@ -1,10 +1,16 @@
 //! `timattr usersig` and `timattr emulator` as separate processes.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use timattr::api::{usersig, Client, ClientConfig, Secret};
+use timattr::api::{usersig, Secret};
+// For the emulator's Ctrl-C test, which sends the signal with kill(1).
+#[cfg(unix)]
+use {
+    std::io::{BufRead, BufReader},
+    std::process::Stdio,
+    std::time::Duration,
+    timattr::api::{Client, ClientConfig},
+};
 
 use crate::support;
 
@@ -61,6 +67,7 @@ fn usersig_prints_a_sig_our_verifier_accepts() {
 }
 
 #[test]
+#[cfg(unix)] // sends a signal with kill(1)
 fn emulator_command_serves_persists_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("emu.json");

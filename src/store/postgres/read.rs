@@ -9,8 +9,8 @@ use tokio_postgres::Client;
 
 use super::copy::{CopyRows, Row};
 use super::{
-    block, managed_from_row, PgError, PgStore, Result, Split, Target, MIN_READ_VERSION,
-    SCHEMA_VERSION, TAGS_VERSION,
+    block, managed_from_row, PgError, PgStore, Result, Split, Target, COMMIT_ID_VERSION,
+    MIN_READ_VERSION, SCHEMA_VERSION, TAGS_VERSION,
 };
 use crate::model::{Account, Attrs, Managed, NameIdx, Names, TagPool};
 use crate::store::{ExportHeader, ExportLine, HistoryEntry, Meta};
@@ -63,12 +63,19 @@ pub(super) async fn schema_version(client: &Client, t: &Target) -> Result<Option
     Ok(row.get(0))
 }
 
-/// The project's metadata, `None` when the project does not exist.
-pub(super) async fn meta(client: &Client, t: &Target) -> Result<Option<Meta>> {
+/// The project's metadata in tables of `schema`, `None` when the project does not exist.
+pub(super) async fn meta(client: &Client, t: &Target, schema: i32) -> Result<Option<Meta>> {
+    let commit_id = if schema >= COMMIT_ID_VERSION {
+        "commit_id"
+    } else {
+        "''"
+    };
     let row = client
         .query_opt(
-            "SELECT format_version, sdkappid, endpoint_host, lineage, serial, slots::text
-             FROM timattr_projects WHERE name = $1",
+            &format!(
+                "SELECT format_version, sdkappid, endpoint_host, lineage, serial, slots::text, {commit_id}
+                 FROM timattr_projects WHERE name = $1"
+            ),
             &[&t.name],
         )
         .await
@@ -86,6 +93,7 @@ pub(super) async fn meta(client: &Client, t: &Target) -> Result<Option<Meta>> {
         endpoint_host: row.get(2),
         lineage: row.get(3),
         serial: u64::try_from(serial).map_err(|_| t.corrupt("serial"))?,
+        commit_id: row.get(6),
         slots: serde_json::from_str(&slots).map_err(|e| t.corrupt(format!("slots: {e}")))?,
     }))
 }
@@ -294,6 +302,7 @@ impl PgStore {
             endpoint_host: self.meta.endpoint_host.clone(),
             lineage: self.meta.lineage.clone(),
             serial: self.meta.serial,
+            commit_id: Some(self.meta.commit_id.clone()).filter(|c| !c.is_empty()),
             slots: self.meta.slots.clone(),
             accounts: self.account_count().map_err(std::io::Error::other)? as u64,
         };

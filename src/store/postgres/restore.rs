@@ -4,7 +4,7 @@
 use super::write::CAS;
 use super::{block, PgError, PgStore, Result};
 use crate::clock::now_unix;
-use crate::store::{Export, ExportHeader, HistoryEntry, FORMAT_VERSION};
+use crate::store::{random_id, Export, ExportHeader, HistoryEntry, FORMAT_VERSION};
 
 /// Accounts inserted per statement.
 const INSERT_CHUNK: usize = 5000;
@@ -57,12 +57,15 @@ impl PgStore {
         })
         .expect("history serializes");
         let (client, t) = (self.client.clone(), self.target.clone());
+        let commit_id = random_id();
         let new_meta = (
             header.lineage.clone(),
             i64::try_from(header.serial).unwrap_or(i64::MAX),
             serde_json::to_string(&header.slots).expect("slots serialize"),
             i64::from(header.sdkappid),
             header.endpoint_host.clone(),
+            // Never the exported commit's id: a restored state is a commit of its own.
+            commit_id.clone(),
         );
         let cas = (lineage, base, token);
         let matched = block(self.rt(), async move {
@@ -86,6 +89,7 @@ impl PgStore {
         self.meta.slots = header.slots.clone();
         self.meta.sdkappid = header.sdkappid;
         self.meta.endpoint_host = header.endpoint_host.clone();
+        self.meta.commit_id = commit_id;
         Ok(header)
     }
 
@@ -138,8 +142,9 @@ impl PgStore {
 /// when it has none).
 type Restored = (String, String, Option<String>);
 
-/// The new metadata of a restored project: lineage, serial, slots (JSON), sdkappid, host.
-type NewMeta = (String, i64, String, i64, String);
+/// The new metadata of a restored project: lineage, serial, slots (JSON), sdkappid, host,
+/// commit id.
+type NewMeta = (String, i64, String, i64, String, String);
 
 /// Inside a transaction: the CAS on the project row, then every account replaced and the
 /// history entry added. `false` when the CAS did not match (nothing was changed).
@@ -154,8 +159,8 @@ async fn replace_all(
     let (lineage, base, token) = cas;
     let n = client
         .execute(
-            &format!("UPDATE timattr_projects SET lineage = $6, serial = $7, slots = ($8::text)::jsonb, sdkappid = $9, endpoint_host = $10 WHERE {CAS}"),
-            &[&t.name, lineage, base, base, token, &meta.0, &meta.1, &meta.2, &meta.3, &meta.4],
+            &format!("UPDATE timattr_projects SET lineage = $6, serial = $7, slots = ($8::text)::jsonb, sdkappid = $9, endpoint_host = $10, commit_id = $11 WHERE {CAS}"),
+            &[&t.name, lineage, base, base, token, &meta.0, &meta.1, &meta.2, &meta.3, &meta.4, &meta.5],
         )
         .await?;
     if n != 1 {

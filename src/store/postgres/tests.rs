@@ -637,3 +637,41 @@ fn db_version(db: &TestDb) -> i32 {
             .get(0)
     })
 }
+
+#[test]
+fn every_write_makes_a_new_commit_id_that_readers_see_and_a_restore_never_reuses() {
+    let Some(db) = TestDb::create() else { return };
+    let mut store = PgStore::open(db.target("p"), 1, "h", writer("apply", None)).unwrap();
+    let mut seen = vec![store.meta().commit_id.clone()];
+    let a = attrs(&[(0, "m")]);
+    let one = |account| Record {
+        set: vec![(account, &a)],
+        ..Default::default()
+    };
+    store.record(&[one("u1")], &names(), 1).unwrap();
+    seen.push(store.meta().commit_id.clone());
+    let mut backup = Vec::new();
+    store.export(&mut backup).unwrap();
+    store.record_slots(&BTreeMap::new(), 2).unwrap();
+    seen.push(store.meta().commit_id.clone());
+    let pending = store.record_ahead(&[one("u2")], &names(), 2, ()).unwrap();
+    store.settle(pending).unwrap();
+    seen.push(store.meta().commit_id.clone());
+    // A reader sees the writer's commit id.
+    let reader = PgStore::open_existing(db.target("p")).unwrap().unwrap();
+    assert_eq!(reader.meta().commit_id, *seen.last().unwrap());
+    // Restoring the export (forced back to serial 1) makes a new id, not the exported one.
+    let export = crate::store::read_export(&backup[..]).unwrap();
+    assert_eq!(export.header.commit_id.as_deref(), Some(seen[1].as_str()));
+    store.restore_export(&export, true).unwrap();
+    assert_eq!(store.meta().serial, 1);
+    seen.push(store.meta().commit_id.clone());
+    store.restore_export(&export, true).unwrap();
+    seen.push(store.meta().commit_id.clone());
+    drop((store, reader));
+    let reopened = PgStore::open_existing(db.target("p")).unwrap().unwrap();
+    assert_eq!(reopened.meta().commit_id, *seen.last().unwrap());
+    let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+    assert_eq!(distinct.len(), seen.len(), "{seen:?}");
+    assert!(seen.iter().all(|c| c.len() == 32), "{seen:?}");
+}

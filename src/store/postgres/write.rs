@@ -1,7 +1,8 @@
 //! Writing a project's state: migrations, the writer lock, recording confirmed batches
 //! (several per statement), slots, history and restore. Every write checks, in the same
 //! statement, that this writer still holds the lock and that the project is at the lineage
-//! and serial it read: the serial bump is a compare-and-swap inside the store.
+//! and serial it read: the serial bump is a compare-and-swap inside the store. Every write of
+//! the project row also gives it a new random commit id.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -16,7 +17,7 @@ use super::{
     RECONNECT_BACKOFF, SCHEMA_VERSION,
 };
 use crate::model::Names;
-use crate::store::{HistoryEntry, Meta, Record, FORMAT_VERSION};
+use crate::store::{random_id, HistoryEntry, Meta, Record, FORMAT_VERSION};
 
 /// Creates or upgrades the tables. Concurrent first runs are serialised by a transaction-level
 /// advisory lock; a database of a newer schema is refused before anything is written.
@@ -103,7 +104,7 @@ pub(super) async fn lock(
 }
 
 /// The "locked by" error, naming the holder as its row says.
-async fn holder(client: &Client, t: &Target) -> Result<PgError> {
+pub(super) async fn holder(client: &Client, t: &Target) -> Result<PgError> {
     let row = client
         .query_opt(
             "SELECT command, host, pid, since FROM timattr_locks WHERE project = $1",
@@ -171,17 +172,17 @@ pub(super) async fn create_project(
     sdkappid: u32,
     host: &str,
 ) -> Result<Meta> {
-    let lineage = format!("{:032x}", rand::random::<u128>());
+    let (lineage, commit_id) = (random_id(), random_id());
     let version = FORMAT_VERSION as i32;
     client
         .execute(
-            "INSERT INTO timattr_projects (name, format_version, sdkappid, endpoint_host, lineage, serial)
-             VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (name) DO NOTHING",
-            &[&t.name, &version, &i64::from(sdkappid), &host, &lineage],
+            "INSERT INTO timattr_projects (name, format_version, sdkappid, endpoint_host, lineage, serial, commit_id)
+             VALUES ($1, $2, $3, $4, $5, 0, $6) ON CONFLICT (name) DO NOTHING",
+            &[&t.name, &version, &i64::from(sdkappid), &host, &lineage, &commit_id],
         )
         .await
         .map_err(|e| t.db_err(&e))?;
-    super::read::meta(client, t)
+    super::read::meta(client, t, SCHEMA_VERSION)
         .await?
         .ok_or_else(|| t.corrupt("the project row vanished after it was created"))
 }
@@ -196,7 +197,7 @@ pub(super) const CAS: &str = "name = $1 AND lineage = $2 AND serial IN ($3, $4)
 /// added ones less the removed ones, sorted bytewise; an account left with nothing is deleted).
 pub(super) fn record_sql() -> String {
     format!(
-        "WITH cas AS (UPDATE timattr_projects SET serial = $4 WHERE {CAS} RETURNING 1),
+        "WITH cas AS (UPDATE timattr_projects SET serial = $4, commit_id = $11 WHERE {CAS} RETURNING 1),
          input AS (SELECT t.account, t.setv::jsonb AS setv, t.rm::jsonb AS rm,
                           t.tadd::jsonb AS tadd, t.trm::jsonb AS trm
                    FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
@@ -424,19 +425,21 @@ impl PgStore {
             base,
             new,
             token,
+            commit_id: random_id(),
             folded,
         }))
     }
 
     fn record_now(&mut self, params: RecordParams, serial: u64) -> Result<()> {
         let prepared = self.prepared.clone();
-        let matched: i64 = self.write(move |client, t| {
-            record_statement(client, t, prepared.clone(), params.clone())
-        })?;
+        let p = params.clone();
+        let matched: i64 =
+            self.write(move |client, t| record_statement(client, t, prepared.clone(), p.clone()))?;
         if matched != 1 {
             return Err(self.conflict());
         }
         self.meta.serial = serial;
+        self.meta.commit_id = params.commit_id.clone();
         Ok(())
     }
 
@@ -480,7 +483,9 @@ impl PgStore {
         };
         match answer {
             Ok(1) => {
+                // Records settle in the order they were sent: the last settled is the commit.
                 self.meta.serial = pending.serial;
+                self.meta.commit_id = pending.params.commit_id.clone();
                 Ok(())
             }
             Ok(_) => Err(self.conflict()),
@@ -503,14 +508,15 @@ impl PgStore {
     pub fn record_slots(&mut self, slots: &BTreeMap<u8, String>, serial: u64) -> Result<()> {
         let (lineage, base, new, token) = self.cas(serial)?;
         let json = serde_json::to_string(slots).expect("slots serialize");
-        let params = Arc::new((lineage, base, new, token, json));
+        let commit_id = random_id();
+        let params = Arc::new((lineage, base, new, token, json, commit_id.clone()));
         let n = self.write(move |client, t| {
             let p = params.clone();
             async move {
                 client
                     .execute(
-                        &format!("UPDATE timattr_projects SET slots = ($6::text)::jsonb, serial = $4 WHERE {CAS}"),
-                        &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4],
+                        &format!("UPDATE timattr_projects SET slots = ($6::text)::jsonb, serial = $4, commit_id = $7 WHERE {CAS}"),
+                        &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4, &p.5],
                     )
                     .await
             }
@@ -520,6 +526,7 @@ impl PgStore {
         }
         self.meta.slots = slots.clone();
         self.meta.serial = serial;
+        self.meta.commit_id = commit_id;
         Ok(())
     }
 
@@ -548,6 +555,8 @@ struct RecordArgs {
     base: i64,
     new: i64,
     token: String,
+    /// The commit id the record gives the project (the same when it is sent again).
+    commit_id: String,
     folded: Folded,
 }
 
@@ -606,6 +615,7 @@ async fn record_statement(
                 &f.removes,
                 &f.tags_added,
                 &f.tags_removed,
+                &p.commit_id,
             ],
         )
         .await?;

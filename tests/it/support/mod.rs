@@ -162,6 +162,7 @@ impl Project {
     /// The binary run as [`Project::cmd`] would, through `sh` with `prelude` (resource limits
     /// such as `ulimit -v 1048576`, or `trap '' XFSZ; ulimit -f 8`) before `exec`; `args` is
     /// shell text, so arguments with spaces must be quoted there.
+    #[cfg(unix)]
     #[allow(dead_code)] // Not every test binary uses it.
     pub fn run_limited(&self, prelude: &str, args: &str) -> Run {
         let cmd = self.cmd(&[]);

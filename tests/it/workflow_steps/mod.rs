@@ -1,6 +1,8 @@
 //! Runs single steps of the example workflows outside GitHub: a `run:` script under bash with
 //! fake `gh` and `timattr` programs first on PATH, or a `github-script` step under node with a
 //! fake `github` client that records its calls. The fakes answer from `FAKE_*` variables.
+// Steps run under bash with fake programs; the Unix runners test them.
+#![cfg(unix)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,7 +11,7 @@ use serde_yaml::Value;
 
 /// The text of one step: its `run` script, or its `with.script` for github-script.
 pub struct Step {
-    text: String,
+    pub text: String,
 }
 
 /// The step called `name` in any job of the workflow at `path`.
@@ -63,7 +65,9 @@ plan)
     if [ -n "$out" ]; then echo gz > "$out"; fi
     if [ "$format" = json ]; then echo "${FAKE_PLAN:-$empty}"; else echo "### timattr plan"; fi ;;
 show)
-    if [ "$format" = json ]; then echo "${FAKE_SHOW:-$empty}"; else echo "Plan: 1 to add"; fi ;;
+    if [ "$format" = json ]; then echo "${FAKE_SHOW:-$empty}"; else echo "Plan: 1 to add"; fi
+    if [ -n "${FAKE_SHOW_FAILS-}" ]; then echo "$FAKE_SHOW_FAILS" >&2; exit 1; fi
+    echo "✓ content: each of its 1 change is what the current files and state give" >&2 ;;
 drift)
     echo "drift report"
     exit "${FAKE_DRIFT_EXIT:-0}" ;;
