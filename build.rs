@@ -23,10 +23,10 @@ fn main() {
     } else {
         commit
     };
-    println!("cargo:rustc-env=TIMATTR_GIT_COMMIT={commit}");
+    println!("cargo:rustc-env=BUILD_GIT_COMMIT={commit}");
     for var in ["TARGET", "PROFILE"] {
         let value = std::env::var(var).unwrap_or_else(|_| "unknown".into());
-        println!("cargo:rustc-env=TIMATTR_{var}={value}");
+        println!("cargo:rustc-env=BUILD_{var}={value}");
     }
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=TIMATTR_BUILD_COMMIT");

@@ -27,11 +27,11 @@ pub struct Cli {
 pub const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     "\ncommit: ",
-    env!("TIMATTR_GIT_COMMIT"),
+    env!("BUILD_GIT_COMMIT"),
     "\ntarget: ",
-    env!("TIMATTR_TARGET"),
+    env!("BUILD_TARGET"),
     "\nprofile: ",
-    env!("TIMATTR_PROFILE")
+    env!("BUILD_PROFILE")
 );
 
 #[derive(Debug, Args, Clone)]

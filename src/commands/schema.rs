@@ -39,7 +39,9 @@ pub fn version() -> Result<Exit> {
 pub fn man() -> Result<Exit> {
     use clap::CommandFactory;
     let mut page = Vec::new();
-    clap_mangen::Man::new(crate::cli::Cli::command())
+    // The page is committed and shipped: only the version, not the commit it was built from.
+    let cmd = crate::cli::Cli::command().long_version(None);
+    clap_mangen::Man::new(cmd)
         .render(&mut page)
         .map_err(|e| crate::Error::io("cannot render the manual page", e))?;
     output::to_stdout(|out| out.write_all(&page))?;
