@@ -374,12 +374,16 @@ pub struct EmulatorArgs {
     /// The data file is then read but never written.
     #[arg(long, value_name = "LIST", value_parser = |s: &str| s.parse::<crate::emulator::Simulate>())]
     pub simulate: Option<crate::emulator::Simulate>,
+    #[command(flatten)]
+    pub unused: NoProject,
 }
 
 #[derive(Debug, Args, Clone)]
 pub struct SchemaArgs {
     #[arg(value_enum, default_value_t = SchemaKind::Project)]
     pub kind: SchemaKind,
+    #[command(flatten)]
+    pub unused: NoProject,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -391,4 +395,22 @@ pub enum SchemaKind {
 #[derive(Debug, Args, Clone)]
 pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
+    #[command(flatten)]
+    pub unused: NoProject,
+}
+
+/// For the commands that read no project file and no state (`completions`, `schema`,
+/// `emulator`): the global `-c` and `--lock-timeout` are still accepted but hidden from their
+/// help, which lists only what they use. (Same ids as the globals, so clap does not add those.)
+#[derive(Debug, Args, Clone, Default)]
+pub struct NoProject {
+    #[arg(
+        short = 'c',
+        long = "config",
+        hide = true,
+        default_value = "timattr.yaml"
+    )]
+    config: PathBuf,
+    #[arg(long, hide = true, value_parser = humantime::parse_duration)]
+    lock_timeout: Option<std::time::Duration>,
 }

@@ -606,6 +606,20 @@ fn version_and_help_say_what_a_user_needs() {
         global.contains("--config") && global.contains("--lock-timeout"),
         "{help}"
     );
+    // Commands that read no project and no state do not offer -c and --lock-timeout.
+    for cmd in ["completions", "schema", "emulator"] {
+        let help = p.run(&[cmd, "--help"]).expect(0).stdout();
+        assert!(
+            !help.contains("--config") && !help.contains("--lock-timeout"),
+            "{cmd}: {help}"
+        );
+        assert!(
+            help.contains("Global options:") && help.contains("--color"),
+            "{cmd}: {help}"
+        );
+    }
+    // ... though a -c before them (a shell alias) is still accepted.
+    p.run(&["-c", "other.yaml", "schema", "users"]).expect(0);
     for (args, described) in [
         (&["state", "show", "--help"][..], "The account id"),
         (
