@@ -83,21 +83,15 @@ fn os_user() -> Option<String> {
     None
 }
 
+/// The HEAD of the git work tree holding `dir`: read from the files, `git rev-parse` (with a
+/// time limit) only when they say something unusual (see `store::who`).
 fn git_head(dir: &Path) -> Option<String> {
     let dir = if dir.as_os_str().is_empty() {
         Path::new(".")
     } else {
         dir
     };
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "--verify", "--quiet", "HEAD"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let sha = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-    (out.status.success() && !sha.is_empty()).then_some(sha)
+    crate::store::who::git_head(dir)
 }
 
 #[cfg(test)]

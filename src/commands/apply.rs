@@ -119,6 +119,7 @@ pub fn conclude(ctx: &Context, operation: Operation, executed: Executed) -> Resu
         batches_ok: executed.batches_ok,
         batches_failed: executed.batches_failed,
         batches_not_sent: executed.batches_not_sent,
+        batches_unrecorded: executed.unrecorded_batches,
         serial: executed.serial,
         stopped_by,
     };
@@ -128,8 +129,9 @@ pub fn conclude(ctx: &Context, operation: Operation, executed: Executed) -> Resu
             eprintln!("{}", super::error_text(&r));
         }
         ctx.note(format!(
-            "Stopped: {}. Everything the API confirmed is recorded; run `{again}` again once the cause is fixed.",
-            report::batches_line(&outcome)
+            "Stopped: {}. {}; run `{again}` again once the cause is fixed.",
+            report::batches_line(&outcome),
+            report::recorded_note(&outcome)
         ));
         return Err(e);
     }

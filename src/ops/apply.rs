@@ -15,6 +15,7 @@ use crate::plan::Plan;
 use crate::render::json::StateRef;
 use crate::settings::Settings;
 use crate::store::interface::State;
+use crate::store::HistoryEntry;
 use crate::{Error, Result};
 
 /// What the command line asked for.
@@ -66,6 +67,11 @@ pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) 
         }
         None => None,
     };
+    // The history entry names the saved plan applied.
+    let plan_digest = saved.as_ref().and_then(|s| match &s.seal {
+        saved::Seal::Intact(digest) => Some(digest.clone()),
+        _ => None,
+    });
     // Refuse before touching anything: no store is created for an apply that cannot go on.
     if saved.is_none() && !opts.dry_run && !opts.auto_approve && !opts.interactive {
         return Err(Error::msg(
@@ -119,6 +125,10 @@ pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) 
         review.confirm()?;
     }
     let mut store = confirmed_store(settings, existing, &planned_at)?;
+    let mut entry = HistoryEntry::now("apply", Some(&settings.project_dir));
+    entry.targets.clone_from(&opts.targets);
+    entry.plan_digest = plan_digest;
+    store.begin(entry);
     let executed = execute::execute(settings, &mut store, plan, Operation::Apply, opts.quiet)?;
     Ok(Applied::Executed(Box::new(executed)))
 }

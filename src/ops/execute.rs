@@ -339,6 +339,12 @@ pub fn execute(
         let connection = Connection::open(settings).await?;
         let runner = connection.runner(settings);
         let serial = store.next_serial()?;
+        if store.run_mut().is_none() {
+            store.begin(HistoryEntry::now(
+                operation.as_str(),
+                Some(&settings.project_dir),
+            ));
+        }
         let names = match configure_names(&runner, store, &plan, serial).await {
             Ok(n) => n,
             Err(e) => {
@@ -349,7 +355,7 @@ pub fn execute(
         let mut executed = run_batches(&runner, store, plan, serial, quiet, interrupt).await;
         executed.totals.names_configured = names;
         executed.totals.elapsed = started.elapsed();
-        finish(store, &executed, &runner, serial, operation)?;
+        finish(store, &executed, &runner)?;
         executed.serial = store.meta().serial;
         connection.close().await?;
         Ok(executed)
@@ -372,6 +378,9 @@ async fn configure_names(
         .map(|i| plan.names.get(i as NameIdx).to_owned())
         .collect();
     let (slots, configured) = runner.configure_names(&declared).await?;
+    if let Some(entry) = store.run_mut() {
+        entry.names_configured = configured as u64;
+    }
     store.record_slots(&slots, serial)?;
     Ok(configured as u64)
 }
@@ -447,6 +456,7 @@ fn executed(
             // Batches count from their answer until their slot is dropped: after the record,
             // also for records sent ahead.
             max_unrecorded: report.max_unrecorded,
+            unrecorded_entries: sink.unrecorded_accounts,
         },
         batches_ok: report.batches_ok,
         batches_failed: report.batches_failed,
@@ -468,38 +478,29 @@ fn unrecorded_error(error: Option<Error>, sink: &StoreSink<'_>) -> Option<Error>
         return Some(e);
     }
     Some(Error::msg(format!(
-        "{e}\nStopped sending: {} batches ({} accounts) were applied by the API but not recorded in the state, which does not claim them; the next `timattr apply` sends them again (every request is idempotent).",
-        sink.unrecorded_batches, sink.unrecorded_accounts
+        "{e}\nStopped sending: {} were applied by the API but not recorded in the state, which does not claim them; the next `timattr apply` sends them again (every request is idempotent).",
+        crate::render::count(sink.unrecorded_batches as usize, "batch", "batches")
     )))
 }
 
-/// Writes the history entry of a run that changed something.
-fn finish(
-    store: &mut State,
-    executed: &Executed,
-    runner: &Runner,
-    serial: u64,
-    operation: Operation,
-) -> Result<()> {
+/// Ends the run: its history entry (written with its first commit) says how it ended. When
+/// the run already failed, a store that cannot take the final entry only leaves it saying
+/// `interrupted`; that is logged, not a second error.
+fn finish(store: &mut State, executed: &Executed, runner: &Runner) -> Result<()> {
     let t = &executed.totals;
-    // A store that lost its database cannot take the entry either.
-    let changed = t.accounts_set + t.accounts_removed + t.names_configured;
-    if executed.unrecorded_batches > 0 || changed + executed.tags_added + executed.tags_removed == 0
-    {
-        return Ok(());
+    let ended = store.finish(|entry| {
+        entry.status = t.status.into();
+        entry.names_configured = t.names_configured;
+        entry.requests = runner.stats.requests();
+        entry.retries = runner.stats.retries();
+    });
+    match ended {
+        Err(e) if executed.error.is_some() => {
+            tracing::warn!("cannot write the run's final history entry: {e}");
+            Ok(())
+        }
+        other => Ok(other?),
     }
-    store.add_history(&HistoryEntry {
-        time: crate::clock::now_unix(),
-        serial,
-        operation: operation.as_str().into(),
-        status: t.status.into(),
-        accounts_set: t.accounts_set,
-        accounts_removed: t.accounts_removed,
-        names_configured: t.names_configured,
-        requests: runner.stats.requests(),
-        retries: runner.stats.retries(),
-    })?;
-    Ok(())
 }
 
 /// The error of a run in which the API refused some accounts' tags: one line per account and

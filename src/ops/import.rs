@@ -140,6 +140,7 @@ pub fn import(
 /// Reads and records chunk by chunk, without asking.
 fn import_streaming(settings: &Settings, desired: Desired) -> Result<Imported> {
     let mut store = super::state::open_or_create(settings, "import")?;
+    store.begin(HistoryEntry::now("import", Some(&settings.project_dir)));
     let serial = store.next_serial()?;
     let started = Instant::now();
     let names = desired.names;
@@ -164,26 +165,22 @@ fn import_streaming(settings: &Settings, desired: Desired) -> Result<Imported> {
         result
     })?;
     imported.elapsed = started.elapsed();
-    write_history(&mut store, serial, &imported)?;
+    write_history(&mut store, &imported)?;
     Ok(imported)
 }
 
-fn write_history(store: &mut State, serial: u64, imported: &Imported) -> Result<()> {
-    store.add_history(&HistoryEntry {
-        time: crate::clock::now_unix(),
-        serial,
-        operation: "import".into(),
-        status: if imported.interrupted.is_none() {
+/// Ends the import's run: its history entry (written with its first commit) says how it ended.
+fn write_history(store: &mut State, imported: &Imported) -> Result<()> {
+    store.finish(|entry| {
+        entry.status = if imported.interrupted.is_none() {
             "complete"
         } else {
             "interrupted"
         }
-        .into(),
-        accounts_set: imported.recorded,
-        accounts_removed: 0,
-        names_configured: 0,
-        requests: imported.requests,
-        retries: imported.retries,
+        .into();
+        entry.accounts_set = imported.recorded;
+        entry.requests = imported.requests;
+        entry.retries = imported.retries;
     })?;
     Ok(())
 }
@@ -228,6 +225,7 @@ fn import_reviewed(
         return Ok(imported);
     }
     review.confirm()?;
+    store.begin(HistoryEntry::now("import", Some(&settings.project_dir)));
     let serial = store.meta().serial + 1;
     store.record_slots(&slots, serial)?;
     for (chunk, adopted) in accounts.chunks(MAX_BATCH).zip(adopted.chunks(MAX_BATCH)) {
@@ -240,7 +238,7 @@ fn import_reviewed(
             .count() as u64;
     }
     imported.elapsed = started.elapsed();
-    write_history(&mut store, serial, &imported)?;
+    write_history(&mut store, &imported)?;
     Ok(imported)
 }
 

@@ -145,6 +145,8 @@ pub fn restore(settings: &Settings, file: &Path, force: bool) -> Result<ExportHe
     })?;
     crate::store::check_app(&export.header, settings.sdkappid, settings.endpoint.host())?;
     let mut store = open_or_create(settings, "state restore")?;
+    // Its history entry says who restored, from where.
+    store.begin(HistoryEntry::now("restore", Some(&settings.project_dir)));
     Ok(store.restore_export(&export, force)?)
 }
 
@@ -181,6 +183,7 @@ pub fn rm(settings: &Settings, accounts: &[String]) -> Result<(u64, usize)> {
     forgotten.sort_unstable_by(|a, b| a.0.cmp(b.0));
     forgotten.dedup_by(|a, b| a.0 == b.0);
     let serial = store.meta().serial + 1;
+    store.begin(HistoryEntry::now("state-rm", Some(&settings.project_dir)));
     let record = crate::store::Record {
         removed: forgotten.iter().map(|f| (f.0, f.1.clone())).collect(),
         tags_removed: forgotten
@@ -191,16 +194,9 @@ pub fn rm(settings: &Settings, accounts: &[String]) -> Result<(u64, usize)> {
         ..Default::default()
     };
     store.record(std::slice::from_ref(&record), &names, serial)?;
-    store.add_history(&HistoryEntry {
-        time: crate::clock::now_unix(),
-        serial,
-        operation: "state-rm".into(),
-        status: "complete".into(),
-        accounts_set: 0,
-        accounts_removed: forgotten.len() as u64,
-        names_configured: 0,
-        requests: 0,
-        retries: 0,
+    store.finish(|entry| {
+        entry.status = "complete".into();
+        entry.accounts_removed = forgotten.len() as u64;
     })?;
     Ok((serial, forgotten.len()))
 }

@@ -29,6 +29,9 @@ pub struct ApplyTotals {
     pub record_time: Duration,
     /// Most batches confirmed by the API but not yet recorded at any moment (≤ concurrency).
     pub max_unrecorded: usize,
+    /// Entries the API applied that the store could not record (it failed mid-run): not
+    /// claimed, sent again by the next apply.
+    pub unrecorded_entries: u64,
 }
 
 /// `Apply complete: 4 users changed (3 with values set, 1 with tags added), … requests (…
@@ -78,8 +81,17 @@ pub fn apply_line(label: &str, t: &ApplyTotals, verbose: bool) -> String {
     } else {
         String::new()
     };
+    // The counts are what the store recorded; what the API applied beyond that is said too.
+    let unrecorded = if t.unrecorded_entries > 0 {
+        format!(
+            " ({} applied but not recorded)",
+            count(t.unrecorded_entries as usize, "entry", "entries")
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "{label} {}: {} changed{parts}{names}; {} ({}) in {secs:.2} s ({:.0} users/s{internals}).",
+        "{label} {}: {} changed{parts}{unrecorded}{names}; {} ({}) in {secs:.2} s ({:.0} users/s{internals}).",
         t.status,
         count(t.accounts_changed as usize, "user", "users"),
         count(t.requests as usize, "request", "requests"),
@@ -97,26 +109,48 @@ pub struct Outcome<'a> {
     pub batches_ok: usize,
     pub batches_failed: usize,
     pub batches_not_sent: usize,
+    /// Of `batches_ok`, those the store could not record.
+    pub batches_unrecorded: u64,
     pub serial: u64,
     /// What stopped the run (an error, a signal), already phrased.
     pub stopped_by: Option<String>,
 }
 
-/// The batches of a stopped run: what was applied, what failed, what was not sent.
+/// The batches of a stopped run, one account of them: applied and recorded, applied but not
+/// recorded, failed, not sent.
 pub fn batches_line(o: &Outcome<'_>) -> String {
-    format!(
-        "{} applied and recorded, {} failed, {} not sent",
-        count(o.batches_ok, "batch", "batches"),
-        o.batches_failed,
-        o.batches_not_sent
-    )
+    let unrecorded = (o.batches_unrecorded as usize).min(o.batches_ok);
+    let recorded = o.batches_ok - unrecorded;
+    let mut line = format!(
+        "{} applied and recorded",
+        count(recorded, "batch", "batches")
+    );
+    if unrecorded > 0 {
+        line.push_str(&format!(
+            ", {unrecorded} applied but not recorded (the next apply sends them again)"
+        ));
+    }
+    line.push_str(&format!(
+        ", {} failed, {} not sent",
+        o.batches_failed, o.batches_not_sent
+    ));
+    line
+}
+
+/// What the store holds of a stopped run: everything the API confirmed, or not.
+pub fn recorded_note(o: &Outcome<'_>) -> &'static str {
+    if o.batches_unrecorded == 0 {
+        "Everything the API confirmed is recorded"
+    } else {
+        "The state claims only what it recorded"
+    }
 }
 
 /// The result of an apply or a fix for the GitHub step summary.
 pub fn outcome_markdown(o: &Outcome<'_>) -> String {
     let t = o.totals;
     let mut md = format!(
-        "### timattr {}\n\n**{}** at serial {}.\n\n| users set | users with values removed | attribute names configured | batches applied | batches failed | batches not sent | requests | retries |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        "### timattr {}\n\n**{}** at serial {}.\n\n| users set | users with values removed | attribute names configured | batches applied | batches applied, not recorded | batches failed | batches not sent | requests | retries |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
         o.label.to_lowercase(),
         t.status,
         o.serial,
@@ -124,6 +158,7 @@ pub fn outcome_markdown(o: &Outcome<'_>) -> String {
         t.accounts_removed,
         t.names_configured,
         o.batches_ok,
+        o.batches_unrecorded,
         o.batches_failed,
         o.batches_not_sent,
         t.requests,
@@ -131,8 +166,10 @@ pub fn outcome_markdown(o: &Outcome<'_>) -> String {
     );
     if let Some(why) = &o.stopped_by {
         md.push_str(&format!(
-            "\n> [!WARNING]\n> Stopped: {}. Everything the API confirmed is recorded; run it again once the cause is fixed.\n",
-            super::markdown::cell(why)
+            "\n> [!WARNING]\n> Stopped: {}. {}: {}; run it again once the cause is fixed.\n",
+            super::markdown::cell(why),
+            recorded_note(o),
+            batches_line(o)
         ));
     }
     md
@@ -142,13 +179,13 @@ pub fn outcome_markdown(o: &Outcome<'_>) -> String {
 pub fn write_history(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result<()> {
     writeln!(
         w,
-        "time                  serial  operation  status       set  removed  names  requests  retries"
+        "time                  serial  operation  status       set  removed  names  requests  retries  by, commit, run"
     )?;
     for h in entries {
         let time = rfc3339(h.time);
         writeln!(
             w,
-            "{time}  {:>6}  {:<9}  {:<11}  {:>4}  {:>7}  {:>5}  {:>8}  {:>7}",
+            "{time}  {:>6}  {:<9}  {:<11}  {:>4}  {:>7}  {:>5}  {:>8}  {:>7}  {}",
             h.serial,
             super::escape(&h.operation),
             super::escape(&h.status),
@@ -156,10 +193,43 @@ pub fn write_history(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result
             h.accounts_removed,
             h.names_configured,
             h.requests,
-            h.retries
+            h.retries,
+            history_details(h)
         )?;
     }
     Ok(())
+}
+
+/// Who and what of an entry, as far as it is known: `alice on host-1; git 1a2b3c4d5e6f;
+/// https://…/runs/7; --target u1*; plan sha256:…`.
+fn history_details(h: &HistoryEntry) -> String {
+    let mut parts = Vec::new();
+    match (&h.actor, &h.host) {
+        (Some(a), Some(host)) => {
+            parts.push(format!("{} on {}", super::escape(a), super::escape(host)))
+        }
+        (Some(a), None) => parts.push(super::escape(a).into_owned()),
+        (None, Some(host)) => parts.push(format!("on {}", super::escape(host))),
+        (None, None) => {}
+    }
+    if let Some(sha) = &h.git_commit {
+        parts.push(format!("git {}", super::escape(&sha[..sha.len().min(12)])));
+    }
+    if let Some(url) = &h.ci_run_url {
+        parts.push(super::escape(url).into_owned());
+    }
+    if !h.targets.is_empty() {
+        let t: Vec<String> = h
+            .targets
+            .iter()
+            .map(|t| super::escape(t).into_owned())
+            .collect();
+        parts.push(format!("--target {}", t.join(",")));
+    }
+    if let Some(d) = &h.plan_digest {
+        parts.push(format!("plan {}", super::escape(d)));
+    }
+    parts.join("; ")
 }
 
 /// `state history --format json`: the entries as one compact JSON array, oldest first, each
@@ -315,6 +385,7 @@ mod tests {
             batches_ok: 6,
             batches_failed: 4,
             batches_not_sent: 0,
+            batches_unrecorded: 0,
             serial: 3,
             stopped_by: Some("error: the API refused <x>".into()),
         };
@@ -327,9 +398,61 @@ mod tests {
             md.starts_with("### timattr apply\n\n**failed** at serial 3."),
             "{md}"
         );
-        assert!(md.contains("| 600 | 0 | 0 | 6 | 4 | 0 | 10 | 4 |"), "{md}");
         assert!(
-            md.contains("Stopped: error: the API refused &lt;x&gt;."),
+            md.contains("| 600 | 0 | 0 | 6 | 0 | 4 | 0 | 10 | 4 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("Stopped: error: the API refused &lt;x&gt;. Everything the API confirmed is recorded"),
+            "{md}"
+        );
+    }
+
+    /// A store that failed mid-run: one account of the batches, never also "everything is
+    /// recorded".
+    #[test]
+    fn a_run_whose_store_failed_gives_one_consistent_account() {
+        let t = ApplyTotals {
+            status: "failed",
+            accounts_set: 300,
+            accounts_removed: 0,
+            names_configured: 0,
+            requests: 10,
+            retries: 0,
+            elapsed: Duration::from_secs(1),
+            batches_recorded: 3,
+            record_time: Duration::ZERO,
+            max_unrecorded: 2,
+            unrecorded_entries: 200,
+        };
+        let o = Outcome {
+            label: "Apply",
+            totals: &t,
+            batches_ok: 5,
+            batches_failed: 0,
+            batches_not_sent: 35,
+            batches_unrecorded: 2,
+            serial: 3,
+            stopped_by: Some("state at s: cannot read or write the database: StorageFull".into()),
+        };
+        assert_eq!(
+            batches_line(&o),
+            "3 batches applied and recorded, 2 applied but not recorded (the next apply sends them again), 0 failed, 35 not sent"
+        );
+        let line = apply_line("Apply", &t);
+        assert!(
+            line.contains(
+                "300 users set, 0 users with values removed (200 entries applied but not recorded)"
+            ),
+            "{line}"
+        );
+        let md = outcome_markdown(&o);
+        assert!(
+            !md.contains("Everything the API confirmed is recorded"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 300 | 0 | 0 | 5 | 2 | 0 | 35 | 10 | 0 |"),
             "{md}"
         );
     }

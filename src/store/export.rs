@@ -1,5 +1,7 @@
-//! `state export` / `state restore`: gzip-compressed JSON lines, a header line then one line
-//! per account, so a backup can be read with `zcat | jq` and survives throwaway CI runners.
+//! `state export` / `state restore`: gzip-compressed JSON lines, a header line (which also
+//! carries the history; exports made before it did have none) then one line per account, so a
+//! backup can be read with `zcat | jq` and survives throwaway CI runners. One format for both
+//! backends: a state moves between them with its history.
 //!
 //! A backup is hostile input like any other file: [`read_export`] checks all of it (sizes,
 //! counts, limits of the API, the app it belongs to) before anything touches a store, reads the
@@ -35,6 +37,29 @@ pub struct ExportHeader {
     pub commit_id: Option<String>,
     pub slots: BTreeMap<u8, String>,
     pub accounts: u64,
+    /// The store's history, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// The longest header: its history (a few hundred bytes an entry) makes it the one long line.
+const MAX_HEADER_BYTES: usize = 256 << 20;
+
+impl ExportHeader {
+    /// The header of a backup of a store with `meta`, `accounts` and `history`.
+    pub fn of(meta: &Meta, accounts: u64, history: Vec<HistoryEntry>) -> ExportHeader {
+        ExportHeader {
+            format_version: meta.format_version,
+            sdkappid: meta.sdkappid,
+            endpoint_host: meta.endpoint_host.clone(),
+            lineage: meta.lineage.clone(),
+            serial: meta.serial,
+            commit_id: Some(meta.commit_id.clone()).filter(|c| !c.is_empty()),
+            slots: meta.slots.clone(),
+            accounts,
+            history,
+        }
+    }
 }
 
 /// Every following line.
@@ -89,16 +114,8 @@ impl Store {
     /// Writes the whole store to `out` (gzip JSON lines). Returns the number of accounts.
     pub fn export(&self, out: impl Write) -> std::io::Result<u64> {
         let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-        let header = ExportHeader {
-            format_version: self.meta.format_version,
-            sdkappid: self.meta.sdkappid,
-            endpoint_host: self.meta.endpoint_host.clone(),
-            lineage: self.meta.lineage.clone(),
-            serial: self.meta.serial,
-            commit_id: Some(self.meta.commit_id.clone()).filter(|c| !c.is_empty()),
-            slots: self.meta.slots.clone(),
-            accounts: self.accounts,
-        };
+        let history = self.history().map_err(std::io::Error::other)?;
+        let header = ExportHeader::of(&self.meta, self.accounts, history);
         serde_json::to_writer(&mut gz, &header)?;
         gz.write_all(b"\n")?;
         let mut names = Names::default();
@@ -127,10 +144,20 @@ impl Store {
     pub fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader> {
         self.writable()?;
         let header = &export.header;
-        self.check_restorable(header, force)?;
+        let has_history = self.meta.serial > 0 || self.accounts > 0;
+        check_restorable(&self.meta, has_history, header, force).map_err(StoreError::Restore)?;
         let mut batch = sled::Batch::default();
-        for kv in self.db.scan_prefix(blocks::PREFIX).keys() {
-            batch.remove(kv.map_err(|e| sled_err(&self.path, e))?);
+        for prefix in [blocks::PREFIX, super::HISTORY_PREFIX] {
+            for kv in self.db.scan_prefix(prefix).keys() {
+                batch.remove(kv.map_err(|e| sled_err(&self.path, e))?);
+            }
+        }
+        // The exported history, then the restore's own entry, in the same step.
+        let own =
+            super::history::restored(self.run.take(), header.serial, export.accounts.len() as u64);
+        for entry in header.history.iter().chain(std::iter::once(&own)) {
+            let key = super::history_key(&self.db, &self.path)?;
+            batch.insert(key, serde_json::to_vec(entry).unwrap_or_default());
         }
         let entries: blocks::Entries = export
             .accounts
@@ -153,41 +180,41 @@ impl Store {
             slots: header.slots.clone(),
         };
         self.commit(batch, meta, entries.len() as u64)?;
-        self.add_history(&HistoryEntry {
-            time: crate::clock::now_unix(),
-            serial: header.serial,
-            operation: "restore".into(),
-            status: "complete".into(),
-            accounts_set: entries.len() as u64,
-            accounts_removed: 0,
-            names_configured: 0,
-            requests: 0,
-            retries: 0,
-        })?;
         Ok(header.clone())
     }
+}
 
-    /// Another app's export is refused always; another lineage or an older serial unless `force`.
-    fn check_restorable(&self, header: &ExportHeader, force: bool) -> Result<()> {
-        check_app(header, self.meta.sdkappid, &self.meta.endpoint_host)?;
-        let has_history = self.meta.serial > 0 || self.accounts > 0;
-        if force || !has_history {
-            return Ok(());
-        }
-        if header.lineage != self.meta.lineage {
-            return Err(StoreError::Restore(format!(
-                "the export has lineage {} but the store has lineage {}: it is another store's backup (use --force to replace this store anyway)",
-                header.lineage, self.meta.lineage
-            )));
-        }
-        if header.serial < self.meta.serial {
-            return Err(StoreError::Restore(format!(
-                "the export has serial {} but the store is at serial {}: it is older than the store (use --force to go back anyway)",
-                header.serial, self.meta.serial
-            )));
-        }
-        Ok(())
+/// The restore guard, the same for every backend: into a store that holds something
+/// (`has_history`), an export of another app is refused always, and one of another lineage or
+/// an older serial unless `force`. A store that recorded nothing is bound to no app.
+pub fn check_restorable(
+    meta: &Meta,
+    has_history: bool,
+    header: &ExportHeader,
+    force: bool,
+) -> Result<(), String> {
+    if !has_history {
+        return Ok(());
     }
+    if let Err(StoreError::Restore(m)) = check_app(header, meta.sdkappid, &meta.endpoint_host) {
+        return Err(m);
+    }
+    if force {
+        return Ok(());
+    }
+    if header.lineage != meta.lineage {
+        return Err(format!(
+            "the export has lineage {} but the store has lineage {}: it is another store's backup (use --force to replace this store anyway)",
+            header.lineage, meta.lineage
+        ));
+    }
+    if header.serial < meta.serial {
+        return Err(format!(
+            "the export has serial {} but the store is at serial {}: it is older than the store (use --force to go back anyway)",
+            header.serial, meta.serial
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses an export of another app or endpoint host; `--force` does not change that, because
@@ -210,7 +237,7 @@ fn bad(m: impl std::fmt::Display) -> StoreError {
 pub fn read_export(input: impl Read) -> Result<Export> {
     let mut reader = crate::files::gzip_reader_capped(input, MAX_EXPORT_BYTES, "the export");
     let mut line = Vec::new();
-    if !read_line(&mut reader, &mut line, 1)? {
+    if !read_line(&mut reader, &mut line, 1, MAX_HEADER_BYTES)? {
         return Err(bad("it is empty"));
     }
     let header: ExportHeader =
@@ -222,7 +249,7 @@ pub fn read_export(input: impl Read) -> Result<Export> {
     let mut line_no = 1usize;
     loop {
         line_no += 1;
-        if !read_line(&mut reader, &mut line, line_no)? {
+        if !read_line(&mut reader, &mut line, line_no, MAX_LINE_BYTES)? {
             break;
         }
         if line.is_empty() {
@@ -260,13 +287,18 @@ pub fn read_export(input: impl Read) -> Result<Export> {
     })
 }
 
-/// Reads one line (without its `\n`) into `buf`, refusing one longer than [`MAX_LINE_BYTES`].
+/// Reads one line (without its `\n`) into `buf`, refusing one longer than `max` bytes.
 /// `Ok(false)` at the end of the input.
-fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, line_no: usize) -> Result<bool> {
+fn read_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    line_no: usize,
+    max: usize,
+) -> Result<bool> {
     buf.clear();
     let read = reader
         .by_ref()
-        .take(MAX_LINE_BYTES as u64 + 1)
+        .take(max as u64 + 1)
         .read_until(b'\n', buf)
         .map_err(bad)?;
     if read == 0 {
@@ -274,10 +306,8 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, line_no: usize) -> Re
     }
     if buf.last() == Some(&b'\n') {
         buf.pop();
-    } else if buf.len() > MAX_LINE_BYTES {
-        return Err(bad(format!(
-            "line {line_no} is longer than {MAX_LINE_BYTES} bytes"
-        )));
+    } else if buf.len() > max {
+        return Err(bad(format!("line {line_no} is longer than {max} bytes")));
     }
     Ok(true)
 }

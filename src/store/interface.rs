@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use super::postgres::{PgError, PgStore, Target, WriterInfo};
 use super::{Export, ExportHeader, HistoryEntry, Meta, Record, Store, StoreError};
-use crate::model::{Account, Managed, Names, TagPool};
+use crate::model::{Account, Managed, Names};
 use crate::settings::StateLocation;
 
-pub use super::postgres::Split;
+pub use super::split::Split;
 
 /// A group record sent ahead by [`State::record_ahead`], to be settled.
 #[derive(Debug)]
@@ -47,15 +47,6 @@ pub enum StateError {
     Sled(#[from] StoreError),
     #[error(transparent)]
     Postgres(#[from] PgError),
-}
-
-impl From<StateError> for crate::Error {
-    fn from(e: StateError) -> Self {
-        match e {
-            StateError::Sled(e) => crate::Error::Store(e),
-            StateError::Postgres(e) => crate::Error::Message(e.to_string()),
-        }
-    }
 }
 
 type Result<T, E = StateError> = std::result::Result<T, E>;
@@ -101,12 +92,11 @@ fn sled_waiting<T>(
     let mut warned = false;
     loop {
         match open() {
-            Err(StoreError::Locked(path)) if deadline.is_some_and(|d| Instant::now() < d) => {
+            Err(e @ StoreError::Locked { .. }) if deadline.is_some_and(|d| Instant::now() < d) => {
                 if !warned {
-                    tracing::warn!(
-                        "state at {} is locked by another timattr process; waiting for it (--lock-timeout)",
-                        path.display()
-                    );
+                    let held = e.to_string();
+                    let held = held.split(": wait for it").next().unwrap_or(&held);
+                    tracing::warn!("{held}; waiting for it (--lock-timeout)");
                     warned = true;
                 }
                 std::thread::sleep(Duration::from_millis(100));
@@ -132,9 +122,9 @@ impl State {
                 };
                 // Readers open a sled directory read-only (nothing written, a read-only
                 // directory is fine); writers take its lock.
-                let open = || match how.writer {
+                let open = || match &how.writer {
                     None => Store::open_read_only(dir),
-                    Some(_) => Store::open_existing(dir),
+                    Some(command) => Store::open_existing_as(dir, command),
                 };
                 sled_waiting(how.lock_timeout, open)?.map(State::Sled)
             }
@@ -153,10 +143,18 @@ impl State {
                 }
             }
         };
-        if let Some(state) = &state {
-            state.check_belongs(sdkappid, host)?;
+        match (state, &how.writer) {
+            // A writer binds a store that recorded nothing to this app.
+            (Some(mut state), Some(_)) => {
+                state.bind(sdkappid, host)?;
+                Ok(Some(state))
+            }
+            (Some(state), None) => {
+                state.check_belongs(sdkappid, host)?;
+                Ok(Some(state))
+            }
+            (None, _) => Ok(None),
         }
-        Ok(state)
     }
 
     /// Opens the store of `sdkappid`/`host` for writing, creating it (with a new lineage) when
@@ -172,7 +170,11 @@ impl State {
                 let StateLocation::Sled(dir) = location else {
                     unreachable!("pg_target handles PostgreSQL")
                 };
-                sled_waiting(how.lock_timeout, || Store::open(dir, sdkappid, host)).map(State::Sled)
+                let command = how.writer.as_deref().unwrap_or("(writer)");
+                sled_waiting(how.lock_timeout, || {
+                    Store::open_as(dir, sdkappid, host, command)
+                })
+                .map(State::Sled)
             }
             Some(target) => {
                 let who = WriterInfo {
@@ -201,7 +203,16 @@ impl State {
         }
     }
 
-    /// Refuses a store made for another app or endpoint host.
+    /// A writer's: binds a store that recorded nothing yet (serial 0) to this app, or refuses
+    /// a store of another app.
+    pub fn bind(&mut self, sdkappid: u32, host: &str) -> Result<()> {
+        match self {
+            State::Sled(s) => Ok(s.bind(sdkappid, host)?),
+            State::Postgres(p) => Ok(p.bind(sdkappid, host)?),
+        }
+    }
+
+    /// Refuses a store made for another app or endpoint host (not one that recorded nothing).
     pub fn check_belongs(&self, sdkappid: u32, host: &str) -> Result<()> {
         match self {
             State::Sled(s) => Ok(s.check_belongs(sdkappid, host)?),
@@ -219,7 +230,7 @@ impl State {
         keep: impl Fn(&str) -> bool,
     ) -> Result<Split> {
         match self {
-            State::Sled(s) => sled_split(s, desired, names, keep),
+            State::Sled(s) => Ok(s.split(desired, names, keep)?),
             State::Postgres(p) => Ok(p.split(desired, names, keep)?),
         }
     }
@@ -321,10 +332,28 @@ impl State {
         }
     }
 
-    pub fn add_history(&mut self, entry: &HistoryEntry) -> Result<()> {
+    /// Begins a run: from now on every commit writes its history entry, in the same atomic
+    /// step (see [`crate::store::history`]).
+    pub fn begin(&mut self, entry: HistoryEntry) {
         match self {
-            State::Sled(s) => Ok(s.add_history(entry)?),
-            State::Postgres(p) => Ok(p.add_history(entry)?),
+            State::Sled(s) => s.begin(entry),
+            State::Postgres(p) => p.begin(entry),
+        }
+    }
+
+    /// The entry of the run under way.
+    pub fn run_mut(&mut self) -> Option<&mut HistoryEntry> {
+        match self {
+            State::Sled(s) => s.run_mut(),
+            State::Postgres(p) => p.run_mut(),
+        }
+    }
+
+    /// Ends the run, writing its final entry if it committed anything.
+    pub fn finish(&mut self, update: impl FnOnce(&mut HistoryEntry)) -> Result<()> {
+        match self {
+            State::Sled(s) => Ok(s.finish(update)?),
+            State::Postgres(p) => Ok(p.finish(update)?),
         }
     }
 
@@ -365,49 +394,4 @@ impl State {
             }),
         }
     }
-}
-
-/// The sled side of [`State::split`]: while scanning, an account whose desired attributes
-/// encode to exactly the stored bytes is counted as unchanged without decoding anything.
-fn sled_split(
-    store: &Store,
-    desired: Vec<(Account, Managed)>,
-    names: &mut Names,
-    keep: impl Fn(&str) -> bool,
-) -> Result<Split> {
-    let mut split = Split::default();
-    let mut wanted = desired.into_iter().peekable();
-    let mut scratch = Vec::with_capacity(256);
-    let mut pool = TagPool::new();
-    let corrupt = |m: String| StoreError::Corrupt {
-        path: store.path().to_path_buf(),
-        message: m,
-    };
-    split.managed = store.scan(|account, stored| {
-        if !keep(account) {
-            return Ok(());
-        }
-        while let Some(d) = wanted.next_if(|(a, _)| &**a < account) {
-            split.changed.push(d);
-        }
-        match wanted.next_if(|(a, _)| &**a == account) {
-            Some(d) => {
-                super::encode_managed_into(&mut scratch, &d.1, names);
-                if scratch == stored {
-                    split.unchanged += 1;
-                } else {
-                    let last = super::decode_managed(stored, names, &mut pool).map_err(corrupt)?;
-                    split.last.push((account.into(), last));
-                    split.changed.push(d);
-                }
-            }
-            None => {
-                let last = super::decode_managed(stored, names, &mut pool).map_err(corrupt)?;
-                split.last.push((account.into(), last));
-            }
-        }
-        Ok(())
-    })?;
-    split.changed.extend(wanted);
-    Ok(split)
 }

@@ -18,17 +18,23 @@
 //! of accounts and their number; a damaged store is an error that says what to do, never a
 //! smaller state.
 //!
-//! Writers take sled's file lock, which keeps a second process out and dies with its process,
-//! so a killed CI job leaves no stale lock. Readers ([`Store::open_read_only`]) open a private
-//! copy (`snapshot`) and never write to the state directory.
+//! Writers take the directory's lock file (`lock`: who holds it, see `lock`) and then sled's
+//! file lock; both keep a second process out and die with their process, so a killed CI job
+//! leaves no stale lock. Readers ([`Store::open_read_only`]) open a private copy (`snapshot`)
+//! and never write to the state directory; while a writer runs they copy the state it
+//! published when it started, so they never wait for it.
 
 mod blocks;
 mod codec;
 mod commits;
-mod export;
+pub mod export;
+pub mod history;
 pub mod interface;
+pub mod lock;
 pub mod postgres;
 mod snapshot;
+pub mod split;
+pub mod who;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Account, Attrs, Managed, Names, Tag, TagPool};
 
 pub use export::{check_app, read_export, Export, ExportHeader, ExportLine, MAX_EXPORT_BYTES};
+pub use history::{HistoryEntry, Run};
 
 /// Bumped when the layout changes; older binaries refuse newer stores. Version 2 (blocks
 /// without checksums, metadata without counts) is migrated when first opened; version 1 (one sled
@@ -51,8 +58,11 @@ const HISTORY_PREFIX: &[u8] = b"h/";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("state is locked by another timattr process ({}): wait for it to finish, or stop it", .0.display())]
-    Locked(PathBuf),
+    #[error("state at {} is locked by {}: wait for it to finish, or let this command wait with --lock-timeout DURATION (e.g. 5m)", path.display(), holder.as_ref().map_or_else(|| "another timattr process".to_owned(), lock::Holder::describe))]
+    Locked {
+        path: PathBuf,
+        holder: Option<lock::Holder>,
+    },
     #[error("state at {}: {message}", path.display())]
     Sled { path: PathBuf, message: String },
     #[error("state at {} is damaged: {message}; move the directory aside and restore a backup with `timattr state restore FILE` (made by `timattr state export`), or rebuild the state with `timattr import`", path.display())]
@@ -91,24 +101,6 @@ pub struct Meta {
     /// Attribute-name slots as configured in the app: slot `0..=9` → name.
     #[serde(default)]
     pub slots: BTreeMap<u8, String>,
-}
-
-/// One line of `timattr state history`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    /// Unix seconds.
-    pub time: u64,
-    /// Serial after the operation.
-    pub serial: u64,
-    /// `apply`, `drift-fix`, `import` or `restore`.
-    pub operation: String,
-    /// `complete`, `partial` (some users refused by the API), `interrupted` or `failed`.
-    pub status: String,
-    pub accounts_set: u64,
-    pub accounts_removed: u64,
-    pub names_configured: u64,
-    pub requests: u64,
-    pub retries: u64,
 }
 
 /// A batch of outcomes the API confirmed, to be written in one atomic step. The tag lists may
@@ -192,6 +184,10 @@ pub struct Store {
     commits: u64,
     /// A reader's copy of the sled files: nothing it does reaches the state directory.
     copy: Option<Box<snapshot::Copy>>,
+    /// A writer's lock (dropped after `db`, so sled is closed before another writer may start).
+    lock: Option<lock::WriterLock>,
+    /// The run being recorded: every commit writes its history entry (see `history`).
+    run: Option<Run>,
 }
 
 impl std::fmt::Debug for Store {
@@ -299,6 +295,59 @@ pub fn exists(dir: &Path) -> bool {
     dir.join("conf").exists() || dir.join("db").exists() || dir.join(commits::FILE).exists()
 }
 
+/// Opens sled's files for a writer that holds the lock file: sled's own lock may still be
+/// held for a moment by the flusher thread of a store this process just dropped.
+fn open_db_locked(dir: &Path) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match open_db(dir, true) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Takes the writer lock of `dir` for `command`, then publishes the committed state for the
+/// readers that come while it runs (see `snapshot`). A failed publication only means readers
+/// wait, so it is logged, not fatal.
+fn lock_writer(dir: &Path, command: &str) -> Result<lock::WriterLock> {
+    let mut held =
+        lock::WriterLock::try_acquire(dir, lock::Holder::new(command)).map_err(|refused| {
+            match refused {
+                lock::Refused::Held(holder) => StoreError::Locked {
+                    path: dir.to_path_buf(),
+                    holder,
+                },
+                lock::Refused::Io(e) => StoreError::Sled {
+                    path: dir.to_path_buf(),
+                    message: format!("cannot take the writer lock ({}): {e}", lock::FILE),
+                },
+            }
+        })?;
+    let published = if !exists(dir) {
+        Some(0)
+    } else {
+        match commits::read(dir) {
+            Ok(Some(r)) => {
+                match snapshot::publish(dir, r.commits) {
+                    Ok(_) => Some(r.commits),
+                    Err(e) => {
+                        tracing::warn!("cannot publish the state for readers ({e}): readers wait for this command");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        }
+    };
+    if let Err(e) = held.set_published(dir, published) {
+        tracing::warn!("cannot write {}: {e}", lock::FILE);
+    }
+    Ok(held)
+}
+
 fn open_db(dir: &Path, background_flush: bool) -> Result<sled::Db> {
     sled::Config::new()
         .path(dir)
@@ -308,7 +357,10 @@ fn open_db(dir: &Path, background_flush: bool) -> Result<sled::Db> {
         .open()
         .map_err(|e| match e {
             sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
-                StoreError::Locked(dir.to_path_buf())
+                StoreError::Locked {
+                    path: dir.to_path_buf(),
+                    holder: lock::read_holder(dir),
+                }
             }
             other => sled_err(dir, other),
         })
@@ -339,23 +391,33 @@ pub fn random_id() -> String {
 }
 
 impl Store {
-    /// Opens an existing store for writing, without creating one. `Ok(None)` when there is none
-    /// yet.
-    pub fn open_existing(dir: &Path) -> Result<Option<Store>> {
+    /// Opens an existing store for `command` to write, without creating one. `Ok(None)` when
+    /// there is none yet.
+    pub fn open_existing_as(dir: &Path, command: &str) -> Result<Option<Store>> {
         if !exists(dir) {
             return Ok(None);
         }
-        let db = open_db(dir, true)?;
+        let held = lock_writer(dir, command)?;
+        let db = open_db_locked(dir)?;
         let record = commits::read(dir).map_err(|m| corrupt_at(dir, &m))?;
         match read_meta(&db, dir)? {
-            Some(stored) => Store::assemble(db, dir, None, stored, record).map(Some),
+            Some(stored) => {
+                let mut store = Store::assemble(db, dir, None, stored, record)?;
+                store.lock = Some(held);
+                Ok(Some(store))
+            }
             None => no_meta(dir, record.as_ref()).map(|()| None),
         }
     }
 
+    #[cfg(test)]
+    pub fn open_existing(dir: &Path) -> Result<Option<Store>> {
+        Store::open_existing_as(dir, "test")
+    }
+
     /// Opens an existing store for reading only: nothing is written to `dir`, which may be
-    /// read-only. `Ok(None)` when there is none yet. A writer holding the store makes this
-    /// fail with [`StoreError::Locked`].
+    /// read-only. `Ok(None)` when there is none yet. Never waits for a writer: while one holds
+    /// the store, this reads the state the writer published when it started.
     pub fn open_read_only(dir: &Path) -> Result<Option<Store>> {
         if !exists(dir) {
             return Ok(None);
@@ -365,17 +427,9 @@ impl Store {
             return no_meta(dir, record.as_ref()).map(|()| None);
         }
         let started = std::time::Instant::now();
-        let (copy, record) = snapshot::take(dir).map_err(|f| match f {
-            snapshot::Failure::Locked => StoreError::Locked(dir.to_path_buf()),
-            snapshot::Failure::Record(m) => corrupt_at(dir, &m),
-            snapshot::Failure::Io(e) => StoreError::Sled {
-                path: dir.to_path_buf(),
-                message: format!(
-                    "cannot copy the database to read it into {} (readers need room there for a copy of `db`; set TMPDIR to another directory): {e}",
-                    std::env::temp_dir().display()
-                ),
-            },
-        })?;
+        let Some((copy, record)) = Store::copy_for_reading(dir)? else {
+            return Ok(None);
+        };
         tracing::debug!(elapsed = ?started.elapsed(), "copied the store to read it");
         let db = open_db(copy.dir(), false).map_err(|e| e.at(dir))?;
         tracing::debug!(elapsed = ?started.elapsed(), "opened the copy");
@@ -387,24 +441,94 @@ impl Store {
         }
     }
 
-    /// Opens the store of `sdkappid`/`host`, creating it (with a new lineage) when missing, and
-    /// refusing one that belongs to another app.
-    pub fn open(dir: &Path, sdkappid: u32, host: &str) -> Result<Store> {
+    /// A private copy of the committed state: of the database itself when no writer holds it,
+    /// else of what the writer published when it started. `None`: the writer is creating the
+    /// store (there was none before it).
+    fn copy_for_reading(
+        dir: &Path,
+    ) -> Result<Option<(snapshot::Copy, Option<commits::CommitRecord>)>> {
+        let io = |e: std::io::Error| {
+            StoreError::Sled {
+            path: dir.to_path_buf(),
+            message: format!(
+                "cannot copy the database to read it into {} (readers need room there for a copy of `db`; set TMPDIR to another directory): {e}",
+                std::env::temp_dir().display()
+            ),
+        }
+        };
+        // A writer ending, or starting before it named its publication: a few tries.
+        let mut holder = None;
+        for _ in 0..100 {
+            let failure = match snapshot::take(dir) {
+                Ok(taken) => return Ok(Some(taken)),
+                Err(f) => f,
+            };
+            match failure {
+                snapshot::Failure::Locked => {}
+                snapshot::Failure::Record(m) => return Err(corrupt_at(dir, &m)),
+                snapshot::Failure::Io(e) => return Err(io(e)),
+            }
+            holder = lock::read_holder(dir).filter(|_| lock::is_held(dir));
+            match holder.as_ref().and_then(|h| h.snapshot) {
+                Some(0) => return Ok(None),
+                Some(commits) => match snapshot::take_published(dir, commits) {
+                    Ok(taken) => return Ok(Some(taken)),
+                    Err(snapshot::Failure::Record(m)) => return Err(corrupt_at(dir, &m)),
+                    Err(snapshot::Failure::Io(e)) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(io(e))
+                    }
+                    Err(_) => {}
+                },
+                // The holder published nothing (it could not, or it is an older timattr).
+                None if holder.is_some() => break,
+                None => {}
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Err(StoreError::Locked {
+            path: dir.to_path_buf(),
+            holder,
+        })
+    }
+
+    /// Opens the store of `sdkappid`/`host` for `command` to write, creating it (with a new
+    /// lineage) when missing. A store that recorded nothing yet (serial 0) is bound to no app:
+    /// it is taken over for this one; any other store of another app is refused.
+    pub fn open_as(dir: &Path, sdkappid: u32, host: &str, command: &str) -> Result<Store> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Sled {
             path: dir.to_path_buf(),
             message: format!("cannot create directory: {e}"),
         })?;
-        let db = open_db(dir, true)?;
+        let held = lock_writer(dir, command)?;
+        let db = open_db_locked(dir)?;
         let record = commits::read(dir).map_err(|m| corrupt_at(dir, &m))?;
-        let store = match read_meta(&db, dir)? {
+        let mut store = match read_meta(&db, dir)? {
             Some(stored) => Store::assemble(db, dir, None, stored, record)?,
             None => {
                 no_meta(dir, record.as_ref())?;
                 Store::create(db, dir, sdkappid, host)?
             }
         };
-        store.check_belongs(sdkappid, host)?;
+        store.lock = Some(held);
+        store.bind(sdkappid, host)?;
         Ok(store)
+    }
+
+    #[cfg(test)]
+    pub fn open(dir: &Path, sdkappid: u32, host: &str) -> Result<Store> {
+        Store::open_as(dir, sdkappid, host, "test")
+    }
+
+    /// Binds an empty store (serial 0, nothing recorded) to `sdkappid`/`host`, or refuses a
+    /// store of another app.
+    pub fn bind(&mut self, sdkappid: u32, host: &str) -> Result<()> {
+        if self.meta.serial == 0 && self.accounts == 0 && !self.belongs(sdkappid, host) {
+            let mut meta = self.meta.clone();
+            meta.sdkappid = sdkappid;
+            meta.endpoint_host = host.to_owned();
+            return self.commit(sled::Batch::default(), meta, 0);
+        }
+        self.check_belongs(sdkappid, host)
     }
 
     /// A new, empty store: commit 1, recorded outside sled too.
@@ -425,6 +549,8 @@ impl Store {
             accounts: 0,
             commits: 0,
             copy: None,
+            lock: None,
+            run: None,
         };
         store.commit(sled::Batch::default(), meta, 0)?;
         Ok(store)
@@ -450,6 +576,8 @@ impl Store {
             accounts,
             commits,
             copy,
+            lock: None,
+            run: None,
         };
         match stored {
             Stored::Migrate(_) => store.migrate(record.as_ref())?,
@@ -526,9 +654,17 @@ impl Store {
         self.commit(batch, meta, accounts)
     }
 
-    /// Refuses a store made for another app or endpoint host.
+    fn belongs(&self, sdkappid: u32, host: &str) -> bool {
+        self.meta.sdkappid == sdkappid && self.meta.endpoint_host == host
+    }
+
+    /// Refuses a store made for another app or endpoint host, unless it recorded nothing yet
+    /// (serial 0): an empty store is bound to no app.
     pub fn check_belongs(&self, sdkappid: u32, host: &str) -> Result<()> {
-        if self.meta.sdkappid != sdkappid || self.meta.endpoint_host != host {
+        if self.meta.serial == 0 && self.accounts == 0 {
+            return Ok(());
+        }
+        if !self.belongs(sdkappid, host) {
             return Err(StoreError::OtherApp {
                 path: self.path.clone(),
                 store_app: self.meta.sdkappid,
@@ -574,6 +710,34 @@ impl Store {
             .map_err(|m| failed.take().unwrap_or_else(|| self.corrupt(&m)))?;
         }
         Ok(n)
+    }
+
+    /// Splits the desired accounts (sorted) for the planner (see [`split::Split`]): while
+    /// scanning, an account whose desired attributes encode to exactly the stored bytes is
+    /// counted as unchanged without decoding anything.
+    pub fn split(
+        &self,
+        desired: Vec<(Account, Managed)>,
+        names: &mut Names,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<split::Split> {
+        let mut merge = split::Merge::new(desired, keep);
+        let mut scratch = Vec::with_capacity(256);
+        let mut pool = TagPool::new();
+        let managed = self.scan(|account, stored| {
+            merge.visit(account, |want| {
+                if let Some(d) = want {
+                    codec::encode_into(&mut scratch, d, names);
+                    if scratch == stored {
+                        return Ok(split::Stored::Same);
+                    }
+                }
+                codec::decode_pooled(stored, names, &mut pool)
+                    .map(split::Stored::Last)
+                    .map_err(|m| self.corrupt(&m))
+            })
+        })?;
+        Ok(merge.finish(managed))
     }
 
     /// Every managed account with its last-applied attributes, in account order. Names the
@@ -657,6 +821,9 @@ impl Store {
             path: self.path.clone(),
             message: m,
         })?;
+        if let Some(run) = self.run.as_mut() {
+            run.entry.count(std::slice::from_ref(record));
+        }
         let ops = record.edits();
         let mut scratch = names.clone();
         let mut batch = sled::Batch::default();
@@ -714,6 +881,16 @@ impl Store {
     /// atomic step, makes it durable, then records the commit outside sled.
     fn commit(&mut self, mut batch: sled::Batch, mut meta: Meta, accounts: u64) -> Result<()> {
         meta.commit_id = random_id();
+        if let Some(run) = self.run.as_mut() {
+            // The run's entry, in the same atomic step: no serial without its history.
+            let key = match &run.written {
+                Some(key) => key.clone(),
+                None => history_key(&self.db, &self.path)?,
+            };
+            let entry = run.at_commit(meta.serial, &meta.commit_id);
+            batch.insert(key.clone(), serde_json::to_vec(entry).unwrap_or_default());
+            run.written = Some(key);
+        }
         let next = MetaRecord {
             format_version: meta.format_version,
             meta,
@@ -769,15 +946,31 @@ impl Store {
         self.commit(sled::Batch::default(), meta, self.accounts)
     }
 
-    /// Appends a history entry (a commit of its own, so that losing it is noticed too).
-    pub fn add_history(&mut self, entry: &HistoryEntry) -> Result<()> {
+    /// Begins a run: from now on every commit writes its history entry.
+    pub fn begin(&mut self, entry: HistoryEntry) {
+        self.run = Some(Run::new(entry));
+    }
+
+    /// The entry of the run under way.
+    pub fn run_mut(&mut self) -> Option<&mut HistoryEntry> {
+        self.run.as_mut().map(|r| &mut r.entry)
+    }
+
+    /// Ends the run: its entry, as `update` leaves it, is written when the run committed
+    /// anything (a run that changed nothing has no serial and no entry).
+    pub fn finish(&mut self, update: impl FnOnce(&mut HistoryEntry)) -> Result<()> {
         self.writable()?;
-        let seq = self.db.generate_id().map_err(|e| sled_err(&self.path, e))?;
-        let mut key = HISTORY_PREFIX.to_vec();
-        key.extend_from_slice(&seq.to_be_bytes());
-        let mut batch = sled::Batch::default();
-        batch.insert(key, serde_json::to_vec(entry).unwrap_or_default());
-        self.commit(batch, self.meta.clone(), self.accounts)
+        let Some(mut run) = self.run.take() else {
+            return Ok(());
+        };
+        update(&mut run.entry);
+        if run.written.is_none() {
+            return Ok(());
+        }
+        self.run = Some(run);
+        let written = self.commit(sled::Batch::default(), self.meta.clone(), self.accounts);
+        self.run = None;
+        written
     }
 
     /// Every history entry, oldest first.
@@ -799,6 +992,14 @@ impl Store {
     }
 }
 
+/// A new key for a history entry, after every other.
+fn history_key(db: &sled::Db, path: &Path) -> Result<Vec<u8>> {
+    let seq = db.generate_id().map_err(|e| sled_err(path, e))?;
+    let mut key = HISTORY_PREFIX.to_vec();
+    key.extend_from_slice(&seq.to_be_bytes());
+    Ok(key)
+}
+
 /// Replaces a block in `batch` by its edited entries, split when it grew too large, under the
 /// key of its (possibly new) first account.
 fn write_block(batch: &mut sled::Batch, old_key: Option<sled::IVec>, entries: &blocks::Entries) {
@@ -813,22 +1014,6 @@ fn write_block(batch: &mut sled::Batch, old_key: Option<sled::IVec>, entries: &b
     } else if let Some((first, _)) = entries.first() {
         batch.insert(blocks::key(first), blocks::encode(entries));
     }
-}
-
-/// Encodes attributes as the store keeps them into `out` (cleared first), to compare with what
-/// [`Store::scan`] visits without allocating.
-pub fn encode_managed_into(out: &mut Vec<u8>, managed: &Managed, names: &Names) {
-    codec::encode_into(out, managed, names)
-}
-
-/// Decodes what [`Store::scan`] visits; names the table does not know are added to it, tags
-/// are shared through `pool`.
-pub fn decode_managed(
-    bytes: &[u8],
-    names: &mut Names,
-    pool: &mut TagPool,
-) -> Result<Managed, String> {
-    codec::decode_pooled(bytes, names, pool)
 }
 
 /// Refuses names and values the encoding cannot hold (it has a u8 name and a u16 value length),
@@ -884,7 +1069,7 @@ impl StoreError {
     fn at(self, dir: &Path) -> StoreError {
         let path = dir.to_path_buf();
         match self {
-            StoreError::Locked(_) => StoreError::Locked(path),
+            StoreError::Locked { holder, .. } => StoreError::Locked { path, holder },
             StoreError::Sled { message, .. } => StoreError::Sled { path, message },
             StoreError::Corrupt { message, .. } => StoreError::Corrupt { path, message },
             other => other,
@@ -908,7 +1093,7 @@ mod tests {
     fn reopen(dir: &Path) -> Store {
         for _ in 0..100 {
             match Store::open_existing(dir) {
-                Err(StoreError::Locked(_)) => {
+                Err(StoreError::Locked { .. }) => {
                     std::thread::sleep(std::time::Duration::from_millis(20))
                 }
                 other => return other.unwrap().unwrap(),
@@ -1028,26 +1213,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), 7, "h").unwrap();
         let slots: BTreeMap<u8, String> = [(0, "sex".into()), (3, "city".into())].into();
+        store.begin(HistoryEntry::now("apply", None));
         store.record_slots(&slots, 2).unwrap();
-        let entry = HistoryEntry {
-            time: 1,
-            serial: 2,
-            operation: "apply".into(),
-            status: "complete".into(),
-            accounts_set: 0,
-            accounts_removed: 0,
-            names_configured: 2,
-            requests: 1,
-            retries: 0,
-        };
-        store.add_history(&entry).unwrap();
+        // Written with the commit: a run killed now still has its entry.
+        let provisional = store.history().unwrap();
+        assert_eq!(provisional.len(), 1);
+        assert_eq!(
+            (provisional[0].serial, provisional[0].status.as_str()),
+            (2, "interrupted")
+        );
+        assert_eq!(
+            provisional[0].commit_id.as_ref(),
+            Some(&store.meta().commit_id)
+        );
+        store
+            .finish(|e| {
+                e.status = "complete".into();
+                e.names_configured = 2;
+            })
+            .unwrap();
+        let entry = store.history().unwrap().pop().unwrap();
         drop(store);
         let store = reopen(dir.path());
         assert_eq!(store.meta().slots, slots);
         assert_eq!(store.meta().serial, 2);
-        assert_eq!(store.history().unwrap(), vec![entry]);
+        assert_eq!(store.history().unwrap(), vec![entry.clone()]);
+        assert_eq!(
+            (entry.status.as_str(), entry.names_configured),
+            ("complete", 2)
+        );
         let record = commits::read(dir.path()).unwrap().unwrap();
         assert_eq!((record.serial, record.commits), (2, 3));
+        // A run that committed nothing writes no entry.
+        let mut store = store;
+        store.begin(HistoryEntry::now("apply", None));
+        store.finish(|e| e.status = "complete".into()).unwrap();
+        assert_eq!(store.history().unwrap().len(), 1);
     }
 
     #[test]
@@ -1092,11 +1293,77 @@ mod tests {
     }
 
     #[test]
-    fn a_reader_is_refused_while_a_writer_holds_the_store() {
+    fn a_reader_reads_the_state_a_running_writer_started_from() {
         let dir = tempfile::tempdir().unwrap();
-        let _writer = Store::open(dir.path(), 1, "h").unwrap();
-        let err = Store::open_read_only(dir.path()).unwrap_err();
-        assert!(matches!(err, StoreError::Locked(_)), "{err:?}");
+        let writer = Store::open(dir.path(), 1, "h").unwrap();
+        // The writer is creating the store: there was none before it.
+        assert!(Store::open_read_only(dir.path()).unwrap().is_none());
+        drop(writer);
+        let a = attrs(&[(0, "m")]);
+        let one = |account| Record {
+            set: vec![(account, &a)],
+            ..Default::default()
+        };
+        let mut writer = reopen(dir.path());
+        writer.record(&one("u1"), &names(), 1).unwrap();
+        drop(writer);
+        let mut writer = reopen(dir.path());
+        writer.record(&one("u2"), &names(), 2).unwrap();
+        let reader = Store::open_read_only(dir.path()).unwrap().unwrap();
+        assert_eq!(
+            (reader.meta().serial, reader.account_count().unwrap()),
+            (1, 1)
+        );
+        assert!(dir.path().join(snapshot::PUBLISHED).exists());
+        drop(writer);
+        // The writer removed its publication; now the reader reads the database itself.
+        let reader = Store::open_read_only(dir.path()).unwrap().unwrap();
+        assert_eq!(
+            (reader.meta().serial, reader.account_count().unwrap()),
+            (2, 2)
+        );
+        assert!(!dir.path().join(snapshot::PUBLISHED).exists());
+    }
+
+    #[test]
+    fn an_empty_store_is_bound_to_no_app() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), 1, "localhost").unwrap());
+        // Nothing was recorded: the corrected project takes the store over.
+        let mut store = reopen_as(dir.path(), 2, "example.com");
+        assert_eq!(
+            (store.meta().sdkappid, store.meta().endpoint_host.as_str()),
+            (2, "example.com")
+        );
+        let a = attrs(&[(0, "m")]);
+        let record = Record {
+            set: vec![("u1", &a)],
+            ..Default::default()
+        };
+        store.record(&record, &names(), 1).unwrap();
+        drop(store);
+        // Now it holds something of app 2: app 1 is refused.
+        let err = Store::open(dir.path(), 1, "localhost");
+        let err = match err {
+            Err(StoreError::Locked { .. }) => {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                Store::open(dir.path(), 1, "localhost").unwrap_err()
+            }
+            other => other.unwrap_err(),
+        };
+        assert!(err.to_string().contains("belongs to sdkappid 2"), "{err}");
+    }
+
+    fn reopen_as(dir: &Path, sdkappid: u32, host: &str) -> Store {
+        for _ in 0..100 {
+            match Store::open(dir, sdkappid, host) {
+                Err(StoreError::Locked { .. }) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                other => return other.unwrap(),
+            }
+        }
+        panic!("still locked");
     }
 
     #[test]
@@ -1150,10 +1417,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let _first = Store::open(dir.path(), 1, "h").unwrap();
         let err = Store::open(dir.path(), 1, "h").unwrap_err();
-        assert!(matches!(err, StoreError::Locked(_)), "{err:?}");
-        assert!(err
-            .to_string()
-            .contains("state is locked by another timattr process"));
+        assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+        let err = err.to_string();
+        assert!(
+            err.contains("is locked by `timattr test` on host "),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("(pid {})", std::process::id())),
+            "{err}"
+        );
+        assert!(err.contains("--lock-timeout"), "{err}");
     }
 
     #[test]
@@ -1213,6 +1487,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), 1, "h").unwrap();
         let a = attrs(&[(1, "深圳")]);
+        store.begin(HistoryEntry::now("apply", None));
         store
             .record(
                 &Record {
@@ -1224,6 +1499,8 @@ mod tests {
                 3,
             )
             .unwrap();
+        store.finish(|e| e.status = "complete".into()).unwrap();
+        let applied = store.history().unwrap();
         let mut backup = Vec::new();
         assert_eq!(store.export(&mut backup).unwrap(), 1);
         drop(store);
@@ -1236,6 +1513,14 @@ mod tests {
         assert_eq!(
             fresh.load_last_applied(&mut n).unwrap(),
             vec![("u1".into(), a.clone().into())]
+        );
+        // The history came along, and the restore added its own entry.
+        let history = fresh.history().unwrap();
+        assert_eq!(history.len(), 2, "{history:?}");
+        assert_eq!(history[0], applied[0]);
+        assert_eq!(
+            (history[1].operation.as_str(), history[1].serial),
+            ("restore", 3)
         );
         // Now the store has history: an export of another lineage is refused.
         let third = tempfile::tempdir().unwrap();
@@ -1256,12 +1541,18 @@ mod tests {
         // Another app's export is refused even with force, and changes nothing.
         let fourth = tempfile::tempdir().unwrap();
         let mut s4 = Store::open(fourth.path(), 2, "h").unwrap();
+        let b = attrs(&[(0, "f")]);
+        let mine = Record {
+            set: vec![("u2", &b)],
+            ..Default::default()
+        };
+        s4.record(&mine, &names(), 1).unwrap();
         let err = s4.restore(&backup[..], true).unwrap_err();
         assert!(
             err.to_string().contains("--force does not override"),
             "{err}"
         );
-        assert_eq!(s4.account_count().unwrap(), 0);
+        assert_eq!(s4.account_count().unwrap(), 1);
         // Truncated input changes nothing.
         let err = fresh
             .restore(&backup[..backup.len() / 2], true)

@@ -31,7 +31,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use super::Meta;
-use crate::model::{Account, Attrs, Managed, NameIdx, Names, TagPool};
+use crate::model::{Attrs, Managed, NameIdx, Names, TagPool};
 use crate::settings::DatabaseUrl;
 
 mod tls;
@@ -101,6 +101,10 @@ pub enum PgError {
         db: String,
         message: String,
     },
+    #[error("PostgreSQL at {addr} has no database {db:?}: create it (CREATE DATABASE \"{db}\"), or fix the database name in the state URL (`state` or TIMATTR_STATE)")]
+    NoDatabase { addr: String, db: String },
+    #[error("TLS with PostgreSQL at {addr} failed: {message}")]
+    Tls { addr: String, message: String },
     #[error("the state URL {url} is not usable: {message}")]
     BadUrl { url: String, message: String },
     #[error("{target}: {message}")]
@@ -237,11 +241,7 @@ impl Target {
     }
 
     async fn connect(&self) -> Result<Client> {
-        let unreachable = |e: tokio_postgres::Error| PgError::Unreachable {
-            addr: self.addr.clone(),
-            db: self.dbname.clone(),
-            message: describe_error(&e),
-        };
+        let unreachable = |e: tokio_postgres::Error| self.connect_failure(&e);
         let connector = self.tls.connector().map_err(|message| PgError::BadUrl {
             url: format!("for {}", self.addr),
             message,
@@ -266,6 +266,59 @@ impl Target {
         };
         Ok(client)
     }
+}
+
+impl Target {
+    /// Why connecting failed, as precisely as the error says: a missing database and a TLS
+    /// failure are not "cannot reach".
+    fn connect_failure(&self, e: &tokio_postgres::Error) -> PgError {
+        if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) {
+            return PgError::NoDatabase {
+                addr: self.addr.clone(),
+                db: self.dbname.clone(),
+            };
+        }
+        if let Some(tls) = tls_failure(e) {
+            return PgError::Tls {
+                addr: self.addr.clone(),
+                message: self.tls.explain(&tls, self.host()),
+            };
+        }
+        PgError::Unreachable {
+            addr: self.addr.clone(),
+            db: self.dbname.clone(),
+            message: describe_error(e),
+        }
+    }
+
+    /// The host name the client connects to (what `verify-full` checks).
+    fn host(&self) -> String {
+        match self.config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            #[cfg(unix)]
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".into(),
+        }
+    }
+}
+
+/// The TLS error under a client error, if the handshake is what failed.
+fn tls_failure(e: &tokio_postgres::Error) -> Option<rustls::Error> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<rustls::Error>() {
+            return Some(r.clone());
+        }
+        let inner = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>());
+        if let Some(r) = inner {
+            return Some(r.clone());
+        }
+        source = s.source();
+    }
+    None
 }
 
 async fn drive<S, T>(conn: tokio_postgres::Connection<S, T>)
@@ -326,6 +379,8 @@ pub struct PgStore {
     /// The record statement, prepared once per connection (keyed by the client's address):
     /// with a distant database, each group commit is then one round trip.
     prepared: Prepared,
+    /// The run being recorded: every commit writes its history entry.
+    run: Option<super::Run>,
 }
 
 type Prepared = Arc<std::sync::Mutex<Option<(usize, tokio_postgres::Statement)>>>;
@@ -417,6 +472,7 @@ impl PgStore {
             schema,
             writer: None,
             prepared: Prepared::default(),
+            run: None,
         }))
     }
 
@@ -460,6 +516,7 @@ impl PgStore {
                 schema: SCHEMA_VERSION,
                 writer: Some(writer),
                 prepared,
+                run: None,
             }
         }))
     }
@@ -502,6 +559,7 @@ impl PgStore {
             schema: SCHEMA_VERSION,
             writer: Some(writer),
             prepared,
+            run: None,
         };
         store.check_belongs(sdkappid, &project_host)?;
         Ok(store)
@@ -521,9 +579,29 @@ impl PgStore {
         &self.target
     }
 
-    /// Refuses a project made for another app or endpoint host.
+    /// Binds a project that recorded nothing yet (serial 0) to `sdkappid`/`host`; a writer's.
+    pub fn bind(&mut self, sdkappid: u32, host: &str) -> Result<()> {
+        if self.meta.serial != 0 || self.writer.is_none() {
+            return self.check_belongs(sdkappid, host);
+        }
+        let (client, t, meta, host) = (
+            self.client.clone(),
+            self.target.clone(),
+            self.meta.clone(),
+            host.to_owned(),
+        );
+        self.meta = block(self.rt(), async move {
+            write::bind(&client, &t, meta, sdkappid, &host).await
+        })?;
+        Ok(())
+    }
+
+    /// Refuses a project made for another app or endpoint host, unless it recorded nothing
+    /// yet (serial 0): an empty store is bound to no app.
     pub fn check_belongs(&self, sdkappid: u32, host: &str) -> Result<()> {
-        if self.meta.sdkappid != sdkappid || self.meta.endpoint_host != host {
+        if self.meta.serial != 0
+            && (self.meta.sdkappid != sdkappid || self.meta.endpoint_host != host)
+        {
             return Err(PgError::OtherApp {
                 target: self.target.describe(),
                 store_app: i64::from(self.meta.sdkappid),
@@ -556,20 +634,6 @@ fn managed_from_row<'a>(
     }
     let tags = tags.into_iter().map(|t| pool.get(t)).collect();
     Ok(Managed::new(attrs, tags))
-}
-
-/// What the planner needs from the store: `L` only where it can differ from `D`.
-#[derive(Debug, Default)]
-pub struct Split {
-    /// Desired accounts whose attributes or tags differ from (or are missing in) the store.
-    pub changed: Vec<(Account, Managed)>,
-    /// Last-applied attributes and tags of the changed accounts and of accounts only in the
-    /// store.
-    pub last: Vec<(Account, Managed)>,
-    /// Desired accounts the store holds exactly.
-    pub unchanged: usize,
-    /// Accounts in the store.
-    pub managed: usize,
 }
 
 #[cfg(test)]

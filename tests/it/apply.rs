@@ -183,7 +183,7 @@ fn a_second_apply_is_refused_at_once_while_the_first_runs() {
     assert!(
         second
             .stderr()
-            .contains("state is locked by another timattr process"),
+            .contains("is locked by `timattr apply` on host "),
         "{}",
         second.stderr()
     );

@@ -34,6 +34,7 @@ mod schema;
 mod sealed_plans;
 mod snapshots;
 mod state_integrity;
+mod store_promises;
 mod tools;
 mod users_files_unread;
 mod usersig_official;

@@ -307,6 +307,19 @@ fn export_from_sled_and_restore_into_postgres_gives_identical_plans_and_back() {
         same_commit(&again.run(&["plan", "--format", "json"]).expect(0).stdout()),
         same_commit(&from_pg)
     );
+    // The history came along both ways: the sled apply, then each restore's own entry.
+    let history = again
+        .run(&["state", "history", "--format", "json"])
+        .expect(0);
+    let history: serde_json::Value = serde_json::from_str(&history.stdout()).unwrap();
+    let ops: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["apply", "restore", "restore"], "{history}");
+    assert!(history[0]["host"].is_string(), "{history}");
 }
 
 /// A JSON plan without its state's commit id: a restore makes a new one (DESIGN.md §4), so

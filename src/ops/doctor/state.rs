@@ -12,9 +12,10 @@ use rustix::fs::Access;
 
 use super::{name, Report};
 use crate::settings::{DatabaseUrl, Settings, StateLocation};
+use crate::store::interface::StateError;
 use crate::store::postgres::probe::Probe;
 use crate::store::postgres::{Target, MIN_READ_VERSION, SCHEMA_VERSION};
-use crate::store::{Meta, StoreError};
+use crate::store::{lock, Meta, StoreError};
 use crate::Error;
 
 pub(super) fn checks(r: &mut Report, s: &Settings) {
@@ -28,6 +29,19 @@ pub(super) fn checks(r: &mut Report, s: &Settings) {
 }
 
 fn sled(r: &mut Report, s: &Settings, dir: &Path) {
+    // Readers never wait for a writer, so the holder is asked of the lock file itself.
+    let holder = lock::read_holder(dir).filter(|_| lock::is_held(dir));
+    if let Some(h) = holder {
+        return r.fail(
+            name::STATE,
+            format!(
+                "state at {} is locked by {}: it is writing it now",
+                dir.display(),
+                h.describe()
+            ),
+            "wait for it to finish: an apply started now fails at once (or waits with --lock-timeout DURATION)",
+        );
+    }
     match crate::ops::state::open_read_only(s) {
         Ok(None) => r.pass(
             name::STATE,
@@ -49,7 +63,7 @@ fn sled(r: &mut Report, s: &Settings, dir: &Path) {
                 ),
             );
         }
-        Err(Error::Store(StoreError::Locked(_))) => r.fail(
+        Err(Error::Store(StateError::Sled(StoreError::Locked { .. }))) => r.fail(
             name::STATE,
             format!(
                 "state at {} is locked: another timattr process (apply, import, drift --fix, state restore or rm) is writing it now",
@@ -59,11 +73,13 @@ fn sled(r: &mut Report, s: &Settings, dir: &Path) {
         ),
         Err(e) => {
             let fix = match &e {
-                Error::Store(StoreError::NewerFormat { .. }) => "upgrade timattr",
-                Error::Store(StoreError::OtherApp { .. }) => {
+                Error::Store(StateError::Sled(StoreError::NewerFormat { .. })) => {
+                    "upgrade timattr"
+                }
+                Error::Store(StateError::Sled(StoreError::OtherApp { .. })) => {
                     "point `state` at this app's own store"
                 }
-                Error::Store(StoreError::Sled { .. }) => {
+                Error::Store(StateError::Sled(StoreError::Sled { .. })) => {
                     "check that the directory and its files can be read by this user"
                 }
                 _ => "as the finding says",

@@ -9,10 +9,11 @@ use tokio_postgres::Client;
 
 use super::copy::{CopyRows, Row};
 use super::{
-    block, managed_from_row, PgError, PgStore, Result, Split, Target, COMMIT_ID_VERSION,
-    MIN_READ_VERSION, SCHEMA_VERSION, TAGS_VERSION,
+    block, managed_from_row, PgError, PgStore, Result, Target, COMMIT_ID_VERSION, MIN_READ_VERSION,
+    SCHEMA_VERSION, TAGS_VERSION,
 };
 use crate::model::{Account, Attrs, Managed, NameIdx, Names, TagPool};
+use crate::store::split::{Merge, Split, Stored};
 use crate::store::{ExportHeader, ExportLine, HistoryEntry, Meta};
 
 /// COPY messages (one per row) are handed from the connection's task to the caller in chunks
@@ -171,43 +172,23 @@ impl PgStore {
         names: &mut Names,
         keep: impl Fn(&str) -> bool,
     ) -> Result<Split> {
-        let mut split = Split::default();
-        let mut wanted = desired.into_iter().peekable();
+        let mut merge = Merge::new(desired, keep);
         let mut printer = JsonbPrinter::default();
         let mut pool = TagPool::new();
         let t = self.target.clone();
-        split.managed = self.rows(|row| {
-            let account = row.account;
-            if !keep(account) {
-                return Ok(());
-            }
-            while let Some(d) = wanted.next_if(|(a, _)| &**a < account) {
-                split.changed.push(d);
-            }
-            let mut decode = |names: &mut Names| {
-                managed_from_row(row.attrs.as_bytes(), row.tags.iter(), names, &mut pool)
-                    .map_err(|m| t.corrupt(m))
-            };
-            match wanted.next_if(|(a, _)| &**a == account) {
-                Some(d) => {
-                    if row.tags.equals(&d.1.tags) && printer.print(&d.1.attrs, names) == row.attrs {
-                        split.unchanged += 1;
-                        return Ok(());
-                    }
-                    let last = decode(names)?;
-                    if last == d.1 {
-                        split.unchanged += 1;
-                    } else {
-                        split.last.push((account.into(), last));
-                        split.changed.push(d);
+        let managed = self.rows(|row| {
+            merge.visit(row.account, |want| {
+                if let Some(d) = want {
+                    if row.tags.equals(&d.tags) && printer.print(&d.attrs, names) == row.attrs {
+                        return Ok(Stored::Same);
                     }
                 }
-                None => split.last.push((account.into(), decode(names)?)),
-            }
-            Ok(())
+                managed_from_row(row.attrs.as_bytes(), row.tags.iter(), names, &mut pool)
+                    .map(Stored::Last)
+                    .map_err(|m| t.corrupt(m))
+            })
         })?;
-        split.changed.extend(wanted);
-        Ok(split)
+        Ok(merge.finish(managed))
     }
 
     /// Every managed account in account order, with `f` told each id.
@@ -296,16 +277,9 @@ impl PgStore {
     /// same as a sled store's). Returns the number of accounts.
     pub fn export(&self, out: impl Write) -> std::io::Result<u64> {
         let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-        let header = ExportHeader {
-            format_version: self.meta.format_version,
-            sdkappid: self.meta.sdkappid,
-            endpoint_host: self.meta.endpoint_host.clone(),
-            lineage: self.meta.lineage.clone(),
-            serial: self.meta.serial,
-            commit_id: Some(self.meta.commit_id.clone()).filter(|c| !c.is_empty()),
-            slots: self.meta.slots.clone(),
-            accounts: self.account_count().map_err(std::io::Error::other)? as u64,
-        };
+        let history = self.history().map_err(std::io::Error::other)?;
+        let accounts = self.account_count().map_err(std::io::Error::other)? as u64;
+        let header = ExportHeader::of(&self.meta, accounts, history);
         serde_json::to_writer(&mut gz, &header)?;
         gz.write_all(b"\n")?;
         let mut written: std::io::Result<()> = Ok(());

@@ -3,8 +3,7 @@
 
 use super::write::CAS;
 use super::{block, PgError, PgStore, Result};
-use crate::clock::now_unix;
-use crate::store::{random_id, Export, ExportHeader, HistoryEntry, FORMAT_VERSION};
+use crate::store::{random_id, Export, ExportHeader, FORMAT_VERSION};
 
 /// Accounts inserted per statement.
 const INSERT_CHUNK: usize = 5000;
@@ -44,18 +43,14 @@ impl PgStore {
         }
         self.check_restore(&header, force)?;
         let (lineage, base, _, token) = self.cas(self.meta.serial)?;
-        let history = serde_json::to_string(&HistoryEntry {
-            time: now_unix(),
-            serial: header.serial,
-            operation: "restore".into(),
-            status: "complete".into(),
-            accounts_set: header.accounts,
-            accounts_removed: 0,
-            names_configured: 0,
-            requests: 0,
-            retries: 0,
-        })
-        .expect("history serializes");
+        // The exported history, then the restore's own entry.
+        let own = crate::store::history::restored(self.run.take(), header.serial, header.accounts);
+        let history: Vec<String> = header
+            .history
+            .iter()
+            .chain(std::iter::once(&own))
+            .map(|e| serde_json::to_string(e).expect("history serializes"))
+            .collect();
         let (client, t) = (self.client.clone(), self.target.clone());
         let commit_id = random_id();
         let new_meta = (
@@ -111,30 +106,8 @@ impl PgStore {
 
     fn check_restore(&self, header: &ExportHeader, force: bool) -> Result<()> {
         let has_history = self.meta.serial > 0 || self.account_count()? > 0;
-        if !force && has_history {
-            if header.lineage != self.meta.lineage {
-                return Err(PgError::Restore(format!(
-                    "the export has lineage {} but the store has lineage {}: it is another store's backup (use --force to replace this store anyway)",
-                    header.lineage, self.meta.lineage
-                )));
-            }
-            if header.serial < self.meta.serial {
-                return Err(PgError::Restore(format!(
-                    "the export has serial {} but the store is at serial {}: it is older than the store (use --force to go back anyway)",
-                    header.serial, self.meta.serial
-                )));
-            }
-        }
-        if !force
-            && (header.sdkappid != self.meta.sdkappid
-                || header.endpoint_host != self.meta.endpoint_host)
-        {
-            return Err(PgError::Restore(format!(
-                "the export belongs to sdkappid {} at {}, but this store to sdkappid {} at {} (use --force to replace it anyway)",
-                header.sdkappid, header.endpoint_host, self.meta.sdkappid, self.meta.endpoint_host
-            )));
-        }
-        Ok(())
+        crate::store::export::check_restorable(&self.meta, has_history, header, force)
+            .map_err(PgError::Restore)
     }
 }
 
@@ -154,7 +127,7 @@ async fn replace_all(
     cas: &(String, i64, String),
     meta: &NewMeta,
     accounts: &[Restored],
-    history: &str,
+    history: &[String],
 ) -> std::result::Result<bool, tokio_postgres::Error> {
     let (lineage, base, token) = cas;
     let n = client
@@ -186,10 +159,17 @@ async fn replace_all(
             .await?;
     }
     client
-        .execute(
-            "INSERT INTO timattr_history (project, entry) VALUES ($1, ($2::text)::jsonb)",
-            &[&t.name, &history],
-        )
+        .execute("DELETE FROM timattr_history WHERE project = $1", &[&t.name])
         .await?;
+    for chunk in history.chunks(INSERT_CHUNK) {
+        // In order: `seq` follows the array's order.
+        client
+            .execute(
+                "INSERT INTO timattr_history (project, entry)
+                 SELECT $1, e::jsonb FROM unnest($2::text[]) WITH ORDINALITY AS h(e, n) ORDER BY n",
+                &[&t.name, &chunk],
+            )
+            .await?;
+    }
     Ok(true)
 }

@@ -75,6 +75,45 @@ impl Mode {
         Ok((rest, mode))
     }
 
+    /// What a failed handshake means under this mode, and what to do about it.
+    pub fn explain(&self, e: &rustls::Error, host: String) -> String {
+        use rustls::{CertificateError, Error};
+        match e {
+            Error::InvalidCertificate(CertificateError::NotValidForName) => format!(
+                "the server's certificate is not valid for the host name {host:?} (sslmode=verify-full checks it): connect with a name the certificate holds, or use sslmode=verify-ca to check the chain only"
+            ),
+            Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+                presented, ..
+            }) => format!(
+                "the server's certificate is not valid for the host name {host:?} (sslmode=verify-full checks it; the certificate is for {}): connect with a name the certificate holds, or use sslmode=verify-ca to check the chain only",
+                presented
+                    .iter()
+                    .map(|p| match (p.find('"'), p.rfind('"')) {
+                        // `DnsName("db.example.com")`: the name alone.
+                        (Some(a), Some(b)) if a < b => &p[a + 1..b],
+                        _ => p.as_str(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Error::InvalidCertificate(
+                CertificateError::UnknownIssuer | CertificateError::BadSignature,
+            ) => {
+                let given = match &self.root_cert {
+                    Some(f) => format!(" nor by the CA in {}", f.display()),
+                    None => String::new(),
+                };
+                format!(
+                    "the server's certificate is not signed by the system's trusted roots{given}: give the CA that signed it with sslrootcert=FILE (PEM)"
+                )
+            }
+            Error::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
+                "the server's certificate has expired: renew it on the server".into()
+            }
+            other => format!("the handshake failed: {other}"),
+        }
+    }
+
     pub fn ssl_mode(&self) -> SslMode {
         match self.level {
             Level::Disable => SslMode::Disable,

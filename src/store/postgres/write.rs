@@ -17,7 +17,7 @@ use super::{
     RECONNECT_BACKOFF, SCHEMA_VERSION,
 };
 use crate::model::Names;
-use crate::store::{random_id, HistoryEntry, Meta, Record, FORMAT_VERSION};
+use crate::store::{random_id, HistoryEntry, Meta, Record, Run, FORMAT_VERSION};
 
 /// Creates or upgrades the tables. Concurrent first runs are serialised by a transaction-level
 /// advisory lock; a database of a newer schema is refused before anything is written.
@@ -67,6 +67,7 @@ pub(super) async fn lock(
     let db = |e: tokio_postgres::Error| t.db_err(&e);
     let deadline = timeout.map(|d| Instant::now() + d);
     let mut warned = false;
+    let mut gone_since: Option<Instant> = None;
     loop {
         let got: bool = client
             .query_one("SELECT pg_try_advisory_lock($1)", &[&t.lock_key()])
@@ -77,6 +78,16 @@ pub(super) async fn lock(
             break;
         }
         let held = holder(client, t).await?;
+        // A holder on this host whose process is gone: its server session is only ending
+        // (the server notices the closed connection a moment later), so give it that moment.
+        let dead_here = matches!(&held, PgError::Locked { host, pid, .. }
+            if *host == hostname() && !process_alive(*pid));
+        if dead_here
+            && gone_since.get_or_insert_with(Instant::now).elapsed() < Duration::from_secs(5)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
         match deadline {
             Some(d) if Instant::now() < d => {
                 if !warned {
@@ -130,12 +141,15 @@ pub(super) async fn holder(client: &Client, t: &Target) -> Result<PgError> {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "(unknown host)".into())
+    crate::store::who::hostname()
+}
+
+/// Whether process `pid` of this host still runs (assumed so where `/proc` cannot tell).
+fn process_alive(pid: i64) -> bool {
+    if !std::path::Path::new("/proc/self").exists() {
+        return true;
+    }
+    pid == i64::from(std::process::id()) || std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// After a reconnection: takes the lock again, and only if no other writer held it meanwhile
@@ -182,9 +196,39 @@ pub(super) async fn create_project(
         )
         .await
         .map_err(|e| t.db_err(&e))?;
-    super::read::meta(client, t, SCHEMA_VERSION)
+    let meta = super::read::meta(client, t, SCHEMA_VERSION)
         .await?
-        .ok_or_else(|| t.corrupt("the project row vanished after it was created"))
+        .ok_or_else(|| t.corrupt("the project row vanished after it was created"))?;
+    bind(client, t, meta, sdkappid, host).await
+}
+
+/// Binds a project that recorded nothing yet to `sdkappid`/`host` (the caller holds the lock).
+pub(super) async fn bind(
+    client: &Client,
+    t: &Target,
+    meta: Meta,
+    sdkappid: u32,
+    host: &str,
+) -> Result<Meta> {
+    if meta.serial != 0 || (meta.sdkappid == sdkappid && meta.endpoint_host == host) {
+        return Ok(meta);
+    }
+    // Nothing recorded yet (serial 0): the project is bound to no app, so a first apply that
+    // failed against the wrong app or endpoint does not block the corrected project.
+    let commit_id = random_id();
+    client
+        .execute(
+            "UPDATE timattr_projects SET sdkappid = $2, endpoint_host = $3, commit_id = $4 WHERE name = $1 AND serial = 0",
+            &[&t.name, &i64::from(sdkappid), &host, &commit_id],
+        )
+        .await
+        .map_err(|e| t.db_err(&e))?;
+    Ok(Meta {
+        sdkappid,
+        endpoint_host: host.to_owned(),
+        commit_id,
+        ..meta
+    })
 }
 
 /// The compare-and-swap every write carries: this writer's lock row, the lineage it read and
@@ -222,8 +266,26 @@ pub(super) fn record_sql() -> String {
          del AS (DELETE FROM timattr_accounts a USING merged m
                  WHERE a.project = $1 AND a.account = m.account
                    AND m.attrs = '{{}}'::jsonb AND m.tags = '{{}}'::text[]
-                 RETURNING 1)
-         SELECT (SELECT count(*) FROM cas), (SELECT count(*) FROM up), (SELECT count(*) FROM del)"
+                 RETURNING 1),
+         {}
+         SELECT (SELECT count(*) FROM cas), (SELECT count(*) FROM up), (SELECT count(*) FROM del)",
+        history_ctes(12, 13)
+    )
+}
+
+/// The run's history entry (`$entry`, NULL without a run) written by the same statement as
+/// the commit, when its CAS matched: the entry found by `$key` rewritten, else inserted.
+fn history_ctes(entry: u8, key: u8) -> String {
+    format!(
+        "hist_up AS (UPDATE timattr_history SET entry = (${entry}::text)::jsonb
+                     WHERE project = $1 AND ${entry}::text IS NOT NULL
+                       AND entry @> (${key}::text)::jsonb AND EXISTS (SELECT 1 FROM cas)
+                     RETURNING 1),
+         hist_in AS (INSERT INTO timattr_history (project, entry)
+                     SELECT $1, (${entry}::text)::jsonb
+                     WHERE ${entry}::text IS NOT NULL AND EXISTS (SELECT 1 FROM cas)
+                       AND NOT EXISTS (SELECT 1 FROM hist_up)
+                     RETURNING 1)"
     )
 }
 
@@ -413,21 +475,41 @@ impl PgStore {
     }
 
     fn record_params(
-        &self,
+        &mut self,
         records: &[Record<'_>],
         names: &Names,
         serial: u64,
     ) -> Result<RecordParams> {
         let folded = fold(records, names)?;
         let (lineage, base, new, token) = self.cas(serial)?;
+        let commit_id = random_id();
+        if let Some(run) = self.run.as_mut() {
+            run.entry.count(records);
+        }
+        let (entry, key) = self.run_entry(serial, &commit_id);
         Ok(Arc::new(RecordArgs {
             lineage,
             base,
             new,
             token,
-            commit_id: random_id(),
+            commit_id,
             folded,
+            entry,
+            key,
         }))
+    }
+
+    /// The run's entry and key as a commit at `serial` writes them; `None` without a run.
+    fn run_entry(&mut self, serial: u64, commit_id: &str) -> (Option<String>, Option<String>) {
+        match self.run.as_mut() {
+            Some(run) => {
+                let entry = serde_json::to_string(run.at_commit(serial, commit_id))
+                    .expect("history serializes");
+                run.written = Some(Vec::new());
+                (Some(entry), Some(run.key_json()))
+            }
+            None => (None, None),
+        }
     }
 
     fn record_now(&mut self, params: RecordParams, serial: u64) -> Result<()> {
@@ -509,16 +591,33 @@ impl PgStore {
         let (lineage, base, new, token) = self.cas(serial)?;
         let json = serde_json::to_string(slots).expect("slots serialize");
         let commit_id = random_id();
-        let params = Arc::new((lineage, base, new, token, json, commit_id.clone()));
+        let (entry, key) = self.run_entry(serial, &commit_id);
+        let params = Arc::new((
+            lineage,
+            base,
+            new,
+            token,
+            json,
+            commit_id.clone(),
+            entry,
+            key,
+        ));
         let n = self.write(move |client, t| {
             let p = params.clone();
             async move {
-                client
-                    .execute(
-                        &format!("UPDATE timattr_projects SET slots = ($6::text)::jsonb, serial = $4, commit_id = $7 WHERE {CAS}"),
-                        &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4, &p.5],
+                let sql = format!(
+                    "WITH cas AS (UPDATE timattr_projects SET slots = ($6::text)::jsonb, serial = $4, commit_id = $7 WHERE {CAS} RETURNING 1),
+                     {}
+                     SELECT count(*) FROM cas",
+                    history_ctes(8, 9)
+                );
+                let row = client
+                    .query_one(
+                        &sql,
+                        &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4, &p.5, &p.6, &p.7],
                     )
-                    .await
+                    .await?;
+                Ok(row.get::<_, i64>(0) as u64)
             }
         })?;
         if n != 1 {
@@ -530,20 +629,45 @@ impl PgStore {
         Ok(())
     }
 
-    /// Appends a history entry.
-    pub fn add_history(&mut self, entry: &HistoryEntry) -> Result<()> {
-        let json = Arc::new(serde_json::to_string(entry).expect("history serializes"));
-        self.write(move |client, t| {
-            let json = json.clone();
+    /// Begins a run: from now on every commit writes its history entry.
+    pub fn begin(&mut self, entry: HistoryEntry) {
+        self.run = Some(Run::new(entry));
+    }
+
+    /// The entry of the run under way.
+    pub fn run_mut(&mut self) -> Option<&mut HistoryEntry> {
+        self.run.as_mut().map(|r| &mut r.entry)
+    }
+
+    /// Ends the run: its entry, as `update` leaves it, is rewritten when the run committed
+    /// anything, under this writer's lock.
+    pub fn finish(&mut self, update: impl FnOnce(&mut HistoryEntry)) -> Result<()> {
+        let Some(mut run) = self.run.take() else {
+            return Ok(());
+        };
+        update(&mut run.entry);
+        if run.written.is_none() {
+            return Ok(());
+        }
+        let token = self.writer()?.token.clone();
+        let entry = serde_json::to_string(&run.entry).expect("history serializes");
+        let params = Arc::new((entry, run.key_json(), token));
+        let n = self.write(move |client, t| {
+            let p = params.clone();
             async move {
                 client
                     .execute(
-                        "INSERT INTO timattr_history (project, entry) VALUES ($1, ($2::text)::jsonb)",
-                        &[&t.name, &*json],
+                        "UPDATE timattr_history SET entry = ($2::text)::jsonb
+                         WHERE project = $1 AND entry @> ($3::text)::jsonb
+                           AND EXISTS (SELECT 1 FROM timattr_locks WHERE project = $1 AND token = $4)",
+                        &[&t.name, &p.0, &p.1, &p.2],
                     )
                     .await
             }
         })?;
+        if n != 1 {
+            return Err(self.conflict());
+        }
         Ok(())
     }
 }
@@ -558,6 +682,9 @@ struct RecordArgs {
     /// The commit id the record gives the project (the same when it is sent again).
     commit_id: String,
     folded: Folded,
+    /// The run's history entry and the key that finds it (see `history_ctes`).
+    entry: Option<String>,
+    key: Option<String>,
 }
 
 type RecordParams = Arc<RecordArgs>;
@@ -616,6 +743,8 @@ async fn record_statement(
                 &f.tags_added,
                 &f.tags_removed,
                 &p.commit_id,
+                &p.entry,
+                &p.key,
             ],
         )
         .await?;
