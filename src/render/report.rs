@@ -414,16 +414,14 @@ mod tests {
     fn a_run_whose_store_failed_gives_one_consistent_account() {
         let t = ApplyTotals {
             status: "failed",
+            accounts_changed: 300,
             accounts_set: 300,
-            accounts_removed: 0,
-            names_configured: 0,
             requests: 10,
-            retries: 0,
             elapsed: Duration::from_secs(1),
             batches_recorded: 3,
-            record_time: Duration::ZERO,
             max_unrecorded: 2,
             unrecorded_entries: 200,
+            ..ApplyTotals::default()
         };
         let o = Outcome {
             label: "Apply",
@@ -439,10 +437,10 @@ mod tests {
             batches_line(&o),
             "3 batches applied and recorded, 2 applied but not recorded (the next apply sends them again), 0 failed, 35 not sent"
         );
-        let line = apply_line("Apply", &t);
+        let line = apply_line("Apply", &t, false);
         assert!(
             line.contains(
-                "300 users set, 0 users with values removed (200 entries applied but not recorded)"
+                "300 users changed (300 with values set) (200 entries applied but not recorded)"
             ),
             "{line}"
         );
