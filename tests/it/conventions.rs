@@ -333,6 +333,7 @@ fn a_self_signed_endpoint_certificate_fails_at_once_with_the_reason() {
 }
 
 #[test]
+#[cfg(unix)] // A non-UTF-8 environment value is made with Unix's OsStrExt.
 fn a_secret_key_with_whitespace_or_not_utf8_is_named_before_anything_is_sent() {
     use std::os::unix::ffi::OsStrExt;
     let emu = Emulator::start(Duration::ZERO, 0.0);
