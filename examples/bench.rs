@@ -834,6 +834,7 @@ fn start_emulator(rt: &tokio::runtime::Runtime) -> Result<timattr::emulator::Run
         fault_rate: 0.0,
         data: None,
         rate_limit: 100,
+        setup: Default::default(),
         simulate: Default::default(),
         read_only_data: false,
     };

@@ -369,6 +369,16 @@ pub struct EmulatorArgs {
     /// Environment variable holding the key.
     #[arg(long, default_value = "TIM_SECRET_KEY")]
     pub secret_env: String,
+    /// An attribute slot configured at start, with its account type (timpush `AttrTypes`),
+    /// e.g. `--slot 2=device_city:registration_id` (repeatable; type default user_id).
+    #[arg(long = "slot", value_name = "SLOT=NAME[:TYPE]", value_parser = crate::emulator::Setup::parse_slot)]
+    pub slots: Vec<(u8, (String, u8))>,
+    /// An account that is a RegistrationID (repeatable; every other account is a UserID).
+    #[arg(long = "registration-id", value_name = "ID")]
+    pub registration_ids: Vec<String>,
+    /// An account that does not exist: the timpush family answers 70107 for it (repeatable).
+    #[arg(long = "missing-account", value_name = "ID")]
+    pub missing_accounts: Vec<String>,
     /// Simulate a misconfigured app (to try `timattr doctor`): a comma-separated list of
     /// wrong-key, wrong-sdkappid, full-slots, clock-skew=DURATION (e.g. clock-skew=10m).
     /// The data file is then read but never written.

@@ -40,6 +40,10 @@ pub struct Report {
     pub tags_checked: usize,
     /// Desired ≠ last-applied: changes not applied yet (not drift).
     pub pending: Plan,
+    /// Managed accounts the API says do not exist (70107 in a read's `ErrorList`, DESIGN.md
+    /// §12), sorted: gone with everything recorded for them, not "values deleted"; a fix cannot
+    /// bring them back.
+    pub gone: Vec<Account>,
     /// Live values and tags outside the project's policies, sorted (DESIGN.md §11); `None`
     /// when the project has no policies. Reported only: they are not drift.
     pub policy_violations: Option<Vec<crate::policy::Violation>>,
@@ -55,7 +59,13 @@ impl Report {
         self.drifted.iter().map(|d| d.tags_missing.len()).sum()
     }
 
-    /// The changes that put the last-applied values and tags back (for `drift --fix`).
+    /// Whether anything differs live: drifted values or tags, or accounts gone.
+    pub fn has_drift(&self) -> bool {
+        !self.drifted.is_empty() || !self.gone.is_empty()
+    }
+
+    /// The changes that put the last-applied values and tags back (for `drift --fix`; the
+    /// accounts that are gone are not in it).
     pub fn fix_plan(&self) -> Plan {
         let changes = self
             .drifted
@@ -276,6 +286,7 @@ mod tests {
             checked: 5,
             tags_checked: 2,
             pending,
+            gone: Vec::new(),
             policy_violations: None,
         };
         assert_eq!(report.drifted_tags(), 3);

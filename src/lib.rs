@@ -20,7 +20,8 @@
 //! - [`plan`] is the pure three-way diff of `D` against `L`, and the batching of a plan into requests.
 //! - [`render`] is the output layer: plans, drift reports and apply results as text, JSON or
 //!   markdown, writing to `impl Write`; one serde type per JSON format.
-//! - [`api`] is the client of the `v4/all_member_push` API family: wire types, UserSig,
+//! - [`api`] is the client of the API families, `v4/all_member_push` and `v4/timpush` (one
+//!   wire module each behind one client): wire types, partial success (`ErrorList`), UserSig,
 //!   error classes, redaction (the only module that touches reqwest).
 //! - [`limiter`] paces requests (sliding one-second window, in-flight cap) and retries with backoff.
 //! - [`apply`] runs a plan's batches through the limiter, sets before removes, and hands each
@@ -28,7 +29,8 @@
 //! - [`store`] is the sled store of last-applied state `L`, its metadata and history
 //!   (the only module that touches sled).
 //! - [`drift`] compares live attributes with last-applied into a drift report.
-//! - [`emulator`] is the server side of the API family, for offline use and tests.
+//! - [`emulator`] is the server side of both API families on one data set, for offline use
+//!   and tests.
 //! - [`files`] replaces output files atomically and reads gzip input with a size cap.
 //! - [`escape`] is how every output shows control and bidirectional characters.
 //! - [`provenance`] is who and what a run is (actor, commit, CI run URL), as history records it.

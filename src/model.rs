@@ -89,6 +89,60 @@ pub mod limits {
     pub const MAX_TAGS_PER_USER: usize = 100;
     /// Tags of one account in one `im_add_tag` / `im_remove_tag` entry.
     pub const MAX_TAGS_PER_ENTRY: usize = 10;
+    /// Distinct tags of a whole app (timpush `add_tag`: "the deduplicated total for all
+    /// users' tags"); checked on the project's own tags.
+    pub const MAX_TAGS_PER_APP: usize = 1000;
+}
+
+/// The kind of account an attribute slot (or a tag) applies to (timpush `AttrTypes`): the
+/// UserID a user logs in to Chat with (`0`), or the RegistrationID the Push SDK made for a
+/// device (`1`). A slot's type is set with its name and can never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum AccountType {
+    #[default]
+    UserId,
+    RegistrationId,
+}
+
+impl AccountType {
+    /// The `AttrTypes` number.
+    pub fn code(self) -> u8 {
+        match self {
+            AccountType::UserId => 0,
+            AccountType::RegistrationId => 1,
+        }
+    }
+
+    /// The type of an `AttrTypes` number; `None` for anything but 0 and 1.
+    pub fn from_code(code: i64) -> Option<AccountType> {
+        match code {
+            0 => Some(AccountType::UserId),
+            1 => Some(AccountType::RegistrationId),
+            _ => None,
+        }
+    }
+
+    /// As the project file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountType::UserId => "user_id",
+            AccountType::RegistrationId => "registration_id",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AccountType> {
+        match s {
+            "user_id" => Some(AccountType::UserId),
+            "registration_id" => Some(AccountType::RegistrationId),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AccountType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The attribute names a run knows: the declared names first, in declared order, then any

@@ -27,10 +27,12 @@ fn attribute_entry(name: &Value) -> Value {
         "properties": {
             "name": name,
             "values": value_list(0, "the only values the attribute may hold"),
-            "pattern": pattern("a regular expression the whole value must match (regex crate syntax)")
+            "pattern": pattern("a regular expression the whole value must match (regex crate syntax)"),
+            "account_type": {"enum": ["user_id", "registration_id"], "default": "user_id",
+                "description": "which accounts the attribute's slot is for (api: timpush only): UserIDs, or the RegistrationIDs of the Push SDK; a slot's type can never change"}
         },
         "not": {"required": ["values", "pattern"]},
-        "description": "an attribute with a policy: `values` or `pattern`, not both"
+        "description": "an attribute with a policy (`values` or `pattern`, not both) and/or an account type"
     })
 }
 
@@ -87,6 +89,15 @@ pub fn project() -> Value {
         "type": "object",
         "additionalProperties": false,
         "required": ["app", "attributes", "users"],
+        // `account_type` exists only in the timpush family.
+        "if": {
+            "required": ["attributes"],
+            "properties": {"attributes": {"type": "array", "contains": {"type": "object", "required": ["account_type"]}}}
+        },
+        "then": {
+            "required": ["app"],
+            "properties": {"app": {"required": ["api"], "properties": {"api": {"const": "timpush"}}}}
+        },
         "properties": {
             "app": {
                 "type": "object",
@@ -102,7 +113,9 @@ pub fn project() -> Value {
                         "description": "overrides region: https://host[:port], http:// only for loopback, or `embedded` for the built-in emulator",
                         "anyOf": [{"const": "embedded"}, {"pattern": "^https?://"}]},
                     "secret_env": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "default": "TIM_SECRET_KEY",
-                        "description": "name of the environment variable holding the SecretKey"}
+                        "description": "name of the environment variable holding the SecretKey"},
+                    "api": {"enum": ["all_member_push", "timpush"], "default": "all_member_push",
+                        "description": "the API family: v4/all_member_push (the default) or v4/timpush (the Push service's, with account types)"}
                 },
                 "anyOf": [{"required": ["region"]}, {"required": ["endpoint"]}]
             },

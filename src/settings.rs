@@ -158,10 +158,14 @@ pub struct Settings {
     pub sdkappid: u32,
     pub admin: String,
     pub endpoint: Endpoint,
+    /// `app.api`: the API family the project speaks (default `all_member_push`).
+    pub api: crate::api::Family,
     /// Name of the environment variable holding the SecretKey.
     pub secret_env: String,
     /// Declared attribute names, in file order.
     pub attributes: Vec<String>,
+    /// The declared `account_type` of attributes that are not `user_id` (timpush only).
+    pub account_types: std::collections::BTreeMap<String, crate::model::AccountType>,
     /// What each declared attribute may hold and which tags exist (DESIGN.md §11); empty for
     /// a plain list of names.
     pub policies: crate::policy::Policies,
@@ -175,6 +179,21 @@ pub struct Settings {
     /// `--lock-timeout`: how long to wait for another process's lock on the state.
     pub lock_timeout: Option<std::time::Duration>,
     pub apply: ApplySettings,
+}
+
+impl Settings {
+    /// The declared account type of attribute `name` (UserID unless declared otherwise).
+    pub fn account_type(&self, name: &str) -> crate::model::AccountType {
+        self.account_types.get(name).copied().unwrap_or_default()
+    }
+
+    /// Each declared attribute with its account type, in declared order.
+    pub fn declared_types(&self) -> Vec<(String, crate::model::AccountType)> {
+        self.attributes
+            .iter()
+            .map(|n| (n.clone(), self.account_type(n)))
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::wire;
+
 /// The longest wait a `Retry-After` may impose; a larger one is cut to this.
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The most of the server's ErrorInfo a message repeats.
@@ -26,9 +28,26 @@ pub(crate) enum Problem {
     Malformed(String),
 }
 
-/// Reads `body` as the answer of a command whose payload is `T` (`payload` names it for
-/// messages, e.g. "AttrNames object").
+/// A well-formed OK: its payload, and the accounts its `ErrorList` says failed.
+#[derive(Debug)]
+pub(crate) struct Answered<T> {
+    pub body: T,
+    pub failed: Vec<wire::ErrorEntry>,
+}
+
+/// Reads `body` as the answer of a command whose payload is `T`, ignoring any `ErrorList`
+/// (for tests of the envelope and payload rules).
+#[cfg(test)]
 pub(crate) fn read<T: DeserializeOwned>(body: &[u8], payload: &str) -> Result<T, Problem> {
+    read_partial(body, payload).map(|a| a.body)
+}
+
+/// Reads `body` as the answer of a command whose payload is `T` (`payload` names it for
+/// messages, e.g. "AttrNames object"), with its `ErrorList`.
+pub(crate) fn read_partial<T: DeserializeOwned>(
+    body: &[u8],
+    payload: &str,
+) -> Result<Answered<T>, Problem> {
     let doc: Value = serde_json::from_slice(body).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Eof => "truncated JSON",
@@ -38,9 +57,38 @@ pub(crate) fn read<T: DeserializeOwned>(body: &[u8], payload: &str) -> Result<T,
         Problem::Malformed(format!("{what} at line {} column {}", e.line(), e.column()))
     })?;
     envelope(&doc)?;
+    let failed = error_list(&doc)?;
     // The serde message would quote the offending value; say only what was expected.
-    serde_json::from_value(doc)
-        .map_err(|_| Problem::Malformed(format!("OK without a well-formed {payload}")))
+    let body = serde_json::from_value(doc)
+        .map_err(|_| Problem::Malformed(format!("OK without a well-formed {payload}")))?;
+    Ok(Answered { body, failed })
+}
+
+/// The `ErrorList` of an OK (DESIGN.md §12): absent or `[]` means none failed; otherwise a list
+/// of objects, each with a non-zero integer `ErrorCode` and a non-empty `To_Account`
+/// (`ErrorInfo` optional). Anything ambiguous — another shape, an account listed twice — makes
+/// the answer not OK: it could hide an account that was not applied.
+fn error_list(doc: &Value) -> Result<Vec<wire::ErrorEntry>, Problem> {
+    let Some(list) = doc.get("ErrorList") else {
+        return Ok(Vec::new());
+    };
+    let bad = |why: &str| Problem::Malformed(format!("OK with an ErrorList {why}"));
+    let Some(items) = list.as_array() else {
+        return Err(bad(&format!("that is a {}, not a list", kind_of(list))));
+    };
+    let mut out: Vec<wire::ErrorEntry> = Vec::with_capacity(items.len());
+    for item in items {
+        let entry: wire::ErrorEntry = serde_json::from_value(item.clone())
+            .map_err(|_| bad("entry without an integer ErrorCode and a To_Account string"))?;
+        if entry.error_code == 0 || entry.to_account.is_empty() {
+            return Err(bad("entry with ErrorCode 0 or an empty To_Account"));
+        }
+        if out.iter().any(|e| e.to_account == entry.to_account) {
+            return Err(bad("that names one account twice"));
+        }
+        out.push(entry);
+    }
+    Ok(out)
 }
 
 /// Checks the envelope: `Ok` only for `"ActionStatus":"OK"` with `"ErrorCode":0`.
@@ -277,6 +325,59 @@ mod tests {
             let why = malformed::<wire::AttrNames>(&body, "AttrNames");
             assert!(!why.contains(sig), "{why}");
         }
+    }
+
+    #[test]
+    fn an_error_list_names_the_failed_accounts_and_anything_odd_is_not_ok() {
+        let env = r#""ActionStatus":"OK","ErrorInfo":"","ErrorCode":0"#;
+        let partial = |list: &str| {
+            read_partial::<wire::Empty>(format!("{{{env},{list}}}").as_bytes(), "answer")
+        };
+        // The documented partial success (timpush-api.md §4).
+        let a = partial(r#""ErrorList":[{"ErrorCode":90035,"To_Account":"379C2F0D"}]"#).unwrap();
+        assert_eq!(a.failed.len(), 1);
+        assert_eq!(
+            (a.failed[0].error_code, &*a.failed[0].to_account),
+            (90035, "379C2F0D")
+        );
+        assert_eq!(a.failed[0].error_info, "");
+        let b =
+            partial(r#""ErrorList":[{"ErrorCode":70107,"To_Account":"Mary","ErrorInfo":"no"}]"#)
+                .unwrap();
+        assert_eq!(b.failed[0].error_info, "no");
+        // Absent or [] means none failed.
+        assert!(partial(r#""ErrorList":[]"#).unwrap().failed.is_empty());
+        assert!(
+            read_partial::<wire::Empty>(format!("{{{env}}}").as_bytes(), "answer")
+                .unwrap()
+                .failed
+                .is_empty()
+        );
+        for odd in [
+            r#""ErrorList":null"#,
+            r#""ErrorList":{}"#,
+            r#""ErrorList":"Mary""#,
+            r#""ErrorList":[{"To_Account":"Mary"}]"#,
+            r#""ErrorList":[{"ErrorCode":"70107","To_Account":"Mary"}]"#,
+            r#""ErrorList":[{"ErrorCode":0,"To_Account":"Mary"}]"#,
+            r#""ErrorList":[{"ErrorCode":70107,"To_Account":""}]"#,
+            r#""ErrorList":[{"ErrorCode":70107}]"#,
+            r#""ErrorList":[{"ErrorCode":70107,"To_Account":"a"},{"ErrorCode":90035,"To_Account":"a"}]"#,
+        ] {
+            match partial(odd) {
+                Err(Problem::Malformed(why)) => assert!(why.contains("ErrorList"), "{odd}: {why}"),
+                other => panic!("{odd} should be malformed, got {other:?}"),
+            }
+        }
+        // A FAIL stays a FAIL whatever ErrorList it carries.
+        let fail = read_partial::<wire::Empty>(
+            br#"{"ActionStatus":"FAIL","ErrorCode":90001,"ErrorList":[{"ErrorCode":70107,"To_Account":"a"}]}"#,
+            "answer",
+        );
+        assert!(
+            matches!(fail, Err(Problem::Fail { code: 90001, .. })),
+            "{fail:?}"
+        );
     }
 
     #[test]

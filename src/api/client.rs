@@ -8,11 +8,13 @@ use std::time::{Duration, SystemTime};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::answer::{self, Problem};
+use super::answer::{self, Answered, Problem};
 use super::codes::code;
+use super::family::{Command, Family};
 use super::received::{self, Observer, Received};
-use super::wire::{self, command};
-use super::{now_unix, usersig, ApiError, ApiErrorKind, Secret};
+use super::wire::{self, ErrorEntry};
+use super::{now_unix, usersig, wire_timpush, ApiError, ApiErrorKind, Failed, Failures, Secret};
+use crate::model::AccountType;
 
 /// A sig is valid this long; one is made per client and reused, not one per request.
 const SIG_LIFETIME: u64 = 7 * 24 * 3600;
@@ -49,6 +51,7 @@ pub struct Client {
 
 struct Inner {
     http: reqwest::Client,
+    family: Family,
     base_url: String,
     /// `host[:port]`, the only part of the URL that errors show.
     host: Arc<str>,
@@ -79,8 +82,77 @@ impl fmt::Debug for Client {
     }
 }
 
+/// The app's attribute-name slots: slot `0..=9` → name, and the account type of each (a slot
+/// absent from `types` is a UserID slot: the documented default, and all the legacy family has).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttrSlots {
+    pub names: BTreeMap<u8, String>,
+    pub types: BTreeMap<u8, AccountType>,
+}
+
+impl AttrSlots {
+    /// The account type of `slot` (UserID unless recorded otherwise).
+    pub fn type_of(&self, slot: u8) -> AccountType {
+        self.types.get(&slot).copied().unwrap_or_default()
+    }
+}
+
+/// What a read answered: the accounts found, and those the API says do not exist (70107 in
+/// its `ErrorList`). Together they are exactly the accounts asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Live<T> {
+    pub found: HashMap<String, T>,
+    pub missing: HashSet<String>,
+}
+
+impl<T> Default for Live<T> {
+    fn default() -> Self {
+        Live {
+            found: HashMap::new(),
+            missing: HashSet::new(),
+        }
+    }
+}
+
+impl<T> Live<T> {
+    pub fn get(&self, account: &str) -> Option<&T> {
+        self.found.get(account)
+    }
+
+    /// Whether the API said `account` does not exist.
+    pub fn is_missing(&self, account: &str) -> bool {
+        self.missing.contains(account)
+    }
+
+    /// Accounts found.
+    pub fn len(&self) -> usize {
+        self.found.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+}
+
+impl<T, Q> std::ops::Index<&Q> for Live<T>
+where
+    String: std::borrow::Borrow<Q>,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    type Output = T;
+    fn index(&self, account: &Q) -> &T {
+        &self.found[account]
+    }
+}
+
 impl Client {
+    /// A client of the legacy family (`v4/all_member_push`).
     pub fn new(cfg: ClientConfig) -> Result<Client, ApiError> {
+        Client::for_family(cfg, Family::AllMemberPush)
+    }
+
+    /// A client of `family`.
+    pub fn for_family(cfg: ClientConfig, family: Family) -> Result<Client, ApiError> {
         let base_url = cfg.base_url.trim_end_matches('/').to_owned();
         let parsed = reqwest::Url::parse(&base_url).map_err(|e| {
             ApiError::new(
@@ -113,6 +185,7 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
+                family,
                 base_url,
                 host,
                 timeout: cfg.timeout,
@@ -128,6 +201,16 @@ impl Client {
     /// `host[:port]` of the endpoint, as errors name it.
     pub fn host(&self) -> &str {
         &self.inner.host
+    }
+
+    /// The family this client speaks.
+    pub fn family(&self) -> Family {
+        self.inner.family
+    }
+
+    /// What `command` is called in this client's family (for the limiter and messages).
+    pub fn command(&self, command: Command) -> &'static str {
+        self.inner.family.name(command)
     }
 
     /// Shows `observer` every answer received from now on, secrets replaced (see
@@ -162,128 +245,293 @@ impl Client {
         });
     }
 
-    /// Sets attribute-name slots (`0..=9` → name); other slots keep their names.
+    /// Sets attribute-name slots (`0..=9` → name) as UserID slots; other slots keep their names.
     pub async fn set_attr_name(&self, slots: &BTreeMap<u8, String>) -> Result<(), ApiError> {
-        let req = wire::AttrNames {
-            attr_names: slots
-                .iter()
-                .map(|(slot, name)| (slot.to_string(), name.clone()))
-                .collect(),
-        };
-        self.write(command::SET_ATTR_NAME, &req).await
+        self.set_attr_slots(&AttrSlots {
+            names: slots.clone(),
+            types: BTreeMap::new(),
+        })
+        .await
+    }
+
+    /// Sets attribute-name slots with their account types. The timpush family sends every
+    /// slot's type explicitly (`AttrTypes`); the legacy family has no types, so a RegistrationID
+    /// slot cannot be sent there (the project file refuses `account_type` with it).
+    pub async fn set_attr_slots(&self, slots: &AttrSlots) -> Result<(), ApiError> {
+        let cmd = self.command(Command::SetAttrName);
+        let names: BTreeMap<String, String> = slots
+            .names
+            .iter()
+            .map(|(slot, name)| (slot.to_string(), name.clone()))
+            .collect();
+        match self.inner.family {
+            Family::AllMemberPush => {
+                if slots.types.values().any(|t| *t != AccountType::UserId) {
+                    return Err(self.error(
+                        cmd,
+                        ApiErrorKind::Decode(
+                            "request could not be encoded: all_member_push has no account types"
+                                .into(),
+                        ),
+                    ));
+                }
+                self.write_all(cmd, &wire::AttrNames { attr_names: names })
+                    .await
+            }
+            Family::Timpush => {
+                let req = wire_timpush::AttrNames {
+                    attr_names: names,
+                    attr_types: slots
+                        .names
+                        .keys()
+                        .map(|slot| (slot.to_string(), i64::from(slots.type_of(*slot).code())))
+                        .collect(),
+                };
+                self.write_all(cmd, &req).await
+            }
+        }
     }
 
     /// The app's attribute-name slots; unset slots are absent.
     pub async fn get_attr_name(&self) -> Result<BTreeMap<u8, String>, ApiError> {
-        let cmd = command::GET_ATTR_NAME;
-        let resp: wire::AttrNames = self.call(cmd, &wire::Empty {}, "AttrNames object").await?;
-        resp.attr_names
-            .into_iter()
-            .map(|(slot, name)| match slot.parse::<u8>() {
-                Ok(n) if slot.len() == 1 => Ok((n, name)),
-                _ => Err(self.error(
-                    cmd,
-                    ApiErrorKind::Decode("an attribute slot that is not \"0\"..\"9\"".into()),
-                )),
-            })
-            .collect()
+        Ok(self.get_attr_slots().await?.names)
     }
 
-    /// Upserts the given attribute values of each user.
-    pub async fn set_attr(&self, users: &[wire::UserAttrs]) -> Result<(), ApiError> {
+    /// The app's attribute-name slots with their account types (timpush `AttrTypes`; a missing
+    /// `AttrTypes`, or a slot missing from it, is type 0 — the documented default).
+    pub async fn get_attr_slots(&self) -> Result<AttrSlots, ApiError> {
+        let cmd = self.command(Command::GetAttrName);
+        let resp: wire_timpush::AttrNames = self
+            .call(cmd, &wire::Empty {}, "AttrNames object")
+            .await
+            .and_then(|a| self.no_errors(cmd, a))?;
+        let slot = |key: &str| match key.parse::<u8>() {
+            Ok(n) if key.len() == 1 => Ok(n),
+            _ => Err(self.error(
+                cmd,
+                ApiErrorKind::Decode("an attribute slot that is not \"0\"..\"9\"".into()),
+            )),
+        };
+        let mut out = AttrSlots::default();
+        for (key, name) in resp.attr_names {
+            out.names.insert(slot(&key)?, name);
+        }
+        for (key, code) in resp.attr_types {
+            let n = slot(&key)?;
+            let ty = AccountType::from_code(code).filter(|_| out.names.contains_key(&n));
+            let Some(ty) = ty else {
+                return Err(self.error(
+                    cmd,
+                    ApiErrorKind::Decode(
+                        "an AttrTypes entry that is not 0 or 1, or for a slot without a name"
+                            .into(),
+                    ),
+                ));
+            };
+            if ty != AccountType::UserId {
+                out.types.insert(n, ty);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Upserts the given attribute values of each user; returns the accounts that failed.
+    pub async fn set_attr(&self, users: &[wire::UserAttrs]) -> Result<Failures, ApiError> {
         let req = wire::UserAttrsList {
             user_attrs: users.to_vec(),
         };
-        self.write(command::SET_ATTR, &req).await
-    }
-
-    /// The attributes of each account, keyed by account (the server may answer in any order,
-    /// but must answer for exactly the accounts asked about).
-    pub async fn get_attr(
-        &self,
-        accounts: &[String],
-    ) -> Result<HashMap<String, BTreeMap<String, String>>, ApiError> {
-        let cmd = command::GET_ATTR;
-        let resp: wire::UserAttrsList = self
-            .call(cmd, &accounts_req(accounts), "UserAttrs list")
-            .await?;
-        let got: HashMap<_, _> = resp
-            .user_attrs
-            .into_iter()
-            .map(|u| (u.to_account, u.attrs))
-            .collect();
-        self.covers(cmd, accounts, got)
-    }
-
-    /// Removes the named attributes of each user.
-    pub async fn remove_attr(&self, users: &[wire::UserAttrNames]) -> Result<(), ApiError> {
-        let req = wire::UserAttrNamesList {
-            user_attrs: users.to_vec(),
-        };
-        self.write(command::REMOVE_ATTR, &req).await
-    }
-
-    /// The tags of each account, keyed by account.
-    pub async fn get_tag(
-        &self,
-        accounts: &[String],
-    ) -> Result<HashMap<String, Vec<String>>, ApiError> {
-        let cmd = command::GET_TAG;
-        let resp: wire::UserTagsList = self
-            .call(cmd, &accounts_req(accounts), "UserTags list")
-            .await?;
-        let got: HashMap<_, _> = resp
-            .user_tags
-            .into_iter()
-            .map(|u| (u.to_account, u.tags))
-            .collect();
-        self.covers(cmd, accounts, got)
-    }
-
-    pub async fn add_tag(&self, users: &[wire::UserTags]) -> Result<(), ApiError> {
-        self.write(command::ADD_TAG, &tags_req(users)).await
-    }
-
-    pub async fn remove_tag(&self, users: &[wire::UserTags]) -> Result<(), ApiError> {
-        self.write(command::REMOVE_TAG, &tags_req(users)).await
-    }
-
-    pub async fn remove_all_tags(&self, accounts: &[String]) -> Result<(), ApiError> {
-        self.write(command::REMOVE_ALL_TAGS, &accounts_req(accounts))
+        let asked = users.iter().map(|u| u.to_account.as_str());
+        self.write(self.command(Command::SetAttr), &req, asked)
             .await
     }
 
-    /// A read's answer must hold exactly the accounts asked about: a missing one would read
-    /// as "no values" and an extra one is not ours.
+    /// The attributes of each account, keyed by account (the server may answer in any order,
+    /// but must answer for exactly the accounts asked about: found, or missing with 70107).
+    pub async fn get_attr(
+        &self,
+        accounts: &[String],
+    ) -> Result<Live<BTreeMap<String, String>>, ApiError> {
+        let cmd = self.command(Command::GetAttr);
+        let resp: Answered<wire::UserAttrsList> = self
+            .call(cmd, &accounts_req(accounts), "UserAttrs list")
+            .await?;
+        let found = resp
+            .body
+            .user_attrs
+            .into_iter()
+            .map(|u| (u.to_account, u.attrs));
+        self.covers(cmd, accounts, found, resp.failed)
+    }
+
+    /// Removes the named attributes of each user; returns the accounts that failed.
+    pub async fn remove_attr(&self, users: &[wire::UserAttrNames]) -> Result<Failures, ApiError> {
+        let req = wire::UserAttrNamesList {
+            user_attrs: users.to_vec(),
+        };
+        let asked = users.iter().map(|u| u.to_account.as_str());
+        self.write(self.command(Command::RemoveAttr), &req, asked)
+            .await
+    }
+
+    /// The tags of each account, keyed by account (see [`Client::get_attr`]).
+    pub async fn get_tag(&self, accounts: &[String]) -> Result<Live<Vec<String>>, ApiError> {
+        let cmd = self.command(Command::GetTag);
+        let resp: Answered<wire::UserTagsList> = self
+            .call(cmd, &accounts_req(accounts), "UserTags list")
+            .await?;
+        let found = resp
+            .body
+            .user_tags
+            .into_iter()
+            .map(|u| (u.to_account, u.tags));
+        self.covers(cmd, accounts, found, resp.failed)
+    }
+
+    /// Adds tags (never `Replace: 1`: the request type has no such field); returns the
+    /// accounts that failed.
+    pub async fn add_tag(&self, users: &[wire::UserTags]) -> Result<Failures, ApiError> {
+        let asked = users.iter().map(|u| u.to_account.as_str());
+        self.write(self.command(Command::AddTag), &tags_req(users), asked)
+            .await
+    }
+
+    pub async fn remove_tag(&self, users: &[wire::UserTags]) -> Result<Failures, ApiError> {
+        let asked = users.iter().map(|u| u.to_account.as_str());
+        self.write(self.command(Command::RemoveTag), &tags_req(users), asked)
+            .await
+    }
+
+    /// `im_remove_all_tags` / `clear_all_tags`. No command of timattr sends it (it would remove
+    /// the tags other systems set); it is here for the emulator's conformance tests.
+    pub async fn remove_all_tags(&self, accounts: &[String]) -> Result<Failures, ApiError> {
+        let cmd = self.command(Command::RemoveAllTags);
+        let asked = accounts.iter().map(String::as_str);
+        self.write(cmd, &accounts_req(accounts), asked).await
+    }
+
+    /// A read's answer must hold exactly the accounts asked about, each once: found, or in
+    /// its `ErrorList` with 70107 (does not exist). A missing one would read as "no values",
+    /// an extra one is not ours, and any other failure of an account is no answer for it.
     fn covers<V>(
         &self,
         cmd: &'static str,
         asked: &[String],
-        got: HashMap<String, V>,
-    ) -> Result<HashMap<String, V>, ApiError> {
-        let missing = asked.iter().filter(|a| !got.contains_key(*a)).count();
+        found: impl Iterator<Item = (String, V)>,
+        failed: Vec<ErrorEntry>,
+    ) -> Result<Live<V>, ApiError> {
+        let mut live = Live {
+            found: HashMap::with_capacity(asked.len()),
+            missing: HashSet::new(),
+        };
+        let mut twice = 0;
+        for (account, v) in found {
+            twice += usize::from(live.found.insert(account, v).is_some());
+        }
+        if let Some(e) = failed
+            .iter()
+            .find(|e| e.error_code != code::ACCOUNT_NOT_FOUND)
+        {
+            let account = crate::escape::escape(&e.to_account);
+            let info = format!("for account {account}");
+            return Err(self.error(
+                cmd,
+                ApiErrorKind::Code {
+                    code: e.error_code,
+                    info: answer::scrub(&info, &[]).into(),
+                },
+            ));
+        }
+        for e in failed {
+            twice += usize::from(live.found.contains_key(&e.to_account));
+            live.missing.insert(e.to_account);
+        }
+        let missing = asked
+            .iter()
+            .filter(|a| !live.found.contains_key(*a) && !live.missing.contains(*a))
+            .count();
         let asked_set: HashSet<&String> = asked.iter().collect();
-        let extra = got.keys().filter(|a| !asked_set.contains(a)).count();
-        if missing + extra == 0 {
-            return Ok(got);
+        let extra = live
+            .found
+            .keys()
+            .chain(live.missing.iter())
+            .filter(|a| !asked_set.contains(a))
+            .count();
+        if missing + extra + twice == 0 {
+            return Ok(live);
         }
         Err(self.error(
             cmd,
             ApiErrorKind::Decode(
                 format!(
-                "answer for {} accounts: {missing} asked about missing, {extra} not asked about",
-                got.len()
-            )
+                    "answer for {} accounts: {missing} asked about missing, {extra} not asked about, {twice} answered twice",
+                    live.found.len() + live.missing.len()
+                )
                 .into(),
             ),
         ))
     }
 
-    /// A write: success is the bare OK envelope.
-    async fn write<Req: Serialize>(&self, cmd: &'static str, req: &Req) -> Result<(), ApiError> {
-        self.call::<_, wire::Empty>(cmd, req, "answer")
-            .await
-            .map(drop)
+    /// A write: the OK envelope, and its `ErrorList` as the accounts that failed. An entry
+    /// naming an account that was not in the request makes the whole answer not OK (it could
+    /// stand for one that was, misspelt).
+    async fn write<'a, Req: Serialize>(
+        &self,
+        cmd: &'static str,
+        req: &Req,
+        asked: impl Iterator<Item = &'a str>,
+    ) -> Result<Failures, ApiError> {
+        let answered: Answered<wire::Empty> = self.call(cmd, req, "answer").await?;
+        if answered.failed.is_empty() {
+            return Ok(Failures::default());
+        }
+        let asked: HashSet<&str> = asked.collect();
+        if answered
+            .failed
+            .iter()
+            .any(|e| !asked.contains(e.to_account.as_str()))
+        {
+            return Err(self.error(
+                cmd,
+                ApiErrorKind::Decode(
+                    "OK with an ErrorList naming an account that was not in the request".into(),
+                ),
+            ));
+        }
+        let secrets = [self.inner.secret.expose()];
+        Ok(Failures {
+            command: cmd,
+            failed: answered
+                .failed
+                .into_iter()
+                .map(|e| Failed {
+                    info: answer::scrub(&e.error_info, &secrets).into(),
+                    account: e.to_account,
+                    code: e.error_code,
+                })
+                .collect(),
+        })
+    }
+
+    /// A write without accounts (`set_attr_name`): success is the bare OK; an `ErrorList`
+    /// there has no account it could name, so it is not OK.
+    async fn write_all<Req: Serialize>(
+        &self,
+        cmd: &'static str,
+        req: &Req,
+    ) -> Result<(), ApiError> {
+        let answered: Answered<wire::Empty> = self.call(cmd, req, "answer").await?;
+        self.no_errors(cmd, answered).map(drop)
+    }
+
+    /// The payload of an answer that must not carry an `ErrorList`.
+    fn no_errors<T>(&self, cmd: &'static str, answered: Answered<T>) -> Result<T, ApiError> {
+        if answered.failed.is_empty() {
+            return Ok(answered.body);
+        }
+        Err(self.error(
+            cmd,
+            ApiErrorKind::Decode("OK with an ErrorList for a command without accounts".into()),
+        ))
     }
 
     fn error(&self, cmd: &'static str, kind: ApiErrorKind) -> ApiError {
@@ -336,7 +584,7 @@ impl Client {
         cmd: &'static str,
         req: &Req,
         payload: &str,
-    ) -> Result<Resp, ApiError> {
+    ) -> Result<Answered<Resp>, ApiError> {
         let body = serde_json::to_vec(req).map_err(|_| {
             self.error(
                 cmd,
@@ -365,7 +613,7 @@ impl Client {
         body: &[u8],
         sig: &Secret,
         payload: &str,
-    ) -> Result<Resp, ApiError> {
+    ) -> Result<Answered<Resp>, ApiError> {
         let exchange = self.exchange(cmd, body, sig, payload);
         tokio::pin!(exchange);
         let notice = SLOW_NOTICE.min(self.inner.timeout / 3);
@@ -388,10 +636,10 @@ impl Client {
         body: &[u8],
         sig: &Secret,
         payload: &str,
-    ) -> Result<Resp, ApiError> {
+    ) -> Result<Answered<Resp>, ApiError> {
         let i = &self.inner;
         // Logged instead of the real URL, whose query carries the usersig.
-        let endpoint = format!("{}/v4/all_member_push/{cmd}", i.base_url);
+        let endpoint = format!("{}/v4/{}/{cmd}", i.base_url, i.family.as_str());
         let sdkappid = i.sdkappid.to_string();
         let random = rand::random::<u32>().to_string();
         let url = reqwest::Url::parse_with_params(
@@ -448,7 +696,7 @@ impl Client {
         if let Some(headers) = observed {
             self.notify(cmd, status.as_u16(), headers, &bytes, sig);
         }
-        answer::read(&bytes, payload).map_err(|p| match p {
+        answer::read_partial(&bytes, payload).map_err(|p| match p {
             Problem::Fail { code, info } => {
                 tracing::debug!(command = cmd, code, "FAIL");
                 let info = answer::scrub(&info, &[sig.expose(), i.secret.expose()]);

@@ -29,6 +29,11 @@ pub mod code {
     pub const TAG_TOO_LONG: i64 = 90020;
     pub const TOO_MANY_TAGS: i64 = 90032;
     pub const INVALID_ATTRIBUTE: i64 = 90033;
+    /// timpush, per account in an `ErrorList`: the account is of the other type than the
+    /// attribute or tag (a UserID for a RegistrationID slot, or the reverse).
+    pub const WRONG_ACCOUNT_TYPE: i64 = 90035;
+    /// timpush, per account in an `ErrorList`: the account does not exist.
+    pub const ACCOUNT_NOT_FOUND: i64 = 70107;
     pub const INTERNAL: i64 = 91000;
     pub const MALFORMED_URL: i64 = 60002;
     pub const FREQUENCY_LIMIT: i64 = 60007;
@@ -92,6 +97,8 @@ pub fn meaning(code: i64) -> &'static str {
         70020 => "SDKAppID not found",
         70052 => "usersig has been invalidated",
         90045 => "push to all users is not enabled",
+        90035 => "the account is of the other type than the attribute or tag (UserID vs RegistrationID)",
+        70107 => "the account does not exist",
         _ => "unknown error code",
     }
 }
@@ -121,6 +128,8 @@ pub fn fix(code: i64) -> &'static str {
         70009 => "the SecretKey is wrong: check the secret environment variable holds this app's key",
         70013 | 70014 => "check app.admin and app.sdkappid match the app the SecretKey belongs to",
         90045 => "enable Push to all users in the Chat console (Pro edition or above)",
+        90035 => "give the account to an attribute of its own type (`account_type: user_id` for UserIDs, `registration_id` for RegistrationIDs), or move it to a users file of that attribute's type",
+        70107 => "check the account id (a UserID must have logged in to Chat, a RegistrationID must come from the Push SDK), or remove the account from the users files",
         _ => "see Tencent Cloud Chat's error code list for this code",
     }
 }
@@ -142,7 +151,7 @@ mod tests {
         for c in [
             90001, 60003, 90009, 60010, 90018, 90020, 90032, 90033, 60002, 60009, 60012, 60015,
             60006, 60016, 60017, 60020, 60021, 70002, 70003, 70005, 70009, 70013, 70014, 70016,
-            70020, 70052, 90045, 12345,
+            70020, 70052, 90045, 90035, 70107, 12345,
         ] {
             assert_eq!(classify(c), ErrorClass::Fatal, "{c}");
         }
@@ -154,7 +163,7 @@ mod tests {
             90001, 60003, 90009, 60010, 90018, 90020, 90032, 90033, 91000, 60007, 60011, 60018,
             60019, 60008, 60013, 60014, 70050, 60002, 60009, 60012, 60015, 60006, 60016, 60017,
             60020, 60021, 70001, 70002, 70003, 70005, 70009, 70013, 70014, 70016, 70020, 70052,
-            90045,
+            90045, 90035, 70107,
         ] {
             assert_ne!(meaning(c), "unknown error code", "{c}");
             assert_ne!(fix(c), fix(1), "{c}");

@@ -1,5 +1,7 @@
-//! The client of the `v4/all_member_push` API family (spec `tim-api.md`): wire types, UserSig,
-//! error codes and classes, redaction. The only module that touches reqwest.
+//! The client of the API families (`v4/all_member_push`, spec `tim-api.md`; `v4/timpush`, spec
+//! `timpush-api.md`): wire types (one module per family, [`family`] maps the nine operations to
+//! each one's names), UserSig, error codes and classes, redaction. The only module that touches
+//! reqwest.
 //!
 //! The client makes one attempt per call; pacing, retries and backoff belong to the limiter
 //! ([`crate::limiter::Limiter::call`]), which decides from [`ApiError::class`] (through the
@@ -7,7 +9,10 @@
 //! usersig (70001), which only the client can cure: it signs anew and resends that request once.
 //!
 //! Only a well-formed OK is a success (`answer`): the envelope, the command's payload and, for
-//! reads, exactly the accounts asked about. Anything else is an [`ApiError`] naming the command,
+//! reads, exactly the accounts asked about. An OK may carry an `ErrorList` of accounts that
+//! failed (partial success, DESIGN.md §12): writes return them as [`Failed`] entries, reads
+//! return the accounts answered 70107 as missing; an entry naming an account that was not in
+//! the request, or one of a read with another code, makes the answer not OK. Anything else is an [`ApiError`] naming the command,
 //! the endpoint's host and the attempts made. Answers are read up to a size cap, redirects are
 //! not followed, and a slow answer is announced while it is awaited.
 //!
@@ -22,18 +27,21 @@
 mod answer;
 mod client;
 pub mod codes;
+pub mod family;
 pub mod reach;
 pub mod received;
 mod secret;
 pub mod usersig;
 pub mod wire;
+pub mod wire_timpush;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use client::{Client, ClientConfig};
+pub use client::{AttrSlots, Client, ClientConfig, Live};
 pub use codes::{classify, fix, meaning, ErrorClass};
+pub use family::{Command, Family};
 pub use received::{Observer, Received};
 pub use secret::Secret;
 
@@ -42,6 +50,36 @@ pub use secret::Secret;
 pub const DEMO_SECRET_KEY: &str = "timattr-embedded-demo-key-0000000000000000000000000000000000000";
 
 pub use crate::clock::now_unix;
+
+/// One account the API left out of an otherwise successful write (an `ErrorList` entry): not
+/// applied, so never recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    pub account: String,
+    pub code: i64,
+    /// The server's ErrorInfo for it (often empty), scrubbed like any server text.
+    pub info: Box<str>,
+}
+
+/// The accounts of a write's answer that failed: empty on a full success.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Failures {
+    /// The command that answered (empty when nothing failed).
+    pub command: &'static str,
+    pub failed: Vec<Failed>,
+}
+
+impl Failures {
+    pub fn is_empty(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+impl From<()> for Failures {
+    fn from((): ()) -> Self {
+        Failures::default()
+    }
+}
 
 /// A failed API call: which command, against which host, after how many attempts, and what
 /// went wrong. The host is the URL's host (and port) only: the query carries the usersig.

@@ -101,6 +101,30 @@ pub struct Accounts {
     pub to_account: Vec<String>,
 }
 
+/// One account that failed in an answer that is otherwise OK (partial success, DESIGN.md §12):
+/// `{"ErrorCode":70107,"To_Account":"Mary"}`. `ErrorInfo` is optional (every sample omits it).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ErrorEntry {
+    #[serde(rename = "ErrorCode")]
+    pub error_code: i64,
+    #[serde(rename = "To_Account")]
+    pub to_account: String,
+    #[serde(
+        rename = "ErrorInfo",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub error_info: String,
+}
+
+/// The `ErrorList` of an answer; absent when empty (as the documented samples of a full
+/// success are).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct ErrorList {
+    #[serde(rename = "ErrorList", default, skip_serializing_if = "Vec::is_empty")]
+    pub error_list: Vec<ErrorEntry>,
+}
+
 /// The envelope of every response.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Status {

@@ -19,6 +19,10 @@
 //! halves that go back into the phase's queue, recursively, until the account stands alone: every
 //! half that succeeds is recorded like any batch, and the account alone is a [`Refused`] entry of
 //! the report. That does not stop the run.
+//!
+//! Partial success (DESIGN.md §12): an OK whose `ErrorList` names some accounts applied every
+//! entry but theirs. The batch is recorded without those entries, and each is a [`Refused`]
+//! entry with its code, like an account narrowed down alone; the run goes on.
 
 mod pipeline;
 #[cfg(test)]
@@ -30,8 +34,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::api::codes::code;
-use crate::api::{wire, ApiError, Client};
+use crate::api::AttrSlots;
+use crate::api::{wire, ApiError, ApiErrorKind, Client, Command, Failures};
 use crate::limiter::{Limiter, RetryPolicy};
+use crate::model::AccountType;
 use crate::plan::{Batch, BatchKind, Plan};
 
 /// Counters shared by every request of a run.
@@ -81,22 +87,39 @@ impl Runner {
             .await
     }
 
-    /// Makes sure the app has every declared attribute name: reads the configured slots
-    /// first so existing names keep their numbers, then sets the missing names into free
-    /// slots. Returns the app's slots afterwards and how many names were configured.
-    pub async fn configure_names(
+    /// Makes sure the app has every declared attribute name: reads the configured slots first
+    /// so existing names keep their numbers, then sets the missing names into free slots, each
+    /// with its account type. A configured slot whose type differs from the declared one is an
+    /// error naming the attribute, before anything is written (a slot's type can never change).
+    /// Returns the app's slots afterwards and how many names were configured.
+    pub async fn configure_slots(
         &self,
-        declared: &[String],
-    ) -> crate::Result<(BTreeMap<u8, String>, usize)> {
-        let mut slots = self
-            .call("im_get_attr_name", || self.client.get_attr_name())
-            .await?;
-        let missing = crate::plan::assign_slots(declared, &slots)
+        declared: &[(String, AccountType)],
+    ) -> crate::Result<(AttrSlots, usize)> {
+        let read = self.client.command(Command::GetAttrName);
+        let mut slots = self.call(read, || self.client.get_attr_slots()).await?;
+        crate::plan::check_slot_types(declared, &slots.names, &slots.types, "in the app")
+            .map_err(crate::Error::msg)?;
+        let names: Vec<String> = declared.iter().map(|(n, _)| n.clone()).collect();
+        let missing = crate::plan::assign_slots(&names, &slots.names)
             .map_err(|e| crate::Error::msg(e.to_string()))?;
         if !missing.is_empty() {
-            self.call("im_set_attr_name", || self.client.set_attr_name(&missing))
+            let types = missing
+                .iter()
+                .filter_map(|(slot, name)| {
+                    let ty = declared.iter().find(|(n, _)| n == name)?.1;
+                    (ty != AccountType::UserId).then_some((*slot, ty))
+                })
+                .collect();
+            let new = AttrSlots {
+                names: missing.clone(),
+                types,
+            };
+            let write = self.client.command(Command::SetAttrName);
+            self.call(write, || self.client.set_attr_slots(&new))
                 .await?;
-            slots.extend(missing.clone());
+            slots.names.extend(new.names);
+            slots.types.extend(new.types);
         }
         Ok((slots, missing.len()))
     }
@@ -153,13 +176,16 @@ pub struct Report {
     pub refused: Vec<Refused>,
 }
 
-/// One account's entry of a tag batch that the API refused on its own (narrowed down to it).
+/// One account's entry of a batch that the API refused on its own: a tag batch narrowed down
+/// to it, or an account named in the `ErrorList` of an otherwise OK answer.
 #[derive(Debug, Clone)]
 pub struct Refused {
     pub account: crate::model::Account,
     pub kind: BatchKind,
     /// The tags the entry carried (what stays unapplied and unrecorded).
     pub tags: Vec<crate::model::Tag>,
+    /// The attribute names the entry set or removed (attribute batches).
+    pub names: Vec<String>,
     pub error: ApiError,
 }
 
@@ -249,6 +275,24 @@ pub enum Request {
     RemoveTag(Vec<wire::UserTags>),
 }
 
+impl Request {
+    /// The operation the request is sent with.
+    pub fn operation(&self) -> Command {
+        match self {
+            Request::Set(_) => Command::SetAttr,
+            Request::Remove(_) => Command::RemoveAttr,
+            Request::AddTag(_) => Command::AddTag,
+            Request::RemoveTag(_) => Command::RemoveTag,
+        }
+    }
+
+    /// The legacy command name, for the errors of a partial answer when the sender does not
+    /// say otherwise (the client's errors carry its family's names).
+    fn command(&self) -> &'static str {
+        crate::api::Family::AllMemberPush.name(self.operation())
+    }
+}
+
 /// Sends `batches` of `plan` through the runner's client (see [`run_with`]).
 pub async fn run(
     runner: &Runner,
@@ -260,26 +304,23 @@ pub async fn run(
     let send = |body: Request| {
         let runner = runner.clone();
         async move {
+            let c = &runner.client;
             match &body {
                 Request::Set(users) => {
-                    runner
-                        .call("im_set_attr", || runner.client.set_attr(users))
-                        .await
+                    let cmd = c.command(Command::SetAttr);
+                    runner.call(cmd, || c.set_attr(users)).await
                 }
                 Request::Remove(users) => {
-                    runner
-                        .call("im_remove_attr", || runner.client.remove_attr(users))
-                        .await
+                    let cmd = c.command(Command::RemoveAttr);
+                    runner.call(cmd, || c.remove_attr(users)).await
                 }
                 Request::AddTag(users) => {
-                    runner
-                        .call("im_add_tag", || runner.client.add_tag(users))
-                        .await
+                    let cmd = c.command(Command::AddTag);
+                    runner.call(cmd, || c.add_tag(users)).await
                 }
                 Request::RemoveTag(users) => {
-                    runner
-                        .call("im_remove_tag", || runner.client.remove_tag(users))
-                        .await
+                    let cmd = c.command(Command::RemoveTag);
+                    runner.call(cmd, || c.remove_tag(users)).await
                 }
             }
         }
@@ -293,7 +334,7 @@ pub async fn run(
 /// previous one is answered and recorded, and only if nothing stopped the run: the first fatal
 /// error, a sink error or `interrupt` completing. What is in flight then still finishes and
 /// is recorded.
-pub async fn run_with<Fut>(
+pub async fn run_with<Fut, T>(
     limiter: &Limiter,
     plan: Arc<Plan>,
     batches: Arc<Vec<Batch>>,
@@ -302,7 +343,8 @@ pub async fn run_with<Fut>(
     send: impl Fn(Request) -> Fut,
 ) -> Report
 where
-    Fut: Future<Output = Result<(), ApiError>> + Send + 'static,
+    Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
+    T: Into<Failures>,
 {
     let mut report = Report::default();
     tokio::pin!(interrupt);
@@ -318,12 +360,12 @@ where
         // A body is built when its batch is started, so only the batches in flight are in
         // memory in their wire form.
         let start = |job: Job| {
-            let answer = send(request(&plan, job.batch(&batches)));
-            async move { (job, answer.await) }
+            let body = request(&plan, job.batch(&batches));
+            let command = body.command();
+            let answer = send(body);
+            async move { (job, answer.await.map(|f| (command, f.into()))) }
         };
-        let done = |answers: Vec<(Job, Result<(), ApiError>)>,
-                    slots: Vec<Slot>,
-                    queue: &mut VecDeque<Job>| {
+        let done = |answers: Vec<(Job, Answer)>, slots: Vec<Slot>, queue: &mut VecDeque<Job>| {
             let handed = Handed {
                 plan: &plan,
                 batches: &batches,
@@ -341,6 +383,9 @@ where
     report
 }
 
+/// A batch's answer: the command it was sent with and the accounts the API said failed.
+type Answer = Result<(&'static str, Failures), ApiError>;
+
 /// What a group of answers is handed over with.
 struct Handed<'a> {
     plan: &'a Plan,
@@ -350,24 +395,40 @@ struct Handed<'a> {
 }
 
 impl Handed<'_> {
-    /// Counts a group of answers, narrows the refused tag batches and records the confirmed
-    /// ones together. `false` stops the run.
+    /// Counts a group of answers, narrows the refused tag batches, takes the failed accounts
+    /// of partial successes out, and records the confirmed rest together. `false` stops the run.
     fn over(
         self,
         report: &mut Report,
         sink: &mut dyn Sink,
-        answers: &[(Job, Result<(), ApiError>)],
+        answers: &[(Job, Answer)],
         slots: Vec<Slot>,
     ) -> bool {
+        // The confirmed part of each partial success, owned here while the sink records it.
+        let kept: Vec<Option<Batch>> = answers
+            .iter()
+            .map(|(job, outcome)| match outcome {
+                Ok((command, failures)) if !failures.is_empty() => Some(partial(
+                    report,
+                    self.plan,
+                    job.batch(self.batches),
+                    command,
+                    failures,
+                )),
+                _ => None,
+            })
+            .collect();
         let mut confirmed = Vec::with_capacity(answers.len());
         let mut held = Vec::with_capacity(answers.len());
-        for ((job, outcome), slot) in answers.iter().zip(slots) {
-            let batch = job.batch(self.batches);
+        for (((job, outcome), slot), kept) in answers.iter().zip(slots).zip(&kept) {
+            let batch = kept.as_ref().unwrap_or(job.batch(self.batches));
             match outcome {
-                Ok(()) => {
+                Ok(_) => {
                     report.batches_ok += 1;
-                    confirmed.push(batch);
-                    held.push(slot);
+                    if !batch.changes.is_empty() {
+                        confirmed.push(batch);
+                        held.push(slot);
+                    }
                 }
                 // Its slot is freed at once: nothing of it was applied, nothing to record.
                 Err(e) if blames_one_entry(batch, e) => {
@@ -415,16 +476,82 @@ fn narrow(
             account,
             kind: batch.kind,
             tags: batch.tags(plan, k).to_vec(),
+            names: Vec::new(),
             error: error.clone(),
         });
     }
 }
 
-/// Live attributes of some accounts, keyed by account.
-pub type LiveAttrs = std::collections::HashMap<String, BTreeMap<String, String>>;
+/// A partial success (DESIGN.md §12): the entries of the accounts in `failures` become
+/// [`Refused`] entries with their codes; the batch without them is what was applied.
+fn partial(
+    report: &mut Report,
+    plan: &Plan,
+    batch: &Batch,
+    command: &'static str,
+    failures: &Failures,
+) -> Batch {
+    let command = if failures.command.is_empty() {
+        command
+    } else {
+        failures.command
+    };
+    let failed = |i: usize| {
+        failures
+            .failed
+            .iter()
+            .find(|f| *f.account == *plan.changes[i].account)
+    };
+    let mut kept = Batch {
+        kind: batch.kind,
+        changes: Vec::with_capacity(batch.changes.len()),
+        parts: Vec::with_capacity(batch.parts.len()),
+    };
+    for (k, &i) in batch.changes.iter().enumerate() {
+        let Some(f) = failed(i) else {
+            kept.changes.push(i);
+            if let Some(&p) = batch.parts.get(k) {
+                kept.parts.push(p);
+            }
+            continue;
+        };
+        let change = &plan.changes[i];
+        let names = match batch.kind {
+            BatchKind::SetAttr => change
+                .set
+                .iter()
+                .map(|(n, _)| plan.names.get(n).to_owned())
+                .collect(),
+            BatchKind::RemoveAttr => change
+                .remove
+                .iter()
+                .map(|n| plan.names.get(*n).to_owned())
+                .collect(),
+            BatchKind::AddTag | BatchKind::RemoveTag => Vec::new(),
+        };
+        tracing::debug!(account = %change.account, code = f.code, "entry failed in an ErrorList");
+        report.refused.push(Refused {
+            account: change.account.clone(),
+            kind: batch.kind,
+            tags: batch.tags(plan, k).to_vec(),
+            names,
+            error: ApiError::new(
+                command,
+                ApiErrorKind::Code {
+                    code: f.code,
+                    info: f.info.clone(),
+                },
+            ),
+        });
+    }
+    kept
+}
 
-/// Live tags of some accounts, keyed by account.
-pub type LiveTags = std::collections::HashMap<String, Vec<String>>;
+/// Live attributes of some accounts, keyed by account, and those that do not exist.
+pub type LiveAttrs = crate::api::Live<BTreeMap<String, String>>;
+
+/// Live tags of some accounts, keyed by account, and those that do not exist.
+pub type LiveTags = crate::api::Live<Vec<String>>;
 
 impl Runner {
     /// Reads the live attributes of `accounts` with `im_get_attr`, 100 per request, through the
@@ -439,7 +566,8 @@ impl Runner {
     ) -> Result<Option<Signal>, ApiError> {
         let read =
             |client: Client, chunk: Arc<[String]>| async move { client.get_attr(&chunk).await };
-        self.read_chunks("im_get_attr", accounts, read, on_chunk, interrupt)
+        let cmd = self.client.command(Command::GetAttr);
+        self.read_chunks(cmd, accounts, read, on_chunk, interrupt)
             .await
     }
 
@@ -452,7 +580,8 @@ impl Runner {
     ) -> Result<Option<Signal>, ApiError> {
         let read =
             |client: Client, chunk: Arc<[String]>| async move { client.get_tag(&chunk).await };
-        self.read_chunks("im_get_tag", accounts, read, on_chunk, interrupt)
+        let cmd = self.client.command(Command::GetTag);
+        self.read_chunks(cmd, accounts, read, on_chunk, interrupt)
             .await
     }
 

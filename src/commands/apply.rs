@@ -25,6 +25,7 @@ pub fn apply(ctx: &Context, args: &ApplyArgs) -> Result<Exit> {
     let mut review = Terminal {
         ctx,
         plan: super::plan_context(&settings),
+        family: settings.api,
     };
     match crate::ops::apply::apply(&settings, &opts, &mut review)? {
         Applied::DryRun | Applied::NothingToDo => Ok(Exit::Ok),
@@ -36,6 +37,8 @@ pub fn apply(ctx: &Context, args: &ApplyArgs) -> Result<Exit> {
 pub struct Terminal<'a> {
     pub ctx: &'a Context,
     pub plan: PlanContext,
+    /// Whose command names a dry run lists.
+    pub family: crate::api::Family,
 }
 
 impl Review for Terminal<'_> {
@@ -44,7 +47,7 @@ impl Review for Terminal<'_> {
     }
 
     fn show_requests(&mut self, plan: &Plan) -> Result<()> {
-        output::to_stdout(|out| text::write_requests(out, plan))
+        output::to_stdout(|out| text::write_requests_of(out, plan, self.family))
     }
 
     fn note(&mut self, message: &str) {

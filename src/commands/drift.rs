@@ -39,11 +39,16 @@ pub fn drift(ctx: &Context, args: &DriftArgs) -> Result<Exit> {
         Format::Markdown => drift::write_markdown(out, &report),
     })?;
     output::append_step_summary(&drift::markdown_text(&report));
-    if report.drifted.is_empty() {
+    if !report.has_drift() {
         return Ok(Exit::Ok);
     }
     if !args.fix {
         return Ok(Exit::Changes);
+    }
+    // Accounts that no longer exist cannot be repaired: a fix names them and fails.
+    let gone = (!report.gone.is_empty()).then(|| drift::gone_error(&report.gone));
+    if report.drifted.is_empty() {
+        return Err(gone.unwrap_or_else(|| Error::msg("nothing to repair")));
     }
     let repairs = report.fix_plan();
     // The repairs, as a plan: on stdout with the text report, on stderr beside JSON or markdown.
@@ -77,5 +82,9 @@ pub fn drift(ctx: &Context, args: &DriftArgs) -> Result<Exit> {
         )?;
     }
     let executed = crate::ops::drift::fix(&settings, &mut store, &report, ctx.global.quiet)?;
-    super::apply::conclude(ctx, Operation::DriftFix, executed)
+    let exit = super::apply::conclude(ctx, Operation::DriftFix, executed)?;
+    match gone {
+        Some(e) if exit == Exit::Ok => Err(e),
+        _ => Ok(exit),
+    }
 }

@@ -28,6 +28,11 @@ pub fn emulator(ctx: &Context, args: &EmulatorArgs) -> Result<Exit> {
         fault_rate: args.fault_rate,
         data: args.data.clone(),
         rate_limit: 100,
+        setup: crate::emulator::Setup {
+            slots: args.slots.iter().cloned().collect(),
+            registration_ids: args.registration_ids.clone(),
+            missing: args.missing_accounts.clone(),
+        },
         simulate: args.simulate.clone().unwrap_or_default(),
         read_only_data: false,
     };

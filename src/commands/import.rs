@@ -27,6 +27,22 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> Result<Exit> {
         count(imported.retries as usize, "retry", "retries"),
         imported.elapsed.as_secs_f64()
     ));
+    if !imported.gone.is_empty() {
+        let shown: Vec<String> = imported
+            .gone
+            .iter()
+            .take(20)
+            .map(|a| crate::escape::escape(a).into_owned())
+            .collect();
+        ctx.note(format!(
+            "Skipped {} that the app does not have (70107: the account does not exist): {}{}. Nothing was recorded for {}; the next plan still shows {} to apply, so check the ids or remove them from the users files.",
+            count(imported.gone.len(), "account", "accounts"),
+            shown.join(", "),
+            if imported.gone.len() > 20 { ", …" } else { "" },
+            if imported.gone.len() == 1 { "it" } else { "them" },
+            if imported.gone.len() == 1 { "it" } else { "them" },
+        ));
+    }
     report_violations(ctx, &imported.policy_violations);
     Ok(match imported.interrupted {
         None => Exit::Ok,

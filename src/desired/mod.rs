@@ -66,6 +66,9 @@ pub fn load_users(settings: &Settings) -> Result<Desired, Diagnostics> {
         file_diags.sort_by_key(|d| (d.line == 0, d.line, d.column));
         diags.extend(file_diags);
     }
+    if settings.api == crate::api::Family::Timpush {
+        diags.extend(app_tag_cap(settings, &accounts));
+    }
     if !diags.is_empty() {
         return Err(Diagnostics(diags));
     }
@@ -73,6 +76,28 @@ pub fn load_users(settings: &Settings) -> Result<Desired, Diagnostics> {
     // back now, they do not add to the plan's peak.
     crate::alloc::release_freed();
     Ok(Desired { names, accounts })
+}
+
+/// The timpush family's app-wide cap of 1,000 distinct tags (timpush-api.md §7), checked on
+/// the project's own tags: more could never all be applied, whatever other systems hold.
+fn app_tag_cap(settings: &Settings, accounts: &[(Account, Managed)]) -> Option<Diagnostic> {
+    let mut distinct: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for (_, m) in accounts {
+        distinct.extend(m.tags.iter());
+    }
+    let cap = crate::model::limits::MAX_TAGS_PER_APP;
+    (distinct.len() > cap).then(|| {
+        Diagnostic::new(
+            &settings.project_file,
+            0,
+            0,
+            format!(
+                "the users files give {} distinct tags; an app of the timpush family holds at most {cap} (counted over all users)",
+                distinct.len()
+            ),
+        )
+        .with_help("merge or drop tags in the users files so that at most 1,000 distinct ones remain")
+    })
 }
 
 /// Reads an input file, refusing what is not a regular file before opening it: opening a

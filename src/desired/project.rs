@@ -12,7 +12,7 @@ use super::events::{Ev, Hard, Pos, Stream, Style};
 use super::problems::{hard_diagnostic, source_lines, Problem, Problems};
 use super::scalar::{self, Plain};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::model::limits;
+use crate::model::{limits, AccountType};
 use crate::policy::{Pattern, Policies, Policy};
 use crate::settings::{ApplySettings, Endpoint, Settings, StateLocation, REGIONS};
 
@@ -172,6 +172,8 @@ fn check(root: &Node, path: &Path, problems: &mut Problems) -> Settings {
         sdkappid: 0,
         admin: String::new(),
         endpoint: Endpoint::Embedded,
+        api: crate::api::Family::default(),
+        account_types: Default::default(),
         secret_env: DEFAULT_SECRET_ENV.to_owned(),
         attributes: Vec::new(),
         policies: Policies::default(),
@@ -209,6 +211,9 @@ fn check(root: &Node, path: &Path, problems: &mut Problems) -> Settings {
             let specs = check_attributes(n, problems);
             let mut policies = Vec::with_capacity(specs.len());
             for spec in specs {
+                if let (Some((name, _)), Some((ty, at))) = (&spec.name, spec.account_type) {
+                    check_account_type(name, ty, at, &mut s, problems);
+                }
                 s.attributes.extend(spec.name.map(|(n, _)| n));
                 policies.push(spec.policy.map(|(p, _)| p));
             }
@@ -397,7 +402,14 @@ fn check_app(app: &Node, s: &mut Settings, problems: &mut Problems) {
     let Some(f) = fields(
         app,
         "`app`",
-        &["sdkappid", "admin", "region", "endpoint", "secret_env"],
+        &[
+            "sdkappid",
+            "admin",
+            "region",
+            "endpoint",
+            "secret_env",
+            "api",
+        ],
         problems,
     ) else {
         return;
@@ -417,6 +429,28 @@ fn check_app(app: &Node, s: &mut Settings, problems: &mut Problems) {
     check_endpoint(&f, s, problems);
     if let Some(n) = f.get("secret_env") {
         check_secret_env(n, s, problems);
+    }
+    if let Some(n) = f.get("api") {
+        check_api(n, s, problems);
+    }
+}
+
+/// `api`: the API family (DESIGN.md §12), `all_member_push` (the default) or `timpush`.
+fn check_api(n: &Node, s: &mut Settings, problems: &mut Problems) {
+    use crate::api::Family;
+    let Some(api) = string(n, "`api`", problems) else {
+        return;
+    };
+    match Family::parse(api) {
+        Some(family) => s.api = family,
+        None => {
+            let names = Family::ALL.map(Family::as_str);
+            let help = match crate::suggest::did_you_mean(api, names) {
+                Some(near) => format!("did you mean `{near}`? families: {}", names.join(", ")),
+                None => format!("families: {}", names.join(", ")),
+            };
+            problems.push(Problem::new(n.pos, format!("unknown API family {api:?}")).help(help));
+        }
     }
 }
 
@@ -503,12 +537,35 @@ fn is_env_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// A declared `account_type`: only the timpush family has account types (DESIGN.md §12).
+fn check_account_type(
+    name: &str,
+    ty: AccountType,
+    at: Pos,
+    s: &mut Settings,
+    problems: &mut Problems,
+) {
+    if s.api != crate::api::Family::Timpush {
+        problems.push(
+            Problem::new(
+                at,
+                format!("`account_type` of attribute {name:?} needs `app.api: timpush`"),
+            )
+            .help("the all_member_push family has no account types: set `api: timpush` under `app`, or drop `account_type`"),
+        );
+    } else if ty != AccountType::UserId {
+        s.account_types.insert(name.to_owned(), ty);
+    }
+}
+
 /// An entry of `attributes` once checked: a plain name, or the keys of its map.
 #[derive(Default)]
 struct AttributeSpec {
     name: Option<(String, Pos)>,
     /// `values` or `pattern`, with the key that gave it.
     policy: Option<(Policy, &'static str)>,
+    /// `account_type` (timpush only, DESIGN.md §12), with where it was given.
+    account_type: Option<(AccountType, Pos)>,
 }
 
 type KeyCheck = fn(&Node, &str, &mut AttributeSpec, &mut Problems);
@@ -519,6 +576,7 @@ const ATTRIBUTE_KEYS: &[(&str, KeyCheck)] = &[
     ("name", attribute_name),
     ("values", attribute_values),
     ("pattern", attribute_pattern),
+    ("account_type", attribute_account_type),
 ];
 
 /// `attributes`: plain names and `{name, values|pattern}` maps, mixed freely (DESIGN.md §11).
@@ -612,6 +670,30 @@ fn attribute_map(item: &Node, problems: &mut Problems) -> AttributeSpec {
         }
     }
     spec
+}
+
+/// `account_type: user_id | registration_id`: which accounts the attribute's slot is for.
+fn attribute_account_type(n: &Node, name: &str, spec: &mut AttributeSpec, problems: &mut Problems) {
+    let what = format!("`account_type` of attribute {name:?}");
+    let Some(text) = string(n, &what, problems) else {
+        return;
+    };
+    match AccountType::parse(text) {
+        Some(t) => spec.account_type = Some((t, n.pos)),
+        None => {
+            let kinds = [
+                AccountType::UserId.as_str(),
+                AccountType::RegistrationId.as_str(),
+            ];
+            let help = match crate::suggest::did_you_mean(text, kinds) {
+                Some(near) => {
+                    format!("did you mean `{near}`? account types: user_id, registration_id")
+                }
+                None => "account types: user_id (the default), registration_id".to_owned(),
+            };
+            problems.push(Problem::new(n.pos, format!("unknown {what} {text:?}")).help(help));
+        }
+    }
 }
 
 fn attribute_name(n: &Node, _: &str, spec: &mut AttributeSpec, problems: &mut Problems) {

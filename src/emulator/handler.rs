@@ -83,7 +83,7 @@ pub(crate) async fn handle(
 
 /// The sdkappid, usersig and admin checks, in the service's order; a refusal is the code
 /// and the ErrorInfo to answer with.
-fn authenticate(s: &Shared, auth: &Auth) -> Result<(), (i64, &'static str)> {
+pub(crate) fn authenticate(s: &Shared, auth: &Auth) -> Result<(), (i64, &'static str)> {
     let Some(sdkappid) = &auth.sdkappid else {
         return Err((code::MISSING_SDKAPPID, "sdkappid is missing"));
     };
@@ -103,7 +103,7 @@ fn authenticate(s: &Shared, auth: &Auth) -> Result<(), (i64, &'static str)> {
     Ok(())
 }
 
-fn injected(s: &Shared, fault: Fault) -> Response {
+pub(crate) fn injected(s: &Shared, fault: Fault) -> Response {
     lock(&s.traffic).fault(fault == Fault::Throttle);
     match fault {
         Fault::Internal => fail(code::INTERNAL, "injected fault: internal error"),

@@ -25,12 +25,33 @@ const MAX_TAGS_PER_REQUEST: usize = 10;
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Op {
-    SetAttrName { slots: BTreeMap<u8, String> },
-    SetAttr { users: Vec<wire::UserAttrs> },
-    RemoveAttr { users: Vec<wire::UserAttrNames> },
-    AddTag { users: Vec<wire::UserTags> },
-    RemoveTag { users: Vec<wire::UserTags> },
-    RemoveAllTags { accounts: Vec<String> },
+    SetAttrName {
+        slots: BTreeMap<u8, String>,
+    },
+    /// timpush `set_attr_name`: names with their account types (every slot given has one).
+    SetSlots {
+        slots: BTreeMap<u8, String>,
+        types: BTreeMap<u8, u8>,
+    },
+    /// timpush `add_tag` with `Replace: 1`: each user's tags become exactly these.
+    ReplaceTags {
+        users: Vec<wire::UserTags>,
+    },
+    SetAttr {
+        users: Vec<wire::UserAttrs>,
+    },
+    RemoveAttr {
+        users: Vec<wire::UserAttrNames>,
+    },
+    AddTag {
+        users: Vec<wire::UserTags>,
+    },
+    RemoveTag {
+        users: Vec<wire::UserTags>,
+    },
+    RemoveAllTags {
+        accounts: Vec<String>,
+    },
 }
 
 /// What a valid request asks for.
@@ -55,14 +76,14 @@ pub(crate) struct Reject {
     pub info: String,
 }
 
-fn reject<T>(code: i64, info: impl Into<String>) -> Result<T, Reject> {
+pub(crate) fn reject<T>(code: i64, info: impl Into<String>) -> Result<T, Reject> {
     Err(Reject {
         code,
         info: info.into(),
     })
 }
 
-fn shape<T>(info: impl Into<String>) -> Result<T, Reject> {
+pub(crate) fn shape<T>(info: impl Into<String>) -> Result<T, Reject> {
     reject(code::JSON_PARSE, info)
 }
 
@@ -97,7 +118,7 @@ pub(crate) fn parse(cmd: &str, body: &[u8], data: &Data) -> Result<Request, Reje
 
 /// Reads `doc` as the wire type `T`. `list` names its list of accounts (if any): more than
 /// [`MAX_BATCH`] entries is 90018 whatever their shape, as the service counts before it reads.
-fn read<T: DeserializeOwned>(doc: &Value, list: &str) -> Result<T, Reject> {
+pub(crate) fn read<T: DeserializeOwned>(doc: &Value, list: &str) -> Result<T, Reject> {
     if let Some(n) = doc.get(list).and_then(Value::as_array).map(Vec::len) {
         if n > MAX_BATCH {
             return reject(
@@ -119,7 +140,7 @@ fn account(a: &str) -> Result<(), Reject> {
 }
 
 /// `{"To_Account":[...]}`.
-fn accounts(doc: &Value) -> Result<Vec<String>, Reject> {
+pub(crate) fn accounts(doc: &Value) -> Result<Vec<String>, Reject> {
     let req: wire::Accounts = read(doc, "To_Account")?;
     req.to_account.iter().try_for_each(|a| account(a))?;
     Ok(req.to_account)
@@ -170,7 +191,7 @@ fn non_string_value(doc: &Value) -> Option<String> {
     })
 }
 
-fn set_attr(doc: &Value, data: &Data) -> Result<Request, Reject> {
+pub(crate) fn set_attr(doc: &Value, data: &Data) -> Result<Request, Reject> {
     let req: wire::UserAttrsList = match read(doc, "UserAttrs") {
         Ok(r) => r,
         Err(e) => match non_string_value(doc) {
@@ -209,7 +230,7 @@ fn set_attr(doc: &Value, data: &Data) -> Result<Request, Reject> {
     }))
 }
 
-fn remove_attr(req: wire::UserAttrNamesList, data: &Data) -> Result<Request, Reject> {
+pub(crate) fn remove_attr(req: wire::UserAttrNamesList, data: &Data) -> Result<Request, Reject> {
     for u in &req.user_attrs {
         account(&u.to_account)?;
         if let Some(name) = u.attrs.iter().find(|n| !configured(data, n)) {
@@ -224,7 +245,7 @@ fn remove_attr(req: wire::UserAttrNamesList, data: &Data) -> Result<Request, Rej
     }))
 }
 
-fn user_tags(doc: &Value) -> Result<Vec<wire::UserTags>, Reject> {
+pub(crate) fn user_tags(doc: &Value) -> Result<Vec<wire::UserTags>, Reject> {
     let req: wire::UserTagsList = read(doc, "UserTags")?;
     req.user_tags
         .iter()
@@ -232,7 +253,7 @@ fn user_tags(doc: &Value) -> Result<Vec<wire::UserTags>, Reject> {
     Ok(req.user_tags)
 }
 
-fn add_tag(users: Vec<wire::UserTags>, data: &Data) -> Result<Request, Reject> {
+pub(crate) fn add_tag(users: Vec<wire::UserTags>, data: &Data) -> Result<Request, Reject> {
     // Tag counts after this request, entries applied in order (duplicates accumulate).
     let mut after: HashMap<&str, Vec<&str>> = HashMap::new();
     for u in &users {
@@ -286,6 +307,22 @@ impl Data {
     pub(crate) fn apply(&mut self, op: &Op) {
         match op {
             Op::SetAttrName { slots } => self.attr_names.extend(slots.clone()),
+            Op::SetSlots { slots, types } => {
+                self.attr_names.extend(slots.clone());
+                for slot in slots.keys() {
+                    match types.get(slot).copied().unwrap_or(0) {
+                        0 => self.attr_types.remove(slot),
+                        t => self.attr_types.insert(*slot, t),
+                    };
+                }
+            }
+            Op::ReplaceTags { users } => {
+                for u in users {
+                    self.type_tags(&u.to_account, &u.tags);
+                    self.users.entry(u.to_account.clone()).or_default().tags = u.tags.clone();
+                    self.edit(&u.to_account, |_| {});
+                }
+            }
             Op::SetAttr { users } => {
                 for u in users {
                     let d = self.users.entry(u.to_account.clone()).or_default();
@@ -303,6 +340,7 @@ impl Data {
             }
             Op::AddTag { users } => {
                 for u in users {
+                    self.type_tags(&u.to_account, &u.tags);
                     let d = self.users.entry(u.to_account.clone()).or_default();
                     for t in &u.tags {
                         if !d.tags.contains(t) {
@@ -322,6 +360,21 @@ impl Data {
                 }
             }
         }
+    }
+
+    /// Tags first used by `account` take its account type (only non-zero types are kept).
+    fn type_tags(&mut self, account: &str, tags: &[String]) {
+        let ty = self.account_type(account);
+        for t in tags {
+            if ty != 0 && !self.tag_types.contains_key(t) && !self.tag_in_use(t) {
+                self.tag_types.insert(t.clone(), ty);
+            }
+        }
+    }
+
+    /// Whether any user holds `tag` (a tag in use already has its type, 0 when unrecorded).
+    fn tag_in_use(&self, tag: &str) -> bool {
+        self.users.values().any(|u| u.tags.iter().any(|t| t == tag))
     }
 
     /// Edits an existing user and forgets it once it holds nothing, keeping the data lean.

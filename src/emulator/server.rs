@@ -44,6 +44,7 @@ pub async fn start(cfg: Config) -> Result<Running, EmulatorError> {
         }
         None => (Data::default(), None),
     };
+    cfg.setup.apply(&mut data);
     let bind = |source| EmulatorError::Bind {
         addr: cfg.listen,
         source,
@@ -65,6 +66,7 @@ pub async fn start(cfg: Config) -> Result<Running, EmulatorError> {
     });
     let app = Router::new()
         .route("/v4/all_member_push/{command}", any(handle))
+        .route("/v4/timpush/{command}", any(super::timpush::handle))
         .fallback(|| async { fail(code::MALFORMED_URL, "no such API path") })
         .with_state(shared.clone())
         .layer(axum::middleware::map_response(
@@ -214,6 +216,15 @@ impl Running {
         if let Err(e) = lock(&self.shared.store).write(&op) {
             tracing::warn!("emulator journal write failed: {e}");
         }
+    }
+
+    /// Makes `account` a missing one (timpush: 70107) from now on, as if it were deleted
+    /// behind the client's back; its data stays. For drift and import tests.
+    pub fn mark_missing(&self, account: &str) {
+        lock(&self.shared.store)
+            .data
+            .missing
+            .insert(account.to_owned());
     }
 
     pub fn set_fault_rate(&self, p: f64) {

@@ -33,6 +33,7 @@ pub(crate) struct Traffic {
     windows: HashMap<&'static str, Window>,
     throttled: u64,
     faults: u64,
+    replaced: u64,
 }
 
 impl Traffic {
@@ -70,6 +71,11 @@ impl Traffic {
         }
     }
 
+    /// Counts a timpush `add_tag` applied with `Replace: 1`.
+    pub(crate) fn replaced(&mut self) {
+        self.replaced += 1;
+    }
+
     pub(crate) fn stats(&self) -> Stats {
         let requests: BTreeMap<String, u64> = self
             .windows
@@ -86,6 +92,7 @@ impl Traffic {
             throttled: self.throttled,
             faults: self.faults,
             max_per_second,
+            replace_requests: self.replaced,
         }
     }
 }

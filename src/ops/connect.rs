@@ -36,13 +36,16 @@ impl Connection {
             }
             Endpoint::Url { base, .. } => (base.clone(), None),
         };
-        let client = Client::new(ClientConfig {
-            base_url,
-            sdkappid: settings.sdkappid,
-            identifier: settings.admin.clone(),
-            secret,
-            timeout: std::time::Duration::from_secs(30),
-        })?;
+        let client = Client::for_family(
+            ClientConfig {
+                base_url,
+                sdkappid: settings.sdkappid,
+                identifier: settings.admin.clone(),
+                secret,
+                timeout: std::time::Duration::from_secs(30),
+            },
+            settings.api,
+        )?;
         Ok(Connection { client, embedded })
     }
 
@@ -89,6 +92,8 @@ async fn start_embedded(
         fault_rate: 0.0,
         data: Some(settings.state_dir.join("embedded-emulator.json")),
         rate_limit: 100,
+        // The embedded emulator has no flags: its app is set up from the environment.
+        setup: crate::emulator::Setup::from_env().map_err(Error::msg)?,
         simulate,
         read_only_data,
     })

@@ -40,7 +40,13 @@ pub fn check(settings: &Settings, desired: Desired, fix: bool) -> Result<Checked
     };
     let mut names = Names::new(&settings.attributes);
     let last = store.load_last_applied(&mut names)?;
-    let (drifted, mut violations) = match read_drift(settings, &last, &names)? {
+    let (
+        drifted,
+        Found {
+            mut violations,
+            gone,
+        },
+    ) = match read_drift(settings, &last, &names)? {
         Ok(read) => read,
         Err(signal) => return Ok(Checked::Interrupted(signal)),
     };
@@ -58,13 +64,22 @@ pub fn check(settings: &Settings, desired: Desired, fix: bool) -> Result<Checked
         pending,
         // Reported, never compared: the live app is what it is (DESIGN.md §11).
         policy_violations: (!settings.policies.is_empty()).then_some(violations),
+        gone: gone.into_iter().collect(),
     };
     Ok(Checked::Report(Box::new(report), Box::new(store)))
 }
 
-/// The drifted accounts (sorted) and the live values outside the project's policies, or the
-/// signal that stopped the reads.
-type Read = (Vec<AccountDrift>, Vec<Violation>);
+/// What the reads found besides drift: live values outside the project's policies, and the
+/// accounts the API says do not exist (a read's 70107, DESIGN.md §12).
+#[derive(Default)]
+struct Found {
+    violations: Vec<Violation>,
+    gone: std::collections::BTreeSet<Account>,
+}
+
+/// The drifted accounts (sorted) and what else the reads found, or the signal that stopped
+/// the reads.
+type Read = (Vec<AccountDrift>, Found);
 
 fn read_drift(
     settings: &Settings,
@@ -77,20 +92,20 @@ fn read_drift(
         let connection = Connection::open(settings).await?;
         let runner = connection.runner(settings);
         let policies = &settings.policies;
-        let mut violations = Vec::new();
+        let mut found = Found::default();
         let attrs = read_attr_drift(
             &runner,
             last,
             names,
             policies,
-            &mut violations,
+            &mut found,
             interrupt.as_mut(),
         )
         .await;
         // Tags are read only once the attributes are: one stop or error ends both.
         let tags = match &attrs {
             Ok(Ok(_)) => {
-                read_tag_drift(&runner, last, policies, &mut violations, interrupt.as_mut()).await
+                read_tag_drift(&runner, last, policies, &mut found, interrupt.as_mut()).await
             }
             _ => Ok(Ok(Vec::new())),
         };
@@ -99,7 +114,7 @@ fn read_drift(
             (Err(signal), _) | (_, Err(signal)) => return Ok(Err(signal)),
             (Ok(attrs), Ok(tags)) => (attrs, tags),
         };
-        Ok(Ok((drift::with_missing_tags(attrs, tags), violations)))
+        Ok(Ok((drift::with_missing_tags(attrs, tags), found)))
     })
 }
 
@@ -121,7 +136,7 @@ async fn read_attr_drift(
     last: &[(Account, Managed)],
     names: &Names,
     policies: &Policies,
-    violations: &mut Vec<Violation>,
+    found: &mut Found,
     interrupt: Pin<&mut impl Future<Output = Signal>>,
 ) -> Result<std::result::Result<Vec<AccountDrift>, Signal>> {
     let (at, accounts) = accounts_where(last, |m| !m.attrs.is_empty());
@@ -130,9 +145,14 @@ async fn read_attr_drift(
         let end = (first + MAX_BATCH).min(at.len());
         for &i in &at[first..end] {
             let (account, managed) = &last[i];
-            let live = live.get(&**account);
+            // Gone with everything recorded for it: not "values deleted remotely".
+            if live.is_missing(account) {
+                found.gone.insert(account.clone());
+                continue;
+            }
+            let live = live.get(account);
             drifted.extend(drift::compare(account, &managed.attrs, live, names));
-            policies.check_live_attrs(account, live, names, violations);
+            policies.check_live_attrs(account, live, names, &mut found.violations);
         }
     };
     if let Some(signal) = runner.read_attrs(&accounts, on_chunk, interrupt).await? {
@@ -148,7 +168,7 @@ async fn read_tag_drift(
     runner: &Runner,
     last: &[(Account, Managed)],
     policies: &Policies,
-    violations: &mut Vec<Violation>,
+    found: &mut Found,
     interrupt: Pin<&mut impl Future<Output = Signal>>,
 ) -> Result<std::result::Result<Vec<(Account, Tags)>, Signal>> {
     let (at, accounts) = accounts_where(last, |m| !m.tags.is_empty());
@@ -160,8 +180,12 @@ async fn read_tag_drift(
         let end = (first + MAX_BATCH).min(at.len());
         for &i in &at[first..end] {
             let (account, managed) = &last[i];
-            let live = live.get(&**account).map(Vec::as_slice);
-            policies.check_live_tags(account, live, violations);
+            if live.is_missing(account) {
+                found.gone.insert(account.clone());
+                continue;
+            }
+            let live = live.get(account).map(Vec::as_slice);
+            policies.check_live_tags(account, live, &mut found.violations);
             let gone = drift::missing_tags(&managed.tags, live);
             if !gone.is_empty() {
                 missing.push((account.clone(), gone));

@@ -345,7 +345,7 @@ pub fn execute(
                 Some(&settings.project_dir),
             ));
         }
-        let names = match configure_names(&runner, store, &plan, serial).await {
+        let names = match configure_names(&runner, store, &plan, serial, settings).await {
             Ok(n) => n,
             Err(e) => {
                 connection.close().await?;
@@ -369,20 +369,35 @@ async fn configure_names(
     store: &mut State,
     plan: &Plan,
     serial: u64,
+    settings: &Settings,
 ) -> Result<u64> {
     if plan.attribute_names.is_empty() {
         return Ok(0);
     }
-    // The names the plan was made with (a saved plan may predate the project file).
-    let declared: Vec<String> = (0..plan.names.declared_len())
-        .map(|i| plan.names.get(i as NameIdx).to_owned())
+    // The names the plan was made with (a saved plan may predate the project file), with the
+    // account types the project declares.
+    let declared: Vec<_> = (0..plan.names.declared_len())
+        .map(|i| {
+            let name = plan.names.get(i as NameIdx);
+            (name.to_owned(), settings.account_type(name))
+        })
         .collect();
-    let (slots, configured) = runner.configure_names(&declared).await?;
+    let (slots, configured) = runner.configure_slots(&declared).await?;
     if let Some(entry) = store.run_mut() {
         entry.names_configured = configured as u64;
     }
-    store.record_slots(&slots, serial)?;
+    store.record_slot_types(&slots.names, &slot_type_codes(&slots), serial)?;
     Ok(configured as u64)
+}
+
+/// The slots' account types as the store records them (numbers; only non-zero ones).
+pub fn slot_type_codes(slots: &crate::api::AttrSlots) -> std::collections::BTreeMap<u8, u8> {
+    slots
+        .types
+        .iter()
+        .map(|(slot, ty)| (*slot, ty.code()))
+        .filter(|(_, t)| *t != 0)
+        .collect()
 }
 
 async fn run_batches(
@@ -503,9 +518,10 @@ fn finish(store: &mut State, executed: &Executed, runner: &Runner) -> Result<()>
     }
 }
 
-/// The error of a run in which the API refused some accounts' tags: one line per account and
-/// command (the code, its meaning, what to do), then what happened to the rest. `again` is the
-/// command to run once fixed.
+/// The error of a run in which the API refused some accounts (their tags narrowed down alone,
+/// or named in the `ErrorList` of a partial success): one line per account and command (the
+/// code, its meaning, what to do), then what happened to the rest. `again` is the command to
+/// run once fixed.
 pub fn refused_error(refused: &[Refused], again: &str) -> Error {
     // One line per (account, command, code), in the order they were refused: an account with
     // entries in several batches is refused in each.
@@ -515,8 +531,20 @@ pub fn refused_error(refused: &[Refused], again: &str) -> Error {
             g.0.account == r.account && g.0.kind == r.kind && g.0.error.code() == r.error.code()
         };
         match groups.iter_mut().find(|g| key(g)) {
-            Some(g) => g.1.extend(r.tags.iter().map(|t| &**t)),
-            None => groups.push((r, r.tags.iter().map(|t| &**t).collect())),
+            Some(g) => g.1.extend(
+                r.tags
+                    .iter()
+                    .map(|t| &**t)
+                    .chain(r.names.iter().map(|n| &**n)),
+            ),
+            None => groups.push((
+                r,
+                r.tags
+                    .iter()
+                    .map(|t| &**t)
+                    .chain(r.names.iter().map(|n| &**n))
+                    .collect(),
+            )),
         }
     }
     let accounts: std::collections::BTreeSet<&str> = groups.iter().map(|g| &*g.0.account).collect();
@@ -525,14 +553,21 @@ pub fn refused_error(refused: &[Refused], again: &str) -> Error {
         text.push_str(&refusal_line(r, tags, again));
         text.push('\n');
     }
+    let what = if refused.iter().all(|r| r.kind.is_tags()) {
+        ("the tags of", "these tags")
+    } else {
+        ("some values or tags of", "these")
+    };
     text.push_str(&format!(
-        "the API refused the tags of {} ({}); everything else was applied and recorded, and the next plan shows only these tags still to apply",
+        "the API refused {} {} ({}); everything else was applied and recorded, and the next plan shows only {} still to apply",
+        what.0,
         crate::render::count(accounts.len(), "account", "accounts"),
         accounts
             .into_iter()
             .map(crate::escape::escape)
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        what.1
     ));
     Error::msg(text)
 }
@@ -542,8 +577,9 @@ fn refusal_line(r: &Refused, tags: &[&str], again: &str) -> String {
     // Ids and tags may hold characters that move a terminal's cursor: escaped like values.
     let account = crate::escape::escape(&r.account);
     let what = match r.kind {
-        BatchKind::RemoveTag => "not removed",
-        _ => "not added",
+        BatchKind::RemoveTag | BatchKind::RemoveAttr => "not removed",
+        BatchKind::SetAttr => "not set",
+        BatchKind::AddTag => "not added",
     };
     let shown = tags
         .iter()
@@ -552,7 +588,8 @@ fn refusal_line(r: &Refused, tags: &[&str], again: &str) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     let more = if tags.len() > 5 { ", …" } else { "" };
-    let tags = format!("{} {what}: {shown}{more}", tags.len());
+    let noun = if r.kind.is_tags() { "" } else { " values" };
+    let tags = format!("{}{noun} {what}: {shown}{more}", tags.len());
     let fix = match r.error.code() {
         Some(crate::api::codes::code::TOO_MANY_TAGS) => format!(
             "user {account} would hold more than 100 tags together with tags set by other systems: remove some of its tags from the users files (or have the other systems remove theirs), then run `{again}` again"
@@ -560,11 +597,18 @@ fn refusal_line(r: &Refused, tags: &[&str], again: &str) -> String {
         Some(crate::api::codes::code::TAG_TOO_LONG) => format!(
             "a tag of user {account} is longer than the API accepts: shorten it in the users files, then run `{again}` again"
         ),
+        Some(crate::api::codes::code::WRONG_ACCOUNT_TYPE) => format!(
+            "{account} is {} the attribute or tag is for: declare the attribute's `account_type` to match its accounts, or move the account to an attribute (or tag) of its own type, then run `{again}` again",
+            "not of the account type"
+        ),
+        Some(crate::api::codes::code::ACCOUNT_NOT_FOUND) => format!(
+            "the app has no account {account}: check the id (a UserID must have logged in to Chat, a RegistrationID must come from the Push SDK) or remove it from the users files, then run `{again}` again"
+        ),
         _ => crate::api::fix(r.error.code().unwrap_or(0)).to_owned(),
     };
     format!(
         "{} refused user {account}: {} ({tags}); {fix}",
-        r.kind.command(),
+        r.error.command,
         r.error.reason_short()
     )
 }
@@ -580,6 +624,7 @@ mod tests {
             account: account.into(),
             kind: BatchKind::AddTag,
             tags: tags.iter().map(|t| (*t).into()).collect(),
+            names: Vec::new(),
             error: ApiError::new(
                 "im_add_tag",
                 ApiErrorKind::Code {

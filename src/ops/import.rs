@@ -96,6 +96,28 @@ pub struct Imported {
     /// Live values and tags read that the project's policies refuse, sorted: recorded as they
     /// are (the live app is what it is), and reported (DESIGN.md §11).
     pub policy_violations: Vec<Violation>,
+    /// Accounts of the users files the API says do not exist (70107): skipped, nothing
+    /// recorded for them. Sorted.
+    pub gone: Vec<Account>,
+}
+
+/// Reads the app's slots with their account types; a declared `account_type` that differs
+/// from its slot's is an error naming the attribute, before anything is recorded.
+async fn read_slots(
+    runner: &Runner,
+    settings: &Settings,
+) -> Result<(BTreeMap<u8, String>, BTreeMap<u8, u8>)> {
+    let cmd = runner.client.command(crate::api::Command::GetAttrName);
+    let slots = runner.call(cmd, || runner.client.get_attr_slots()).await?;
+    crate::plan::check_slot_types(
+        &settings.declared_types(),
+        &slots.names,
+        &slots.types,
+        "in the app",
+    )
+    .map_err(Error::msg)?;
+    let types = super::execute::slot_type_codes(&slots);
+    Ok((slots.names, types))
 }
 
 /// What the command line asked for.
@@ -159,8 +181,11 @@ fn import_streaming(settings: &Settings, desired: Desired) -> Result<Imported> {
             accounts: &accounts,
             wanted: &wanted,
             counted: Vec::new(),
+            gone: Default::default(),
         };
-        let result = streaming.read_and_record(&runner, interrupt.as_mut()).await;
+        let result = streaming
+            .read_and_record(&runner, settings, interrupt.as_mut())
+            .await;
         connection.close().await?;
         result
     })?;
@@ -202,14 +227,18 @@ fn import_reviewed(
         tokio::pin!(interrupt);
         let connection = Connection::open(settings).await?;
         let runner = connection.runner(settings);
-        let result = read_adoptions(
-            &runner,
-            (&names, &settings.policies),
-            &accounts,
-            &wanted,
-            interrupt.as_mut(),
-        )
-        .await;
+        let result = match read_slots(&runner, settings).await {
+            Ok(slots) => read_adoptions(
+                &runner,
+                (&names, &settings.policies),
+                &accounts,
+                &wanted,
+                interrupt.as_mut(),
+            )
+            .await
+            .map(|read| (read, slots)),
+            Err(e) => Err(e),
+        };
         connection.close().await?;
         result
     })?;
@@ -227,7 +256,7 @@ fn import_reviewed(
     review.confirm()?;
     store.begin(HistoryEntry::now("import", Some(&settings.project_dir)));
     let serial = store.meta().serial + 1;
-    store.record_slots(&slots, serial)?;
+    store.record_slot_types(&slots.0, &slots.1, serial)?;
     for (chunk, adopted) in accounts.chunks(MAX_BATCH).zip(adopted.chunks(MAX_BATCH)) {
         let adopted: Vec<(&str, &Adopted)> = chunk.iter().map(|c| &**c).zip(adopted).collect();
         let record = record_of(&adopted);
@@ -258,16 +287,18 @@ async fn read_adoptions(
     accounts: &[Account],
     wanted: &[Managed],
     mut interrupt: Pin<&mut impl Future<Output = Signal>>,
-) -> Result<((Imported, Vec<Adopted>), BTreeMap<u8, String>)> {
-    let slots = runner
-        .call("im_get_attr_name", || runner.client.get_attr_name())
-        .await?;
+) -> Result<(Imported, Vec<Adopted>)> {
     let mut adopted = vec![Adopted::default(); accounts.len()];
     let mut violations = Vec::new();
+    let mut gone = vec![false; accounts.len()];
     let on_chunk = |first: usize, live: LiveAttrs| {
         let end = (first + MAX_BATCH).min(accounts.len());
         for i in first..end {
-            let live = live.get(&*accounts[i]);
+            if live.is_missing(&accounts[i]) {
+                gone[i] = true;
+                continue;
+            }
+            let live = live.get(&accounts[i]);
             adopted[i] = adopt(&wanted[i].attrs, live, names);
             policies.check_live_attrs(&accounts[i], live, names, &mut violations);
         }
@@ -280,7 +311,12 @@ async fn read_adoptions(
         let on_chunk = |first: usize, live: LiveTags| {
             let end = (first + MAX_BATCH).min(at.len());
             for &i in &at[first..end] {
-                let live = live.get(&*accounts[i]).map(Vec::as_slice);
+                if gone[i] || live.is_missing(&accounts[i]) {
+                    gone[i] = true;
+                    adopted[i] = Adopted::default();
+                    continue;
+                }
+                let live = live.get(&accounts[i]).map(Vec::as_slice);
                 adopt_tags(&mut adopted[i], &wanted[i].tags, live);
                 policies.check_live_tags(&accounts[i], live, &mut violations);
             }
@@ -295,8 +331,12 @@ async fn read_adoptions(
         elapsed: Duration::ZERO,
         interrupted,
         policy_violations: sorted(violations),
+        gone: (0..accounts.len())
+            .filter(|&i| gone[i])
+            .map(|i| accounts[i].clone())
+            .collect(),
     };
-    Ok(((imported, adopted), slots))
+    Ok((imported, adopted))
 }
 
 /// The changes adopting would make to the state: before = last-applied, set = live values
@@ -380,6 +420,8 @@ struct Streaming<'a> {
     wanted: &'a [Managed],
     /// Per account, whether it is counted as recorded (so the tag pass does not count it twice).
     counted: Vec<bool>,
+    /// Indices of the accounts the API says do not exist.
+    gone: std::collections::BTreeSet<usize>,
 }
 
 impl Streaming<'_> {
@@ -388,20 +430,23 @@ impl Streaming<'_> {
     async fn read_and_record(
         &mut self,
         runner: &Runner,
+        settings: &Settings,
         mut interrupt: Pin<&mut impl Future<Output = Signal>>,
     ) -> Result<Imported> {
-        let slots = runner
-            .call("im_get_attr_name", || runner.client.get_attr_name())
-            .await?;
-        self.store.record_slots(&slots, self.serial)?;
+        let (slots, types) = read_slots(runner, settings).await?;
+        self.store.record_slot_types(&slots, &types, self.serial)?;
         self.counted = vec![false; self.accounts.len()];
         let accounts = self.accounts;
         let mut store_error = None;
         let on_chunk = |first: usize, live: LiveAttrs| {
             let end = (first + MAX_BATCH).min(accounts.len());
-            let adopted = (first..end)
+            let (missing, present): (Vec<usize>, Vec<usize>) =
+                (first..end).partition(|&i| live.is_missing(&accounts[i]));
+            self.gone.extend(missing);
+            let adopted = present
+                .into_iter()
                 .map(|i| {
-                    let live = live.get(&*accounts[i]);
+                    let live = live.get(&accounts[i]);
                     let (names, out) = (self.names, &mut self.violations);
                     self.policies
                         .check_live_attrs(&accounts[i], live, names, out);
@@ -417,11 +462,15 @@ impl Streaming<'_> {
         if matches!(interrupted, Ok(None)) && store_error.is_none() && !tagged.is_empty() {
             let on_chunk = |first: usize, live: LiveTags| {
                 let end = (first + MAX_BATCH).min(at.len());
-                let adopted = at[first..end]
+                let (missing, present): (Vec<usize>, Vec<usize>) = at[first..end]
+                    .iter()
+                    .partition(|&&i| live.is_missing(&accounts[i]) || self.gone.contains(&i));
+                self.gone.extend(missing);
+                let adopted = present
                     .iter()
                     .map(|&i| {
                         let mut a = Adopted::default();
-                        let live = live.get(&*accounts[i]).map(Vec::as_slice);
+                        let live = live.get(&accounts[i]).map(Vec::as_slice);
                         adopt_tags(&mut a, &self.wanted[i].tags, live);
                         let out = &mut self.violations;
                         self.policies.check_live_tags(&accounts[i], live, out);
@@ -443,6 +492,7 @@ impl Streaming<'_> {
             elapsed: Duration::ZERO,
             interrupted: interrupted.map_err(Error::from)?,
             policy_violations: sorted(std::mem::take(&mut self.violations)),
+            gone: self.gone.iter().map(|&i| accounts[i].clone()).collect(),
         })
     }
 

@@ -101,6 +101,9 @@ pub fn make_plan(
     targets: &Targets,
 ) -> Result<(Plan, StateRef)> {
     desired.accounts.retain(|(a, _)| targets.matches(a));
+    if let Some(store) = store {
+        check_recorded_types(settings, store.meta())?;
+    }
     let mut names = Names::new(&settings.attributes);
     let (slots, lineage, serial, commit_id) = match store {
         Some(store) => (
@@ -140,6 +143,23 @@ pub fn make_plan(
         managed: split.managed,
     };
     Ok((plan, state))
+}
+
+/// A declared `account_type` that differs from the type the store recorded for the
+/// attribute's slot is an error naming it, before anything is planned or sent (DESIGN.md §12).
+pub fn check_recorded_types(settings: &Settings, meta: &crate::store::Meta) -> Result<()> {
+    let types = meta
+        .slot_types
+        .iter()
+        .filter_map(|(slot, t)| Some((*slot, crate::model::AccountType::from_code(i64::from(*t))?)))
+        .collect();
+    crate::plan::check_slot_types(
+        &settings.declared_types(),
+        &meta.slots,
+        &types,
+        "in the state (as last read from the app)",
+    )
+    .map_err(Error::msg)
 }
 
 /// The mass-removal rule of DESIGN.md §4, phrased for the user, when `plan` breaks it.

@@ -35,6 +35,17 @@ impl BatchKind {
         }
     }
 
+    /// The API operation the batch is sent with, whatever the family calls it.
+    pub fn operation(self) -> crate::api::Command {
+        use crate::api::Command;
+        match self {
+            BatchKind::SetAttr => Command::SetAttr,
+            BatchKind::AddTag => Command::AddTag,
+            BatchKind::RemoveAttr => Command::RemoveAttr,
+            BatchKind::RemoveTag => Command::RemoveTag,
+        }
+    }
+
     pub fn is_tags(self) -> bool {
         matches!(self, BatchKind::AddTag | BatchKind::RemoveTag)
     }

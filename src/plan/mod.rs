@@ -15,7 +15,7 @@ pub mod compare;
 
 use std::collections::BTreeMap;
 
-use crate::model::{limits, Account, Attrs, Desired, Managed, NameIdx, Names, Tags};
+use crate::model::{limits, Account, AccountType, Attrs, Desired, Managed, NameIdx, Names, Tags};
 
 pub use batch::{Batch, BatchKind};
 
@@ -285,6 +285,36 @@ pub fn assign_slots(
         });
     }
     Ok(free.into_iter().zip(new.into_iter().cloned()).collect())
+}
+
+/// Checks each declared attribute's account type against the slot it is configured in
+/// (`names`/`types`: the app's slots as the store recorded them, or as the API answered;
+/// `found` says which, for the message). A slot's type can never change (DESIGN.md §12), so a
+/// difference is an error naming every attribute concerned, before anything is sent.
+pub fn check_slot_types(
+    declared: &[(String, AccountType)],
+    names: &BTreeMap<u8, String>,
+    types: &BTreeMap<u8, AccountType>,
+    found: &str,
+) -> Result<(), String> {
+    let mut lines = Vec::new();
+    for (name, want) in declared {
+        let Some((slot, _)) = names.iter().find(|(_, n)| *n == name) else {
+            continue;
+        };
+        let have = types.get(slot).copied().unwrap_or_default();
+        if have != *want {
+            lines.push(format!(
+                "attribute {} is declared `account_type: {want}`, but its slot {slot} is configured for {have} accounts {found}; a slot's account type can never change: declare `account_type: {have}`, or put the {want} values under a new attribute name",
+                crate::render::quote(name)
+            ));
+        }
+    }
+    if lines.is_empty() {
+        Ok(())
+    } else {
+        Err(lines.join("\n"))
+    }
 }
 
 fn join<'a>(names: impl Iterator<Item = &'a String>) -> String {

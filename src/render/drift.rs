@@ -19,6 +19,9 @@ pub struct DriftDoc {
     pub drift: Vec<DriftedDoc>,
     /// Desired ≠ last-applied: changes not applied yet (not drift).
     pub pending: Vec<ChangeDoc>,
+    /// Managed accounts that do not exist live (70107); left out when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gone: Vec<String>,
     /// Live values and tags outside the project's policies (reported, not drift); left out
     /// when the project has no policies, so such a project's report is the one it always was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -33,6 +36,9 @@ pub struct DriftSummaryDoc {
     /// Managed tags missing live; left out when none (a project without tags reads as before).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub drifted_tags: usize,
+    /// Managed accounts that do not exist live; left out when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gone_users: usize,
     pub pending_add: usize,
     pub pending_change: usize,
     pub pending_remove: usize,
@@ -70,6 +76,7 @@ impl DriftDoc {
                 drifted_users: report.drifted.len(),
                 drifted_values: report.drifted_values(),
                 drifted_tags: report.drifted_tags(),
+                gone_users: report.gone.len(),
                 pending_add: p.add,
                 pending_change: p.change,
                 pending_remove: p.remove,
@@ -99,6 +106,7 @@ impl DriftDoc {
                 .iter()
                 .map(|c| ChangeDoc::of_change(c, &report.pending.names))
                 .collect(),
+            gone: report.gone.iter().map(|a| a.to_string()).collect(),
             policy_violations: report
                 .policy_violations
                 .as_ref()
@@ -107,9 +115,46 @@ impl DriftDoc {
     }
 }
 
+/// The line about the accounts that are gone, if any.
+fn gone_line(report: &Report) -> Option<String> {
+    (!report.gone.is_empty()).then(|| {
+        format!(
+            "Gone: {} the last-applied state manages {} no longer in the app (70107: the account does not exist); `drift --fix` cannot bring {} back.",
+            count(report.gone.len(), "account", "accounts"),
+            if report.gone.len() == 1 { "is" } else { "are" },
+            if report.gone.len() == 1 { "it" } else { "them" },
+        )
+    })
+}
+
+/// The error of `drift --fix` when accounts are gone: each named, and what to do.
+pub fn gone_error(gone: &[crate::model::Account]) -> crate::Error {
+    let shown: Vec<String> = gone
+        .iter()
+        .take(20)
+        .map(|a| escape(a).into_owned())
+        .collect();
+    let more = if gone.len() > 20 { ", …" } else { "" };
+    crate::Error::msg(format!(
+        "{} managed by the state {} not exist in the app (70107): {}{more}; nothing was sent for {}. Remove {} from the users files and apply (or forget {} with `timattr state rm`)",
+        count(gone.len(), "account", "accounts"),
+        if gone.len() == 1 { "does" } else { "do" },
+        shown.join(", "),
+        if gone.len() == 1 { "it" } else { "them" },
+        if gone.len() == 1 { "it" } else { "them" },
+        if gone.len() == 1 { "it" } else { "them" },
+    ))
+}
+
 pub fn summary_line(report: &Report) -> String {
     // Tags are named only when some are managed: a project without tags reads as before.
-    if report.drifted.is_empty() {
+    if !report.gone.is_empty() && report.drifted.is_empty() {
+        format!(
+            "Drift: {} gone from the app ({} users checked).",
+            count(report.gone.len(), "managed user", "managed users"),
+            report.checked
+        )
+    } else if report.drifted.is_empty() {
         format!(
             "No drift. The live {} of {} match the last-applied state.",
             if report.tags_checked > 0 {
@@ -179,10 +224,22 @@ pub fn write_text(w: &mut impl Write, report: &Report, style: Style) -> io::Resu
             )?;
         }
     }
-    if !report.drifted.is_empty() {
+    for a in &report.gone {
+        writeln!(
+            w,
+            "{} {} {}",
+            style.red("!"),
+            style.bold(&escape(a)),
+            style.dim("(the account does not exist in the app: 70107)")
+        )?;
+    }
+    if report.has_drift() {
         writeln!(w)?;
     }
     writeln!(w, "{}", summary_line(report))?;
+    if let Some(g) = gone_line(report) {
+        writeln!(w, "{g}")?;
+    }
     if let Some(p) = pending_line(report) {
         writeln!(w, "{p}")?;
     }
@@ -204,6 +261,15 @@ pub fn markdown_text(report: &Report) -> String {
     let _ = writeln!(md, "{}\n", summary_line(report));
     if let Some(p) = pending_line(report) {
         let _ = writeln!(md, "{p}\n");
+    }
+    if let Some(g) = gone_line(report) {
+        let shown: Vec<String> = report
+            .gone
+            .iter()
+            .take(100)
+            .map(|a| format!("<code>{}</code>", markdown::cell(a)))
+            .collect();
+        let _ = writeln!(md, "{g} {}\n", shown.join(", "));
     }
     if report.drifted.is_empty() {
         super::policy::push_markdown(&mut md, violations(report));
@@ -296,6 +362,7 @@ mod tests {
             checked: 3,
             tags_checked: 0,
             pending,
+            gone: Vec::new(),
             policy_violations: None,
         }
     }

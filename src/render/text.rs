@@ -119,12 +119,23 @@ pub fn write_change(
     Ok(())
 }
 
-/// The requests a dry run would send, one line per batch.
+/// The requests a dry run would send, one line per batch (legacy family names).
 pub fn write_requests(w: &mut impl Write, plan: &Plan) -> io::Result<()> {
+    write_requests_of(w, plan, crate::api::Family::AllMemberPush)
+}
+
+/// [`write_requests`] with the command names of `family`.
+pub fn write_requests_of(
+    w: &mut impl Write,
+    plan: &Plan,
+    family: crate::api::Family,
+) -> io::Result<()> {
+    use crate::api::Command;
     writeln!(w, "\nRequests it would send:")?;
     if !plan.attribute_names.is_empty() {
-        writeln!(w, "  im_get_attr_name (read the configured slots)")?;
-        writeln!(w, "  im_set_attr_name for the names the app lacks")?;
+        let (get, set) = (Command::GetAttrName, Command::SetAttrName);
+        writeln!(w, "  {} (read the configured slots)", family.name(get))?;
+        writeln!(w, "  {} for the names the app lacks", family.name(set))?;
     }
     for (i, batch) in plan.batches().iter().enumerate() {
         let (Some(&first), Some(&last)) = (batch.changes.first(), batch.changes.last()) else {
@@ -142,7 +153,7 @@ pub fn write_requests(w: &mut impl Write, plan: &Plan) -> io::Result<()> {
         writeln!(
             w,
             "  {:<14} batch {:>5}: {:>3} accounts ({} … {}){tags}",
-            batch.kind.command(),
+            family.name(batch.kind.operation()),
             i + 1,
             batch.changes.len(),
             escape(&plan.changes[first].account),

@@ -36,6 +36,9 @@ pub struct ExportHeader {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit_id: Option<String>,
     pub slots: BTreeMap<u8, String>,
+    /// Non-zero account types of the slots (absent in older exports and legacy projects).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slot_types: BTreeMap<u8, u8>,
     pub accounts: u64,
     /// The store's history, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -56,6 +59,7 @@ impl ExportHeader {
             serial: meta.serial,
             commit_id: Some(meta.commit_id.clone()).filter(|c| !c.is_empty()),
             slots: meta.slots.clone(),
+            slot_types: meta.slot_types.clone(),
             accounts,
             history,
         }
@@ -178,6 +182,7 @@ impl Store {
             // `commit` makes a new one: a restored state is never the exported commit.
             commit_id: String::new(),
             slots: header.slots.clone(),
+            slot_types: header.slot_types.clone(),
         };
         self.commit(batch, meta, entries.len() as u64)?;
         Ok(header.clone())
@@ -343,6 +348,13 @@ fn check_header(h: &ExportHeader) -> Result<(), String> {
             return Err(format!("slot {slot} does not exist (slots are 0 to 9)"));
         }
         check_text("attribute name", name)?;
+    }
+    for (slot, ty) in &h.slot_types {
+        if !h.slots.contains_key(slot) || *ty != 1 {
+            return Err(format!(
+                "slot {slot} has account type {ty}: types are recorded only for named slots, and only 1 (RegistrationID)"
+            ));
+        }
     }
     Ok(())
 }

@@ -326,9 +326,20 @@ impl State {
 
     /// Records the attribute-name slots as the app now has them, with `serial`.
     pub fn record_slots(&mut self, slots: &BTreeMap<u8, String>, serial: u64) -> Result<()> {
+        let types = super::kept_types(self.meta(), slots);
+        self.record_slot_types(slots, &types, serial)
+    }
+
+    /// Records the slots with their account types (only non-zero types are kept).
+    pub fn record_slot_types(
+        &mut self,
+        slots: &BTreeMap<u8, String>,
+        types: &BTreeMap<u8, u8>,
+        serial: u64,
+    ) -> Result<()> {
         match self {
-            State::Sled(s) => Ok(s.record_slots(slots, serial)?),
-            State::Postgres(p) => Ok(p.record_slots(slots, serial)?),
+            State::Sled(s) => Ok(s.record_slot_types(slots, types, serial)?),
+            State::Postgres(p) => Ok(p.record_slot_types(slots, types, serial)?),
         }
     }
 

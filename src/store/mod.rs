@@ -85,6 +85,16 @@ pub enum StoreError {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The recorded types of the slots that keep their names in `slots` (a slot's type never
+/// changes, so recording names alone keeps them).
+pub(crate) fn kept_types(meta: &Meta, slots: &BTreeMap<u8, String>) -> BTreeMap<u8, u8> {
+    meta.slot_types
+        .iter()
+        .filter(|(s, _)| slots.get(s) == meta.slots.get(s))
+        .map(|(s, t)| (*s, *t))
+        .collect()
+}
+
 /// What the store says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meta {
@@ -101,6 +111,18 @@ pub struct Meta {
     /// Attribute-name slots as configured in the app: slot `0..=9` → name.
     #[serde(default)]
     pub slots: BTreeMap<u8, String>,
+    /// The account type (`AttrTypes`) of each slot that is not a UserID slot (DESIGN.md §12):
+    /// only non-zero types are kept, so a store without them — every store of the legacy
+    /// family, and every one made before types existed — reads as all type 0, byte for byte.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slot_types: BTreeMap<u8, u8>,
+}
+
+impl Meta {
+    /// The recorded account type of `slot` (0, UserID, unless recorded otherwise).
+    pub fn slot_type(&self, slot: u8) -> u8 {
+        self.slot_types.get(&slot).copied().unwrap_or(0)
+    }
 }
 
 /// A batch of outcomes the API confirmed, to be written in one atomic step. The tag lists may
@@ -541,6 +563,7 @@ impl Store {
             serial: 0,
             commit_id: String::new(),
             slots: BTreeMap::new(),
+            slot_types: BTreeMap::new(),
         };
         let mut store = Store {
             db,
@@ -939,9 +962,25 @@ impl Store {
 
     /// Records the attribute-name slots as the app now has them, with `serial`.
     pub fn record_slots(&mut self, slots: &BTreeMap<u8, String>, serial: u64) -> Result<()> {
+        let types = kept_types(&self.meta, slots);
+        self.record_slot_types(slots, &types, serial)
+    }
+
+    /// [`Store::record_slots`] with the slots' account types (non-zero ones; see [`Meta`]).
+    pub fn record_slot_types(
+        &mut self,
+        slots: &BTreeMap<u8, String>,
+        types: &BTreeMap<u8, u8>,
+        serial: u64,
+    ) -> Result<()> {
         self.writable()?;
         let mut meta = self.meta.clone();
         meta.slots = slots.clone();
+        meta.slot_types = types
+            .iter()
+            .filter(|(_, t)| **t != 0)
+            .map(|(s, t)| (*s, *t))
+            .collect();
         meta.serial = serial;
         self.commit(sled::Batch::default(), meta, self.accounts)
     }

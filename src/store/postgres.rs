@@ -5,7 +5,7 @@
 //!
 //! - `timattr_schema`: one row, the schema version; a newer one is refused, not misread;
 //! - `timattr_projects`: per project the metadata of `Meta` (app, lineage, serial, commit id,
-//!   slots); every write of the row makes a new random commit id;
+//!   slots and their account types); every write of the row makes a new random commit id;
 //! - `timattr_accounts`: one row per managed account: its attributes as a JSON object by name
 //!   (readable with plain SQL; a batch merges into it with `||` and `-` in one statement) and
 //!   its tags as a `text[]` sorted bytewise;
@@ -37,12 +37,12 @@ use crate::settings::DatabaseUrl;
 mod tls;
 
 /// The schema this binary writes. Readers also accept [`MIN_READ_VERSION`] and later.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 /// The oldest schema readers can read without a migration.
 pub const MIN_READ_VERSION: i32 = 1;
 
 /// Schema steps: `MIGRATIONS[i]` takes the tables from version `i` to `i + 1`.
-pub const MIGRATIONS: [&str; 4] = [
+pub const MIGRATIONS: [&str; 5] = [
     // 1: projects, accounts, history.
     "CREATE TABLE timattr_schema (version integer NOT NULL);
      INSERT INTO timattr_schema VALUES (0);
@@ -77,6 +77,8 @@ pub const MIGRATIONS: [&str; 4] = [
     "ALTER TABLE timattr_accounts ADD COLUMN tags text[] NOT NULL DEFAULT '{}';",
     // 4: commit ids (issue 20). Empty until the project's next write.
     "ALTER TABLE timattr_projects ADD COLUMN commit_id text NOT NULL DEFAULT '';",
+    // 5: the account type of each slot (issue 27). Old rows read as all type 0.
+    "ALTER TABLE timattr_projects ADD COLUMN slot_types jsonb NOT NULL DEFAULT '{}';",
 ];
 
 /// The first schema whose accounts have tags; readers of older ones see none.

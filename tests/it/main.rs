@@ -35,6 +35,7 @@ mod sealed_plans;
 mod snapshots;
 mod state_integrity;
 mod store_promises;
+mod timpush;
 mod tools;
 mod users_files_unread;
 mod usersig_official;

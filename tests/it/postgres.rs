@@ -584,7 +584,10 @@ fn a_schema_2_database_is_read_as_it_is_then_migrated_and_tags_move_between_stor
         .insert("tier".into(), "gold".into());
     a.write_users_map("u.yaml", &changed);
     a.run(&["apply", "--auto-approve"]).expect(0);
-    assert_eq!(db.count("SELECT version::bigint FROM timattr_schema"), 4);
+    assert_eq!(
+        db.count("SELECT version::bigint FROM timattr_schema"),
+        i64::from(timattr::store::postgres::SCHEMA_VERSION)
+    );
     assert_eq!(claims(&a), changed);
     assert_eq!(
         db.count("SELECT serial FROM timattr_projects"),

@@ -129,6 +129,13 @@ fn example_yaml_files() -> Vec<PathBuf> {
     out
 }
 
+/// Whether an example is a project file: `timattr.yaml`, or a variant like
+/// `timattr.timpush.yaml`.
+fn is_project(file: &Path) -> bool {
+    let name = file.file_name().unwrap().to_string_lossy();
+    name == "timattr.yaml" || (name.starts_with("timattr.") && name.ends_with(".yaml"))
+}
+
 /// The schema named by the file's first line, `# yaml-language-server: $schema=PATH`.
 fn declared_schema(file: &Path) -> PathBuf {
     let text = std::fs::read_to_string(file).unwrap();
@@ -145,7 +152,7 @@ fn declared_schema(file: &Path) -> PathBuf {
     let path = path
         .canonicalize()
         .unwrap_or_else(|e| panic!("{}: schema {}: {e}", file.display(), path.display()));
-    let expected = if file.file_name().unwrap() == "timattr.yaml" {
+    let expected = if is_project(file) {
         "project.schema.json"
     } else {
         "users.schema.json"
@@ -184,7 +191,7 @@ fn examples_declare_and_satisfy_their_schema() {
 #[test]
 fn example_projects_validate() {
     for file in example_yaml_files() {
-        if file.file_name().unwrap() != "timattr.yaml" {
+        if !is_project(&file) {
             continue;
         }
         let out = run({
@@ -243,6 +250,37 @@ fn users(name: &'static str, doc: impl Into<String>, valid: bool) -> Case {
 fn cases() -> Vec<Case> {
     let eleven_names = "attributes: [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11]";
     let mut v = vec![
+        // The API family and account types (DESIGN.md §12).
+        project(
+            "the timpush family with account types",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded, api: timpush}\nattributes:\n  - city\n  - {name: device_city, account_type: registration_id}\n  - {name: tier, values: [a, b], account_type: user_id}\nusers: [\"users/*.yaml\"]\n",
+            true,
+        ),
+        project(
+            "the all_member_push family named",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded, api: all_member_push}\nattributes: [city]\nusers: [\"users/*.yaml\"]\n",
+            true,
+        ),
+        project(
+            "an unknown API family",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded, api: timPush}\nattributes: [city]\nusers: [\"users/*.yaml\"]\n",
+            false,
+        ),
+        project(
+            "account_type without api: timpush",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded}\nattributes: [{name: device_city, account_type: registration_id}]\nusers: [\"users/*.yaml\"]\n",
+            false,
+        ),
+        project(
+            "account_type with api: all_member_push",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded, api: all_member_push}\nattributes: [{name: c, account_type: user_id}]\nusers: [\"users/*.yaml\"]\n",
+            false,
+        ),
+        project(
+            "an unknown account_type",
+            "app: {sdkappid: 1, admin: a, endpoint: embedded, api: timpush}\nattributes: [{name: c, account_type: device}]\nusers: [\"users/*.yaml\"]\n",
+            false,
+        ),
         // Value policies (DESIGN.md §11).
         project(
             "attributes with policies and a tags policy",

@@ -3,7 +3,8 @@
 //! answer, attribute slots, clock, state, CI context. Each check passes, fails (with the
 //! fix), is skipped because a check it needs failed, or is information.
 //!
-//! Read-only by construction: the only request is `im_get_attr_name`; the state is opened as
+//! Read-only by construction: the only request is `im_get_attr_name` (`get_attr_name` in the
+//! timpush family); the state is opened as
 //! a reader and its writability is asked of the system (`access(2)`, `has_table_privilege`),
 //! never tried; an embedded emulator loads its data without writing it. `--record DIR` saves
 //! each answer as received ([`record`]).

@@ -32,8 +32,11 @@ pub(super) async fn checks(r: &mut Report, s: &Settings, recorder: Option<Arc<Re
     } else {
         api_check(r, s, observer(&seen, recorder)).await
     };
-    family(r, slots.as_ref());
-    attribute_names(r, &s.attributes, slots.as_ref());
+    family(r, s.api, slots.as_ref());
+    attribute_names(r, &s.attributes, slots.as_ref().map(|s| &s.names));
+    if let Some(slots) = &slots {
+        account_types(r, s, slots);
+    }
     clock(r, &seen);
 }
 
@@ -124,7 +127,7 @@ async fn api_check(
     r: &mut Report,
     s: &Settings,
     observer: api::Observer,
-) -> Option<BTreeMap<u8, String>> {
+) -> Option<api::AttrSlots> {
     let conn = match Connection::open_for_reads(s).await {
         Ok(c) => c,
         Err(e) => {
@@ -137,7 +140,7 @@ async fn api_check(
         }
     };
     conn.client.observe(observer);
-    let answer = conn.client.get_attr_name().await;
+    let answer = conn.client.get_attr_slots().await;
     if let Err(e) = conn.close().await {
         tracing::warn!("{e}");
     }
@@ -146,7 +149,8 @@ async fn api_check(
             r.pass(
                 name::API,
                 format!(
-                    "im_get_attr_name answered OK from {}: sdkappid {}, admin {} and the key are accepted",
+                    "{} answered OK from {}: sdkappid {}, admin {} and the key are accepted",
+                    s.api.name(api::Command::GetAttrName),
                     match &s.endpoint {
                         Endpoint::Embedded => "the built-in emulator",
                         Endpoint::Url { host, .. } => host,
@@ -184,30 +188,57 @@ fn explain(e: &ApiError, endpoint: &Endpoint) -> (String, String) {
     (finding, e.advice().to_owned())
 }
 
-/// The API family, and each slot's account type (this family has only one).
-fn family(r: &mut Report, slots: Option<&BTreeMap<u8, String>>) {
-    let family = "all_member_push (v4/all_member_push)";
+/// The API family, and each slot's account type (`AttrTypes` in the timpush family; the
+/// legacy family has only user_id slots).
+fn family(r: &mut Report, api: api::Family, slots: Option<&api::AttrSlots>) {
+    let family = format!("{api} (v4/{api})");
+    let only = if api.has_account_types() {
+        ""
+    } else {
+        " (the only type of this family)"
+    };
     match slots {
-        Some(slots) if !slots.is_empty() => {
+        Some(slots) if !slots.names.is_empty() => {
             let listed: Vec<String> = slots
+                .names
                 .iter()
-                .map(|(slot, n)| format!("{slot} {n}: user_id"))
+                .map(|(slot, n)| format!("{slot} {n}: {}", slots.type_of(*slot)))
                 .collect();
             r.info(
                 name::FAMILY,
-                format!(
-                    "{family}; slot account types: {} (the only type of this family)",
-                    listed.join(", ")
-                ),
+                format!("{family}; slot account types: {}{only}", listed.join(", ")),
             );
         }
-        Some(_) => r.info(
-            name::FAMILY,
-            format!(
-                "{family}; no slot configured yet (slots of this family hold user_id accounts)"
-            ),
-        ),
+        Some(_) => r.info(name::FAMILY, format!("{family}; no slot configured yet")),
         None => r.info(name::FAMILY, family),
+    }
+}
+
+/// A declared `account_type` that differs from its slot's live type: an apply would refuse
+/// before sending anything (a slot's type can never change, DESIGN.md §12).
+fn account_types(r: &mut Report, s: &Settings, slots: &api::AttrSlots) {
+    let declared = s.declared_types();
+    if let Err(why) =
+        crate::plan::check_slot_types(&declared, &slots.names, &slots.types, "in the app")
+    {
+        // One attribute_names check: it fails, and says this too.
+        let fix = "declare each attribute's `account_type` as its slot has it, or give the other accounts' values a new attribute name";
+        match r
+            .checks
+            .iter_mut()
+            .find(|c| c.name == name::ATTRIBUTE_NAMES)
+        {
+            Some(c) => {
+                c.finding = format!("{}; {why}", c.finding);
+                if c.status == super::Status::Fail {
+                    c.fix = format!("{}; {fix}", c.fix);
+                } else {
+                    c.status = super::Status::Fail;
+                    c.fix = fix.to_owned();
+                }
+            }
+            None => r.fail(name::ATTRIBUTE_NAMES, why, fix),
+        }
     }
 }
 

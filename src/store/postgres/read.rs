@@ -74,8 +74,11 @@ pub(super) async fn meta(client: &Client, t: &Target, schema: i32) -> Result<Opt
     let row = client
         .query_opt(
             &format!(
-                "SELECT format_version, sdkappid, endpoint_host, lineage, serial, slots::text, {commit_id}
-                 FROM timattr_projects WHERE name = $1"
+                // `slot_types` through the row's JSON: tables of an older schema, without the
+                // column, read as no types (every slot type 0).
+                "SELECT format_version, sdkappid, endpoint_host, lineage, serial, slots::text, {commit_id},
+                        COALESCE((to_jsonb(p) -> 'slot_types')::text, '{{}}')
+                 FROM timattr_projects p WHERE name = $1"
             ),
             &[&t.name],
         )
@@ -87,6 +90,7 @@ pub(super) async fn meta(client: &Client, t: &Target, schema: i32) -> Result<Opt
     let sdkappid: i64 = row.get(1);
     let serial: i64 = row.get(4);
     let slots: String = row.get(5);
+    let slot_types: String = row.get(7);
     Ok(Some(Meta {
         format_version: u32::try_from(row.get::<_, i32>(0))
             .map_err(|_| t.corrupt("format version"))?,
@@ -96,6 +100,8 @@ pub(super) async fn meta(client: &Client, t: &Target, schema: i32) -> Result<Opt
         serial: u64::try_from(serial).map_err(|_| t.corrupt("serial"))?,
         commit_id: row.get(6),
         slots: serde_json::from_str(&slots).map_err(|e| t.corrupt(format!("slots: {e}")))?,
+        slot_types: serde_json::from_str(&slot_types)
+            .map_err(|e| t.corrupt(format!("slot types: {e}")))?,
     }))
 }
 

@@ -61,6 +61,7 @@ impl PgStore {
             header.endpoint_host.clone(),
             // Never the exported commit's id: a restored state is a commit of its own.
             commit_id.clone(),
+            serde_json::to_string(&header.slot_types).expect("slot types serialize"),
         );
         let cas = (lineage, base, token);
         let matched = block(self.rt(), async move {
@@ -82,6 +83,7 @@ impl PgStore {
         self.meta.lineage = header.lineage.clone();
         self.meta.serial = header.serial;
         self.meta.slots = header.slots.clone();
+        self.meta.slot_types = header.slot_types.clone();
         self.meta.sdkappid = header.sdkappid;
         self.meta.endpoint_host = header.endpoint_host.clone();
         self.meta.commit_id = commit_id;
@@ -116,8 +118,8 @@ impl PgStore {
 type Restored = (String, String, Option<String>);
 
 /// The new metadata of a restored project: lineage, serial, slots (JSON), sdkappid, host,
-/// commit id.
-type NewMeta = (String, i64, String, i64, String, String);
+/// commit id, slot types (JSON).
+type NewMeta = (String, i64, String, i64, String, String, String);
 
 /// Inside a transaction: the CAS on the project row, then every account replaced and the
 /// history entry added. `false` when the CAS did not match (nothing was changed).
@@ -132,8 +134,8 @@ async fn replace_all(
     let (lineage, base, token) = cas;
     let n = client
         .execute(
-            &format!("UPDATE timattr_projects SET lineage = $6, serial = $7, slots = ($8::text)::jsonb, sdkappid = $9, endpoint_host = $10, commit_id = $11 WHERE {CAS}"),
-            &[&t.name, lineage, base, base, token, &meta.0, &meta.1, &meta.2, &meta.3, &meta.4, &meta.5],
+            &format!("UPDATE timattr_projects SET lineage = $6, serial = $7, slots = ($8::text)::jsonb, sdkappid = $9, endpoint_host = $10, commit_id = $11, slot_types = ($12::text)::jsonb WHERE {CAS}"),
+            &[&t.name, lineage, base, base, token, &meta.0, &meta.1, &meta.2, &meta.3, &meta.4, &meta.5, &meta.6],
         )
         .await?;
     if n != 1 {

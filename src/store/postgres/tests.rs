@@ -766,254 +766,261 @@ fn every_serial_has_its_history_entry_written_with_the_commit_and_moves_with_exp
     assert_eq!(moved[0], applied);
 }
 
-/// A throwaway PostgreSQL cluster with `ssl = on` and a certificate for `localhost` signed by
-/// a CA made here, on a free 127.0.0.1 port; stopped and removed on drop.
-struct TlsCluster {
-    dir: tempfile::TempDir,
-    port: u16,
-    ca: String,
-    run_as: Option<&'static str>,
-}
+/// TLS against a throwaway cluster: Unix-only (initdb run as another user, file modes).
+#[cfg(unix)]
+mod tls_cluster {
+    use super::*;
 
-impl TlsCluster {
-    /// `None` (with a message) where no cluster can be made: no PostgreSQL binaries, or
-    /// initdb refusing to run.
-    fn start() -> Option<TlsCluster> {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
-            .flatten()
-            .map(|e| e.path().join("bin"))
-            .find(|b| b.join("initdb").exists());
-        let Some(bin) = bin else {
-            return skip("no /usr/lib/postgresql/*/bin/initdb");
-        };
-        // initdb refuses root: run the cluster as `postgres` then.
-        let root = std::fs::metadata("/proc/self").map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.uid() == 0
-        });
-        let run_as = root.unwrap_or(false).then_some("postgres");
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let (ca, server) = certificates();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut cluster = TlsCluster {
-            dir,
-            port,
-            ca: ca.clone(),
-            run_as,
-        };
-        if let Some(user) = run_as {
-            chown(cluster.dir.path(), user);
-        }
-        let init = cluster.command(
-            &bin.join("initdb"),
-            &["-D", &data.to_string_lossy(), "-A", "trust", "-U", "root"],
-        );
-        if !init {
-            return skip("initdb failed");
-        }
-        std::fs::write(data.join("server.crt"), &server.0).unwrap();
-        std::fs::write(data.join("server.key"), &server.1).unwrap();
-        let conf = format!(
-            "ssl = on\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n",
-            cluster.dir.path().display()
-        );
-        let mut text = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
-        text.push_str(&conf);
-        std::fs::write(data.join("postgresql.conf"), text).unwrap();
-        if let Some(user) = run_as {
-            chown(cluster.dir.path(), user);
-        }
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            data.join("server.key"),
-            std::fs::Permissions::from_mode(0o600),
-        )
-        .unwrap();
-        let log = cluster.dir.path().join("log");
-        let started = cluster.command(
-            &bin.join("pg_ctl"),
-            &[
-                "-D",
-                &data.to_string_lossy(),
-                "-l",
-                &log.to_string_lossy(),
-                "-w",
-                "start",
-            ],
-        );
-        if !started {
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
-            return skip(&format!("the cluster did not start: {log}"));
-        }
-        cluster.ca = ca;
-        Some(cluster)
+    /// A throwaway PostgreSQL cluster with `ssl = on` and a certificate for `localhost` signed by
+    /// a CA made here, on a free 127.0.0.1 port; stopped and removed on drop.
+    struct TlsCluster {
+        dir: tempfile::TempDir,
+        port: u16,
+        ca: String,
+        run_as: Option<&'static str>,
     }
 
-    fn command(&self, program: &std::path::Path, args: &[&str]) -> bool {
-        let mut c = match self.run_as {
-            Some(user) => {
-                let mut c = std::process::Command::new("runuser");
-                c.args(["-u", user, "--"]).arg(program);
-                c
-            }
-            None => std::process::Command::new(program),
-        };
-        c.args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    fn write(&self, name: &str, pem: &str) -> String {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, pem).unwrap();
-        path.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for TlsCluster {
-    fn drop(&mut self) {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path().join("bin/pg_ctl"))
-            .find(|b| b.exists());
-        if let Some(pg_ctl) = bin {
-            let data = self.dir.path().join("data");
-            self.command(
-                &pg_ctl,
-                &["-D", &data.to_string_lossy(), "-m", "immediate", "stop"],
-            );
-        }
-    }
-}
-
-fn skip<T>(why: &str) -> Option<T> {
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "no throwaway TLS cluster under CI=true: {why}"
-    );
-    eprintln!("skipped: no throwaway TLS cluster ({why})");
-    None
-}
-
-fn chown(dir: &std::path::Path, user: &str) {
-    let _ = std::process::Command::new("chown")
-        .args(["-R", user])
-        .arg(dir)
-        .status();
-}
-
-/// A CA (PEM) and a server certificate for `localhost` it signed (certificate, key: PEM).
-fn certificates() -> (String, (String, String)) {
-    let (ca, ca_key) = a_ca("timattr test CA");
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    let ca_params = ca_params("timattr test CA");
-    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
-    let server = params.signed_by(&key, &issuer).unwrap();
-    (ca.pem(), (server.pem(), key.serialize_pem()))
-}
-
-fn ca_params(name: &str) -> rcgen::CertificateParams {
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    params
-}
-
-fn a_ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = ca_params(name).self_signed(&key).unwrap();
-    (cert, key)
-}
-
-#[test]
-fn tls_modes_against_a_cluster_with_a_test_ca_pass_and_fail_as_libpq_does() {
-    let Some(cluster) = TlsCluster::start() else {
-        return;
-    };
-    let right = cluster.write("ca.pem", &cluster.ca);
-    let wrong = cluster.write("other-ca.pem", &a_ca("another CA").0.pem());
-    let open = |host: &str, query: &str| -> std::result::Result<bool, String> {
-        let url = DatabaseUrl::new(format!(
-            "postgres://root@{host}:{}/postgres?{query}",
-            cluster.port
-        ));
-        let target = Target::parse(&url, "p").map_err(|e| e.to_string())?;
-        let store =
-            PgStore::open(target, 1, "h", writer("apply", None)).map_err(|e| e.to_string())?;
-        let client = store.client.clone();
-        Ok(block(store.rt(), async move {
-            client
-                .query_one(
-                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-                    &[],
-                )
-                .await
+    impl TlsCluster {
+        /// `None` (with a message) where no cluster can be made: no PostgreSQL binaries, or
+        /// initdb refusing to run.
+        fn start() -> Option<TlsCluster> {
+            let bin = std::fs::read_dir("/usr/lib/postgresql")
+                .ok()?
+                .flatten()
+                .map(|e| e.path().join("bin"))
+                .find(|b| b.join("initdb").exists());
+            let Some(bin) = bin else {
+                return skip("no /usr/lib/postgresql/*/bin/initdb");
+            };
+            // initdb refuses root: run the cluster as `postgres` then.
+            let root = std::fs::metadata("/proc/self").map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.uid() == 0
+            });
+            let run_as = root.unwrap_or(false).then_some("postgres");
+            let dir = tempfile::tempdir().unwrap();
+            let data = dir.path().join("data");
+            let (ca, server) = certificates();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
-                .get(0)
-        }))
-    };
-    assert_eq!(open("localhost", "sslmode=require"), Ok(true));
-    assert_eq!(open("localhost", "sslmode=disable"), Ok(false));
-    assert_eq!(
-        open(
-            "localhost",
-            &format!("sslmode=verify-ca&sslrootcert={right}")
-        ),
-        Ok(true)
-    );
-    assert_eq!(
-        open(
-            "localhost",
-            &format!("sslmode=verify-full&sslrootcert={right}")
-        ),
-        Ok(true)
-    );
-    // verify-ca does not check the name; verify-full does, and says so.
-    assert_eq!(
-        open(
-            "127.0.0.1",
-            &format!("sslmode=verify-ca&sslrootcert={right}")
-        ),
-        Ok(true)
-    );
-    let err = open(
-        "127.0.0.1",
-        &format!("sslmode=verify-full&sslrootcert={right}"),
-    )
-    .unwrap_err();
-    assert!(
-        err.contains("not valid for the host name \"127.0.0.1\""),
-        "{err}"
-    );
-    assert!(err.contains("localhost"), "{err}");
-    assert!(!err.contains("cannot reach"), "{err}");
-    // The wrong CA fails both checking modes, naming the file; require does not check.
-    for mode in ["verify-ca", "verify-full"] {
-        let err = open("localhost", &format!("sslmode={mode}&sslrootcert={wrong}")).unwrap_err();
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut cluster = TlsCluster {
+                dir,
+                port,
+                ca: ca.clone(),
+                run_as,
+            };
+            if let Some(user) = run_as {
+                chown(cluster.dir.path(), user);
+            }
+            let init = cluster.command(
+                &bin.join("initdb"),
+                &["-D", &data.to_string_lossy(), "-A", "trust", "-U", "root"],
+            );
+            if !init {
+                return skip("initdb failed");
+            }
+            std::fs::write(data.join("server.crt"), &server.0).unwrap();
+            std::fs::write(data.join("server.key"), &server.1).unwrap();
+            let conf = format!(
+                "ssl = on\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n",
+                cluster.dir.path().display()
+            );
+            let mut text = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
+            text.push_str(&conf);
+            std::fs::write(data.join("postgresql.conf"), text).unwrap();
+            if let Some(user) = run_as {
+                chown(cluster.dir.path(), user);
+            }
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+            let log = cluster.dir.path().join("log");
+            let started = cluster.command(
+                &bin.join("pg_ctl"),
+                &[
+                    "-D",
+                    &data.to_string_lossy(),
+                    "-l",
+                    &log.to_string_lossy(),
+                    "-w",
+                    "start",
+                ],
+            );
+            if !started {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                return skip(&format!("the cluster did not start: {log}"));
+            }
+            cluster.ca = ca;
+            Some(cluster)
+        }
+
+        fn command(&self, program: &std::path::Path, args: &[&str]) -> bool {
+            let mut c = match self.run_as {
+                Some(user) => {
+                    let mut c = std::process::Command::new("runuser");
+                    c.args(["-u", user, "--"]).arg(program);
+                    c
+                }
+                None => std::process::Command::new(program),
+            };
+            c.args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        }
+
+        fn write(&self, name: &str, pem: &str) -> String {
+            let path = self.dir.path().join(name);
+            std::fs::write(&path, pem).unwrap();
+            path.to_string_lossy().into_owned()
+        }
+    }
+
+    impl Drop for TlsCluster {
+        fn drop(&mut self) {
+            let bin = std::fs::read_dir("/usr/lib/postgresql")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path().join("bin/pg_ctl"))
+                .find(|b| b.exists());
+            if let Some(pg_ctl) = bin {
+                let data = self.dir.path().join("data");
+                self.command(
+                    &pg_ctl,
+                    &["-D", &data.to_string_lossy(), "-m", "immediate", "stop"],
+                );
+            }
+        }
+    }
+
+    fn skip<T>(why: &str) -> Option<T> {
         assert!(
-            err.contains("not signed by the system's trusted roots nor by the CA in"),
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no throwaway TLS cluster under CI=true: {why}"
+        );
+        eprintln!("skipped: no throwaway TLS cluster ({why})");
+        None
+    }
+
+    fn chown(dir: &std::path::Path, user: &str) {
+        let _ = std::process::Command::new("chown")
+            .args(["-R", user])
+            .arg(dir)
+            .status();
+    }
+
+    /// A CA (PEM) and a server certificate for `localhost` it signed (certificate, key: PEM).
+    fn certificates() -> (String, (String, String)) {
+        let (ca, ca_key) = a_ca("timattr test CA");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        let ca_params = ca_params("timattr test CA");
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+        let server = params.signed_by(&key, &issuer).unwrap();
+        (ca.pem(), (server.pem(), key.serialize_pem()))
+    }
+
+    fn ca_params(name: &str) -> rcgen::CertificateParams {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params
+    }
+
+    fn a_ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = ca_params(name).self_signed(&key).unwrap();
+        (cert, key)
+    }
+
+    #[test]
+    fn tls_modes_against_a_cluster_with_a_test_ca_pass_and_fail_as_libpq_does() {
+        let Some(cluster) = TlsCluster::start() else {
+            return;
+        };
+        let right = cluster.write("ca.pem", &cluster.ca);
+        let wrong = cluster.write("other-ca.pem", &a_ca("another CA").0.pem());
+        let open = |host: &str, query: &str| -> std::result::Result<bool, String> {
+            let url = DatabaseUrl::new(format!(
+                "postgres://root@{host}:{}/postgres?{query}",
+                cluster.port
+            ));
+            let target = Target::parse(&url, "p").map_err(|e| e.to_string())?;
+            let store =
+                PgStore::open(target, 1, "h", writer("apply", None)).map_err(|e| e.to_string())?;
+            let client = store.client.clone();
+            Ok(block(store.rt(), async move {
+                client
+                    .query_one(
+                        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                        &[],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0)
+            }))
+        };
+        assert_eq!(open("localhost", "sslmode=require"), Ok(true));
+        assert_eq!(open("localhost", "sslmode=disable"), Ok(false));
+        assert_eq!(
+            open(
+                "localhost",
+                &format!("sslmode=verify-ca&sslrootcert={right}")
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            open(
+                "localhost",
+                &format!("sslmode=verify-full&sslrootcert={right}")
+            ),
+            Ok(true)
+        );
+        // verify-ca does not check the name; verify-full does, and says so.
+        assert_eq!(
+            open(
+                "127.0.0.1",
+                &format!("sslmode=verify-ca&sslrootcert={right}")
+            ),
+            Ok(true)
+        );
+        let err = open(
+            "127.0.0.1",
+            &format!("sslmode=verify-full&sslrootcert={right}"),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("not valid for the host name \"127.0.0.1\""),
             "{err}"
         );
+        assert!(err.contains("localhost"), "{err}");
         assert!(!err.contains("cannot reach"), "{err}");
+        // The wrong CA fails both checking modes, naming the file; require does not check.
+        for mode in ["verify-ca", "verify-full"] {
+            let err =
+                open("localhost", &format!("sslmode={mode}&sslrootcert={wrong}")).unwrap_err();
+            assert!(
+                err.contains("not signed by the system's trusted roots nor by the CA in"),
+                "{err}"
+            );
+            assert!(!err.contains("cannot reach"), "{err}");
+        }
+        let err = open("localhost", "sslmode=verify-full").unwrap_err();
+        assert!(
+            err.contains("give the CA that signed it with sslrootcert=FILE"),
+            "{err}"
+        );
     }
-    let err = open("localhost", "sslmode=verify-full").unwrap_err();
-    assert!(
-        err.contains("give the CA that signed it with sslrootcert=FILE"),
-        "{err}"
-    );
 }
 
 #[test]

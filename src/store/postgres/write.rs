@@ -588,8 +588,25 @@ impl PgStore {
 
     /// Records the attribute-name slots as the app now has them, with `serial`.
     pub fn record_slots(&mut self, slots: &BTreeMap<u8, String>, serial: u64) -> Result<()> {
+        let types = crate::store::kept_types(&self.meta, slots);
+        self.record_slot_types(slots, &types, serial)
+    }
+
+    /// [`Self::record_slots`] with the slots' account types (non-zero ones).
+    pub fn record_slot_types(
+        &mut self,
+        slots: &BTreeMap<u8, String>,
+        types: &BTreeMap<u8, u8>,
+        serial: u64,
+    ) -> Result<()> {
         let (lineage, base, new, token) = self.cas(serial)?;
         let json = serde_json::to_string(slots).expect("slots serialize");
+        let types: BTreeMap<u8, u8> = types
+            .iter()
+            .filter(|(_, t)| **t != 0)
+            .map(|(s, t)| (*s, *t))
+            .collect();
+        let types_json = serde_json::to_string(&types).expect("slot types serialize");
         let commit_id = random_id();
         let (entry, key) = self.run_entry(serial, &commit_id);
         let params = Arc::new((
@@ -601,12 +618,13 @@ impl PgStore {
             commit_id.clone(),
             entry,
             key,
+            types_json,
         ));
         let n = self.write(move |client, t| {
             let p = params.clone();
             async move {
                 let sql = format!(
-                    "WITH cas AS (UPDATE timattr_projects SET slots = ($6::text)::jsonb, serial = $4, commit_id = $7 WHERE {CAS} RETURNING 1),
+                    "WITH cas AS (UPDATE timattr_projects SET slots = ($6::text)::jsonb, serial = $4, commit_id = $7, slot_types = ($10::text)::jsonb WHERE {CAS} RETURNING 1),
                      {}
                      SELECT count(*) FROM cas",
                     history_ctes(8, 9)
@@ -614,7 +632,7 @@ impl PgStore {
                 let row = client
                     .query_one(
                         &sql,
-                        &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4, &p.5, &p.6, &p.7],
+                        &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4, &p.5, &p.6, &p.7, &p.8],
                     )
                     .await?;
                 Ok(row.get::<_, i64>(0) as u64)
@@ -624,6 +642,7 @@ impl PgStore {
             return Err(self.conflict());
         }
         self.meta.slots = slots.clone();
+        self.meta.slot_types = types;
         self.meta.serial = serial;
         self.meta.commit_id = commit_id;
         Ok(())

@@ -29,6 +29,23 @@ impl Emulator {
         Self::start_with(latency, fault_rate, None)
     }
 
+    /// An emulator whose app starts with `setup` (slots with types, RegistrationIDs, missing
+    /// accounts).
+    pub fn start_setup(setup: emulator::Setup) -> Emulator {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut cfg = emulator::Config::local(SDKAPPID, ADMIN, Secret::new(KEY.to_owned()));
+        cfg.setup = setup;
+        let running = runtime.block_on(emulator::start(cfg)).unwrap();
+        Emulator {
+            runtime,
+            running: Some(running),
+        }
+    }
+
     pub fn start_with(latency: Duration, fault_rate: f64, data: Option<PathBuf>) -> Emulator {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
