@@ -17,7 +17,9 @@
 # The image's Rust already has musl-dev and gcc, which ring and mimalloc compile with.
 FROM rust:1.98.0-alpine3.22@sha256:2e452153b2dc6bed8ef123c4801cfd3f637e7c092846f974ecdce5e64af3120c AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+# The context has no .git: the commit `--version` reports comes from this argument.
+ARG TIMATTR_BUILD_COMMIT=unknown
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 # A world-writable, sticky /tmp for the `minimal` image (FROM scratch has none): readers of a
 # sled store open a private copy of it in the temp directory (src/store/snapshot.rs).

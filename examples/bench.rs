@@ -584,7 +584,7 @@ fn expect_ok(what: &str, r: &Run, allowed: &[i32]) -> Result<(), String> {
     }
 }
 
-/// The numbers of apply's final line: `... in T s (U users/s; store writes X ms per batch).`
+/// The numbers of apply's final line at `-v`: `... in T s (U users/s; store writes X ms per batch; ...).`
 fn apply_line(stderr: &str) -> Option<(f64, f64, f64)> {
     let line = stderr.lines().rev().find(|l| l.contains("Apply "))?;
     let after = |key: &str| -> Option<f64> {
@@ -1230,7 +1230,7 @@ impl Bench {
         }
         emulator.set_latency(Duration::ZERO);
         eprintln!("bench: first apply of {size} accounts (zero latency)");
-        let a = self.timattr(p, &["apply", "--auto-approve"], &[0])?;
+        let a = self.timattr(p, &["apply", "--auto-approve", "-v"], &[0])?;
         let w = self.timattr(p, &["plan", "--format", "json"], &[0])?;
         let scan = self.timattr(p, &["state", "list"], &[0])?;
         eprintln!(
@@ -1360,7 +1360,7 @@ impl Bench {
         }
         emulator.set_latency(Duration::from_millis(40));
         eprintln!("bench: first apply of {m} accounts at 40 ms latency");
-        let a = self.timattr(&p, &["apply", "--auto-approve"], &[0]);
+        let a = self.timattr(&p, &["apply", "--auto-approve", "-v"], &[0]);
         emulator.set_latency(Duration::ZERO);
         let a = a?;
         let (secs, rate, _) =
@@ -1423,7 +1423,7 @@ impl Bench {
         .map_err(|e| e.to_string())?;
         emulator.set_latency(Duration::from_millis(40));
         eprintln!("bench: first apply of {m} accounts with 1–{most} tags at 40 ms latency");
-        let a = self.timattr(&p, &["apply", "--auto-approve"], &[0]);
+        let a = self.timattr(&p, &["apply", "--auto-approve", "-v"], &[0]);
         emulator.set_latency(Duration::ZERO);
         let a = a?;
         let tagged = emulator
@@ -1494,7 +1494,7 @@ impl Bench {
                 .map_err(|e| e.to_string())?;
                 emulator.set_latency(Duration::ZERO);
                 eprintln!("bench: first apply of {drift_n} accounts for drift");
-                self.timattr(&p, &["apply", "--auto-approve"], &[0])?;
+                self.timattr(&p, &["apply", "--auto-approve", "-v"], &[0])?;
                 p
             }
         };

@@ -139,7 +139,7 @@ fn apply_through_proxy(
             label.split(',').next().unwrap_or(label)
         ));
         write_project(&dir, &emu.base_url(), state, o.apply, "")?;
-        let out = timattr(bin, &dir, &["apply", "--auto-approve"])?;
+        let out = timattr(bin, &dir, &["apply", "--auto-approve", "-v"])?;
         let (rate, lag) = apply_figures(&out)?;
         eprintln!("bench_state: apply, {label}: {rate:.0} accounts/s, at most {lag} batches awaiting their record");
         let label = label.replace("50 ms", &format!("{} ms", o.delay.as_millis()));

@@ -10,7 +10,12 @@ use crate::render::Format;
 ///
 /// Keep the desired attributes in YAML, review `timattr plan`, then `timattr apply`.
 #[derive(Debug, Parser)]
-#[command(name = "timattr", version, propagate_version = true)]
+#[command(
+    name = "timattr",
+    version,
+    long_version = LONG_VERSION,
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -18,7 +23,19 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--version` (and `timattr version`): the version, then what it was built from.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("BUILD_GIT_COMMIT"),
+    "\ntarget: ",
+    env!("BUILD_TARGET"),
+    "\nprofile: ",
+    env!("BUILD_PROFILE")
+);
+
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// The project file.
     #[arg(
@@ -34,7 +51,7 @@ pub struct Global {
     /// Only errors on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// When to use colours (NO_COLOR is honoured).
+    /// When to use colours (auto honours NO_COLOR, CLICOLOR_FORCE and TERM=dumb).
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
     /// Wait up to DURATION (e.g. 30s, 5m) for another timattr process's lock on the state
@@ -50,12 +67,23 @@ pub enum ColorChoice {
     Never,
 }
 
+impl From<ColorChoice> for anstream::ColorChoice {
+    fn from(c: ColorChoice) -> anstream::ColorChoice {
+        match c {
+            ColorChoice::Auto => anstream::ColorChoice::Auto,
+            ColorChoice::Always => anstream::ColorChoice::Always,
+            ColorChoice::Never => anstream::ColorChoice::Never,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the project and users files. No network, no state writes.
     ///
     /// Example: timattr validate -c timattr.yaml
-    Validate,
+    /// GitLab: timattr validate --format codeclimate > gl-code-quality-report.json
+    Validate(ValidateArgs),
     /// Show what apply would change: desired files against the last-applied state.
     ///
     /// Needs no network and no secret. Example: timattr plan --format markdown --out plan.gz
@@ -105,6 +133,29 @@ pub enum Command {
     ///
     /// Example: timattr completions bash > /etc/bash_completion.d/timattr
     Completions(CompletionsArgs),
+    /// Print the version and what it was built from (git commit, target, build profile).
+    Version,
+    /// Print the manual page (roff), generated from this command line's definition.
+    ///
+    /// Example: timattr man > timattr.1
+    #[command(hide = true)]
+    Man,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ValidateArgs {
+    /// Output format: `codeclimate` writes the errors as a GitLab Code Quality report
+    /// (JSON, `[]` when the files are valid) on stdout.
+    #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
+    pub format: ValidateFormat,
+}
+
+/// `validate --format text|codeclimate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ValidateFormat {
+    #[default]
+    Text,
+    Codeclimate,
 }
 
 /// `--format text|json|markdown` (mapped onto [`crate::render::Format`], which knows no clap).
@@ -228,6 +279,7 @@ pub enum StateCommand {
     ///
     /// Example: timattr state show xiaojun012
     Show {
+        /// The account id, as in the users files.
         account: String,
         /// Output format (JSON, an export line, unless asked otherwise: scripts read it).
         #[arg(long, value_enum, default_value_t = ListFormat::Json)]
@@ -246,6 +298,7 @@ pub enum StateCommand {
     /// Refuses another lineage or an older serial unless --force.
     /// Example: timattr state restore backup.jsonl.gz
     Restore {
+        /// A backup written by `timattr state export`.
         file: PathBuf,
         /// Accept another lineage or an older serial.
         #[arg(long)]
@@ -263,6 +316,7 @@ pub enum StateCommand {
     ///
     /// Example: timattr state rm xiaojun012 xiaojun013
     Rm {
+        /// The account ids to forget (one or more; a repeated one counts once).
         #[arg(required = true, value_name = "ACCOUNT")]
         accounts: Vec<String>,
     },
@@ -330,12 +384,16 @@ pub struct EmulatorArgs {
     /// The data file is then read but never written.
     #[arg(long, value_name = "LIST", value_parser = |s: &str| s.parse::<crate::emulator::Simulate>())]
     pub simulate: Option<crate::emulator::Simulate>,
+    #[command(flatten)]
+    pub unused: NoProject,
 }
 
 #[derive(Debug, Args, Clone)]
 pub struct SchemaArgs {
     #[arg(value_enum, default_value_t = SchemaKind::Project)]
     pub kind: SchemaKind,
+    #[command(flatten)]
+    pub unused: NoProject,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -347,4 +405,22 @@ pub enum SchemaKind {
 #[derive(Debug, Args, Clone)]
 pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
+    #[command(flatten)]
+    pub unused: NoProject,
+}
+
+/// For the commands that read no project file and no state (`completions`, `schema`,
+/// `emulator`): the global `-c` and `--lock-timeout` are still accepted but hidden from their
+/// help, which lists only what they use. (Same ids as the globals, so clap does not add those.)
+#[derive(Debug, Args, Clone, Default)]
+pub struct NoProject {
+    #[arg(
+        short = 'c',
+        long = "config",
+        hide = true,
+        default_value = "timattr.yaml"
+    )]
+    config: PathBuf,
+    #[arg(long, hide = true, value_parser = humantime::parse_duration)]
+    lock_timeout: Option<std::time::Duration>,
 }

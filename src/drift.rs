@@ -101,6 +101,7 @@ impl Report {
             unchanged: self.checked - self.drifted.len(),
             managed: self.checked,
             targets: Vec::new(),
+            no_state: false,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// One mebibyte, the unit of the caps' error messages.
 const MB: u64 = 1024 * 1024;
@@ -175,6 +175,88 @@ pub fn read_gzip_capped(path: &Path, cap_bytes: u64) -> io::Result<Vec<u8>> {
 /// Whether the buffered input starts with the gzip magic bytes (without consuming them).
 pub fn looks_gzipped(input: &mut impl BufRead) -> io::Result<bool> {
     Ok(input.fill_buf()?.starts_with(&[0x1f, 0x8b]))
+}
+
+/// The kinds of document timattr writes and reads back, told apart so that one given in place
+/// of the other is named ("this is a state export, not a saved plan") instead of failing with
+/// a parser's message about a missing field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    /// `plan --out FILE` (gzip), or `plan --format json` (not compressed).
+    Plan { gzipped: bool },
+    /// `state export` (gzip JSON lines).
+    Export,
+}
+
+impl DocKind {
+    /// What the document is and what to do with it, for an error message.
+    pub fn described(self) -> &'static str {
+        match self {
+            DocKind::Plan { gzipped: true } => {
+                "a saved plan (from `timattr plan --out`): apply it with `timattr apply FILE` or print it with `timattr show FILE`"
+            }
+            DocKind::Plan { gzipped: false } => {
+                "a JSON plan as `timattr plan --format json` prints it; save a plan to apply with `timattr plan --out FILE`"
+            }
+            DocKind::Export => {
+                "a state export (from `timattr state export`): load it with `timattr state restore FILE`"
+            }
+        }
+    }
+}
+
+/// The kind of the document in `path`, by the top-level fields of its first JSON value
+/// (compressed or not); `None` when it is neither kind or cannot be read. Reads at most the
+/// first value, inflating at most 64 MiB.
+pub fn doc_kind(path: &Path) -> Option<DocKind> {
+    let mut input = BufReader::new(File::open(path).ok()?);
+    let gzipped = looks_gzipped(&mut input).ok()?;
+    let first = if gzipped {
+        first_json_object(gzip_reader_capped(
+            input,
+            64 * MB,
+            path.display().to_string(),
+        ))
+    } else {
+        first_json_object(input.take(64 * MB))
+    }?;
+    doc_kind_of(&first, gzipped)
+}
+
+fn first_json_object(input: impl Read) -> Option<serde_json::Map<String, serde_json::Value>> {
+    serde_json::Deserializer::from_reader(input)
+        .into_iter::<serde_json::Map<String, serde_json::Value>>()
+        .next()?
+        .ok()
+}
+
+/// A plan has its changes and summary at the top; an export's first line is a header naming
+/// the lineage, the slots and the number of accounts.
+fn doc_kind_of(
+    first: &serde_json::Map<String, serde_json::Value>,
+    gzipped: bool,
+) -> Option<DocKind> {
+    let has = |k: &str| first.contains_key(k);
+    if has("changes") && has("summary") {
+        Some(DocKind::Plan { gzipped })
+    } else if has("lineage") && has("slots") && has("accounts") {
+        Some(DocKind::Export)
+    } else {
+        None
+    }
+}
+
+/// `a/./b` → `a/b`, `./a` → `a` (`..` is kept: without the file system it cannot be resolved).
+pub fn normal(path: &Path) -> PathBuf {
+    let out: PathBuf = path
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect();
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
 }
 
 #[cfg(test)]
@@ -355,5 +437,53 @@ mod tests {
         assert!(looks_gzipped(&mut r).unwrap());
         assert_eq!(r.fill_buf().unwrap().len(), data.len());
         assert!(!looks_gzipped(&mut BufReader::new(&b"{\"a\":1}"[..])).unwrap());
+    }
+
+    #[test]
+    fn a_plan_and_an_export_are_told_apart_by_their_top_level_fields() {
+        let map = |json: &str| -> serde_json::Map<String, serde_json::Value> {
+            serde_json::from_str(json).unwrap()
+        };
+        assert_eq!(
+            doc_kind_of(
+                &map(r#"{"format_version":1,"summary":{},"changes":[]}"#),
+                true
+            ),
+            Some(DocKind::Plan { gzipped: true })
+        );
+        assert_eq!(
+            doc_kind_of(
+                &map(r#"{"format_version":1,"sdkappid":1,"lineage":"x","slots":{},"accounts":2}"#),
+                true
+            ),
+            Some(DocKind::Export)
+        );
+        assert_eq!(doc_kind_of(&map(r#"{"account":"u1"}"#), true), None);
+    }
+
+    #[test]
+    fn the_kind_of_a_file_is_read_from_its_first_value_compressed_or_not() {
+        use flate2::write::GzEncoder;
+        let dir = tempfile::tempdir().unwrap();
+        let export = dir.path().join("e.gz");
+        let mut gz = GzEncoder::new(File::create(&export).unwrap(), flate2::Compression::fast());
+        gz.write_all(
+            b"{\"lineage\":\"l\",\"slots\":{},\"accounts\":1}\n{\"account\":\"u\",\"attrs\":{}}\n",
+        )
+        .unwrap();
+        gz.finish().unwrap();
+        assert_eq!(doc_kind(&export), Some(DocKind::Export));
+        let plan = dir.path().join("p.json");
+        std::fs::write(&plan, "{\"summary\":{},\"changes\":[\n]}\n").unwrap();
+        assert_eq!(doc_kind(&plan), Some(DocKind::Plan { gzipped: false }));
+        let other = dir.path().join("o.yaml");
+        std::fs::write(&other, "users: {}\n").unwrap();
+        assert_eq!(doc_kind(&other), None);
+    }
+    #[test]
+    fn paths_lose_their_current_directory_steps() {
+        assert_eq!(normal(Path::new("././state2")), PathBuf::from("state2"));
+        assert_eq!(normal(Path::new("a/./b/../c")), PathBuf::from("a/b/../c"));
+        assert_eq!(normal(Path::new("./")), PathBuf::from("."));
     }
 }

@@ -457,7 +457,7 @@ pub fn is_database_url(value: &str) -> bool {
 /// other scheme, never a directory named after a typo.
 fn location(value: &str, project_dir: &std::path::Path) -> Result<Option<PathBuf>, String> {
     let Some((scheme, _)) = value.split_once("://") else {
-        return Ok(Some(project_dir.join(value)));
+        return Ok(Some(crate::files::normal(&project_dir.join(value))));
     };
     if is_database_url(value) {
         return Ok(None);

@@ -765,6 +765,9 @@ fn network_kind(e: reqwest::Error) -> ApiErrorKind {
         return ApiErrorKind::Timeout;
     }
     let e = e.without_url();
+    if let Some(why) = certificate_problem(&e) {
+        return ApiErrorKind::Certificate(answer::scrub(&why, &[]).into());
+    }
     let mut why = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
@@ -773,6 +776,38 @@ fn network_kind(e: reqwest::Error) -> ApiErrorKind {
         source = s.source();
     }
     ApiErrorKind::Connect(answer::scrub(&why, &[]).into())
+}
+
+/// The reason rustls refused the server's certificate, when that is what failed: retrying
+/// cannot help, unlike a refused or reset connection. The connector boxes rustls' error
+/// (inside an `io::Error`) without its type showing in the chain, so each link's text is
+/// matched against the texts of rustls' certificate errors.
+fn certificate_problem(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let certificate_errors = [
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        rustls::Error::NoCertificatesPresented,
+        rustls::Error::UnsupportedNameType,
+    ];
+    // "invalid peer certificate: UnknownIssuer" → "invalid peer certificate".
+    let prefixes: Vec<String> = certificate_errors
+        .iter()
+        .map(|t| {
+            t.to_string()
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let mut link = Some(e);
+    while let Some(err) = link {
+        let text = err.to_string();
+        if let Some(at) = prefixes.iter().filter_map(|p| text.find(p.as_str())).min() {
+            return Some(text[at..].to_owned());
+        }
+        link = err.source();
+    }
+    None
 }
 
 #[cfg(test)]

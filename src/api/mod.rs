@@ -110,6 +110,9 @@ pub enum ApiErrorKind {
     Timeout,
     /// Connecting, sending or reading failed (refused, reset, closed mid-answer, DNS, TLS).
     Connect(Box<str>),
+    /// The endpoint's TLS certificate was not accepted (self-signed, expired, another name):
+    /// not transient, so never retried.
+    Certificate(Box<str>),
     /// An HTTP 200 whose body is not a well-formed answer of this command: not JSON, no
     /// envelope, the wrong payload, too large. Never a success.
     Decode(Box<str>),
@@ -180,6 +183,7 @@ impl ApiError {
             ApiErrorKind::Http(s) => format!("unexpected status: HTTP {s}"),
             ApiErrorKind::Timeout => "timeout: no answer in time".to_owned(),
             ApiErrorKind::Connect(why) => format!("network error ({why})"),
+            ApiErrorKind::Certificate(why) => format!("TLS certificate not accepted ({why})"),
             ApiErrorKind::Decode(why) => format!("malformed answer ({why})"),
         }
     }
@@ -200,6 +204,9 @@ impl ApiError {
             ApiErrorKind::Connect(_) => {
                 "check the network and app.region / app.endpoint, then run the command again"
             }
+            ApiErrorKind::Certificate(_) => {
+                "the endpoint's certificate is not trusted (self-signed, expired, or made for another host name); check app.region / app.endpoint — nothing was sent, and a certificate error is not retried"
+            }
             ApiErrorKind::Decode(_) => {
                 "nothing was recorded; check that app.region / app.endpoint points at the Chat REST API (not a proxy or login page), then run the command again"
             }
@@ -212,7 +219,7 @@ impl ApiError {
             ApiErrorKind::Code { code, .. } => classify(*code),
             ApiErrorKind::Http(429) => ErrorClass::SlowDown,
             ApiErrorKind::Http(s) if *s >= 500 => ErrorClass::Retry,
-            ApiErrorKind::Http(_) => ErrorClass::Fatal,
+            ApiErrorKind::Http(_) | ApiErrorKind::Certificate(_) => ErrorClass::Fatal,
             ApiErrorKind::Timeout | ApiErrorKind::Connect(_) => ErrorClass::Retry,
             // A garbled 200 may be a flaky proxy; a few more tries, then it is fatal.
             ApiErrorKind::Decode(_) => ErrorClass::RetryFew,

@@ -90,7 +90,11 @@ pub fn conclude(ctx: &Context, operation: Operation, executed: Executed) -> Resu
         Operation::Apply => "timattr apply",
         Operation::DriftFix => "timattr drift --fix",
     };
-    ctx.note(report::apply_line(label, &executed.totals));
+    ctx.note(report::apply_line(
+        label,
+        &executed.totals,
+        ctx.global.verbose > 0,
+    ));
     if executed.tags_added + executed.tags_removed > 0 {
         ctx.note(format!(
             "Tags: {} added, {} removed.",

@@ -9,13 +9,16 @@ pub fn emulator(ctx: &Context, args: &EmulatorArgs) -> Result<Exit> {
     if !(0.0..=1.0).contains(&args.fault_rate) {
         return Err(Error::msg("--fault-rate must be between 0 and 1"));
     }
-    let key = connect::secret_from_env(&args.secret_env).unwrap_or_else(|_| {
+    // Unset: the demo key. Set but unusable (whitespace, not UTF-8): an error, not the demo key.
+    let key = if std::env::var_os(&args.secret_env).is_none_or(|v| v.is_empty()) {
         ctx.note(format!(
             "{} is not set: using the demo key of `endpoint: embedded`.",
             args.secret_env
         ));
         crate::api::Secret::new(crate::api::DEMO_SECRET_KEY.to_owned())
-    });
+    } else {
+        connect::secret_from_env(&args.secret_env)?
+    };
     let cfg = crate::emulator::Config {
         listen: args.listen,
         sdkappid: args.sdkappid,

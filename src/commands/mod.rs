@@ -12,7 +12,6 @@ mod show;
 mod state;
 mod usersig;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use crate::apply::Signal;
@@ -62,6 +61,13 @@ pub fn main(cli: Cli) -> ExitCode {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
             crate::redact::eprintln(&error_text(&e));
+            // On the lines of the pull request's diff, too (DESIGN.md §2).
+            if let Error::Invalid(d) = &e {
+                if crate::render::ci::in_github_actions() {
+                    let annotations = crate::render::ci::github_annotations(d);
+                    crate::redact::eprintln(annotations.trim_end_matches('\n'));
+                }
+            }
             ExitCode::from(1)
         }
     }
@@ -95,7 +101,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         global: cli.global.clone(),
     };
     match cli.command {
-        Command::Validate => plan::validate(&ctx),
+        Command::Validate(args) => plan::validate(&ctx, &args),
         Command::Plan(args) => plan::plan(&ctx, &args),
         Command::Apply(args) => apply::apply(&ctx, &args),
         Command::Drift(args) => drift::drift(&ctx, &args),
@@ -107,6 +113,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Emulator(args) => emulator::emulator(&ctx, &args),
         Command::Schema(args) => schema::schema(&args),
         Command::Completions(args) => schema::completions(&args),
+        Command::Version => schema::version(),
+        Command::Man => schema::man(),
     }
 }
 
@@ -153,7 +161,7 @@ impl Context {
     /// The style of stdout.
     pub fn style(&self) -> Style {
         Style {
-            color: color_enabled(self.global.color, std::io::stdout().is_terminal()),
+            color: color_enabled(self.global.color, &std::io::stdout()),
         }
     }
 }
@@ -180,7 +188,7 @@ fn init_logging(global: &Global) {
         .with_env_filter(filter)
         // Every log line passes the redaction step, at any verbosity.
         .with_writer(|| crate::redact::Writer::new(std::io::stderr()))
-        .with_ansi(color_enabled(global.color, std::io::stderr().is_terminal()))
+        .with_ansi(color_enabled(global.color, &std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -193,13 +201,8 @@ pub fn plan_context(settings: &Settings) -> PlanContext {
     }
 }
 
-/// Colours only on terminals, never with `NO_COLOR` or `--color never`.
-pub fn color_enabled(choice: ColorChoice, is_terminal: bool) -> bool {
-    match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
-    }
+/// Whether `stream` gets colours (`--color`, `NO_COLOR`, `CLICOLOR_FORCE`, `TERM=dumb`: see
+/// [`crate::render::output::color_on`]).
+pub fn color_enabled(choice: ColorChoice, stream: &impl anstream::stream::RawStream) -> bool {
+    crate::render::output::color_on(choice.into(), stream)
 }

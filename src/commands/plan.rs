@@ -1,15 +1,28 @@
 //! `timattr validate` and `timattr plan`.
 
+use std::io::IsTerminal;
+
 use super::{plan_context, Context, Exit};
-use crate::cli::PlanArgs;
+use std::io::Write;
+
+use crate::cli::{PlanArgs, ValidateArgs, ValidateFormat};
 use crate::ops::plan::Targets;
 use crate::plan::Plan;
 use crate::render::json::StateRef;
 use crate::render::{self, count, output, Format, PlanContext};
-use crate::Result;
+use crate::{Error, Result};
 
-pub fn validate(ctx: &Context) -> Result<Exit> {
-    let (settings, desired) = ctx.load()?;
+pub fn validate(ctx: &Context, args: &ValidateArgs) -> Result<Exit> {
+    let loaded = ctx.load();
+    if args.format == ValidateFormat::Codeclimate {
+        // The report is the artifact GitLab reads: written whether the files are valid or not.
+        let report = match &loaded {
+            Err(Error::Invalid(d)) => render::ci::codeclimate(d),
+            _ => render::ci::codeclimate(&Default::default()),
+        };
+        output::to_stdout(|out| out.write_all(report.as_bytes()))?;
+    }
+    let (settings, desired) = loaded?;
     let values: usize = desired.accounts.iter().map(|(_, a)| a.attrs.len()).sum();
     let tags: usize = desired.accounts.iter().map(|(_, a)| a.tags.len()).sum();
     // Projects without tags keep their summary word for word.
@@ -57,8 +70,10 @@ pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<Exit> {
     }
     let format = Format::from(args.format);
     write(ctx, &plan, &state, pc, format)?;
-    // The views say it at their top; stderr says it too, for a plan piped elsewhere.
-    if let Some(why) = crate::ops::plan::mass_removal(&plan, &settings) {
+    // The text and markdown views say it at their top; stderr says it too for a plan piped
+    // elsewhere, but not when stdout is the same terminal (once is enough).
+    let shown = format != Format::Json && std::io::stdout().is_terminal();
+    if let Some(why) = crate::ops::plan::mass_removal(&plan, &settings).filter(|_| !shown) {
         ctx.note(format!("warning: apply would refuse: {why}"));
     }
     tracing::info!(elapsed = ?started.elapsed(), "rendered");

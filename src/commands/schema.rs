@@ -1,4 +1,5 @@
-//! `timattr schema` and `timattr completions`: files for editors and shells.
+//! `timattr schema`, `timattr completions`, `timattr man` and `timattr version`: files for
+//! editors, shells and `man`, and what the binary was built from.
 
 use std::io::Write;
 
@@ -25,5 +26,24 @@ pub fn completions(args: &CompletionsArgs) -> Result<Exit> {
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "timattr", &mut script);
     output::to_stdout(|out| out.write_all(&script))?;
+    Ok(Exit::Ok)
+}
+
+/// `timattr version`: the same text as `--version`.
+pub fn version() -> Result<Exit> {
+    output::to_stdout(|out| writeln!(out, "timattr {}", crate::cli::LONG_VERSION))?;
+    Ok(Exit::Ok)
+}
+
+/// `timattr man`: the manual page (roff) of the command line: its options and commands.
+pub fn man() -> Result<Exit> {
+    use clap::CommandFactory;
+    let mut page = Vec::new();
+    // The page is committed and shipped: only the version, not the commit it was built from.
+    let cmd = crate::cli::Cli::command().long_version(None);
+    clap_mangen::Man::new(cmd)
+        .render(&mut page)
+        .map_err(|e| crate::Error::io("cannot render the manual page", e))?;
+    output::to_stdout(|out| out.write_all(&page))?;
     Ok(Exit::Ok)
 }

@@ -54,10 +54,18 @@ pub fn state(ctx: &Context, cmd: &StateCommand) -> Result<Exit> {
             })?;
         }
         StateCommand::Rm { accounts } => {
-            let serial = state::rm(&settings, accounts)?;
+            let (serial, forgot) = state::rm(&settings, accounts)?;
+            // The count is what the history records: an account named twice is one account.
+            let repeated = match accounts.len() - forgot {
+                0 => String::new(),
+                n => format!(
+                    " ({} repeated, counted once)",
+                    crate::render::count(n, "name", "names")
+                ),
+            };
             ctx.note(format!(
-                "Forgot {} (serial {serial}): no longer managed; their live values were not touched.",
-                crate::render::count(accounts.len(), "account", "accounts"),
+                "Forgot {}{repeated} (serial {serial}): no longer managed; their live values were not touched.",
+                crate::render::count(forgot, "account", "accounts"),
             ));
         }
     }
@@ -72,11 +80,12 @@ fn list(settings: &crate::settings::Settings, format: ListFormat) -> Result<()> 
         ListFormat::Json => {
             let mut first = true;
             state::list(settings, |account| {
-                out.write_all(if first { b"[\n" } else { b",\n" })?;
+                // One compact document, like every `--format json`.
+                out.write_all(if first { b"[" } else { b"," })?;
                 first = false;
                 crate::render::json::to_safe_writer(&mut out, &account, false)
             })?;
-            output::written(out.write_all(if first { b"[]\n" } else { b"\n]\n" }))?;
+            output::written(out.write_all(if first { b"[]\n" } else { b"]\n" }))?;
         }
     }
     output::written(out.flush())

@@ -55,6 +55,8 @@ pub(crate) struct Hard {
     pub message: String,
     /// A custom tag: the walker prefixes the path of the node, as users expect.
     pub tag: bool,
+    /// What to do about it, when the message alone does not say (tabs, indentation).
+    pub help: Option<String>,
 }
 
 impl Hard {
@@ -63,7 +65,31 @@ impl Hard {
             pos,
             message: message.into(),
             tag: false,
+            help: None,
         }
+    }
+
+    fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+const TAB_HELP: &str = "YAML indents with spaces only: replace the tab with spaces";
+
+/// The help line of a YAML syntax error whose usual cause is the indentation: the parser's
+/// words describe its state, not the fix.
+fn indentation_help(message: &str) -> Option<&'static str> {
+    if message.contains("found a tab") {
+        Some(TAB_HELP)
+    } else if message.starts_with("did not find expected key") {
+        Some("check the indentation: the keys of one mapping start in the same column, and a value's lines are indented deeper than its key")
+    } else if message.starts_with("did not find expected '-' indicator") {
+        Some("check the indentation: the items of one list start with `-` in the same column")
+    } else if message.starts_with("mapping values are not allowed") {
+        Some("check the indentation (this line is deeper than the key above it expects), or quote a value that holds `: `")
+    } else {
+        None
     }
 }
 
@@ -363,14 +389,19 @@ impl<'a> Stream<'a> {
                     ..pos
                 },
                 "found character that cannot start any token, while scanning for the next token",
-            );
+            )
+            .help(TAB_HELP);
         }
         // "while parsing a flow mapping, did not find expected ',' or '}'": the problem first.
         let message = match info.strip_prefix("while ").and_then(|r| r.split_once(", ")) {
             Some((context, problem)) => format!("{problem} while {context}"),
             None => info.to_owned(),
         };
-        Hard::new(pos, message)
+        let hard = Hard::new(pos, message);
+        match indentation_help(&hard.message) {
+            Some(help) => hard.help(help),
+            None => hard,
+        }
     }
 }
 
@@ -412,6 +443,7 @@ fn refused(tag: &Tag, pos: Pos) -> Hard {
         pos,
         message: format!("the YAML tag `{shown}` is not supported (only `!!str` is); {fix}"),
         tag: true,
+        help: None,
     }
 }
 

@@ -45,7 +45,11 @@ impl Problem {
 
 impl From<Hard> for Problem {
     fn from(h: Hard) -> Self {
-        Problem::new(h.pos, h.message)
+        let p = Problem::new(h.pos, h.message);
+        match h.help {
+            Some(help) => p.help(help),
+            None => p,
+        }
     }
 }
 
@@ -161,6 +165,7 @@ pub(crate) fn hard_diagnostic(file: &Path, text: &str, h: Hard) -> Diagnostic {
     let lines = source_lines(text, std::iter::once(h.pos.line));
     let mut d = at(file, h.pos);
     d.message = h.message;
+    d.help = h.help;
     attach_source(d, &lines)
 }
 

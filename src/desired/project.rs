@@ -408,23 +408,48 @@ fn integer(node: &Node, what: &str, min: i128, max: i128, problems: &mut Problem
     match node.kind {
         Kind::Int(v) if (min..=max).contains(&v) => Some(v),
         _ => {
-            problems.push(Problem::new(
+            let problem = Problem::new(
                 node.pos,
                 format!(
                     "{what} must be an integer from {min} to {max}, not {}",
                     describe_value(node)
                 ),
-            ));
+            );
+            problems.push(match integer_help(node, what, min, max) {
+                Some(help) => problem.help(help),
+                None => problem,
+            });
             None
         }
+    }
+}
+
+/// The fix when the value is the right number in the wrong YAML type: a quoted number, or a
+/// float (`1e2`, `100.0`) where only an integer will do.
+fn integer_help(node: &Node, what: &str, min: i128, max: i128) -> Option<String> {
+    let key = what.trim_matches('`');
+    match &node.kind {
+        Kind::Str(s) => {
+            let v: i128 = s.trim().parse().ok()?;
+            (min..=max)
+                .contains(&v)
+                .then(|| format!("remove the quotes: `{key}: {v}` (a quoted value is a string)"))
+        }
+        Kind::Float(v) if v.fract() == 0.0 && (min as f64..=max as f64).contains(v) => Some(format!(
+            "write it as a whole number without exponent or decimal point: `{key}: {}` (YAML reads `1e2` and `100.0` as floats)",
+            *v as i128
+        )),
+        Kind::Float(_) => Some("write it as a whole number, without exponent or decimal point".into()),
+        _ => None,
     }
 }
 
 fn describe_value(node: &Node) -> String {
     match &node.kind {
         Kind::Int(v) => v.to_string(),
-        Kind::Float(v) => v.to_string(),
-        Kind::Str(s) => format!("{s:?}"),
+        // `1e2` is 100 to Rust's Display: say it is a float ("100.0"), not "not 100".
+        Kind::Float(v) => format!("the float {v:?}"),
+        Kind::Str(s) => format!("the string {s:?}"),
         Kind::Bool(b) => b.to_string(),
         other => other.describe().to_owned(),
     }

@@ -101,7 +101,7 @@ pub async fn start(cfg: Config) -> Result<Running, EmulatorError> {
 /// Serves until Ctrl-C, then persists and returns. For `timattr emulator`.
 pub async fn run_until_ctrl_c(cfg: Config) -> Result<(), EmulatorError> {
     let running = start(cfg).await?;
-    crate::redact::eprintln(&format!("listening on {}", running.base_url()));
+    crate::redact::eprintln(&running.listening());
     tokio::signal::ctrl_c()
         .await
         .map_err(|e| EmulatorError::Serve(format!("waiting for Ctrl-C: {e}")))?;
@@ -111,6 +111,20 @@ pub async fn run_until_ctrl_c(cfg: Config) -> Result<(), EmulatorError> {
 impl Running {
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// What `timattr emulator` says once bound: the address it really listens on, and for a
+    /// wildcard address (every interface) also the URL to use from this machine.
+    pub fn listening(&self) -> String {
+        if self.addr.ip().is_unspecified() {
+            format!(
+                "listening on http://{} (every interface; from this machine: {})",
+                self.addr,
+                self.base_url()
+            )
+        } else {
+            format!("listening on {}", self.base_url())
+        }
     }
 
     /// `http://IP:PORT`, with a wildcard listen address replaced by loopback.

@@ -106,10 +106,11 @@ pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) 
     let refusal = super::plan::mass_removal(&plan, settings).filter(|_| !opts.allow_mass_removal);
     if opts.dry_run {
         review.show_requests(&plan)?;
-        if let Some(why) = refusal {
-            review.note(&format!("warning: apply would refuse: {why}"));
-        }
         review.note("Dry run: nothing was sent and nothing was written.");
+        // A dry run is how a pipeline asks "would this apply go through?": the answer is no.
+        if let Some(why) = refusal {
+            return Err(Error::msg(format!("apply would refuse this plan: {why}")));
+        }
         return Ok(Applied::DryRun);
     }
     if plan.is_empty() {

@@ -103,9 +103,18 @@ async fn start_embedded(
 
 /// The SecretKey, from the environment variable `var` (the only place it is ever read from).
 pub fn secret_from_env(var: &str) -> Result<Secret> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
-        _ => {
+    match std::env::var_os(var).filter(|v| !v.is_empty()).map(|v| v.into_string()) {
+        // Refused rather than trimmed: the server would answer a bare 70009 (bad UserSig) for
+        // a key with a newline from `echo` or a file, and trimming silently would hide that
+        // the variable holds something else than the console shows. The key is never shown.
+        Some(Ok(v)) if v.trim() != v => Err(Error::msg(format!(
+            "the SecretKey in {var} has leading or trailing whitespace (a newline from `echo` or a file?); set it to the key alone, e.g. `export {var}=\"$(tr -d '[:space:]' < keyfile)\"`"
+        ))),
+        Some(Ok(v)) => Ok(Secret::new(v)),
+        Some(Err(_)) => Err(Error::msg(format!(
+            "{var} is set but is not valid UTF-8; a SecretKey is plain text: copy it again from the Chat console"
+        ))),
+        None => {
             let set: Vec<String> = std::env::vars_os()
                 .filter(|(_, v)| !v.is_empty())
                 .filter_map(|(k, _)| k.into_string().ok())

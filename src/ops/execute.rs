@@ -8,7 +8,6 @@
 //! refused some accounts' tags: the rest was applied and recorded, those are named).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use super::connect::{self, Connection};
 use crate::apply::{Refused, Runner, Signal, Sink, Slot};
 use crate::model::NameIdx;
 use crate::plan::{Batch, BatchKind, Plan};
-use crate::render::progress::Progress;
+use crate::render::progress::{Phases, Progress};
 use crate::render::report::ApplyTotals;
 use crate::settings::Settings;
 use crate::store::interface::{PendingRecord, State};
@@ -82,7 +81,7 @@ struct StoreSink<'a> {
     kind: Option<BatchKind>,
     /// What the store has recorded so far.
     recorded: Tally,
-    done: Arc<AtomicU64>,
+    done: Arc<Phases>,
     record_time: Duration,
     /// Most batches of records sent ahead and not yet settled.
     max_ahead: usize,
@@ -90,12 +89,17 @@ struct StoreSink<'a> {
     failed: bool,
     unrecorded_batches: u64,
     unrecorded_accounts: u64,
+    /// Per change of the plan: whether something of it was recorded.
+    changed: Vec<bool>,
+    accounts_changed: u64,
 }
 
 /// A group whose record was sent ahead.
 struct Ahead {
     pending: PendingRecord,
     tally: Tally,
+    /// The plan's changes the group holds, counted as changed once recorded.
+    changes: Vec<usize>,
 }
 
 /// What a group of confirmed batches carries, counted.
@@ -109,6 +113,8 @@ struct Tally {
     tag_entries: u64,
     tags_added: u64,
     tags_removed: u64,
+    /// Users per phase, for the progress display.
+    users: [u64; 4],
 }
 
 impl Tally {
@@ -118,6 +124,7 @@ impl Tally {
         };
         let mut tally = Tally {
             batches: confirmed.len() as u64,
+            users: Phases::count(confirmed),
             ..Tally::default()
         };
         for r in records {
@@ -142,6 +149,9 @@ impl Tally {
         self.tag_entries += other.tag_entries;
         self.tags_added += other.tags_added;
         self.tags_removed += other.tags_removed;
+        for (a, b) in self.users.iter_mut().zip(other.users) {
+            *a += b;
+        }
     }
 }
 
@@ -191,6 +201,13 @@ fn record_of<'p>(plan: &'p Plan, confirmed: &[&Batch]) -> Record<'p> {
     record
 }
 
+fn changes_in(confirmed: &[&Batch]) -> Vec<usize> {
+    confirmed
+        .iter()
+        .flat_map(|b| b.changes.iter().copied())
+        .collect()
+}
+
 fn accounts_in(confirmed: &[&Batch]) -> u64 {
     confirmed.iter().map(|b| b.changes.len() as u64).sum()
 }
@@ -219,14 +236,19 @@ impl StoreSink<'_> {
             let pending = self
                 .store
                 .record_ahead(records, &plan.names, self.serial, slots)?;
-            self.ahead.push_back(Ahead { pending, tally });
+            let changes = changes_in(confirmed);
+            self.ahead.push_back(Ahead {
+                pending,
+                tally,
+                changes,
+            });
             let n: u64 = self.ahead.iter().map(|a| a.tally.batches).sum();
             self.max_ahead = self.max_ahead.max(n as usize);
             self.settle_answered()
         } else {
             self.settle_all()?;
             self.store.record(records, &plan.names, self.serial)?;
-            self.recorded(&tally);
+            self.recorded(&tally, &changes_in(confirmed));
             Ok(())
         }
     }
@@ -248,20 +270,31 @@ impl StoreSink<'_> {
     }
 
     fn settle_oldest(&mut self) -> Result<()> {
-        let Some(Ahead { pending, tally }) = self.ahead.pop_front() else {
+        let Some(Ahead {
+            pending,
+            tally,
+            changes,
+        }) = self.ahead.pop_front()
+        else {
             return Ok(());
         };
         if let Err(e) = self.store.settle(pending) {
             self.unrecorded(tally.batches, tally.entries());
             return Err(e.into());
         }
-        self.recorded(&tally);
+        self.recorded(&tally, &changes);
         Ok(())
     }
 
-    fn recorded(&mut self, tally: &Tally) {
+    fn recorded(&mut self, tally: &Tally, changes: &[usize]) {
         self.recorded.add(tally);
-        self.done.fetch_add(tally.entries(), Ordering::Relaxed);
+        for &i in changes {
+            // An account of several phases (or tag runs) counts once.
+            if !std::mem::replace(&mut self.changed[i], true) {
+                self.accounts_changed += 1;
+            }
+        }
+        self.done.add(&tally.users);
     }
 
     /// After a failure: whatever was sent ahead is not claimed as recorded.
@@ -377,9 +410,8 @@ async fn run_batches(
 ) -> Executed {
     let plan = Arc::new(plan);
     let batches = Arc::new(plan.batches());
-    let total: u64 = batches.iter().map(|b| b.changes.len() as u64).sum();
-    let done = Arc::new(AtomicU64::new(0));
-    let progress = Progress::start(quiet, total, done.clone(), runner.stats.clone());
+    let done = Arc::new(Phases::of(&batches));
+    let progress = Progress::start(quiet, done.clone(), runner.stats.clone());
     let mut sink = StoreSink {
         store,
         serial,
@@ -392,6 +424,8 @@ async fn run_batches(
         failed: false,
         unrecorded_batches: 0,
         unrecorded_accounts: 0,
+        changed: vec![false; plan.changes.len()],
+        accounts_changed: 0,
     };
     let mut report = crate::apply::run(runner, plan, batches, &mut sink, interrupt).await;
     if let Some(e) = sink.finish() {
@@ -422,8 +456,12 @@ fn executed(
     Executed {
         totals: ApplyTotals {
             status,
+            accounts_changed: sink.accounts_changed,
             accounts_set: recorded.set,
             accounts_removed: recorded.removed,
+            // `users` is per phase, in `BatchKind::PHASES` order: sets, tag adds, removes, tag removes.
+            accounts_tags_added: recorded.users[1],
+            accounts_tags_removed: recorded.users[3],
             names_configured: 0,
             requests: runner.stats.requests(),
             retries: runner.stats.retries(),

@@ -400,6 +400,7 @@ pub fn preview(
         unchanged,
         managed: last.len(),
         targets: Vec::new(),
+        no_state: false,
     }
 }
 

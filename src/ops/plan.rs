@@ -1,6 +1,8 @@
 //! Making a plan: desired `D` (the users files) against last-applied `L` (the store), limited
 //! to the `--target` accounts when given, and the mass-removal rule of DESIGN.md §4.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::model::{Desired, Names};
 use crate::plan::Plan;
 use crate::render::json::StateRef;
@@ -9,9 +11,12 @@ use crate::store::interface::{Split, State};
 use crate::{Error, Result};
 
 /// `--target PATTERN`: globs over account ids; none means every account.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Targets {
     patterns: Vec<glob::Pattern>,
+    /// Per pattern: whether it matched an account of the files or the state yet (a pattern
+    /// that matches nothing is a typo, DESIGN.md §2). Atomic: the store's scan takes `Fn`.
+    hits: Vec<AtomicBool>,
 }
 
 impl Targets {
@@ -27,13 +32,49 @@ impl Targets {
                     ))
                 })
             })
-            .collect::<Result<_>>()?;
-        Ok(Targets { patterns })
+            .collect::<Result<Vec<_>>>()?;
+        let hits = patterns.iter().map(|_| AtomicBool::new(false)).collect();
+        Ok(Targets { patterns, hits })
     }
 
-    /// Whether `account` is planned.
+    /// Whether `account` is planned; remembers which patterns matched it.
     pub fn matches(&self, account: &str) -> bool {
-        self.patterns.is_empty() || self.patterns.iter().any(|p| p.matches(account))
+        if self.patterns.is_empty() {
+            return true;
+        }
+        let mut any = false;
+        for (p, hit) in self.patterns.iter().zip(&self.hits) {
+            // A pattern that already matched need not be tried again unless nothing has yet.
+            if (any && hit.load(Ordering::Relaxed)) || !p.matches(account) {
+                continue;
+            }
+            any = true;
+            hit.store(true, Ordering::Relaxed);
+        }
+        any
+    }
+
+    /// An error naming the patterns that matched no account seen by [`Targets::matches`].
+    pub fn check_all_matched(&self) -> Result<()> {
+        let unmatched: Vec<String> = self
+            .patterns
+            .iter()
+            .zip(&self.hits)
+            .filter(|(_, hit)| !hit.load(Ordering::Relaxed))
+            .map(|(p, _)| crate::render::quote(p.as_str()))
+            .collect();
+        if unmatched.is_empty() {
+            return Ok(());
+        }
+        let (what, verb) = if unmatched.len() == 1 {
+            ("pattern", "matches")
+        } else {
+            ("patterns", "match")
+        };
+        Err(Error::msg(format!(
+            "--target {what} {} {verb} no account of the users files or the state; check the spelling (a glob over account ids, e.g. 'xiaojun*')",
+            unmatched.join(", ")
+        )))
     }
 
     fn list(&self) -> Vec<String> {
@@ -85,13 +126,15 @@ pub fn make_plan(
         names: desired.names,
         accounts: split.changed,
     };
+    targets.check_all_matched()?;
     let mut plan = crate::plan::diff(desired, split.last, names, &slots)
         .map_err(|e| Error::msg(e.to_string()))?;
     plan.unchanged += split.unchanged;
     plan.managed = split.managed;
     plan.targets = targets.list();
+    plan.no_state = lineage.is_none();
     let state = StateRef {
-        lineage,
+        lineage: lineage.clone(),
         serial,
         commit_id,
         sdkappid: settings.sdkappid,

@@ -80,8 +80,23 @@ fn not_a_plan(path: &Path, why: impl std::fmt::Display) -> Error {
     ))
 }
 
-/// Reads a saved plan and works out its seal; the seal is checked by [`check_seal`].
+/// Reads a saved plan and works out its seal; the seal is checked by [`check_seal`]. A state
+/// export or a JSON plan given instead is named as what it is.
 pub fn read(path: &Path) -> Result<Saved> {
+    read_plan(path).map_err(|e| match crate::files::doc_kind(path) {
+        // Another of the tool's files: say which, not what its parser missed.
+        Some(
+            kind @ (crate::files::DocKind::Export | crate::files::DocKind::Plan { gzipped: false }),
+        ) => Error::msg(format!(
+            "{} is not a saved plan: this is {}",
+            path.display(),
+            kind.described()
+        )),
+        _ => e,
+    })
+}
+
+fn read_plan(path: &Path) -> Result<Saved> {
     let file = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("cannot read plan file {}", path.display()), e))?;
     let compressed = file.metadata().map_or(0, |m| m.len());

@@ -144,7 +144,17 @@ pub fn export(settings: &Settings, file: Option<&Path>, out: impl Write) -> Resu
 pub fn restore(settings: &Settings, file: &Path, force: bool) -> Result<ExportHeader> {
     let input = std::fs::File::open(file)
         .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
-    let export = crate::store::read_export(input)?;
+    let export = crate::store::read_export(input).map_err(|e| {
+        match crate::files::doc_kind(file) {
+            // Another of the tool's files: say which, not what its parser missed.
+            Some(kind @ crate::files::DocKind::Plan { .. }) => Error::msg(format!(
+                "{} is not a state export: this is {}",
+                file.display(),
+                kind.described()
+            )),
+            _ => Error::from(e),
+        }
+    })?;
     crate::store::check_app(&export.header, settings.sdkappid, settings.endpoint.host())?;
     let mut store = open_or_create(settings, "state restore")?;
     // Its history entry says who restored, from where.
@@ -159,8 +169,9 @@ pub fn history(settings: &Settings) -> Result<Vec<HistoryEntry>> {
 
 /// Forgets `accounts`: they leave the store (and become unmanaged) in one commit with the next
 /// serial, so plans saved before are stale. Nothing is sent: their live values stay. Refuses,
-/// changing nothing, when any of them is not managed. Returns the new serial.
-pub fn rm(settings: &Settings, accounts: &[String]) -> Result<u64> {
+/// changing nothing, when any of them is not managed. An account given twice is forgotten
+/// once. Returns the new serial and how many accounts were forgotten.
+pub fn rm(settings: &Settings, accounts: &[String]) -> Result<(u64, usize)> {
     let mut store = require_writable(settings, "state rm")?;
     let mut names = Names::new(&settings.attributes);
     let mut forgotten = Vec::with_capacity(accounts.len());
@@ -199,5 +210,5 @@ pub fn rm(settings: &Settings, accounts: &[String]) -> Result<u64> {
         entry.status = "complete".into();
         entry.accounts_removed = forgotten.len() as u64;
     })?;
-    Ok(serial)
+    Ok((serial, forgotten.len()))
 }

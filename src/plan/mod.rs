@@ -135,6 +135,9 @@ pub struct Plan {
     /// `--target` patterns: when not empty, the plan is partial and covers only the accounts
     /// matching one of them.
     pub targets: Vec<String>,
+    /// Made without a store (none existed yet): everything is new, and the views say so at
+    /// their top.
+    pub no_state: bool,
 }
 
 /// The mass-removal verdict of a plan (DESIGN.md §4), for the plan's views and for `apply`.
@@ -382,6 +385,7 @@ pub fn diff(
         unchanged,
         managed,
         targets: Vec::new(),
+        no_state: false,
     })
 }
 

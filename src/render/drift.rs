@@ -156,13 +156,13 @@ pub fn summary_line(report: &Report) -> String {
         )
     } else if report.drifted.is_empty() {
         format!(
-            "No drift. The live {} of {} managed users match the last-applied state.",
+            "No drift. The live {} of {} match the last-applied state.",
             if report.tags_checked > 0 {
                 "attributes and tags"
             } else {
                 "attributes"
             },
-            report.checked
+            count(report.checked, "managed user", "managed users")
         )
     } else {
         let tags = match report.drifted_tags() {
@@ -172,11 +172,13 @@ pub fn summary_line(report: &Report) -> String {
                 count(n, "managed tag is", "managed tags are")
             ),
         };
+        let values = report.drifted_values();
         format!(
-            "Drift: {} users, {} attribute values differ from the last-applied state{tags} ({} users checked).",
-            report.drifted.len(),
-            report.drifted_values(),
-            report.checked
+            "Drift: {}, {} {} from the last-applied state{tags} ({} checked).",
+            count(report.drifted.len(), "user", "users"),
+            count(values, "attribute value", "attribute values"),
+            if values == 1 { "differs" } else { "differ" },
+            count(report.checked, "user", "users")
         )
     }
 }
@@ -308,8 +310,8 @@ pub fn markdown_text(report: &Report) -> String {
     if shown < report.drifted.len() {
         let _ = writeln!(
             md,
-            "\n_{} users were left out to keep this comment under {} characters; run `timattr drift` to see them all._",
-            report.drifted.len() - shown,
+            "\n_{} left out to keep this comment under {} characters; run `timattr drift` to see them all._",
+            count(report.drifted.len() - shown, "user was", "users were"),
             markdown::MAX_CHARS
         );
     }

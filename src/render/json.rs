@@ -36,6 +36,25 @@ pub struct StateRef {
     pub managed: usize,
 }
 
+/// The `state` object of a JSON plan: the [`StateRef`] and whether a store existed at all, so
+/// that a pipeline sees "everything is new because there is no state yet" without parsing
+/// stderr. Reading a plan back ignores `exists` (it follows from `lineage`).
+#[derive(Serialize)]
+struct StateOut<'a> {
+    exists: bool,
+    #[serde(flatten)]
+    state: &'a StateRef,
+}
+
+impl<'a> StateOut<'a> {
+    fn of(state: &'a StateRef) -> StateOut<'a> {
+        StateOut {
+            exists: state.lineage.is_some(),
+            state,
+        }
+    }
+}
+
 /// Appends `s` as a JSON string. Most values need no escaping: copy those directly (a
 /// million-change plan spends most of its rendering time here). Besides what JSON requires,
 /// the C1 controls, bidirectional controls and line separators are written as `\uXXXX`, so a
@@ -255,7 +274,7 @@ fn write_members(
     }
     if let Some(state) = state {
         w.write_all(b",\"state\":")?;
-        to_safe_writer(w, state, false)?;
+        to_safe_writer(w, &StateOut::of(state), false)?;
     }
     if plan.is_partial() {
         w.write_all(b",\"targets\":")?;
@@ -272,14 +291,16 @@ fn write_members(
     // Rendered in chunks: one write per ~64 KiB instead of dozens per change.
     let mut buf = Vec::with_capacity(1 << 17);
     for (i, change) in plan.changes.iter().enumerate() {
-        buf.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+        if i > 0 {
+            buf.push(b',');
+        }
         push_change(&mut buf, change, &plan.names);
         if buf.len() >= 1 << 16 {
             w.write_all(&buf)?;
             buf.clear();
         }
     }
-    buf.extend_from_slice(b"\n]");
+    buf.extend_from_slice(b"]");
     w.write_all(&buf)
 }
 
@@ -517,6 +538,7 @@ impl PlanDoc {
             unchanged: self.summary.unchanged,
             managed: state.managed,
             targets: self.targets,
+            no_state: state.lineage.is_none(),
         };
         Ok((plan, state, self.safety))
     }

@@ -137,7 +137,7 @@ pub fn plan_markdown(plan: &Plan, ctx: PlanContext) -> String {
 fn write_summary(md: &mut String, plan: &Plan, ctx: PlanContext) {
     let s = plan.summary();
     let tags = s.tags_added + s.tags_removed > 0;
-    md.push_str("| to add | to change | to remove | unchanged | attribute values |");
+    md.push_str("| users to add | users to change | users leaving the store | users unchanged | attribute values |");
     md.push_str(if tags {
         " tags added | tags removed | requests |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     } else {
@@ -167,6 +167,9 @@ fn write_top(md: &mut String, plan: &Plan, ctx: PlanContext) {
             md,
             "> [!CAUTION]\n> **Apply would refuse this plan:** {why}.\n\n"
         );
+    }
+    if plan.no_state {
+        md.push_str("> [!NOTE]\n> **No state yet:** this plan was made without a last-applied state, so every account is new. If the app already has values, `timattr import` adopts them first.\n\n");
     }
     if plan.is_partial() {
         let targets: Vec<String> = plan
@@ -273,10 +276,17 @@ fn write_removals(md: &mut String, plan: &Plan) {
     } else {
         "attribute values"
     };
+    // The table's "users leaving the store" is part of this count: say which is which.
+    let leaving = match s.remove {
+        0 => String::new(),
+        1 => "; 1 of them leaves the store".to_owned(),
+        n => format!("; {n} of them leave the store"),
+    };
     let _ = write!(
         md,
-        "> [!WARNING]\n> **Removals:** {} of {} managed users lose {what} ({} leave the store).",
-        s.accounts_losing_values, plan.managed, s.remove
+        "> [!WARNING]\n> **Removals:** {} of {} lose {what}{leaving}.",
+        s.accounts_losing_values,
+        count(plan.managed, "managed user", "managed users"),
     );
     let losing: Vec<String> = plan
         .changes
@@ -372,11 +382,11 @@ mod tests {
             md.contains("this plan removes attribute values or tags from 2 of 12 managed users"),
             "{md}"
         );
-        assert!(md.contains("| to add | to change | to remove | unchanged | attribute values | tags added | tags removed | requests |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n| 2 | 1 | 1 | 10 | 0 | 27 | 2 | 4 |\n"), "{md}");
+        assert!(md.contains("| users to add | users to change | users leaving the store | users unchanged | attribute values | tags added | tags removed | requests |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n| 2 | 1 | 1 | 10 | 0 | 27 | 2 | 4 |\n"), "{md}");
         assert!(md.contains("| tag | users gaining it | users losing it |\n|---|---:|---:|\n| <code>old</code> | 0 | 2 |\n| <code>a&#124;b</code> | 1 | 0 |\n"), "{md}");
         assert!(md.contains("_and 8 more tags._"), "{md}");
         assert!(
-            md.contains("**Removals:** 2 of 12 managed users lose attribute values or tags (1 leave the store).\n> <code>u1</code>, <code>u3</code>\n"),
+            md.contains("**Removals:** 2 of 12 managed users lose attribute values or tags; 1 of them leaves the store.\n> <code>u1</code>, <code>u3</code>\n"),
             "{md}"
         );
         assert!(md.contains("| <code>u1</code> | change | <i>tags added</i> | — | <code>a&#124;b</code> |\n|  |  | <i>tags removed</i> | <code>old</code> | <i>removed</i> |\n"), "{md}");

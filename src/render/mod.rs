@@ -3,6 +3,7 @@
 //! JSON for programs, markdown for pull-request comments; [`progress`] is the apply's
 //! progress display on stderr.
 
+pub mod ci;
 pub mod doctor;
 pub mod drift;
 pub mod json;
@@ -22,6 +23,14 @@ pub enum Format {
     Markdown,
 }
 
+/// The changed characters of a long value: bold, underlined, in `color`.
+fn highlight(color: anstyle::AnsiColor) -> anstyle::Style {
+    anstyle::Style::new()
+        .bold()
+        .underline()
+        .fg_color(Some(color.into()))
+}
+
 /// How text output may decorate itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Style {
@@ -29,27 +38,31 @@ pub struct Style {
 }
 
 impl Style {
-    pub fn paint(&self, code: &str, s: &str) -> String {
+    /// `s` in `style` when colours are on (anstyle writes the escape codes).
+    pub fn paint(&self, style: anstyle::Style, s: &str) -> String {
         if self.color {
-            format!("\x1b[{code}m{s}\x1b[0m")
+            format!("{style}{s}{style:#}")
         } else {
             s.to_owned()
         }
     }
+    fn fg(&self, color: anstyle::AnsiColor, s: &str) -> String {
+        self.paint(anstyle::Style::new().fg_color(Some(color.into())), s)
+    }
     pub fn green(&self, s: &str) -> String {
-        self.paint("32", s)
+        self.fg(anstyle::AnsiColor::Green, s)
     }
     pub fn yellow(&self, s: &str) -> String {
-        self.paint("33", s)
+        self.fg(anstyle::AnsiColor::Yellow, s)
     }
     pub fn red(&self, s: &str) -> String {
-        self.paint("31", s)
+        self.fg(anstyle::AnsiColor::Red, s)
     }
     pub fn bold(&self, s: &str) -> String {
-        self.paint("1", s)
+        self.paint(anstyle::Style::new().bold(), s)
     }
     pub fn dim(&self, s: &str) -> String {
-        self.paint("2", s)
+        self.paint(anstyle::Style::new().dimmed(), s)
     }
 }
 
@@ -194,8 +207,12 @@ fn inline_diff(o: &str, n: &str, style: Style) -> String {
                 left.push_str(&style.red(s));
                 right.push_str(&style.green(s));
             }
-            similar::ChangeTag::Delete => left.push_str(&style.paint("1;4;31", s)),
-            similar::ChangeTag::Insert => right.push_str(&style.paint("1;4;32", s)),
+            similar::ChangeTag::Delete => {
+                left.push_str(&style.paint(highlight(anstyle::AnsiColor::Red), s))
+            }
+            similar::ChangeTag::Insert => {
+                right.push_str(&style.paint(highlight(anstyle::AnsiColor::Green), s))
+            }
         }
     }
     left.push('"');

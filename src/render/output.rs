@@ -1,9 +1,31 @@
 //! Where output goes: stdout for data (buffered; a closed pipe is not a failure) and the
-//! GitHub step summary for markdown, both through the redaction step ([`crate::redact`]).
+//! GitHub step summary for markdown, both through the redaction step ([`crate::redact`]); and
+//! whether a stream gets colours.
 
 use std::io::Write;
 
 use crate::{Error, Result};
+
+/// Whether `stream` gets colours. `--color always|never` decide; `auto` follows anstream
+/// (as clap does): `NO_COLOR` set → none, else `CLICOLOR_FORCE` set → colours, else
+/// `CLICOLOR=0` → none, else colours on a terminal whose `TERM` is not `dumb`.
+pub fn color_on(choice: anstream::ColorChoice, stream: &impl anstream::stream::RawStream) -> bool {
+    match choice {
+        anstream::ColorChoice::Auto => {
+            // anstream also colours a `TERM=dumb` terminal when `CI` is set; dumb means none
+            // unless colours are forced.
+            let env_is = |name: &str, pred: fn(&std::ffi::OsStr) -> bool| {
+                std::env::var_os(name).is_some_and(|v| pred(&v))
+            };
+            let dumb = env_is("TERM", |v| v == "dumb");
+            let forced = env_is("CLICOLOR_FORCE", |v| !v.is_empty() && v != "0");
+            anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never
+                && (forced || !dumb)
+        }
+        anstream::ColorChoice::Never => false,
+        anstream::ColorChoice::Always | anstream::ColorChoice::AlwaysAnsi => true,
+    }
+}
 
 /// Stdout, buffered, locked and redacted.
 pub type Stdout = std::io::BufWriter<crate::redact::Writer<std::io::StdoutLock<'static>>>;

@@ -8,12 +8,18 @@ use super::count;
 use crate::store::{ExportLine, HistoryEntry};
 
 /// The counts of an apply (or a fix), for its final line and a benchmark reading it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ApplyTotals {
     /// `complete`, `interrupted` or `failed`.
     pub status: &'static str,
+    /// Distinct accounts that something was applied to (values set or removed, tags added or
+    /// removed): what "users changed" counts.
+    pub accounts_changed: u64,
     pub accounts_set: u64,
     pub accounts_removed: u64,
+    /// Accounts that tags were added to, removed from.
+    pub accounts_tags_added: u64,
+    pub accounts_tags_removed: u64,
     pub names_configured: u64,
     pub requests: u64,
     pub retries: u64,
@@ -28,13 +34,52 @@ pub struct ApplyTotals {
     pub unrecorded_entries: u64,
 }
 
-/// `Apply complete: … requests (… retries) in T s (U users/s; store writes X ms per batch; …).`
-pub fn apply_line(label: &str, t: &ApplyTotals) -> String {
+/// `Apply complete: 4 users changed (3 with values set, 1 with tags added), … requests (…
+/// retries) in T s (U users/s).` Each number says what it counts; the parts that are zero
+/// are left out. `verbose` (`-v`) adds the internals (store write time, records awaited),
+/// which tell an operator or a benchmark about the store, not a user about the app.
+pub fn apply_line(label: &str, t: &ApplyTotals, verbose: bool) -> String {
     let secs = t.elapsed.as_secs_f64();
-    let per_batch = if t.batches_recorded > 0 {
-        t.record_time.as_secs_f64() * 1000.0 / t.batches_recorded as f64
+    let mut parts = Vec::new();
+    for (n, what) in [
+        (t.accounts_set, "with values set"),
+        (t.accounts_removed, "with values removed"),
+        (t.accounts_tags_added, "with tags added"),
+        (t.accounts_tags_removed, "with tags removed"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    let parts = if parts.is_empty() {
+        String::new()
     } else {
-        0.0
+        format!(" ({})", parts.join(", "))
+    };
+    let names = if t.names_configured > 0 {
+        format!(
+            ", {} configured",
+            count(
+                t.names_configured as usize,
+                "attribute name",
+                "attribute names"
+            )
+        )
+    } else {
+        String::new()
+    };
+    let internals = if verbose {
+        let per_batch = if t.batches_recorded > 0 {
+            t.record_time.as_secs_f64() * 1000.0 / t.batches_recorded as f64
+        } else {
+            0.0
+        };
+        format!(
+            "; store writes {per_batch:.2} ms per batch; at most {} awaiting their record",
+            count(t.max_unrecorded, "confirmed batch", "confirmed batches"),
+        )
+    } else {
+        String::new()
     };
     // The counts are what the store recorded; what the API applied beyond that is said too.
     let unrecorded = if t.unrecorded_entries > 0 {
@@ -46,15 +91,12 @@ pub fn apply_line(label: &str, t: &ApplyTotals) -> String {
         String::new()
     };
     format!(
-        "{label} {}: {} set, {} with values removed{unrecorded}, {} configured; {} ({}) in {secs:.2} s ({:.0} users/s; store writes {per_batch:.2} ms per batch; at most {} awaiting their record).",
+        "{label} {}: {} changed{parts}{unrecorded}{names}; {} ({}) in {secs:.2} s ({:.0} users/s{internals}).",
         t.status,
-        count(t.accounts_set as usize, "user", "users"),
-        count(t.accounts_removed as usize, "user", "users"),
-        count(t.names_configured as usize, "attribute name", "attribute names"),
+        count(t.accounts_changed as usize, "user", "users"),
         count(t.requests as usize, "request", "requests"),
         count(t.retries as usize, "retry", "retries"),
-        (t.accounts_set + t.accounts_removed) as f64 / secs.max(1e-9),
-        count(t.max_unrecorded, "confirmed batch", "confirmed batches"),
+        t.accounts_changed as f64 / secs.max(1e-9),
     )
 }
 
@@ -140,8 +182,7 @@ pub fn write_history(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result
         "time                  serial  operation  status       set  removed  names  requests  retries  by, commit, run"
     )?;
     for h in entries {
-        let time =
-            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(h.time));
+        let time = rfc3339(h.time);
         writeln!(
             w,
             "{time}  {:>6}  {:<9}  {:<11}  {:>4}  {:>7}  {:>5}  {:>8}  {:>7}  {}",
@@ -191,10 +232,20 @@ fn history_details(h: &HistoryEntry) -> String {
     parts.join("; ")
 }
 
-/// `state history --format json`: the entries as one JSON array, oldest first.
+/// `state history --format json`: the entries as one compact JSON array, oldest first, each
+/// `time` in RFC 3339 (UTC) as the text table shows it, not Unix seconds.
 pub fn write_history_json(w: &mut impl Write, entries: &[HistoryEntry]) -> io::Result<()> {
-    super::json::to_safe_writer(w, &entries, true)?;
+    let mut docs = serde_json::to_value(entries)?;
+    for (doc, entry) in docs.as_array_mut().into_iter().flatten().zip(entries) {
+        doc["time"] = rfc3339(entry.time).into();
+    }
+    super::json::to_safe_writer(w, &docs, false)?;
     writeln!(w)
+}
+
+/// Unix seconds as RFC 3339 in UTC, to the second (`2026-12-07T23:45:49Z`).
+pub fn rfc3339(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(unix)).to_string()
 }
 
 /// `state show --format text`: the account, then one `name: "value"` line per attribute, then
@@ -213,7 +264,7 @@ pub fn write_account_text(w: &mut impl Write, account: &ExportLine) -> io::Resul
 
 /// `state show`: one account as a line of `state export` has it, pretty.
 pub fn write_account(w: &mut impl Write, account: &ExportLine) -> io::Result<()> {
-    super::json::to_safe_writer(w, account, true)?;
+    super::json::to_safe_writer(w, account, false)?;
     writeln!(w)
 }
 
@@ -225,28 +276,28 @@ mod tests {
     fn the_apply_line_keeps_the_numbers_benchmarks_read() {
         let t = ApplyTotals {
             status: "complete",
+            accounts_changed: 200,
             accounts_set: 200,
-            accounts_removed: 0,
             names_configured: 3,
             requests: 3,
-            retries: 0,
             elapsed: Duration::from_secs(2),
             batches_recorded: 2,
             record_time: Duration::from_millis(3),
             max_unrecorded: 2,
-            unrecorded_entries: 0,
+            ..ApplyTotals::default()
         };
-        let line = apply_line("Apply", &t);
-        assert!(line.starts_with("Apply complete: 200 users set,"), "{line}");
-        assert!(
-            line.contains(" in 2.00 s (100 users/s; store writes 1.50 ms per batch;"),
-            "{line}"
+        let line = apply_line("Apply", &t, false);
+        assert_eq!(
+            line,
+            "Apply complete: 200 users changed (200 with values set), 3 attribute names configured; 3 requests (0 retries) in 2.00 s (100 users/s)."
         );
+        let line = apply_line("Apply", &t, true);
         assert!(
-            line.contains("at most 2 confirmed batches awaiting their record"),
+            line.ends_with(" in 2.00 s (100 users/s; store writes 1.50 ms per batch; at most 2 confirmed batches awaiting their record)."),
             "{line}"
         );
         let one = ApplyTotals {
+            accounts_changed: 1,
             accounts_set: 1,
             requests: 1,
             retries: 1,
@@ -254,14 +305,31 @@ mod tests {
             names_configured: 1,
             ..t
         };
-        let line = apply_line("Apply", &one);
+        let line = apply_line("Apply", &one, true);
         assert!(
-            line.starts_with("Apply complete: 1 user set, 0 users with values removed, 1 attribute name configured; 1 request (1 retry) in"),
+            line.starts_with("Apply complete: 1 user changed (1 with values set), 1 attribute name configured; 1 request (1 retry) in"),
             "{line}"
         );
         assert!(
             line.contains("at most 1 confirmed batch awaiting"),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn a_fix_counts_tag_only_repairs_among_the_users_changed() {
+        let t = ApplyTotals {
+            status: "complete",
+            accounts_changed: 4,
+            accounts_set: 3,
+            accounts_tags_added: 1,
+            requests: 2,
+            elapsed: Duration::from_secs(1),
+            ..ApplyTotals::default()
+        };
+        assert_eq!(
+            apply_line("Fix", &t, false),
+            "Fix complete: 4 users changed (3 with values set, 1 with tags added); 2 requests (0 retries) in 1.00 s (4 users/s)."
         );
     }
 
@@ -302,16 +370,14 @@ mod tests {
     fn a_stopped_run_says_what_applied_failed_and_was_not_sent() {
         let t = ApplyTotals {
             status: "failed",
+            accounts_changed: 600,
             accounts_set: 600,
-            accounts_removed: 0,
-            names_configured: 0,
             requests: 10,
             retries: 4,
             elapsed: Duration::from_secs(1),
             batches_recorded: 6,
-            record_time: Duration::ZERO,
             max_unrecorded: 1,
-            unrecorded_entries: 0,
+            ..ApplyTotals::default()
         };
         let o = Outcome {
             label: "Apply",
@@ -348,16 +414,14 @@ mod tests {
     fn a_run_whose_store_failed_gives_one_consistent_account() {
         let t = ApplyTotals {
             status: "failed",
+            accounts_changed: 300,
             accounts_set: 300,
-            accounts_removed: 0,
-            names_configured: 0,
             requests: 10,
-            retries: 0,
             elapsed: Duration::from_secs(1),
             batches_recorded: 3,
-            record_time: Duration::ZERO,
             max_unrecorded: 2,
             unrecorded_entries: 200,
+            ..ApplyTotals::default()
         };
         let o = Outcome {
             label: "Apply",
@@ -373,10 +437,10 @@ mod tests {
             batches_line(&o),
             "3 batches applied and recorded, 2 applied but not recorded (the next apply sends them again), 0 failed, 35 not sent"
         );
-        let line = apply_line("Apply", &t);
+        let line = apply_line("Apply", &t, false);
         assert!(
             line.contains(
-                "300 users set, 0 users with values removed (200 entries applied but not recorded)"
+                "300 users changed (300 with values set) (200 entries applied but not recorded)"
             ),
             "{line}"
         );

@@ -537,7 +537,7 @@ fn confirmed_but_unrecorded_batches_stay_within_concurrency() {
     let emu = Emulator::start(Duration::from_millis(5), 0.0);
     let p = project(&emu, "apply:\n  concurrency: 4\n");
     p.write_users_map("a.yaml", &users(3_000, ""));
-    let run = p.run(&["apply", "--auto-approve"]).expect(0);
+    let run = p.run(&["apply", "--auto-approve", "-v"]).expect(0);
     let most = max_unrecorded(&run.stderr());
     assert!((1..=4).contains(&most), "{}", run.stderr());
     assert_eq!(emu.attrs(), users(3_000, ""));

@@ -278,7 +278,11 @@ fn the_request_estimate_is_what_the_first_apply_sends_and_counts_agree() {
     );
     let run = p.run(&["apply", "--auto-approve"]).expect(0);
     assert_eq!(v["summary"]["requests"], requests(&emu), "{v}");
-    assert!(run.stderr().contains("1 user set"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("1 user changed (1 with values set)"),
+        "{}",
+        run.stderr()
+    );
     assert!(!run.stderr().contains(" 1 users"), "{}", run.stderr());
 }
 

@@ -13,6 +13,7 @@ mod apply;
 mod apply_tags;
 mod cli;
 mod completions;
+mod conventions;
 mod desired;
 mod desired_inputs;
 mod desired_tags;
