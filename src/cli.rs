@@ -125,7 +125,7 @@ pub enum Command {
     ///
     /// Example: TIM_SECRET_KEY=devkey timattr emulator --listen 127.0.0.1:8080 --sdkappid 1400000000
     Emulator(EmulatorArgs),
-    /// Print the JSON Schema of the project file or of a users file.
+    /// Print the JSON Schema of the project file, a users file or a JSON output.
     ///
     /// Example: timattr schema users > users.schema.json
     Schema(SchemaArgs),
@@ -398,8 +398,22 @@ pub struct SchemaArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SchemaKind {
+    /// The project file (timattr.yaml).
     Project,
+    /// A users file.
     Users,
+    /// `plan --format json` and `show PLANFILE --format json`.
+    Plan,
+    /// `drift --format json`.
+    Drift,
+    /// `state list --format json`.
+    StateList,
+    /// `state show ACCOUNT --format json`.
+    StateShow,
+    /// `state history --format json`.
+    History,
+    /// `doctor --format json`.
+    Doctor,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -1,6 +1,10 @@
 //! JSON Schemas of the project file and of users files (`timattr schema project|users`), so
 //! editors validate and complete them through the `# yaml-language-server: $schema=...` line.
 //!
+//! The schemas of the JSON outputs (`timattr schema plan|drift|state-list|state-show|history|
+//! doctor`) are the committed files `schema/<name>.schema.json`, compiled in; `tests/it/schema.rs`
+//! validates real outputs of each command against them.
+//!
 //! They mirror the loader's rules in `desired`; `tests/it/schema.rs` keeps the two in sync.
 
 use serde_json::{json, Value};
@@ -17,6 +21,23 @@ pub const REGIONS: [&str; 7] = [
     "jakarta",
     "tokyo",
 ];
+
+/// The schema of a JSON output, as committed in `schema/` (project and users are built here).
+pub fn output(kind: crate::cli::SchemaKind) -> Value {
+    use crate::cli::SchemaKind;
+    let text = match kind {
+        SchemaKind::Project => return project(),
+        SchemaKind::Users => return users(),
+        SchemaKind::Plan => include_str!("../schema/plan.schema.json"),
+        SchemaKind::Drift => include_str!("../schema/drift.schema.json"),
+        SchemaKind::StateList => include_str!("../schema/state-list.schema.json"),
+        SchemaKind::StateShow => include_str!("../schema/state-show.schema.json"),
+        SchemaKind::History => include_str!("../schema/history.schema.json"),
+        SchemaKind::Doctor => include_str!("../schema/doctor.schema.json"),
+    };
+    // Compiled-in files: the unit test below parses every one, so this cannot fail at run time.
+    serde_json::from_str(text).expect("a committed schema is valid JSON")
+}
 
 /// `{name, values}` / `{name, pattern}`: an attribute with a value policy (DESIGN.md §11).
 fn attribute_entry(name: &Value) -> Value {
@@ -196,4 +217,19 @@ pub fn users() -> Value {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    #[test]
+    fn every_output_schema_is_json_schema_with_an_id() {
+        for kind in crate::cli::SchemaKind::value_variants() {
+            let schema = output(*kind);
+            assert!(schema["$schema"].is_string(), "{kind:?}");
+            assert!(schema["$id"].is_string(), "{kind:?}");
+        }
+    }
 }

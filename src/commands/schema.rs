@@ -12,6 +12,7 @@ pub fn schema(args: &SchemaArgs) -> Result<Exit> {
     let schema = match args.kind {
         SchemaKind::Project => crate::schema::project(),
         SchemaKind::Users => crate::schema::users(),
+        kind => crate::schema::output(kind),
     };
     output::to_stdout(|out| {
         serde_json::to_writer_pretty(&mut *out, &schema)?;

@@ -24,6 +24,7 @@ mod emulator;
 mod hostile_inputs;
 mod hostile_server;
 mod output;
+mod output_schemas;
 mod plan;
 mod plan_tags;
 mod policies;

@@ -25,7 +25,7 @@ fn run(mut cmd: Command) -> Output {
 
 /// `check-jsonschema` from PATH, or from `.ci/py` with that directory on PYTHONPATH; looked
 /// up once per test binary.
-fn check_jsonschema() -> Option<Command> {
+pub(crate) fn check_jsonschema() -> Option<Command> {
     static FOUND: OnceLock<Option<(PathBuf, Option<PathBuf>)>> = OnceLock::new();
     let found = FOUND.get_or_init(|| {
         let local = root().join(".ci/py");
@@ -55,7 +55,7 @@ fn check_jsonschema() -> Option<Command> {
 
 /// A missing checker may be skipped on a developer's machine, never under `CI=true`
 /// (`.ci/run` installs it).
-fn require_unless_local(tool: &str) {
+pub(crate) fn require_unless_local(tool: &str) {
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
         "{tool} is not installed; under CI=true it is required (.ci/run installs it into .ci/py)"
