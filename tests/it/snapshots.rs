@@ -1,7 +1,8 @@
-//! Snapshots of the output people read (insta): the text and markdown plans, drift text and
+//! Snapshots of every command's output (insta): validate, the text, markdown and JSON plans,
+//! show, drift, the apply summary, `state list|show|history` and doctor in text and JSON, and
 //! a few error messages, so wording changes are reviewed rather than accidental. Paths, times
 //! and lineage ids are filtered out. Update with `INSTA_UPDATE=always cargo test --test
-//! snapshots` (or `cargo insta review`) and review the diff of `tests/it/snapshots/`.
+//! it snapshots::` (or `cargo insta review`) and review the diff of `tests/it/snapshots/`.
 
 use crate::support;
 
@@ -21,6 +22,21 @@ fn filters(p: &Project) -> Vec<(String, String)> {
         (r"\d+ users/s".into(), "[N] users/s".into()),
         (r"\d+\.\d\d ms per batch".into(), "[MS] ms per batch".into()),
         (r"127\.0\.0\.1:\d+".into(), "127.0.0.1:[PORT]".into()),
+        (r"sha256:[0-9a-f]{64}".into(), "sha256:[DIGEST]".into()),
+        (r"\b[0-9a-f]{32}\b".into(), "[ID]".into()),
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ".into(), "[TIME]".into()),
+        (r"Date: [^)]*GMT".into(), "Date: [DATE]".into()),
+        // Who ran it, where: the history's provenance and doctor's CI context.
+        (r#""(actor|host)":"[^"]*""#.into(), r#""$1":"[$1]""#.into()),
+        (r"(?m)  \S+ on \S+$".into(), "  [actor] on [host]".into()),
+        (
+            r"(?m)^(· CI context\s+).*$".into(),
+            "${1}[CI CONTEXT]".into(),
+        ),
+        (
+            r#"("name":"ci","status":"[a-z]+","finding":)"(?:[^"\\]|\\.)*""#.into(),
+            r#"$1"[CI CONTEXT]""#.into(),
+        ),
     ]
 }
 
@@ -133,4 +149,86 @@ fn error_messages() {
         String::from_utf8_lossy(&run.stderr)
     ));
     snapshot(&p, "error_messages", &all);
+}
+
+/// `name` then the command's stdout, for snapshots holding several runs.
+fn runs(p: &Project, cmds: &[(&[&str], i32)]) -> String {
+    let mut all = String::new();
+    for (args, code) in cmds {
+        let run = p.run(args).expect(*code);
+        all.push_str(&format!("$ timattr {}\n{}\n", args.join(" "), run.stdout()));
+    }
+    all
+}
+
+#[test]
+fn validate_and_apply_summary() {
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = Project::new(&emu.base_url(), NAMES);
+    p.write_users_map("a.yaml", &users(4, ""));
+    let run = p.run(&["validate"]).expect(0);
+    snapshot(&p, "validate", &format!("{}{}", run.stdout(), run.stderr()));
+    let run = p.run(&["apply", "--auto-approve"]).expect(0);
+    let both = format!("--- stdout\n{}--- stderr\n{}", run.stdout(), run.stderr());
+    snapshot(&p, "apply_summary", &both);
+}
+
+#[test]
+fn plan_json_and_show() {
+    let (_emu, p) = reviewed_change();
+    let run = p.run(&["plan", "--format", "json"]).expect(0);
+    snapshot(&p, "plan_json", &run.stdout());
+    p.run(&["plan", "--out", "change.plan"]).expect(0);
+    let shown = runs(
+        &p,
+        &[
+            (&["show", "change.plan"], 0),
+            (&["show", "change.plan", "--format", "json"], 0),
+        ],
+    );
+    snapshot(&p, "show", &shown);
+}
+
+#[test]
+fn drift_json() {
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = Project::new(&emu.base_url(), NAMES);
+    p.write_users_map("a.yaml", &users(4, ""));
+    p.run(&["apply", "--auto-approve"]).expect(0);
+    emu.running().set_user_attr("user00001", "city", "moved");
+    emu.running().remove_user_attr("user00002", "tier");
+    let run = p.run(&["drift", "--format", "json"]).expect(2);
+    snapshot(&p, "drift_json", &run.stdout());
+}
+
+#[test]
+fn state_views() {
+    let (_emu, p) = reviewed_change();
+    let text = runs(
+        &p,
+        &[
+            (&["state", "list"], 0),
+            (&["state", "show", "user00001"], 0),
+            (&["state", "history"], 0),
+        ],
+    );
+    snapshot(&p, "state_text", &text);
+    let json = runs(
+        &p,
+        &[
+            (&["state", "list", "--format", "json"], 0),
+            (&["state", "show", "user00001", "--format", "json"], 0),
+            (&["state", "history", "--format", "json"], 0),
+        ],
+    );
+    snapshot(&p, "state_json", &json);
+}
+
+#[test]
+fn doctor_text_and_json() {
+    let (_emu, p) = reviewed_change();
+    let text = p.run(&["doctor"]).expect(0).stdout();
+    snapshot(&p, "doctor_text", &text);
+    let json = p.run(&["doctor", "--format", "json"]).expect(0).stdout();
+    snapshot(&p, "doctor_json", &json);
 }
