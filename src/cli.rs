@@ -260,8 +260,10 @@ pub struct ShowArgs {
 /// `--format text|json` of the `state` listings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum ListFormat {
+    /// For people: lines and aligned columns.
     #[default]
     Text,
+    /// For scripts: one JSON document (its JSON Schema: `timattr schema`).
     Json,
 }
 
@@ -271,7 +273,8 @@ pub enum StateCommand {
     ///
     /// Example: timattr state list --format json
     List {
-        /// Output format.
+        /// Output format: one account id per line, or a JSON array of them (`timattr schema
+        /// state-list`).
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
@@ -281,7 +284,8 @@ pub enum StateCommand {
     Show {
         /// The account id, as in the users files.
         account: String,
-        /// Output format (JSON, an export line, unless asked otherwise: scripts read it).
+        /// Output format (JSON, an export line, unless asked otherwise: scripts read it;
+        /// `timattr schema state-show`).
         #[arg(long, value_enum, default_value_t = ListFormat::Json)]
         format: ListFormat,
     },
@@ -289,8 +293,9 @@ pub enum StateCommand {
     ///
     /// Example: timattr state export --out backup.jsonl.gz
     Export {
-        /// File to write (default: stdout).
-        #[arg(long)]
+        /// File to write (default: stdout); it holds every managed account's values, so keep
+        /// it as private as the state.
+        #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
     /// Replace the store's content with a backup.
@@ -306,9 +311,14 @@ pub enum StateCommand {
     },
     /// Show one line per apply, import, fix or restore.
     ///
+    /// Each entry: when, the state's serial after it, the operation, its status (complete,
+    /// partial, failed or interrupted), the accounts set and removed, names configured,
+    /// requests and retries, and who ran it (actor, host, git commit, CI run).
+    ///
     /// Example: timattr state history --format json
     History {
-        /// Output format.
+        /// Output format: a table, or a JSON array with every field of every entry (`timattr
+        /// schema history`).
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },

@@ -683,3 +683,75 @@ fn every_json_output_is_one_compact_document_with_rfc3339_times() {
         "{time}"
     );
 }
+
+/// `timattr state X --help` for every `state` subcommand: every argument and flag of its own is
+/// listed with a description, every value of a `--format` says what it gives, and the long
+/// help has an example.
+#[test]
+fn every_state_subcommand_help_describes_its_arguments_and_flags() {
+    use clap::CommandFactory;
+    let cli = timattr::cli::Cli::command();
+    let state = cli.find_subcommand("state").expect("a state command");
+    let mut checked = 0;
+    for sub in state.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = sub.get_name();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_timattr"))
+            .args(["state", name, "--help"])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "state {name} --help");
+        // One line per word run: the help wraps at the terminal width.
+        let help = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            help.contains("Example: timattr state"),
+            "state {name}: no example:\n{help}"
+        );
+        let own = sub
+            .get_arguments()
+            .filter(|a| !a.is_global_set() && !["help", "version"].contains(&a.get_id().as_str()));
+        for arg in own {
+            let id = arg.get_id();
+            let about = arg
+                .get_long_help()
+                .or(arg.get_help())
+                .unwrap_or_else(|| panic!("state {name}: {id} has no description"))
+                .to_string();
+            let first = about
+                .split_whitespace()
+                .take(4)
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(
+                help.contains(&first),
+                "state {name}: {id} ({first}) not shown:\n{help}"
+            );
+            let shown = match arg.get_long() {
+                Some(long) => format!("--{long}"),
+                None => format!("<{}>", arg.get_value_names().unwrap()[0]),
+            };
+            assert!(
+                help.contains(&shown),
+                "state {name}: {shown} not shown:\n{help}"
+            );
+            let values = match arg.get_action().takes_values() {
+                true => arg.get_possible_values(),
+                false => Vec::new(), // a flag's implied true/false
+            };
+            for value in values {
+                let what = value.get_help().unwrap_or_else(|| {
+                    panic!("state {name} {shown} {}: no description", value.get_name())
+                });
+                assert!(
+                    help.contains(&format!("{}: {what}", value.get_name())),
+                    "state {name}:\n{help}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 7, "only {checked} arguments checked");
+}
