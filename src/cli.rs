@@ -424,6 +424,8 @@ pub enum SchemaKind {
     History,
     /// `doctor --format json`.
     Doctor,
+    /// `validate --format codeclimate` (a GitLab Code Quality report).
+    Codeclimate,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -2,8 +2,8 @@
 //! editors validate and complete them through the `# yaml-language-server: $schema=...` line.
 //!
 //! The schemas of the JSON outputs (`timattr schema plan|drift|state-list|state-show|history|
-//! doctor`) are the committed files `schema/<name>.schema.json`, compiled in; `tests/it/schema.rs`
-//! validates real outputs of each command against them.
+//! doctor|codeclimate`) are the committed files `schema/<name>.schema.json`, compiled in;
+//! `tests/it/output_schemas.rs` validates real outputs of each command against them.
 //!
 //! They mirror the loader's rules in `desired`; `tests/it/schema.rs` keeps the two in sync.
 
@@ -34,6 +34,7 @@ pub fn output(kind: crate::cli::SchemaKind) -> Value {
         SchemaKind::StateShow => include_str!("../schema/state-show.schema.json"),
         SchemaKind::History => include_str!("../schema/history.schema.json"),
         SchemaKind::Doctor => include_str!("../schema/doctor.schema.json"),
+        SchemaKind::Codeclimate => include_str!("../schema/codeclimate.schema.json"),
     };
     // Compiled-in files: the unit test below parses every one, so this cannot fail at run time.
     serde_json::from_str(text).expect("a committed schema is valid JSON")

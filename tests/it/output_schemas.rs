@@ -1,5 +1,5 @@
 //! The JSON Schemas of the JSON outputs (`timattr schema plan|drift|state-list|state-show|
-//! history|doctor`, committed as `schema/*.schema.json`): real outputs of each command, run
+//! history|doctor|codeclimate`, committed as `schema/*.schema.json`): real outputs of each command, run
 //! against the emulator on 127.0.0.1, satisfy their schema, and a schema refuses a document
 //! with a renamed field, an unknown action or a missing member.
 //!
@@ -11,13 +11,14 @@ use std::time::Duration;
 use crate::schema::{check_jsonschema, require_unless_local};
 use crate::support::{self, Emulator, Project};
 
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 7] = [
     "plan",
     "drift",
     "state-list",
     "state-show",
     "history",
     "doctor",
+    "codeclimate",
 ];
 
 fn json(out: &str) -> serde_json::Value {
@@ -111,6 +112,13 @@ fn real_outputs(p: &Project) -> Vec<(&'static str, &'static str, String)> {
             out(&["state", "history", "--format", "json"]),
         ),
         ("doctor", "doctor", out(&["doctor", "--format", "json"])),
+        ("codeclimate", "codeclimate", {
+            // Last: the mistakes make the other commands refuse the files.
+            p.write_users("z.yaml", "users:\n  bad: {nosuch: 1}\n");
+            let report = p.run(&["validate", "--format", "codeclimate"]).expect(1);
+            std::fs::remove_file(p.path().join("users/z.yaml")).unwrap();
+            report.stdout()
+        }),
     ]
 }
 
@@ -168,6 +176,10 @@ fn wrong_documents(
     doctor["checks"][0]["advice"] = "extra".into();
     let mut history = of("history");
     history[0]["serial"] = "1".into();
+    let mut status = of("history");
+    status[0]["status"] = "done".into();
+    let mut codeclimate = of("codeclimate");
+    codeclimate[0]["location"]["lines"]["begin"] = 0.into();
     let mut show = of("state-show");
     show.as_object_mut().unwrap().remove("attrs");
     vec![
@@ -177,6 +189,8 @@ fn wrong_documents(
         ("doctor", doctor.to_string()),
         ("history", history.to_string()),
         ("state-show", show.to_string()),
+        ("history", status.to_string()),
+        ("codeclimate", codeclimate.to_string()),
         ("state-list", r#"["a","a"]"#.to_owned()),
     ]
 }
