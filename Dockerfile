@@ -21,6 +21,7 @@ WORKDIR /src
 ARG TIMATTR_BUILD_COMMIT=unknown
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
+COPY schema ./schema
 # A world-writable, sticky /tmp for the `minimal` image (FROM scratch has none): readers of a
 # sled store open a private copy of it in the temp directory (src/store/snapshot.rs).
 RUN cargo build --profile dist --locked --bin timattr \

@@ -632,11 +632,15 @@ fn shellcheck_passes_on_the_scripts_and_the_gitlab_jobs() {
 fn the_docker_context_is_enough_to_build() {
     let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
     let allowed: Vec<&str> = ignore.lines().filter_map(|l| l.strip_prefix('!')).collect();
-    assert_eq!(allowed, ["Cargo.toml", "Cargo.lock", "build.rs", "src/"]);
+    assert_eq!(
+        allowed,
+        ["Cargo.toml", "Cargo.lock", "build.rs", "src/", "schema/"]
+    );
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
     assert!(
         dockerfile.contains("COPY Cargo.toml Cargo.lock build.rs ./")
             && dockerfile.contains("COPY src ./src")
+            && dockerfile.contains("COPY schema ./schema")
     );
     // The build script (version information) reads nothing but git and cargo's variables.
     let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
@@ -660,9 +664,12 @@ fn the_docker_context_is_enough_to_build() {
                     };
                     let rel = arg.split('"').next().unwrap();
                     let target = path.parent().unwrap().join(rel).canonicalize().unwrap();
+                    // The JSON Schemas of the outputs are compiled in from schema/.
+                    let inside =
+                        |dir: &str| target.starts_with(root().join(dir).canonicalize().unwrap());
                     assert!(
-                        target.starts_with(root().join("src").canonicalize().unwrap()),
-                        "{} reads {} from outside src/",
+                        inside("src") || inside("schema"),
+                        "{} reads {} from outside src/ and schema/",
                         path.display(),
                         target.display()
                     );
