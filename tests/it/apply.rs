@@ -3,7 +3,6 @@
 
 use crate::support;
 
-use std::collections::BTreeMap;
 #[cfg(unix)]
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -16,36 +15,6 @@ fn project(emu: &Emulator, extra: &str) -> Project {
     let p = Project::new(&emu.base_url(), NAMES);
     p.write_project(NAMES, extra);
     p
-}
-
-/// The accounts and values the store claims, from `state export`.
-fn store_claims(p: &Project) -> BTreeMap<String, BTreeMap<String, String>> {
-    use std::io::BufRead;
-    let out = p.run(&["state", "export"]).expect(0);
-    let lines = std::io::BufReader::new(flate2::read::GzDecoder::new(&out.0.stdout[..])).lines();
-    lines
-        .skip(1)
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(&l.unwrap()).unwrap();
-            (
-                v["account"].as_str().unwrap().to_owned(),
-                serde_json::from_value(v["attrs"].clone()).unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn assert_claims_confirmed(p: &Project, emu: &Emulator) {
-    let live = emu.attrs();
-    for (account, attrs) in store_claims(p) {
-        for (name, value) in attrs {
-            assert_eq!(
-                live.get(&account).and_then(|a| a.get(&name)),
-                Some(&value),
-                "the store claims {account}.{name}={value:?} but the server does not have it"
-            );
-        }
-    }
 }
 
 /// Waits (bounded) until the server has answered `n` set batches, so a test interrupts an
@@ -83,7 +52,7 @@ fn converges_exactly_under_thirty_percent_faults() {
         Some("fr")
     );
     assert_eq!(live, want);
-    assert_eq!(store_claims(&p), want);
+    assert_eq!(support::store_claims(&p), want);
     p.run(&["plan", "--detailed-exitcode"]).expect(0);
 }
 
@@ -139,8 +108,8 @@ fn killed_apply_leaves_only_confirmed_claims_and_resumes() {
         sent_before > 0 && sent_before < 40,
         "{sent_before} set batches before the kill"
     );
-    assert_claims_confirmed(&p, &emu);
-    let claimed = store_claims(&p).len() as u64;
+    support::assert_claims_confirmed(&p, &emu);
+    let claimed = support::store_claims(&p).len() as u64;
     assert!(claimed <= sent_before * 100);
 
     // The next run sends only what is left, plus at most the batches that were in flight.
@@ -160,7 +129,7 @@ fn killed_apply_leaves_only_confirmed_claims_and_resumes() {
         "resent {resent} batches, {left} were left"
     );
     assert_eq!(emu.attrs(), want);
-    assert_eq!(store_claims(&p), want);
+    assert_eq!(support::store_claims(&p), want);
 }
 
 #[test]
@@ -260,7 +229,7 @@ fn mass_removal_needs_the_flag() {
     p.run(&["apply", "--auto-approve", "--allow-mass-removal"])
         .expect(0);
     assert!(emu.attrs().is_empty());
-    assert!(store_claims(&p).is_empty());
+    assert!(support::store_claims(&p).is_empty());
 }
 
 #[test]
@@ -310,7 +279,7 @@ fn fatal_errors_name_the_code_and_record_nothing_unconfirmed() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("70009"), "{err}");
     assert!(!err.contains("not-the-key"), "the key never shows: {err}");
-    assert!(store_claims(&p).is_empty());
+    assert!(support::store_claims(&p).is_empty());
 }
 
 #[test]
@@ -341,7 +310,7 @@ fn ctrl_c_finishes_in_flight_records_and_exits_130() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Everything confirmed was recorded: claims equal what the server got.
-    let claims = store_claims(&p);
+    let claims = support::store_claims(&p);
     assert!(!claims.is_empty() && claims.len() < want.len());
     assert_eq!(claims, emu.attrs());
     let history = p.run(&["state", "history"]).expect(0).stdout();
@@ -407,7 +376,7 @@ fn embedded_endpoint_survives_kill_9_with_claims_confirmed() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let claims = store_claims(&p);
+    let claims = support::store_claims(&p);
     assert!(
         !claims.is_empty() && claims.len() < want.len(),
         "{} claims",
@@ -417,7 +386,7 @@ fn embedded_endpoint_survives_kill_9_with_claims_confirmed() {
     p.run(&["drift"]).expect(0);
     p.write_project(NAMES, "");
     p.run(&["apply", "--auto-approve"]).expect(0);
-    assert_eq!(store_claims(&p), want);
+    assert_eq!(support::store_claims(&p), want);
     p.run(&["drift"]).expect(0);
     p.run(&["plan", "--detailed-exitcode"]).expect(0);
 }
@@ -581,7 +550,7 @@ fn stopped_by_signal(signal: &str, code: i32) {
         "the summary is written: {err}"
     );
     // Everything confirmed was recorded: claims equal what the server got.
-    let claims = store_claims(&p);
+    let claims = support::store_claims(&p);
     assert!(!claims.is_empty() && claims.len() < want.len());
     assert_eq!(claims, emu.attrs());
     let history = p.run(&["state", "history"]).expect(0).stdout();

@@ -10,7 +10,6 @@
 use crate::pg;
 use crate::support;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use pg::TestDb;
@@ -39,35 +38,6 @@ fn wait_for_set_batches(emu: &Emulator, n: u64) {
     while set_batches(emu) < n {
         assert!(Instant::now() < deadline, "the apply never got going");
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// What the store claims, from `state export`.
-fn claims(p: &Project) -> BTreeMap<String, BTreeMap<String, String>> {
-    use std::io::BufRead;
-    let out = p.run(&["state", "export"]).expect(0);
-    std::io::BufReader::new(flate2::read::GzDecoder::new(&out.0.stdout[..]))
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(&l.unwrap()).unwrap();
-            let attrs = serde_json::from_value(v["attrs"].clone()).unwrap();
-            (v["account"].as_str().unwrap().to_owned(), attrs)
-        })
-        .collect()
-}
-
-/// Every value the store claims is on the server.
-fn assert_claims_confirmed(p: &Project, emu: &Emulator) {
-    let live = emu.attrs();
-    for (account, attrs) in claims(p) {
-        for (name, value) in attrs {
-            assert_eq!(
-                live.get(&account).and_then(|a| a.get(&name)),
-                Some(&value),
-                "the store claims {account}.{name}={value:?} but the server does not have it"
-            );
-        }
     }
 }
 
@@ -110,7 +80,7 @@ fn two_runners_share_plans_applies_and_saved_plan_staleness() {
         stale.stderr()
     );
     assert_eq!(emu.attrs(), changed);
-    assert_eq!(claims(&a), changed);
+    assert_eq!(support::store_claims(&a), changed);
     let history = a.run(&["state", "history"]).expect(0).stdout();
     assert_eq!(
         history.lines().filter(|l| l.contains("apply")).count(),
@@ -156,7 +126,7 @@ fn a_second_writer_is_refused_naming_the_holder_or_waits_and_plans_after() {
         30,
         "the waiting writer sent a change twice"
     );
-    assert_eq!(claims(&b), want);
+    assert_eq!(support::store_claims(&b), want);
 }
 
 #[test]
@@ -177,8 +147,8 @@ fn kill_9_releases_the_lock_and_another_runner_resumes() {
         sent_before < 40,
         "{sent_before} set batches before the kill"
     );
-    assert_claims_confirmed(&b, &emu);
-    let claimed = claims(&b).len() as u64;
+    support::assert_claims_confirmed(&b, &emu);
+    let claimed = support::store_claims(&b).len() as u64;
     // The lock died with the process's connection: another runner takes over (the timeout
     // only covers the server noticing the closed socket).
     b.run(&["--lock-timeout", "30s", "apply", "--auto-approve"])
@@ -190,7 +160,7 @@ fn kill_9_releases_the_lock_and_another_runner_resumes() {
         "resent {resent} batches, {left} were left"
     );
     assert_eq!(emu.attrs(), want);
-    assert_eq!(claims(&a), want);
+    assert_eq!(support::store_claims(&a), want);
 }
 
 #[test]
@@ -215,7 +185,7 @@ fn a_connection_cut_mid_apply_is_re_established_and_nothing_is_lost() {
     let out = Run(child.wait_with_output().unwrap()).expect(0);
     assert!(out.stderr().contains("reconnected"), "{}", out.stderr());
     assert_eq!(emu.attrs(), want);
-    assert_eq!(claims(&a), want);
+    assert_eq!(support::store_claims(&a), want);
 }
 
 #[test]
@@ -465,10 +435,10 @@ fn a_database_that_stays_away_stops_the_apply_with_nothing_unconfirmed_claimed()
         "ALTER DATABASE {} ALLOW_CONNECTIONS true",
         db.name
     ));
-    assert_claims_confirmed(&a, &emu);
+    support::assert_claims_confirmed(&a, &emu);
     a.run(&["apply", "--auto-approve"]).expect(0);
     assert_eq!(emu.attrs(), want);
-    assert_eq!(claims(&a), want);
+    assert_eq!(support::store_claims(&a), want);
 }
 
 /// `state rm` forgets accounts in either store: they leave the state (the next plan adds them
@@ -574,7 +544,7 @@ fn a_schema_2_database_is_read_as_it_is_then_migrated_and_tags_move_between_stor
     // Readers read it without migrating it.
     let plan = a.run(&["plan", "--detailed-exitcode"]).expect(0);
     assert!(plan.stdout().contains("No changes."), "{}", plan.stdout());
-    assert_eq!(claims(&a), want);
+    assert_eq!(support::store_claims(&a), want);
     assert_eq!(db.count("SELECT version::bigint FROM timattr_schema"), 2);
     // A writer migrates it in place and goes on from the same lineage and serial.
     let mut changed = want.clone();
@@ -588,7 +558,7 @@ fn a_schema_2_database_is_read_as_it_is_then_migrated_and_tags_move_between_stor
         db.count("SELECT version::bigint FROM timattr_schema"),
         i64::from(timattr::store::postgres::SCHEMA_VERSION)
     );
-    assert_eq!(claims(&a), changed);
+    assert_eq!(support::store_claims(&a), changed);
     assert_eq!(
         db.count("SELECT serial FROM timattr_projects"),
         8,

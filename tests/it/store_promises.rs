@@ -114,37 +114,6 @@ fn a_first_apply_that_recorded_nothing_does_not_bind_the_store() {
     assert!(err.contains("belongs to sdkappid"), "{err}");
 }
 
-/// The accounts and values the store claims, from `state export`.
-fn claims(
-    p: &Project,
-) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
-    use std::io::BufRead;
-    let out = p.run(&["state", "export"]).expect(0);
-    std::io::BufReader::new(flate2::read::GzDecoder::new(&out.0.stdout[..]))
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(&l.unwrap()).unwrap();
-            let attrs = serde_json::from_value(v["attrs"].clone()).unwrap();
-            (v["account"].as_str().unwrap().to_owned(), attrs)
-        })
-        .collect()
-}
-
-/// Every value the store claims is on the server.
-fn assert_claims_confirmed(p: &Project, emu: &Emulator) {
-    let live = emu.attrs();
-    for (account, attrs) in claims(p) {
-        for (name, value) in attrs {
-            assert_eq!(
-                live.get(&account).and_then(|a| a.get(&name)),
-                Some(&value),
-                "the store claims {account}.{name}={value:?} but the server does not have it"
-            );
-        }
-    }
-}
-
 /// The summary of a run whose store failed: one account, never also "everything recorded".
 fn assert_one_account(err: &str) {
     assert!(err.contains("applied and recorded"), "{err}");
@@ -226,11 +195,11 @@ fn a_full_disk_mid_apply_gives_one_account_and_claims_only_what_was_recorded() {
         "it kept sending after the store failed"
     );
     std::fs::remove_file(&filler).unwrap();
-    assert_claims_confirmed(&p, &emu);
+    support::assert_claims_confirmed(&p, &emu);
     // The next apply sends what was not recorded, and converges.
     p.run(&["apply", "--auto-approve"]).expect(0);
     assert_eq!(emu.attrs(), want);
-    assert_eq!(claims(&p), want);
+    assert_eq!(support::store_claims(&p), want);
 }
 
 fn pg_project(emu: &Emulator, db: &TestDb, url: &str, extra: &str) -> Project {
@@ -274,7 +243,7 @@ fn a_lost_lock_mid_apply_gives_one_account_and_the_run_keeps_its_history() {
         set_batches(&emu) < 30,
         "it kept sending after the store failed"
     );
-    assert_claims_confirmed(&p, &emu);
+    support::assert_claims_confirmed(&p, &emu);
     // Its serial has its history entry (written with its first commit).
     let serial = db.count("SELECT serial FROM timattr_projects");
     assert_eq!(serial, 1);
@@ -321,7 +290,7 @@ fn a_role_without_insert_on_history_records_nothing_and_says_so() {
     assert_eq!(db.count("SELECT count(*) FROM timattr_history"), before);
     // The state still holds what it held; the next apply (with the privilege) sends it again.
     p.write_project(NAMES, &format!("state: {}\n", db.url()));
-    assert_eq!(claims(&p), users(50, ""));
+    assert_eq!(support::store_claims(&p), users(50, ""));
     let plan = p.run(&["plan", "--format", "json"]).expect(0).stdout();
     let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
     assert_eq!(plan["summary"]["change"], 50, "{plan}");

@@ -247,3 +247,33 @@ pub fn users(n: usize, salt: &str) -> BTreeMap<String, BTreeMap<String, String>>
         })
         .collect()
 }
+
+/// The accounts and values the store claims, from `state export`.
+pub fn store_claims(p: &Project) -> BTreeMap<String, BTreeMap<String, String>> {
+    use std::io::BufRead;
+    let out = p.run(&["state", "export"]).expect(0);
+    std::io::BufReader::new(flate2::read::GzDecoder::new(&out.0.stdout[..]))
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(&l.unwrap()).unwrap();
+            let attrs = serde_json::from_value(v["attrs"].clone()).unwrap();
+            (v["account"].as_str().unwrap().to_owned(), attrs)
+        })
+        .collect()
+}
+
+/// Every value the store claims is on the server: it never records what the server did not
+/// confirm.
+pub fn assert_claims_confirmed(p: &Project, emu: &Emulator) {
+    let live = emu.attrs();
+    for (account, attrs) in store_claims(p) {
+        for (name, value) in attrs {
+            assert_eq!(
+                live.get(&account).and_then(|a| a.get(&name)),
+                Some(&value),
+                "the store claims {account}.{name}={value:?} but the server does not have it"
+            );
+        }
+    }
+}
