@@ -67,6 +67,13 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// A query value as the client's URLs (`application/x-www-form-urlencoded`) write it.
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'*')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_');
+
 /// Every spelling of `secret` an output could hold.
 fn spellings(secret: &str) -> Vec<String> {
     let mut out = vec![secret.to_owned()];
@@ -81,6 +88,22 @@ fn spellings(secret: &str) -> Vec<String> {
         }
         out.push(crate::escape::escape(&s).into_owned());
         out.push(format!("{s:?}").trim_matches('"').to_owned());
+        out.push(
+            utf8_percent_encode(&s, QUERY)
+                .to_string()
+                .replace("%20", "+"),
+        );
+        // A UserSig is base64 with `+/=` written `*-_`: an echo may map it back.
+        out.push(
+            s.chars()
+                .map(|c| match c {
+                    '*' => '+',
+                    '-' => '/',
+                    '_' => '=',
+                    c => c,
+                })
+                .collect(),
+        );
     }
     out.retain(|s| s.len() >= MIN_LEN);
     out
@@ -164,6 +187,18 @@ pub fn text(text: &str) -> Cow<'_, str> {
         return Cow::Borrowed(text);
     }
     Cow::Owned(m.replace_all(text, &vec![MASK; set.needles.len()]))
+}
+
+/// `bytes` (not necessarily UTF-8: an answer's headers and body as received) with every
+/// registered secret replaced by [`MASK`].
+pub fn bytes(bytes: &[u8]) -> Cow<'_, [u8]> {
+    let Some(m) = current().and_then(|set| set.matcher.clone()) else {
+        return Cow::Borrowed(bytes);
+    };
+    if !m.is_match(bytes) {
+        return Cow::Borrowed(bytes);
+    }
+    Cow::Owned(m.replace_all_bytes(bytes, &vec![MASK; m.patterns_len()]))
 }
 
 /// Whether any secret is registered (when none is, a gzip output need not be re-encoded).
@@ -367,5 +402,15 @@ mod tests {
             prop_assert!(!out.contains(&secret), "{:?}", out);
             prop_assert_eq!(out, text(&text_in).into_owned());
         }
+    }
+
+    #[test]
+    fn a_usersig_echoed_in_any_spelling_is_masked_in_bytes() {
+        let sig = "eJyrXYZ*Vg-rx_QQ";
+        register(sig);
+        let body = b"a eJyrXYZ*Vg-rx_QQ b eJyrXYZ%2AVg%2Drx%5FQQ c eJyrXYZ+Vg/rx=QQ d \xff";
+        let masked = bytes(body);
+        assert_eq!(&masked[..], &b"a *** b *** c *** d \xff"[..]);
+        assert!(matches!(bytes(b"nothing here \xfe"), Cow::Borrowed(_)));
     }
 }

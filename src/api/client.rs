@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::answer::{self, Answered, Problem};
 use super::codes::code;
 use super::family::{Command, Family};
-use super::received::{self, Observer, Received};
+use super::received::{Observer, Received};
 use super::wire::{self, ErrorEntry};
 use super::{now_unix, usersig, wire_timpush, ApiError, ApiErrorKind, Failed, Failures, Secret};
 use crate::model::AccountType;
@@ -219,29 +219,28 @@ impl Client {
         let _ = self.inner.observer.set(observer);
     }
 
-    /// Hands an answer to the observer, with the key and `sig` replaced in every spelling.
+    /// Hands an answer to the observer, with every registered secret (the key, each usersig)
+    /// replaced in every spelling.
     fn notify(
         &self,
         command: &'static str,
         status: u16,
         headers: Vec<(String, Vec<u8>)>,
         body: &[u8],
-        sig: &Secret,
     ) {
         let Some(observer) = self.inner.observer.get() else {
             return;
         };
-        let mut spelled = received::spellings(sig.expose());
-        spelled.extend(received::spellings(self.inner.secret.expose()));
-        let secrets: Vec<&[u8]> = spelled.iter().map(Vec::as_slice).collect();
+        // The key and the sig are registered secrets (`Secret::new`): the one redaction step
+        // masks them in every spelling an echo could hold.
         observer(&Received {
             command,
             status,
             headers: headers
                 .into_iter()
-                .map(|(name, value)| (name, received::redact(&value, &secrets)))
+                .map(|(name, value)| (name, crate::redact::bytes(&value).into_owned()))
                 .collect(),
-            body: received::redact(body, &secrets),
+            body: crate::redact::bytes(body).into_owned(),
         });
     }
 
@@ -688,13 +687,13 @@ impl Client {
             }
             if let Some(headers) = observed {
                 let body = self.body(cmd, resp).await.unwrap_or_default();
-                self.notify(cmd, status.as_u16(), headers, &body, sig);
+                self.notify(cmd, status.as_u16(), headers, &body);
             }
             return Err(e);
         }
         let bytes = self.body(cmd, resp).await?;
         if let Some(headers) = observed {
-            self.notify(cmd, status.as_u16(), headers, &bytes, sig);
+            self.notify(cmd, status.as_u16(), headers, &bytes);
         }
         answer::read_partial(&bytes, payload).map_err(|p| match p {
             Problem::Fail { code, info } => {
