@@ -1,4 +1,6 @@
-//! The store of last-applied state `L`: the only module that touches sled.
+//! The embedded backend (the default): the state in a sled database, the only module that
+//! touches sled. It implements [`crate::store::Backend`] (`backend`); the rules every backend
+//! shares (binding, the serial's bound, the restore guard, the export format) are the core's.
 //!
 //! One sled database per app, in the project's state directory, with one tree and three key
 //! spaces, so that a batch of accounts and the metadata it changes are written atomically by a
@@ -20,36 +22,28 @@
 //!
 //! Writers take the directory's lock file (`lock`: who holds it, see `lock`) and then sled's
 //! file lock; both keep a second process out and die with their process, so a killed CI job
-//! leaves no stale lock. Readers ([`Store::open_read_only`]) open a private copy (`snapshot`)
+//! leaves no stale lock. Readers ([`SledStore::open_read_only`]) open a private copy (`snapshot`)
 //! and never write to the state directory; while a writer runs they copy the state it
 //! published when it started, so they never wait for it.
 
+mod backend;
+mod backup;
 mod blocks;
 mod codec;
 mod commits;
-pub mod export;
-pub mod history;
-pub mod interface;
 pub mod lock;
-pub mod postgres;
 mod snapshot;
-pub mod split;
-pub mod who;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Account, Attrs, Managed, Names, Tag, TagPool};
+use super::{random_id, split, HistoryEntry, Meta, Record, Run, FORMAT_VERSION};
+use crate::model::{Account, Managed, Names, TagPool};
 
-pub use export::{check_app, read_export, Export, ExportHeader, ExportLine, MAX_EXPORT_BYTES};
-pub use history::{HistoryEntry, Run};
+pub use backend::open;
 
-/// Bumped when the layout changes; older binaries refuse newer stores. Version 2 (blocks
-/// without checksums, metadata without counts) is migrated when first opened; version 1 (one sled
-/// entry per account) is refused rather than misread.
-pub const FORMAT_VERSION: u32 = 3;
 /// The layout migrated on open.
 const MIGRATED_FORMAT: u32 = 2;
 
@@ -85,117 +79,8 @@ pub enum StoreError {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The recorded types of the slots that keep their names in `slots` (a slot's type never
-/// changes, so recording names alone keeps them).
-pub(crate) fn kept_types(meta: &Meta, slots: &BTreeMap<u8, String>) -> BTreeMap<u8, u8> {
-    meta.slot_types
-        .iter()
-        .filter(|(s, _)| slots.get(s) == meta.slots.get(s))
-        .map(|(s, t)| (*s, *t))
-        .collect()
-}
-
-/// What the store says about itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Meta {
-    pub format_version: u32,
-    pub sdkappid: u32,
-    pub endpoint_host: String,
-    pub lineage: String,
-    pub serial: u64,
-    /// A random id made by every commit and never made again (not by a restore of an older
-    /// export, not by another lineage): unlike the serial, it names one exact state. Empty in a
-    /// store written before commit ids, until its next commit.
-    #[serde(default)]
-    pub commit_id: String,
-    /// Attribute-name slots as configured in the app: slot `0..=9` → name.
-    #[serde(default)]
-    pub slots: BTreeMap<u8, String>,
-    /// The account type (`AttrTypes`) of each slot that is not a UserID slot (DESIGN.md §12):
-    /// only non-zero types are kept, so a store without them — every store of the legacy
-    /// family, and every one made before types existed — reads as all type 0, byte for byte.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub slot_types: BTreeMap<u8, u8>,
-}
-
-impl Meta {
-    /// The recorded account type of `slot` (0, UserID, unless recorded otherwise).
-    pub fn slot_type(&self, slot: u8) -> u8 {
-        self.slot_types.get(&slot).copied().unwrap_or(0)
-    }
-}
-
-/// A batch of outcomes the API confirmed, to be written in one atomic step. The tag lists may
-/// name an account several times (its runs of 10 tags in consecutive batches of one group).
-#[derive(Debug, Default)]
-pub struct Record<'a> {
-    /// Accounts whose values were set: the names and values the server confirmed.
-    pub set: Vec<(&'a str, &'a Attrs)>,
-    /// Accounts whose names were removed.
-    pub removed: Vec<(&'a str, Vec<crate::model::NameIdx>)>,
-    /// Accounts that got tags: the tags the server confirmed.
-    pub tags_added: Vec<(&'a str, &'a [Tag])>,
-    /// Accounts that lost tags: the tags the server confirmed removed.
-    pub tags_removed: Vec<(&'a str, &'a [Tag])>,
-}
-
-/// What one [`Record`] does to one account.
-#[derive(Debug, Default, Clone)]
-pub struct Edit<'a> {
-    pub set: Option<&'a Attrs>,
-    pub removed: &'a [crate::model::NameIdx],
-    /// Every confirmed run of added (removed) tags, in the record's order.
-    pub tags_added: Vec<&'a [Tag]>,
-    pub tags_removed: Vec<&'a [Tag]>,
-}
-
-impl Edit<'_> {
-    /// `managed` after the edit: sets merged in, removed names and tags dropped.
-    pub fn apply(&self, managed: &mut Managed) {
-        if let Some(set) = self.set {
-            for (n, v) in set.iter() {
-                managed.attrs.insert(n, v.into());
-            }
-        }
-        for n in self.removed {
-            managed.attrs.remove(*n);
-        }
-        if !self.tags_added.is_empty() || !self.tags_removed.is_empty() {
-            let added = self
-                .tags_added
-                .iter()
-                .flat_map(|run| run.iter().map(|t| &**t));
-            let removed = self
-                .tags_removed
-                .iter()
-                .flat_map(|run| run.iter().map(|t| &**t));
-            managed.tags = managed.tags.edited(added, removed);
-        }
-    }
-}
-
-impl Record<'_> {
-    /// The edit of each account, in account order (blocks and rows are ranges of accounts).
-    pub fn edits(&self) -> BTreeMap<&str, Edit<'_>> {
-        let mut ops: BTreeMap<&str, Edit> = BTreeMap::new();
-        for (account, attrs) in &self.set {
-            ops.entry(account).or_default().set = Some(attrs);
-        }
-        for (account, removed) in &self.removed {
-            ops.entry(account).or_default().removed = removed;
-        }
-        for (account, tags) in &self.tags_added {
-            ops.entry(account).or_default().tags_added.push(tags);
-        }
-        for (account, tags) in &self.tags_removed {
-            ops.entry(account).or_default().tags_removed.push(tags);
-        }
-        ops
-    }
-}
-
 /// An open store. Dropping it releases the lock (or removes a reader's private copy).
-pub struct Store {
+pub struct SledStore {
     db: sled::Db,
     /// The state directory, as the user named it (messages, the commit record).
     path: PathBuf,
@@ -212,9 +97,9 @@ pub struct Store {
     run: Option<Run>,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for SledStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
+        f.debug_struct("SledStore")
             .field("path", &self.path)
             .field("meta", &self.meta)
             .field("accounts", &self.accounts)
@@ -407,15 +292,10 @@ fn sled_err(path: &Path, e: sled::Error) -> StoreError {
     }
 }
 
-/// A new random id (128 bits, hex): lineages and commit ids.
-pub fn random_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
-}
-
-impl Store {
+impl SledStore {
     /// Opens an existing store for `command` to write, without creating one. `Ok(None)` when
     /// there is none yet.
-    pub fn open_existing_as(dir: &Path, command: &str) -> Result<Option<Store>> {
+    pub fn open_existing_as(dir: &Path, command: &str) -> Result<Option<SledStore>> {
         if !exists(dir) {
             return Ok(None);
         }
@@ -424,7 +304,7 @@ impl Store {
         let record = commits::read(dir).map_err(|m| corrupt_at(dir, &m))?;
         match read_meta(&db, dir)? {
             Some(stored) => {
-                let mut store = Store::assemble(db, dir, None, stored, record)?;
+                let mut store = SledStore::assemble(db, dir, None, stored, record)?;
                 store.lock = Some(held);
                 Ok(Some(store))
             }
@@ -433,14 +313,14 @@ impl Store {
     }
 
     #[cfg(test)]
-    pub fn open_existing(dir: &Path) -> Result<Option<Store>> {
-        Store::open_existing_as(dir, "test")
+    pub fn open_existing(dir: &Path) -> Result<Option<SledStore>> {
+        SledStore::open_existing_as(dir, "test")
     }
 
     /// Opens an existing store for reading only: nothing is written to `dir`, which may be
     /// read-only. `Ok(None)` when there is none yet. Never waits for a writer: while one holds
     /// the store, this reads the state the writer published when it started.
-    pub fn open_read_only(dir: &Path) -> Result<Option<Store>> {
+    pub fn open_read_only(dir: &Path) -> Result<Option<SledStore>> {
         if !exists(dir) {
             return Ok(None);
         }
@@ -449,7 +329,7 @@ impl Store {
             return no_meta(dir, record.as_ref()).map(|()| None);
         }
         let started = std::time::Instant::now();
-        let Some((copy, record)) = Store::copy_for_reading(dir)? else {
+        let Some((copy, record)) = SledStore::copy_for_reading(dir)? else {
             return Ok(None);
         };
         tracing::debug!(elapsed = ?started.elapsed(), "copied the store to read it");
@@ -457,7 +337,7 @@ impl Store {
         tracing::debug!(elapsed = ?started.elapsed(), "opened the copy");
         match read_meta(&db, dir)? {
             Some(stored) => {
-                Store::assemble(db, dir, Some(Box::new(copy)), stored, record).map(Some)
+                SledStore::assemble(db, dir, Some(Box::new(copy)), stored, record).map(Some)
             }
             None => no_meta(dir, record.as_ref()).map(|()| None),
         }
@@ -513,10 +393,10 @@ impl Store {
         })
     }
 
-    /// Opens the store of `sdkappid`/`host` for `command` to write, creating it (with a new
-    /// lineage) when missing. A store that recorded nothing yet (serial 0) is bound to no app:
-    /// it is taken over for this one; any other store of another app is refused.
-    pub fn open_as(dir: &Path, sdkappid: u32, host: &str, command: &str) -> Result<Store> {
+    /// Opens the store for `command` to write, creating it (with a new lineage, bound to
+    /// `sdkappid`/`host`) when missing. An existing store is not checked against the app here:
+    /// binding and refusing are the core's (`State::bind`).
+    pub fn open_as(dir: &Path, sdkappid: u32, host: &str, command: &str) -> Result<SledStore> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Sled {
             path: dir.to_path_buf(),
             message: format!("cannot create directory: {e}"),
@@ -525,36 +405,32 @@ impl Store {
         let db = open_db_locked(dir)?;
         let record = commits::read(dir).map_err(|m| corrupt_at(dir, &m))?;
         let mut store = match read_meta(&db, dir)? {
-            Some(stored) => Store::assemble(db, dir, None, stored, record)?,
+            Some(stored) => SledStore::assemble(db, dir, None, stored, record)?,
             None => {
                 no_meta(dir, record.as_ref())?;
-                Store::create(db, dir, sdkappid, host)?
+                SledStore::create(db, dir, sdkappid, host)?
             }
         };
         store.lock = Some(held);
-        store.bind(sdkappid, host)?;
         Ok(store)
     }
 
     #[cfg(test)]
-    pub fn open(dir: &Path, sdkappid: u32, host: &str) -> Result<Store> {
-        Store::open_as(dir, sdkappid, host, "test")
+    pub fn open(dir: &Path, sdkappid: u32, host: &str) -> Result<SledStore> {
+        SledStore::open_as(dir, sdkappid, host, "test")
     }
 
-    /// Binds an empty store (serial 0, nothing recorded) to `sdkappid`/`host`, or refuses a
-    /// store of another app.
-    pub fn bind(&mut self, sdkappid: u32, host: &str) -> Result<()> {
-        if self.meta.serial == 0 && self.accounts == 0 && !self.belongs(sdkappid, host) {
-            let mut meta = self.meta.clone();
-            meta.sdkappid = sdkappid;
-            meta.endpoint_host = host.to_owned();
-            return self.commit(sled::Batch::default(), meta, 0);
-        }
-        self.check_belongs(sdkappid, host)
+    /// Writes `sdkappid`/`host` into the metadata (the core binds only an empty store).
+    pub fn rebind(&mut self, sdkappid: u32, host: &str) -> Result<()> {
+        let mut meta = self.meta.clone();
+        meta.sdkappid = sdkappid;
+        meta.endpoint_host = host.to_owned();
+        let accounts = self.accounts;
+        self.commit(sled::Batch::default(), meta, accounts)
     }
 
     /// A new, empty store: commit 1, recorded outside sled too.
-    fn create(db: sled::Db, dir: &Path, sdkappid: u32, host: &str) -> Result<Store> {
+    fn create(db: sled::Db, dir: &Path, sdkappid: u32, host: &str) -> Result<SledStore> {
         let meta = Meta {
             format_version: FORMAT_VERSION,
             sdkappid,
@@ -565,7 +441,7 @@ impl Store {
             slots: BTreeMap::new(),
             slot_types: BTreeMap::new(),
         };
-        let mut store = Store {
+        let mut store = SledStore {
             db,
             path: dir.to_path_buf(),
             meta: meta.clone(),
@@ -587,12 +463,12 @@ impl Store {
         copy: Option<Box<snapshot::Copy>>,
         stored: Stored,
         record: Option<commits::CommitRecord>,
-    ) -> Result<Store> {
+    ) -> Result<SledStore> {
         let (meta, accounts, commits) = match &stored {
             Stored::Current(r) => (r.meta.clone(), r.accounts, r.commits),
             Stored::Migrate(meta) => (meta.clone(), 0, 0),
         };
-        let mut store = Store {
+        let mut store = SledStore {
             db,
             path: dir.to_path_buf(),
             meta,
@@ -677,26 +553,15 @@ impl Store {
         self.commit(batch, meta, accounts)
     }
 
-    fn belongs(&self, sdkappid: u32, host: &str) -> bool {
-        self.meta.sdkappid == sdkappid && self.meta.endpoint_host == host
-    }
-
-    /// Refuses a store made for another app or endpoint host, unless it recorded nothing yet
-    /// (serial 0): an empty store is bound to no app.
-    pub fn check_belongs(&self, sdkappid: u32, host: &str) -> Result<()> {
-        if self.meta.serial == 0 && self.accounts == 0 {
-            return Ok(());
+    /// The refusal of a store bound to another app (see `State::check_belongs`).
+    pub fn other_app(&self, sdkappid: u32, host: &str) -> StoreError {
+        StoreError::OtherApp {
+            path: self.path.clone(),
+            store_app: self.meta.sdkappid,
+            store_host: self.meta.endpoint_host.clone(),
+            project_app: sdkappid,
+            project_host: host.to_owned(),
         }
-        if !self.belongs(sdkappid, host) {
-            return Err(StoreError::OtherApp {
-                path: self.path.clone(),
-                store_app: self.meta.sdkappid,
-                store_host: self.meta.endpoint_host.clone(),
-                project_app: sdkappid,
-                project_host: host.to_owned(),
-            });
-        }
-        Ok(())
     }
 
     pub fn meta(&self) -> &Meta {
@@ -705,15 +570,6 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The serial the next changing apply records: one more than now, or an error rather than
-    /// wrapping to 0.
-    pub fn next_serial(&self) -> Result<u64> {
-        self.meta.serial.checked_add(1).ok_or_else(|| StoreError::Sled {
-            path: self.path.clone(),
-            message: "the serial is at its maximum; restore a backup with a lower serial (`state restore --force`)".into(),
-        })
     }
 
     /// Visits every managed account in account order with its encoded attributes, without
@@ -949,7 +805,7 @@ impl Store {
         })
     }
 
-    /// Refuses writes through a store opened with [`Store::open_read_only`].
+    /// Refuses writes through a store opened with [`SledStore::open_read_only`].
     fn writable(&self) -> Result<()> {
         match self.copy {
             None => Ok(()),
@@ -960,13 +816,7 @@ impl Store {
         }
     }
 
-    /// Records the attribute-name slots as the app now has them, with `serial`.
-    pub fn record_slots(&mut self, slots: &BTreeMap<u8, String>, serial: u64) -> Result<()> {
-        let types = kept_types(&self.meta, slots);
-        self.record_slot_types(slots, &types, serial)
-    }
-
-    /// [`Store::record_slots`] with the slots' account types (non-zero ones; see [`Meta`]).
+    /// Records the attribute-name slots with their account types (non-zero ones; see [`Meta`]).
     pub fn record_slot_types(
         &mut self,
         slots: &BTreeMap<u8, String>,
@@ -1119,6 +969,8 @@ impl StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Attrs;
+    use crate::store::read_export;
 
     fn names() -> Names {
         Names::new(&["sex".into(), "city".into()])
@@ -1129,9 +981,9 @@ mod tests {
     }
 
     /// sled's flusher thread lets go of the lock shortly after the last handle is dropped.
-    fn reopen(dir: &Path) -> Store {
+    fn reopen(dir: &Path) -> SledStore {
         for _ in 0..100 {
-            match Store::open_existing(dir) {
+            match SledStore::open_existing(dir) {
                 Err(StoreError::Locked { .. }) => {
                     std::thread::sleep(std::time::Duration::from_millis(20))
                 }
@@ -1144,8 +996,8 @@ mod tests {
     #[test]
     fn records_batches_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(Store::open_existing(dir.path()).unwrap().is_none());
-        let mut store = Store::open(dir.path(), 1400000000, "example.com").unwrap();
+        assert!(SledStore::open_existing(dir.path()).unwrap().is_none());
+        let mut store = SledStore::open(dir.path(), 1400000000, "example.com").unwrap();
         let lineage = store.meta().lineage.clone();
         let a = attrs(&[(0, "m"), (1, "x")]);
         store
@@ -1177,7 +1029,8 @@ mod tests {
         let mut n = names();
         let all = store.load_last_applied(&mut n).unwrap();
         assert_eq!(all, vec![("u1".into(), attrs(&[(1, "x")]).into())]);
-        assert!(store.check_belongs(1400000000, "other.com").is_err());
+        let state = crate::store::State::new(Box::new(store));
+        assert!(state.check_belongs(1400000000, "other.com").is_err());
     }
 
     proptest::proptest! {
@@ -1192,7 +1045,7 @@ mod tests {
             )
         ) {
             let dir = tempfile::tempdir().unwrap();
-            let mut store = Store::open(dir.path(), 1, "h").unwrap();
+            let mut store = SledStore::open(dir.path(), 1, "h").unwrap();
             let names = names();
             let mut model: BTreeMap<String, Attrs> = BTreeMap::new();
             let values = [attrs(&[(0, "m")]), attrs(&[(0, "f"), (1, "x")])];
@@ -1250,10 +1103,12 @@ mod tests {
     #[test]
     fn metadata_with_slots_and_history_survives_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), 7, "h").unwrap();
+        let mut store = SledStore::open(dir.path(), 7, "h").unwrap();
         let slots: BTreeMap<u8, String> = [(0, "sex".into()), (3, "city".into())].into();
         store.begin(HistoryEntry::now("apply", None));
-        store.record_slots(&slots, 2).unwrap();
+        store
+            .record_slot_types(&slots, &BTreeMap::new(), 2)
+            .unwrap();
         // Written with the commit: a run killed now still has its entry.
         let provisional = store.history().unwrap();
         assert_eq!(provisional.len(), 1);
@@ -1293,7 +1148,7 @@ mod tests {
     #[test]
     fn a_read_only_open_writes_nothing_and_refuses_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), 1, "h").unwrap();
+        let mut store = SledStore::open(dir.path(), 1, "h").unwrap();
         let a = attrs(&[(0, "m")]);
         let record = Record {
             set: vec![("u1", &a), ("u2", &a)],
@@ -1317,26 +1172,28 @@ mod tests {
             v
         };
         let before = files(dir.path());
-        let mut ro = Store::open_read_only(dir.path()).unwrap().unwrap();
+        let mut ro = SledStore::open_read_only(dir.path()).unwrap().unwrap();
         assert_eq!(ro.account_count().unwrap(), 2);
         assert_eq!(ro.path(), dir.path());
         let err = ro.record(&record, &names(), 2).unwrap_err();
         assert!(err.to_string().contains("read-only"), "{err}");
         // Two readers at once are fine.
-        let ro2 = Store::open_read_only(dir.path()).unwrap().unwrap();
+        let ro2 = SledStore::open_read_only(dir.path()).unwrap().unwrap();
         drop((ro, ro2));
         assert_eq!(files(dir.path()), before);
-        assert!(Store::open_read_only(tempfile::tempdir().unwrap().path())
-            .unwrap()
-            .is_none());
+        assert!(
+            SledStore::open_read_only(tempfile::tempdir().unwrap().path())
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn a_reader_reads_the_state_a_running_writer_started_from() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = Store::open(dir.path(), 1, "h").unwrap();
+        let writer = SledStore::open(dir.path(), 1, "h").unwrap();
         // The writer is creating the store: there was none before it.
-        assert!(Store::open_read_only(dir.path()).unwrap().is_none());
+        assert!(SledStore::open_read_only(dir.path()).unwrap().is_none());
         drop(writer);
         let a = attrs(&[(0, "m")]);
         let one = |account| Record {
@@ -1348,7 +1205,7 @@ mod tests {
         drop(writer);
         let mut writer = reopen(dir.path());
         writer.record(&one("u2"), &names(), 2).unwrap();
-        let reader = Store::open_read_only(dir.path()).unwrap().unwrap();
+        let reader = SledStore::open_read_only(dir.path()).unwrap().unwrap();
         assert_eq!(
             (reader.meta().serial, reader.account_count().unwrap()),
             (1, 1)
@@ -1356,7 +1213,7 @@ mod tests {
         assert!(dir.path().join(snapshot::PUBLISHED).exists());
         drop(writer);
         // The writer removed its publication; now the reader reads the database itself.
-        let reader = Store::open_read_only(dir.path()).unwrap().unwrap();
+        let reader = SledStore::open_read_only(dir.path()).unwrap().unwrap();
         assert_eq!(
             (reader.meta().serial, reader.account_count().unwrap()),
             (2, 2)
@@ -1364,14 +1221,22 @@ mod tests {
         assert!(!dir.path().join(snapshot::PUBLISHED).exists());
     }
 
+    /// The core's binding rule on a real sled store, through `State` as commands open it.
     #[test]
     fn an_empty_store_is_bound_to_no_app() {
+        use crate::store::{Opening, State};
         let dir = tempfile::tempdir().unwrap();
-        drop(Store::open(dir.path(), 1, "localhost").unwrap());
+        let location = crate::settings::StateLocation::Sled(dir.path().to_path_buf());
+        // sled's flusher lets go of its lock a moment after a store is dropped.
+        let how = Opening {
+            writer: Some("test".into()),
+            lock_timeout: Some(std::time::Duration::from_secs(5)),
+        };
+        drop(State::open(&location, 1, "localhost", &how).unwrap());
         // Nothing was recorded: the corrected project takes the store over.
-        let mut store = reopen_as(dir.path(), 2, "example.com");
+        let mut state = State::open(&location, 2, "example.com", &how).unwrap();
         assert_eq!(
-            (store.meta().sdkappid, store.meta().endpoint_host.as_str()),
+            (state.meta().sdkappid, state.meta().endpoint_host.as_str()),
             (2, "example.com")
         );
         let a = attrs(&[(0, "m")]);
@@ -1379,36 +1244,26 @@ mod tests {
             set: vec![("u1", &a)],
             ..Default::default()
         };
-        store.record(&record, &names(), 1).unwrap();
-        drop(store);
-        // Now it holds something of app 2: app 1 is refused.
-        let err = Store::open(dir.path(), 1, "localhost");
-        let err = match err {
-            Err(StoreError::Locked { .. }) => {
-                std::thread::sleep(std::time::Duration::from_millis(500));
-                Store::open(dir.path(), 1, "localhost").unwrap_err()
-            }
-            other => other.unwrap_err(),
-        };
-        assert!(err.to_string().contains("belongs to sdkappid 2"), "{err}");
-    }
-
-    fn reopen_as(dir: &Path, sdkappid: u32, host: &str) -> Store {
-        for _ in 0..100 {
-            match Store::open(dir, sdkappid, host) {
-                Err(StoreError::Locked { .. }) => {
-                    std::thread::sleep(std::time::Duration::from_millis(20))
-                }
-                other => return other.unwrap(),
-            }
-        }
-        panic!("still locked");
+        state.record(&[record], &names(), 1).unwrap();
+        drop(state);
+        // Now it holds something of app 2: app 1 is refused, by writers and readers.
+        let err = State::open(&location, 1, "localhost", &how).unwrap_err();
+        assert_eq!(err.kind(), crate::store::ErrorKind::OtherApp);
+        assert!(
+            err.to_string().starts_with(&format!(
+                "state at {} belongs to sdkappid 2 at example.com, but the project is sdkappid 1 at localhost: point `state` at this app's own store",
+                dir.path().display()
+            )),
+            "{err}"
+        );
+        let err = State::open_existing(&location, 1, "localhost", &Opening::default()).unwrap_err();
+        assert_eq!(err.kind(), crate::store::ErrorKind::OtherApp);
     }
 
     #[test]
     fn values_the_encoding_cannot_hold_are_refused_not_truncated() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), 1, "h").unwrap();
+        let mut store = SledStore::open(dir.path(), 1, "h").unwrap();
         let long = "x".repeat(u16::MAX as usize + 1);
         let a = attrs(&[(0, &long)]);
         let err = store
@@ -1429,18 +1284,27 @@ mod tests {
     #[test]
     fn the_serial_never_wraps() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), 1, "h").unwrap();
-        assert_eq!(store.next_serial().unwrap(), 1);
-        store.record_slots(&BTreeMap::new(), u64::MAX).unwrap();
-        assert!(store.next_serial().is_err());
+        let store = SledStore::open(dir.path(), 1, "h").unwrap();
+        let mut state = crate::store::State::new(Box::new(store));
+        assert_eq!(state.next_serial().unwrap(), 1);
+        state
+            .record_slot_types(&BTreeMap::new(), &BTreeMap::new(), u64::MAX)
+            .unwrap();
+        let err = state.next_serial().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("state at {}: the serial is at its maximum; restore a backup with a lower serial (`state restore --force`)", dir.path().display())
+        );
     }
 
     #[test]
     fn a_writer_catches_the_record_up_after_a_crash_between_the_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), 1, "h").unwrap();
+        let mut store = SledStore::open(dir.path(), 1, "h").unwrap();
         let stale = commits::read(dir.path()).unwrap().unwrap();
-        store.record_slots(&BTreeMap::new(), 1).unwrap();
+        store
+            .record_slot_types(&BTreeMap::new(), &BTreeMap::new(), 1)
+            .unwrap();
         drop(store);
         // The record of the commit before: as if the process died before writing it.
         std::fs::remove_file(dir.path().join(commits::FILE)).unwrap();
@@ -1454,8 +1318,8 @@ mod tests {
     #[test]
     fn second_open_is_refused_as_locked() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = Store::open(dir.path(), 1, "h").unwrap();
-        let err = Store::open(dir.path(), 1, "h").unwrap_err();
+        let _first = SledStore::open(dir.path(), 1, "h").unwrap();
+        let err = SledStore::open(dir.path(), 1, "h").unwrap_err();
         assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
         let err = err.to_string();
         assert!(
@@ -1472,7 +1336,7 @@ mod tests {
     #[test]
     fn every_commit_makes_a_new_commit_id_and_a_restore_never_reuses_one() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), 1, "h").unwrap();
+        let mut store = SledStore::open(dir.path(), 1, "h").unwrap();
         let mut seen = vec![store.meta().commit_id.clone()];
         let a = attrs(&[(0, "m")]);
         let one = |account| Record {
@@ -1497,7 +1361,7 @@ mod tests {
         let reopened = reopen(dir.path());
         assert_eq!(reopened.meta().commit_id, *seen.last().unwrap());
         drop(reopened);
-        let reader = Store::open_read_only(dir.path()).unwrap().unwrap();
+        let reader = SledStore::open_read_only(dir.path()).unwrap().unwrap();
         assert_eq!(reader.meta().commit_id, *seen.last().unwrap());
         let record = commits::read(dir.path()).unwrap().unwrap();
         assert_eq!(record.commit_id, *seen.last().unwrap());
@@ -1513,7 +1377,7 @@ mod tests {
             gz.finish().unwrap();
         }
         let other = tempfile::tempdir().unwrap();
-        let mut fresh = Store::open(other.path(), 1, "h").unwrap();
+        let mut fresh = SledStore::open(other.path(), 1, "h").unwrap();
         let before = fresh.meta().commit_id.clone();
         let header = fresh.restore(&old[..], false).unwrap();
         assert_eq!(header.commit_id, None);
@@ -1524,7 +1388,7 @@ mod tests {
     #[test]
     fn export_restore_round_trip_and_refusals() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), 1, "h").unwrap();
+        let mut store = SledStore::open(dir.path(), 1, "h").unwrap();
         let a = attrs(&[(1, "深圳")]);
         store.begin(HistoryEntry::now("apply", None));
         store
@@ -1545,7 +1409,7 @@ mod tests {
         drop(store);
 
         let other = tempfile::tempdir().unwrap();
-        let mut fresh = Store::open(other.path(), 1, "h").unwrap();
+        let mut fresh = SledStore::open(other.path(), 1, "h").unwrap();
         let header = fresh.restore(&backup[..], false).unwrap();
         assert_eq!(header.serial, 3);
         let mut n = names();
@@ -1563,7 +1427,7 @@ mod tests {
         );
         // Now the store has history: an export of another lineage is refused.
         let third = tempfile::tempdir().unwrap();
-        let mut s3 = Store::open(third.path(), 1, "h").unwrap();
+        let mut s3 = SledStore::open(third.path(), 1, "h").unwrap();
         s3.record(
             &Record {
                 set: vec![("u9", &a)],
@@ -1579,7 +1443,7 @@ mod tests {
         s3.restore(&backup[..], true).unwrap();
         // Another app's export is refused even with force, and changes nothing.
         let fourth = tempfile::tempdir().unwrap();
-        let mut s4 = Store::open(fourth.path(), 2, "h").unwrap();
+        let mut s4 = SledStore::open(fourth.path(), 2, "h").unwrap();
         let b = attrs(&[(0, "f")]);
         let mine = Record {
             set: vec![("u2", &b)],
