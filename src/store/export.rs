@@ -9,7 +9,7 @@
 //! changes nothing and cannot exhaust memory.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Read};
+use std::io::{BufRead, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +88,37 @@ impl ExportLine {
                 .collect(),
             tags: managed.tags.iter().map(str::to_owned).collect(),
         }
+    }
+}
+
+/// Writes a backup in the one format, for every backend: the header line, then one line per
+/// account in account order, gzip-compressed.
+pub struct Writer<W: Write> {
+    gz: flate2::write::GzEncoder<W>,
+    lines: u64,
+}
+
+impl<W: Write> Writer<W> {
+    /// Starts a backup of a store described by `header` (see [`ExportHeader::of`]).
+    pub fn new(out: W, header: &ExportHeader) -> std::io::Result<Writer<W>> {
+        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+        serde_json::to_writer(&mut gz, header)?;
+        gz.write_all(b"\n")?;
+        Ok(Writer { gz, lines: 0 })
+    }
+
+    /// Writes one account's line.
+    pub fn line(&mut self, line: &ExportLine) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.gz, line)?;
+        self.gz.write_all(b"\n")?;
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// Ends the backup; returns the number of account lines.
+    pub fn finish(self) -> std::io::Result<u64> {
+        self.gz.finish()?.flush()?;
+        Ok(self.lines)
     }
 }
 

@@ -22,10 +22,15 @@ mod error;
 pub mod export;
 pub mod history;
 pub mod interface;
+#[cfg(test)]
+mod memory;
 pub mod postgres;
 pub mod sled;
 pub mod split;
 pub mod who;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 

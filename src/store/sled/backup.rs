@@ -7,30 +7,24 @@ use super::{blocks, codec, sled_err, Result, SledStore, StoreError};
 use crate::model::Names;
 #[cfg(test)]
 use crate::store::export::read_export;
-use crate::store::export::{check_restorable, Export, ExportHeader, ExportLine};
+use crate::store::export::{check_restorable, Export, ExportHeader, ExportLine, Writer};
 use crate::store::{Meta, FORMAT_VERSION};
 
 impl SledStore {
     /// Writes the whole store to `out` (gzip JSON lines). Returns the number of accounts.
     pub fn export(&self, out: impl Write) -> std::io::Result<u64> {
-        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
         let history = self.history().map_err(std::io::Error::other)?;
         let header = ExportHeader::of(&self.meta, self.accounts, history);
-        serde_json::to_writer(&mut gz, &header)?;
-        gz.write_all(b"\n")?;
+        let mut backup = Writer::new(out, &header)?;
         let mut names = Names::default();
-        let count = self
-            .scan(|account, attrs| {
-                let managed = self.decode(attrs, &mut names)?;
-                let line = ExportLine::new(account, &managed, &names);
-                serde_json::to_writer(&mut gz, &line)
-                    .map_err(std::io::Error::from)
-                    .and_then(|()| gz.write_all(b"\n"))
-                    .map_err(|e| StoreError::Restore(format!("cannot write the export: {e}")))
-            })
-            .map_err(std::io::Error::other)?;
-        gz.finish()?.flush()?;
-        Ok(count as u64)
+        self.scan(|account, attrs| {
+            let managed = self.decode(attrs, &mut names)?;
+            backup
+                .line(&ExportLine::new(account, &managed, &names))
+                .map_err(|e| StoreError::Restore(format!("cannot write the export: {e}")))
+        })
+        .map_err(std::io::Error::other)?;
+        backup.finish()
     }
 
     /// Replaces the store's content with an export. Refuses another lineage or an older serial
