@@ -38,7 +38,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Attrs, Managed, Tag};
 
-/// The embedded default's store, under the name other modules' tests still use.
+/// The embedded default's store, under the name tests of other modules (PostgreSQL's, the
+/// executor's) use to move a state through sled.
 pub use self::sled::SledStore as Store;
 pub use backend::{Backend, Opening, PendingRecord};
 pub use error::{ErrorKind, StateError};
@@ -47,10 +48,11 @@ pub use history::{HistoryEntry, Run};
 pub use interface::{default_name, State};
 pub use split::Split;
 
-/// Bumped when the layout changes; older binaries refuse newer stores. Version 2 (blocks
-/// without checksums, metadata without counts) is migrated when first opened; version 1 (one sled
-/// entry per account) is refused rather than misread.
+/// The state's format version, in [`Meta`] and in every export header: bumped when sled's
+/// layout changes (older binaries refuse newer stores; see `sled` for the versions it
+/// migrates), and the newest an export may carry.
 pub const FORMAT_VERSION: u32 = 3;
+
 /// A new random id (128 bits, hex): lineages and commit ids.
 pub fn random_id() -> String {
     format!("{:032x}", rand::random::<u128>())

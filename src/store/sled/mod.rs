@@ -44,7 +44,9 @@ use crate::model::{Account, Managed, Names, TagPool};
 
 pub use backend::open;
 
-/// The layout migrated on open.
+/// The layout migrated on open: version 2 (blocks without checksums, metadata without
+/// counts); version 1 (one sled entry per account) is refused rather than misread. The
+/// current one is the core's [`FORMAT_VERSION`].
 const MIGRATED_FORMAT: u32 = 2;
 
 const META_KEY: &[u8] = b"meta";
