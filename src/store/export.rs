@@ -66,6 +66,24 @@ impl ExportHeader {
     }
 }
 
+impl ExportHeader {
+    /// The metadata of a store restored from this backup, in the current format. Its commit id
+    /// is left empty for the restoring commit to make: a restored state is never the exported
+    /// commit.
+    pub fn restored_meta(&self) -> Meta {
+        Meta {
+            format_version: super::FORMAT_VERSION,
+            sdkappid: self.sdkappid,
+            endpoint_host: self.endpoint_host.clone(),
+            lineage: self.lineage.clone(),
+            serial: self.serial,
+            commit_id: String::new(),
+            slots: self.slots.clone(),
+            slot_types: self.slot_types.clone(),
+        }
+    }
+}
+
 /// Every following line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportLine {

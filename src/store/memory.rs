@@ -16,7 +16,7 @@ use super::export::{check_restorable, Writer};
 use super::split::{Merge, Stored};
 use super::{
     random_id, ErrorKind, Export, ExportHeader, ExportLine, HistoryEntry, Meta, Record, Run, Split,
-    StateError, FORMAT_VERSION,
+    StateError,
 };
 use crate::model::{Account, Attrs, Managed, Names};
 
@@ -67,14 +67,8 @@ impl Memory {
     /// A new store bound to `sdkappid`/`host`, and a handle on what it holds.
     pub fn create(sdkappid: u32, host: &str) -> (Memory, Arc<Mutex<Held>>) {
         let meta = Meta {
-            format_version: FORMAT_VERSION,
-            sdkappid,
-            endpoint_host: host.to_owned(),
-            lineage: random_id(),
-            serial: 0,
             commit_id: random_id(),
-            slots: BTreeMap::new(),
-            slot_types: BTreeMap::new(),
+            ..Meta::new(sdkappid, host)
         };
         let held = Arc::new(Mutex::new(Held {
             meta: Some(meta.clone()),
@@ -281,17 +275,7 @@ impl Backend for Memory {
         let has_history = self.meta.serial > 0 || !self.held().accounts.is_empty();
         check_restorable(&self.meta, has_history, header, force).map_err(MemoryError::Restore)?;
         let own = super::history::restored(self.run.take(), header.serial, header.accounts);
-        let meta = Meta {
-            format_version: FORMAT_VERSION,
-            sdkappid: header.sdkappid,
-            endpoint_host: header.endpoint_host.clone(),
-            lineage: header.lineage.clone(),
-            serial: header.serial,
-            commit_id: String::new(),
-            slots: header.slots.clone(),
-            slot_types: header.slot_types.clone(),
-        };
-        self.commit(meta, |held| {
+        self.commit(header.restored_meta(), |held| {
             held.accounts = export
                 .accounts()
                 .map(|(a, values, tags)| {

@@ -92,6 +92,21 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// The metadata of a new, empty store of `sdkappid`/`host`: a new lineage, serial 0, no
+    /// commit yet (its first commit makes the id), no slots.
+    pub fn new(sdkappid: u32, host: &str) -> Meta {
+        Meta {
+            format_version: FORMAT_VERSION,
+            sdkappid,
+            endpoint_host: host.to_owned(),
+            lineage: random_id(),
+            serial: 0,
+            commit_id: String::new(),
+            slots: BTreeMap::new(),
+            slot_types: BTreeMap::new(),
+        }
+    }
+
     /// The recorded account type of `slot` (0, UserID, unless recorded otherwise).
     pub fn slot_type(&self, slot: u8) -> u8 {
         self.slot_types.get(&slot).copied().unwrap_or(0)

@@ -8,7 +8,6 @@ use crate::model::Names;
 #[cfg(test)]
 use crate::store::export::read_export;
 use crate::store::export::{check_restorable, Export, ExportHeader, ExportLine, Writer};
-use crate::store::{Meta, FORMAT_VERSION};
 
 impl SledStore {
     /// Writes the whole store to `out` (gzip JSON lines). Returns the number of accounts.
@@ -67,18 +66,8 @@ impl SledStore {
                 batch.insert(blocks::key(first), blocks::encode(chunk));
             }
         }
-        let meta = Meta {
-            format_version: FORMAT_VERSION,
-            sdkappid: header.sdkappid,
-            endpoint_host: header.endpoint_host.clone(),
-            lineage: header.lineage.clone(),
-            serial: header.serial,
-            // `commit` makes a new one: a restored state is never the exported commit.
-            commit_id: String::new(),
-            slots: header.slots.clone(),
-            slot_types: header.slot_types.clone(),
-        };
-        self.commit(batch, meta, entries.len() as u64)?;
+        // `commit` makes the new commit id.
+        self.commit(batch, header.restored_meta(), entries.len() as u64)?;
         Ok(header.clone())
     }
 }

@@ -433,16 +433,7 @@ impl SledStore {
 
     /// A new, empty store: commit 1, recorded outside sled too.
     fn create(db: sled::Db, dir: &Path, sdkappid: u32, host: &str) -> Result<SledStore> {
-        let meta = Meta {
-            format_version: FORMAT_VERSION,
-            sdkappid,
-            endpoint_host: host.to_owned(),
-            lineage: random_id(),
-            serial: 0,
-            commit_id: String::new(),
-            slots: BTreeMap::new(),
-            slot_types: BTreeMap::new(),
-        };
+        let meta = Meta::new(sdkappid, host);
         let mut store = SledStore {
             db,
             path: dir.to_path_buf(),
