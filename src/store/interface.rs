@@ -19,12 +19,14 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use super::backend::{Backend, OpenRequest, Result};
-use super::{ErrorKind, Export, ExportHeader, HistoryEntry, Meta, Record, StateError};
+use super::{ErrorKind, Export, ExportHeader, HistoryEntry, Meta, Record};
 use crate::model::{Account, Managed, Names};
 use crate::settings::StateLocation;
 
 pub use super::backend::{Opening, PendingRecord};
 pub use super::split::Split;
+/// The one error, also where callers of the two-backend interface found it.
+pub use super::StateError;
 
 /// The project's name in a shared database when `state.name` is not given.
 pub fn default_name(sdkappid: u32) -> String {
