@@ -2,7 +2,7 @@
 //! directory or a project in PostgreSQL — and callers never see which, nor the encoding
 //! either keeps.
 //!
-//! - Opening: the one place that picks a backend is [`open_backend`], a match on
+//! - Opening: the one place that picks a backend is `open_backend`, a match on
 //!   [`StateLocation`]. Readers ([`State::open_existing`]) never create anything; writers
 //!   ([`State::open`]) take the project's lock — waiting up to `--lock-timeout` — before they
 //!   read the metadata, and create the store when missing. Then the core binds or checks the
@@ -211,7 +211,7 @@ impl State {
     }
 
     /// Records the attribute-name slots as the app now has them, with `serial`: a slot that
-    /// keeps its name keeps its recorded account type (see [`super::kept_types`]).
+    /// keeps its name keeps its recorded account type (see `store::kept_types`).
     pub fn record_slots(&mut self, slots: &BTreeMap<u8, String>, serial: u64) -> Result<()> {
         let types = super::kept_types(self.meta(), slots);
         self.record_slot_types(slots, &types, serial)

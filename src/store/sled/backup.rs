@@ -34,7 +34,7 @@ impl SledStore {
         self.restore_export(&export, force)
     }
 
-    /// Replaces the store's content with an export already read by [`read_export`].
+    /// Replaces the store's content with an export already read by [`crate::store::read_export`].
     pub fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader> {
         self.writable()?;
         let header = &export.header;

@@ -566,7 +566,7 @@ impl SledStore {
     }
 
     /// Visits every managed account in account order with its encoded attributes, without
-    /// decoding them (compare with [`encode_attrs_into`], decode with [`decode_attrs`]). Returns the
+    /// decoding them (compare with `codec::encode_into`, decode with `codec::decode`). Returns the
     /// number of accounts.
     pub fn scan(&self, mut f: impl FnMut(&str, &[u8]) -> Result<()>) -> Result<usize> {
         let mut n = 0;
