@@ -28,11 +28,6 @@ pub use super::split::Split;
 /// The one error, also where callers of the two-backend interface found it.
 pub use super::StateError;
 
-/// The project's name in a shared database when `state.name` is not given.
-pub fn default_name(sdkappid: u32) -> String {
-    format!("app-{sdkappid}")
-}
-
 /// Opens the backend `location` names: the one place a backend is chosen.
 fn open_backend(
     location: &StateLocation,

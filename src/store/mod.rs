@@ -45,7 +45,7 @@ pub use backend::{Backend, Opening, PendingRecord};
 pub use error::{ErrorKind, StateError};
 pub use export::{check_app, read_export, Export, ExportHeader, ExportLine, MAX_EXPORT_BYTES};
 pub use history::{HistoryEntry, Run};
-pub use interface::{default_name, State};
+pub use interface::State;
 pub use split::Split;
 
 /// The state's format version, in [`Meta`] and in every export header: bumped when sled's

@@ -216,7 +216,7 @@ fn unwritable(dir: &Path) -> Option<(PathBuf, String)> {
 
 fn postgres(r: &mut Report, s: &Settings, url: &DatabaseUrl, project: Option<&str>) {
     let project = project.map_or_else(
-        || crate::store::interface::default_name(s.sdkappid),
+        || crate::store::postgres::backend::default_name(s.sdkappid),
         str::to_owned,
     );
     let probed = Target::parse(url, &project).and_then(|t| t.probe().map(|p| (t, p)));

@@ -11,7 +11,7 @@ use crate::model::{Account, Managed, Names};
 use crate::settings::DatabaseUrl;
 use crate::store::backend::{Backend, OpenRequest, Pending, PendingRecord, Result};
 use crate::store::{
-    default_name, ErrorKind, Export, ExportHeader, HistoryEntry, Meta, Record, Split, StateError,
+    ErrorKind, Export, ExportHeader, HistoryEntry, Meta, Record, Split, StateError,
 };
 
 impl From<PgError> for StateError {
@@ -31,6 +31,11 @@ impl From<PgError> for StateError {
         };
         StateError::new(kind, e)
     }
+}
+
+/// The project's name in a shared database when `state.name` is not given.
+pub fn default_name(sdkappid: u32) -> String {
+    format!("app-{sdkappid}")
 }
 
 /// Opens the project `name` (by default `app-SDKAPPID`) in the database of `url`: a reader
