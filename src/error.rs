@@ -12,9 +12,9 @@ pub enum Error {
     /// Problems in the project or users files, all of them.
     #[error("{0}")]
     Invalid(Diagnostics),
-    /// A store error of either backend, typed (sled's and PostgreSQL's).
+    /// A store error of any backend: its kind and the backend's message.
     #[error(transparent)]
-    Store(#[from] crate::store::interface::StateError),
+    Store(#[from] crate::store::StateError),
     #[error(transparent)]
     Api(#[from] crate::api::ApiError),
     /// A refusal or a configuration problem, already phrased for the user.
@@ -38,12 +38,6 @@ impl Error {
             context: context.into(),
             source,
         }
-    }
-}
-
-impl From<crate::store::StoreError> for Error {
-    fn from(e: crate::store::StoreError) -> Self {
-        Error::Store(e.into())
     }
 }
 

@@ -13,7 +13,7 @@ use std::io::{BufRead, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use super::{blocks, codec, sled_err, HistoryEntry, Meta, Result, Store, StoreError};
+use super::{HistoryEntry, Meta, StateError};
 use crate::model::limits::{MAX_ACCOUNT_BYTES, MAX_ATTRIBUTE_NAMES, MAX_ATTR_BYTES};
 use crate::model::{Attrs, Managed, Names, Tags};
 
@@ -66,6 +66,24 @@ impl ExportHeader {
     }
 }
 
+impl ExportHeader {
+    /// The metadata of a store restored from this backup, in the current format. Its commit id
+    /// is left empty for the restoring commit to make: a restored state is never the exported
+    /// commit.
+    pub fn restored_meta(&self) -> Meta {
+        Meta {
+            format_version: super::FORMAT_VERSION,
+            sdkappid: self.sdkappid,
+            endpoint_host: self.endpoint_host.clone(),
+            lineage: self.lineage.clone(),
+            serial: self.serial,
+            commit_id: String::new(),
+            slots: self.slots.clone(),
+            slot_types: self.slot_types.clone(),
+        }
+    }
+}
+
 /// Every following line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportLine {
@@ -91,13 +109,44 @@ impl ExportLine {
     }
 }
 
+/// Writes a backup in the one format, for every backend: the header line, then one line per
+/// account in account order, gzip-compressed.
+pub struct Writer<W: Write> {
+    gz: flate2::write::GzEncoder<W>,
+    lines: u64,
+}
+
+impl<W: Write> Writer<W> {
+    /// Starts a backup of a store described by `header` (see [`ExportHeader::of`]).
+    pub fn new(out: W, header: &ExportHeader) -> std::io::Result<Writer<W>> {
+        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+        serde_json::to_writer(&mut gz, header)?;
+        gz.write_all(b"\n")?;
+        Ok(Writer { gz, lines: 0 })
+    }
+
+    /// Writes one account's line.
+    pub fn line(&mut self, line: &ExportLine) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.gz, line)?;
+        self.gz.write_all(b"\n")?;
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// Ends the backup; returns the number of account lines.
+    pub fn finish(self) -> std::io::Result<u64> {
+        self.gz.finish()?.flush()?;
+        Ok(self.lines)
+    }
+}
+
 /// An export read and checked in full, ready to replace a store's content.
 #[derive(Debug)]
 pub struct Export {
     pub header: ExportHeader,
-    names: Names,
+    pub(crate) names: Names,
     /// In account order, without accounts that have no values.
-    accounts: Vec<(Box<str>, Managed)>,
+    pub(crate) accounts: Vec<(Box<str>, Managed)>,
 }
 
 impl Export {
@@ -114,81 +163,6 @@ impl Export {
     }
 }
 
-impl Store {
-    /// Writes the whole store to `out` (gzip JSON lines). Returns the number of accounts.
-    pub fn export(&self, out: impl Write) -> std::io::Result<u64> {
-        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-        let history = self.history().map_err(std::io::Error::other)?;
-        let header = ExportHeader::of(&self.meta, self.accounts, history);
-        serde_json::to_writer(&mut gz, &header)?;
-        gz.write_all(b"\n")?;
-        let mut names = Names::default();
-        let count = self
-            .scan(|account, attrs| {
-                let managed = self.decode(attrs, &mut names)?;
-                let line = ExportLine::new(account, &managed, &names);
-                serde_json::to_writer(&mut gz, &line)
-                    .map_err(std::io::Error::from)
-                    .and_then(|()| gz.write_all(b"\n"))
-                    .map_err(|e| StoreError::Restore(format!("cannot write the export: {e}")))
-            })
-            .map_err(std::io::Error::other)?;
-        gz.finish()?.flush()?;
-        Ok(count as u64)
-    }
-
-    /// Replaces the store's content with an export. Refuses another lineage or an older serial
-    /// unless `force`, and another app always. Returns the header that was restored.
-    pub fn restore(&mut self, input: impl Read, force: bool) -> Result<ExportHeader> {
-        let export = read_export(input)?;
-        self.restore_export(&export, force)
-    }
-
-    /// Replaces the store's content with an export already read by [`read_export`].
-    pub fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader> {
-        self.writable()?;
-        let header = &export.header;
-        let has_history = self.meta.serial > 0 || self.accounts > 0;
-        check_restorable(&self.meta, has_history, header, force).map_err(StoreError::Restore)?;
-        let mut batch = sled::Batch::default();
-        for prefix in [blocks::PREFIX, super::HISTORY_PREFIX] {
-            for kv in self.db.scan_prefix(prefix).keys() {
-                batch.remove(kv.map_err(|e| sled_err(&self.path, e))?);
-            }
-        }
-        // The exported history, then the restore's own entry, in the same step.
-        let own =
-            super::history::restored(self.run.take(), header.serial, export.accounts.len() as u64);
-        for entry in header.history.iter().chain(std::iter::once(&own)) {
-            let key = super::history_key(&self.db, &self.path)?;
-            batch.insert(key, serde_json::to_vec(entry).unwrap_or_default());
-        }
-        let entries: blocks::Entries = export
-            .accounts
-            .iter()
-            .map(|(account, attrs)| (account.clone(), codec::encode(attrs, &export.names)))
-            .collect();
-        for chunk in blocks::chunks(&entries) {
-            if let Some((first, _)) = chunk.first() {
-                batch.insert(blocks::key(first), blocks::encode(chunk));
-            }
-        }
-        let meta = Meta {
-            format_version: super::FORMAT_VERSION,
-            sdkappid: header.sdkappid,
-            endpoint_host: header.endpoint_host.clone(),
-            lineage: header.lineage.clone(),
-            serial: header.serial,
-            // `commit` makes a new one: a restored state is never the exported commit.
-            commit_id: String::new(),
-            slots: header.slots.clone(),
-            slot_types: header.slot_types.clone(),
-        };
-        self.commit(batch, meta, entries.len() as u64)?;
-        Ok(header.clone())
-    }
-}
-
 /// The restore guard, the same for every backend: into a store that holds something
 /// (`has_history`), an export of another app is refused always, and one of another lineage or
 /// an older serial unless `force`. A store that recorded nothing is bound to no app.
@@ -201,9 +175,7 @@ pub fn check_restorable(
     if !has_history {
         return Ok(());
     }
-    if let Err(StoreError::Restore(m)) = check_app(header, meta.sdkappid, &meta.endpoint_host) {
-        return Err(m);
-    }
+    app_refusal(header, meta.sdkappid, &meta.endpoint_host)?;
     if force {
         return Ok(());
     }
@@ -224,22 +196,26 @@ pub fn check_restorable(
 
 /// Refuses an export of another app or endpoint host; `--force` does not change that, because
 /// a store of another app fails every later command.
-pub fn check_app(header: &ExportHeader, sdkappid: u32, host: &str) -> Result<()> {
+pub fn check_app(header: &ExportHeader, sdkappid: u32, host: &str) -> Result<(), StateError> {
+    app_refusal(header, sdkappid, host).map_err(StateError::restore)
+}
+
+fn app_refusal(header: &ExportHeader, sdkappid: u32, host: &str) -> Result<(), String> {
     if header.sdkappid != sdkappid || header.endpoint_host != host {
-        return Err(StoreError::Restore(format!(
+        return Err(format!(
             "the export belongs to sdkappid {} at {:?}, but this project to sdkappid {sdkappid} at {host:?}: restore it in that app's project (--force does not override this)",
             header.sdkappid, header.endpoint_host
-        )));
+        ));
     }
     Ok(())
 }
 
-fn bad(m: impl std::fmt::Display) -> StoreError {
-    StoreError::Restore(format!("the export cannot be read: {m}"))
+fn bad(m: impl std::fmt::Display) -> StateError {
+    StateError::restore(format!("the export cannot be read: {m}"))
 }
 
 /// Reads and checks a whole export (gzip JSON lines) without touching any store.
-pub fn read_export(input: impl Read) -> Result<Export> {
+pub fn read_export(input: impl Read) -> Result<Export, StateError> {
     let mut reader = crate::files::gzip_reader_capped(input, MAX_EXPORT_BYTES, "the export");
     let mut line = Vec::new();
     if !read_line(&mut reader, &mut line, 1, MAX_HEADER_BYTES)? {
@@ -299,7 +275,7 @@ fn read_line(
     buf: &mut Vec<u8>,
     line_no: usize,
     max: usize,
-) -> Result<bool> {
+) -> Result<bool, StateError> {
     buf.clear();
     let read = reader
         .by_ref()

@@ -1,112 +1,58 @@
-//! The store behind one interface: [`State`] is either the embedded sled directory or a
-//! project in PostgreSQL, and callers never see which encoding either keeps.
+//! The store behind one interface: [`State`] holds any [`Backend`] — the embedded sled
+//! directory or a project in PostgreSQL — and callers never see which, nor the encoding
+//! either keeps.
 //!
-//! - Opening: readers ([`State::open_existing`]) never create anything; writers
+//! - Opening: the one place that picks a backend is `open_backend`, a match on
+//!   [`StateLocation`]. Readers ([`State::open_existing`]) never create anything; writers
 //!   ([`State::open`]) take the project's lock — waiting up to `--lock-timeout` — before they
-//!   read the metadata, and create the store when missing. Both refuse a store of another app.
+//!   read the metadata, and create the store when missing. Then the core binds or checks the
+//!   app (the same rule for every backend, [`State::bind`]).
 //! - Planning: [`State::split`] hands the planner `L` only for the accounts whose desired
 //!   attributes differ from what the store holds (each backend compares in its own encoding).
 //! - Recording: [`State::record`] writes a group of confirmed batches in one atomic step, with
-//!   the run's serial; the PostgreSQL store checks the serial as a compare-and-swap.
-//! - History, export and restore in one format for both, so a state moves between them with
-//!   `state export` and `state restore`.
+//!   the run's serial ([`State::next_serial`]); the PostgreSQL store checks the serial as a
+//!   compare-and-swap.
+//! - History, export and restore in one format for every backend, so a state moves between
+//!   them with `state export` and `state restore`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::{Duration, Instant};
 
-use super::postgres::{PgError, PgStore, Target, WriterInfo};
-use super::{Export, ExportHeader, HistoryEntry, Meta, Record, Store, StoreError};
+use super::backend::{Backend, OpenRequest, Result};
+use super::{ErrorKind, Export, ExportHeader, HistoryEntry, Meta, Record};
 use crate::model::{Account, Managed, Names};
 use crate::settings::StateLocation;
 
+pub use super::backend::{Opening, PendingRecord};
 pub use super::split::Split;
+/// The one error, also where callers of the two-backend interface found it.
+pub use super::StateError;
 
-/// A group record sent ahead by [`State::record_ahead`], to be settled.
-#[derive(Debug)]
-pub enum PendingRecord {
-    /// Already durable.
-    Done,
-    Postgres(super::postgres::write::Pending),
-}
-
-impl PendingRecord {
-    /// Whether settling it would not wait.
-    pub fn is_answered(&self) -> bool {
-        match self {
-            PendingRecord::Done => true,
-            PendingRecord::Postgres(p) => p.is_answered(),
+/// Opens the backend `location` names: the one place a backend is chosen.
+fn open_backend(
+    location: &StateLocation,
+    request: OpenRequest<'_>,
+) -> Result<Option<Box<dyn Backend>>> {
+    match location {
+        StateLocation::Sled(dir) => super::sled::open(dir, request),
+        StateLocation::Postgres { url, name } => {
+            super::postgres::backend::open(url, name.as_deref(), request)
         }
     }
-}
-
-/// A store error of either backend; each names its store (path, or database and name).
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error(transparent)]
-    Sled(#[from] StoreError),
-    #[error(transparent)]
-    Postgres(#[from] PgError),
-}
-
-type Result<T, E = StateError> = std::result::Result<T, E>;
-
-/// How a command opens the state.
-#[derive(Debug, Clone, Default)]
-pub struct Opening {
-    /// `None` for a reader (no lock in PostgreSQL); the writer's command otherwise, e.g.
-    /// `apply`, named to a writer it keeps out.
-    pub writer: Option<String>,
-    /// How long to wait for a lock another process holds; `None` fails at once.
-    pub lock_timeout: Option<Duration>,
-}
-
-/// The project's name in a shared database when `state.name` is not given.
-pub fn default_name(sdkappid: u32) -> String {
-    format!("app-{sdkappid}")
 }
 
 /// An open store of last-applied state.
 #[derive(Debug)]
-pub enum State {
-    Sled(Store),
-    Postgres(PgStore),
-}
-
-fn pg_target(location: &StateLocation, sdkappid: u32) -> Option<Result<Target>> {
-    match location {
-        StateLocation::Postgres { url, name } => {
-            let name = name.clone().unwrap_or_else(|| default_name(sdkappid));
-            Some(Target::parse(url, &name).map_err(StateError::from))
-        }
-        StateLocation::Sled(_) => None,
-    }
-}
-
-/// Opens sled's directory, retrying its process lock until `timeout` has passed.
-fn sled_waiting<T>(
-    timeout: Option<Duration>,
-    mut open: impl FnMut() -> Result<T, StoreError>,
-) -> Result<T> {
-    let deadline = timeout.map(|d| Instant::now() + d);
-    let mut warned = false;
-    loop {
-        match open() {
-            Err(e @ StoreError::Locked { .. }) if deadline.is_some_and(|d| Instant::now() < d) => {
-                if !warned {
-                    let held = e.to_string();
-                    let held = held.split(": wait for it").next().unwrap_or(&held);
-                    tracing::warn!("{held}; waiting for it (--lock-timeout)");
-                    warned = true;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            other => return other.map_err(StateError::from),
-        }
-    }
+pub struct State {
+    backend: Box<dyn Backend>,
 }
 
 impl State {
+    /// A state over any backend (the opening functions pick one from the settings).
+    pub fn new(backend: Box<dyn Backend>) -> State {
+        State { backend }
+    }
+
     /// Opens an existing store without creating anything; `Ok(None)` when there is none yet.
     /// A writer holds the lock from here on (PostgreSQL: migrating older tables first).
     pub fn open_existing(
@@ -115,109 +61,81 @@ impl State {
         host: &str,
         how: &Opening,
     ) -> Result<Option<State>> {
-        let state = match pg_target(location, sdkappid) {
-            None => {
-                let StateLocation::Sled(dir) = location else {
-                    unreachable!("pg_target handles PostgreSQL")
-                };
-                // Readers open a sled directory read-only (nothing written, a read-only
-                // directory is fine); writers take its lock.
-                let open = || match &how.writer {
-                    None => Store::open_read_only(dir),
-                    Some(command) => Store::open_existing_as(dir, command),
-                };
-                sled_waiting(how.lock_timeout, open)?.map(State::Sled)
-            }
-            Some(target) => {
-                let target = target?;
-                match &how.writer {
-                    None => PgStore::open_existing(target)?.map(State::Postgres),
-                    Some(command) => PgStore::open_existing_writer(
-                        target,
-                        WriterInfo {
-                            command: command.clone(),
-                            lock_timeout: how.lock_timeout,
-                        },
-                    )?
-                    .map(State::Postgres),
-                }
-            }
+        let request = OpenRequest {
+            sdkappid,
+            host,
+            how,
+            create: false,
         };
-        match (state, &how.writer) {
+        let Some(backend) = open_backend(location, request)? else {
+            return Ok(None);
+        };
+        let mut state = State::new(backend);
+        match &how.writer {
             // A writer binds a store that recorded nothing to this app.
-            (Some(mut state), Some(_)) => {
-                state.bind(sdkappid, host)?;
-                Ok(Some(state))
-            }
-            (Some(state), None) => {
-                state.check_belongs(sdkappid, host)?;
-                Ok(Some(state))
-            }
-            (None, _) => Ok(None),
+            Some(_) => state.bind(sdkappid, host)?,
+            None => state.check_belongs(sdkappid, host)?,
         }
+        Ok(Some(state))
     }
 
     /// Opens the store of `sdkappid`/`host` for writing, creating it (with a new lineage) when
-    /// missing, and refusing one that belongs to another app.
+    /// missing, binding one that recorded nothing to this app, and refusing one that belongs
+    /// to another app.
     pub fn open(
         location: &StateLocation,
         sdkappid: u32,
         host: &str,
         how: &Opening,
     ) -> Result<State> {
-        match pg_target(location, sdkappid) {
-            None => {
-                let StateLocation::Sled(dir) = location else {
-                    unreachable!("pg_target handles PostgreSQL")
-                };
-                let command = how.writer.as_deref().unwrap_or("(writer)");
-                sled_waiting(how.lock_timeout, || {
-                    Store::open_as(dir, sdkappid, host, command)
-                })
-                .map(State::Sled)
-            }
-            Some(target) => {
-                let who = WriterInfo {
-                    command: how.writer.clone().unwrap_or_else(|| "(writer)".into()),
-                    lock_timeout: how.lock_timeout,
-                };
-                Ok(State::Postgres(PgStore::open(
-                    target?, sdkappid, host, who,
-                )?))
-            }
-        }
+        let request = OpenRequest {
+            sdkappid,
+            host,
+            how,
+            create: true,
+        };
+        let backend = open_backend(location, request)?
+            .expect("a backend asked to create its store returns one");
+        let mut state = State::new(backend);
+        state.bind(sdkappid, host)?;
+        Ok(state)
     }
 
     pub fn meta(&self) -> &Meta {
-        match self {
-            State::Sled(s) => s.meta(),
-            State::Postgres(p) => p.meta(),
-        }
+        self.backend.meta()
     }
 
     /// How the store is named in messages: its path, or its database and name.
     pub fn describe(&self) -> String {
-        match self {
-            State::Sled(s) => format!("state at {}", s.path().display()),
-            State::Postgres(p) => p.target().describe(),
-        }
+        self.backend.describe()
     }
 
-    /// A writer's: binds a store that recorded nothing yet (serial 0) to this app, or refuses
-    /// a store of another app.
+    /// Whether the store recorded nothing yet (serial 0): such a store is bound to no app.
+    fn recorded_nothing(&self) -> bool {
+        self.meta().serial == 0
+    }
+
+    fn belongs(&self, sdkappid: u32, host: &str) -> bool {
+        let meta = self.meta();
+        meta.sdkappid == sdkappid && meta.endpoint_host == host
+    }
+
+    /// A writer's: binds a store that recorded nothing yet (serial 0) to this app, so that a
+    /// first apply that failed against the wrong app or endpoint does not block the corrected
+    /// project; refuses a store of another app.
     pub fn bind(&mut self, sdkappid: u32, host: &str) -> Result<()> {
-        match self {
-            State::Sled(s) => Ok(s.bind(sdkappid, host)?),
-            State::Postgres(p) => Ok(p.bind(sdkappid, host)?),
+        if self.recorded_nothing() && !self.belongs(sdkappid, host) {
+            return self.backend.rebind(sdkappid, host);
         }
+        self.check_belongs(sdkappid, host)
     }
 
     /// Refuses a store made for another app or endpoint host (not one that recorded nothing).
     pub fn check_belongs(&self, sdkappid: u32, host: &str) -> Result<()> {
-        match self {
-            State::Sled(s) => Ok(s.check_belongs(sdkappid, host)?),
-            State::Postgres(p) => Ok(p.check_belongs(sdkappid, host)?),
+        if self.recorded_nothing() || self.belongs(sdkappid, host) {
+            return Ok(());
         }
+        Err(self.backend.other_app(sdkappid, host))
     }
 
     /// Splits the desired accounts (sorted) into those the store holds exactly and the rest,
@@ -229,63 +147,37 @@ impl State {
         names: &mut Names,
         keep: impl Fn(&str) -> bool,
     ) -> Result<Split> {
-        match self {
-            State::Sled(s) => Ok(s.split(desired, names, keep)?),
-            State::Postgres(p) => Ok(p.split(desired, names, keep)?),
-        }
+        self.backend.split(desired, names, &keep)
     }
 
     /// Visits every managed account id in account order; returns how many there are.
     pub fn accounts(&self, mut f: impl FnMut(&str)) -> Result<usize> {
-        match self {
-            State::Sled(s) => Ok(s.scan(|a, _| {
-                f(a);
-                Ok(())
-            })?),
-            State::Postgres(p) => Ok(p.accounts(f)?),
-        }
+        self.backend.accounts(&mut f)
     }
 
     /// Every managed account with its last-applied attributes, in account order.
     pub fn load_last_applied(&self, names: &mut Names) -> Result<Vec<(Account, Managed)>> {
-        match self {
-            State::Sled(s) => Ok(s.load_last_applied(names)?),
-            State::Postgres(p) => Ok(p.load_last_applied(names)?),
-        }
+        self.backend.load_last_applied(names)
     }
 
     /// One account's last-applied attributes.
     pub fn account(&self, account: &str, names: &mut Names) -> Result<Option<Managed>> {
-        match self {
-            State::Sled(s) => Ok(s.account(account, names)?),
-            State::Postgres(p) => Ok(p.account(account, names)?),
-        }
+        self.backend.account(account, names)
     }
 
     pub fn account_count(&self) -> Result<usize> {
-        match self {
-            State::Sled(s) => Ok(s.account_count()?),
-            State::Postgres(p) => Ok(p.account_count()?),
-        }
+        self.backend.account_count()
     }
 
     /// Records a group of batches the API confirmed, atomically, with `serial`.
     pub fn record(&mut self, records: &[Record<'_>], names: &Names, serial: u64) -> Result<()> {
-        match self {
-            State::Sled(s) => {
-                for record in records {
-                    s.record(record, names, serial)?;
-                }
-                Ok(())
-            }
-            State::Postgres(p) => Ok(p.record(records, names, serial)?),
-        }
+        self.backend.record(records, names, serial)
     }
 
     /// Whether [`State::record_ahead`] can leave a record under way (PostgreSQL), rather than
     /// recording at once (sled).
     pub fn records_ahead(&self) -> bool {
-        matches!(self, State::Postgres(_))
+        self.backend.records_ahead()
     }
 
     /// Sends a group's record ahead, without waiting for it to be durable where the store
@@ -301,30 +193,20 @@ impl State {
         serial: u64,
         hold: impl Send + 'static,
     ) -> Result<PendingRecord> {
-        match self {
-            State::Sled(_) => {
-                let recorded = self.record(records, names, serial);
-                drop(hold);
-                recorded.map(|()| PendingRecord::Done)
-            }
-            State::Postgres(p) => Ok(PendingRecord::Postgres(
-                p.record_ahead(records, names, serial, hold)?,
-            )),
-        }
+        self.backend
+            .record_ahead(records, names, serial, Box::new(hold))
     }
 
     /// Waits until a record sent ahead is durable (or fails).
     pub fn settle(&mut self, pending: PendingRecord) -> Result<()> {
-        match (self, pending) {
-            (_, PendingRecord::Done) => Ok(()),
-            (State::Postgres(p), PendingRecord::Postgres(pending)) => Ok(p.settle(pending)?),
-            (State::Sled(_), PendingRecord::Postgres(_)) => {
-                unreachable!("a sled store sends nothing ahead")
-            }
+        match pending.into_pending() {
+            None => Ok(()),
+            Some(pending) => self.backend.settle(pending),
         }
     }
 
-    /// Records the attribute-name slots as the app now has them, with `serial`.
+    /// Records the attribute-name slots as the app now has them, with `serial`: a slot that
+    /// keeps its name keeps its recorded account type (see `store::kept_types`).
     pub fn record_slots(&mut self, slots: &BTreeMap<u8, String>, serial: u64) -> Result<()> {
         let types = super::kept_types(self.meta(), slots);
         self.record_slot_types(slots, &types, serial)
@@ -337,72 +219,52 @@ impl State {
         types: &BTreeMap<u8, u8>,
         serial: u64,
     ) -> Result<()> {
-        match self {
-            State::Sled(s) => Ok(s.record_slot_types(slots, types, serial)?),
-            State::Postgres(p) => Ok(p.record_slot_types(slots, types, serial)?),
-        }
+        self.backend.record_slot_types(slots, types, serial)
     }
 
     /// Begins a run: from now on every commit writes its history entry, in the same atomic
     /// step (see [`crate::store::history`]).
     pub fn begin(&mut self, entry: HistoryEntry) {
-        match self {
-            State::Sled(s) => s.begin(entry),
-            State::Postgres(p) => p.begin(entry),
-        }
+        self.backend.begin(entry)
     }
 
     /// The entry of the run under way.
     pub fn run_mut(&mut self) -> Option<&mut HistoryEntry> {
-        match self {
-            State::Sled(s) => s.run_mut(),
-            State::Postgres(p) => p.run_mut(),
-        }
+        self.backend.run_mut()
     }
 
     /// Ends the run, writing its final entry if it committed anything.
     pub fn finish(&mut self, update: impl FnOnce(&mut HistoryEntry)) -> Result<()> {
-        match self {
-            State::Sled(s) => Ok(s.finish(update)?),
-            State::Postgres(p) => Ok(p.finish(update)?),
-        }
+        self.backend.finish(Box::new(update))
     }
 
     /// Every history entry, oldest first.
     pub fn history(&self) -> Result<Vec<HistoryEntry>> {
-        match self {
-            State::Sled(s) => Ok(s.history()?),
-            State::Postgres(p) => Ok(p.history()?),
-        }
+        self.backend.history()
     }
 
-    /// Writes a backup (gzip JSON lines; the same format for both stores).
-    pub fn export(&self, out: impl Write) -> std::io::Result<u64> {
-        match self {
-            State::Sled(s) => s.export(out),
-            State::Postgres(p) => p.export(out),
-        }
+    /// Writes a backup (gzip JSON lines; the same format for every store).
+    pub fn export(&self, mut out: impl Write) -> std::io::Result<u64> {
+        self.backend.export(&mut out)
     }
 
-    /// Replaces the content with a backup (of either store), read and checked whole by
+    /// Replaces the content with a backup (of any store), read and checked whole by
     /// [`crate::store::read_export`].
     pub fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader> {
-        match self {
-            State::Sled(s) => Ok(s.restore_export(export, force)?),
-            State::Postgres(p) => Ok(p.restore_export(export, force)?),
-        }
+        self.backend.restore_export(export, force)
     }
 
-    /// The serial the next changing run records: one more than now (never wrapping).
+    /// The serial the next changing run records: one more than now, never wrapping to 0
+    /// (which would make the store look empty and unbound).
     pub fn next_serial(&self) -> Result<u64> {
-        match self {
-            State::Sled(s) => Ok(s.next_serial()?),
-            State::Postgres(p) => p.meta().serial.checked_add(1).ok_or_else(|| {
-                StateError::Postgres(PgError::Conflict {
-                    target: p.target().describe(),
-                    message: "the serial is at its maximum; restore a backup with a lower serial (`state restore --force`)".into(),
-                })
-            }),
-        }
+        self.meta().serial.checked_add(1).ok_or_else(|| {
+            StateError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{}: the serial is at its maximum; restore a backup with a lower serial (`state restore --force`)",
+                    self.describe()
+                ),
+            )
+        })
     }
 }

@@ -437,6 +437,7 @@ pub struct WriterInfo {
     pub lock_timeout: Option<Duration>,
 }
 
+pub mod backend;
 mod copy;
 pub mod probe;
 mod read;

@@ -12,10 +12,10 @@ use rustix::fs::Access;
 
 use super::{name, Report};
 use crate::settings::{DatabaseUrl, Settings, StateLocation};
-use crate::store::interface::StateError;
 use crate::store::postgres::probe::Probe;
 use crate::store::postgres::{Target, MIN_READ_VERSION, SCHEMA_VERSION};
-use crate::store::{lock, Meta, StoreError};
+use crate::store::sled::lock;
+use crate::store::{ErrorKind, Meta};
 use crate::Error;
 
 pub(super) fn checks(r: &mut Report, s: &Settings) {
@@ -63,7 +63,7 @@ fn sled(r: &mut Report, s: &Settings, dir: &Path) {
                 ),
             );
         }
-        Err(Error::Store(StateError::Sled(StoreError::Locked { .. }))) => r.fail(
+        Err(Error::Store(e)) if e.kind() == ErrorKind::Locked => r.fail(
             name::STATE,
             format!(
                 "state at {} is locked: another timattr process (apply, import, drift --fix, state restore or rm) is writing it now",
@@ -73,15 +73,14 @@ fn sled(r: &mut Report, s: &Settings, dir: &Path) {
         ),
         Err(e) => {
             let fix = match &e {
-                Error::Store(StateError::Sled(StoreError::NewerFormat { .. })) => {
-                    "upgrade timattr"
-                }
-                Error::Store(StateError::Sled(StoreError::OtherApp { .. })) => {
-                    "point `state` at this app's own store"
-                }
-                Error::Store(StateError::Sled(StoreError::Sled { .. })) => {
-                    "check that the directory and its files can be read by this user"
-                }
+                Error::Store(e) => match e.kind() {
+                    ErrorKind::NewerFormat => "upgrade timattr",
+                    ErrorKind::OtherApp => "point `state` at this app's own store",
+                    ErrorKind::Failed => {
+                        "check that the directory and its files can be read by this user"
+                    }
+                    _ => "as the finding says",
+                },
                 _ => "as the finding says",
             };
             r.fail(name::STATE, e.to_string(), fix);
@@ -217,7 +216,7 @@ fn unwritable(dir: &Path) -> Option<(PathBuf, String)> {
 
 fn postgres(r: &mut Report, s: &Settings, url: &DatabaseUrl, project: Option<&str>) {
     let project = project.map_or_else(
-        || crate::store::interface::default_name(s.sdkappid),
+        || crate::store::postgres::backend::default_name(s.sdkappid),
         str::to_owned,
     );
     let probed = Target::parse(url, &project).and_then(|t| t.probe().map(|p| (t, p)));

@@ -33,7 +33,7 @@ impl Holder {
         Holder {
             command: command.to_owned(),
             pid: std::process::id(),
-            host: super::who::hostname(),
+            host: crate::store::who::hostname(),
             since: crate::clock::now_unix(),
             snapshot: None,
         }
