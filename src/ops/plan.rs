@@ -92,6 +92,16 @@ pub fn plan(settings: &Settings, desired: Desired, targets: &Targets) -> Result<
     make_plan(settings, desired, store.as_ref(), targets)
 }
 
+/// [`plan`] of the project's users files, loaded while the store is opened (see
+/// [`super::state::load_while_opening`]). Returns the number of desired accounts too.
+pub fn plan_files(settings: &Settings, targets: &Targets) -> Result<(Plan, StateRef, usize)> {
+    let (desired, store) =
+        super::state::load_while_opening(settings, super::state::open_read_only)?;
+    let accounts = desired.accounts.len();
+    let (plan, state) = make_plan(settings, desired, store.as_ref(), targets)?;
+    Ok((plan, state, accounts))
+}
+
 /// Diffs `desired` against `store` (or an empty `L` when there is none), for the accounts
 /// `targets` matches.
 pub fn make_plan(
