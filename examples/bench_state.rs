@@ -18,7 +18,8 @@
 //! round trip is each turn where the client sends after the server last sent (or first
 //! sends), however many messages or TCP chunks the turn has. Statements pipelined in one
 //! flight are therefore one round trip, and so is connecting (the startup message; TLS is
-//! off here). The API's requests pass a second, undelayed proxy that notes when the first
+//! off here). A Terminate message alone (the client closing the connection) is not one: it
+//! waits for nothing. Set `BENCH_STATE_TURNS=1` to see the start of each turn's messages. The API's requests pass a second, undelayed proxy that notes when the first
 //! batch request (`im_set_attr`, `im_remove_attr`, the tag commands) arrives and when the
 //! last answer leaves, which splits an apply's round trips into start, middle and end.
 //!
@@ -190,6 +191,13 @@ fn apply_through_proxy(
         if pg {
             let all = turns.since(before);
             let (first_batch, last_answer) = api.span()?;
+            if std::env::var_os("BENCH_STATE_TURNS").is_some() {
+                eprintln!(
+                    "bench_state: first batch request at {:.2?}, last answer at {:.2?}",
+                    first_batch - started,
+                    last_answer - started
+                );
+            }
             let start = all.iter().filter(|t| **t < first_batch).count();
             let end = all.iter().filter(|t| **t > last_answer).count();
             eprintln!(
@@ -360,7 +368,11 @@ fn write_export(path: &Path, n: usize) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// When the last child was started (for `BENCH_STATE_TURNS`).
+static LAUNCHED: Mutex<Option<Instant>> = Mutex::new(None);
+
 fn timattr(bin: &Path, dir: &Path, args: &[&str]) -> Result<std::process::Output, String> {
+    *LAUNCHED.lock().unwrap() = Some(Instant::now());
     let out = Command::new(bin)
         .args(args)
         .current_dir(dir)
@@ -507,6 +519,9 @@ async fn api_proxy(upstream: SocketAddr, times: ApiTimes) -> Result<SocketAddr, 
     Ok(addr)
 }
 
+/// The frontend's Terminate message.
+const TERMINATE: &[u8] = &[b'X', 0, 0, 0, 4];
+
 /// What a pump notes about the chunks it reads.
 enum Observer {
     /// Round trips: (all turns, who sent last on this connection, this side).
@@ -521,9 +536,17 @@ impl Observer {
     fn saw(&self, chunk: &[u8]) {
         let now = Instant::now();
         match self {
+            // A Terminate message alone (closing the connection) waits for no answer.
+            Observer::Turns(..) if chunk == TERMINATE => {}
             Observer::Turns(turns, last, side) => {
                 if last.swap(*side, Ordering::SeqCst) != *side && *side == CLIENT {
                     turns.0.lock().unwrap().push(now);
+                    if std::env::var_os("BENCH_STATE_TURNS").is_some() {
+                        let head = String::from_utf8_lossy(&chunk[..chunk.len().min(120)])
+                            .replace(|c: char| c.is_control(), ".");
+                        let at = LAUNCHED.lock().unwrap().map(|l| now - l).unwrap_or_default();
+                        eprintln!("bench_state: turn at {at:.2?}: {head}");
+                    }
                 }
             }
             Observer::Requests(times) => {

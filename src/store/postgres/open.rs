@@ -33,6 +33,11 @@ const NEWER_SCHEMA: &str = "TA001";
 /// The SQLSTATE raised when there are no timattr tables and none may be created.
 const NO_TABLES: &str = "TA002";
 
+/// Whether the schema table exists where the search path finds it (see [`migration_block`]).
+const TABLES_EXIST: &str = "EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relname = 'timattr_schema' AND n.nspname = ANY (current_schemas(false)))";
+
 /// `s` as an SQL string literal: dollar-quoted with a tag that cannot end it early, so nothing
 /// in it needs escaping.
 pub(super) fn literal(s: &str) -> String {
@@ -56,8 +61,13 @@ pub(super) fn migration_block(create: bool) -> String {
     } else {
         format!("RAISE EXCEPTION USING ERRCODE = '{NO_TABLES}', MESSAGE = 'no timattr tables';")
     };
-    let version = "IF to_regclass('timattr_schema') IS NULL THEN v := 0;
-      ELSE SELECT COALESCE(max(version), 0) INTO v FROM timattr_schema; END IF;";
+    // Whether the tables exist is read from `pg_class` with the statement's snapshot, not
+    // looked up by name: a name lookup that missed before the lock was taken would be
+    // remembered (the catalog cache) and miss again after another process created them.
+    let version = format!(
+        "IF NOT {TABLES_EXIST} THEN v := 0;
+      ELSE SELECT COALESCE(max(version), 0) INTO v FROM timattr_schema; END IF;"
+    );
     let newer = format!(
         "IF v > {SCHEMA_VERSION} THEN
          RAISE EXCEPTION USING ERRCODE = '{NEWER_SCHEMA}', MESSAGE = v::text; END IF;"
@@ -70,7 +80,7 @@ pub(super) fn migration_block(create: bool) -> String {
         "DO $timattr$
 DECLARE v integer;
 BEGIN
-  IF to_regclass('timattr_schema') IS NULL THEN {missing}
+  IF NOT {TABLES_EXIST} THEN {missing}
   ELSE SELECT COALESCE(max(version), 0) INTO v FROM timattr_schema; END IF;
   IF v = {SCHEMA_VERSION} THEN RETURN; END IF;
   {newer}
