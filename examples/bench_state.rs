@@ -474,7 +474,12 @@ async fn delay_proxy(
                 let last = Arc::new(AtomicU8::new(NOBODY));
                 let up = Observer::Turns(turns, last.clone(), CLIENT);
                 tokio::spawn(pump(cr, sw, one_way, up));
-                tokio::spawn(pump(sr, cw, one_way, Observer::Turns(Turns::default(), last, SERVER)));
+                tokio::spawn(pump(
+                    sr,
+                    cw,
+                    one_way,
+                    Observer::Turns(Turns::default(), last, SERVER),
+                ));
             });
         }
     });
@@ -511,7 +516,12 @@ async fn api_proxy(upstream: SocketAddr, times: ApiTimes) -> Result<SocketAddr, 
                 let _ = server.set_nodelay(true);
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                tokio::spawn(pump(cr, sw, Duration::ZERO, Observer::Requests(times.clone())));
+                tokio::spawn(pump(
+                    cr,
+                    sw,
+                    Duration::ZERO,
+                    Observer::Requests(times.clone()),
+                ));
                 tokio::spawn(pump(sr, cw, Duration::ZERO, Observer::Answers(times)));
             });
         }
@@ -544,7 +554,11 @@ impl Observer {
                     if std::env::var_os("BENCH_STATE_TURNS").is_some() {
                         let head = String::from_utf8_lossy(&chunk[..chunk.len().min(120)])
                             .replace(|c: char| c.is_control(), ".");
-                        let at = LAUNCHED.lock().unwrap().map(|l| now - l).unwrap_or_default();
+                        let at = LAUNCHED
+                            .lock()
+                            .unwrap()
+                            .map(|l| now - l)
+                            .unwrap_or_default();
                         eprintln!("bench_state: turn at {at:.2?}: {head}");
                     }
                 }

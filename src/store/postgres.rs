@@ -341,7 +341,9 @@ pub(crate) struct Driver {
 
 impl Driver {
     /// Spawns the task driving `conn` (called on the runtime).
-    fn spawn(conn: impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static) -> Driver {
+    fn spawn(
+        conn: impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+    ) -> Driver {
         let connection: Arc<Mutex<Option<ConnectionFuture>>> =
             Arc::new(Mutex::new(Some(Box::pin(conn))));
         let slot = connection.clone();
@@ -507,7 +509,11 @@ impl PgStore {
         let opened = block(runtime()?, async move {
             let (client, driver) = t.connect().await?;
             let opened = open::reader(&client, &t).await?;
-            Ok::<_, PgError>(opened.found.map(|found| (client, driver, found, opened.copy)))
+            Ok::<_, PgError>(
+                opened
+                    .found
+                    .map(|found| (client, driver, found, opened.copy)),
+            )
         })?;
         Ok(opened.map(|(client, driver, (schema, meta), copy)| {
             let client = Arc::new(client);

@@ -170,7 +170,13 @@ pub(super) fn meta_from_json(t: &Target, json: &str) -> Result<Meta> {
     }
     let row: ProjectRow =
         serde_json::from_str(json).map_err(|e| t.corrupt(format!("the project row: {e}")))?;
-    let map = |v: serde_json::Value| if v.is_null() { serde_json::json!({}) } else { v };
+    let map = |v: serde_json::Value| {
+        if v.is_null() {
+            serde_json::json!({})
+        } else {
+            v
+        }
+    };
     Ok(Meta {
         format_version: u32::try_from(row.format_version)
             .map_err(|_| t.corrupt("format version"))?,
@@ -225,7 +231,8 @@ pub(super) async fn reader(client: &Client, t: &Target) -> Result<ReaderOpened> 
     );
     // The COPY first: it is parsed before the snapshot's transaction begins.
     let copy_sql = current_copy(t);
-    let (copy, answer) = futures_util::future::join(client.prepare(&copy_sql), client.simple_query(&sql)).await;
+    let (copy, answer) =
+        futures_util::future::join(client.prepare(&copy_sql), client.simple_query(&sql)).await;
     let answer = match answer {
         Ok(a) => a,
         Err(e) if matches!(raised(&e), Some(Raised::NoTables)) => {
@@ -310,9 +317,8 @@ pub(super) async fn writer(
 ) -> Result<WriterOpened> {
     let name = literal(&t.name);
     let token = literal(&w.token);
-    let ours = format!(
-        "EXISTS (SELECT 1 FROM timattr_locks WHERE project = {name} AND token = {token})"
-    );
+    let ours =
+        format!("EXISTS (SELECT 1 FROM timattr_locks WHERE project = {name} AND token = {token})");
     let host = literal(&super::write::hostname());
     let pid = std::process::id();
     let since = i64::try_from(crate::clock::now_unix()).unwrap_or(0);
@@ -356,7 +362,9 @@ pub(super) async fn writer(
     .await;
     let answer = match answer {
         Ok(a) => a,
-        Err(e) if matches!(raised(&e), Some(Raised::NoTables)) => return Ok(WriterOpened::NoTables),
+        Err(e) if matches!(raised(&e), Some(Raised::NoTables)) => {
+            return Ok(WriterOpened::NoTables)
+        }
         Err(e) => return Err(opening_error(t, &e)),
     };
     let db = |e: tokio_postgres::Error| t.db_err(&e);

@@ -9,9 +9,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Statement};
 
 use super::copy::{CopyRows, Row};
-use super::{
-    block, managed_from_row, PgStore, Result, Target, COMMIT_ID_VERSION, TAGS_VERSION,
-};
+use super::{block, managed_from_row, PgStore, Result, Target, COMMIT_ID_VERSION, TAGS_VERSION};
 use crate::model::{Account, Attrs, Managed, NameIdx, Names, TagPool};
 use crate::store::split::{Merge, Split, Stored};
 use crate::store::{ExportHeader, ExportLine, HistoryEntry, Meta};
@@ -296,7 +294,10 @@ struct Copy {
 }
 
 impl Copy {
-    async fn start(&self, client: &Client) -> Result<tokio_postgres::CopyOutStream, tokio_postgres::Error> {
+    async fn start(
+        &self,
+        client: &Client,
+    ) -> Result<tokio_postgres::CopyOutStream, tokio_postgres::Error> {
         match &self.prepared {
             Some(statement) => client.copy_out(statement).await,
             None => client.copy_out(self.sql.as_str()).await,

@@ -1066,9 +1066,11 @@ fn a_new_database_gets_every_table_from_its_first_writer_and_nothing_from_others
     let Some(db) = TestDb::create() else { return };
     // Readers and writers that create nothing find nothing, and leave nothing behind.
     assert!(PgStore::open_existing(db.target("p")).unwrap().is_none());
-    assert!(PgStore::open_existing_writer(db.target("p"), writer("import", None))
-        .unwrap()
-        .is_none());
+    assert!(
+        PgStore::open_existing_writer(db.target("p"), writer("import", None))
+            .unwrap()
+            .is_none()
+    );
     assert!(tables(&db).is_empty(), "{:?}", tables(&db));
     // The first writer (reusing the connection the last opening kept) creates every table of
     // the current schema at once, and its project.
@@ -1088,12 +1090,16 @@ fn a_new_database_gets_every_table_from_its_first_writer_and_nothing_from_others
     assert_eq!(store.account_count().unwrap(), 0);
     drop(store);
     // An existing project opens for writing; a missing one does not, tables or not.
-    assert!(PgStore::open_existing_writer(db.target("p"), writer("import", None))
-        .unwrap()
-        .is_some());
-    assert!(PgStore::open_existing_writer(db.target("q"), writer("import", None))
-        .unwrap()
-        .is_none());
+    assert!(
+        PgStore::open_existing_writer(db.target("p"), writer("import", None))
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        PgStore::open_existing_writer(db.target("q"), writer("import", None))
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
@@ -1122,7 +1128,11 @@ fn every_older_schema_migrates_in_one_opening_and_readers_never_migrate() {
             "schema {version}"
         );
         drop(reader);
-        assert_eq!(db_version(&db), version, "a reader migrated schema {version}");
+        assert_eq!(
+            db_version(&db),
+            version,
+            "a reader migrated schema {version}"
+        );
         // One writer's opening takes it to the current schema, data kept.
         let mut store = PgStore::open_existing_writer(db.target("p"), writer("import", None))
             .unwrap()
