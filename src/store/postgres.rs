@@ -577,8 +577,8 @@ impl PgStore {
                 host,
             });
             let (meta, record, copy) = match open::writer(&client, &t, &w, how).await? {
-                open::WriterOpened::NoTables => {
-                    open::keep_idle(&t, client, driver);
+                open::WriterOpened::NoTables(prepared) => {
+                    open::keep_idle(&t, client, driver, prepared);
                     return Ok(None);
                 }
                 open::WriterOpened::NoProject => return Ok(None),

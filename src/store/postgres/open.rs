@@ -289,8 +289,9 @@ pub(super) struct Create<'a> {
 
 /// What a writer's flight found.
 pub(super) enum WriterOpened {
-    /// No tables, and none were to be created: nothing was done, no lock taken.
-    NoTables,
+    /// No tables, and none were to be created: nothing was done, no lock taken. With the
+    /// statements that were prepared nonetheless (a COPY is only checked when it runs).
+    NoTables(Vec<Statement>),
     /// No such project (and none was to be created); the lock is held.
     NoProject,
     /// The lock is held and the metadata read under it.
@@ -363,7 +364,8 @@ pub(super) async fn writer(
     let answer = match answer {
         Ok(a) => a,
         Err(e) if matches!(raised(&e), Some(Raised::NoTables)) => {
-            return Ok(WriterOpened::NoTables)
+            let prepared = [record, copy].into_iter().flatten().collect();
+            return Ok(WriterOpened::NoTables(prepared));
         }
         Err(e) => return Err(opening_error(t, &e)),
     };
@@ -395,7 +397,9 @@ pub(super) async fn writer(
 /// process (an apply's first open finds a new database empty, then creates the tables once
 /// the plan is confirmed): that writer then starts without connecting again. It holds no lock
 /// and no transaction.
-type Idle = (String, Client, Driver);
+/// Its statements are closed when it is taken: the Close messages then go out with the
+/// taker's first flight instead of making a turn of their own.
+type Idle = (String, Client, Driver, Vec<Statement>);
 
 static IDLE: Mutex<Option<Idle>> = Mutex::new(None);
 
@@ -410,27 +414,25 @@ fn idle_key(t: &Target) -> String {
 }
 
 /// Keeps `client` for the next opening of `t` in this process.
-pub(super) fn keep_idle(t: &Target, client: Client, driver: Driver) {
-    let old = IDLE
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .replace((idle_key(t), client, driver));
-    if let Some((_, _, d)) = old {
-        d.close();
-    }
+pub(super) fn keep_idle(t: &Target, client: Client, driver: Driver, prepared: Vec<Statement>) {
+    let old = IDLE.lock().unwrap_or_else(|p| p.into_inner()).replace((
+        idle_key(t),
+        client,
+        driver,
+        prepared,
+    ));
+    drop(old);
 }
 
 /// The connection kept for `t`, if any and still open.
 pub(super) fn take_idle(t: &Target) -> Option<(Client, Driver)> {
-    let mut idle = IDLE.lock().unwrap_or_else(|p| p.into_inner());
-    match idle.take() {
-        Some((key, client, driver)) if key == idle_key(t) && !client.is_closed() => {
+    let idle = IDLE.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match idle {
+        Some((key, client, driver, prepared)) if key == idle_key(t) && !client.is_closed() => {
+            drop(prepared);
             Some((client, driver))
         }
-        Some((_, _, driver)) => {
-            driver.close();
-            None
-        }
-        None => None,
+        // Dropped: the driver closes the connection.
+        _ => None,
     }
 }

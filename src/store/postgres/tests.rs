@@ -15,7 +15,7 @@ const ADMIN_URL: &str = "host=127.0.0.1 port=5432 user=root dbname=test sslmode=
 fn admin(sql: &str) -> std::result::Result<(), String> {
     let rt = runtime().map_err(|e| e.to_string())?;
     let sql = sql.to_owned();
-    block(&rt, async move {
+    block(rt, async move {
         let (client, conn) = tokio_postgres::connect(ADMIN_URL, tokio_postgres::NoTls)
             .await
             .map_err(|e| e.to_string())?;
@@ -59,7 +59,7 @@ impl TestDb {
             format!("host=127.0.0.1 user=root dbname={} sslmode=disable", self.0),
             sql.to_owned(),
         );
-        block(&rt, async move {
+        block(rt, async move {
             let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
                 .await
                 .unwrap();
@@ -654,7 +654,7 @@ fn a_database_of_the_previous_schema_is_read_then_migrated_in_place() {
 fn db_version(db: &TestDb) -> i32 {
     let rt = runtime().unwrap();
     let url = format!("host=127.0.0.1 user=root dbname={} sslmode=disable", db.0);
-    block(&rt, async move {
+    block(rt, async move {
         let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
             .unwrap();
