@@ -1,5 +1,6 @@
-//! Reaching the store of a project, and the `state` use cases: list, show, export, restore,
-//! history, rm. None of these needs the users files.
+//! Reaching the store of a project (opened while the users files load, for the commands that
+//! need both), and the `state` use cases: list, show, export, restore, history, rm. None of
+//! these needs the users files.
 
 use std::io::Write;
 use std::path::Path;

@@ -334,7 +334,7 @@ type ConnectionFuture = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::E
 /// Drives one connection on the runtime, and closes it when dropped: the connection (and its
 /// socket) is dropped then and there, not when the runtime next gets to it, so the server ends
 /// the session, and releases its advisory locks, as soon as the store is gone.
-pub(crate) struct Driver {
+struct Driver {
     connection: Arc<Mutex<Option<ConnectionFuture>>>,
     task: tokio::task::AbortHandle,
 }
@@ -423,7 +423,7 @@ struct Writer {
 /// The state of one project in PostgreSQL.
 pub struct PgStore {
     client: Arc<Client>,
-    /// Closes the connection when the store is dropped (declared after `client`).
+    /// Closes the connection (so releases the lock) when the store is dropped.
     driver: Driver,
     target: Arc<Target>,
     meta: Meta,
