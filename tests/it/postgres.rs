@@ -716,3 +716,33 @@ fn a_no_op_plan_and_state_list_take_three_round_trips_and_a_first_apply_few() {
         assert!(trips <= 3, "{args:?} took {trips} round trips");
     }
 }
+
+#[test]
+fn a_users_file_error_comes_before_a_store_error_and_leaves_no_lock() {
+    let Some(db) = TestDb::create() else { return };
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    // The store is opened while the files load: a broken file is still the error shown, with
+    // an unreachable database too.
+    let away = Project::new(&emu.base_url(), NAMES);
+    away.write_project(
+        NAMES,
+        "state: postgres://root@127.0.0.1:1/none?sslmode=disable\n",
+    );
+    away.write_users("u.yaml", "users:\n  u1: {sex: [\n");
+    for args in [&["plan"][..], &["apply", "--auto-approve"], &["drift"]] {
+        let out = away.run(args).expect(1);
+        assert!(
+            out.stderr().contains("u.yaml") && !out.stderr().contains("PostgreSQL"),
+            "{args:?}: {}",
+            out.stderr()
+        );
+    }
+    // A writer that opened (and locked) while a broken file loaded leaves no lock behind.
+    let a = runner(&emu, &db, "");
+    a.write_users_map("u.yaml", &users(5, ""));
+    a.run(&["apply", "--auto-approve"]).expect(0);
+    a.write_users("u.yaml", "users:\n  u1: {sex: [\n");
+    a.run(&["apply", "--auto-approve"]).expect(1);
+    a.write_users_map("u.yaml", &users(6, ""));
+    a.run(&["apply", "--auto-approve"]).expect(0);
+}
