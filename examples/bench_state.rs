@@ -5,13 +5,30 @@
 //!   half the round trip each way (default 50 ms round trip); throughput against the 10,000
 //!   accounts/s ceiling, and the most confirmed batches that waited for their record;
 //! - **cold and no-op plan of M accounts** (default 1,000,000) read from PostgreSQL, each
-//!   against the same plan with a sled store holding the same data.
+//!   against the same plan with a sled store holding the same data;
+//! - **whole process and round trips** (issue 22, DESIGN.md §7), on the project of the first
+//!   apply through the distant database: the wall time of the whole `timattr apply` process
+//!   (schema creation included: the database is new) against the API ceiling (N / 10,000 s);
+//!   a no-op plan of the same N accounts against `timattr validate` of the project (the local
+//!   cost); and the round trips to the database of `plan`, of `apply` (its start: before its
+//!   first batch request reaches the API; its end: after the API's last answer) and of
+//!   `state list`.
+//!
+//! Round trips are counted by the delay proxy, per connection and summed over connections: a
+//! round trip is each turn where the client sends after the server last sent (or first
+//! sends), however many messages or TCP chunks the turn has. Statements pipelined in one
+//! flight are therefore one round trip, and so is connecting (the startup message; TLS is
+//! off here). A Terminate message alone (the client closing the connection) is not one: it
+//! waits for nothing. Set `BENCH_STATE_TURNS=1` to see the start of each turn's messages. The API's requests pass a second, undelayed proxy that notes when the first
+//! batch request (`im_set_attr`, `im_remove_attr`, the tag commands) arrives and when the
+//! last answer leaves, which splits an apply's round trips into start, middle and end.
 //!
 //! ```sh
 //! cargo run --release --example bench_state                          # full run, ~5 min
 //! cargo run --release --example bench_state -- --quick               # 3,000 / 20,000 accounts
 //! cargo run --release --example bench_state -- --apply 30000 --plan 1000000 --delay-ms 50
 //! cargo run --release --example bench_state -- --plan 0          # only the apply (0 skips)
+//! cargo run --release --example bench_state -- --plan 0 --bin /tmp/timattr-before  # another binary
 //! ```
 //!
 //! Needs PostgreSQL on 127.0.0.1:5432 (role `root`, trust auth); the bench makes a database of
@@ -22,6 +39,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use timattr::api::Secret;
@@ -114,7 +133,8 @@ fn scenarios(
 }
 
 /// The first apply of `o.apply` accounts at 40 ms latency, state behind the delay proxy, and
-/// the same with a sled directory.
+/// the same with a sled directory; then, on the PostgreSQL project, the no-op plan against
+/// `validate` and the round trips of `plan` and `state list`.
 fn apply_through_proxy(
     rt: &tokio::runtime::Runtime,
     o: &Opts,
@@ -122,10 +142,17 @@ fn apply_through_proxy(
     db: &str,
     tmp: &Path,
 ) -> Result<Vec<String>, String> {
-    let proxy = rt.block_on(delay_proxy("127.0.0.1:5432".parse().unwrap(), o.delay / 2))?;
+    let turns = Turns::default();
+    let proxy = rt.block_on(delay_proxy(
+        "127.0.0.1:5432".parse().unwrap(),
+        o.delay / 2,
+        turns.clone(),
+    ))?;
     let url = format!("postgres://root@{proxy}/{db}?sslmode=disable");
+    let ms = o.delay.as_millis();
     let mut rows = Vec::new();
     for (label, state) in [("PostgreSQL, 50 ms away", url.as_str()), ("sled", "state")] {
+        let pg = state == url;
         // A fresh emulator per store: both applies configure the names and set every value
         // (and one's rate window does not spill into the other's).
         let mut cfg =
@@ -134,26 +161,94 @@ fn apply_through_proxy(
         let emu = rt
             .block_on(timattr::emulator::start(cfg))
             .map_err(|e| e.to_string())?;
+        let api = ApiTimes::default();
+        let api_addr = rt.block_on(api_proxy(emu.addr(), api.clone()))?;
         let dir = tmp.join(format!(
             "apply-{}",
             label.split(',').next().unwrap_or(label)
         ));
-        write_project(&dir, &emu.base_url(), state, o.apply, "")?;
+        write_project(&dir, &format!("http://{api_addr}"), state, o.apply, "")?;
+        let before = turns.count();
+        let started = Instant::now();
         let out = timattr(bin, &dir, &["apply", "--auto-approve", "-v"])?;
+        let wall = started.elapsed().as_secs_f64();
         let (rate, lag) = apply_figures(&out)?;
-        eprintln!("bench_state: apply, {label}: {rate:.0} accounts/s, at most {lag} batches awaiting their record");
-        let label = label.replace("50 ms", &format!("{} ms", o.delay.as_millis()));
+        eprintln!("bench_state: apply, {label}: {rate:.0} accounts/s, at most {lag} batches awaiting their record, whole process {wall:.2} s");
+        let label = label.replace("50 ms", &format!("{ms} ms"));
+        let ceiling = o.apply as f64 / 10_000.0;
         rows.push(format!(
             "| first apply of {} accounts, 40 ms API latency, state: {label} | {rate:.0} accounts/s | ceiling 10,000/s | {:.3} | ≥ 0.95 |",
             o.apply,
             rate / 10_000.0
         ));
         rows.push(format!(
+            "| whole `timattr apply` process, same apply, state: {label} | {wall:.2} s | ceiling {ceiling:.2} s | {:.3} | ≥ 0.95 |",
+            ceiling / wall
+        ));
+        rows.push(format!(
             "| most confirmed batches awaiting their record, state: {label} | {lag} | concurrency 16 | — | ≤ 16 |"
         ));
+        if pg {
+            let all = turns.since(before);
+            let (first_batch, last_answer) = api.span()?;
+            if std::env::var_os("BENCH_STATE_TURNS").is_some() {
+                eprintln!(
+                    "bench_state: first batch request at {:.2?}, last answer at {:.2?}",
+                    first_batch - started,
+                    last_answer - started
+                );
+            }
+            let start = all.iter().filter(|t| **t < first_batch).count();
+            let end = all.iter().filter(|t| **t > last_answer).count();
+            eprintln!(
+                "bench_state: apply round trips: {} in all, {start} before the first batch, {end} after the last answer",
+                all.len()
+            );
+            rows.push(format!(
+                "| round trips of that apply: start (before its first batch) / end (after the API's last answer) / all | {start} / {end} / {} | — | — | — |",
+                all.len()
+            ));
+            rows.extend(reads_through_proxy(o, bin, &dir, &turns)?);
+        }
         rt.block_on(emu.stop()).map_err(|e| e.to_string())?;
     }
     Ok(rows)
+}
+
+/// On the project of the first apply (state behind the delay proxy): the no-op plan against
+/// `validate`, and the round trips of `plan` and `state list`.
+fn reads_through_proxy(
+    o: &Opts,
+    bin: &Path,
+    dir: &Path,
+    turns: &Turns,
+) -> Result<Vec<String>, String> {
+    let n = o.apply;
+    let ms = o.delay.as_millis();
+    let validate = best_of(3, || timattr(bin, dir, &["validate"]).map(|_| ()))?;
+    let noop = best_of(3, || {
+        let out = timattr(bin, dir, &["plan"])?;
+        if !String::from_utf8_lossy(&out.stdout).contains("No changes.") {
+            return Err("the no-op plan has changes".into());
+        }
+        Ok(())
+    })?;
+    let counted = |args: &[&str]| -> Result<usize, String> {
+        let before = turns.count();
+        timattr(bin, dir, args)?;
+        Ok(turns.count() - before)
+    };
+    let plan_trips = counted(&["plan"])?;
+    let list_trips = counted(&["state", "list"])?;
+    eprintln!("bench_state: no-op plan {noop:.2} s (validate {validate:.2} s); round trips: plan {plan_trips}, state list {list_trips}");
+    Ok(vec![
+        format!(
+            "| no-op plan of {n} accounts, state {ms} ms away | {noop:.2} s | `validate` {validate:.2} s + 0.3 s | {:.2} s over | ≤ 0.30 s over |",
+            noop - validate
+        ),
+        format!("| round trips of that no-op `plan` | {plan_trips} | — | — | — |"),
+        format!("| round trips of `state list` | {list_trips} | — | — | — |"),
+    ])
 }
 
 /// Cold (empty store) and no-op (store holding the desired data) plans of `o.plan` accounts,
@@ -273,7 +368,11 @@ fn write_export(path: &Path, n: usize) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// When the last child was started (for `BENCH_STATE_TURNS`).
+static LAUNCHED: Mutex<Option<Instant>> = Mutex::new(None);
+
 fn timattr(bin: &Path, dir: &Path, args: &[&str]) -> Result<std::process::Output, String> {
+    *LAUNCHED.lock().unwrap() = Some(Instant::now());
     let out = Command::new(bin)
         .args(args)
         .current_dir(dir)
@@ -328,15 +427,42 @@ fn admin(rt: &tokio::runtime::Runtime, sql: &str) -> Result<(), String> {
     })
 }
 
+/// The instants of the round trips through a delay proxy, over all its connections.
+#[derive(Clone, Default)]
+struct Turns(Arc<Mutex<Vec<Instant>>>);
+
+impl Turns {
+    fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// The instants of the turns after the first `n`.
+    fn since(&self, n: usize) -> Vec<Instant> {
+        self.0.lock().unwrap()[n..].to_vec()
+    }
+}
+
+/// Which side of a proxied connection sent last (see [`Turns`]).
+const NOBODY: u8 = 0;
+const CLIENT: u8 = 1;
+const SERVER: u8 = 2;
+
 /// A TCP proxy to `upstream` on a free loopback port that holds every chunk for `one_way`
-/// in each direction (so a round trip takes twice that longer) without limiting throughput.
-async fn delay_proxy(upstream: SocketAddr, one_way: Duration) -> Result<SocketAddr, String> {
+/// in each direction (so a round trip takes twice that longer) without limiting throughput,
+/// and counts round trips into `turns`: a chunk from the client after the server last sent
+/// (or the connection's first) starts one.
+async fn delay_proxy(
+    upstream: SocketAddr,
+    one_way: Duration,
+    turns: Turns,
+) -> Result<SocketAddr, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
+            let turns = turns.clone();
             tokio::spawn(async move {
                 let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
                     return;
@@ -345,19 +471,122 @@ async fn delay_proxy(upstream: SocketAddr, one_way: Duration) -> Result<SocketAd
                 let _ = server.set_nodelay(true);
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                tokio::spawn(pump(cr, sw, one_way));
-                tokio::spawn(pump(sr, cw, one_way));
+                let last = Arc::new(AtomicU8::new(NOBODY));
+                let up = Observer::Turns(turns, last.clone(), CLIENT);
+                tokio::spawn(pump(cr, sw, one_way, up));
+                tokio::spawn(pump(
+                    sr,
+                    cw,
+                    one_way,
+                    Observer::Turns(Turns::default(), last, SERVER),
+                ));
             });
         }
     });
     Ok(addr)
 }
 
-/// Copies `from` to `to`, each chunk written `delay` after it was read.
+/// When the API saw its first batch request and sent its last answer.
+#[derive(Clone, Default)]
+struct ApiTimes(Arc<Mutex<(Option<Instant>, Option<Instant>)>>);
+
+impl ApiTimes {
+    fn span(&self) -> Result<(Instant, Instant), String> {
+        match *self.0.lock().unwrap() {
+            (Some(a), Some(b)) => Ok((a, b)),
+            _ => Err("the API proxy saw no batch request".into()),
+        }
+    }
+}
+
+/// An undelayed TCP proxy to the API that notes [`ApiTimes`].
+async fn api_proxy(upstream: SocketAddr, times: ApiTimes) -> Result<SocketAddr, String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let times = times.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pump(
+                    cr,
+                    sw,
+                    Duration::ZERO,
+                    Observer::Requests(times.clone()),
+                ));
+                tokio::spawn(pump(sr, cw, Duration::ZERO, Observer::Answers(times)));
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// The frontend's Terminate message.
+const TERMINATE: &[u8] = &[b'X', 0, 0, 0, 4];
+
+/// What a pump notes about the chunks it reads.
+enum Observer {
+    /// Round trips: (all turns, who sent last on this connection, this side).
+    Turns(Turns, Arc<AtomicU8>, u8),
+    /// The first batch request to the API.
+    Requests(ApiTimes),
+    /// The API's last answer.
+    Answers(ApiTimes),
+}
+
+impl Observer {
+    fn saw(&self, chunk: &[u8]) {
+        let now = Instant::now();
+        match self {
+            // A Terminate message alone (closing the connection) waits for no answer.
+            Observer::Turns(..) if chunk == TERMINATE => {}
+            Observer::Turns(turns, last, side) => {
+                if last.swap(*side, Ordering::SeqCst) != *side && *side == CLIENT {
+                    turns.0.lock().unwrap().push(now);
+                    if std::env::var_os("BENCH_STATE_TURNS").is_some() {
+                        let head = String::from_utf8_lossy(&chunk[..chunk.len().min(120)])
+                            .replace(|c: char| c.is_control(), ".");
+                        let at = LAUNCHED
+                            .lock()
+                            .unwrap()
+                            .map(|l| now - l)
+                            .unwrap_or_default();
+                        eprintln!("bench_state: turn at {at:.2?}: {head}");
+                    }
+                }
+            }
+            Observer::Requests(times) => {
+                const BATCHES: [&str; 5] = [
+                    "/im_set_attr?",
+                    "/im_remove_attr?",
+                    "/im_add_tag?",
+                    "/im_remove_tag?",
+                    "/im_remove_all_tags?",
+                ];
+                let head = String::from_utf8_lossy(&chunk[..chunk.len().min(512)]);
+                if BATCHES.iter().any(|b| head.contains(b)) {
+                    times.0.lock().unwrap().0.get_or_insert(now);
+                }
+            }
+            Observer::Answers(times) => times.0.lock().unwrap().1 = Some(now),
+        }
+    }
+}
+
+/// Copies `from` to `to`, each chunk written `delay` after it was read, telling `observer`.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     delay: Duration,
+    observer: Observer,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
@@ -372,10 +601,13 @@ async fn pump(
     });
     let mut buf = vec![0u8; 64 * 1024];
     while let Ok(n) = from.read(&mut buf).await {
-        if n == 0
-            || tx
-                .send((tokio::time::Instant::now() + delay, buf[..n].to_vec()))
-                .is_err()
+        if n == 0 {
+            break;
+        }
+        observer.saw(&buf[..n]);
+        if tx
+            .send((tokio::time::Instant::now() + delay, buf[..n].to_vec()))
+            .is_err()
         {
             break;
         }

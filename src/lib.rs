@@ -35,6 +35,7 @@
 //! - [`redact`] is the one redaction step before every output: registered secrets become `***`.
 //! - [`escape`] is how every output shows control and bidirectional characters.
 //! - [`provenance`] is who and what a run is (actor, commit, CI run URL), as history records it.
+//! - [`runtime`] is the process's one async runtime (API client, emulator, PostgreSQL store).
 //! - [`clock`] is the wall clock in Unix seconds (usersigs, history, exports).
 //! - [`policy`] is what values and tags the project allows (DESIGN.md §11): checked while the
 //!   users files are walked, and on live values by `import` and `drift`.
@@ -64,6 +65,7 @@ pub mod policy;
 pub mod provenance;
 pub mod redact;
 pub mod render;
+pub mod runtime;
 pub mod schema;
 pub mod settings;
 pub mod store;

@@ -17,8 +17,7 @@ pub fn drift(ctx: &Context, args: &DriftArgs) -> Result<Exit> {
             "refusing to fix drift without confirmation: stdin is not a terminal; review `timattr drift` and run again with --fix --auto-approve",
         ));
     }
-    let desired = crate::desired::load_users(&settings)?;
-    let (report, mut store) = match crate::ops::drift::check(&settings, desired, args.fix)? {
+    let (report, mut store) = match crate::ops::drift::check(&settings, args.fix)? {
         // A scheduled check whose state was lost must fail, not report "no drift" (§6).
         Checked::NoState => {
             return Err(Error::msg(format!(

@@ -48,10 +48,10 @@ pub fn validate(ctx: &Context, args: &ValidateArgs) -> Result<Exit> {
 pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<Exit> {
     let started = std::time::Instant::now();
     let targets = Targets::new(&args.targets)?;
-    let (settings, desired) = ctx.load()?;
-    tracing::info!(accounts = desired.accounts.len(), elapsed = ?started.elapsed(), "loaded the desired state");
-    let (plan, state) = crate::ops::plan::plan(&settings, desired, &targets)?;
-    tracing::info!(changes = plan.changes.len(), elapsed = ?started.elapsed(), "planned");
+    let settings = ctx.settings()?;
+    // The store is opened while the users files load.
+    let (plan, state, accounts) = crate::ops::plan::plan_files(&settings, &targets)?;
+    tracing::info!(accounts, changes = plan.changes.len(), elapsed = ?started.elapsed(), "planned");
     if state.lineage.is_none() {
         ctx.note(format!(
             "warning: there is no state at {} yet, so everything is new; if the app already has values, `timattr import` adopts them first.",

@@ -79,16 +79,18 @@ pub fn apply(settings: &Settings, opts: &ApplyOptions, review: &mut dyn Review) 
         ));
     }
     // Both plan the current files: a saved plan is checked against them.
-    let desired = crate::desired::load_users(settings)?;
-    // An existing store is opened (and locked) now; a missing one is only created once the
-    // apply is confirmed, so a refused or dry run writes nothing.
+    // An existing store is opened (and locked) now, while the files load; a missing one is
+    // only created once the apply is confirmed, so a refused or dry run writes nothing.
     // A writer plans under its lock (PostgreSQL: waiting up to --lock-timeout first), so
     // two applies in a row never send the same change twice; a dry run only reads.
-    let existing = if opts.dry_run {
-        state::open_read_only(settings)?
-    } else {
-        state::open_existing(settings, "apply")?
-    };
+    let dry_run = opts.dry_run;
+    let (desired, existing) = state::load_while_opening(settings, move |settings| {
+        if dry_run {
+            state::open_read_only(settings)
+        } else {
+            state::open_existing(settings, "apply")
+        }
+    })?;
     let (plan, planned_at) = match saved {
         Some(saved) => {
             // Under the writer's lock, which every write below checks it still holds: the

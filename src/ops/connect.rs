@@ -138,12 +138,10 @@ pub fn project_secret(settings: &Settings) -> Result<Secret> {
     }
 }
 
-/// A multi-threaded runtime for operations that talk to the API.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("cannot start the async runtime", e))
+/// The process's one multi-threaded runtime ([`crate::runtime`]), for operations that talk to
+/// the API; the PostgreSQL store runs its connection on it too.
+pub fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    crate::runtime::get().map_err(|e| Error::io("cannot start the async runtime", e))
 }
 
 /// Listens for Ctrl-C, SIGTERM and SIGHUP from the moment it is called (inside a runtime), and

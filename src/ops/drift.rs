@@ -10,7 +10,7 @@ use super::execute::{self, Executed, Operation};
 use crate::apply::{LiveAttrs, LiveTags, Runner, Signal};
 use crate::drift::{self, AccountDrift, Report};
 use crate::model::limits::MAX_BATCH;
-use crate::model::{Account, Desired, Managed, Names, Tags};
+use crate::model::{Account, Managed, Names, Tags};
 use crate::policy::{Policies, Violation};
 use crate::settings::Settings;
 use crate::store::interface::State;
@@ -26,15 +26,18 @@ pub enum Checked {
     Report(Box<Report>, Box<State>),
 }
 
-/// Compares live with last-applied for every managed account; `desired` gives the pending
-/// changes (desired ≠ last-applied) the report mentions. Without `fix` the store is opened
+/// Compares live with last-applied for every managed account; the users files give the
+/// pending changes (desired ≠ last-applied) the report mentions. Without `fix` the store is opened
 /// read-only: a drift check writes nothing to the state directory.
-pub fn check(settings: &Settings, desired: Desired, fix: bool) -> Result<Checked> {
-    let store = if fix {
-        super::state::open_existing(settings, "drift --fix")?
-    } else {
-        super::state::open_read_only(settings)?
-    };
+/// The users files are loaded while the store is opened.
+pub fn check(settings: &Settings, fix: bool) -> Result<Checked> {
+    let (desired, store) = super::state::load_while_opening(settings, move |settings| {
+        if fix {
+            super::state::open_existing(settings, "drift --fix")
+        } else {
+            super::state::open_read_only(settings)
+        }
+    })?;
     let Some(store) = store else {
         return Ok(Checked::NoState);
     };

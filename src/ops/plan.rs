@@ -85,11 +85,16 @@ impl Targets {
     }
 }
 
-/// The plan of `desired` against the project's store (an empty `L` when there is none), for
-/// the accounts `targets` matches. Reads the store, writes nothing.
-pub fn plan(settings: &Settings, desired: Desired, targets: &Targets) -> Result<(Plan, StateRef)> {
-    let store = super::state::open_read_only(settings)?;
-    make_plan(settings, desired, store.as_ref(), targets)
+/// The plan of the project's users files against its store (an empty `L` when there is
+/// none), for the accounts `targets` matches; the files load while the store is opened (see
+/// [`super::state::load_while_opening`]). Reads the store, writes nothing. Returns the number
+/// of desired accounts too.
+pub fn plan_files(settings: &Settings, targets: &Targets) -> Result<(Plan, StateRef, usize)> {
+    let (desired, store) =
+        super::state::load_while_opening(settings, super::state::open_read_only)?;
+    let accounts = desired.accounts.len();
+    let (plan, state) = make_plan(settings, desired, store.as_ref(), targets)?;
+    Ok((plan, state, accounts))
 }
 
 /// Diffs `desired` against `store` (or an empty `L` when there is none), for the accounts

@@ -1,5 +1,6 @@
-//! Reaching the store of a project, and the `state` use cases: list, show, export, restore,
-//! history, rm. None of these needs the users files.
+//! Reaching the store of a project (opened while the users files load, for the commands that
+//! need both), and the `state` use cases: list, show, export, restore, history, rm. None of
+//! these needs the users files.
 
 use std::io::Write;
 use std::path::Path;
@@ -9,6 +10,27 @@ use crate::settings::Settings;
 use crate::store::interface::{Opening, State};
 use crate::store::{ExportHeader, ExportLine, HistoryEntry};
 use crate::{Error, Result};
+
+/// Loads the users files while `open` opens the store on a thread of its own, so that
+/// connecting to a distant database overlaps the parsing (DESIGN.md §7). Errors come as if one
+/// ran after the other: a users-file error first (the opening then finishes on its own and its
+/// store, with any lock it took, is dropped there; nobody waits for it), then the store's.
+pub fn load_while_opening<T: Send + 'static>(
+    settings: &Settings,
+    open: impl FnOnce(&Settings) -> Result<T> + Send + 'static,
+) -> Result<(crate::model::Desired, T)> {
+    let owned = settings.clone();
+    let opening = std::thread::Builder::new()
+        .name("timattr-open".into())
+        .spawn(move || open(&owned))
+        .map_err(|e| Error::io("cannot start a thread", e))?;
+    let desired = crate::desired::load_users(settings)?;
+    let opened = match opening.join() {
+        Ok(opened) => opened?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    Ok((desired, opened))
+}
 
 /// The existing store of this app for `command` to write, holding its lock (waiting up to
 /// `--lock-timeout`), if there is one. Never creates one.

@@ -19,13 +19,19 @@
 //! never overwrite another's work. Readers take no lock and read one REPEATABLE READ
 //! snapshot for their whole run.
 //!
-//! The client is async; the store's methods are synchronous. Each store drives its
-//! connection on a small runtime of its own, and a call waits for a task on it, so the store
-//! works the same from plain code and from inside another runtime.
+//! Round trips are few (DESIGN.md §7, see [`open`]): opening is connecting and one flight;
+//! statements run often are prepared once per connection, the others sent unprepared.
+//!
+//! The client is async; the store's methods are synchronous. The connection is driven on the
+//! process's one runtime ([`crate::runtime`]), and a call waits for a task on it, so the store
+//! works the same from plain code and from inside that runtime's `block_on`. Dropping a store
+//! closes its connection at once, which releases its lock.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio_postgres::Client;
@@ -244,31 +250,29 @@ impl Target {
         h as i64
     }
 
-    async fn connect(&self) -> Result<Client> {
+    /// Connects; the connection is driven on the runtime until its [`Driver`] is dropped.
+    async fn connect(&self) -> Result<(Client, Driver)> {
         let unreachable = |e: tokio_postgres::Error| self.connect_failure(&e);
         let connector = self.tls.connector().map_err(|message| PgError::BadUrl {
             url: format!("for {}", self.addr),
             message,
         })?;
-        let client = match connector {
+        Ok(match connector {
             None => {
                 let (client, conn) = self
                     .config
                     .connect(tokio_postgres::NoTls)
                     .await
                     .map_err(unreachable)?;
-                tokio::spawn(drive(conn));
-                client
+                (client, Driver::spawn(conn))
             }
             Some(tls) => {
                 let mut config = self.config.clone();
                 config.ssl_mode(self.tls.ssl_mode());
                 let (client, conn) = config.connect(tls).await.map_err(unreachable)?;
-                tokio::spawn(drive(conn));
-                client
+                (client, Driver::spawn(conn))
             }
-        };
-        Ok(client)
+        })
     }
 }
 
@@ -325,13 +329,58 @@ fn tls_failure(e: &tokio_postgres::Error) -> Option<rustls::Error> {
     None
 }
 
-async fn drive<S, T>(conn: tokio_postgres::Connection<S, T>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    if let Err(e) = conn.await {
-        tracing::debug!("database connection ended: {}", describe_error(&e));
+type ConnectionFuture = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
+
+/// Drives one connection on the runtime, and closes it when dropped: the connection (and its
+/// socket) is dropped then and there, not when the runtime next gets to it, so the server ends
+/// the session, and releases its advisory locks, as soon as the store is gone.
+struct Driver {
+    connection: Arc<Mutex<Option<ConnectionFuture>>>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Driver {
+    /// Spawns the task driving `conn` (called on the runtime).
+    fn spawn(
+        conn: impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+    ) -> Driver {
+        let connection: Arc<Mutex<Option<ConnectionFuture>>> =
+            Arc::new(Mutex::new(Some(Box::pin(conn))));
+        let slot = connection.clone();
+        let task = tokio::spawn(async move {
+            let ended = std::future::poll_fn(|cx| {
+                let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+                match slot.as_mut() {
+                    Some(conn) => conn.as_mut().poll(cx),
+                    None => Poll::Ready(Ok(())),
+                }
+            })
+            .await;
+            if let Err(e) = ended {
+                tracing::debug!("database connection ended: {}", describe_error(&e));
+            }
+        });
+        Driver {
+            connection,
+            task: task.abort_handle(),
+        }
+    }
+
+    /// Closes the connection now.
+    fn close(&self) {
+        let conn = self
+            .connection
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(conn);
+        self.task.abort();
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -373,8 +422,9 @@ struct Writer {
 
 /// The state of one project in PostgreSQL.
 pub struct PgStore {
-    runtime: Option<tokio::runtime::Runtime>,
     client: Arc<Client>,
+    /// Closes the connection (so releases the lock) when the store is dropped.
+    driver: Driver,
     target: Arc<Target>,
     meta: Meta,
     /// The schema version of the tables (older than [`SCHEMA_VERSION`] only for readers).
@@ -383,11 +433,29 @@ pub struct PgStore {
     /// The record statement, prepared once per connection (keyed by the client's address):
     /// with a distant database, each group commit is then one round trip.
     prepared: Prepared,
+    /// The COPY of the accounts, prepared while opening (keyed likewise).
+    copy: Prepared,
     /// The run being recorded: every commit writes its history entry.
     run: Option<super::Run>,
 }
 
 type Prepared = Arc<std::sync::Mutex<Option<(usize, tokio_postgres::Statement)>>>;
+
+/// `statement` prepared on `client`, to be kept in a [`Prepared`].
+fn prepared_on(client: &Arc<Client>, statement: tokio_postgres::Statement) -> Prepared {
+    Arc::new(Mutex::new(Some((Arc::as_ptr(client) as usize, statement))))
+}
+
+/// The statement kept in `prepared` if it was prepared on `client`.
+fn prepared_for(prepared: &Prepared, client: &Arc<Client>) -> Option<tokio_postgres::Statement> {
+    let key = Arc::as_ptr(client) as usize;
+    prepared
+        .lock()
+        .expect("not poisoned")
+        .clone()
+        .filter(|(k, _)| *k == key)
+        .map(|(_, s)| s)
+}
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -398,22 +466,9 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-impl Drop for PgStore {
-    fn drop(&mut self) {
-        // Dropping a runtime may not block inside another runtime; the connection task ends
-        // with it, which closes the connection and so releases the lock.
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("timattr-db")
-        .enable_all()
-        .build()
+/// The process's runtime (see [`crate::runtime`]).
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    crate::runtime::get()
         .map_err(|e| PgError::Restore(format!("cannot start the database runtime: {e}")))
 }
 
@@ -439,6 +494,7 @@ pub struct WriterInfo {
 
 pub mod backend;
 mod copy;
+mod open;
 pub mod probe;
 mod read;
 mod restore;
@@ -447,83 +503,43 @@ pub mod write;
 impl PgStore {
     /// Opens a project's state for reading, without creating anything: `Ok(None)` when the
     /// database has no timattr tables or no such project yet. Everything read through it comes
-    /// from one snapshot.
+    /// from one snapshot. Connecting and one round trip (see [`open::reader`]).
     pub fn open_existing(target: Target) -> Result<Option<PgStore>> {
-        let rt = runtime()?;
         let target = Arc::new(target);
         let t = target.clone();
-        let opened = block(&rt, async move {
-            let client = t.connect().await?;
-            // The schema version is read in the snapshot, so a migration that commits
-            // meanwhile cannot change the tables under this reader.
-            client
-                .batch_execute(&format!(
-                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {}",
-                    read::IN_ACCOUNT_ORDER
-                ))
-                .await
-                .map_err(|e| t.db_err(&e))?;
-            let Some(schema) = read::schema_readable(&client, &t).await? else {
-                return Ok(None);
-            };
-            let meta = read::meta(&client, &t, schema).await?;
-            Ok(meta.map(|m| (client, m, schema)))
+        let opened = block(runtime()?, async move {
+            let (client, driver) = t.connect().await?;
+            let opened = open::reader(&client, &t).await?;
+            Ok::<_, PgError>(
+                opened
+                    .found
+                    .map(|found| (client, driver, found, opened.copy)),
+            )
         })?;
-        Ok(opened.map(|(client, meta, schema)| PgStore {
-            runtime: Some(rt),
-            client: Arc::new(client),
-            target,
-            meta,
-            schema,
-            writer: None,
-            prepared: Prepared::default(),
-            run: None,
+        Ok(opened.map(|(client, driver, (schema, meta), copy)| {
+            let client = Arc::new(client);
+            let copy = match copy.filter(|_| schema >= TAGS_VERSION) {
+                Some(statement) => prepared_on(&client, statement),
+                None => Prepared::default(),
+            };
+            PgStore {
+                client,
+                driver,
+                target,
+                meta,
+                schema,
+                writer: None,
+                prepared: Prepared::default(),
+                copy,
+                run: None,
+            }
         }))
     }
 
     /// Opens an existing project for writing, without creating anything: `Ok(None)` when
     /// there are no tables or no such project. Holds the lock from here on.
     pub fn open_existing_writer(target: Target, who: WriterInfo) -> Result<Option<PgStore>> {
-        let rt = runtime()?;
-        let target = Arc::new(target);
-        let t = target.clone();
-        let writer = Writer {
-            token: format!("{:032x}", rand::random::<u128>()),
-            command: who.command,
-        };
-        let w = writer.clone();
-        let opened = block(&rt, async move {
-            let client = t.connect().await?;
-            if read::schema_readable(&client, &t).await?.is_none() {
-                return Ok(None);
-            }
-            write::migrate(&client, &t).await?;
-            write::lock(&client, &t, &w, who.lock_timeout).await?;
-            let Some(meta) = read::meta(&client, &t, SCHEMA_VERSION).await? else {
-                return Ok(None);
-            };
-            let statement = client
-                .prepare(&write::record_sql())
-                .await
-                .map_err(|e| t.db_err(&e))?;
-            Ok::<_, PgError>(Some((client, meta, statement)))
-        })?;
-        Ok(opened.map(|(client, meta, statement)| {
-            let client = Arc::new(client);
-            let prepared = Prepared::default();
-            *prepared.lock().expect("not poisoned") =
-                Some((Arc::as_ptr(&client) as usize, statement));
-            PgStore {
-                runtime: Some(rt),
-                client,
-                target,
-                meta,
-                schema: SCHEMA_VERSION,
-                writer: Some(writer),
-                prepared,
-                run: None,
-            }
-        }))
+        Self::open_writer(target, who, None)
     }
 
     /// Opens a project's state for writing: migrates the tables, takes the project's lock
@@ -531,49 +547,79 @@ impl PgStore {
     /// sees what the previous one wrote — creating the project when missing and refusing one
     /// of another app.
     pub fn open(target: Target, sdkappid: u32, host: &str, who: WriterInfo) -> Result<PgStore> {
-        let rt = runtime()?;
+        let store = Self::open_writer(target, who, Some((sdkappid, host.to_owned())))?
+            .expect("a project is created when missing");
+        store.check_belongs(sdkappid, host)?;
+        Ok(store)
+    }
+
+    /// The writers' opening: connecting (or a connection kept by an opening that found no
+    /// tables) and one round trip (see [`open::writer`]); when another writer holds the lock,
+    /// waiting for it, then creating and reading as each step comes.
+    fn open_writer(
+        target: Target,
+        who: WriterInfo,
+        create: Option<(u32, String)>,
+    ) -> Result<Option<PgStore>> {
         let target = Arc::new(target);
         let t = target.clone();
-        let project_host = host.to_owned();
-        let host = host.to_owned();
         let writer = Writer {
             token: format!("{:032x}", rand::random::<u128>()),
             command: who.command,
         };
         let w = writer.clone();
-        let (client, meta, statement) = block(&rt, async move {
-            let client = t.connect().await?;
-            write::migrate(&client, &t).await?;
-            write::lock(&client, &t, &w, who.lock_timeout).await?;
-            let meta = write::create_project(&client, &t, sdkappid, &host).await?;
-            // Prepared now, so that recording starts without an extra round trip.
-            let statement = client
-                .prepare(&write::record_sql())
-                .await
-                .map_err(|e| t.db_err(&e))?;
-            Ok::<_, PgError>((client, meta, statement))
+        let opened = block(runtime()?, async move {
+            let (client, driver) = match open::take_idle(&t) {
+                Some(kept) => kept,
+                None => t.connect().await?,
+            };
+            let how = create.as_ref().map(|(sdkappid, host)| open::Create {
+                sdkappid: *sdkappid,
+                host,
+            });
+            let (meta, record, copy) = match open::writer(&client, &t, &w, how).await? {
+                open::WriterOpened::NoTables(prepared) => {
+                    open::keep_idle(&t, client, driver, prepared);
+                    return Ok(None);
+                }
+                open::WriterOpened::NoProject => return Ok(None),
+                open::WriterOpened::Locked { meta, record, copy } => (meta, record, copy),
+                open::WriterOpened::Busy {
+                    holder,
+                    record,
+                    copy,
+                } => {
+                    write::wait_for_lock(&client, &t, &w, who.lock_timeout, holder).await?;
+                    let meta = match &create {
+                        Some((sdkappid, host)) => {
+                            Some(write::create_project(&client, &t, *sdkappid, host).await?)
+                        }
+                        None => read::meta(&client, &t, SCHEMA_VERSION).await?,
+                    };
+                    let Some(meta) = meta else { return Ok(None) };
+                    (meta, record, copy)
+                }
+            };
+            Ok::<_, PgError>(Some((client, driver, meta, record, copy)))
         })?;
-        let client = Arc::new(client);
-        let prepared = Prepared::default();
-        *prepared.lock().expect("not poisoned") = Some((Arc::as_ptr(&client) as usize, statement));
-        let store = PgStore {
-            runtime: Some(rt),
-            client,
-            target,
-            meta,
-            schema: SCHEMA_VERSION,
-            writer: Some(writer),
-            prepared,
-            run: None,
-        };
-        store.check_belongs(sdkappid, &project_host)?;
-        Ok(store)
+        Ok(opened.map(|(client, driver, meta, record, copy)| {
+            let client = Arc::new(client);
+            PgStore {
+                prepared: prepared_on(&client, record),
+                copy: prepared_on(&client, copy),
+                client,
+                driver,
+                target,
+                meta,
+                schema: SCHEMA_VERSION,
+                writer: Some(writer),
+                run: None,
+            }
+        }))
     }
 
-    fn rt(&self) -> &tokio::runtime::Runtime {
-        self.runtime
-            .as_ref()
-            .expect("the runtime lives as long as the store")
+    fn rt(&self) -> &'static tokio::runtime::Runtime {
+        crate::runtime::get().expect("the runtime was built when the store was opened")
     }
 
     pub fn meta(&self) -> &Meta {

@@ -602,3 +602,147 @@ fn a_schema_2_database_is_read_as_it_is_then_migrated_and_tags_move_between_stor
     let plan_sled = sled.run(&["plan", "--format", "json"]).expect(0).stdout();
     assert_eq!(same_commit(&plan_pg), same_commit(&plan_sled));
 }
+
+/// A TCP proxy to the database on 127.0.0.1:5432 that holds every chunk 10 ms each way and
+/// counts round trips as the state bench does (`examples/bench_state.rs`): a chunk from the
+/// client after the server last sent on that connection (or its first) starts one; a
+/// Terminate message alone waits for nothing and is not one.
+struct TurnCounter {
+    addr: std::net::SocketAddr,
+    turns: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TurnCounter {
+    fn start() -> TurnCounter {
+        use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let turns = Arc::new(AtomicUsize::new(0));
+        let counted = turns.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = std::net::TcpStream::connect("127.0.0.1:5432") else {
+                    return;
+                };
+                let last = Arc::new(AtomicU8::new(0));
+                for (from, to, side) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap(), 1),
+                    (server, client, 2),
+                ] {
+                    let (last, turns) = (last.clone(), counted.clone());
+                    std::thread::spawn(move || {
+                        pump(from, to, move |chunk| {
+                            if chunk != [b'X', 0, 0, 0, 4]
+                                && last.swap(side, Ordering::SeqCst) != side
+                                && side == 1
+                            {
+                                turns.fetch_add(1, Ordering::SeqCst);
+                            }
+                        })
+                    });
+                }
+            }
+        });
+        TurnCounter { addr, turns }
+    }
+
+    fn url(&self, db: &TestDb) -> String {
+        db.url().replace("127.0.0.1:5432", &self.addr.to_string())
+    }
+
+    fn count(&self) -> usize {
+        self.turns.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Copies `from` to `to`, each chunk 10 ms after it was read, telling `saw` of each.
+fn pump(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    mut saw: impl FnMut(&[u8]) + Send + 'static,
+) {
+    use std::io::{Read, Write};
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    std::thread::spawn(move || {
+        for (due, chunk) in rx {
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            if to.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    });
+    let mut buf = vec![0; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        saw(&buf[..n]);
+        if tx
+            .send((
+                Instant::now() + Duration::from_millis(10),
+                buf[..n].to_vec(),
+            ))
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+#[test]
+fn a_no_op_plan_and_state_list_take_three_round_trips_and_a_first_apply_few() {
+    let Some(db) = TestDb::create() else { return };
+    let proxy = TurnCounter::start();
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = Project::new(&emu.base_url(), NAMES);
+    p.write_project(NAMES, &format!("state: {}\n", proxy.url(&db)));
+    let want = users(300, "");
+    p.write_users_map("u.yaml", &want);
+    // The first apply creates the tables: connecting, looking (none yet), creating with the
+    // lock and the project, the slots, its records (three batches: one to three groups), the
+    // final history entry.
+    let before = proxy.count();
+    p.run(&["apply", "--auto-approve"]).expect(0);
+    let apply = proxy.count() - before;
+    assert!(apply <= 8, "the first apply took {apply} round trips");
+    // Connecting, one flight (snapshot, schema, metadata; the COPY prepared), the COPY.
+    for args in [&["plan", "--detailed-exitcode"][..], &["state", "list"]] {
+        let before = proxy.count();
+        p.run(args).expect(0);
+        let trips = proxy.count() - before;
+        assert!(trips <= 3, "{args:?} took {trips} round trips");
+    }
+}
+
+#[test]
+fn a_users_file_error_comes_before_a_store_error_and_leaves_no_lock() {
+    let Some(db) = TestDb::create() else { return };
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    // The store is opened while the files load: a broken file is still the error shown, with
+    // an unreachable database too.
+    let away = Project::new(&emu.base_url(), NAMES);
+    away.write_project(
+        NAMES,
+        "state: postgres://root@127.0.0.1:1/none?sslmode=disable\n",
+    );
+    away.write_users("u.yaml", "users:\n  u1: {sex: [\n");
+    for args in [&["plan"][..], &["apply", "--auto-approve"], &["drift"]] {
+        let out = away.run(args).expect(1);
+        assert!(
+            out.stderr().contains("u.yaml") && !out.stderr().contains("PostgreSQL"),
+            "{args:?}: {}",
+            out.stderr()
+        );
+    }
+    // A writer that opened (and locked) while a broken file loaded leaves no lock behind.
+    let a = runner(&emu, &db, "");
+    a.write_users_map("u.yaml", &users(5, ""));
+    a.run(&["apply", "--auto-approve"]).expect(0);
+    a.write_users("u.yaml", "users:\n  u1: {sex: [\n");
+    a.run(&["apply", "--auto-approve"]).expect(1);
+    a.write_users_map("u.yaml", &users(6, ""));
+    a.run(&["apply", "--auto-approve"]).expect(0);
+}

@@ -188,7 +188,6 @@ pub fn run(opts: &Options) -> Result<Report> {
     secret(&mut r, &settings);
     let runtime = super::connect::runtime()?;
     runtime.block_on(network::checks(&mut r, &settings, recorder.clone()));
-    drop(runtime);
     state::checks(&mut r, &settings);
     ci(&mut r, &settings);
     if let Some(recorder) = recorder {

@@ -42,8 +42,8 @@ impl Target {
     pub fn probe(&self) -> Result<Probe> {
         let rt = runtime()?;
         let t = self.clone();
-        block(&rt, async move {
-            let client = t.connect().await?;
+        block(rt, async move {
+            let (client, _driver) = t.connect().await?;
             let db = |e: tokio_postgres::Error| t.db_err(&e);
             client
                 .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")

@@ -5,13 +5,11 @@ use std::io::Write;
 use std::sync::Arc;
 
 use futures_util::{pin_mut, StreamExt};
-use tokio_postgres::Client;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Statement};
 
 use super::copy::{CopyRows, Row};
-use super::{
-    block, managed_from_row, PgError, PgStore, Result, Target, COMMIT_ID_VERSION, MIN_READ_VERSION,
-    SCHEMA_VERSION, TAGS_VERSION,
-};
+use super::{block, managed_from_row, PgStore, Result, Target, COMMIT_ID_VERSION, TAGS_VERSION};
 use crate::model::{Account, Attrs, Managed, NameIdx, Names, TagPool};
 use crate::store::split::{Merge, Split, Stored};
 use crate::store::{ExportHeader, ExportLine, HistoryEntry, Meta};
@@ -28,24 +26,6 @@ pub(super) const IN_ACCOUNT_ORDER: &str = "SET LOCAL enable_sort = off";
 
 /// One message of a COPY out of the database, or its failure.
 type CopyItem = <tokio_postgres::CopyOutStream as futures_util::Stream>::Item;
-
-/// The schema version of the tables when this binary can read them (`None`: no tables at
-/// all); an older or newer one is refused.
-pub(super) async fn schema_readable(client: &Client, t: &Target) -> Result<Option<i32>> {
-    let found = schema_version(client, t).await?;
-    match found {
-        None => Ok(None),
-        Some(v) if v > SCHEMA_VERSION => Err(PgError::NewerSchema {
-            target: t.describe(),
-            found: v,
-        }),
-        Some(v) if v < MIN_READ_VERSION => Err(PgError::OlderSchema {
-            target: t.describe(),
-            found: v,
-        }),
-        Some(v) => Ok(Some(v)),
-    }
-}
 
 /// The schema version, `None` when the tables were never created.
 pub(super) async fn schema_version(client: &Client, t: &Target) -> Result<Option<i32>> {
@@ -105,17 +85,13 @@ pub(super) async fn meta(client: &Client, t: &Target, schema: i32) -> Result<Opt
     }))
 }
 
-/// `s` as an SQL string literal: dollar-quoted with a tag that cannot end it early, so nothing
-/// in it needs escaping (COPY takes no parameters).
-fn literal(s: &str) -> String {
-    let mut n = 0;
-    loop {
-        let tag = format!("$t{n}$");
-        if format!("{s}{tag}").find(&tag) == Some(s.len()) {
-            return format!("{tag}{s}{tag}");
-        }
-        n += 1;
-    }
+/// The COPY that streams every account of project `name` in account order, with `tags` the
+/// tags column as the schema has it (COPY takes no parameters: the name is a literal).
+pub(super) fn copy_sql(name: &str, tags: &str) -> String {
+    format!(
+        "COPY (SELECT account, attrs::text, {tags} FROM timattr_accounts WHERE project = {} ORDER BY account) TO STDOUT (FORMAT binary)",
+        super::open::literal(name)
+    )
 }
 
 impl PgStore {
@@ -130,11 +106,7 @@ impl PgStore {
 
     /// The COPY that streams every account of the project in account order.
     pub(super) fn accounts_copy(&self) -> String {
-        format!(
-            "COPY (SELECT account, attrs::text, {} FROM timattr_accounts WHERE project = {} ORDER BY account) TO STDOUT (FORMAT binary)",
-            self.tags_column(),
-            literal(&self.target.name)
-        )
+        copy_sql(&self.target.name, self.tags_column())
     }
 
     /// Visits every managed account in account order, read in place from the COPY messages
@@ -150,8 +122,10 @@ impl PgStore {
         );
         // A reader's transaction has it set already (see `open_existing`).
         let in_transaction = self.writer.is_none();
+        let prepared = super::prepared_for(&self.copy, &self.client);
         self.rt().spawn(async move {
-            if let Err(e) = stream_rows(&client, &t, &sql, in_transaction, &tx).await {
+            let copy = Copy { sql, prepared };
+            if let Err(e) = stream_rows(&client, &t, &copy, in_transaction, &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
         });
@@ -228,7 +202,7 @@ impl PgStore {
         );
         let row = block(self.rt(), async move {
             client
-                .query_opt(&sql, &[&t.name, &account])
+                .query_typed_opt(&sql, &[(&t.name, Type::TEXT), (&account, Type::TEXT)])
                 .await
                 .map_err(|e| t.db_err(&e))
         })?;
@@ -248,9 +222,9 @@ impl PgStore {
         let (client, t) = (self.client.clone(), self.target.clone());
         let n: i64 = block(self.rt(), async move {
             client
-                .query_one(
+                .query_typed_one(
                     "SELECT count(*) FROM timattr_accounts WHERE project = $1",
-                    &[&t.name],
+                    &[(&t.name, Type::TEXT)],
                 )
                 .await
                 .map(|r| r.get(0))
@@ -264,9 +238,9 @@ impl PgStore {
         let (client, t) = (self.client.clone(), self.target.clone());
         let rows = block(self.rt(), async move {
             client
-                .query(
+                .query_typed(
                     "SELECT entry::text FROM timattr_history WHERE project = $1 ORDER BY seq",
-                    &[&t.name],
+                    &[(&t.name, Type::TEXT)],
                 )
                 .await
                 .map_err(|e| t.db_err(&e))
@@ -312,33 +286,51 @@ impl PgStore {
     }
 }
 
-/// Streams the COPY `sql` to `tx` in chunks of messages; a failed message ends the stream.
-/// Outside a transaction, the index order is asked for around the COPY (sent together with
-/// it: no extra round trip before the first row).
+/// The COPY of the accounts: prepared while opening when it could be (then it is one round
+/// trip, not two), else its text.
+struct Copy {
+    sql: String,
+    prepared: Option<Statement>,
+}
+
+impl Copy {
+    async fn start(
+        &self,
+        client: &Client,
+    ) -> Result<tokio_postgres::CopyOutStream, tokio_postgres::Error> {
+        match &self.prepared {
+            Some(statement) => client.copy_out(statement).await,
+            None => client.copy_out(self.sql.as_str()).await,
+        }
+    }
+}
+
+/// Streams the COPY to `tx` in chunks of messages; a failed message ends the stream. Outside
+/// a transaction, the index order is asked for around the COPY (sent together with it, and
+/// the reset sent behind it: no extra round trip).
 async fn stream_rows(
     client: &Arc<Client>,
     t: &Target,
-    sql: &str,
+    copy: &Copy,
     in_transaction: bool,
     tx: &tokio::sync::mpsc::Sender<Result<Vec<CopyItem>>>,
 ) -> Result<()> {
     let db = |e: tokio_postgres::Error| t.db_err(&e);
-    let stream = if in_transaction {
-        client.copy_out(sql).await.map_err(db)?
-    } else {
-        let set = IN_ACCOUNT_ORDER.replace(" LOCAL", "");
-        let (set, copy) =
-            futures_util::future::join(client.batch_execute(&set), client.copy_out(sql)).await;
-        set.map_err(db)?;
-        copy.map_err(db)?
-    };
-    let result = forward(stream, tx).await;
-    if !in_transaction {
-        client
-            .batch_execute("RESET enable_sort")
-            .await
-            .map_err(db)?;
+    if in_transaction {
+        let stream = copy.start(client).await.map_err(db)?;
+        return forward(stream, tx).await;
     }
+    let set = IN_ACCOUNT_ORDER.replace(" LOCAL", "");
+    let (set, stream) =
+        futures_util::future::join(client.batch_execute(&set), copy.start(client)).await;
+    set.map_err(db)?;
+    let stream = stream.map_err(db)?;
+    // Sent now (its first poll sends it), answered once the COPY's rows are through.
+    let reset = client.batch_execute("RESET enable_sort");
+    pin_mut!(reset);
+    let _ = futures_util::FutureExt::now_or_never(reset.as_mut());
+    let result = forward(stream, tx).await;
+    reset.await.map_err(db)?;
     result
 }
 

@@ -15,7 +15,7 @@ const ADMIN_URL: &str = "host=127.0.0.1 port=5432 user=root dbname=test sslmode=
 fn admin(sql: &str) -> std::result::Result<(), String> {
     let rt = runtime().map_err(|e| e.to_string())?;
     let sql = sql.to_owned();
-    block(&rt, async move {
+    block(rt, async move {
         let (client, conn) = tokio_postgres::connect(ADMIN_URL, tokio_postgres::NoTls)
             .await
             .map_err(|e| e.to_string())?;
@@ -59,7 +59,7 @@ impl TestDb {
             format!("host=127.0.0.1 user=root dbname={} sslmode=disable", self.0),
             sql.to_owned(),
         );
-        block(&rt, async move {
+        block(rt, async move {
             let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
                 .await
                 .unwrap();
@@ -654,7 +654,7 @@ fn a_database_of_the_previous_schema_is_read_then_migrated_in_place() {
 fn db_version(db: &TestDb) -> i32 {
     let rt = runtime().unwrap();
     let url = format!("host=127.0.0.1 user=root dbname={} sslmode=disable", db.0);
-    block(&rt, async move {
+    block(rt, async move {
         let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
             .unwrap();
@@ -1037,4 +1037,167 @@ fn a_missing_database_says_to_create_it() {
         "{err}"
     );
     assert!(!err.contains("check the host and port"), "{err}");
+}
+
+/// The timattr tables of `db` that exist, by name.
+fn tables(db: &TestDb) -> Vec<String> {
+    let rt = runtime().unwrap();
+    let url = format!("host=127.0.0.1 user=root dbname={} sslmode=disable", db.0);
+    block(rt, async move {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .query(
+                "SELECT tablename::text FROM pg_tables WHERE tablename LIKE 'timattr_%' ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    })
+}
+
+#[test]
+fn a_new_database_gets_every_table_from_its_first_writer_and_nothing_from_others() {
+    let Some(db) = TestDb::create() else { return };
+    // Readers and writers that create nothing find nothing, and leave nothing behind.
+    assert!(PgStore::open_existing(db.target("p")).unwrap().is_none());
+    assert!(
+        PgStore::open_existing_writer(db.target("p"), writer("import", None))
+            .unwrap()
+            .is_none()
+    );
+    assert!(tables(&db).is_empty(), "{:?}", tables(&db));
+    // The first writer (reusing the connection the last opening kept) creates every table of
+    // the current schema at once, and its project.
+    let store = PgStore::open(db.target("p"), 7, "h", writer("apply", None)).unwrap();
+    assert_eq!(
+        tables(&db),
+        [
+            "timattr_accounts",
+            "timattr_history",
+            "timattr_locks",
+            "timattr_projects",
+            "timattr_schema"
+        ]
+    );
+    assert_eq!(db_version(&db), SCHEMA_VERSION);
+    assert_eq!((store.meta().sdkappid, store.meta().serial), (7, 0));
+    assert_eq!(store.account_count().unwrap(), 0);
+    drop(store);
+    // An existing project opens for writing; a missing one does not, tables or not.
+    assert!(
+        PgStore::open_existing_writer(db.target("p"), writer("import", None))
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        PgStore::open_existing_writer(db.target("q"), writer("import", None))
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn every_older_schema_migrates_in_one_opening_and_readers_never_migrate() {
+    for version in 1..SCHEMA_VERSION {
+        let Some(db) = TestDb::create() else { return };
+        for step in &MIGRATIONS[..version as usize] {
+            db.sql(step);
+        }
+        db.sql(&format!(
+            "UPDATE timattr_schema SET version = {version};
+             INSERT INTO timattr_projects (name, format_version, sdkappid, endpoint_host, lineage, serial)
+             VALUES ('p', 2, 1, 'h', 'abc', 4);
+             INSERT INTO timattr_accounts (project, account, attrs) VALUES ('p', 'u1', '{{\"sex\": \"m\"}}');"
+        ));
+        // A reader reads the old tables as they are and changes nothing.
+        let reader = PgStore::open_existing(db.target("p")).unwrap().unwrap();
+        assert_eq!(
+            (reader.meta().serial, reader.meta().commit_id.as_str()),
+            (4, "")
+        );
+        let mut n = names();
+        assert_eq!(
+            reader.load_last_applied(&mut n).unwrap(),
+            vec![("u1".into(), managed(&[(0, "m")], &[]))],
+            "schema {version}"
+        );
+        drop(reader);
+        assert_eq!(
+            db_version(&db),
+            version,
+            "a reader migrated schema {version}"
+        );
+        // One writer's opening takes it to the current schema, data kept.
+        let mut store = PgStore::open_existing_writer(db.target("p"), writer("import", None))
+            .unwrap()
+            .unwrap();
+        assert_eq!(db_version(&db), SCHEMA_VERSION, "from schema {version}");
+        assert_eq!(
+            (store.meta().lineage.as_str(), store.meta().serial),
+            ("abc", 4)
+        );
+        assert_eq!(store.load_last_applied(&mut n).unwrap().len(), 1);
+        // And it writes at the new schema (tags, commit id, slot types).
+        let vip: Vec<crate::model::Tag> = vec!["vip".into()];
+        let record = Record {
+            tags_added: vec![("u1", &vip[..])],
+            ..Default::default()
+        };
+        store.record(&[record], &names(), 5).unwrap();
+        let types = BTreeMap::from([(0, 1)]);
+        store
+            .record_slot_types(&BTreeMap::from([(0, "sex".into())]), &types, 5)
+            .unwrap();
+        drop(store);
+        let reader = PgStore::open_existing(db.target("p")).unwrap().unwrap();
+        assert_eq!(reader.meta().slot_types, types);
+        assert_eq!(
+            reader.account("u1", &mut n).unwrap(),
+            Some(managed(&[(0, "m")], &["vip"]))
+        );
+    }
+}
+
+#[test]
+fn concurrent_first_writers_of_a_new_database_create_the_tables_once() {
+    let Some(db) = TestDb::create() else { return };
+    let writers: Vec<_> = ["a", "b", "c", "d"]
+        .into_iter()
+        .map(|name| {
+            let t = db.target(name);
+            std::thread::spawn(move || PgStore::open(t, 1, "h", writer("apply", None)).map(drop))
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap().unwrap();
+    }
+    assert_eq!(db_version(&db), SCHEMA_VERSION);
+}
+
+#[test]
+fn dropping_a_writer_releases_its_lock_at_once() {
+    let Some(db) = TestDb::create() else { return };
+    for _ in 0..5 {
+        // No --lock-timeout: the next writer would be refused if the lock outlived the drop.
+        let store = PgStore::open(db.target("p"), 1, "h", writer("apply", None)).unwrap();
+        drop(store);
+        let mut tries = 0;
+        loop {
+            match PgStore::open(db.target("p"), 1, "h", writer("apply", None)) {
+                Ok(_) => break,
+                // The server ends the closed session a moment after the socket closes.
+                Err(PgError::Locked { .. }) if tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
 }

@@ -9,51 +9,33 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
-use super::read::schema_version;
 use super::{
-    block, connection_lost, PgError, PgStore, Result, Target, Writer, MIGRATIONS, MIGRATION_LOCK,
-    RECONNECT_BACKOFF, SCHEMA_VERSION,
+    block, connection_lost, PgError, PgStore, Result, Target, Writer, RECONNECT_BACKOFF,
+    SCHEMA_VERSION,
 };
 use crate::model::Names;
 use crate::store::{random_id, HistoryEntry, Meta, Record, Run, FORMAT_VERSION};
 
-/// Creates or upgrades the tables. Concurrent first runs are serialised by a transaction-level
-/// advisory lock; a database of a newer schema is refused before anything is written.
-pub(super) async fn migrate(client: &Client, t: &Target) -> Result<()> {
-    if schema_version(client, t).await? == Some(SCHEMA_VERSION) {
-        return Ok(());
+/// After an opening found the lock held (by `holder`): fails at once without a timeout,
+/// otherwise takes the lock as [`lock`] does, waiting up to `timeout`.
+pub(super) async fn wait_for_lock(
+    client: &Client,
+    t: &Target,
+    w: &Writer,
+    timeout: Option<Duration>,
+    holder: PgError,
+) -> Result<()> {
+    // A holder on this host whose process is gone may only be ending: [`lock`] gives it a
+    // moment even without a timeout.
+    let dead_here = matches!(&holder, PgError::Locked { host, pid, .. }
+        if *host == hostname() && !process_alive(*pid));
+    if timeout.is_none() && !dead_here {
+        return Err(holder);
     }
-    let db = |e: tokio_postgres::Error| t.db_err(&e);
-    client.batch_execute("BEGIN").await.map_err(db)?;
-    let result = async {
-        client
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .await
-            .map_err(db)?;
-        let found = schema_version(client, t).await?.unwrap_or(0);
-        if found > SCHEMA_VERSION {
-            return Err(PgError::NewerSchema {
-                target: t.describe(),
-                found,
-            });
-        }
-        for (step, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            tracing::info!(to = step + 1, "migrating the state tables");
-            client.batch_execute(sql).await.map_err(db)?;
-            let version = step as i32 + 1;
-            client
-                .execute("UPDATE timattr_schema SET version = $1", &[&version])
-                .await
-                .map_err(db)?;
-        }
-        Ok(())
-    }
-    .await;
-    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    client.batch_execute(end).await.map_err(db)?;
-    result
+    lock(client, t, w, timeout).await
 }
 
 /// Takes the project's writer lock on this connection, waiting up to `timeout`, and records
@@ -127,20 +109,25 @@ pub(super) async fn holder(client: &Client, t: &Target) -> Result<PgError> {
         Some(r) => (r.get(0), r.get(1), r.get(2), r.get::<_, i64>(3)),
         None => ("(unknown)".to_owned(), "(unknown)".to_owned(), 0, 0),
     };
+    Ok(locked(t, command, host, pid, since))
+}
+
+/// The "locked by" error of a lock row's values.
+pub(super) fn locked(t: &Target, command: String, host: String, pid: i64, since: i64) -> PgError {
     let since = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(since).unwrap_or(0)),
     )
     .to_string();
-    Ok(PgError::Locked {
+    PgError::Locked {
         target: t.describe(),
         command,
         host,
         pid,
         since,
-    })
+    }
 }
 
-fn hostname() -> String {
+pub(super) fn hostname() -> String {
     crate::store::who::hostname()
 }
 
@@ -423,20 +410,23 @@ impl PgStore {
             std::thread::sleep(Duration::from_millis(wait));
             let (t, w) = (self.target.clone(), writer.clone());
             let attempt = block(self.rt(), async move {
-                let client = t.connect().await?;
+                let (client, driver) = t.connect().await?;
                 relock(&client, &t, &w).await?;
-                Ok::<_, PgError>(client)
+                Ok::<_, PgError>((client, driver))
             });
             match attempt {
-                Ok(client) => {
+                Ok((client, driver)) => {
                     tracing::warn!(
                         "reconnected to {} and took the lock again",
                         self.target.describe()
                     );
                     self.client = Arc::new(client);
+                    // The lost connection's driver is dropped: it is closed for good.
+                    self.driver = driver;
                     // Statements die with their connection (and a new client may reuse the
                     // old one's address).
                     *self.prepared.lock().expect("not poisoned") = None;
+                    *self.copy.lock().expect("not poisoned") = None;
                     return Ok(());
                 }
                 Err(e @ PgError::Conflict { .. }) => return Err(e),
@@ -629,10 +619,22 @@ impl PgStore {
                      SELECT count(*) FROM cas",
                     history_ctes(8, 9)
                 );
+                // Unprepared, parameters typed here: one round trip.
                 let row = client
-                    .query_one(
+                    .query_typed_one(
                         &sql,
-                        &[&t.name, &p.0, &p.1, &p.2, &p.3, &p.4, &p.5, &p.6, &p.7, &p.8],
+                        &[
+                            (&t.name, Type::TEXT),
+                            (&p.0, Type::TEXT),
+                            (&p.1, Type::INT8),
+                            (&p.2, Type::INT8),
+                            (&p.3, Type::TEXT),
+                            (&p.4, Type::TEXT),
+                            (&p.5, Type::TEXT),
+                            (&p.6, Type::TEXT),
+                            (&p.7, Type::TEXT),
+                            (&p.8, Type::TEXT),
+                        ],
                     )
                     .await?;
                 Ok(row.get::<_, i64>(0) as u64)
@@ -674,14 +676,22 @@ impl PgStore {
         let n = self.write(move |client, t| {
             let p = params.clone();
             async move {
-                client
-                    .execute(
+                // Unprepared, parameters typed here: one round trip.
+                let rows = client
+                    .query_typed(
                         "UPDATE timattr_history SET entry = ($2::text)::jsonb
                          WHERE project = $1 AND entry @> ($3::text)::jsonb
-                           AND EXISTS (SELECT 1 FROM timattr_locks WHERE project = $1 AND token = $4)",
-                        &[&t.name, &p.0, &p.1, &p.2],
+                           AND EXISTS (SELECT 1 FROM timattr_locks WHERE project = $1 AND token = $4)
+                         RETURNING 1",
+                        &[
+                            (&t.name, Type::TEXT),
+                            (&p.0, Type::TEXT),
+                            (&p.1, Type::TEXT),
+                            (&p.2, Type::TEXT),
+                        ],
                     )
-                    .await
+                    .await?;
+                Ok(rows.len() as u64)
             }
         })?;
         if n != 1 {
@@ -733,13 +743,8 @@ async fn record_statement(
     p: RecordParams,
 ) -> Result<i64, tokio_postgres::Error> {
     let key = Arc::as_ptr(&client) as usize;
-    let cached = prepared
-        .lock()
-        .expect("not poisoned")
-        .clone()
-        .filter(|(k, _)| *k == key);
-    let statement = match cached {
-        Some((_, s)) => s,
+    let statement = match super::prepared_for(&prepared, &client) {
+        Some(s) => s,
         None => {
             let s = client.prepare(&record_sql()).await?;
             *prepared.lock().expect("not poisoned") = Some((key, s.clone()));
