@@ -96,7 +96,7 @@ impl Backend for PgStore {
     }
 
     fn rebind(&mut self, sdkappid: u32, host: &str) -> Result<()> {
-        Ok(PgStore::bind(self, sdkappid, host)?)
+        Ok(PgStore::rebind(self, sdkappid, host)?)
     }
 
     fn split(

@@ -367,24 +367,35 @@ fn the_interface_refuses_another_app_and_names_the_database() {
 #[test]
 fn an_empty_project_is_bound_to_no_app() {
     let Some(db) = TestDb::create() else { return };
-    // A first apply against the wrong endpoint that recorded nothing.
-    drop(PgStore::open(db.target("p"), 1, "localhost", writer("apply", None)).unwrap());
-    let reader = PgStore::open_existing(db.target("p")).unwrap().unwrap();
-    reader.check_belongs(2, "example.com").unwrap();
-    drop(reader);
+    let location = crate::settings::StateLocation::Postgres {
+        url: db.url(),
+        name: Some("p".into()),
+    };
     // The dropped store's connection (and lock) goes away in the background: wait for it.
-    let soon = Some(Duration::from_secs(10));
-    let mut store = PgStore::open(db.target("p"), 2, "example.com", writer("apply", soon)).unwrap();
+    let how = Opening {
+        writer: Some("apply".into()),
+        lock_timeout: Some(Duration::from_secs(10)),
+    };
+    // A first apply against the wrong endpoint that recorded nothing.
+    drop(State::open(&location, 1, "localhost", &how).unwrap());
+    State::open_existing(&location, 2, "example.com", &Opening::default())
+        .unwrap()
+        .unwrap();
+    let mut state = State::open(&location, 2, "example.com", &how).unwrap();
     assert_eq!(
-        (store.meta().sdkappid, store.meta().endpoint_host.as_str()),
+        (state.meta().sdkappid, state.meta().endpoint_host.as_str()),
         (2, "example.com")
     );
-    store
+    state
         .record_slots(&[(0, "sex".to_owned())].into(), 1)
         .unwrap();
-    drop(store);
+    drop(state);
+    // Rebound in the project's row, not only in this opening's metadata.
+    let reader = PgStore::open_existing(db.target("p")).unwrap().unwrap();
+    assert_eq!(reader.meta().sdkappid, 2);
+    drop(reader);
     // Now it holds something of app 2: app 1 is refused.
-    let err = PgStore::open(db.target("p"), 1, "localhost", writer("apply", soon)).unwrap_err();
+    let err = State::open(&location, 1, "localhost", &how).unwrap_err();
     assert!(
         err.to_string()
             .contains("belongs to sdkappid 2 at example.com"),
@@ -681,7 +692,9 @@ fn every_write_makes_a_new_commit_id_that_readers_see_and_a_restore_never_reuses
     seen.push(store.meta().commit_id.clone());
     let mut backup = Vec::new();
     store.export(&mut backup).unwrap();
-    store.record_slots(&BTreeMap::new(), 2).unwrap();
+    store
+        .record_slot_types(&BTreeMap::new(), &BTreeMap::new(), 2)
+        .unwrap();
     seen.push(store.meta().commit_id.clone());
     let pending = store.record_ahead(&[one("u2")], &names(), 2, ()).unwrap();
     store.settle(pending).unwrap();
@@ -719,7 +732,7 @@ fn every_serial_has_its_history_entry_written_with_the_commit_and_moves_with_exp
     entry.plan_digest = Some("sha256:ab".into());
     store.begin(entry);
     store
-        .record_slots(&[(0, "sex".to_owned())].into(), 1)
+        .record_slot_types(&[(0, "sex".to_owned())].into(), &BTreeMap::new(), 1)
         .unwrap();
     store.record(&[record("u1")], &names(), 1).unwrap();
     let pending = store

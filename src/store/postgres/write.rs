@@ -183,13 +183,13 @@ pub(super) async fn create_project(
         )
         .await
         .map_err(|e| t.db_err(&e))?;
-    let meta = super::read::meta(client, t, SCHEMA_VERSION)
+    super::read::meta(client, t, SCHEMA_VERSION)
         .await?
-        .ok_or_else(|| t.corrupt("the project row vanished after it was created"))?;
-    bind(client, t, meta, sdkappid, host).await
+        .ok_or_else(|| t.corrupt("the project row vanished after it was created"))
 }
 
-/// Binds a project that recorded nothing yet to `sdkappid`/`host` (the caller holds the lock).
+/// Binds a project that recorded nothing yet to `sdkappid`/`host` (the caller holds the lock;
+/// the core decides when, see `State::bind`). `serial = 0` guards the row all the same.
 pub(super) async fn bind(
     client: &Client,
     t: &Target,
@@ -197,11 +197,6 @@ pub(super) async fn bind(
     sdkappid: u32,
     host: &str,
 ) -> Result<Meta> {
-    if meta.serial != 0 || (meta.sdkappid == sdkappid && meta.endpoint_host == host) {
-        return Ok(meta);
-    }
-    // Nothing recorded yet (serial 0): the project is bound to no app, so a first apply that
-    // failed against the wrong app or endpoint does not block the corrected project.
     let commit_id = random_id();
     client
         .execute(
@@ -576,13 +571,9 @@ impl PgStore {
         }
     }
 
-    /// Records the attribute-name slots as the app now has them, with `serial`.
-    pub fn record_slots(&mut self, slots: &BTreeMap<u8, String>, serial: u64) -> Result<()> {
-        let types = crate::store::kept_types(&self.meta, slots);
-        self.record_slot_types(slots, &types, serial)
-    }
-
-    /// [`Self::record_slots`] with the slots' account types (non-zero ones).
+    /// Records the attribute-name slots as the app now has them, with their account types
+    /// (non-zero ones), with `serial` (which types a slot keeps is the core's:
+    /// `State::record_slots`).
     pub fn record_slot_types(
         &mut self,
         slots: &BTreeMap<u8, String>,
