@@ -165,7 +165,7 @@ pub trait Backend: std::fmt::Debug + Send {
     /// Writes a backup in the one export format (see [`super::export`]).
     fn export(&self, out: &mut dyn Write) -> std::io::Result<u64>;
 
-    /// Replaces the content with a backup, after the core's restore guard
-    /// ([`super::export::check_restorable`]).
-    fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader>;
+    /// Replaces the content with a backup; the core has run its restore guard
+    /// ([`super::export::guard`]) first.
+    fn restore_export(&mut self, export: &Export) -> Result<ExportHeader>;
 }

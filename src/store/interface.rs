@@ -249,9 +249,11 @@ impl State {
     }
 
     /// Replaces the content with a backup (of any store), read and checked whole by
-    /// [`crate::store::read_export`].
+    /// [`crate::store::read_export`], once the restore guard ([`super::export::guard`]) lets
+    /// it: another app's backup never, another lineage or an older serial only with `force`.
     pub fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader> {
-        self.backend.restore_export(export, force)
+        super::export::guard(&*self.backend, &export.header, force)?;
+        self.backend.restore_export(export)
     }
 
     /// The serial the next changing run records: one more than now, never wrapping to 0

@@ -180,7 +180,7 @@ impl Backend for PgStore {
         PgStore::export(self, out)
     }
 
-    fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader> {
-        Ok(PgStore::restore_export(self, export, force)?)
+    fn restore_export(&mut self, export: &Export) -> Result<ExportHeader> {
+        Ok(PgStore::restore_export(self, export)?)
     }
 }

@@ -11,8 +11,8 @@ use tokio_postgres::{Client, Statement};
 use super::copy::{CopyRows, Row};
 use super::{block, managed_from_row, PgStore, Result, Target, COMMIT_ID_VERSION, TAGS_VERSION};
 use crate::model::{Account, Attrs, Managed, NameIdx, Names, TagPool};
-use crate::store::split::{Merge, Split, Stored};
 use crate::store::export::Writer;
+use crate::store::split::{Merge, Split, Stored};
 use crate::store::{ExportHeader, ExportLine, HistoryEntry, Meta};
 
 /// COPY messages (one per row) are handed from the connection's task to the caller in chunks

@@ -148,7 +148,7 @@ fn records_groups_reads_snapshots_and_round_trips_through_sled() {
     let dir = tempfile::tempdir().unwrap();
     let mut sled = crate::store::Store::open(dir.path(), 1, "h").unwrap();
     let read = |b: &[u8]| crate::store::read_export(b);
-    sled.restore_export(&read(&backup).unwrap(), false).unwrap();
+    sled.restore_export(&read(&backup).unwrap()).unwrap();
     let mut n2 = names();
     assert_eq!(
         sled.load_last_applied(&mut n2).unwrap(),
@@ -157,7 +157,7 @@ fn records_groups_reads_snapshots_and_round_trips_through_sled() {
     let mut back = Vec::new();
     sled.export(&mut back).unwrap();
     let mut other = PgStore::open(db.target("q"), 1, "h", writer("state restore", None)).unwrap();
-    let header = other.restore_export(&read(&back).unwrap(), false).unwrap();
+    let header = other.restore_export(&read(&back).unwrap()).unwrap();
     assert_eq!(header.lineage, store.meta().lineage);
     assert_eq!(
         other.load_last_applied(&mut n2).unwrap(),
@@ -170,7 +170,8 @@ fn records_groups_reads_snapshots_and_round_trips_through_sled() {
     // Another lineage is refused without --force.
     let mut foreign = read(&back).unwrap();
     foreign.header.lineage = "other".into();
-    let err = other.restore_export(&foreign, false).unwrap_err();
+    // (The guard is the core's, which `State::restore_export` runs first.)
+    let err = crate::store::export::guard(&other, &foreign.header, false).unwrap_err();
     assert!(err.to_string().contains("lineage"), "{err}");
     assert_eq!(other.account_count().unwrap(), 3);
 }
@@ -705,10 +706,10 @@ fn every_write_makes_a_new_commit_id_that_readers_see_and_a_restore_never_reuses
     // Restoring the export (forced back to serial 1) makes a new id, not the exported one.
     let export = crate::store::read_export(&backup[..]).unwrap();
     assert_eq!(export.header.commit_id.as_deref(), Some(seen[1].as_str()));
-    store.restore_export(&export, true).unwrap();
+    store.restore_export(&export).unwrap();
     assert_eq!(store.meta().serial, 1);
     seen.push(store.meta().commit_id.clone());
-    store.restore_export(&export, true).unwrap();
+    store.restore_export(&export).unwrap();
     seen.push(store.meta().commit_id.clone());
     drop((store, reader));
     let reopened = PgStore::open_existing(db.target("p")).unwrap().unwrap();
@@ -768,11 +769,11 @@ fn every_serial_has_its_history_entry_written_with_the_commit_and_moves_with_exp
     let dir = tempfile::tempdir().unwrap();
     let mut sled = crate::store::Store::open(dir.path(), 1, "h").unwrap();
     let read = |b: &[u8]| crate::store::read_export(b).unwrap();
-    sled.restore_export(&read(&backup), false).unwrap();
+    sled.restore_export(&read(&backup)).unwrap();
     let mut back = Vec::new();
     sled.export(&mut back).unwrap();
     let mut other = PgStore::open(db.target("q"), 1, "h", writer("state restore", None)).unwrap();
-    other.restore_export(&read(&back), false).unwrap();
+    other.restore_export(&read(&back)).unwrap();
     let moved = other.history().unwrap();
     let ops: Vec<&str> = moved.iter().map(|e| e.operation.as_str()).collect();
     assert_eq!(ops, ["apply", "restore", "restore"]);

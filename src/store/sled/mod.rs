@@ -1346,7 +1346,7 @@ mod tests {
         let export = read_export(&backup[..]).unwrap();
         assert_eq!(export.header.commit_id.as_deref(), Some(seen[1].as_str()));
         for _ in 0..2 {
-            store.restore_export(&export, true).unwrap();
+            store.restore_export(&export).unwrap();
             assert_eq!(store.meta().serial, 1);
             seen.push(store.meta().commit_id.clone());
         }
