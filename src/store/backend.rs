@@ -146,7 +146,7 @@ pub trait Backend: std::fmt::Debug + Send {
         )
     }
 
-    /// Records the slots with their account types (only non-zero types are kept).
+    /// Records the slots with their account types (the core passes only non-zero ones).
     fn record_slot_types(
         &mut self,
         slots: &BTreeMap<u8, String>,

@@ -212,14 +212,20 @@ impl State {
         self.record_slot_types(slots, &types, serial)
     }
 
-    /// Records the slots with their account types (only non-zero types are kept).
+    /// Records the slots with their account types (only non-zero types are kept: 0 is what a
+    /// slot without a recorded type reads as).
     pub fn record_slot_types(
         &mut self,
         slots: &BTreeMap<u8, String>,
         types: &BTreeMap<u8, u8>,
         serial: u64,
     ) -> Result<()> {
-        self.backend.record_slot_types(slots, types, serial)
+        let types: BTreeMap<u8, u8> = types
+            .iter()
+            .filter(|(_, t)| **t != 0)
+            .map(|(s, t)| (*s, *t))
+            .collect();
+        self.backend.record_slot_types(slots, &types, serial)
     }
 
     /// Begins a run: from now on every commit writes its history entry, in the same atomic

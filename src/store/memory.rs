@@ -225,11 +225,7 @@ impl Backend for Memory {
     ) -> Result<()> {
         let meta = Meta {
             slots: slots.clone(),
-            slot_types: types
-                .iter()
-                .filter(|(_, t)| **t != 0)
-                .map(|(s, t)| (*s, *t))
-                .collect(),
+            slot_types: types.clone(),
             serial,
             ..self.meta.clone()
         };

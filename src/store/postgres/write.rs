@@ -571,9 +571,9 @@ impl PgStore {
         }
     }
 
-    /// Records the attribute-name slots as the app now has them, with their account types
-    /// (non-zero ones), with `serial` (which types a slot keeps is the core's:
-    /// `State::record_slots`).
+    /// Records the attribute-name slots as the app now has them, with their account types,
+    /// with `serial`. Which types a slot keeps, and that only non-zero ones are, is the core's
+    /// (`State::record_slots`, `State::record_slot_types`).
     pub fn record_slot_types(
         &mut self,
         slots: &BTreeMap<u8, String>,
@@ -582,12 +582,7 @@ impl PgStore {
     ) -> Result<()> {
         let (lineage, base, new, token) = self.cas(serial)?;
         let json = serde_json::to_string(slots).expect("slots serialize");
-        let types: BTreeMap<u8, u8> = types
-            .iter()
-            .filter(|(_, t)| **t != 0)
-            .map(|(s, t)| (*s, *t))
-            .collect();
-        let types_json = serde_json::to_string(&types).expect("slot types serialize");
+        let types_json = serde_json::to_string(types).expect("slot types serialize");
         let commit_id = random_id();
         let (entry, key) = self.run_entry(serial, &commit_id);
         let params = Arc::new((
@@ -635,7 +630,7 @@ impl PgStore {
             return Err(self.conflict());
         }
         self.meta.slots = slots.clone();
-        self.meta.slot_types = types;
+        self.meta.slot_types = types.clone();
         self.meta.serial = serial;
         self.meta.commit_id = commit_id;
         Ok(())
