@@ -163,9 +163,9 @@ impl Export {
     }
 }
 
-/// The restore guard, the same for every backend (run by [`super::State::restore_export`]
-/// before the backend replaces anything): see [`check_restorable`]. A store holds something
-/// when it recorded a commit (serial > 0) or holds accounts; they are counted only at serial 0.
+/// The restore guard, the same for every backend, run by [`super::State::restore_export`]
+/// before the backend replaces anything (the rule: `check_restorable`). A store holds
+/// something when it recorded a commit (serial > 0) or holds accounts (counted at serial 0).
 pub fn guard(
     store: &dyn super::Backend,
     header: &ExportHeader,
