@@ -110,21 +110,12 @@ impl State {
         self.backend.describe()
     }
 
-    /// Whether the store recorded nothing yet (serial 0): such a store is bound to no app.
-    fn recorded_nothing(&self) -> bool {
-        self.meta().serial == 0
-    }
-
-    fn belongs(&self, sdkappid: u32, host: &str) -> bool {
-        let meta = self.meta();
-        meta.sdkappid == sdkappid && meta.endpoint_host == host
-    }
-
     /// A writer's: binds a store that recorded nothing yet (serial 0) to this app, so that a
     /// first apply that failed against the wrong app or endpoint does not block the corrected
     /// project; refuses a store of another app.
     pub fn bind(&mut self, sdkappid: u32, host: &str) -> Result<()> {
-        if self.recorded_nothing() && !self.belongs(sdkappid, host) {
+        let meta = self.meta();
+        if meta.recorded_nothing() && !meta.belongs(sdkappid, host) {
             return self.backend.rebind(sdkappid, host);
         }
         self.check_belongs(sdkappid, host)
@@ -132,7 +123,7 @@ impl State {
 
     /// Refuses a store made for another app or endpoint host (not one that recorded nothing).
     pub fn check_belongs(&self, sdkappid: u32, host: &str) -> Result<()> {
-        if self.recorded_nothing() || self.belongs(sdkappid, host) {
+        if self.meta().usable_by(sdkappid, host) {
             return Ok(());
         }
         Err(self.backend.other_app(sdkappid, host))
