@@ -979,8 +979,11 @@ mod tls_cluster {
                 cluster.port
             ));
             let target = Target::parse(&url, "p").map_err(|e| e.to_string())?;
+            // The previous open's session ends a moment after its store is dropped (see
+            // `dropping_a_writer_releases_its_lock_at_once`): wait for its lock.
+            let wait = Some(Duration::from_secs(10));
             let store =
-                PgStore::open(target, 1, "h", writer("apply", None)).map_err(|e| e.to_string())?;
+                PgStore::open(target, 1, "h", writer("apply", wait)).map_err(|e| e.to_string())?;
             let client = store.client.clone();
             Ok(block(store.rt(), async move {
                 client
