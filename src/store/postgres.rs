@@ -350,10 +350,17 @@ impl Driver {
         let task = tokio::spawn(async move {
             let ended = std::future::poll_fn(|cx| {
                 let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
-                match slot.as_mut() {
-                    Some(conn) => conn.as_mut().poll(cx),
-                    None => Poll::Ready(Ok(())),
+                let Some(conn) = slot.as_mut() else {
+                    return Poll::Ready(Ok(()));
+                };
+                let ended = conn.as_mut().poll(cx);
+                if ended.is_ready() {
+                    // Dropped at once: while the connection lives, the client's channel to it
+                    // stays open and a statement sent after the server went away would wait
+                    // forever instead of failing (and being sent again after a reconnect).
+                    *slot = None;
                 }
+                ended
             })
             .await;
             if let Err(e) = ended {

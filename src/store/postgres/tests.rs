@@ -296,6 +296,84 @@ fn a_lost_connection_is_re_established_unless_another_writer_came_between() {
     assert_eq!(reader.account_count().unwrap(), 3);
 }
 
+/// A TCP proxy to the test server that, once `cut` is set, swallows the next thing a client
+/// sends and closes that client's socket: a connection lost with a statement under way.
+fn cutting_proxy() -> (u16, Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::{Read, Write as _};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::Ordering;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let armed = cut.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect("127.0.0.1:5432") else {
+                continue;
+            };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut s_in, mut c_out) = (server, client);
+            let armed = armed.clone();
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s_in, &mut c_out);
+            });
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(n @ 1..) = c_in.read(&mut buf) {
+                    if armed.swap(false, Ordering::SeqCst) {
+                        let _ = c_in.shutdown(Shutdown::Both);
+                        let _ = s_out.shutdown(Shutdown::Both);
+                        return;
+                    }
+                    if s_out.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, cut)
+}
+
+/// The connection is lost with a record under way (sent, never answered): the client must
+/// see it gone and record again after reconnecting, never wait forever for an answer from a
+/// connection nobody reads any more. A hang fails the test after 30 s instead of hanging the
+/// suite.
+#[test]
+fn a_connection_lost_under_a_record_reconnects_instead_of_hanging() {
+    let Some(db) = TestDb::create() else { return };
+    let (port, cut) = cutting_proxy();
+    let url = DatabaseUrl::new(format!(
+        "postgres://root@127.0.0.1:{port}/{}?sslmode=disable",
+        db.0
+    ));
+    let target = Target::parse(&url, "p").unwrap();
+    let mut store = PgStore::open(target, 1, "h", writer("apply", None)).unwrap();
+    for (round, account) in ["u1", "u2", "u3"].into_iter().enumerate() {
+        cut.store(round > 0, std::sync::atomic::Ordering::SeqCst);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let a = attrs(&[(0, "m")]);
+            let recorded = store.record(
+                &[Record {
+                    set: vec![(account, &a)],
+                    ..Default::default()
+                }],
+                &names(),
+                1,
+            );
+            let _ = tx.send(recorded.map_err(|e| e.to_string()));
+            store
+        });
+        let answer = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("round {round}: the record hung on a lost connection"));
+        assert_eq!(answer, Ok(()), "round {round}");
+        store = worker.join().unwrap();
+    }
+    assert_eq!(store.account_count().unwrap(), 3);
+}
+
 #[test]
 fn tables_are_migrated_and_a_newer_schema_is_refused() {
     let Some(db) = TestDb::create() else { return };
