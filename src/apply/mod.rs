@@ -5,10 +5,11 @@
 //! recording rules of DESIGN.md §3 live here:
 //!
 //! - the phases run in the order names, `im_set_attr`, `im_add_tag`, `im_remove_attr`,
-//!   `im_remove_tag`: every batch of a phase is answered and recorded before the next phase's
-//!   first batch is sent;
-//! - a batch keeps its in-flight slot from before it is sent until it is recorded, so batches
-//!   the API confirmed but the sink has not recorded never number more than `concurrency`;
+//!   `im_remove_tag`: every batch of a phase is answered and handed to the sink before the
+//!   next phase's first batch is sent, and recorded before any of the next phase's is;
+//! - a batch keeps its in-flight slot from before it is sent until it is handed to the sink;
+//!   a sink that finishes recording later (a distant database) keeps at most `concurrency`
+//!   batches awaiting their record, and waits for the oldest records before taking more;
 //! - the sink gets every confirmed batch waiting at that moment in one call (group commit).
 //!
 //! Scheduling stops at the first fatal error, sink error or signal; batches already in flight
@@ -136,27 +137,21 @@ pub enum Signal {
 
 /// Receives the batches the API confirmed.
 pub trait Sink {
-    /// Records `confirmed` (every batch confirmed since the last call, in completion order)
-    /// durably before returning. An `Err` stops the scheduling of new batches.
-    fn record(&mut self, plan: &Plan, confirmed: &[&Batch]) -> crate::Result<()>;
+    /// Records `confirmed` (every batch confirmed since the last call, in completion order).
+    /// A sink may finish recording after it returns (a distant database answering later), but
+    /// then keeps at most `concurrency` batches awaiting their record (see [`Sink::awaiting`]),
+    /// waiting for the oldest before it takes more, and a phase's records are durable before
+    /// the next phase's are sent. `last`: nothing else is in flight or queued, so no further
+    /// call is expected (a hint: a narrowed batch's halves may still follow). An `Err` stops
+    /// the scheduling of new batches.
+    fn record(&mut self, plan: &Plan, confirmed: &[&Batch], last: bool) -> crate::Result<()>;
 
-    /// [`Sink::record`], given the in-flight slots of the `confirmed` batches: a sink that
-    /// finishes recording later (e.g. a distant database answering after `record` returned)
-    /// keeps them until then, so confirmed-but-unrecorded batches stay within `concurrency`.
-    /// By default the slots are freed once `record` returns.
-    fn record_holding(
-        &mut self,
-        plan: &Plan,
-        confirmed: &[&Batch],
-        slots: Vec<Slot>,
-    ) -> crate::Result<()> {
-        let recorded = self.record(plan, confirmed);
-        drop(slots);
-        recorded
+    /// Batches handed to [`Sink::record`] whose record is not durable yet: 0 for a sink that
+    /// records before it returns.
+    fn awaiting(&self) -> usize {
+        0
     }
 }
-
-pub use pipeline::Slot;
 
 /// How a run of batches ended.
 #[derive(Debug, Default)]
@@ -170,7 +165,9 @@ pub struct Report {
     pub fatal: Option<ApiError>,
     /// The first error of the sink, if any.
     pub sink_error: Option<crate::Error>,
-    /// Most batches answered by the API but not yet recorded at any moment (≤ `concurrency`).
+    /// Most batches answered by the API but not yet recorded at any moment: waiting for the
+    /// sink (≤ `concurrency`, their in-flight slots held) plus those the sink keeps awaiting
+    /// their record (≤ `concurrency`).
     pub max_unrecorded: usize,
     /// Tag batches the API refused for one account's tags, cut in halves and sent again.
     pub batches_narrowed: usize,
@@ -350,11 +347,15 @@ where
 {
     let mut report = Report::default();
     tokio::pin!(interrupt);
-    for kind in BatchKind::PHASES {
+    for (p, kind) in BatchKind::PHASES.into_iter().enumerate() {
         let phase: Vec<Job> = (0..batches.len())
             .filter(|&i| batches[i].kind == kind)
             .map(Job::Planned)
             .collect();
+        // The last group of the last phase with batches is the last of the run.
+        let later = BatchKind::PHASES[p + 1..]
+            .iter()
+            .any(|k| batches.iter().any(|b| b.kind == *k));
         if !report.may_go_on() {
             report.batches_not_sent += phase.len();
             continue;
@@ -367,15 +368,21 @@ where
             let answer = send(body);
             async move { (job, answer.await.map(|f| (command, f.into()))) }
         };
-        let done = |answers: Vec<(Job, Answer)>, slots: Vec<Slot>, queue: &mut VecDeque<Job>| {
+        let kept = sink.awaiting();
+        let done = |answers: Vec<(Job, Answer)>, queue: &mut VecDeque<Job>, last: bool| {
             let handed = Handed {
                 plan: &plan,
                 batches: &batches,
                 queue,
+                last: last && !later,
             };
-            handed.over(&mut report, sink, &answers, slots)
+            let go_on = handed.over(&mut report, sink, &answers);
+            pipeline::Taken {
+                go_on,
+                kept: sink.awaiting(),
+            }
         };
-        let ended = pipeline::run(limiter, phase, start, done, interrupt.as_mut()).await;
+        let ended = pipeline::run(limiter, phase, kept, start, done, interrupt.as_mut()).await;
         report.batches_not_sent += ended.not_started;
         report.max_unrecorded = report.max_unrecorded.max(ended.max_waiting);
         if report.interrupted.is_none() {
@@ -394,6 +401,8 @@ struct Handed<'a> {
     batches: &'a [Batch],
     /// The phase's jobs still to start: the halves of a narrowed batch join it.
     queue: &'a mut VecDeque<Job>,
+    /// Whether the group is the run's last (a hint, see [`Sink::record`]).
+    last: bool,
 }
 
 impl Handed<'_> {
@@ -404,7 +413,6 @@ impl Handed<'_> {
         report: &mut Report,
         sink: &mut dyn Sink,
         answers: &[(Job, Answer)],
-        slots: Vec<Slot>,
     ) -> bool {
         // The confirmed part of each partial success, owned here while the sink records it.
         let kept: Vec<Option<Batch>> = answers
@@ -421,18 +429,16 @@ impl Handed<'_> {
             })
             .collect();
         let mut confirmed = Vec::with_capacity(answers.len());
-        let mut held = Vec::with_capacity(answers.len());
-        for (((job, outcome), slot), kept) in answers.iter().zip(slots).zip(&kept) {
+        for ((job, outcome), kept) in answers.iter().zip(&kept) {
             let batch = kept.as_ref().unwrap_or(job.batch(self.batches));
             match outcome {
                 Ok(_) => {
                     report.batches_ok += 1;
                     if !batch.changes.is_empty() {
                         confirmed.push(batch);
-                        held.push(slot);
                     }
                 }
-                // Its slot is freed at once: nothing of it was applied, nothing to record.
+                // Nothing of it was applied, nothing to record.
                 Err(e) if blames_one_entry(batch, e) => {
                     narrow(report, self.plan, batch, e, self.queue)
                 }
@@ -444,7 +450,9 @@ impl Handed<'_> {
             }
         }
         if !confirmed.is_empty() {
-            if let Err(e) = sink.record_holding(self.plan, &confirmed, held) {
+            // A narrowed batch's halves just queued come after this group.
+            let last = self.last && self.queue.is_empty();
+            if let Err(e) = sink.record(self.plan, &confirmed, last) {
                 report.sink_error.get_or_insert(e);
             }
         }
@@ -618,8 +626,8 @@ impl Runner {
         };
         let mut first_error = None;
         let done = |answers: Vec<(usize, Result<T, ApiError>)>,
-                    _slots: Vec<Slot>,
-                    _more: &mut VecDeque<usize>| {
+                    _more: &mut VecDeque<usize>,
+                    _last: bool| {
             for (first, result) in answers {
                 match result {
                     Ok(live) => on_chunk(first, live),
@@ -628,10 +636,13 @@ impl Runner {
                     }
                 }
             }
-            first_error.is_none()
+            pipeline::Taken {
+                go_on: first_error.is_none(),
+                kept: 0,
+            }
         };
         tokio::pin!(interrupt);
-        let ended = pipeline::run(&self.limiter, starts, send, done, interrupt.as_mut()).await;
+        let ended = pipeline::run(&self.limiter, starts, 0, send, done, interrupt.as_mut()).await;
         match first_error {
             Some(e) => Err(e),
             None => Ok(ended.interrupted),

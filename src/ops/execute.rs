@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::connect::{self, Connection};
-use crate::apply::{Refused, Runner, Signal, Sink, Slot};
+use crate::apply::{Refused, Runner, Signal, Sink};
 use crate::model::NameIdx;
 use crate::plan::{Batch, BatchKind, Plan};
 use crate::render::progress::{Phases, Progress};
@@ -68,23 +68,27 @@ pub struct Executed {
 /// Records each group of confirmed batches in one store commit; feeds the progress display.
 ///
 /// With a distant database a commit takes a round trip, which would hold up the scheduling of
-/// new batches. So a group's record is sent ahead, and the in-flight slots of its batches are
-/// kept until it is durable: confirmed-but-unrecorded batches still never number more than
-/// `concurrency`, and the scheduler goes on while the database answers. With sled the group is
-/// recorded before `record` returns.
+/// new batches. So a group's record is sent ahead and settled later, oldest first: at most
+/// `concurrency` batches await their record (a group that would pass that waits for the
+/// oldest records first, holding up the scheduler only then), and a phase's records are
+/// durable before the next phase's are sent. The run's last group is kept back and recorded
+/// with the run's final history entry, in one commit. With sled each group is recorded before
+/// `record` returns.
 struct StoreSink<'a> {
     store: &'a mut State,
     serial: u64,
-    /// Records sent ahead, oldest first, with the slots their batches hold.
+    /// Most batches awaiting their record.
+    concurrency: usize,
+    /// Records sent ahead, oldest first.
     ahead: VecDeque<Ahead>,
+    /// The run's last group (as far as the engine knew), kept back for [`StoreSink::finish`].
+    last: Option<Vec<Batch>>,
     /// The kind of the last group: a new phase waits for the previous one's records.
     kind: Option<BatchKind>,
     /// What the store has recorded so far.
     recorded: Tally,
     done: Arc<Phases>,
     record_time: Duration,
-    /// Most batches of records sent ahead and not yet settled.
-    max_ahead: usize,
     /// Set once a record failed: later groups are only counted, never claimed.
     failed: bool,
     unrecorded_batches: u64,
@@ -156,23 +160,13 @@ impl Tally {
 }
 
 impl Sink for StoreSink<'_> {
-    fn record(&mut self, plan: &Plan, confirmed: &[&Batch]) -> Result<()> {
-        self.record_holding(plan, confirmed, Vec::new())
-    }
-
-    fn record_holding(
-        &mut self,
-        plan: &Plan,
-        confirmed: &[&Batch],
-        slots: Vec<Slot>,
-    ) -> Result<()> {
+    fn record(&mut self, plan: &Plan, confirmed: &[&Batch], last: bool) -> Result<()> {
         if self.failed {
             self.unrecorded(confirmed.len() as u64, accounts_in(confirmed));
             return Ok(());
         }
-        let record = record_of(plan, confirmed);
         let started = Instant::now();
-        let result = self.send(plan, confirmed, std::slice::from_ref(&record), slots);
+        let result = self.take(plan, confirmed, last);
         self.record_time += started.elapsed();
         if let Err(e) = result {
             self.fail();
@@ -180,6 +174,11 @@ impl Sink for StoreSink<'_> {
             return Err(e);
         }
         Ok(())
+    }
+
+    fn awaiting(&self) -> usize {
+        let ahead: u64 = self.ahead.iter().map(|a| a.tally.batches).sum();
+        ahead as usize + self.last.as_ref().map_or(0, Vec::len)
     }
 }
 
@@ -213,14 +212,26 @@ fn accounts_in(confirmed: &[&Batch]) -> u64 {
 }
 
 impl StoreSink<'_> {
-    /// Records `record` ahead when slots allow, else at once; settles what is answered.
-    fn send(
-        &mut self,
-        plan: &Plan,
-        confirmed: &[&Batch],
-        records: &[Record<'_>],
-        slots: Vec<Slot>,
-    ) -> Result<()> {
+    /// Takes a group: sends the group kept back as the last, if more came after it, then this
+    /// one, or keeps this one back when it is the last.
+    fn take(&mut self, plan: &Plan, confirmed: &[&Batch], last: bool) -> Result<()> {
+        if let Some(kept) = self.last.take() {
+            let kept: Vec<&Batch> = kept.iter().collect();
+            if let Err(e) = self.send(plan, &kept) {
+                self.unrecorded(kept.len() as u64, accounts_in(&kept));
+                return Err(e);
+            }
+        }
+        if last {
+            self.last = Some(confirmed.iter().map(|b| (*b).clone()).collect());
+            return Ok(());
+        }
+        self.send(plan, confirmed)
+    }
+
+    /// Sends a group's record ahead, once the previous phase's records are durable and there
+    /// is room among the batches awaiting their record; settles what is answered.
+    fn send(&mut self, plan: &Plan, confirmed: &[&Batch]) -> Result<()> {
         // A remove may only follow the sets it comes after once those are durable.
         let kind = confirmed.first().map(|b| b.kind);
         if self.kind.is_some() && self.kind != kind {
@@ -228,29 +239,20 @@ impl StoreSink<'_> {
         }
         self.kind = kind;
         self.settle_answered()?;
-        let tally = Tally::of(confirmed, records);
-        let holding = slots.len() == confirmed.len() && self.store.records_ahead();
-        if holding {
-            // The slots are freed when the database answers, so the scheduler never waits
-            // for this sink to be called again.
-            let pending = self
-                .store
-                .record_ahead(records, &plan.names, self.serial, slots)?;
-            let changes = changes_in(confirmed);
-            self.ahead.push_back(Ahead {
-                pending,
-                tally,
-                changes,
-            });
-            let n: u64 = self.ahead.iter().map(|a| a.tally.batches).sum();
-            self.max_ahead = self.max_ahead.max(n as usize);
-            self.settle_answered()
-        } else {
-            self.settle_all()?;
-            self.store.record(records, &plan.names, self.serial)?;
-            self.recorded(&tally, &changes_in(confirmed));
-            Ok(())
+        while !self.ahead.is_empty() && self.awaiting() + confirmed.len() > self.concurrency {
+            self.settle_oldest()?;
         }
+        let record = record_of(plan, confirmed);
+        let tally = Tally::of(confirmed, std::slice::from_ref(&record));
+        let pending = self
+            .store
+            .record_ahead(std::slice::from_ref(&record), &plan.names, self.serial)?;
+        self.ahead.push_back(Ahead {
+            pending,
+            tally,
+            changes: changes_in(confirmed),
+        });
+        self.settle_answered()
     }
 
     /// Settles the records sent ahead that the database has answered, oldest first.
@@ -297,11 +299,15 @@ impl StoreSink<'_> {
         self.done.add(&tally.users);
     }
 
-    /// After a failure: whatever was sent ahead is not claimed as recorded.
+    /// After a failure: whatever was sent ahead or kept back is not claimed as recorded.
     fn fail(&mut self) {
         self.failed = true;
         for a in std::mem::take(&mut self.ahead) {
             self.unrecorded(a.tally.batches, a.tally.entries());
+        }
+        if let Some(kept) = self.last.take() {
+            let kept: Vec<&Batch> = kept.iter().collect();
+            self.unrecorded(kept.len() as u64, accounts_in(&kept));
         }
     }
 
@@ -310,15 +316,53 @@ impl StoreSink<'_> {
         self.unrecorded_accounts += entries;
     }
 
-    /// At the end of the run: every record sent ahead settled, or the first failure.
-    fn finish(&mut self) -> Option<Error> {
+    /// At the end of the run: every record sent ahead settled, then the group kept back
+    /// recorded with the run's final history entry, as `ending` leaves it, in one commit
+    /// (`ending` is given whether the run failed, and is applied only when that commit is
+    /// made). `Err` when a record failed (what it held is counted unrecorded); `Ok(Some)` when
+    /// everything was recorded but the final entry was not.
+    fn finish(
+        &mut self,
+        plan: &Plan,
+        ending: impl FnOnce(&mut crate::store::HistoryEntry),
+    ) -> Result<Option<Error>> {
         if self.failed {
-            return None;
+            return Ok(None);
         }
         let started = Instant::now();
-        let result = self.settle_all();
+        let result = self.finish_inner(plan, ending);
         self.record_time += started.elapsed();
-        result.err().inspect(|_| self.fail())
+        result.inspect_err(|_| self.fail())
+    }
+
+    fn finish_inner(
+        &mut self,
+        plan: &Plan,
+        ending: impl FnOnce(&mut crate::store::HistoryEntry),
+    ) -> Result<Option<Error>> {
+        self.settle_all()?;
+        let Some(kept) = self.last.take() else {
+            return Ok(None);
+        };
+        let kept: Vec<&Batch> = kept.iter().collect();
+        let record = record_of(plan, &kept);
+        let tally = Tally::of(&kept, std::slice::from_ref(&record));
+        let ended = self.store.record_last(
+            std::slice::from_ref(&record),
+            &plan.names,
+            self.serial,
+            ending,
+        );
+        match ended {
+            Err(e) => {
+                self.unrecorded(tally.batches, tally.entries());
+                Err(e.into())
+            }
+            Ok(entry) => {
+                self.recorded(&tally, &changes_in(&kept));
+                Ok(entry.err().map(Error::from))
+            }
+        }
     }
 }
 
@@ -352,10 +396,22 @@ pub fn execute(
                 return Err(e);
             }
         };
-        let mut executed = run_batches(&runner, store, plan, serial, quiet, interrupt).await;
+        let run = RunOf {
+            serial,
+            names,
+            concurrency: settings.apply.concurrency,
+            quiet,
+        };
+        let (mut executed, final_error) =
+            run_batches(&runner, store, plan, run, interrupt).await;
         executed.totals.names_configured = names;
         executed.totals.elapsed = started.elapsed();
-        finish(store, &executed, &runner)?;
+        match final_error {
+            Some(e) if executed.error.is_none() => return Err(e),
+            Some(e) => tracing::warn!("cannot write the run's final history entry: {e}"),
+            // A no-op when the last record ended the run.
+            None => finish(store, &executed, &runner)?,
+        }
         executed.serial = store.meta().serial;
         connection.close().await?;
         Ok(executed)
@@ -400,24 +456,27 @@ pub fn slot_type_codes(slots: &crate::api::AttrSlots) -> std::collections::BTree
         .collect()
 }
 
+/// Runs the value batches, recording them; the run's last group is recorded with its final
+/// history entry. Also returns the error of a final entry that could not be written although
+/// everything was recorded.
 async fn run_batches(
     runner: &Runner,
     store: &mut State,
     plan: Plan,
-    serial: u64,
-    quiet: bool,
+    run: RunOf,
     interrupt: impl std::future::Future<Output = Signal>,
-) -> Executed {
+) -> (Executed, Option<Error>) {
     let plan = Arc::new(plan);
     let batches = Arc::new(plan.batches());
     let done = Arc::new(Phases::of(&batches));
-    let progress = Progress::start(quiet, done.clone(), runner.stats.clone());
+    let progress = Progress::start(run.quiet, done.clone(), runner.stats.clone());
     let mut sink = StoreSink {
         store,
-        serial,
+        serial: run.serial,
+        concurrency: run.concurrency,
         ahead: VecDeque::new(),
+        last: None,
         kind: None,
-        max_ahead: 0,
         recorded: Tally::default(),
         done,
         record_time: Duration::ZERO,
@@ -427,12 +486,47 @@ async fn run_batches(
         changed: vec![false; plan.changes.len()],
         accounts_changed: 0,
     };
-    let mut report = crate::apply::run(runner, plan, batches, &mut sink, interrupt).await;
-    if let Some(e) = sink.finish() {
-        report.sink_error.get_or_insert(e);
-    }
+    let mut report =
+        crate::apply::run(runner, plan.clone(), batches, &mut sink, interrupt).await;
+    let status = status(&report);
+    let ending = |entry: &mut HistoryEntry| {
+        entry.status = status.into();
+        entry.names_configured = run.names;
+        entry.requests = runner.stats.requests();
+        entry.retries = runner.stats.retries();
+    };
+    let final_error = match sink.finish(&plan, ending) {
+        Ok(e) => e,
+        Err(e) => {
+            report.sink_error.get_or_insert(e);
+            None
+        }
+    };
     progress.finish();
-    executed(runner, &sink, report, serial)
+    (executed(runner, &sink, report, run.serial), final_error)
+}
+
+/// What [`run_batches`] runs with, besides the plan.
+struct RunOf {
+    serial: u64,
+    /// Attribute names configured before the batches (for the final history entry).
+    names: u64,
+    concurrency: usize,
+    quiet: bool,
+}
+
+/// How a run ended, as its history entry and summary say: `failed` for an API or store error.
+fn status(report: &crate::apply::Report) -> &'static str {
+    if report.interrupted.is_some() {
+        "interrupted"
+    } else if report.fatal.is_some() || report.sink_error.is_some() {
+        "failed"
+    } else if !report.refused.is_empty() {
+        // Everything else was applied; the refused accounts are named.
+        "partial"
+    } else {
+        "complete"
+    }
 }
 
 /// How the run ended, from the engine's report and what the sink recorded.
@@ -442,16 +536,7 @@ fn executed(
     report: crate::apply::Report,
     serial: u64,
 ) -> Executed {
-    let status = if report.interrupted.is_some() {
-        "interrupted"
-    } else if report.fatal.is_some() || report.sink_error.is_some() {
-        "failed"
-    } else if !report.refused.is_empty() {
-        // Everything else was applied; the refused accounts are named.
-        "partial"
-    } else {
-        "complete"
-    };
+    let status = status(&report);
     let recorded = &sink.recorded;
     Executed {
         totals: ApplyTotals {
@@ -468,8 +553,8 @@ fn executed(
             elapsed: Duration::ZERO,
             batches_recorded: recorded.batches,
             record_time: sink.record_time,
-            // Batches count from their answer until their slot is dropped: after the record,
-            // also for records sent ahead.
+            // Batches count from their answer until their record is durable: waiting for
+            // the sink, then awaiting their record in it.
             max_unrecorded: report.max_unrecorded,
             unrecorded_entries: sink.unrecorded_accounts,
         },

@@ -118,24 +118,30 @@ pub trait Backend: std::fmt::Debug + Send {
     /// entry, when a run is under way).
     fn record(&mut self, records: &[Record<'_>], names: &Names, serial: u64) -> Result<()>;
 
-    /// Whether [`Backend::record_ahead`] can leave a record under way.
-    fn records_ahead(&self) -> bool {
-        false
-    }
-
-    /// Sends a group's record ahead. By default it records at once (and drops `hold`): a
-    /// backend that can pipeline its writes returns [`PendingRecord::sent`] and overrides
-    /// [`Backend::settle`] too.
+    /// Sends a group's record ahead. By default it records at once: a backend that can
+    /// pipeline its writes returns [`PendingRecord::sent`] and overrides [`Backend::settle`]
+    /// too.
     fn record_ahead(
         &mut self,
         records: &[Record<'_>],
         names: &Names,
         serial: u64,
-        hold: Box<dyn Send>,
     ) -> Result<PendingRecord> {
-        let recorded = self.record(records, names, serial);
-        drop(hold);
-        recorded.map(|()| PendingRecord::done())
+        self.record(records, names, serial)
+            .map(|()| PendingRecord::done())
+    }
+
+    /// Records the run's last group with its final entry (see
+    /// [`super::State::record_last`]). By default: recorded, then finished.
+    fn record_last(
+        &mut self,
+        records: &[Record<'_>],
+        names: &Names,
+        serial: u64,
+        update: Box<dyn FnOnce(&mut HistoryEntry) + '_>,
+    ) -> Result<Result<()>> {
+        self.record(records, names, serial)?;
+        Ok(self.finish(update))
     }
 
     /// Waits for a record this backend sent ahead.

@@ -174,27 +174,31 @@ impl State {
         self.backend.record(records, names, serial)
     }
 
-    /// Whether [`State::record_ahead`] can leave a record under way (PostgreSQL), rather than
-    /// recording at once (sled).
-    pub fn records_ahead(&self) -> bool {
-        self.backend.records_ahead()
-    }
-
     /// Sends a group's record ahead, without waiting for it to be durable where the store
     /// allows (PostgreSQL: the statement goes out now, the answer is awaited by
     /// [`State::settle`]); sled records at once. Until settled the group is not recorded.
-    ///
-    /// `hold` (e.g. the in-flight slots of the group's batches) is dropped once the store has
-    /// answered, whether or not anyone is waiting yet.
     pub fn record_ahead(
         &mut self,
         records: &[Record<'_>],
         names: &Names,
         serial: u64,
-        hold: impl Send + 'static,
     ) -> Result<PendingRecord> {
+        self.backend.record_ahead(records, names, serial)
+    }
+
+    /// Records the run's last group and ends the run, its final history entry as `update`
+    /// leaves it: in the same atomic step where the store allows (PostgreSQL), else recorded,
+    /// then finished. `Err`: the group is not recorded (nor the entry updated); `Ok(Err)`: the
+    /// group is recorded, the final entry is not.
+    pub fn record_last(
+        &mut self,
+        records: &[Record<'_>],
+        names: &Names,
+        serial: u64,
+        update: impl FnOnce(&mut HistoryEntry),
+    ) -> Result<Result<()>> {
         self.backend
-            .record_ahead(records, names, serial, Box::new(hold))
+            .record_last(records, names, serial, Box::new(update))
     }
 
     /// Waits until a record sent ahead is durable (or fails).

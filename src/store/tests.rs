@@ -105,24 +105,41 @@ fn record_slots_keeps_the_type_of_a_slot_only_while_it_keeps_its_name() {
 }
 
 #[test]
-fn a_backend_that_does_not_pipeline_records_ahead_at_once_and_releases_the_hold() {
+fn a_backend_that_does_not_pipeline_records_ahead_at_once() {
     let (mut state, held) = state(1, "h");
-    assert!(!state.records_ahead());
-    let hold = Arc::new(());
     let a = attrs(&[(1, "x")]);
     let record = Record {
         set: vec![("u1", &a)],
         ..Default::default()
     };
-    let pending = state
-        .record_ahead(&[record], &names(), 1, hold.clone())
-        .unwrap();
-    // Durable already, and the hold (the batches' in-flight slots) given back.
+    let pending = state.record_ahead(&[record], &names(), 1).unwrap();
+    // Durable already.
     assert!(pending.is_answered());
-    assert_eq!(Arc::strong_count(&hold), 1);
     assert!(held.lock().unwrap().accounts.contains_key("u1"));
     state.settle(pending).unwrap();
     assert_eq!(state.meta().serial, 1);
+}
+
+/// The last group and the run's final entry: by default recorded, then finished.
+#[test]
+fn the_last_record_ends_the_run() {
+    let (mut state, held) = state(1, "h");
+    state.begin(HistoryEntry::now("apply", None));
+    record_one(&mut state, "u1", 1);
+    let a = attrs(&[(1, "x")]);
+    let record = Record {
+        set: vec![("u2", &a)],
+        ..Default::default()
+    };
+    state
+        .record_last(&[record], &names(), 1, |e| e.status = "complete".into())
+        .unwrap()
+        .unwrap();
+    assert!(state.run_mut().is_none());
+    let held = held.lock().unwrap();
+    assert!(held.accounts.contains_key("u2"));
+    assert_eq!(held.history.len(), 1);
+    assert_eq!(held.history[0].status, "complete");
 }
 
 #[test]

@@ -683,7 +683,7 @@ fn every_write_makes_a_new_commit_id_that_readers_see_and_a_restore_never_reuses
     store.export(&mut backup).unwrap();
     store.record_slots(&BTreeMap::new(), 2).unwrap();
     seen.push(store.meta().commit_id.clone());
-    let pending = store.record_ahead(&[one("u2")], &names(), 2, ()).unwrap();
+    let pending = store.record_ahead(&[one("u2")], &names(), 2).unwrap();
     store.settle(pending).unwrap();
     seen.push(store.meta().commit_id.clone());
     // A reader sees the writer's commit id.
@@ -723,7 +723,7 @@ fn every_serial_has_its_history_entry_written_with_the_commit_and_moves_with_exp
         .unwrap();
     store.record(&[record("u1")], &names(), 1).unwrap();
     let pending = store
-        .record_ahead(&[record("u2")], &names(), 1, ())
+        .record_ahead(&[record("u2")], &names(), 1)
         .unwrap();
     store.settle(pending).unwrap();
     // Before the run ends, a reader already sees its entry, with what was committed.

@@ -515,15 +515,32 @@ impl PgStore {
         Ok(())
     }
 
+    /// Records the run's last group and ends the run in one statement: the run's final entry,
+    /// as `update` leaves it, is the entry that statement writes. When it fails the run is
+    /// still under way (its entry saying `interrupted` in the database).
+    pub fn record_last(
+        &mut self,
+        records: &[Record<'_>],
+        names: &Names,
+        serial: u64,
+        update: impl FnOnce(&mut HistoryEntry),
+    ) -> Result<()> {
+        if let Some(run) = self.run.as_mut() {
+            update(&mut run.entry);
+        }
+        let params = self.record_params(records, names, serial)?;
+        self.record_now(params, serial)?;
+        self.run = None;
+        Ok(())
+    }
+
     /// Sends a group's record without waiting for the database's answer; [`PgStore::settle`]
-    /// waits for it. Several can be under way at once. `hold` is dropped as soon as the
-    /// database has answered (e.g. the in-flight slots of the group's batches).
+    /// waits for it. Several can be under way at once.
     pub fn record_ahead(
         &mut self,
         records: &[Record<'_>],
         names: &Names,
         serial: u64,
-        hold: impl Send + 'static,
     ) -> Result<Pending> {
         let params = self.record_params(records, names, serial)?;
         let (client, t, prepared) = (
@@ -532,12 +549,9 @@ impl PgStore {
             self.prepared.clone(),
         );
         let key = Arc::as_ptr(&client) as usize;
-        let statement = record_statement(client, t, prepared, params.clone());
-        let handle = self.rt().spawn(async move {
-            let answer = statement.await;
-            drop(hold);
-            answer
-        });
+        let handle = self
+            .rt()
+            .spawn(record_statement(client, t, prepared, params.clone()));
         Ok(Pending {
             handle,
             key,
