@@ -765,6 +765,123 @@ mod tests {
         );
     }
 
+    /// 700 accounts to set (7 batches) and 500 to remove values from (5 batches).
+    fn sets_then_removes() -> Plan {
+        use crate::model::{Attrs, Desired, Names};
+        let names = Names::new(&["a".into(), "b".into()]);
+        let attrs = |n: u8, v: &str| -> Attrs { [(n, v.into())].into_iter().collect() };
+        let desired = Desired {
+            names: names.clone(),
+            accounts: (0..700)
+                .map(|i| (format!("u{i:03}").into(), attrs(0, "x").into()))
+                .collect(),
+        };
+        let last = (0..500)
+            .map(|i| (format!("r{i:03}").into(), attrs(1, "y").into()))
+            .collect();
+        let slots = [(0, "a".into()), (1, "b".into())].into();
+        crate::plan::diff(desired, last, names, &slots).unwrap()
+    }
+
+    /// A store whose records sent ahead are answered only when settled, with what it saw.
+    fn distant() -> (
+        State,
+        Arc<crate::store::memory::Distant>,
+        Arc<std::sync::Mutex<crate::store::memory::Held>>,
+    ) {
+        let distant = Arc::new(crate::store::memory::Distant::default());
+        let (memory, held) = crate::store::memory::Memory::create(1, "h");
+        let mut state = State::new(Box::new(memory.distant(distant.clone())));
+        state.begin(HistoryEntry::now("apply", None));
+        (state, distant, held)
+    }
+
+    fn store_sink<'a>(store: &'a mut State, plan: &Plan, concurrency: usize) -> StoreSink<'a> {
+        StoreSink {
+            store,
+            serial: 1,
+            concurrency,
+            ahead: VecDeque::new(),
+            last: None,
+            kind: None,
+            recorded: Tally::default(),
+            done: Arc::new(Phases::of(&plan.batches())),
+            record_time: Duration::ZERO,
+            failed: false,
+            unrecorded_batches: 0,
+            unrecorded_accounts: 0,
+            changed: vec![false; plan.changes.len()],
+            accounts_changed: 0,
+        }
+    }
+
+    /// With a store that answers only when waited for, the sink waits for its oldest records
+    /// rather than keep more than `concurrency` batches awaiting their record, and sends no
+    /// remove before the sets before it are durable.
+    #[test]
+    fn a_slow_store_never_has_more_than_concurrency_batches_awaiting_their_record() {
+        let plan = sets_then_removes();
+        let batches = plan.batches();
+        let (sets, removes): (Vec<&Batch>, Vec<&Batch>) =
+            batches.iter().partition(|b| b.kind == BatchKind::SetAttr);
+        assert_eq!((sets.len(), removes.len()), (7, 5));
+        let (mut state, distant, held) = distant();
+        let concurrency = 3;
+        let mut sink = store_sink(&mut state, &plan, concurrency);
+        for group in sets.chunks(2).chain(removes.chunks(1)) {
+            sink.record(&plan, group, false).unwrap();
+            assert!(sink.awaiting() <= concurrency, "{}", sink.awaiting());
+        }
+        assert!(sink.finish(&plan, |_| {}).unwrap().is_none());
+        assert_eq!((sink.recorded.batches, sink.unrecorded_batches), (12, 0));
+        // Every batch is 100 accounts.
+        let most = distant.most.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(most > 100 && most <= concurrency * 100, "{most}");
+        let log = distant.log.lock().unwrap();
+        let first_remove = log.iter().position(|e| e.0 == "remove").unwrap();
+        assert_eq!(log[first_remove].1, 0, "a remove was sent before the sets were durable: {log:?}");
+        assert_eq!(held.lock().unwrap().accounts.len(), 700);
+    }
+
+    /// The group the engine says is the last is kept back and recorded with the run's final
+    /// entry, in one commit; until then it counts as awaiting its record.
+    #[test]
+    fn the_last_group_is_recorded_with_the_final_history_entry() {
+        let plan = sets_then_removes();
+        let batches = plan.batches();
+        let all: Vec<&Batch> = batches.iter().collect();
+        let (mut state, distant, held) = distant();
+        let mut sink = store_sink(&mut state, &plan, 16);
+        sink.record(&plan, &all[..10], false).unwrap();
+        sink.record(&plan, &all[10..], true).unwrap();
+        assert_eq!(sink.awaiting(), 12);
+        assert_eq!(distant.log.lock().unwrap().len(), 1, "the last group was sent ahead");
+        let ended = sink.finish(&plan, |e| e.status = "complete".into());
+        assert!(ended.unwrap().is_none());
+        assert_eq!((sink.recorded.batches, sink.awaiting()), (12, 0));
+        assert!(state.run_mut().is_none(), "the last record ended the run");
+        let held = held.lock().unwrap();
+        assert_eq!(held.history.len(), 1);
+        assert_eq!(held.history[0].status, "complete");
+        assert_eq!(held.history[0].serial, 1);
+    }
+
+    /// Halves of a narrowed batch (or anything) after a group thought the last: the kept group
+    /// is sent first, in order.
+    #[test]
+    fn a_group_after_the_last_sends_the_kept_one_first() {
+        let plan = sets_then_removes();
+        let batches = plan.batches();
+        let all: Vec<&Batch> = batches.iter().collect();
+        let (mut state, distant, _held) = distant();
+        let mut sink = store_sink(&mut state, &plan, 16);
+        sink.record(&plan, &all[..2], true).unwrap();
+        sink.record(&plan, &all[2..7], false).unwrap();
+        assert_eq!(distant.log.lock().unwrap().len(), 2);
+        assert!(sink.finish(&plan, |_| {}).unwrap().is_none());
+        assert_eq!(sink.recorded.batches, 7);
+    }
+
     /// A group holding several runs of one account's tags records every run, in one record
     /// the store applies whole.
     #[test]

@@ -36,6 +36,34 @@ pub struct Memory {
     held: Arc<Mutex<Held>>,
     meta: Meta,
     run: Option<Run>,
+    /// Set: records sent ahead stay under way until settled, like a distant database's.
+    distant: Option<Arc<Distant>>,
+}
+
+/// What a [`Memory`] store made distant saw of the records sent ahead (each is applied when
+/// sent, but answered only when settled).
+#[derive(Debug, Default)]
+pub struct Distant {
+    /// Accounts of the records under way, and the most at once.
+    pub under_way: std::sync::atomic::AtomicUsize,
+    pub most: std::sync::atomic::AtomicUsize,
+    /// Each record sent, with its kind (`set` or `remove`) and the accounts under way before
+    /// it; each settled, with its accounts.
+    pub log: Mutex<Vec<(&'static str, usize)>>,
+}
+
+/// A record of a distant [`Memory`] store, under way until settled.
+#[derive(Debug)]
+struct Under(usize);
+
+impl super::backend::Pending for Under {
+    fn is_answered(&self) -> bool {
+        false
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
 }
 
 /// This backend's own errors, kept typed as a real backend's are and mapped onto the core's
@@ -78,8 +106,17 @@ impl Memory {
             held: held.clone(),
             meta,
             run: None,
+            distant: None,
         };
         (store, held)
+    }
+
+    /// This store, its records sent ahead answered only when settled.
+    pub fn distant(self, distant: Arc<Distant>) -> Memory {
+        Memory {
+            distant: Some(distant),
+            ..self
+        }
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, Held> {
@@ -214,6 +251,41 @@ impl Backend for Memory {
                 }
             }
         });
+        Ok(())
+    }
+
+    fn record_ahead(
+        &mut self,
+        records: &[Record<'_>],
+        names: &Names,
+        serial: u64,
+    ) -> Result<super::backend::PendingRecord> {
+        use std::sync::atomic::Ordering;
+        self.record(records, names, serial)?;
+        let Some(d) = &self.distant else {
+            return Ok(super::backend::PendingRecord::done());
+        };
+        let accounts: usize = records.iter().map(|r| r.set.len() + r.removed.len()).sum();
+        let kind = if records.iter().any(|r| !r.removed.is_empty()) {
+            "remove"
+        } else {
+            "set"
+        };
+        let before = d.under_way.fetch_add(accounts, Ordering::SeqCst);
+        d.most.fetch_max(before + accounts, Ordering::SeqCst);
+        d.log.lock().expect("not poisoned").push((kind, before));
+        Ok(super::backend::PendingRecord::sent(Under(accounts)))
+    }
+
+    fn settle(&mut self, pending: Box<dyn super::backend::Pending>) -> Result<()> {
+        let Under(accounts) = *pending
+            .into_any()
+            .downcast::<Under>()
+            .expect("a memory store settles only its own records");
+        let d = self.distant.as_ref().expect("only a distant store sends ahead");
+        d.under_way
+            .fetch_sub(accounts, std::sync::atomic::Ordering::SeqCst);
+        d.log.lock().expect("not poisoned").push(("settled", accounts));
         Ok(())
     }
 
