@@ -408,12 +408,7 @@ struct Handed<'a> {
 impl Handed<'_> {
     /// Counts a group of answers, narrows the refused tag batches, takes the failed accounts
     /// of partial successes out, and records the confirmed rest together. `false` stops the run.
-    fn over(
-        self,
-        report: &mut Report,
-        sink: &mut dyn Sink,
-        answers: &[(Job, Answer)],
-    ) -> bool {
+    fn over(self, report: &mut Report, sink: &mut dyn Sink, answers: &[(Job, Answer)]) -> bool {
         // The confirmed part of each partial success, owned here while the sink records it.
         let kept: Vec<Option<Batch>> = answers
             .iter()

@@ -244,9 +244,9 @@ impl StoreSink<'_> {
         }
         let record = record_of(plan, confirmed);
         let tally = Tally::of(confirmed, std::slice::from_ref(&record));
-        let pending = self
-            .store
-            .record_ahead(std::slice::from_ref(&record), &plan.names, self.serial)?;
+        let pending =
+            self.store
+                .record_ahead(std::slice::from_ref(&record), &plan.names, self.serial)?;
         self.ahead.push_back(Ahead {
             pending,
             tally,
@@ -340,29 +340,40 @@ impl StoreSink<'_> {
         plan: &Plan,
         ending: impl FnOnce(&mut crate::store::HistoryEntry),
     ) -> Result<Option<Error>> {
-        self.settle_all()?;
-        let Some(kept) = self.last.take() else {
-            return Ok(None);
-        };
-        let kept: Vec<&Batch> = kept.iter().collect();
-        let record = record_of(plan, &kept);
-        let tally = Tally::of(&kept, std::slice::from_ref(&record));
-        let ended = self.store.record_last(
-            std::slice::from_ref(&record),
-            &plan.names,
-            self.serial,
-            ending,
-        );
-        match ended {
-            Err(e) => {
-                self.unrecorded(tally.batches, tally.entries());
-                Err(e.into())
+        let mut entry = None;
+        if let Some(kept) = self.last.take() {
+            // Sent behind the records still under way (it commits only on top of them all),
+            // unless it starts a phase: then those are durable first, as in `send`.
+            let kept: Vec<&Batch> = kept.iter().collect();
+            let kind = kept.first().map(|b| b.kind);
+            if self.kind.is_some() && self.kind != kind {
+                self.settle_all()?;
             }
-            Ok(entry) => {
-                self.recorded(&tally, &changes_in(&kept));
-                Ok(entry.err().map(Error::from))
+            let record = record_of(plan, &kept);
+            let tally = Tally::of(&kept, std::slice::from_ref(&record));
+            let sent = self.store.record_last(
+                std::slice::from_ref(&record),
+                &plan.names,
+                self.serial,
+                ending,
+            );
+            match sent {
+                Err(e) => {
+                    self.unrecorded(tally.batches, tally.entries());
+                    return Err(e.into());
+                }
+                Ok((pending, written)) => {
+                    entry = written.err();
+                    self.ahead.push_back(Ahead {
+                        pending,
+                        tally,
+                        changes: changes_in(&kept),
+                    });
+                }
             }
         }
+        self.settle_all()?;
+        Ok(entry.map(Error::from))
     }
 }
 
@@ -402,8 +413,7 @@ pub fn execute(
             concurrency: settings.apply.concurrency,
             quiet,
         };
-        let (mut executed, final_error) =
-            run_batches(&runner, store, plan, run, interrupt).await;
+        let (mut executed, final_error) = run_batches(&runner, store, plan, run, interrupt).await;
         executed.totals.names_configured = names;
         executed.totals.elapsed = started.elapsed();
         match final_error {
@@ -486,8 +496,7 @@ async fn run_batches(
         changed: vec![false; plan.changes.len()],
         accounts_changed: 0,
     };
-    let mut report =
-        crate::apply::run(runner, plan.clone(), batches, &mut sink, interrupt).await;
+    let mut report = crate::apply::run(runner, plan.clone(), batches, &mut sink, interrupt).await;
     let status = status(&report);
     let ending = |entry: &mut HistoryEntry| {
         entry.status = status.into();
@@ -839,7 +848,10 @@ mod tests {
         assert!(most > 100 && most <= concurrency * 100, "{most}");
         let log = distant.log.lock().unwrap();
         let first_remove = log.iter().position(|e| e.0 == "remove").unwrap();
-        assert_eq!(log[first_remove].1, 0, "a remove was sent before the sets were durable: {log:?}");
+        assert_eq!(
+            log[first_remove].1, 0,
+            "a remove was sent before the sets were durable: {log:?}"
+        );
         assert_eq!(held.lock().unwrap().accounts.len(), 700);
     }
 
@@ -855,7 +867,11 @@ mod tests {
         sink.record(&plan, &all[..10], false).unwrap();
         sink.record(&plan, &all[10..], true).unwrap();
         assert_eq!(sink.awaiting(), 12);
-        assert_eq!(distant.log.lock().unwrap().len(), 1, "the last group was sent ahead");
+        assert_eq!(
+            distant.log.lock().unwrap().len(),
+            1,
+            "the last group was sent ahead"
+        );
         let ended = sink.finish(&plan, |e| e.status = "complete".into());
         assert!(ended.unwrap().is_none());
         assert_eq!((sink.recorded.batches, sink.awaiting()), (12, 0));

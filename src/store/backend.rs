@@ -131,17 +131,18 @@ pub trait Backend: std::fmt::Debug + Send {
             .map(|()| PendingRecord::done())
     }
 
-    /// Records the run's last group with its final entry (see
-    /// [`super::State::record_last`]). By default: recorded, then finished.
+    /// Sends the run's last group with its final entry (see [`super::State::record_last`]).
+    /// By default: recorded, then finished. A backend that pipelines its writes sends both
+    /// in one step, to be settled like any record sent ahead, and ends the run once durable.
     fn record_last(
         &mut self,
         records: &[Record<'_>],
         names: &Names,
         serial: u64,
         update: Box<dyn FnOnce(&mut HistoryEntry) + '_>,
-    ) -> Result<Result<()>> {
+    ) -> Result<(PendingRecord, Result<()>)> {
         self.record(records, names, serial)?;
-        Ok(self.finish(update))
+        Ok((PendingRecord::done(), self.finish(update)))
     }
 
     /// Waits for a record this backend sent ahead.

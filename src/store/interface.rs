@@ -186,17 +186,19 @@ impl State {
         self.backend.record_ahead(records, names, serial)
     }
 
-    /// Records the run's last group and ends the run, its final history entry as `update`
-    /// leaves it: in the same atomic step where the store allows (PostgreSQL), else recorded,
-    /// then finished. `Err`: the group is not recorded (nor the entry updated); `Ok(Err)`: the
-    /// group is recorded, the final entry is not.
+    /// Sends the run's last group with the run's final history entry, as `update` leaves it:
+    /// in one atomic step, ahead, where the store allows (PostgreSQL: the run ends when
+    /// [`State::settle`] finds it durable; it commits only on top of every record sent before
+    /// it), else recorded, then finished. `Err`: the group is not recorded (nor the entry
+    /// updated); otherwise the record to settle and whether the final entry was written
+    /// (always `Ok` when it goes with the record).
     pub fn record_last(
         &mut self,
         records: &[Record<'_>],
         names: &Names,
         serial: u64,
         update: impl FnOnce(&mut HistoryEntry),
-    ) -> Result<Result<()>> {
+    ) -> Result<(PendingRecord, Result<()>)> {
         self.backend
             .record_last(records, names, serial, Box::new(update))
     }

@@ -282,10 +282,16 @@ impl Backend for Memory {
             .into_any()
             .downcast::<Under>()
             .expect("a memory store settles only its own records");
-        let d = self.distant.as_ref().expect("only a distant store sends ahead");
+        let d = self
+            .distant
+            .as_ref()
+            .expect("only a distant store sends ahead");
         d.under_way
             .fetch_sub(accounts, std::sync::atomic::Ordering::SeqCst);
-        d.log.lock().expect("not poisoned").push(("settled", accounts));
+        d.log
+            .lock()
+            .expect("not poisoned")
+            .push(("settled", accounts));
         Ok(())
     }
 

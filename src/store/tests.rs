@@ -131,10 +131,12 @@ fn the_last_record_ends_the_run() {
         set: vec![("u2", &a)],
         ..Default::default()
     };
-    state
+    let (pending, written) = state
         .record_last(&[record], &names(), 1, |e| e.status = "complete".into())
-        .unwrap()
         .unwrap();
+    written.unwrap();
+    assert!(pending.is_answered());
+    state.settle(pending).unwrap();
     assert!(state.run_mut().is_none());
     let held = held.lock().unwrap();
     assert!(held.accounts.contains_key("u2"));

@@ -144,9 +144,9 @@ impl Backend for PgStore {
         names: &Names,
         serial: u64,
         update: Box<dyn FnOnce(&mut HistoryEntry) + '_>,
-    ) -> Result<Result<()>> {
-        PgStore::record_last(self, records, names, serial, update)?;
-        Ok(Ok(()))
+    ) -> Result<(PendingRecord, Result<()>)> {
+        let pending = PgStore::record_last(self, records, names, serial, update)?;
+        Ok((PendingRecord::sent(pending), Ok(())))
     }
 
     fn settle(&mut self, pending: Box<dyn Pending>) -> Result<()> {

@@ -224,11 +224,14 @@ pub(super) const CAS: &str = "name = $1 AND lineage = $2 AND serial IN ($3, $4)
     AND EXISTS (SELECT 1 FROM timattr_locks WHERE project = $1 AND token = $5)";
 
 /// One statement recording a group of batches: the CAS bumps the serial, and only when it
-/// matched are the accounts merged (`||` sets names, `-` drops them; tags are united with the
+/// matched — and the project's commit is the record sent before this one (`$14`) or this one
+/// already (sent again after a lost connection), so that records pipelined behind a failed one
+/// commit nothing — are the accounts merged (`||` sets names, `-` drops them; tags are united with the
 /// added ones less the removed ones, sorted bytewise; an account left with nothing is deleted).
 pub(super) fn record_sql() -> String {
     format!(
-        "WITH cas AS (UPDATE timattr_projects SET serial = $4, commit_id = $11 WHERE {CAS} RETURNING 1),
+        "WITH cas AS (UPDATE timattr_projects SET serial = $4, commit_id = $11
+                      WHERE {CAS} AND commit_id IN ($14, $11) RETURNING 1),
          input AS (SELECT t.account, t.setv::jsonb AS setv, t.rm::jsonb AS rm,
                           t.tadd::jsonb AS tadd, t.trm::jsonb AS trm
                    FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
@@ -473,6 +476,10 @@ impl PgStore {
         let folded = fold(records, names)?;
         let (lineage, base, new, token) = self.cas(serial)?;
         let commit_id = random_id();
+        let after = self
+            .sent
+            .replace(commit_id.clone())
+            .unwrap_or_else(|| self.meta.commit_id.clone());
         if let Some(run) = self.run.as_mut() {
             run.entry.count(records);
         }
@@ -483,9 +490,11 @@ impl PgStore {
             new,
             token,
             commit_id,
+            after,
             folded,
             entry,
             key,
+            ends_run: false,
         }))
     }
 
@@ -510,28 +519,38 @@ impl PgStore {
         if matched != 1 {
             return Err(self.conflict());
         }
-        self.meta.serial = serial;
-        self.meta.commit_id = params.commit_id.clone();
+        self.committed(&params, serial);
         Ok(())
     }
 
-    /// Records the run's last group and ends the run in one statement: the run's final entry,
-    /// as `update` leaves it, is the entry that statement writes. When it fails the run is
-    /// still under way (its entry saying `interrupted` in the database).
+    /// A record is durable: the project is at its commit, and a last record ends the run.
+    fn committed(&mut self, params: &RecordArgs, serial: u64) {
+        self.meta.serial = serial;
+        self.meta.commit_id = params.commit_id.clone();
+        if params.ends_run {
+            self.run = None;
+        }
+    }
+
+    /// Sends the run's last group ahead with the run's final entry, as `update` leaves it, in
+    /// one statement; the run ends when [`PgStore::settle`] finds it durable. It commits only
+    /// on top of every record sent before it, so the final entry never claims a record that
+    /// failed.
     pub fn record_last(
         &mut self,
         records: &[Record<'_>],
         names: &Names,
         serial: u64,
         update: impl FnOnce(&mut HistoryEntry),
-    ) -> Result<()> {
+    ) -> Result<Pending> {
         if let Some(run) = self.run.as_mut() {
             update(&mut run.entry);
         }
-        let params = self.record_params(records, names, serial)?;
-        self.record_now(params, serial)?;
-        self.run = None;
-        Ok(())
+        let mut params = self.record_params(records, names, serial)?;
+        Arc::get_mut(&mut params)
+            .expect("the parameters are not shared yet")
+            .ends_run = true;
+        Ok(self.send_ahead(params, serial))
     }
 
     /// Sends a group's record without waiting for the database's answer; [`PgStore::settle`]
@@ -543,6 +562,10 @@ impl PgStore {
         serial: u64,
     ) -> Result<Pending> {
         let params = self.record_params(records, names, serial)?;
+        Ok(self.send_ahead(params, serial))
+    }
+
+    fn send_ahead(&mut self, params: RecordParams, serial: u64) -> Pending {
         let (client, t, prepared) = (
             self.client.clone(),
             self.target.clone(),
@@ -552,12 +575,12 @@ impl PgStore {
         let handle = self
             .rt()
             .spawn(record_statement(client, t, prepared, params.clone()));
-        Ok(Pending {
+        Pending {
             handle,
             key,
             params,
             serial,
-        })
+        }
     }
 
     /// Waits for a record sent ahead. A lost connection is re-established (once for all
@@ -570,8 +593,7 @@ impl PgStore {
         match answer {
             Ok(1) => {
                 // Records settle in the order they were sent: the last settled is the commit.
-                self.meta.serial = pending.serial;
-                self.meta.commit_id = pending.params.commit_id.clone();
+                self.committed(&pending.params, pending.serial);
                 Ok(())
             }
             Ok(_) => Err(self.conflict()),
@@ -661,6 +683,8 @@ impl PgStore {
         self.meta.slot_types = types;
         self.meta.serial = serial;
         self.meta.commit_id = commit_id;
+        // The next record commits on top of this one.
+        self.sent = None;
         Ok(())
     }
 
@@ -724,6 +748,10 @@ struct RecordArgs {
     token: String,
     /// The commit id the record gives the project (the same when it is sent again).
     commit_id: String,
+    /// The commit id of the record sent before it (or the project's): it commits only on top.
+    after: String,
+    /// Whether it carries the run's final entry (the run ends when it is durable).
+    ends_run: bool,
     folded: Folded,
     /// The run's history entry and the key that finds it (see `history_ctes`).
     entry: Option<String>,
@@ -783,6 +811,7 @@ async fn record_statement(
                 &p.commit_id,
                 &p.entry,
                 &p.key,
+                &p.after,
             ],
         )
         .await?;
