@@ -505,3 +505,63 @@ async fn a_signal_during_narrowing_leaves_the_queued_halves_unsent() {
     assert_eq!(report.batches_not_sent, 2 + 1);
     assert_eq!(requests.lock().unwrap().len(), 3);
 }
+
+/// Keeps every group awaiting its record, up to `cap` batches (dropping the oldest first, as
+/// the store's sink waits for its oldest records); the run's last group is kept too.
+struct KeepSink {
+    kept: std::collections::VecDeque<usize>,
+    cap: usize,
+    most_kept: usize,
+}
+
+impl Sink for KeepSink {
+    fn record(&mut self, _plan: &Plan, confirmed: &[&Batch], _last: bool) -> crate::Result<()> {
+        while !self.kept.is_empty() && self.awaiting() + confirmed.len() > self.cap {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(confirmed.len());
+        self.most_kept = self.most_kept.max(self.awaiting());
+        Ok(())
+    }
+
+    fn awaiting(&self) -> usize {
+        self.kept.iter().sum()
+    }
+}
+
+/// Batches a sink keeps awaiting their record count as unrecorded, on top of the answers not
+/// yet handed to it: the report's figure is the whole, and the in-flight slots bound only the
+/// latter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_a_sink_keeps_awaiting_their_record_count_as_unrecorded() {
+    let (log, counts) = (Log::default(), Counts::default());
+    let plan = Arc::new(plan());
+    let batches = Arc::new(plan.batches());
+    let concurrency = 3;
+    let limiter = Limiter::new(1000, concurrency);
+    let mut sink = KeepSink {
+        kept: Default::default(),
+        cap: concurrency,
+        most_kept: 0,
+    };
+    let never = std::future::pending::<Signal>();
+    let report = run_with(
+        &limiter,
+        plan,
+        batches,
+        &mut sink,
+        never,
+        server(&log, &counts, None),
+    )
+    .await;
+    assert_eq!(report.batches_ok, 12);
+    assert!(sink.most_kept <= concurrency, "{}", sink.most_kept);
+    assert!(
+        report.max_unrecorded >= sink.most_kept && report.max_unrecorded <= 2 * concurrency,
+        "{} (kept at most {})",
+        report.max_unrecorded,
+        sink.most_kept
+    );
+    // The sink's last group is still awaiting its record when the run returns.
+    assert!(sink.awaiting() > 0);
+}
