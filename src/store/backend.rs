@@ -153,7 +153,7 @@ pub trait Backend: std::fmt::Debug + Send {
         )
     }
 
-    /// Records the slots with their account types (only non-zero types are kept).
+    /// Records the slots with their account types (the core passes only non-zero ones).
     fn record_slot_types(
         &mut self,
         slots: &BTreeMap<u8, String>,
@@ -172,7 +172,7 @@ pub trait Backend: std::fmt::Debug + Send {
     /// Writes a backup in the one export format (see [`super::export`]).
     fn export(&self, out: &mut dyn Write) -> std::io::Result<u64>;
 
-    /// Replaces the content with a backup, after the core's restore guard
-    /// ([`super::export::check_restorable`]).
-    fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader>;
+    /// Replaces the content with a backup; the core has run its restore guard
+    /// ([`super::export::guard`]) first.
+    fn restore_export(&mut self, export: &Export) -> Result<ExportHeader>;
 }

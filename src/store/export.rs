@@ -163,10 +163,23 @@ impl Export {
     }
 }
 
-/// The restore guard, the same for every backend: into a store that holds something
-/// (`has_history`), an export of another app is refused always, and one of another lineage or
-/// an older serial unless `force`. A store that recorded nothing is bound to no app.
-pub fn check_restorable(
+/// The restore guard, the same for every backend, run by [`super::State::restore_export`]
+/// before the backend replaces anything (the rule: `check_restorable`). A store holds
+/// something when it recorded a commit (serial > 0) or holds accounts (counted at serial 0).
+pub fn guard(
+    store: &dyn super::Backend,
+    header: &ExportHeader,
+    force: bool,
+) -> Result<(), StateError> {
+    let meta = store.meta();
+    let has_history = meta.serial > 0 || store.account_count()? > 0;
+    check_restorable(meta, has_history, header, force).map_err(StateError::restore)
+}
+
+/// The restore guard's rule: into a store that holds something (`has_history`), an export of
+/// another app is refused always, and one of another lineage or an older serial unless
+/// `force`. A store that recorded nothing is bound to no app.
+fn check_restorable(
     meta: &Meta,
     has_history: bool,
     header: &ExportHeader,

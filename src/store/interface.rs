@@ -110,21 +110,12 @@ impl State {
         self.backend.describe()
     }
 
-    /// Whether the store recorded nothing yet (serial 0): such a store is bound to no app.
-    fn recorded_nothing(&self) -> bool {
-        self.meta().serial == 0
-    }
-
-    fn belongs(&self, sdkappid: u32, host: &str) -> bool {
-        let meta = self.meta();
-        meta.sdkappid == sdkappid && meta.endpoint_host == host
-    }
-
     /// A writer's: binds a store that recorded nothing yet (serial 0) to this app, so that a
     /// first apply that failed against the wrong app or endpoint does not block the corrected
     /// project; refuses a store of another app.
     pub fn bind(&mut self, sdkappid: u32, host: &str) -> Result<()> {
-        if self.recorded_nothing() && !self.belongs(sdkappid, host) {
+        let meta = self.meta();
+        if meta.recorded_nothing() && !meta.belongs(sdkappid, host) {
             return self.backend.rebind(sdkappid, host);
         }
         self.check_belongs(sdkappid, host)
@@ -132,7 +123,7 @@ impl State {
 
     /// Refuses a store made for another app or endpoint host (not one that recorded nothing).
     pub fn check_belongs(&self, sdkappid: u32, host: &str) -> Result<()> {
-        if self.recorded_nothing() || self.belongs(sdkappid, host) {
+        if self.meta().usable_by(sdkappid, host) {
             return Ok(());
         }
         Err(self.backend.other_app(sdkappid, host))
@@ -218,14 +209,20 @@ impl State {
         self.record_slot_types(slots, &types, serial)
     }
 
-    /// Records the slots with their account types (only non-zero types are kept).
+    /// Records the slots with their account types (only non-zero types are kept: 0 is what a
+    /// slot without a recorded type reads as).
     pub fn record_slot_types(
         &mut self,
         slots: &BTreeMap<u8, String>,
         types: &BTreeMap<u8, u8>,
         serial: u64,
     ) -> Result<()> {
-        self.backend.record_slot_types(slots, types, serial)
+        let types: BTreeMap<u8, u8> = types
+            .iter()
+            .filter(|(_, t)| **t != 0)
+            .map(|(s, t)| (*s, *t))
+            .collect();
+        self.backend.record_slot_types(slots, &types, serial)
     }
 
     /// Begins a run: from now on every commit writes its history entry, in the same atomic
@@ -255,9 +252,11 @@ impl State {
     }
 
     /// Replaces the content with a backup (of any store), read and checked whole by
-    /// [`crate::store::read_export`].
+    /// [`crate::store::read_export`], once the restore guard ([`super::export::guard`]) lets
+    /// it: another app's backup never, another lineage or an older serial only with `force`.
     pub fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader> {
-        self.backend.restore_export(export, force)
+        super::export::guard(&*self.backend, &export.header, force)?;
+        self.backend.restore_export(export)
     }
 
     /// The serial the next changing run records: one more than now, never wrapping to 0

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use super::backend::{Backend, Result};
-use super::export::{check_restorable, Writer};
+use super::export::Writer;
 use super::split::{Merge, Stored};
 use super::{
     random_id, ErrorKind, Export, ExportHeader, ExportLine, HistoryEntry, Meta, Record, Run, Split,
@@ -303,11 +303,7 @@ impl Backend for Memory {
     ) -> Result<()> {
         let meta = Meta {
             slots: slots.clone(),
-            slot_types: types
-                .iter()
-                .filter(|(_, t)| **t != 0)
-                .map(|(s, t)| (*s, *t))
-                .collect(),
+            slot_types: types.clone(),
             serial,
             ..self.meta.clone()
         };
@@ -348,10 +344,8 @@ impl Backend for Memory {
         backup.finish()
     }
 
-    fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader> {
+    fn restore_export(&mut self, export: &Export) -> Result<ExportHeader> {
         let header = &export.header;
-        let has_history = self.meta.serial > 0 || !self.held().accounts.is_empty();
-        check_restorable(&self.meta, has_history, header, force).map_err(MemoryError::Restore)?;
         let own = super::history::restored(self.run.take(), header.serial, header.accounts);
         self.commit(header.restored_meta(), |held| {
             held.accounts = export

@@ -107,6 +107,22 @@ impl Meta {
         }
     }
 
+    /// Whether the store recorded nothing yet (serial 0): such a store is bound to no app.
+    pub fn recorded_nothing(&self) -> bool {
+        self.serial == 0
+    }
+
+    /// Whether the store was made for `sdkappid` at `host`.
+    pub fn belongs(&self, sdkappid: u32, host: &str) -> bool {
+        self.sdkappid == sdkappid && self.endpoint_host == host
+    }
+
+    /// Whether a project of `sdkappid`/`host` may use this store (DESIGN.md §6): it was made
+    /// for that app, or it recorded nothing yet (a writer binds it).
+    pub fn usable_by(&self, sdkappid: u32, host: &str) -> bool {
+        self.recorded_nothing() || self.belongs(sdkappid, host)
+    }
+
     /// The recorded account type of `slot` (0, UserID, unless recorded otherwise).
     pub fn slot_type(&self, slot: u8) -> u8 {
         self.slot_types.get(&slot).copied().unwrap_or(0)

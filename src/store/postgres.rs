@@ -548,13 +548,14 @@ impl PgStore {
 
     /// Opens a project's state for writing: migrates the tables, takes the project's lock
     /// (waiting up to `who.lock_timeout`), then reads the metadata — so a writer that waited
-    /// sees what the previous one wrote — creating the project when missing and refusing one
-    /// of another app.
+    /// sees what the previous one wrote — creating the project for `sdkappid`/`host` when
+    /// missing. Binding or refusing a project of another app is the core's
+    /// (`State::bind`).
     pub fn open(target: Target, sdkappid: u32, host: &str, who: WriterInfo) -> Result<PgStore> {
-        let store = Self::open_writer(target, who, Some((sdkappid, host.to_owned())))?
-            .expect("a project is created when missing");
-        store.check_belongs(sdkappid, host)?;
-        Ok(store)
+        Ok(
+            Self::open_writer(target, who, Some((sdkappid, host.to_owned())))?
+                .expect("a project is created when missing"),
+        )
     }
 
     /// The writers' opening: connecting (or a connection kept by an opening that found no
@@ -635,11 +636,9 @@ impl PgStore {
         &self.target
     }
 
-    /// Binds a project that recorded nothing yet (serial 0) to `sdkappid`/`host`; a writer's.
-    pub fn bind(&mut self, sdkappid: u32, host: &str) -> Result<()> {
-        if self.meta.serial != 0 || self.writer.is_none() {
-            return self.check_belongs(sdkappid, host);
-        }
+    /// Writes `sdkappid`/`host` into the project's row, which recorded nothing yet (the core
+    /// decides when: `State::bind`); a writer's.
+    pub fn rebind(&mut self, sdkappid: u32, host: &str) -> Result<()> {
         let (client, t, meta, host) = (
             self.client.clone(),
             self.target.clone(),
@@ -649,23 +648,6 @@ impl PgStore {
         self.meta = block(self.rt(), async move {
             write::bind(&client, &t, meta, sdkappid, &host).await
         })?;
-        Ok(())
-    }
-
-    /// Refuses a project made for another app or endpoint host, unless it recorded nothing
-    /// yet (serial 0): an empty store is bound to no app.
-    pub fn check_belongs(&self, sdkappid: u32, host: &str) -> Result<()> {
-        if self.meta.serial != 0
-            && (self.meta.sdkappid != sdkappid || self.meta.endpoint_host != host)
-        {
-            return Err(PgError::OtherApp {
-                target: self.target.describe(),
-                store_app: i64::from(self.meta.sdkappid),
-                store_host: self.meta.endpoint_host.clone(),
-                project_app: sdkappid,
-                project_host: host.to_owned(),
-            });
-        }
         Ok(())
     }
 }

@@ -201,6 +201,54 @@ fn history_and_the_export_format_move_a_state_between_backends() {
     );
 }
 
+/// The restore guard is the core's, run before any backend replaces anything: a store holds
+/// something when it recorded a commit (serial > 0) or holds accounts (even at serial 0).
+#[test]
+fn restore_guard_counts_serial_or_accounts_and_forces_only_lineage_and_serial() {
+    let (mut source, _) = state(1, "h");
+    record_one(&mut source, "u1", 2);
+    let mut backup = Vec::new();
+    source.export(&mut backup).unwrap();
+    let export = || super::read_export(&backup[..]).unwrap();
+    // Nothing recorded, nothing held: bound to no app, any backup restores.
+    let (mut empty, _) = state(9, "far");
+    empty.restore_export(&export(), false).unwrap();
+    assert_eq!(empty.meta().serial, 2);
+    // Accounts at serial 0 count as history: another app's backup is refused, untouched.
+    let (mut holding, held) = state(9, "far");
+    let line = super::ExportLine {
+        account: "u9".into(),
+        attrs: [("sex".to_owned(), "f".to_owned())].into(),
+        tags: vec![],
+    };
+    held.lock().unwrap().accounts.insert("u9".into(), line);
+    let err = holding.restore_export(&export(), true).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Restore);
+    assert!(
+        err.to_string()
+            .starts_with("the export belongs to sdkappid 1"),
+        "{err}"
+    );
+    assert_eq!(holding.account_count().unwrap(), 1);
+    // Another lineage, then an older serial: refused unless forced.
+    let (mut used, _) = state(1, "h");
+    record_one(&mut used, "u2", 3);
+    let err = used.restore_export(&export(), false).unwrap_err();
+    assert!(
+        err.to_string().starts_with("the export has lineage"),
+        "{err}"
+    );
+    used.restore_export(&export(), true).unwrap();
+    record_one(&mut used, "u2", 3);
+    let err = used.restore_export(&export(), false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the export has serial 2 but the store is at serial 3: it is older than the store (use --force to go back anyway)"
+    );
+    used.restore_export(&export(), true).unwrap();
+    assert_eq!((used.meta().serial, used.account_count().unwrap()), (2, 1));
+}
+
 #[test]
 fn sled_errors_map_to_kinds_with_their_messages_unchanged() {
     let path = PathBuf::from("/s");

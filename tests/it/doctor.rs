@@ -585,6 +585,40 @@ fn a_writer_holding_the_postgres_lock_is_named() {
     }
 }
 
+/// DESIGN.md §6: a store that recorded nothing yet (serial 0) is bound to no app, so doctor
+/// passes it as the next apply would; one that recorded something for another app fails.
+#[test]
+fn a_postgres_project_of_another_app_fails_unless_it_recorded_nothing() {
+    let Some(db) = TestDb::create() else { return };
+    let emu = Emulator::start(Duration::ZERO, 0.0);
+    let p = project(&emu.base_url());
+    let url = db.url();
+    let mut apply = p.cmd(&["apply", "--auto-approve"]);
+    apply.env("TIMATTR_STATE", &url);
+    Run(apply.output().unwrap()).expect(0);
+    let conninfo = format!(
+        "host=127.0.0.1 port=5432 user=root dbname={} sslmode=disable",
+        db.name
+    );
+    let rt = &emu.runtime;
+    let (client, conn) = rt
+        .block_on(tokio_postgres::connect(&conninfo, tokio_postgres::NoTls))
+        .unwrap();
+    rt.spawn(conn);
+    let sql = |q: &str| rt.block_on(client.batch_execute(q)).unwrap();
+    sql("UPDATE timattr_projects SET sdkappid = 1400000999, endpoint_host = 'other.example' WHERE name = 'app-1400000000'");
+    let (run, doc) = doctor_json(&p, &[], &[("TIMATTR_STATE", &url)]);
+    assert_eq!(run.code(), 1, "{doc:#}");
+    assert!(
+        finding(&doc, "state").contains("belongs to sdkappid 1400000999 at other.example"),
+        "{doc:#}"
+    );
+    assert!(fix(&doc, "state").contains("state.name"), "{doc:#}");
+    sql("UPDATE timattr_projects SET serial = 0 WHERE name = 'app-1400000000'");
+    let (_, doc) = doctor_json(&p, &[], &[("TIMATTR_STATE", &url)]);
+    assert_eq!(status(&doc, "state"), "pass", "{doc:#}");
+}
+
 /// Neither the key nor any usersig the server saw (nor a long piece of one, in any spelling)
 /// in `bytes`.
 fn assert_no_secrets(bytes: &[u8], sigs: &[String], what: &str) {

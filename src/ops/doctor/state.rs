@@ -257,7 +257,8 @@ fn postgres_state(r: &mut Report, s: &Settings, target: &Target, p: &Probe) {
             name::STATE,
             format!("{at}: reachable, schema version {v}; no state for this project yet: the first apply creates it"),
         ),
-        (Some(_), Some(m)) if m.sdkappid != s.sdkappid || m.endpoint_host != s.endpoint.host() => {
+        // The core's rule: a project that recorded nothing yet is bound to no app.
+        (Some(_), Some(m)) if !m.usable_by(s.sdkappid, s.endpoint.host()) => {
             r.fail(
                 name::STATE,
                 format!(

@@ -96,7 +96,7 @@ impl Backend for PgStore {
     }
 
     fn rebind(&mut self, sdkappid: u32, host: &str) -> Result<()> {
-        Ok(PgStore::bind(self, sdkappid, host)?)
+        Ok(PgStore::rebind(self, sdkappid, host)?)
     }
 
     fn split(
@@ -186,7 +186,7 @@ impl Backend for PgStore {
         PgStore::export(self, out)
     }
 
-    fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader> {
-        Ok(PgStore::restore_export(self, export, force)?)
+    fn restore_export(&mut self, export: &Export) -> Result<ExportHeader> {
+        Ok(PgStore::restore_export(self, export)?)
     }
 }

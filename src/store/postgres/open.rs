@@ -5,10 +5,11 @@
 //!   are one PL/pgSQL block run under the migration advisory lock, which creates all tables of a
 //!   new database or takes an older schema through every missing step, atomically.
 //! - A writer's flight is one multi-statement query: migrate, try the project's lock and write
-//!   the lock row (only when the lock was got), create and bind the project (only under that
-//!   lock), then read the schema version, the metadata and the lock row. Statements of one
-//!   query run in order, each seeing what the one before did, so the metadata is read after the
-//!   lock is held. The record and COPY statements are prepared in the same flight, behind it.
+//!   the lock row (only when the lock was got), create the project (only under that lock;
+//!   binding one that recorded nothing to this app is the core's, `State::bind`), then read
+//!   the schema version, the metadata and the lock row. Statements of one query run in order,
+//!   each seeing what the one before did, so the metadata is read after the lock is held. The
+//!   record and COPY statements are prepared in the same flight, behind it.
 //! - A reader's flight opens its REPEATABLE READ snapshot and reads the schema version and the
 //!   metadata in it, with the COPY of its accounts prepared ahead (outside the snapshot: a
 //!   failed prepare, on tables too old for it, cannot abort the snapshot's transaction).
@@ -309,7 +310,7 @@ pub(super) enum WriterOpened {
     },
 }
 
-/// A writer's flight: migrate, lock, create and bind (see the module's doc), read.
+/// A writer's flight: migrate, lock, create (see the module's doc), read.
 pub(super) async fn writer(
     client: &Client,
     t: &Target,
@@ -337,19 +338,16 @@ pub(super) async fn writer(
         command = literal(&w.command),
     );
     if let Some(c) = &create {
-        // Nothing recorded yet (serial 0): the project is bound to no app, so a first apply
-        // that failed against the wrong app or endpoint does not block the corrected project.
+        // Binding an existing project that recorded nothing to this app is the core's
+        // (`State::bind`): a rare second round trip, the rule written once.
         let (app, endpoint) = (i64::from(c.sdkappid), literal(c.host));
         sql.push_str(&format!(
             "INSERT INTO timattr_projects (name, format_version, sdkappid, endpoint_host, lineage, serial, commit_id)
                SELECT {name}, {format}, {app}, {endpoint}, {lineage}, 0, {commit} WHERE {ours}
-               ON CONFLICT (name) DO NOTHING;
-             UPDATE timattr_projects SET sdkappid = {app}, endpoint_host = {endpoint}, commit_id = {rebound}
-               WHERE name = {name} AND serial = 0 AND (sdkappid <> {app} OR endpoint_host <> {endpoint}) AND {ours};\n",
+               ON CONFLICT (name) DO NOTHING;\n",
             format = FORMAT_VERSION,
             lineage = literal(&random_id()),
             commit = literal(&random_id()),
-            rebound = literal(&random_id()),
         ));
     }
     sql.push_str(&final_read(t, true));

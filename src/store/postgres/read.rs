@@ -11,6 +11,7 @@ use tokio_postgres::{Client, Statement};
 use super::copy::{CopyRows, Row};
 use super::{block, managed_from_row, PgStore, Result, Target, COMMIT_ID_VERSION, TAGS_VERSION};
 use crate::model::{Account, Attrs, Managed, NameIdx, Names, TagPool};
+use crate::store::export::Writer;
 use crate::store::split::{Merge, Split, Stored};
 use crate::store::{ExportHeader, ExportLine, HistoryEntry, Meta};
 
@@ -253,36 +254,31 @@ impl PgStore {
             .collect()
     }
 
-    /// Writes the whole project to `out` in the format of `state export` (gzip JSON lines, the
-    /// same as a sled store's). Returns the number of accounts.
+    /// Writes the whole project to `out` in the format of `state export`, through the core's
+    /// [`Writer`] (the same format as a sled store's). Returns the number of accounts.
     pub fn export(&self, out: impl Write) -> std::io::Result<u64> {
-        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
         let history = self.history().map_err(std::io::Error::other)?;
         let accounts = self.account_count().map_err(std::io::Error::other)? as u64;
         let header = ExportHeader::of(&self.meta, accounts, history);
-        serde_json::to_writer(&mut gz, &header)?;
-        gz.write_all(b"\n")?;
+        let mut backup = Writer::new(out, &header)?;
+        // A failed write ends the export with its own error, after the COPY is drained.
         let mut written: std::io::Result<()> = Ok(());
-        let count = self
-            .rows(|row| {
-                let attrs = serde_json::from_str(row.attrs)
-                    .map_err(|e| self.target.corrupt(format!("an account's attributes: {e}")))?;
-                let line = ExportLine {
-                    account: row.account.to_owned(),
-                    attrs,
-                    tags: row.tags.iter().map(str::to_owned).collect(),
-                };
-                if written.is_ok() {
-                    written = serde_json::to_writer(&mut gz, &line)
-                        .map_err(std::io::Error::from)
-                        .and_then(|()| gz.write_all(b"\n"));
-                }
-                Ok(())
-            })
-            .map_err(std::io::Error::other)?;
+        self.rows(|row| {
+            let attrs = serde_json::from_str(row.attrs)
+                .map_err(|e| self.target.corrupt(format!("an account's attributes: {e}")))?;
+            let line = ExportLine {
+                account: row.account.to_owned(),
+                attrs,
+                tags: row.tags.iter().map(str::to_owned).collect(),
+            };
+            if written.is_ok() {
+                written = backup.line(&line);
+            }
+            Ok(())
+        })
+        .map_err(std::io::Error::other)?;
         written?;
-        gz.finish()?.flush()?;
-        Ok(count as u64)
+        backup.finish()
     }
 }
 

@@ -9,10 +9,10 @@ use crate::store::{random_id, Export, ExportHeader, FORMAT_VERSION};
 const INSERT_CHUNK: usize = 5000;
 
 impl PgStore {
-    /// Replaces the project's content with an export (of a sled store or another project).
-    /// Refuses another lineage, an older serial or another app unless `force`. Returns the
+    /// Replaces the project's content with an export (of a sled store or another project),
+    /// which the core's restore guard let through (`State::restore_export`). Returns the
     /// header that was restored.
-    pub fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader> {
+    pub fn restore_export(&mut self, export: &Export) -> Result<ExportHeader> {
         let header = export.header.clone();
         let accounts: Vec<Restored> = export
             .accounts()
@@ -41,7 +41,6 @@ impl PgStore {
                 header.format_version
             )));
         }
-        self.check_restore(&header, force)?;
         let (lineage, base, _, token) = self.cas(self.meta.serial)?;
         // The exported history, then the restore's own entry.
         let own = crate::store::history::restored(self.run.take(), header.serial, header.accounts);
@@ -104,12 +103,6 @@ impl PgStore {
         if let Err(e) = analyzed {
             tracing::warn!("after the restore: {e}");
         }
-    }
-
-    fn check_restore(&self, header: &ExportHeader, force: bool) -> Result<()> {
-        let has_history = self.meta.serial > 0 || self.account_count()? > 0;
-        crate::store::export::check_restorable(&self.meta, has_history, header, force)
-            .map_err(PgError::Restore)
     }
 }
 

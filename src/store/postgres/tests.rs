@@ -90,6 +90,13 @@ fn attrs(p: &[(u8, &str)]) -> Attrs {
     p.iter().map(|(n, v)| (*n, (*v).into())).collect()
 }
 
+/// An export's account lines (all but the header), as written.
+fn account_lines(export: &[u8]) -> Vec<String> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(export), &mut text).unwrap();
+    text.lines().skip(1).map(str::to_owned).collect()
+}
+
 #[test]
 fn records_groups_reads_snapshots_and_round_trips_through_sled() {
     let Some(db) = TestDb::create() else { return };
@@ -148,7 +155,7 @@ fn records_groups_reads_snapshots_and_round_trips_through_sled() {
     let dir = tempfile::tempdir().unwrap();
     let mut sled = crate::store::Store::open(dir.path(), 1, "h").unwrap();
     let read = |b: &[u8]| crate::store::read_export(b);
-    sled.restore_export(&read(&backup).unwrap(), false).unwrap();
+    sled.restore_export(&read(&backup).unwrap()).unwrap();
     let mut n2 = names();
     assert_eq!(
         sled.load_last_applied(&mut n2).unwrap(),
@@ -156,8 +163,10 @@ fn records_groups_reads_snapshots_and_round_trips_through_sled() {
     );
     let mut back = Vec::new();
     sled.export(&mut back).unwrap();
+    // Both write through the core's `export::Writer`: the account lines are the same bytes.
+    assert_eq!(account_lines(&backup), account_lines(&back));
     let mut other = PgStore::open(db.target("q"), 1, "h", writer("state restore", None)).unwrap();
-    let header = other.restore_export(&read(&back).unwrap(), false).unwrap();
+    let header = other.restore_export(&read(&back).unwrap()).unwrap();
     assert_eq!(header.lineage, store.meta().lineage);
     assert_eq!(
         other.load_last_applied(&mut n2).unwrap(),
@@ -170,7 +179,8 @@ fn records_groups_reads_snapshots_and_round_trips_through_sled() {
     // Another lineage is refused without --force.
     let mut foreign = read(&back).unwrap();
     foreign.header.lineage = "other".into();
-    let err = other.restore_export(&foreign, false).unwrap_err();
+    // (The guard is the core's, which `State::restore_export` runs first.)
+    let err = crate::store::export::guard(&other, &foreign.header, false).unwrap_err();
     assert!(err.to_string().contains("lineage"), "{err}");
     assert_eq!(other.account_count().unwrap(), 3);
 }
@@ -367,24 +377,35 @@ fn the_interface_refuses_another_app_and_names_the_database() {
 #[test]
 fn an_empty_project_is_bound_to_no_app() {
     let Some(db) = TestDb::create() else { return };
-    // A first apply against the wrong endpoint that recorded nothing.
-    drop(PgStore::open(db.target("p"), 1, "localhost", writer("apply", None)).unwrap());
-    let reader = PgStore::open_existing(db.target("p")).unwrap().unwrap();
-    reader.check_belongs(2, "example.com").unwrap();
-    drop(reader);
+    let location = crate::settings::StateLocation::Postgres {
+        url: db.url(),
+        name: Some("p".into()),
+    };
     // The dropped store's connection (and lock) goes away in the background: wait for it.
-    let soon = Some(Duration::from_secs(10));
-    let mut store = PgStore::open(db.target("p"), 2, "example.com", writer("apply", soon)).unwrap();
+    let how = Opening {
+        writer: Some("apply".into()),
+        lock_timeout: Some(Duration::from_secs(10)),
+    };
+    // A first apply against the wrong endpoint that recorded nothing.
+    drop(State::open(&location, 1, "localhost", &how).unwrap());
+    State::open_existing(&location, 2, "example.com", &Opening::default())
+        .unwrap()
+        .unwrap();
+    let mut state = State::open(&location, 2, "example.com", &how).unwrap();
     assert_eq!(
-        (store.meta().sdkappid, store.meta().endpoint_host.as_str()),
+        (state.meta().sdkappid, state.meta().endpoint_host.as_str()),
         (2, "example.com")
     );
-    store
+    state
         .record_slots(&[(0, "sex".to_owned())].into(), 1)
         .unwrap();
-    drop(store);
+    drop(state);
+    // Rebound in the project's row, not only in this opening's metadata.
+    let reader = PgStore::open_existing(db.target("p")).unwrap().unwrap();
+    assert_eq!(reader.meta().sdkappid, 2);
+    drop(reader);
     // Now it holds something of app 2: app 1 is refused.
-    let err = PgStore::open(db.target("p"), 1, "localhost", writer("apply", soon)).unwrap_err();
+    let err = State::open(&location, 1, "localhost", &how).unwrap_err();
     assert!(
         err.to_string()
             .contains("belongs to sdkappid 2 at example.com"),
@@ -681,7 +702,9 @@ fn every_write_makes_a_new_commit_id_that_readers_see_and_a_restore_never_reuses
     seen.push(store.meta().commit_id.clone());
     let mut backup = Vec::new();
     store.export(&mut backup).unwrap();
-    store.record_slots(&BTreeMap::new(), 2).unwrap();
+    store
+        .record_slot_types(&BTreeMap::new(), &BTreeMap::new(), 2)
+        .unwrap();
     seen.push(store.meta().commit_id.clone());
     let pending = store.record_ahead(&[one("u2")], &names(), 2).unwrap();
     store.settle(pending).unwrap();
@@ -692,10 +715,10 @@ fn every_write_makes_a_new_commit_id_that_readers_see_and_a_restore_never_reuses
     // Restoring the export (forced back to serial 1) makes a new id, not the exported one.
     let export = crate::store::read_export(&backup[..]).unwrap();
     assert_eq!(export.header.commit_id.as_deref(), Some(seen[1].as_str()));
-    store.restore_export(&export, true).unwrap();
+    store.restore_export(&export).unwrap();
     assert_eq!(store.meta().serial, 1);
     seen.push(store.meta().commit_id.clone());
-    store.restore_export(&export, true).unwrap();
+    store.restore_export(&export).unwrap();
     seen.push(store.meta().commit_id.clone());
     drop((store, reader));
     let reopened = PgStore::open_existing(db.target("p")).unwrap().unwrap();
@@ -794,7 +817,7 @@ fn every_serial_has_its_history_entry_written_with_the_commit_and_moves_with_exp
     entry.plan_digest = Some("sha256:ab".into());
     store.begin(entry);
     store
-        .record_slots(&[(0, "sex".to_owned())].into(), 1)
+        .record_slot_types(&[(0, "sex".to_owned())].into(), &BTreeMap::new(), 1)
         .unwrap();
     store.record(&[record("u1")], &names(), 1).unwrap();
     let pending = store.record_ahead(&[record("u2")], &names(), 1).unwrap();
@@ -828,11 +851,11 @@ fn every_serial_has_its_history_entry_written_with_the_commit_and_moves_with_exp
     let dir = tempfile::tempdir().unwrap();
     let mut sled = crate::store::Store::open(dir.path(), 1, "h").unwrap();
     let read = |b: &[u8]| crate::store::read_export(b).unwrap();
-    sled.restore_export(&read(&backup), false).unwrap();
+    sled.restore_export(&read(&backup)).unwrap();
     let mut back = Vec::new();
     sled.export(&mut back).unwrap();
     let mut other = PgStore::open(db.target("q"), 1, "h", writer("state restore", None)).unwrap();
-    other.restore_export(&read(&back), false).unwrap();
+    other.restore_export(&read(&back)).unwrap();
     let moved = other.history().unwrap();
     let ops: Vec<&str> = moved.iter().map(|e| e.operation.as_str()).collect();
     assert_eq!(ops, ["apply", "restore", "restore"]);
@@ -1029,8 +1052,11 @@ mod tls_cluster {
                 cluster.port
             ));
             let target = Target::parse(&url, "p").map_err(|e| e.to_string())?;
+            // The previous open's session ends a moment after its store is dropped (see
+            // `dropping_a_writer_releases_its_lock_at_once`): wait for its lock.
+            let wait = Some(Duration::from_secs(10));
             let store =
-                PgStore::open(target, 1, "h", writer("apply", None)).map_err(|e| e.to_string())?;
+                PgStore::open(target, 1, "h", writer("apply", wait)).map_err(|e| e.to_string())?;
             let client = store.client.clone();
             Ok(block(store.rt(), async move {
                 client
@@ -1256,21 +1282,22 @@ fn concurrent_first_writers_of_a_new_database_create_the_tables_once() {
 #[test]
 fn dropping_a_writer_releases_its_lock_at_once() {
     let Some(db) = TestDb::create() else { return };
-    for _ in 0..5 {
-        // No --lock-timeout: the next writer would be refused if the lock outlived the drop.
-        let store = PgStore::open(db.target("p"), 1, "h", writer("apply", None)).unwrap();
-        drop(store);
+    // No --lock-timeout: the next writer would be refused if the lock outlived the drop; the
+    // server ends the closed session a moment after the socket closes, so a few short retries.
+    let open = || {
         let mut tries = 0;
         loop {
             match PgStore::open(db.target("p"), 1, "h", writer("apply", None)) {
-                Ok(_) => break,
-                // The server ends the closed session a moment after the socket closes.
-                Err(PgError::Locked { .. }) if tries < 20 => {
+                Ok(store) => return store,
+                Err(PgError::Locked { .. }) if tries < 50 => {
                     tries += 1;
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(e) => panic!("{e}"),
             }
         }
+    };
+    for _ in 0..5 {
+        drop(open());
     }
 }

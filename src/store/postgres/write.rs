@@ -183,13 +183,13 @@ pub(super) async fn create_project(
         )
         .await
         .map_err(|e| t.db_err(&e))?;
-    let meta = super::read::meta(client, t, SCHEMA_VERSION)
+    super::read::meta(client, t, SCHEMA_VERSION)
         .await?
-        .ok_or_else(|| t.corrupt("the project row vanished after it was created"))?;
-    bind(client, t, meta, sdkappid, host).await
+        .ok_or_else(|| t.corrupt("the project row vanished after it was created"))
 }
 
-/// Binds a project that recorded nothing yet to `sdkappid`/`host` (the caller holds the lock).
+/// Binds a project that recorded nothing yet to `sdkappid`/`host` (the caller holds the lock;
+/// the core decides when, see `State::bind`). `serial = 0` guards the row all the same.
 pub(super) async fn bind(
     client: &Client,
     t: &Target,
@@ -197,11 +197,6 @@ pub(super) async fn bind(
     sdkappid: u32,
     host: &str,
 ) -> Result<Meta> {
-    if meta.serial != 0 || (meta.sdkappid == sdkappid && meta.endpoint_host == host) {
-        return Ok(meta);
-    }
-    // Nothing recorded yet (serial 0): the project is bound to no app, so a first apply that
-    // failed against the wrong app or endpoint does not block the corrected project.
     let commit_id = random_id();
     client
         .execute(
@@ -612,13 +607,9 @@ impl PgStore {
         }
     }
 
-    /// Records the attribute-name slots as the app now has them, with `serial`.
-    pub fn record_slots(&mut self, slots: &BTreeMap<u8, String>, serial: u64) -> Result<()> {
-        let types = crate::store::kept_types(&self.meta, slots);
-        self.record_slot_types(slots, &types, serial)
-    }
-
-    /// [`Self::record_slots`] with the slots' account types (non-zero ones).
+    /// Records the attribute-name slots as the app now has them, with their account types,
+    /// with `serial`. Which types a slot keeps, and that only non-zero ones are, is the core's
+    /// (`State::record_slots`, `State::record_slot_types`).
     pub fn record_slot_types(
         &mut self,
         slots: &BTreeMap<u8, String>,
@@ -627,12 +618,7 @@ impl PgStore {
     ) -> Result<()> {
         let (lineage, base, new, token) = self.cas(serial)?;
         let json = serde_json::to_string(slots).expect("slots serialize");
-        let types: BTreeMap<u8, u8> = types
-            .iter()
-            .filter(|(_, t)| **t != 0)
-            .map(|(s, t)| (*s, *t))
-            .collect();
-        let types_json = serde_json::to_string(&types).expect("slot types serialize");
+        let types_json = serde_json::to_string(types).expect("slot types serialize");
         let commit_id = random_id();
         let (entry, key) = self.run_entry(serial, &commit_id);
         let params = Arc::new((
@@ -680,7 +666,7 @@ impl PgStore {
             return Err(self.conflict());
         }
         self.meta.slots = slots.clone();
-        self.meta.slot_types = types;
+        self.meta.slot_types = types.clone();
         self.meta.serial = serial;
         self.meta.commit_id = commit_id;
         // The next record commits on top of this one.

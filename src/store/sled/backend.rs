@@ -147,7 +147,7 @@ impl Backend for SledStore {
         SledStore::export(self, out)
     }
 
-    fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader> {
-        Ok(SledStore::restore_export(self, export, force)?)
+    fn restore_export(&mut self, export: &Export) -> Result<ExportHeader> {
+        Ok(SledStore::restore_export(self, export)?)
     }
 }

@@ -1,5 +1,6 @@
 //! A sled store's backup and restore, in the core's one export format (see
-//! [`crate::store::export`]): the restore guard and the header are the core's.
+//! [`crate::store::export`]): the restore guard (run by `State` before a restore) and the
+//! header are the core's.
 
 use std::io::Write;
 
@@ -7,7 +8,7 @@ use super::{blocks, codec, sled_err, Result, SledStore, StoreError};
 use crate::model::Names;
 #[cfg(test)]
 use crate::store::export::read_export;
-use crate::store::export::{check_restorable, Export, ExportHeader, ExportLine, Writer};
+use crate::store::export::{Export, ExportHeader, ExportLine, Writer};
 
 impl SledStore {
     /// Writes the whole store to `out` (gzip JSON lines). Returns the number of accounts.
@@ -26,20 +27,21 @@ impl SledStore {
         backup.finish()
     }
 
-    /// Replaces the store's content with an export. Refuses another lineage or an older serial
-    /// unless `force`, and another app always. Returns the header that was restored.
+    /// Replaces the store's content with an export, as `State::restore_export` does: the
+    /// core's restore guard first. Returns the header that was restored.
     #[cfg(test)]
     pub fn restore(&mut self, input: impl std::io::Read, force: bool) -> Result<ExportHeader> {
         let export = read_export(input).map_err(|e| StoreError::Restore(e.to_string()))?;
-        self.restore_export(&export, force)
+        crate::store::export::guard(self, &export.header, force)
+            .map_err(|e| StoreError::Restore(e.to_string()))?;
+        self.restore_export(&export)
     }
 
-    /// Replaces the store's content with an export already read by [`crate::store::read_export`].
-    pub fn restore_export(&mut self, export: &Export, force: bool) -> Result<ExportHeader> {
+    /// Replaces the store's content with an export already read by [`crate::store::read_export`]
+    /// and let through by the core's restore guard.
+    pub fn restore_export(&mut self, export: &Export) -> Result<ExportHeader> {
         self.writable()?;
         let header = &export.header;
-        let has_history = self.meta.serial > 0 || self.accounts > 0;
-        check_restorable(&self.meta, has_history, header, force).map_err(StoreError::Restore)?;
         let mut batch = sled::Batch::default();
         for prefix in [blocks::PREFIX, super::HISTORY_PREFIX] {
             for kv in self.db.scan_prefix(prefix).keys() {

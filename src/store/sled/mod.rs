@@ -809,7 +809,8 @@ impl SledStore {
         }
     }
 
-    /// Records the attribute-name slots with their account types (non-zero ones; see [`Meta`]).
+    /// Records the attribute-name slots with their account types (the core passes only
+    /// non-zero ones: `State::record_slot_types`; see [`Meta`]).
     pub fn record_slot_types(
         &mut self,
         slots: &BTreeMap<u8, String>,
@@ -819,11 +820,7 @@ impl SledStore {
         self.writable()?;
         let mut meta = self.meta.clone();
         meta.slots = slots.clone();
-        meta.slot_types = types
-            .iter()
-            .filter(|(_, t)| **t != 0)
-            .map(|(s, t)| (*s, *t))
-            .collect();
+        meta.slot_types = types.clone();
         meta.serial = serial;
         self.commit(sled::Batch::default(), meta, self.accounts)
     }
@@ -1346,7 +1343,7 @@ mod tests {
         let export = read_export(&backup[..]).unwrap();
         assert_eq!(export.header.commit_id.as_deref(), Some(seen[1].as_str()));
         for _ in 0..2 {
-            store.restore_export(&export, true).unwrap();
+            store.restore_export(&export).unwrap();
             assert_eq!(store.meta().serial, 1);
             seen.push(store.meta().commit_id.clone());
         }
