@@ -140,17 +140,29 @@ pub trait Sink {
     /// Records `confirmed` (every batch confirmed since the last call, in completion order).
     /// A sink may finish recording after it returns (a distant database answering later), but
     /// then keeps at most `concurrency` batches awaiting their record (see [`Sink::awaiting`]),
-    /// waiting for the oldest before it takes more, and a phase's records are durable before
-    /// the next phase's are sent. `last`: nothing else is in flight or queued, so no further
-    /// call is expected (a hint: a narrowed batch's halves may still follow). An `Err` stops
-    /// the scheduling of new batches.
-    fn record(&mut self, plan: &Plan, confirmed: &[&Batch], last: bool) -> crate::Result<()>;
+    /// waiting for the oldest before it takes more. `ends`: whether nothing else of the phase
+    /// (or of the run) is in flight or queued; at a phase's end every record is durable before
+    /// `record` returns, so the next phase's first batch is sent only then. An `Err` stops the
+    /// scheduling of new batches.
+    fn record(&mut self, plan: &Plan, confirmed: &[&Batch], ends: Ends) -> crate::Result<()>;
 
     /// Batches handed to [`Sink::record`] whose record is not durable yet: 0 for a sink that
     /// records before it returns.
     fn awaiting(&self) -> usize {
         0
     }
+}
+
+/// What a group of confirmed batches ends, as far as the engine knows when it hands it over (a
+/// narrowed batch's halves may still follow a group that seemed the last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ends {
+    /// More of its phase is in flight or queued.
+    Nothing,
+    /// Its phase; a later phase has batches.
+    Phase,
+    /// The run: the sink may keep it to record with the run's end.
+    Run,
 }
 
 /// How a run of batches ended.
@@ -352,7 +364,7 @@ where
             .filter(|&i| batches[i].kind == kind)
             .map(Job::Planned)
             .collect();
-        // The last group of the last phase with batches is the last of the run.
+        // The last group of the last phase with batches ends the run.
         let later = BatchKind::PHASES[p + 1..]
             .iter()
             .any(|k| batches.iter().any(|b| b.kind == *k));
@@ -374,7 +386,11 @@ where
                 plan: &plan,
                 batches: &batches,
                 queue,
-                last: last && !later,
+                ends: match (last, later) {
+                    (false, _) => Ends::Nothing,
+                    (true, true) => Ends::Phase,
+                    (true, false) => Ends::Run,
+                },
             };
             let go_on = handed.over(&mut report, sink, &answers);
             pipeline::Taken {
@@ -401,8 +417,8 @@ struct Handed<'a> {
     batches: &'a [Batch],
     /// The phase's jobs still to start: the halves of a narrowed batch join it.
     queue: &'a mut VecDeque<Job>,
-    /// Whether the group is the run's last (a hint, see [`Sink::record`]).
-    last: bool,
+    /// What the group ends, before narrowing (see [`Sink::record`]).
+    ends: Ends,
 }
 
 impl Handed<'_> {
@@ -446,8 +462,12 @@ impl Handed<'_> {
         }
         if !confirmed.is_empty() {
             // A narrowed batch's halves just queued come after this group.
-            let last = self.last && self.queue.is_empty();
-            if let Err(e) = sink.record(self.plan, &confirmed, last) {
+            let ends = if self.queue.is_empty() {
+                self.ends
+            } else {
+                Ends::Nothing
+            };
+            if let Err(e) = sink.record(self.plan, &confirmed, ends) {
                 report.sink_error.get_or_insert(e);
             }
         }

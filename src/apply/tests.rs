@@ -46,7 +46,7 @@ struct LogSink {
 }
 
 impl Sink for LogSink {
-    fn record(&mut self, _plan: &Plan, confirmed: &[&Batch], _last: bool) -> crate::Result<()> {
+    fn record(&mut self, _plan: &Plan, confirmed: &[&Batch], _ends: Ends) -> crate::Result<()> {
         // Counted independently of the engine: answered by the server, not yet recorded.
         let waiting = self.answered.load(Ordering::SeqCst) - self.recorded.load(Ordering::SeqCst);
         self.most_waiting = self.most_waiting.max(waiting);
@@ -290,7 +290,7 @@ type Entries = Arc<Mutex<Vec<(BatchKind, String, Vec<String>)>>>;
 struct EntrySink(Entries);
 
 impl Sink for EntrySink {
-    fn record(&mut self, plan: &Plan, confirmed: &[&Batch], _last: bool) -> crate::Result<()> {
+    fn record(&mut self, plan: &Plan, confirmed: &[&Batch], _ends: Ends) -> crate::Result<()> {
         let mut entries = self.0.lock().unwrap();
         for batch in confirmed {
             for (k, &i) in batch.changes.iter().enumerate() {
@@ -515,7 +515,7 @@ struct KeepSink {
 }
 
 impl Sink for KeepSink {
-    fn record(&mut self, _plan: &Plan, confirmed: &[&Batch], _last: bool) -> crate::Result<()> {
+    fn record(&mut self, _plan: &Plan, confirmed: &[&Batch], _ends: Ends) -> crate::Result<()> {
         while !self.kept.is_empty() && self.awaiting() + confirmed.len() > self.cap {
             self.kept.pop_front();
         }

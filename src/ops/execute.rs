@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::connect::{self, Connection};
-use crate::apply::{Refused, Runner, Signal, Sink};
+use crate::apply::{Ends, Refused, Runner, Signal, Sink};
 use crate::model::NameIdx;
 use crate::plan::{Batch, BatchKind, Plan};
 use crate::render::progress::{Phases, Progress};
@@ -160,20 +160,17 @@ impl Tally {
 }
 
 impl Sink for StoreSink<'_> {
-    fn record(&mut self, plan: &Plan, confirmed: &[&Batch], last: bool) -> Result<()> {
+    fn record(&mut self, plan: &Plan, confirmed: &[&Batch], ends: Ends) -> Result<()> {
         if self.failed {
             self.unrecorded(confirmed.len() as u64, accounts_in(confirmed));
             return Ok(());
         }
         let started = Instant::now();
-        let result = self.take(plan, confirmed, last);
+        let result = self.take(plan, confirmed, ends);
         self.record_time += started.elapsed();
-        if let Err(e) = result {
-            self.fail();
-            self.unrecorded(confirmed.len() as u64, accounts_in(confirmed));
-            return Err(e);
-        }
-        Ok(())
+        // Every group is counted once: by `send` when it failed before its record went out,
+        // else among those sent ahead that the failure leaves unsettled.
+        result.inspect_err(|_| self.fail())
     }
 
     fn awaiting(&self) -> usize {
@@ -213,26 +210,63 @@ fn accounts_in(confirmed: &[&Batch]) -> u64 {
 
 impl StoreSink<'_> {
     /// Takes a group: sends the group kept back as the last, if more came after it, then this
-    /// one, or keeps this one back when it is the last.
-    fn take(&mut self, plan: &Plan, confirmed: &[&Batch], last: bool) -> Result<()> {
+    /// one (settling every record at a phase's end), or keeps this one back when it ends the
+    /// run.
+    fn take(&mut self, plan: &Plan, confirmed: &[&Batch], ends: Ends) -> Result<()> {
         if let Some(kept) = self.last.take() {
             let kept: Vec<&Batch> = kept.iter().collect();
             if let Err(e) = self.send(plan, &kept) {
-                self.unrecorded(kept.len() as u64, accounts_in(&kept));
+                self.unrecorded(confirmed.len() as u64, accounts_in(confirmed));
                 return Err(e);
             }
         }
-        if last {
-            self.last = Some(confirmed.iter().map(|b| (*b).clone()).collect());
-            return Ok(());
+        match ends {
+            Ends::Run => {
+                self.last = Some(confirmed.iter().map(|b| (*b).clone()).collect());
+                Ok(())
+            }
+            Ends::Phase => {
+                self.send(plan, confirmed)?;
+                self.settle_all()
+            }
+            Ends::Nothing => self.send(plan, confirmed),
         }
-        self.send(plan, confirmed)
     }
 
     /// Sends a group's record ahead, once the previous phase's records are durable and there
-    /// is room among the batches awaiting their record; settles what is answered.
+    /// is room among the batches awaiting their record. On an error before the record went
+    /// out, the group is counted unrecorded here.
     fn send(&mut self, plan: &Plan, confirmed: &[&Batch]) -> Result<()> {
-        // A remove may only follow the sets it comes after once those are durable.
+        let sent = self.room(confirmed).and_then(|()| {
+            let record = record_of(plan, confirmed);
+            let pending = self.store.record_ahead(
+                std::slice::from_ref(&record),
+                &plan.names,
+                self.serial,
+            )?;
+            Ok((pending, Tally::of(confirmed, std::slice::from_ref(&record))))
+        });
+        match sent {
+            Ok((pending, tally)) => {
+                self.ahead.push_back(Ahead {
+                    pending,
+                    tally,
+                    changes: changes_in(confirmed),
+                });
+                Ok(())
+            }
+            Err(e) => {
+                self.unrecorded(confirmed.len() as u64, accounts_in(confirmed));
+                Err(e)
+            }
+        }
+    }
+
+    /// Settles what must be durable before `confirmed` is sent: the previous phase's records
+    /// (a remove may only follow the sets it comes after once those are durable), what is
+    /// answered, and the oldest records while `confirmed` would pass `concurrency` batches
+    /// awaiting their record.
+    fn room(&mut self, confirmed: &[&Batch]) -> Result<()> {
         let kind = confirmed.first().map(|b| b.kind);
         if self.kind.is_some() && self.kind != kind {
             self.settle_all()?;
@@ -242,17 +276,7 @@ impl StoreSink<'_> {
         while !self.ahead.is_empty() && self.awaiting() + confirmed.len() > self.concurrency {
             self.settle_oldest()?;
         }
-        let record = record_of(plan, confirmed);
-        let tally = Tally::of(confirmed, std::slice::from_ref(&record));
-        let pending =
-            self.store
-                .record_ahead(std::slice::from_ref(&record), &plan.names, self.serial)?;
-        self.ahead.push_back(Ahead {
-            pending,
-            tally,
-            changes: changes_in(confirmed),
-        });
-        self.settle_answered()
+        Ok(())
     }
 
     /// Settles the records sent ahead that the database has answered, oldest first.
@@ -340,15 +364,16 @@ impl StoreSink<'_> {
         plan: &Plan,
         ending: impl FnOnce(&mut crate::store::HistoryEntry),
     ) -> Result<Option<Error>> {
+        // The group kept back is sent behind the records still under way (it commits only on
+        // top of them all), unless it starts a phase: then those are durable first, as in
+        // `send`. On a failure before it is sent, `fail` counts it.
+        let kind = self.last.as_ref().and_then(|l| l.first()).map(|b| b.kind);
+        if kind.is_some() && self.kind.is_some() && self.kind != kind {
+            self.settle_all()?;
+        }
         let mut entry = None;
         if let Some(kept) = self.last.take() {
-            // Sent behind the records still under way (it commits only on top of them all),
-            // unless it starts a phase: then those are durable first, as in `send`.
             let kept: Vec<&Batch> = kept.iter().collect();
-            let kind = kept.first().map(|b| b.kind);
-            if self.kind.is_some() && self.kind != kind {
-                self.settle_all()?;
-            }
             let record = record_of(plan, &kept);
             let tally = Tally::of(&kept, std::slice::from_ref(&record));
             let sent = self.store.record_last(
@@ -838,7 +863,7 @@ mod tests {
         let concurrency = 3;
         let mut sink = store_sink(&mut state, &plan, concurrency);
         for group in sets.chunks(2).chain(removes.chunks(1)) {
-            sink.record(&plan, group, false).unwrap();
+            sink.record(&plan, group, Ends::Nothing).unwrap();
             assert!(sink.awaiting() <= concurrency, "{}", sink.awaiting());
         }
         assert!(sink.finish(&plan, |_| {}).unwrap().is_none());
@@ -864,8 +889,8 @@ mod tests {
         let all: Vec<&Batch> = batches.iter().collect();
         let (mut state, distant, held) = distant();
         let mut sink = store_sink(&mut state, &plan, 16);
-        sink.record(&plan, &all[..10], false).unwrap();
-        sink.record(&plan, &all[10..], true).unwrap();
+        sink.record(&plan, &all[..10], Ends::Nothing).unwrap();
+        sink.record(&plan, &all[10..], Ends::Run).unwrap();
         assert_eq!(sink.awaiting(), 12);
         assert_eq!(
             distant.log.lock().unwrap().len(),
@@ -891,8 +916,8 @@ mod tests {
         let all: Vec<&Batch> = batches.iter().collect();
         let (mut state, distant, _held) = distant();
         let mut sink = store_sink(&mut state, &plan, 16);
-        sink.record(&plan, &all[..2], true).unwrap();
-        sink.record(&plan, &all[2..7], false).unwrap();
+        sink.record(&plan, &all[..2], Ends::Run).unwrap();
+        sink.record(&plan, &all[2..7], Ends::Nothing).unwrap();
         assert_eq!(distant.log.lock().unwrap().len(), 2);
         assert!(sink.finish(&plan, |_| {}).unwrap().is_none());
         assert_eq!(sink.recorded.batches, 7);

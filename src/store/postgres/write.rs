@@ -545,7 +545,7 @@ impl PgStore {
         Arc::get_mut(&mut params)
             .expect("the parameters are not shared yet")
             .ends_run = true;
-        Ok(self.send_ahead(params, serial))
+        self.send_ahead(params, serial)
     }
 
     /// Sends a group's record without waiting for the database's answer; [`PgStore::settle`]
@@ -557,25 +557,45 @@ impl PgStore {
         serial: u64,
     ) -> Result<Pending> {
         let params = self.record_params(records, names, serial)?;
-        Ok(self.send_ahead(params, serial))
+        self.send_ahead(params, serial)
     }
 
-    fn send_ahead(&mut self, params: RecordParams, serial: u64) -> Pending {
+    /// Queues the record statement on the connection now, so that records reach the database
+    /// in the order they were sent (each commits only on top of the one before it), and leaves
+    /// its answer to a task.
+    fn send_ahead(&mut self, params: RecordParams, serial: u64) -> Result<Pending> {
+        if super::prepared_for(&self.prepared, &self.client).is_none() {
+            // After a reconnection: prepared first, so the statement below goes out at once.
+            let statement =
+                self.write(|client, _| async move { client.prepare(&record_sql()).await })?;
+            let key = Arc::as_ptr(&self.client) as usize;
+            *self.prepared.lock().expect("not poisoned") = Some((key, statement));
+        }
         let (client, t, prepared) = (
             self.client.clone(),
             self.target.clone(),
             self.prepared.clone(),
         );
         let key = Arc::as_ptr(&client) as usize;
-        let handle = self
-            .rt()
-            .spawn(record_statement(client, t, prepared, params.clone()));
-        Pending {
+        let mut statement = Box::pin(record_statement(client, t, prepared, params.clone()));
+        // Its first poll hands the request to the connection (the statement is prepared on
+        // this client); a task on the runtime waits for the answer.
+        let rt = self.rt();
+        let first = {
+            let _in = rt.enter();
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            statement.as_mut().poll(&mut cx)
+        };
+        let handle = match first {
+            std::task::Poll::Ready(answer) => rt.spawn(async move { answer }),
+            std::task::Poll::Pending => rt.spawn(statement),
+        };
+        Ok(Pending {
             handle,
             key,
             params,
             serial,
-        }
+        })
     }
 
     /// Waits for a record sent ahead. A lost connection is re-established (once for all
