@@ -5,8 +5,8 @@
 //! recording rules of DESIGN.md §3 live here:
 //!
 //! - the phases run in the order names, `im_set_attr`, `im_add_tag`, `im_remove_attr`,
-//!   `im_remove_tag`: every batch of a phase is answered and handed to the sink before the
-//!   next phase's first batch is sent, and recorded before any of the next phase's is;
+//!   `im_remove_tag`: every batch of a phase is answered and recorded before the next phase's
+//!   first batch is sent (the sink makes its records durable at a phase's end);
 //! - a batch keeps its in-flight slot from before it is sent until it is handed to the sink;
 //!   a sink that finishes recording later (a distant database) keeps at most `concurrency`
 //!   batches awaiting their record, and waits for the oldest records before taking more;

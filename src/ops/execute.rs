@@ -239,11 +239,9 @@ impl StoreSink<'_> {
     fn send(&mut self, plan: &Plan, confirmed: &[&Batch]) -> Result<()> {
         let sent = self.room(confirmed).and_then(|()| {
             let record = record_of(plan, confirmed);
-            let pending = self.store.record_ahead(
-                std::slice::from_ref(&record),
-                &plan.names,
-                self.serial,
-            )?;
+            let pending =
+                self.store
+                    .record_ahead(std::slice::from_ref(&record), &plan.names, self.serial)?;
             Ok((pending, Tally::of(confirmed, std::slice::from_ref(&record))))
         });
         match sent {
@@ -921,6 +919,47 @@ mod tests {
         assert_eq!(distant.log.lock().unwrap().len(), 2);
         assert!(sink.finish(&plan, |_| {}).unwrap().is_none());
         assert_eq!(sink.recorded.batches, 7);
+    }
+
+    /// At a phase's end every record is durable before the next phase's first batch is sent.
+    #[test]
+    fn a_phase_ends_with_its_records_durable() {
+        let plan = sets_then_removes();
+        let batches = plan.batches();
+        let all: Vec<&Batch> = batches.iter().collect();
+        let (mut state, distant, _held) = distant();
+        let mut sink = store_sink(&mut state, &plan, 16);
+        sink.record(&plan, &all[..5], Ends::Nothing).unwrap();
+        assert_eq!(sink.awaiting(), 5);
+        sink.record(&plan, &all[5..7], Ends::Phase).unwrap();
+        assert_eq!(sink.awaiting(), 0);
+        assert_eq!(
+            distant.under_way.load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
+        assert_eq!(sink.recorded.batches, 7);
+    }
+
+    /// A record the store refuses: every batch not durable is counted unrecorded once, and
+    /// nothing is claimed.
+    #[test]
+    fn a_refused_record_counts_every_unsettled_batch_once() {
+        use std::sync::atomic::Ordering;
+        let plan = sets_then_removes();
+        let batches = plan.batches();
+        let all: Vec<&Batch> = batches.iter().collect();
+        let (mut state, distant, _held) = distant();
+        let mut sink = store_sink(&mut state, &plan, 4);
+        sink.record(&plan, &all[..2], Ends::Nothing).unwrap();
+        sink.record(&plan, &all[2..4], Ends::Nothing).unwrap();
+        distant.refuse.store(true, Ordering::SeqCst);
+        // Room is made by settling the oldest: refused.
+        assert!(sink.record(&plan, &all[4..6], Ends::Nothing).is_err());
+        assert!(sink.failed);
+        sink.record(&plan, &all[6..7], Ends::Run).unwrap();
+        assert!(sink.finish(&plan, |_| {}).unwrap().is_none());
+        assert_eq!((sink.recorded.batches, sink.unrecorded_batches), (0, 7));
+        assert_eq!(sink.unrecorded_accounts, 700);
     }
 
     /// A group holding several runs of one account's tags records every run, in one record

@@ -50,6 +50,8 @@ pub struct Distant {
     /// Each record sent, with its kind (`set` or `remove`) and the accounts under way before
     /// it; each settled, with its accounts.
     pub log: Mutex<Vec<(&'static str, usize)>>,
+    /// Set: settling fails (the database refused the record).
+    pub refuse: std::sync::atomic::AtomicBool,
 }
 
 /// A record of a distant [`Memory`] store, under way until settled.
@@ -286,6 +288,9 @@ impl Backend for Memory {
             .distant
             .as_ref()
             .expect("only a distant store sends ahead");
+        if d.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StateError::new(ErrorKind::Failed, "memory store: refused"));
+        }
         d.under_way
             .fetch_sub(accounts, std::sync::atomic::Ordering::SeqCst);
         d.log
