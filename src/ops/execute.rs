@@ -234,8 +234,8 @@ impl StoreSink<'_> {
     }
 
     /// Sends a group's record ahead, once the previous phase's records are durable and there
-    /// is room among the batches awaiting their record. On an error before the record went
-    /// out, the group is counted unrecorded here.
+    /// is room among the batches awaiting their record; settles what is answered. On an error
+    /// before the record went out, the group is counted unrecorded here.
     fn send(&mut self, plan: &Plan, confirmed: &[&Batch]) -> Result<()> {
         let sent = self.room(confirmed).and_then(|()| {
             let record = record_of(plan, confirmed);
@@ -251,7 +251,9 @@ impl StoreSink<'_> {
                     tally,
                     changes: changes_in(confirmed),
                 });
-                Ok(())
+                // Already durable with sled: not awaiting anything. (A failure here is
+                // counted by `settle_oldest` and `fail`, like any record sent ahead.)
+                self.settle_answered()
             }
             Err(e) => {
                 self.unrecorded(confirmed.len() as u64, accounts_in(confirmed));
