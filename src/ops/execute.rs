@@ -70,10 +70,10 @@ pub struct Executed {
 /// With a distant database a commit takes a round trip, which would hold up the scheduling of
 /// new batches. So a group's record is sent ahead and settled later, oldest first: at most
 /// `concurrency` batches await their record (a group that would pass that waits for the
-/// oldest records first, holding up the scheduler only then), and a phase's records are
-/// durable before the next phase's are sent. The run's last group is kept back and recorded
-/// with the run's final history entry, in one commit. With sled each group is recorded before
-/// `record` returns.
+/// oldest records first, holding up the scheduler only then), and a phase's records are all
+/// durable when its last group's `record` returns, so before the next phase's first batch is
+/// sent. The run's last group is kept back and recorded with the run's final history entry, in
+/// one commit. With sled each group is recorded before `record` returns.
 struct StoreSink<'a> {
     store: &'a mut State,
     serial: u64,
