@@ -7,9 +7,10 @@
 //! - the phases run in the order names, `im_set_attr`, `im_add_tag`, `im_remove_attr`,
 //!   `im_remove_tag`: every batch of a phase is answered and recorded before the next phase's
 //!   first batch is sent (the sink makes its records durable at a phase's end);
-//! - a batch keeps its in-flight slot from before it is sent until it is handed to the sink;
-//!   a sink that finishes recording later (a distant database) keeps at most `concurrency`
-//!   batches awaiting their record, and waits for the oldest records before taking more;
+//! - a batch keeps its in-flight slot from before it is sent until it is recorded (a sink that
+//!   finishes recording later, e.g. a distant database, keeps the slots until the store
+//!   answered), so batches the API confirmed but the store has not recorded never number more
+//!   than `concurrency`;
 //! - the sink gets every confirmed batch waiting at that moment in one call (group commit).
 //!
 //! Scheduling stops at the first fatal error, sink error or signal; batches already in flight
@@ -137,21 +138,32 @@ pub enum Signal {
 
 /// Receives the batches the API confirmed.
 pub trait Sink {
-    /// Records `confirmed` (every batch confirmed since the last call, in completion order).
-    /// A sink may finish recording after it returns (a distant database answering later), but
-    /// then keeps at most `concurrency` batches awaiting their record (see [`Sink::awaiting`]),
-    /// waiting for the oldest before it takes more. `ends`: whether nothing else of the phase
-    /// (or of the run) is in flight or queued; at a phase's end every record is durable before
-    /// `record` returns, so the next phase's first batch is sent only then. An `Err` stops the
-    /// scheduling of new batches.
+    /// Records `confirmed` (every batch confirmed since the last call, in completion order)
+    /// durably before returning. `ends`: whether nothing else of the phase (or of the run) is
+    /// in flight or queued. An `Err` stops the scheduling of new batches.
     fn record(&mut self, plan: &Plan, confirmed: &[&Batch], ends: Ends) -> crate::Result<()>;
 
-    /// Batches handed to [`Sink::record`] whose record is not durable yet: 0 for a sink that
-    /// records before it returns.
-    fn awaiting(&self) -> usize {
-        0
+    /// [`Sink::record`], given the in-flight slots of the `confirmed` batches: a sink that
+    /// finishes recording later (e.g. a distant database answering after `record_holding`
+    /// returned) keeps them until then, so confirmed-but-unrecorded batches stay within
+    /// `concurrency`; at a phase's end (`ends` not [`Ends::Nothing`]) every record is durable
+    /// before it returns, so the next phase's first batch is sent only then (the run's last
+    /// group may be kept, with its slots, to be recorded with the run's end). By default the
+    /// slots are freed once `record` returns.
+    fn record_holding(
+        &mut self,
+        plan: &Plan,
+        confirmed: &[&Batch],
+        ends: Ends,
+        slots: Vec<Slot>,
+    ) -> crate::Result<()> {
+        let recorded = self.record(plan, confirmed, ends);
+        drop(slots);
+        recorded
     }
 }
+
+pub use pipeline::Slot;
 
 /// What a group of confirmed batches ends, as far as the engine knows when it hands it over (a
 /// narrowed batch's halves may still follow a group that seemed the last).
@@ -177,9 +189,8 @@ pub struct Report {
     pub fatal: Option<ApiError>,
     /// The first error of the sink, if any.
     pub sink_error: Option<crate::Error>,
-    /// Most batches answered by the API but not yet recorded at any moment: waiting for the
-    /// sink (≤ `concurrency`, their in-flight slots held) plus those the sink keeps awaiting
-    /// their record (≤ `concurrency`).
+    /// Most batches answered by the API but not yet recorded at any moment (≤ `concurrency`):
+    /// waiting for the sink, or handed to it and awaiting their record, their slots held.
     pub max_unrecorded: usize,
     /// Tag batches the API refused for one account's tags, cut in halves and sent again.
     pub batches_narrowed: usize,
@@ -380,8 +391,10 @@ where
             let answer = send(body);
             async move { (job, answer.await.map(|f| (command, f.into()))) }
         };
-        let kept = sink.awaiting();
-        let done = |answers: Vec<(Job, Answer)>, queue: &mut VecDeque<Job>, last: bool| {
+        let done = |answers: Vec<(Job, Answer)>,
+                    slots: Vec<Slot>,
+                    queue: &mut VecDeque<Job>,
+                    last: bool| {
             let handed = Handed {
                 plan: &plan,
                 batches: &batches,
@@ -392,13 +405,9 @@ where
                     (true, false) => Ends::Run,
                 },
             };
-            let go_on = handed.over(&mut report, sink, &answers);
-            pipeline::Taken {
-                go_on,
-                kept: sink.awaiting(),
-            }
+            handed.over(&mut report, sink, &answers, slots)
         };
-        let ended = pipeline::run(limiter, phase, kept, start, done, interrupt.as_mut()).await;
+        let ended = pipeline::run(limiter, phase, start, done, interrupt.as_mut()).await;
         report.batches_not_sent += ended.not_started;
         report.max_unrecorded = report.max_unrecorded.max(ended.max_waiting);
         if report.interrupted.is_none() {
@@ -424,7 +433,13 @@ struct Handed<'a> {
 impl Handed<'_> {
     /// Counts a group of answers, narrows the refused tag batches, takes the failed accounts
     /// of partial successes out, and records the confirmed rest together. `false` stops the run.
-    fn over(self, report: &mut Report, sink: &mut dyn Sink, answers: &[(Job, Answer)]) -> bool {
+    fn over(
+        self,
+        report: &mut Report,
+        sink: &mut dyn Sink,
+        answers: &[(Job, Answer)],
+        slots: Vec<Slot>,
+    ) -> bool {
         // The confirmed part of each partial success, owned here while the sink records it.
         let kept: Vec<Option<Batch>> = answers
             .iter()
@@ -440,16 +455,18 @@ impl Handed<'_> {
             })
             .collect();
         let mut confirmed = Vec::with_capacity(answers.len());
-        for ((job, outcome), kept) in answers.iter().zip(&kept) {
+        let mut held = Vec::with_capacity(answers.len());
+        for (((job, outcome), slot), kept) in answers.iter().zip(slots).zip(&kept) {
             let batch = kept.as_ref().unwrap_or(job.batch(self.batches));
             match outcome {
                 Ok(_) => {
                     report.batches_ok += 1;
                     if !batch.changes.is_empty() {
                         confirmed.push(batch);
+                        held.push(slot);
                     }
                 }
-                // Nothing of it was applied, nothing to record.
+                // Its slot is freed at once: nothing of it was applied, nothing to record.
                 Err(e) if blames_one_entry(batch, e) => {
                     narrow(report, self.plan, batch, e, self.queue)
                 }
@@ -467,7 +484,7 @@ impl Handed<'_> {
             } else {
                 Ends::Nothing
             };
-            if let Err(e) = sink.record(self.plan, &confirmed, ends) {
+            if let Err(e) = sink.record_holding(self.plan, &confirmed, ends, held) {
                 report.sink_error.get_or_insert(e);
             }
         }
@@ -641,6 +658,7 @@ impl Runner {
         };
         let mut first_error = None;
         let done = |answers: Vec<(usize, Result<T, ApiError>)>,
+                    _slots: Vec<Slot>,
                     _more: &mut VecDeque<usize>,
                     _last: bool| {
             for (first, result) in answers {
@@ -651,13 +669,10 @@ impl Runner {
                     }
                 }
             }
-            pipeline::Taken {
-                go_on: first_error.is_none(),
-                kept: 0,
-            }
+            first_error.is_none()
         };
         tokio::pin!(interrupt);
-        let ended = pipeline::run(&self.limiter, starts, 0, send, done, interrupt.as_mut()).await;
+        let ended = pipeline::run(&self.limiter, starts, send, done, interrupt.as_mut()).await;
         match first_error {
             Some(e) => Err(e),
             None => Ok(ended.interrupted),

@@ -4,12 +4,11 @@
 //! The jobs are a queue that the hand-over may grow: a refused batch can come back as smaller
 //! batches (narrowing, see [`super`]), which are started like any other job.
 //!
-//! A job takes an in-flight slot of the [`Limiter`] before it is sent and gives it back once
-//! its answer has been handed over: answered-but-not-handed-over jobs never number more than
-//! `concurrency`, and a hand-over gets every answer that is waiting at that moment (group
-//! commit). What the hand-over keeps afterwards (for batches: records the store has not
-//! confirmed yet) it bounds itself, and says how much it keeps, so that the most answers not
-//! yet done with is measured whole.
+//! A job takes an in-flight slot of the [`Limiter`] before it is sent and gives it back only
+//! once whoever its answer was handed to is done with it (for batches: recorded durably, which
+//! a distant database may answer after the hand-over returned). So answered-but-not-done-with
+//! jobs never number more than `concurrency`, however slow the recording is, and a hand-over
+//! gets every answer that is waiting at that moment (group commit).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -27,33 +26,44 @@ pub struct Ended<S> {
     pub not_started: usize,
     /// What `interrupt` completed with, if it did.
     pub interrupted: Option<S>,
-    /// Most answers not yet done with at any moment: waiting for their hand-over, or handed
-    /// over and still kept (see [`Taken::kept`]).
+    /// Most jobs answered and not yet done with at any moment (≤ `concurrency`): waiting for
+    /// their hand-over, or handed over with their [`Slot`] still held.
     pub max_waiting: usize,
 }
 
-/// What a hand-over did with a group of answers.
-pub struct Taken {
-    /// `false` stops the starting of new jobs.
-    pub go_on: bool,
-    /// Answers handed over so far that the taker is not done with yet (for batches: those
-    /// whose record the store has not confirmed). Only ever lower until the next hand-over.
-    pub kept: usize,
+/// An answer and the in-flight slot it holds until it is done with.
+struct Answered<T> {
+    result: T,
+    slot: Slot,
+}
+
+/// The in-flight slot of an answered job. Until it is dropped — by whoever the answer was
+/// handed to, once done with it (for batches: once the store answered their record) — the job
+/// counts as waiting and no further job can take the slot.
+#[derive(Debug)]
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // Before the permit (a field) is released: the count never passes `concurrency`.
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Starts `jobs` in order, each as its own task built by `send`; hands the answers to `done`
-/// in completion order, all that are waiting at once, with the queue of jobs still to start,
-/// to which `done` may add, and whether nothing else is under way or queued (the last group,
-/// unless `done` queues more). The answers' in-flight slots are freed once `done` returns.
-/// Stops starting jobs when `done` says so or `interrupt` completes, and returns once every
-/// started job has been handed over: nothing that was sent goes unreported. `kept`: answers
-/// of an earlier run that the taker still keeps.
+/// in completion order, all that are waiting at once, with their in-flight slots (a slot
+/// dropped frees it for the next job), the queue of jobs still to start, to which `done` may
+/// add, and whether nothing else is under way or queued (the last group, unless `done` queues
+/// more). Stops starting jobs when `done` returns `false` or `interrupt` completes, and
+/// returns once every started job has been handed over: nothing that was sent goes unreported.
 pub async fn run<J, T, Fut, S>(
     limiter: &Limiter,
     jobs: impl IntoIterator<Item = J>,
-    kept: usize,
     send: impl Fn(J) -> Fut,
-    mut done: impl FnMut(Vec<T>, &mut VecDeque<J>, bool) -> Taken,
+    mut done: impl FnMut(Vec<T>, Vec<Slot>, &mut VecDeque<J>, bool) -> bool,
     mut interrupt: Pin<&mut impl Future<Output = S>>,
 ) -> Ended<S>
 where
@@ -61,10 +71,9 @@ where
     T: Send + 'static,
 {
     let mut queue: VecDeque<J> = jobs.into_iter().collect();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(T, OwnedSemaphorePermit)>();
-    // Answered and not handed over; handed over and kept (as of the last hand-over).
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Answered<T>>();
+    // Answered, their slot not dropped yet.
     let waiting = Arc::new(AtomicUsize::new(0));
-    let kept = Arc::new(AtomicUsize::new(kept));
     let max_waiting = Arc::new(AtomicUsize::new(0));
     let mut in_flight = 0usize;
     let mut stop = false;
@@ -78,17 +87,11 @@ where
                     group.push(more);
                 }
                 in_flight -= group.len();
-                let n = group.len();
-                let (results, slots): (Vec<T>, Vec<OwnedSemaphorePermit>) =
-                    group.into_iter().unzip();
+                let (results, slots): (Vec<T>, Vec<Slot>) =
+                    group.into_iter().map(|a| (a.result, a.slot)).unzip();
                 let last = in_flight == 0 && (stop || queue.is_empty());
-                // Counted as waiting until `done` returns, then as kept if it keeps them.
-                let taken = done(results, &mut queue, last);
-                drop(slots);
-                kept.store(taken.kept, Ordering::SeqCst);
-                let now = waiting.fetch_sub(n, Ordering::SeqCst) - n + taken.kept;
-                max_waiting.fetch_max(now, Ordering::SeqCst);
-                if !taken.go_on {
+                // `done` gets the slots too, and drops them once done with the answers.
+                if !done(results, slots, &mut queue, last) {
                     stop = true;
                 }
             }
@@ -101,14 +104,13 @@ where
                 in_flight += 1;
                 let task = send(job);
                 let tx = tx.clone();
-                let (waiting, kept, max_waiting) =
-                    (waiting.clone(), kept.clone(), max_waiting.clone());
+                let (waiting, max_waiting) = (waiting.clone(), max_waiting.clone());
                 tokio::spawn(async move {
                     let result = task.await;
-                    // `kept` only falls between hand-overs: this is an upper bound.
-                    let now = waiting.fetch_add(1, Ordering::SeqCst) + 1 + kept.load(Ordering::SeqCst);
+                    let now = waiting.fetch_add(1, Ordering::SeqCst) + 1;
                     max_waiting.fetch_max(now, Ordering::SeqCst);
-                    let _ = tx.send((result, slot));
+                    let slot = Slot { _permit: slot, waiting };
+                    let _ = tx.send(Answered { result, slot });
                 });
             }
         }

@@ -118,17 +118,19 @@ pub trait Backend: std::fmt::Debug + Send {
     /// entry, when a run is under way).
     fn record(&mut self, records: &[Record<'_>], names: &Names, serial: u64) -> Result<()>;
 
-    /// Sends a group's record ahead. By default it records at once: a backend that can
-    /// pipeline its writes returns [`PendingRecord::sent`] and overrides [`Backend::settle`]
-    /// too.
+    /// Sends a group's record ahead; `hold` is dropped once the store has answered. By
+    /// default it records at once (and drops `hold`): a backend that can pipeline its writes
+    /// returns [`PendingRecord::sent`] and overrides [`Backend::settle`] too.
     fn record_ahead(
         &mut self,
         records: &[Record<'_>],
         names: &Names,
         serial: u64,
+        hold: Box<dyn Send>,
     ) -> Result<PendingRecord> {
-        self.record(records, names, serial)
-            .map(|()| PendingRecord::done())
+        let recorded = self.record(records, names, serial);
+        drop(hold);
+        recorded.map(|()| PendingRecord::done())
     }
 
     /// Sends the run's last group with its final entry (see [`super::State::record_last`]).

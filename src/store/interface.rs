@@ -168,13 +168,18 @@ impl State {
     /// Sends a group's record ahead, without waiting for it to be durable where the store
     /// allows (PostgreSQL: the statement goes out now, the answer is awaited by
     /// [`State::settle`]); sled records at once. Until settled the group is not recorded.
+    ///
+    /// `hold` (e.g. the in-flight slots of the group's batches) is dropped once the store has
+    /// answered, whether or not anyone is waiting yet.
     pub fn record_ahead(
         &mut self,
         records: &[Record<'_>],
         names: &Names,
         serial: u64,
+        hold: impl Send + 'static,
     ) -> Result<PendingRecord> {
-        self.backend.record_ahead(records, names, serial)
+        self.backend
+            .record_ahead(records, names, serial, Box::new(hold))
     }
 
     /// Sends the run's last group with the run's final history entry, as `update` leaves it:

@@ -52,15 +52,32 @@ pub struct Distant {
     pub log: Mutex<Vec<(&'static str, usize)>>,
     /// Set: settling fails (the database refused the record).
     pub refuse: std::sync::atomic::AtomicBool,
+    /// Set: each record is answered (and its hold dropped) this long after it is sent, by a
+    /// thread of its own, as a distant database answers; else only when settled.
+    pub answer_after: Option<std::time::Duration>,
+    /// Accounts of the records answered so far.
+    pub answered: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-/// A record of a distant [`Memory`] store, under way until settled.
-#[derive(Debug)]
-struct Under(usize);
+/// A record of a distant [`Memory`] store, under way until answered: by its thread, or when
+/// settled (then `hold` is dropped there).
+struct Under {
+    accounts: usize,
+    hold: Option<Box<dyn Send>>,
+    answer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Under {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Under")
+            .field("accounts", &self.accounts)
+            .finish_non_exhaustive()
+    }
+}
 
 impl super::backend::Pending for Under {
     fn is_answered(&self) -> bool {
-        false
+        self.answer.as_ref().is_some_and(|a| a.is_finished())
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
@@ -261,10 +278,12 @@ impl Backend for Memory {
         records: &[Record<'_>],
         names: &Names,
         serial: u64,
+        hold: Box<dyn Send>,
     ) -> Result<super::backend::PendingRecord> {
         use std::sync::atomic::Ordering;
         self.record(records, names, serial)?;
         let Some(d) = &self.distant else {
+            drop(hold);
             return Ok(super::backend::PendingRecord::done());
         };
         let accounts: usize = records.iter().map(|r| r.set.len() + r.removed.len()).sum();
@@ -276,14 +295,40 @@ impl Backend for Memory {
         let before = d.under_way.fetch_add(accounts, Ordering::SeqCst);
         d.most.fetch_max(before + accounts, Ordering::SeqCst);
         d.log.lock().expect("not poisoned").push((kind, before));
-        Ok(super::backend::PendingRecord::sent(Under(accounts)))
+        let (hold, answer) = match d.answer_after {
+            Some(after) => {
+                let answered = d.answered.clone();
+                let answer = std::thread::spawn(move || {
+                    std::thread::sleep(after);
+                    // Durable, then the hold given back: as the PostgreSQL store does.
+                    answered.fetch_add(accounts, Ordering::SeqCst);
+                    drop(hold);
+                });
+                (None, Some(answer))
+            }
+            None => (Some(hold), None),
+        };
+        Ok(super::backend::PendingRecord::sent(Under {
+            accounts,
+            hold,
+            answer,
+        }))
     }
 
     fn settle(&mut self, pending: Box<dyn super::backend::Pending>) -> Result<()> {
-        let Under(accounts) = *pending
+        let Under {
+            accounts,
+            hold,
+            answer,
+        } = *pending
             .into_any()
             .downcast::<Under>()
             .expect("a memory store settles only its own records");
+        if let Some(answer) = answer {
+            answer.join().expect("the answering thread does not panic");
+        }
+        // Answered now, when no thread answered it.
+        drop(hold);
         let d = self
             .distant
             .as_ref()

@@ -105,16 +105,20 @@ fn record_slots_keeps_the_type_of_a_slot_only_while_it_keeps_its_name() {
 }
 
 #[test]
-fn a_backend_that_does_not_pipeline_records_ahead_at_once() {
+fn a_backend_that_does_not_pipeline_records_ahead_at_once_and_releases_the_hold() {
     let (mut state, held) = state(1, "h");
+    let hold = Arc::new(());
     let a = attrs(&[(1, "x")]);
     let record = Record {
         set: vec![("u1", &a)],
         ..Default::default()
     };
-    let pending = state.record_ahead(&[record], &names(), 1).unwrap();
-    // Durable already.
+    let pending = state
+        .record_ahead(&[record], &names(), 1, hold.clone())
+        .unwrap();
+    // Durable already, and the hold (the batches' in-flight slots) given back.
     assert!(pending.is_answered());
+    assert_eq!(Arc::strong_count(&hold), 1);
     assert!(held.lock().unwrap().accounts.contains_key("u1"));
     state.settle(pending).unwrap();
     assert_eq!(state.meta().serial, 1);

@@ -133,8 +133,9 @@ impl Backend for PgStore {
         records: &[Record<'_>],
         names: &Names,
         serial: u64,
+        hold: Box<dyn Send>,
     ) -> Result<PendingRecord> {
-        let pending = PgStore::record_ahead(self, records, names, serial)?;
+        let pending = PgStore::record_ahead(self, records, names, serial, hold)?;
         Ok(PendingRecord::sent(pending))
     }
 

@@ -706,7 +706,7 @@ fn every_write_makes_a_new_commit_id_that_readers_see_and_a_restore_never_reuses
         .record_slot_types(&BTreeMap::new(), &BTreeMap::new(), 2)
         .unwrap();
     seen.push(store.meta().commit_id.clone());
-    let pending = store.record_ahead(&[one("u2")], &names(), 2).unwrap();
+    let pending = store.record_ahead(&[one("u2")], &names(), 2, ()).unwrap();
     store.settle(pending).unwrap();
     seen.push(store.meta().commit_id.clone());
     // A reader sees the writer's commit id.
@@ -740,7 +740,7 @@ fn the_last_record_carries_the_runs_final_entry() {
         set: vec![(account, &a)],
         ..Default::default()
     };
-    let first = store.record_ahead(&[one("u1")], &names(), 1).unwrap();
+    let first = store.record_ahead(&[one("u1")], &names(), 1, ()).unwrap();
     let last = store
         .record_last(&[one("u2")], &names(), 1, |e| e.status = "complete".into())
         .unwrap();
@@ -783,9 +783,9 @@ fn records_sent_behind_a_failed_one_commit_nothing() {
         set: vec![(account, &a)],
         ..Default::default()
     };
-    let first = store.record_ahead(&[one("u1")], &names(), 1).unwrap();
-    let failing = store.record_ahead(&[one("u2")], &names(), 1).unwrap();
-    let behind = store.record_ahead(&[one("u3")], &names(), 1).unwrap();
+    let first = store.record_ahead(&[one("u1")], &names(), 1, ()).unwrap();
+    let failing = store.record_ahead(&[one("u2")], &names(), 1, ()).unwrap();
+    let behind = store.record_ahead(&[one("u3")], &names(), 1, ()).unwrap();
     let last = store
         .record_last(&[one("u4")], &names(), 1, |e| e.status = "complete".into())
         .unwrap();
@@ -820,7 +820,9 @@ fn every_serial_has_its_history_entry_written_with_the_commit_and_moves_with_exp
         .record_slot_types(&[(0, "sex".to_owned())].into(), &BTreeMap::new(), 1)
         .unwrap();
     store.record(&[record("u1")], &names(), 1).unwrap();
-    let pending = store.record_ahead(&[record("u2")], &names(), 1).unwrap();
+    let pending = store
+        .record_ahead(&[record("u2")], &names(), 1, ())
+        .unwrap();
     store.settle(pending).unwrap();
     // Before the run ends, a reader already sees its entry, with what was committed.
     let reader = PgStore::open_existing(db.target("p")).unwrap().unwrap();

@@ -545,25 +545,32 @@ impl PgStore {
         Arc::get_mut(&mut params)
             .expect("the parameters are not shared yet")
             .ends_run = true;
-        self.send_ahead(params, serial)
+        self.send_ahead(params, serial, ())
     }
 
     /// Sends a group's record without waiting for the database's answer; [`PgStore::settle`]
-    /// waits for it. Several can be under way at once.
+    /// waits for it. Several can be under way at once. `hold` is dropped as soon as the
+    /// database has answered (e.g. the in-flight slots of the group's batches).
     pub fn record_ahead(
         &mut self,
         records: &[Record<'_>],
         names: &Names,
         serial: u64,
+        hold: impl Send + 'static,
     ) -> Result<Pending> {
         let params = self.record_params(records, names, serial)?;
-        self.send_ahead(params, serial)
+        self.send_ahead(params, serial, hold)
     }
 
     /// Queues the record statement on the connection now, so that records reach the database
     /// in the order they were sent (each commits only on top of the one before it), and leaves
-    /// its answer to a task.
-    fn send_ahead(&mut self, params: RecordParams, serial: u64) -> Result<Pending> {
+    /// its answer to a task, which drops `hold` once the database has answered.
+    fn send_ahead(
+        &mut self,
+        params: RecordParams,
+        serial: u64,
+        hold: impl Send + 'static,
+    ) -> Result<Pending> {
         if super::prepared_for(&self.prepared, &self.client).is_none() {
             // After a reconnection: prepared first, so the statement below goes out at once.
             let statement =
@@ -587,8 +594,15 @@ impl PgStore {
             statement.as_mut().poll(&mut cx)
         };
         let handle = match first {
-            std::task::Poll::Ready(answer) => rt.spawn(async move { answer }),
-            std::task::Poll::Pending => rt.spawn(statement),
+            std::task::Poll::Ready(answer) => {
+                drop(hold);
+                rt.spawn(async move { answer })
+            }
+            std::task::Poll::Pending => rt.spawn(async move {
+                let answer = statement.await;
+                drop(hold);
+                answer
+            }),
         };
         Ok(Pending {
             handle,
