@@ -6,9 +6,11 @@
 //!
 //! - the phases run in the order names, `im_set_attr`, `im_add_tag`, `im_remove_attr`,
 //!   `im_remove_tag`: every batch of a phase is answered and recorded before the next phase's
-//!   first batch is sent;
-//! - a batch keeps its in-flight slot from before it is sent until it is recorded, so batches
-//!   the API confirmed but the sink has not recorded never number more than `concurrency`;
+//!   first batch is sent (the sink makes its records durable at a phase's end);
+//! - a batch keeps its in-flight slot from before it is sent until it is recorded (a sink that
+//!   finishes recording later, e.g. a distant database, keeps the slots until the store
+//!   answered), so batches the API confirmed but the store has not recorded never number more
+//!   than `concurrency`;
 //! - the sink gets every confirmed batch waiting at that moment in one call (group commit).
 //!
 //! Scheduling stops at the first fatal error, sink error or signal; batches already in flight
@@ -137,26 +139,43 @@ pub enum Signal {
 /// Receives the batches the API confirmed.
 pub trait Sink {
     /// Records `confirmed` (every batch confirmed since the last call, in completion order)
-    /// durably before returning. An `Err` stops the scheduling of new batches.
-    fn record(&mut self, plan: &Plan, confirmed: &[&Batch]) -> crate::Result<()>;
+    /// durably before returning. `ends`: whether nothing else of the phase (or of the run) is
+    /// in flight or queued. An `Err` stops the scheduling of new batches.
+    fn record(&mut self, plan: &Plan, confirmed: &[&Batch], ends: Ends) -> crate::Result<()>;
 
     /// [`Sink::record`], given the in-flight slots of the `confirmed` batches: a sink that
-    /// finishes recording later (e.g. a distant database answering after `record` returned)
-    /// keeps them until then, so confirmed-but-unrecorded batches stay within `concurrency`.
-    /// By default the slots are freed once `record` returns.
+    /// finishes recording later (e.g. a distant database answering after `record_holding`
+    /// returned) keeps them until then, so confirmed-but-unrecorded batches stay within
+    /// `concurrency`; at a phase's end (`ends` not [`Ends::Nothing`]) every record is durable
+    /// before it returns, so the next phase's first batch is sent only then (the run's last
+    /// group may be kept, with its slots, to be recorded with the run's end). By default the
+    /// slots are freed once `record` returns.
     fn record_holding(
         &mut self,
         plan: &Plan,
         confirmed: &[&Batch],
+        ends: Ends,
         slots: Vec<Slot>,
     ) -> crate::Result<()> {
-        let recorded = self.record(plan, confirmed);
+        let recorded = self.record(plan, confirmed, ends);
         drop(slots);
         recorded
     }
 }
 
 pub use pipeline::Slot;
+
+/// What a group of confirmed batches ends, as far as the engine knows when it hands it over (a
+/// narrowed batch's halves may still follow a group that seemed the last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ends {
+    /// More of its phase is in flight or queued.
+    Nothing,
+    /// Its phase; a later phase has batches.
+    Phase,
+    /// The run: the sink may keep it to record with the run's end.
+    Run,
+}
 
 /// How a run of batches ended.
 #[derive(Debug, Default)]
@@ -170,7 +189,8 @@ pub struct Report {
     pub fatal: Option<ApiError>,
     /// The first error of the sink, if any.
     pub sink_error: Option<crate::Error>,
-    /// Most batches answered by the API but not yet recorded at any moment (≤ `concurrency`).
+    /// Most batches answered by the API but not yet recorded at any moment (≤ `concurrency`):
+    /// waiting for the sink, or handed to it and awaiting their record, their slots held.
     pub max_unrecorded: usize,
     /// Tag batches the API refused for one account's tags, cut in halves and sent again.
     pub batches_narrowed: usize,
@@ -350,11 +370,15 @@ where
 {
     let mut report = Report::default();
     tokio::pin!(interrupt);
-    for kind in BatchKind::PHASES {
+    for (p, kind) in BatchKind::PHASES.into_iter().enumerate() {
         let phase: Vec<Job> = (0..batches.len())
             .filter(|&i| batches[i].kind == kind)
             .map(Job::Planned)
             .collect();
+        // The last group of the last phase with batches ends the run.
+        let later = BatchKind::PHASES[p + 1..]
+            .iter()
+            .any(|k| batches.iter().any(|b| b.kind == *k));
         if !report.may_go_on() {
             report.batches_not_sent += phase.len();
             continue;
@@ -367,11 +391,19 @@ where
             let answer = send(body);
             async move { (job, answer.await.map(|f| (command, f.into()))) }
         };
-        let done = |answers: Vec<(Job, Answer)>, slots: Vec<Slot>, queue: &mut VecDeque<Job>| {
+        let done = |answers: Vec<(Job, Answer)>,
+                    slots: Vec<Slot>,
+                    queue: &mut VecDeque<Job>,
+                    last: bool| {
             let handed = Handed {
                 plan: &plan,
                 batches: &batches,
                 queue,
+                ends: match (last, later) {
+                    (false, _) => Ends::Nothing,
+                    (true, true) => Ends::Phase,
+                    (true, false) => Ends::Run,
+                },
             };
             handed.over(&mut report, sink, &answers, slots)
         };
@@ -394,6 +426,8 @@ struct Handed<'a> {
     batches: &'a [Batch],
     /// The phase's jobs still to start: the halves of a narrowed batch join it.
     queue: &'a mut VecDeque<Job>,
+    /// What the group ends, before narrowing (see [`Sink::record`]).
+    ends: Ends,
 }
 
 impl Handed<'_> {
@@ -444,7 +478,13 @@ impl Handed<'_> {
             }
         }
         if !confirmed.is_empty() {
-            if let Err(e) = sink.record_holding(self.plan, &confirmed, held) {
+            // A narrowed batch's halves just queued come after this group.
+            let ends = if self.queue.is_empty() {
+                self.ends
+            } else {
+                Ends::Nothing
+            };
+            if let Err(e) = sink.record_holding(self.plan, &confirmed, ends, held) {
                 report.sink_error.get_or_insert(e);
             }
         }
@@ -619,7 +659,8 @@ impl Runner {
         let mut first_error = None;
         let done = |answers: Vec<(usize, Result<T, ApiError>)>,
                     _slots: Vec<Slot>,
-                    _more: &mut VecDeque<usize>| {
+                    _more: &mut VecDeque<usize>,
+                    _last: bool| {
             for (first, result) in answers {
                 match result {
                     Ok(live) => on_chunk(first, live),

@@ -5,8 +5,9 @@
 //! batches (narrowing, see [`super`]), which are started like any other job.
 //!
 //! A job takes an in-flight slot of the [`Limiter`] before it is sent and gives it back only
-//! after its answer was handed over (for batches: recorded). So answered-but-not-handed-over
-//! jobs never number more than `concurrency`, however slow the hand-over is, and a hand-over
+//! once whoever its answer was handed to is done with it (for batches: recorded durably, which
+//! a distant database may answer after the hand-over returned). So answered-but-not-done-with
+//! jobs never number more than `concurrency`, however slow the recording is, and a hand-over
 //! gets every answer that is waiting at that moment (group commit).
 
 use std::collections::VecDeque;
@@ -25,19 +26,20 @@ pub struct Ended<S> {
     pub not_started: usize,
     /// What `interrupt` completed with, if it did.
     pub interrupted: Option<S>,
-    /// Most jobs answered but not yet handed over at any moment (≤ `concurrency`).
+    /// Most jobs answered and not yet done with at any moment (≤ `concurrency`): waiting for
+    /// their hand-over, or handed over with their [`Slot`] still held.
     pub max_waiting: usize,
 }
 
-/// An answer and the in-flight slot it holds until it is handed over.
+/// An answer and the in-flight slot it holds until it is done with.
 struct Answered<T> {
     result: T,
     slot: Slot,
 }
 
 /// The in-flight slot of an answered job. Until it is dropped — by whoever the answer was
-/// handed to, once done with it (for batches: recorded) — the job counts as waiting and no
-/// further job can take the slot.
+/// handed to, once done with it (for batches: once the store answered their record) — the job
+/// counts as waiting and no further job can take the slot.
 #[derive(Debug)]
 pub struct Slot {
     _permit: OwnedSemaphorePermit,
@@ -46,20 +48,22 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        // Before the permit (a field) is released: the count never passes `concurrency`.
         self.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 /// Starts `jobs` in order, each as its own task built by `send`; hands the answers to `done`
 /// in completion order, all that are waiting at once, with their in-flight slots (a slot
-/// dropped frees it for the next job) and the queue of jobs still to start, to which `done`
-/// may add. Stops starting jobs when `done` returns `false` or `interrupt` completes, and
+/// dropped frees it for the next job), the queue of jobs still to start, to which `done` may
+/// add, and whether nothing else is under way or queued (the last group, unless `done` queues
+/// more). Stops starting jobs when `done` returns `false` or `interrupt` completes, and
 /// returns once every started job has been handed over: nothing that was sent goes unreported.
 pub async fn run<J, T, Fut, S>(
     limiter: &Limiter,
     jobs: impl IntoIterator<Item = J>,
     send: impl Fn(J) -> Fut,
-    mut done: impl FnMut(Vec<T>, Vec<Slot>, &mut VecDeque<J>) -> bool,
+    mut done: impl FnMut(Vec<T>, Vec<Slot>, &mut VecDeque<J>, bool) -> bool,
     mut interrupt: Pin<&mut impl Future<Output = S>>,
 ) -> Ended<S>
 where
@@ -68,6 +72,7 @@ where
 {
     let mut queue: VecDeque<J> = jobs.into_iter().collect();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Answered<T>>();
+    // Answered, their slot not dropped yet.
     let waiting = Arc::new(AtomicUsize::new(0));
     let max_waiting = Arc::new(AtomicUsize::new(0));
     let mut in_flight = 0usize;
@@ -84,8 +89,9 @@ where
                 in_flight -= group.len();
                 let (results, slots): (Vec<T>, Vec<Slot>) =
                     group.into_iter().map(|a| (a.result, a.slot)).unzip();
+                let last = in_flight == 0 && (stop || queue.is_empty());
                 // `done` gets the slots too, and drops them once done with the answers.
-                if !done(results, slots, &mut queue) {
+                if !done(results, slots, &mut queue, last) {
                     stop = true;
                 }
             }

@@ -46,7 +46,7 @@ struct LogSink {
 }
 
 impl Sink for LogSink {
-    fn record(&mut self, _plan: &Plan, confirmed: &[&Batch]) -> crate::Result<()> {
+    fn record(&mut self, _plan: &Plan, confirmed: &[&Batch], _ends: Ends) -> crate::Result<()> {
         // Counted independently of the engine: answered by the server, not yet recorded.
         let waiting = self.answered.load(Ordering::SeqCst) - self.recorded.load(Ordering::SeqCst);
         self.most_waiting = self.most_waiting.max(waiting);
@@ -290,7 +290,7 @@ type Entries = Arc<Mutex<Vec<(BatchKind, String, Vec<String>)>>>;
 struct EntrySink(Entries);
 
 impl Sink for EntrySink {
-    fn record(&mut self, plan: &Plan, confirmed: &[&Batch]) -> crate::Result<()> {
+    fn record(&mut self, plan: &Plan, confirmed: &[&Batch], _ends: Ends) -> crate::Result<()> {
         let mut entries = self.0.lock().unwrap();
         for batch in confirmed {
             for (k, &i) in batch.changes.iter().enumerate() {
@@ -504,4 +504,78 @@ async fn a_signal_during_narrowing_leaves_the_queued_halves_unsent() {
     assert_eq!(report.batches_narrowed, 2);
     assert_eq!(report.batches_not_sent, 2 + 1);
     assert_eq!(requests.lock().unwrap().len(), 3);
+}
+
+/// Records each group later, like a distant database: a thread of its own makes it durable
+/// after `after`, then drops the group's slots; the run's last group is kept until the end.
+struct DistantSink {
+    recorded: Arc<AtomicUsize>,
+    after: Duration,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Sink for DistantSink {
+    fn record(&mut self, _plan: &Plan, _confirmed: &[&Batch], _ends: Ends) -> crate::Result<()> {
+        unreachable!("the engine hands the slots over")
+    }
+
+    fn record_holding(
+        &mut self,
+        _plan: &Plan,
+        confirmed: &[&Batch],
+        _ends: Ends,
+        slots: Vec<Slot>,
+    ) -> crate::Result<()> {
+        let (recorded, after, n) = (self.recorded.clone(), self.after, confirmed.len());
+        self.threads.push(std::thread::spawn(move || {
+            std::thread::sleep(after);
+            recorded.fetch_add(n, Ordering::SeqCst);
+            drop(slots);
+        }));
+        Ok(())
+    }
+}
+
+/// DESIGN.md §3 with a sink that records after it returned: a batch's slot is held until its
+/// record is durable, so confirmed-but-unrecorded batches (answers not yet handed over
+/// included) never number more than `concurrency`, and the report says so truthfully.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_recording_later_keeps_confirmed_but_unrecorded_within_concurrency() {
+    let (log, counts) = (Log::default(), Counts::default());
+    let plan = Arc::new(plan());
+    let batches = Arc::new(plan.batches());
+    let concurrency = 3;
+    let limiter = Limiter::new(1000, concurrency);
+    let mut sink = DistantSink {
+        recorded: counts.recorded.clone(),
+        after: Duration::from_millis(10),
+        threads: Vec::new(),
+    };
+    let never = std::future::pending::<Signal>();
+    let report = run_with(
+        &limiter,
+        plan,
+        batches,
+        &mut sink,
+        never,
+        server(&log, &counts, None),
+    )
+    .await;
+    assert_eq!(report.batches_ok, 12);
+    // Counted independently of the engine, at every send: sent (so in flight, answered, or
+    // handed over) and not durable yet.
+    let outstanding = counts.most_outstanding.load(Ordering::SeqCst);
+    assert!(
+        outstanding <= concurrency,
+        "{outstanding} sent but unrecorded"
+    );
+    assert!(
+        report.max_unrecorded >= 1 && report.max_unrecorded <= concurrency,
+        "{}",
+        report.max_unrecorded
+    );
+    for t in sink.threads {
+        t.join().unwrap();
+    }
+    assert_eq!(counts.recorded.load(Ordering::SeqCst), 12);
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::connect::{self, Connection};
-use crate::apply::{Refused, Runner, Signal, Sink, Slot};
+use crate::apply::{Ends, Refused, Runner, Signal, Sink, Slot};
 use crate::model::NameIdx;
 use crate::plan::{Batch, BatchKind, Plan};
 use crate::render::progress::{Phases, Progress};
@@ -68,23 +68,29 @@ pub struct Executed {
 /// Records each group of confirmed batches in one store commit; feeds the progress display.
 ///
 /// With a distant database a commit takes a round trip, which would hold up the scheduling of
-/// new batches. So a group's record is sent ahead, and the in-flight slots of its batches are
-/// kept until it is durable: confirmed-but-unrecorded batches still never number more than
-/// `concurrency`, and the scheduler goes on while the database answers. With sled the group is
-/// recorded before `record` returns.
+/// new batches. So a group's record is sent ahead and settled later, oldest first, and the
+/// in-flight slots of its batches are kept until the database answered it: confirmed-but-
+/// unrecorded batches never number more than `concurrency` (DESIGN.md §3), and the scheduler
+/// goes on while the database answers. A phase's records are all durable when its last
+/// group's `record` returns, so before the next phase's first batch is sent. The run's last
+/// group is kept back, with its slots, and recorded with the run's final history entry, in one
+/// commit. With sled each group is recorded before `record` returns.
 struct StoreSink<'a> {
     store: &'a mut State,
     serial: u64,
-    /// Records sent ahead, oldest first, with the slots their batches hold.
+    /// Most batches awaiting their record.
+    concurrency: usize,
+    /// Records sent ahead, oldest first.
     ahead: VecDeque<Ahead>,
+    /// The run's last group (as far as the engine knew), kept back for [`StoreSink::finish`]
+    /// with the in-flight slots of its batches.
+    last: Option<(Vec<Batch>, Vec<Slot>)>,
     /// The kind of the last group: a new phase waits for the previous one's records.
     kind: Option<BatchKind>,
     /// What the store has recorded so far.
     recorded: Tally,
     done: Arc<Phases>,
     record_time: Duration,
-    /// Most batches of records sent ahead and not yet settled.
-    max_ahead: usize,
     /// Set once a record failed: later groups are only counted, never claimed.
     failed: bool,
     unrecorded_batches: u64,
@@ -156,30 +162,27 @@ impl Tally {
 }
 
 impl Sink for StoreSink<'_> {
-    fn record(&mut self, plan: &Plan, confirmed: &[&Batch]) -> Result<()> {
-        self.record_holding(plan, confirmed, Vec::new())
+    fn record(&mut self, plan: &Plan, confirmed: &[&Batch], ends: Ends) -> Result<()> {
+        self.record_holding(plan, confirmed, ends, Vec::new())
     }
 
     fn record_holding(
         &mut self,
         plan: &Plan,
         confirmed: &[&Batch],
+        ends: Ends,
         slots: Vec<Slot>,
     ) -> Result<()> {
         if self.failed {
             self.unrecorded(confirmed.len() as u64, accounts_in(confirmed));
             return Ok(());
         }
-        let record = record_of(plan, confirmed);
         let started = Instant::now();
-        let result = self.send(plan, confirmed, std::slice::from_ref(&record), slots);
+        let result = self.take(plan, confirmed, ends, slots);
         self.record_time += started.elapsed();
-        if let Err(e) = result {
-            self.fail();
-            self.unrecorded(confirmed.len() as u64, accounts_in(confirmed));
-            return Err(e);
-        }
-        Ok(())
+        // Every group is counted once: by `send` when it failed before its record went out,
+        // else among those sent ahead that the failure leaves unsettled.
+        result.inspect_err(|_| self.fail())
     }
 }
 
@@ -213,44 +216,92 @@ fn accounts_in(confirmed: &[&Batch]) -> u64 {
 }
 
 impl StoreSink<'_> {
-    /// Records `record` ahead when slots allow, else at once; settles what is answered.
-    fn send(
+    /// Batches handed over whose record is not durable yet (sent ahead, or kept back).
+    fn awaiting(&self) -> usize {
+        let ahead: u64 = self.ahead.iter().map(|a| a.tally.batches).sum();
+        ahead as usize + self.last.as_ref().map_or(0, |(l, _)| l.len())
+    }
+
+    /// Takes a group: sends the group kept back as the last, if more came after it, then this
+    /// one (settling every record at a phase's end), or keeps this one back when it ends the
+    /// run. The slots go with their group's record.
+    fn take(
         &mut self,
         plan: &Plan,
         confirmed: &[&Batch],
-        records: &[Record<'_>],
+        ends: Ends,
         slots: Vec<Slot>,
     ) -> Result<()> {
-        // A remove may only follow the sets it comes after once those are durable.
+        if let Some((kept, kept_slots)) = self.last.take() {
+            let kept: Vec<&Batch> = kept.iter().collect();
+            if let Err(e) = self.send(plan, &kept, kept_slots) {
+                self.unrecorded(confirmed.len() as u64, accounts_in(confirmed));
+                return Err(e);
+            }
+        }
+        match ends {
+            Ends::Run => {
+                let kept = confirmed.iter().map(|b| (*b).clone()).collect();
+                self.last = Some((kept, slots));
+                Ok(())
+            }
+            Ends::Phase => {
+                self.send(plan, confirmed, slots)?;
+                self.settle_all()
+            }
+            Ends::Nothing => self.send(plan, confirmed, slots),
+        }
+    }
+
+    /// Sends a group's record ahead, once the previous phase's records are durable and there
+    /// is room among the batches awaiting their record; settles what is answered. `slots` are
+    /// freed once the store answered the record. On an error before the record went out, the
+    /// group is counted unrecorded here.
+    fn send(&mut self, plan: &Plan, confirmed: &[&Batch], slots: Vec<Slot>) -> Result<()> {
+        let sent = self.room(confirmed).and_then(|()| {
+            let record = record_of(plan, confirmed);
+            let pending = self.store.record_ahead(
+                std::slice::from_ref(&record),
+                &plan.names,
+                self.serial,
+                slots,
+            )?;
+            Ok((pending, Tally::of(confirmed, std::slice::from_ref(&record))))
+        });
+        match sent {
+            Ok((pending, tally)) => {
+                self.ahead.push_back(Ahead {
+                    pending,
+                    tally,
+                    changes: changes_in(confirmed),
+                });
+                // Already durable with sled: not awaiting anything. (A failure here is
+                // counted by `settle_oldest` and `fail`, like any record sent ahead.)
+                self.settle_answered()
+            }
+            Err(e) => {
+                self.unrecorded(confirmed.len() as u64, accounts_in(confirmed));
+                Err(e)
+            }
+        }
+    }
+
+    /// Settles what must be durable before `confirmed` is sent: the previous phase's records
+    /// (a remove may only follow the sets it comes after once those are durable), what is
+    /// answered, and the oldest records while `confirmed` would pass `concurrency` batches
+    /// awaiting their record (only possible for groups handed over without their slots: the
+    /// engine's slots already bound them).
+    fn room(&mut self, confirmed: &[&Batch]) -> Result<()> {
         let kind = confirmed.first().map(|b| b.kind);
         if self.kind.is_some() && self.kind != kind {
             self.settle_all()?;
         }
         self.kind = kind;
         self.settle_answered()?;
-        let tally = Tally::of(confirmed, records);
-        let holding = slots.len() == confirmed.len() && self.store.records_ahead();
-        if holding {
-            // The slots are freed when the database answers, so the scheduler never waits
-            // for this sink to be called again.
-            let pending = self
-                .store
-                .record_ahead(records, &plan.names, self.serial, slots)?;
-            let changes = changes_in(confirmed);
-            self.ahead.push_back(Ahead {
-                pending,
-                tally,
-                changes,
-            });
-            let n: u64 = self.ahead.iter().map(|a| a.tally.batches).sum();
-            self.max_ahead = self.max_ahead.max(n as usize);
-            self.settle_answered()
-        } else {
-            self.settle_all()?;
-            self.store.record(records, &plan.names, self.serial)?;
-            self.recorded(&tally, &changes_in(confirmed));
-            Ok(())
+        while !self.ahead.is_empty() && self.awaiting() + confirmed.len() > self.concurrency {
+            self.settle_oldest()?;
         }
+        Ok(())
     }
 
     /// Settles the records sent ahead that the database has answered, oldest first.
@@ -297,11 +348,15 @@ impl StoreSink<'_> {
         self.done.add(&tally.users);
     }
 
-    /// After a failure: whatever was sent ahead is not claimed as recorded.
+    /// After a failure: whatever was sent ahead or kept back is not claimed as recorded.
     fn fail(&mut self) {
         self.failed = true;
         for a in std::mem::take(&mut self.ahead) {
             self.unrecorded(a.tally.batches, a.tally.entries());
+        }
+        if let Some((kept, _slots)) = self.last.take() {
+            let kept: Vec<&Batch> = kept.iter().collect();
+            self.unrecorded(kept.len() as u64, accounts_in(&kept));
         }
     }
 
@@ -310,15 +365,72 @@ impl StoreSink<'_> {
         self.unrecorded_accounts += entries;
     }
 
-    /// At the end of the run: every record sent ahead settled, or the first failure.
-    fn finish(&mut self) -> Option<Error> {
+    /// At the end of the run: every record sent ahead settled, then the group kept back
+    /// recorded with the run's final history entry, as `ending` leaves it, in one commit
+    /// (`ending` is given whether the run failed, and is applied only when that commit is
+    /// made). `Err` when a record failed (what it held is counted unrecorded); `Ok(Some)` when
+    /// everything was recorded but the final entry was not.
+    fn finish(
+        &mut self,
+        plan: &Plan,
+        ending: impl FnOnce(&mut crate::store::HistoryEntry),
+    ) -> Result<Option<Error>> {
         if self.failed {
-            return None;
+            return Ok(None);
         }
         let started = Instant::now();
-        let result = self.settle_all();
+        let result = self.finish_inner(plan, ending);
         self.record_time += started.elapsed();
-        result.err().inspect(|_| self.fail())
+        result.inspect_err(|_| self.fail())
+    }
+
+    fn finish_inner(
+        &mut self,
+        plan: &Plan,
+        ending: impl FnOnce(&mut crate::store::HistoryEntry),
+    ) -> Result<Option<Error>> {
+        // The group kept back is sent behind the records still under way (it commits only on
+        // top of them all), unless it starts a phase: then those are durable first, as in
+        // `send`. On a failure before it is sent, `fail` counts it.
+        let kind = self
+            .last
+            .as_ref()
+            .and_then(|(l, _)| l.first())
+            .map(|b| b.kind);
+        if kind.is_some() && self.kind.is_some() && self.kind != kind {
+            self.settle_all()?;
+        }
+        let mut entry = None;
+        // The kept group's slots are held until its record is durable (or failed).
+        let mut _slots = Vec::new();
+        if let Some((kept, slots)) = self.last.take() {
+            _slots = slots;
+            let kept: Vec<&Batch> = kept.iter().collect();
+            let record = record_of(plan, &kept);
+            let tally = Tally::of(&kept, std::slice::from_ref(&record));
+            let sent = self.store.record_last(
+                std::slice::from_ref(&record),
+                &plan.names,
+                self.serial,
+                ending,
+            );
+            match sent {
+                Err(e) => {
+                    self.unrecorded(tally.batches, tally.entries());
+                    return Err(e.into());
+                }
+                Ok((pending, written)) => {
+                    entry = written.err();
+                    self.ahead.push_back(Ahead {
+                        pending,
+                        tally,
+                        changes: changes_in(&kept),
+                    });
+                }
+            }
+        }
+        self.settle_all()?;
+        Ok(entry.map(Error::from))
     }
 }
 
@@ -352,10 +464,21 @@ pub fn execute(
                 return Err(e);
             }
         };
-        let mut executed = run_batches(&runner, store, plan, serial, quiet, interrupt).await;
+        let run = RunOf {
+            serial,
+            names,
+            concurrency: settings.apply.concurrency,
+            quiet,
+        };
+        let (mut executed, final_error) = run_batches(&runner, store, plan, run, interrupt).await;
         executed.totals.names_configured = names;
         executed.totals.elapsed = started.elapsed();
-        finish(store, &executed, &runner)?;
+        match final_error {
+            Some(e) if executed.error.is_none() => return Err(e),
+            Some(e) => tracing::warn!("cannot write the run's final history entry: {e}"),
+            // A no-op when the last record ended the run.
+            None => finish(store, &executed, &runner)?,
+        }
         executed.serial = store.meta().serial;
         connection.close().await?;
         Ok(executed)
@@ -400,24 +523,27 @@ pub fn slot_type_codes(slots: &crate::api::AttrSlots) -> std::collections::BTree
         .collect()
 }
 
+/// Runs the value batches, recording them; the run's last group is recorded with its final
+/// history entry. Also returns the error of a final entry that could not be written although
+/// everything was recorded.
 async fn run_batches(
     runner: &Runner,
     store: &mut State,
     plan: Plan,
-    serial: u64,
-    quiet: bool,
+    run: RunOf,
     interrupt: impl std::future::Future<Output = Signal>,
-) -> Executed {
+) -> (Executed, Option<Error>) {
     let plan = Arc::new(plan);
     let batches = Arc::new(plan.batches());
     let done = Arc::new(Phases::of(&batches));
-    let progress = Progress::start(quiet, done.clone(), runner.stats.clone());
+    let progress = Progress::start(run.quiet, done.clone(), runner.stats.clone());
     let mut sink = StoreSink {
         store,
-        serial,
+        serial: run.serial,
+        concurrency: run.concurrency,
         ahead: VecDeque::new(),
+        last: None,
         kind: None,
-        max_ahead: 0,
         recorded: Tally::default(),
         done,
         record_time: Duration::ZERO,
@@ -427,12 +553,46 @@ async fn run_batches(
         changed: vec![false; plan.changes.len()],
         accounts_changed: 0,
     };
-    let mut report = crate::apply::run(runner, plan, batches, &mut sink, interrupt).await;
-    if let Some(e) = sink.finish() {
-        report.sink_error.get_or_insert(e);
-    }
+    let mut report = crate::apply::run(runner, plan.clone(), batches, &mut sink, interrupt).await;
+    let status = status(&report);
+    let ending = |entry: &mut HistoryEntry| {
+        entry.status = status.into();
+        entry.names_configured = run.names;
+        entry.requests = runner.stats.requests();
+        entry.retries = runner.stats.retries();
+    };
+    let final_error = match sink.finish(&plan, ending) {
+        Ok(e) => e,
+        Err(e) => {
+            report.sink_error.get_or_insert(e);
+            None
+        }
+    };
     progress.finish();
-    executed(runner, &sink, report, serial)
+    (executed(runner, &sink, report, run.serial), final_error)
+}
+
+/// What [`run_batches`] runs with, besides the plan.
+struct RunOf {
+    serial: u64,
+    /// Attribute names configured before the batches (for the final history entry).
+    names: u64,
+    concurrency: usize,
+    quiet: bool,
+}
+
+/// How a run ended, as its history entry and summary say: `failed` for an API or store error.
+fn status(report: &crate::apply::Report) -> &'static str {
+    if report.interrupted.is_some() {
+        "interrupted"
+    } else if report.fatal.is_some() || report.sink_error.is_some() {
+        "failed"
+    } else if !report.refused.is_empty() {
+        // Everything else was applied; the refused accounts are named.
+        "partial"
+    } else {
+        "complete"
+    }
 }
 
 /// How the run ended, from the engine's report and what the sink recorded.
@@ -442,16 +602,7 @@ fn executed(
     report: crate::apply::Report,
     serial: u64,
 ) -> Executed {
-    let status = if report.interrupted.is_some() {
-        "interrupted"
-    } else if report.fatal.is_some() || report.sink_error.is_some() {
-        "failed"
-    } else if !report.refused.is_empty() {
-        // Everything else was applied; the refused accounts are named.
-        "partial"
-    } else {
-        "complete"
-    };
+    let status = status(&report);
     let recorded = &sink.recorded;
     Executed {
         totals: ApplyTotals {
@@ -468,8 +619,8 @@ fn executed(
             elapsed: Duration::ZERO,
             batches_recorded: recorded.batches,
             record_time: sink.record_time,
-            // Batches count from their answer until their slot is dropped: after the record,
-            // also for records sent ahead.
+            // Batches count from their answer until their record is durable: waiting for
+            // the sink, then awaiting their record in it.
             max_unrecorded: report.max_unrecorded,
             unrecorded_entries: sink.unrecorded_accounts,
         },
@@ -678,6 +829,219 @@ mod tests {
             lines[2].starts_with("the API refused the tags of 2 accounts (u7, u9)"),
             "{e}"
         );
+    }
+
+    /// 700 accounts to set (7 batches) and 500 to remove values from (5 batches).
+    fn sets_then_removes() -> Plan {
+        use crate::model::{Attrs, Desired, Names};
+        let names = Names::new(&["a".into(), "b".into()]);
+        let attrs = |n: u8, v: &str| -> Attrs { [(n, v.into())].into_iter().collect() };
+        let desired = Desired {
+            names: names.clone(),
+            accounts: (0..700)
+                .map(|i| (format!("u{i:03}").into(), attrs(0, "x").into()))
+                .collect(),
+        };
+        let last = (0..500)
+            .map(|i| (format!("r{i:03}").into(), attrs(1, "y").into()))
+            .collect();
+        let slots = [(0, "a".into()), (1, "b".into())].into();
+        crate::plan::diff(desired, last, names, &slots).unwrap()
+    }
+
+    /// A store whose records sent ahead are answered only when settled, with what it saw.
+    fn distant() -> (
+        State,
+        Arc<crate::store::memory::Distant>,
+        Arc<std::sync::Mutex<crate::store::memory::Held>>,
+    ) {
+        let distant = Arc::new(crate::store::memory::Distant::default());
+        let (memory, held) = crate::store::memory::Memory::create(1, "h");
+        let mut state = State::new(Box::new(memory.distant(distant.clone())));
+        state.begin(HistoryEntry::now("apply", None));
+        (state, distant, held)
+    }
+
+    fn store_sink<'a>(store: &'a mut State, plan: &Plan, concurrency: usize) -> StoreSink<'a> {
+        StoreSink {
+            store,
+            serial: 1,
+            concurrency,
+            ahead: VecDeque::new(),
+            last: None,
+            kind: None,
+            recorded: Tally::default(),
+            done: Arc::new(Phases::of(&plan.batches())),
+            record_time: Duration::ZERO,
+            failed: false,
+            unrecorded_batches: 0,
+            unrecorded_accounts: 0,
+            changed: vec![false; plan.changes.len()],
+            accounts_changed: 0,
+        }
+    }
+
+    /// DESIGN.md §3 with a distant store (its records answered 10 ms after they are sent, as a
+    /// database does) under the whole engine: batches confirmed but not durable — answers not
+    /// yet handed to the sink included — never number more than `concurrency`, the report says
+    /// so, and no remove is sent before the sets before it are durable.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_store_never_has_more_than_concurrency_batches_awaiting_their_record() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let plan = Arc::new(sets_then_removes());
+        let batches = Arc::new(plan.batches());
+        let distant = Arc::new(crate::store::memory::Distant {
+            answer_after: Some(Duration::from_millis(10)),
+            ..Default::default()
+        });
+        let (memory, held) = crate::store::memory::Memory::create(1, "h");
+        let mut state = State::new(Box::new(memory.distant(distant.clone())));
+        state.begin(HistoryEntry::now("apply", None));
+        let concurrency = 3;
+        let limiter = crate::limiter::Limiter::new(1000, concurrency);
+        let (answered, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        // Every batch is 100 accounts; counted at each answer, independently of the engine.
+        let send = |_request: crate::apply::Request| {
+            let (answered, most, durable) =
+                (answered.clone(), most.clone(), distant.answered.clone());
+            async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                let confirmed = answered.fetch_add(1, Ordering::SeqCst) + 1;
+                let unrecorded = confirmed - durable.load(Ordering::SeqCst) / 100;
+                most.fetch_max(unrecorded, Ordering::SeqCst);
+                Ok::<(), ApiError>(())
+            }
+        };
+        let mut sink = store_sink(&mut state, &plan, concurrency);
+        let never = std::future::pending::<Signal>();
+        let report =
+            crate::apply::run_with(&limiter, plan.clone(), batches, &mut sink, never, send).await;
+        assert_eq!(report.batches_ok, 12);
+        assert!(sink.finish(&plan, |_| {}).unwrap().is_none());
+        assert_eq!((sink.recorded.batches, sink.unrecorded_batches), (12, 0));
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            most >= 1 && most <= concurrency,
+            "{most} confirmed but unrecorded"
+        );
+        assert!(
+            report.max_unrecorded >= 1 && report.max_unrecorded <= concurrency,
+            "{}",
+            report.max_unrecorded
+        );
+        let log = distant.log.lock().unwrap();
+        let first_remove = log.iter().position(|e| e.0 == "remove").unwrap();
+        assert_eq!(
+            log[first_remove].1, 0,
+            "a remove was sent before the sets were durable: {log:?}"
+        );
+        assert_eq!(held.lock().unwrap().accounts.len(), 700);
+    }
+
+    /// A sink handed groups without their slots (not by the engine) still keeps at most
+    /// `concurrency` batches awaiting their record, waiting for its oldest records first.
+    #[test]
+    fn without_slots_the_sink_waits_for_its_oldest_records() {
+        let plan = sets_then_removes();
+        let batches = plan.batches();
+        let sets: Vec<&Batch> = batches
+            .iter()
+            .filter(|b| b.kind == BatchKind::SetAttr)
+            .collect();
+        let (mut state, distant, _held) = distant();
+        let concurrency = 3;
+        let mut sink = store_sink(&mut state, &plan, concurrency);
+        for group in sets.chunks(2) {
+            sink.record(&plan, group, Ends::Nothing).unwrap();
+            assert!(sink.awaiting() <= concurrency, "{}", sink.awaiting());
+        }
+        assert!(sink.finish(&plan, |_| {}).unwrap().is_none());
+        let most = distant.most.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(most > 100 && most <= concurrency * 100, "{most}");
+    }
+
+    /// The group the engine says is the last is kept back and recorded with the run's final
+    /// entry, in one commit; until then it counts as awaiting its record.
+    #[test]
+    fn the_last_group_is_recorded_with_the_final_history_entry() {
+        let plan = sets_then_removes();
+        let batches = plan.batches();
+        let all: Vec<&Batch> = batches.iter().collect();
+        let (mut state, distant, held) = distant();
+        let mut sink = store_sink(&mut state, &plan, 16);
+        sink.record(&plan, &all[..10], Ends::Nothing).unwrap();
+        sink.record(&plan, &all[10..], Ends::Run).unwrap();
+        assert_eq!(sink.awaiting(), 12);
+        assert_eq!(
+            distant.log.lock().unwrap().len(),
+            1,
+            "the last group was sent ahead"
+        );
+        let ended = sink.finish(&plan, |e| e.status = "complete".into());
+        assert!(ended.unwrap().is_none());
+        assert_eq!((sink.recorded.batches, sink.awaiting()), (12, 0));
+        assert!(state.run_mut().is_none(), "the last record ended the run");
+        let held = held.lock().unwrap();
+        assert_eq!(held.history.len(), 1);
+        assert_eq!(held.history[0].status, "complete");
+        assert_eq!(held.history[0].serial, 1);
+    }
+
+    /// Halves of a narrowed batch (or anything) after a group thought the last: the kept group
+    /// is sent first, in order.
+    #[test]
+    fn a_group_after_the_last_sends_the_kept_one_first() {
+        let plan = sets_then_removes();
+        let batches = plan.batches();
+        let all: Vec<&Batch> = batches.iter().collect();
+        let (mut state, distant, _held) = distant();
+        let mut sink = store_sink(&mut state, &plan, 16);
+        sink.record(&plan, &all[..2], Ends::Run).unwrap();
+        sink.record(&plan, &all[2..7], Ends::Nothing).unwrap();
+        assert_eq!(distant.log.lock().unwrap().len(), 2);
+        assert!(sink.finish(&plan, |_| {}).unwrap().is_none());
+        assert_eq!(sink.recorded.batches, 7);
+    }
+
+    /// At a phase's end every record is durable before the next phase's first batch is sent.
+    #[test]
+    fn a_phase_ends_with_its_records_durable() {
+        let plan = sets_then_removes();
+        let batches = plan.batches();
+        let all: Vec<&Batch> = batches.iter().collect();
+        let (mut state, distant, _held) = distant();
+        let mut sink = store_sink(&mut state, &plan, 16);
+        sink.record(&plan, &all[..5], Ends::Nothing).unwrap();
+        assert_eq!(sink.awaiting(), 5);
+        sink.record(&plan, &all[5..7], Ends::Phase).unwrap();
+        assert_eq!(sink.awaiting(), 0);
+        assert_eq!(
+            distant.under_way.load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
+        assert_eq!(sink.recorded.batches, 7);
+    }
+
+    /// A record the store refuses: every batch not durable is counted unrecorded once, and
+    /// nothing is claimed.
+    #[test]
+    fn a_refused_record_counts_every_unsettled_batch_once() {
+        use std::sync::atomic::Ordering;
+        let plan = sets_then_removes();
+        let batches = plan.batches();
+        let all: Vec<&Batch> = batches.iter().collect();
+        let (mut state, distant, _held) = distant();
+        let mut sink = store_sink(&mut state, &plan, 4);
+        sink.record(&plan, &all[..2], Ends::Nothing).unwrap();
+        sink.record(&plan, &all[2..4], Ends::Nothing).unwrap();
+        distant.refuse.store(true, Ordering::SeqCst);
+        // Room is made by settling the oldest: refused.
+        assert!(sink.record(&plan, &all[4..6], Ends::Nothing).is_err());
+        assert!(sink.failed);
+        sink.record(&plan, &all[6..7], Ends::Run).unwrap();
+        assert!(sink.finish(&plan, |_| {}).unwrap().is_none());
+        assert_eq!((sink.recorded.batches, sink.unrecorded_batches), (0, 7));
+        assert_eq!(sink.unrecorded_accounts, 700);
     }
 
     /// A group holding several runs of one account's tags records every run, in one record

@@ -118,14 +118,9 @@ pub trait Backend: std::fmt::Debug + Send {
     /// entry, when a run is under way).
     fn record(&mut self, records: &[Record<'_>], names: &Names, serial: u64) -> Result<()>;
 
-    /// Whether [`Backend::record_ahead`] can leave a record under way.
-    fn records_ahead(&self) -> bool {
-        false
-    }
-
-    /// Sends a group's record ahead. By default it records at once (and drops `hold`): a
-    /// backend that can pipeline its writes returns [`PendingRecord::sent`] and overrides
-    /// [`Backend::settle`] too.
+    /// Sends a group's record ahead; `hold` is dropped once the store has answered. By
+    /// default it records at once (and drops `hold`): a backend that can pipeline its writes
+    /// returns [`PendingRecord::sent`] and overrides [`Backend::settle`] too.
     fn record_ahead(
         &mut self,
         records: &[Record<'_>],
@@ -136,6 +131,20 @@ pub trait Backend: std::fmt::Debug + Send {
         let recorded = self.record(records, names, serial);
         drop(hold);
         recorded.map(|()| PendingRecord::done())
+    }
+
+    /// Sends the run's last group with its final entry (see [`super::State::record_last`]).
+    /// By default: recorded, then finished. A backend that pipelines its writes sends both
+    /// in one step, to be settled like any record sent ahead, and ends the run once durable.
+    fn record_last(
+        &mut self,
+        records: &[Record<'_>],
+        names: &Names,
+        serial: u64,
+        update: Box<dyn FnOnce(&mut HistoryEntry) + '_>,
+    ) -> Result<(PendingRecord, Result<()>)> {
+        self.record(records, names, serial)?;
+        Ok((PendingRecord::done(), self.finish(update)))
     }
 
     /// Waits for a record this backend sent ahead.

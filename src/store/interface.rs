@@ -165,12 +165,6 @@ impl State {
         self.backend.record(records, names, serial)
     }
 
-    /// Whether [`State::record_ahead`] can leave a record under way (PostgreSQL), rather than
-    /// recording at once (sled).
-    pub fn records_ahead(&self) -> bool {
-        self.backend.records_ahead()
-    }
-
     /// Sends a group's record ahead, without waiting for it to be durable where the store
     /// allows (PostgreSQL: the statement goes out now, the answer is awaited by
     /// [`State::settle`]); sled records at once. Until settled the group is not recorded.
@@ -186,6 +180,23 @@ impl State {
     ) -> Result<PendingRecord> {
         self.backend
             .record_ahead(records, names, serial, Box::new(hold))
+    }
+
+    /// Sends the run's last group with the run's final history entry, as `update` leaves it:
+    /// in one atomic step, ahead, where the store allows (PostgreSQL: the run ends when
+    /// [`State::settle`] finds it durable; it commits only on top of every record sent before
+    /// it), else recorded, then finished. `Err`: the group is not recorded (nor the entry
+    /// updated); otherwise the record to settle and whether the final entry was written
+    /// (always `Ok` when it goes with the record).
+    pub fn record_last(
+        &mut self,
+        records: &[Record<'_>],
+        names: &Names,
+        serial: u64,
+        update: impl FnOnce(&mut HistoryEntry),
+    ) -> Result<(PendingRecord, Result<()>)> {
+        self.backend
+            .record_last(records, names, serial, Box::new(update))
     }
 
     /// Waits until a record sent ahead is durable (or fails).

@@ -36,6 +36,53 @@ pub struct Memory {
     held: Arc<Mutex<Held>>,
     meta: Meta,
     run: Option<Run>,
+    /// Set: records sent ahead stay under way until settled, like a distant database's.
+    distant: Option<Arc<Distant>>,
+}
+
+/// What a [`Memory`] store made distant saw of the records sent ahead (each is applied when
+/// sent, but answered only when settled).
+#[derive(Debug, Default)]
+pub struct Distant {
+    /// Accounts of the records under way, and the most at once.
+    pub under_way: std::sync::atomic::AtomicUsize,
+    pub most: std::sync::atomic::AtomicUsize,
+    /// Each record sent, with its kind (`set` or `remove`) and the accounts under way before
+    /// it; each settled, with its accounts.
+    pub log: Mutex<Vec<(&'static str, usize)>>,
+    /// Set: settling fails (the database refused the record).
+    pub refuse: std::sync::atomic::AtomicBool,
+    /// Set: each record is answered (and its hold dropped) this long after it is sent, by a
+    /// thread of its own, as a distant database answers; else only when settled.
+    pub answer_after: Option<std::time::Duration>,
+    /// Accounts of the records answered so far.
+    pub answered: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A record of a distant [`Memory`] store, under way until answered: by its thread, or when
+/// settled (then `hold` is dropped there).
+struct Under {
+    accounts: usize,
+    hold: Option<Box<dyn Send>>,
+    answer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Under {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Under")
+            .field("accounts", &self.accounts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl super::backend::Pending for Under {
+    fn is_answered(&self) -> bool {
+        self.answer.as_ref().is_some_and(|a| a.is_finished())
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
 }
 
 /// This backend's own errors, kept typed as a real backend's are and mapped onto the core's
@@ -78,8 +125,17 @@ impl Memory {
             held: held.clone(),
             meta,
             run: None,
+            distant: None,
         };
         (store, held)
+    }
+
+    /// This store, its records sent ahead answered only when settled.
+    pub fn distant(self, distant: Arc<Distant>) -> Memory {
+        Memory {
+            distant: Some(distant),
+            ..self
+        }
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, Held> {
@@ -214,6 +270,78 @@ impl Backend for Memory {
                 }
             }
         });
+        Ok(())
+    }
+
+    fn record_ahead(
+        &mut self,
+        records: &[Record<'_>],
+        names: &Names,
+        serial: u64,
+        hold: Box<dyn Send>,
+    ) -> Result<super::backend::PendingRecord> {
+        use std::sync::atomic::Ordering;
+        self.record(records, names, serial)?;
+        let Some(d) = &self.distant else {
+            drop(hold);
+            return Ok(super::backend::PendingRecord::done());
+        };
+        let accounts: usize = records.iter().map(|r| r.set.len() + r.removed.len()).sum();
+        let kind = if records.iter().any(|r| !r.removed.is_empty()) {
+            "remove"
+        } else {
+            "set"
+        };
+        let before = d.under_way.fetch_add(accounts, Ordering::SeqCst);
+        d.most.fetch_max(before + accounts, Ordering::SeqCst);
+        d.log.lock().expect("not poisoned").push((kind, before));
+        let (hold, answer) = match d.answer_after {
+            Some(after) => {
+                let answered = d.answered.clone();
+                let answer = std::thread::spawn(move || {
+                    std::thread::sleep(after);
+                    // Durable, then the hold given back: as the PostgreSQL store does.
+                    answered.fetch_add(accounts, Ordering::SeqCst);
+                    drop(hold);
+                });
+                (None, Some(answer))
+            }
+            None => (Some(hold), None),
+        };
+        Ok(super::backend::PendingRecord::sent(Under {
+            accounts,
+            hold,
+            answer,
+        }))
+    }
+
+    fn settle(&mut self, pending: Box<dyn super::backend::Pending>) -> Result<()> {
+        let Under {
+            accounts,
+            hold,
+            answer,
+        } = *pending
+            .into_any()
+            .downcast::<Under>()
+            .expect("a memory store settles only its own records");
+        if let Some(answer) = answer {
+            answer.join().expect("the answering thread does not panic");
+        }
+        // Answered now, when no thread answered it.
+        drop(hold);
+        let d = self
+            .distant
+            .as_ref()
+            .expect("only a distant store sends ahead");
+        if d.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StateError::new(ErrorKind::Failed, "memory store: refused"));
+        }
+        d.under_way
+            .fetch_sub(accounts, std::sync::atomic::Ordering::SeqCst);
+        d.log
+            .lock()
+            .expect("not poisoned")
+            .push(("settled", accounts));
         Ok(())
     }
 

@@ -23,7 +23,7 @@ pub mod export;
 pub mod history;
 pub mod interface;
 #[cfg(test)]
-mod memory;
+pub(crate) mod memory;
 pub mod postgres;
 pub mod sled;
 pub mod split;

@@ -444,6 +444,9 @@ pub struct PgStore {
     copy: Prepared,
     /// The run being recorded: every commit writes its history entry.
     run: Option<super::Run>,
+    /// The commit id of the last record sent (ahead or not): the next record commits only on
+    /// top of it (see `write::record_sql`). `None`: the project's, as last read or written.
+    sent: Option<String>,
 }
 
 type Prepared = Arc<std::sync::Mutex<Option<(usize, tokio_postgres::Statement)>>>;
@@ -539,6 +542,7 @@ impl PgStore {
                 prepared: Prepared::default(),
                 copy,
                 run: None,
+                sent: None,
             }
         }))
     }
@@ -622,6 +626,7 @@ impl PgStore {
                 schema: SCHEMA_VERSION,
                 writer: Some(writer),
                 run: None,
+                sent: None,
             }
         }))
     }

@@ -107,7 +107,6 @@ fn record_slots_keeps_the_type_of_a_slot_only_while_it_keeps_its_name() {
 #[test]
 fn a_backend_that_does_not_pipeline_records_ahead_at_once_and_releases_the_hold() {
     let (mut state, held) = state(1, "h");
-    assert!(!state.records_ahead());
     let hold = Arc::new(());
     let a = attrs(&[(1, "x")]);
     let record = Record {
@@ -123,6 +122,30 @@ fn a_backend_that_does_not_pipeline_records_ahead_at_once_and_releases_the_hold(
     assert!(held.lock().unwrap().accounts.contains_key("u1"));
     state.settle(pending).unwrap();
     assert_eq!(state.meta().serial, 1);
+}
+
+/// The last group and the run's final entry: by default recorded, then finished.
+#[test]
+fn the_last_record_ends_the_run() {
+    let (mut state, held) = state(1, "h");
+    state.begin(HistoryEntry::now("apply", None));
+    record_one(&mut state, "u1", 1);
+    let a = attrs(&[(1, "x")]);
+    let record = Record {
+        set: vec![("u2", &a)],
+        ..Default::default()
+    };
+    let (pending, written) = state
+        .record_last(&[record], &names(), 1, |e| e.status = "complete".into())
+        .unwrap();
+    written.unwrap();
+    assert!(pending.is_answered());
+    state.settle(pending).unwrap();
+    assert!(state.run_mut().is_none());
+    let held = held.lock().unwrap();
+    assert!(held.accounts.contains_key("u2"));
+    assert_eq!(held.history.len(), 1);
+    assert_eq!(held.history[0].status, "complete");
 }
 
 #[test]

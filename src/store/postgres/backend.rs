@@ -1,5 +1,5 @@
 //! The PostgreSQL store as a [`Backend`]: opening a project from the state URL, pipelined
-//! records (the one backend that overrides `record_ahead`/`settle`), and PostgreSQL's typed
+//! records (the one backend that overrides `record_ahead`/`settle`/`record_last`), and PostgreSQL's typed
 //! errors mapped onto the core's kinds.
 
 use std::collections::BTreeMap;
@@ -128,10 +128,6 @@ impl Backend for PgStore {
         Ok(PgStore::record(self, records, names, serial)?)
     }
 
-    fn records_ahead(&self) -> bool {
-        true
-    }
-
     fn record_ahead(
         &mut self,
         records: &[Record<'_>],
@@ -141,6 +137,17 @@ impl Backend for PgStore {
     ) -> Result<PendingRecord> {
         let pending = PgStore::record_ahead(self, records, names, serial, hold)?;
         Ok(PendingRecord::sent(pending))
+    }
+
+    fn record_last(
+        &mut self,
+        records: &[Record<'_>],
+        names: &Names,
+        serial: u64,
+        update: Box<dyn FnOnce(&mut HistoryEntry) + '_>,
+    ) -> Result<(PendingRecord, Result<()>)> {
+        let pending = PgStore::record_last(self, records, names, serial, update)?;
+        Ok((PendingRecord::sent(pending), Ok(())))
     }
 
     fn settle(&mut self, pending: Box<dyn Pending>) -> Result<()> {

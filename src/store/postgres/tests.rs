@@ -806,6 +806,81 @@ fn every_write_makes_a_new_commit_id_that_readers_see_and_a_restore_never_reuses
     assert!(seen.iter().all(|c| c.len() == 32), "{seen:?}");
 }
 
+/// The run's last group goes ahead with the final entry in one statement: once durable, the
+/// run has ended and its entry says how.
+#[test]
+fn the_last_record_carries_the_runs_final_entry() {
+    let Some(db) = TestDb::create() else { return };
+    let mut store = PgStore::open(db.target("p"), 1, "h", writer("apply", None)).unwrap();
+    store.begin(crate::store::HistoryEntry::now("apply", None));
+    let a = attrs(&[(0, "m")]);
+    let one = |account| Record {
+        set: vec![(account, &a)],
+        ..Default::default()
+    };
+    let first = store.record_ahead(&[one("u1")], &names(), 1, ()).unwrap();
+    let last = store
+        .record_last(&[one("u2")], &names(), 1, |e| e.status = "complete".into())
+        .unwrap();
+    store.settle(first).unwrap();
+    assert!(
+        store.run_mut().is_some(),
+        "the run ends with its last record"
+    );
+    store.settle(last).unwrap();
+    assert!(store.run_mut().is_none());
+    let reader = PgStore::open_existing(db.target("p")).unwrap().unwrap();
+    let history = reader.history().unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(
+        (history[0].status.as_str(), history[0].accounts_set),
+        ("complete", 2)
+    );
+    assert_eq!(
+        history[0].commit_id.as_ref(),
+        Some(&reader.meta().commit_id)
+    );
+    assert_eq!(reader.account_count().unwrap(), 2);
+}
+
+/// Records pipelined behind one the database refused commit nothing: the final entry never
+/// claims what failed, and the run is still under way (its entry saying `interrupted`).
+#[test]
+fn records_sent_behind_a_failed_one_commit_nothing() {
+    let Some(db) = TestDb::create() else { return };
+    let mut store = PgStore::open(db.target("p"), 1, "h", writer("apply", None)).unwrap();
+    store.begin(crate::store::HistoryEntry::now("apply", None));
+    // The database refuses u2's record (the statement fails, the connection stays).
+    db.sql(
+        "CREATE FUNCTION refuse_u2() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE 'no u2'; END $$;
+         CREATE TRIGGER refuse_u2 BEFORE INSERT ON timattr_accounts
+           FOR EACH ROW WHEN (NEW.account = 'u2') EXECUTE FUNCTION refuse_u2()",
+    );
+    let a = attrs(&[(0, "m")]);
+    let one = |account| Record {
+        set: vec![(account, &a)],
+        ..Default::default()
+    };
+    let first = store.record_ahead(&[one("u1")], &names(), 1, ()).unwrap();
+    let failing = store.record_ahead(&[one("u2")], &names(), 1, ()).unwrap();
+    let behind = store.record_ahead(&[one("u3")], &names(), 1, ()).unwrap();
+    let last = store
+        .record_last(&[one("u4")], &names(), 1, |e| e.status = "complete".into())
+        .unwrap();
+    store.settle(first).unwrap();
+    assert!(store.settle(failing).is_err());
+    assert!(store.settle(behind).is_err());
+    assert!(store.settle(last).is_err());
+    assert!(store.run_mut().is_some());
+    let reader = PgStore::open_existing(db.target("p")).unwrap().unwrap();
+    assert_eq!(reader.account_count().unwrap(), 1);
+    let history = reader.history().unwrap();
+    assert_eq!(
+        (history[0].status.as_str(), history[0].accounts_set),
+        ("interrupted", 1)
+    );
+}
+
 #[test]
 fn every_serial_has_its_history_entry_written_with_the_commit_and_moves_with_exports() {
     let Some(db) = TestDb::create() else { return };

@@ -219,11 +219,14 @@ pub(super) const CAS: &str = "name = $1 AND lineage = $2 AND serial IN ($3, $4)
     AND EXISTS (SELECT 1 FROM timattr_locks WHERE project = $1 AND token = $5)";
 
 /// One statement recording a group of batches: the CAS bumps the serial, and only when it
-/// matched are the accounts merged (`||` sets names, `-` drops them; tags are united with the
+/// matched — and the project's commit is the record sent before this one (`$14`) or this one
+/// already (sent again after a lost connection), so that records pipelined behind a failed one
+/// commit nothing — are the accounts merged (`||` sets names, `-` drops them; tags are united with the
 /// added ones less the removed ones, sorted bytewise; an account left with nothing is deleted).
 pub(super) fn record_sql() -> String {
     format!(
-        "WITH cas AS (UPDATE timattr_projects SET serial = $4, commit_id = $11 WHERE {CAS} RETURNING 1),
+        "WITH cas AS (UPDATE timattr_projects SET serial = $4, commit_id = $11
+                      WHERE {CAS} AND commit_id IN ($14, $11) RETURNING 1),
          input AS (SELECT t.account, t.setv::jsonb AS setv, t.rm::jsonb AS rm,
                           t.tadd::jsonb AS tadd, t.trm::jsonb AS trm
                    FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
@@ -468,6 +471,10 @@ impl PgStore {
         let folded = fold(records, names)?;
         let (lineage, base, new, token) = self.cas(serial)?;
         let commit_id = random_id();
+        let after = self
+            .sent
+            .replace(commit_id.clone())
+            .unwrap_or_else(|| self.meta.commit_id.clone());
         if let Some(run) = self.run.as_mut() {
             run.entry.count(records);
         }
@@ -478,9 +485,11 @@ impl PgStore {
             new,
             token,
             commit_id,
+            after,
             folded,
             entry,
             key,
+            ends_run: false,
         }))
     }
 
@@ -505,9 +514,38 @@ impl PgStore {
         if matched != 1 {
             return Err(self.conflict());
         }
+        self.committed(&params, serial);
+        Ok(())
+    }
+
+    /// A record is durable: the project is at its commit, and a last record ends the run.
+    fn committed(&mut self, params: &RecordArgs, serial: u64) {
         self.meta.serial = serial;
         self.meta.commit_id = params.commit_id.clone();
-        Ok(())
+        if params.ends_run {
+            self.run = None;
+        }
+    }
+
+    /// Sends the run's last group ahead with the run's final entry, as `update` leaves it, in
+    /// one statement; the run ends when [`PgStore::settle`] finds it durable. It commits only
+    /// on top of every record sent before it, so the final entry never claims a record that
+    /// failed.
+    pub fn record_last(
+        &mut self,
+        records: &[Record<'_>],
+        names: &Names,
+        serial: u64,
+        update: impl FnOnce(&mut HistoryEntry),
+    ) -> Result<Pending> {
+        if let Some(run) = self.run.as_mut() {
+            update(&mut run.entry);
+        }
+        let mut params = self.record_params(records, names, serial)?;
+        Arc::get_mut(&mut params)
+            .expect("the parameters are not shared yet")
+            .ends_run = true;
+        self.send_ahead(params, serial, ())
     }
 
     /// Sends a group's record without waiting for the database's answer; [`PgStore::settle`]
@@ -521,18 +559,51 @@ impl PgStore {
         hold: impl Send + 'static,
     ) -> Result<Pending> {
         let params = self.record_params(records, names, serial)?;
+        self.send_ahead(params, serial, hold)
+    }
+
+    /// Queues the record statement on the connection now, so that records reach the database
+    /// in the order they were sent (each commits only on top of the one before it), and leaves
+    /// its answer to a task, which drops `hold` once the database has answered.
+    fn send_ahead(
+        &mut self,
+        params: RecordParams,
+        serial: u64,
+        hold: impl Send + 'static,
+    ) -> Result<Pending> {
+        if super::prepared_for(&self.prepared, &self.client).is_none() {
+            // After a reconnection: prepared first, so the statement below goes out at once.
+            let statement =
+                self.write(|client, _| async move { client.prepare(&record_sql()).await })?;
+            let key = Arc::as_ptr(&self.client) as usize;
+            *self.prepared.lock().expect("not poisoned") = Some((key, statement));
+        }
         let (client, t, prepared) = (
             self.client.clone(),
             self.target.clone(),
             self.prepared.clone(),
         );
         let key = Arc::as_ptr(&client) as usize;
-        let statement = record_statement(client, t, prepared, params.clone());
-        let handle = self.rt().spawn(async move {
-            let answer = statement.await;
-            drop(hold);
-            answer
-        });
+        let mut statement = Box::pin(record_statement(client, t, prepared, params.clone()));
+        // Its first poll hands the request to the connection (the statement is prepared on
+        // this client); a task on the runtime waits for the answer.
+        let rt = self.rt();
+        let first = {
+            let _in = rt.enter();
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            statement.as_mut().poll(&mut cx)
+        };
+        let handle = match first {
+            std::task::Poll::Ready(answer) => {
+                drop(hold);
+                rt.spawn(async move { answer })
+            }
+            std::task::Poll::Pending => rt.spawn(async move {
+                let answer = statement.await;
+                drop(hold);
+                answer
+            }),
+        };
         Ok(Pending {
             handle,
             key,
@@ -551,8 +622,7 @@ impl PgStore {
         match answer {
             Ok(1) => {
                 // Records settle in the order they were sent: the last settled is the commit.
-                self.meta.serial = pending.serial;
-                self.meta.commit_id = pending.params.commit_id.clone();
+                self.committed(&pending.params, pending.serial);
                 Ok(())
             }
             Ok(_) => Err(self.conflict()),
@@ -633,6 +703,8 @@ impl PgStore {
         self.meta.slot_types = types.clone();
         self.meta.serial = serial;
         self.meta.commit_id = commit_id;
+        // The next record commits on top of this one.
+        self.sent = None;
         Ok(())
     }
 
@@ -696,6 +768,10 @@ struct RecordArgs {
     token: String,
     /// The commit id the record gives the project (the same when it is sent again).
     commit_id: String,
+    /// The commit id of the record sent before it (or the project's): it commits only on top.
+    after: String,
+    /// Whether it carries the run's final entry (the run ends when it is durable).
+    ends_run: bool,
     folded: Folded,
     /// The run's history entry and the key that finds it (see `history_ctes`).
     entry: Option<String>,
@@ -755,6 +831,7 @@ async fn record_statement(
                 &p.commit_id,
                 &p.entry,
                 &p.key,
+                &p.after,
             ],
         )
         .await?;
