@@ -538,25 +538,33 @@ fn lock_key(name: &str) -> i64 {
     h as i64
 }
 
-#[test]
-fn a_writer_holding_the_postgres_lock_is_named() {
-    let Some(db) = TestDb::create() else { return };
+/// A project applied once with its state in `db`: the emulator, the project, the state URL,
+/// and a session of our own on the database (driven on the emulator's runtime).
+fn applied_in_postgres(db: &TestDb) -> (Emulator, Project, String, tokio_postgres::Client) {
     let emu = Emulator::start(Duration::ZERO, 0.0);
     let p = project(&emu.base_url());
     let url = db.url();
     let mut apply = p.cmd(&["apply", "--auto-approve"]);
     apply.env("TIMATTR_STATE", &url);
     Run(apply.output().unwrap()).expect(0);
-    // Another session takes the project's writer lock and names itself, as a writer does.
     let conninfo = format!(
         "host=127.0.0.1 port=5432 user=root dbname={} sslmode=disable",
         db.name
     );
-    let rt = &emu.runtime;
-    let (client, conn) = rt
+    let (client, conn) = emu
+        .runtime
         .block_on(tokio_postgres::connect(&conninfo, tokio_postgres::NoTls))
         .unwrap();
-    rt.spawn(conn);
+    emu.runtime.spawn(conn);
+    (emu, p, url, client)
+}
+
+#[test]
+fn a_writer_holding_the_postgres_lock_is_named() {
+    let Some(db) = TestDb::create() else { return };
+    let (emu, p, url, client) = applied_in_postgres(&db);
+    let rt = &emu.runtime;
+    // Another session takes the project's writer lock and names itself, as a writer does.
     rt.block_on(client.batch_execute(&format!(
         "SELECT pg_advisory_lock({});
          UPDATE timattr_locks SET command = 'import', host = 'runner-7', pid = 4242 WHERE project = 'app-1400000000';",
@@ -590,21 +598,8 @@ fn a_writer_holding_the_postgres_lock_is_named() {
 #[test]
 fn a_postgres_project_of_another_app_fails_unless_it_recorded_nothing() {
     let Some(db) = TestDb::create() else { return };
-    let emu = Emulator::start(Duration::ZERO, 0.0);
-    let p = project(&emu.base_url());
-    let url = db.url();
-    let mut apply = p.cmd(&["apply", "--auto-approve"]);
-    apply.env("TIMATTR_STATE", &url);
-    Run(apply.output().unwrap()).expect(0);
-    let conninfo = format!(
-        "host=127.0.0.1 port=5432 user=root dbname={} sslmode=disable",
-        db.name
-    );
+    let (emu, p, url, client) = applied_in_postgres(&db);
     let rt = &emu.runtime;
-    let (client, conn) = rt
-        .block_on(tokio_postgres::connect(&conninfo, tokio_postgres::NoTls))
-        .unwrap();
-    rt.spawn(conn);
     let sql = |q: &str| rt.block_on(client.batch_execute(q)).unwrap();
     sql("UPDATE timattr_projects SET sdkappid = 1400000999, endpoint_host = 'other.example' WHERE name = 'app-1400000000'");
     let (run, doc) = doctor_json(&p, &[], &[("TIMATTR_STATE", &url)]);
